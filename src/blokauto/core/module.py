@@ -1,0 +1,260 @@
+"""The module framework: a domain module declares itself once, the framework does the rest.
+
+A ``Module`` declares its messages (a Struct, a handler, which roles may send it and which
+parties must co-sign), its events, parameters, derived index tables, queries, and any small
+Protocol it provides to other modules. The framework checks signers and roles before calling a
+handler, so handlers hold only domain rules; the API, CLI and SDK are generated from these
+declarations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Final, Iterable, Protocol, TypeVar, runtime_checkable
+
+import msgspec
+
+from .state import Overlay, StateReader
+from .tx import Message
+
+ANYONE: Final = "anyone"
+"""Any valid key may send (vehicle owners, buyers, devices); revoked member keys still may not."""
+
+MEMBER: Final = "member"
+"""Any active member key of any organisation."""
+
+T = TypeVar("T")
+MessageT = TypeVar("MessageT", bound=Message)
+
+
+class Event(msgspec.Struct, tag_field="type", frozen=True, kw_only=True):
+    """Base of every event. Subclasses set ``tag="module.event_name"``."""
+
+
+@dataclass(frozen=True)
+class SignerInfo:
+    """What the consortium knows about a key that belongs to an organisation."""
+
+    did: str
+    org: str
+    roles: frozenset[str]
+    status: str  # "active", "revoked" or "rotated"
+    since: int  # height of the last status change
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
+
+
+@runtime_checkable
+class Directory(Protocol):
+    """Who a key is: provided by the governance module, used to authorise every transaction."""
+
+    def signer(self, state: StateReader, did: str) -> SignerInfo | None: ...
+
+
+class Party(Protocol):
+    """Someone who must co-sign a transaction."""
+
+    def satisfied_by(self, did: str, info: SignerInfo | None) -> bool: ...
+
+    def describe(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class KeyParty:
+    """That exact key (an owner, a buyer, a device, a key proving possession)."""
+
+    did: str
+    label: str = ""
+
+    def satisfied_by(self, did: str, info: SignerInfo | None) -> bool:
+        return did == self.did
+
+    def describe(self) -> str:
+        return f"{self.label} {self.did}".strip()
+
+
+@dataclass(frozen=True)
+class OrgParty:
+    """Any active key of organisation ``org`` holding ``role``."""
+
+    org: str
+    role: str
+
+    def satisfied_by(self, did: str, info: SignerInfo | None) -> bool:
+        return info is not None and info.active and info.org == self.org and self.role in info.roles
+
+    def describe(self) -> str:
+        return f"a {self.role} key of organisation {self.org!r}"
+
+
+Handler = Callable[[Overlay, "Context", Any], None]
+Cosigners = Callable[[StateReader, "Context", Any], Iterable[Party]]
+
+
+@dataclass(frozen=True)
+class MessageSpec:
+    type: str
+    struct: type[Message]
+    handler: Handler
+    roles: frozenset[str] | str  # a set of roles, or ANYONE / MEMBER
+    cosigners: Cosigners | None
+    doc: str
+    module: str
+
+    def describe_roles(self) -> str:
+        if isinstance(self.roles, str):
+            return self.roles
+        return " or ".join(sorted(self.roles))
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """A chain parameter: integer, bounded, changed only by a governance vote."""
+
+    name: str
+    default: int
+    min: int
+    max: int
+    doc: str
+
+
+@dataclass(frozen=True)
+class IndexTable:
+    """A derived SQL table written by handlers and rebuilt by replaying blocks.
+
+    ``columns`` are (name, SQL type) pairs with types TEXT, INTEGER or BLOB; ``key`` is the
+    primary key; ``lookups`` are extra indexes for queries.
+    """
+
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    key: tuple[str, ...]
+    lookups: tuple[tuple[str, ...], ...] = ()
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c for c, _ in self.columns)
+
+
+class QueryView(Protocol):
+    """What a query may read: state values and index rows (never writes)."""
+
+    height: int
+
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def rows(self, table: IndexTable, where: dict[str, Any], *, order: tuple[str, ...] = (),
+             limit: int = 100, offset: int = 0, descending: bool = False) -> list[dict[str, Any]]: ...
+
+    def count(self, table: IndexTable, where: dict[str, Any]) -> int: ...
+
+
+@dataclass(frozen=True)
+class QuerySpec:
+    name: str
+    func: Callable[..., Any]
+    params: type[msgspec.Struct] | None
+    doc: str
+    module: str
+    proof_keys: Callable[[Any], list[bytes]] | None = None
+
+
+@dataclass
+class Module:
+    """One domain: ``governance = Module("governance", "Organisations, keys, votes")``."""
+
+    name: str
+    doc: str
+    messages: dict[str, MessageSpec] = field(default_factory=dict)
+    events: dict[str, type[Event]] = field(default_factory=dict)
+    queries: dict[str, QuerySpec] = field(default_factory=dict)
+    indexes: list[IndexTable] = field(default_factory=list)
+    params: list[ParamSpec] = field(default_factory=list)
+    provides: dict[type, Any] = field(default_factory=dict)
+    genesis: Callable[[Overlay, "Context", Any], None] | None = None
+
+    def message(self, struct: type[MessageT], *, roles: Iterable[str] | str,
+                cosigners: Cosigners | None = None) -> Callable[[Handler], Handler]:
+        tag = struct.__struct_config__.tag
+        if not isinstance(tag, str) or not tag.startswith(self.name + "."):
+            raise TypeError(f"{struct.__name__} needs tag='{self.name}.<name>'")
+        role_set: frozenset[str] | str = roles if isinstance(roles, str) else frozenset(roles)
+
+        def register(handler: Handler) -> Handler:
+            self.messages[tag] = MessageSpec(tag, struct, handler, role_set, cosigners,
+                                             (handler.__doc__ or struct.__doc__ or "").strip(), self.name)
+            return handler
+
+        return register
+
+    def event(self, cls: type[Event]) -> type[Event]:
+        tag = cls.__struct_config__.tag
+        if not isinstance(tag, str) or not tag.startswith(self.name + "."):
+            raise TypeError(f"{cls.__name__} needs tag='{self.name}.<name>'")
+        self.events[tag] = cls
+        return cls
+
+    def query(self, name: str, params: type[msgspec.Struct] | None = None, *,
+              proof_keys: Callable[[Any], list[bytes]] | None = None) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        def register(func: Callable[..., T]) -> Callable[..., T]:
+            self.queries[name] = QuerySpec(name, func, params, (func.__doc__ or "").strip(), self.name, proof_keys)
+            return func
+
+        return register
+
+    def index(self, name: str, columns: Iterable[tuple[str, str]], key: Iterable[str],
+              lookups: Iterable[Iterable[str]] = ()) -> IndexTable:
+        table = IndexTable(f"ix_{self.name}_{name}", tuple(columns), tuple(key), tuple(tuple(x) for x in lookups))
+        self.indexes.append(table)
+        return table
+
+    def param(self, name: str, default: int, *, min: int, max: int, doc: str) -> ParamSpec:
+        spec = ParamSpec(name, default, min, max, doc)
+        self.params.append(spec)
+        return spec
+
+
+class Context:
+    """What a handler knows about the transaction it is executing (no clock but the block's)."""
+
+    __slots__ = ("chain", "height", "time", "tx_id", "sender", "signers", "member", "params",
+                 "events", "index_ops", "_registry")
+
+    def __init__(self, registry: Any, chain: str, height: int, time: int, tx_id: bytes, sender: str,
+                 signers: tuple[str, ...], params: dict[str, int]) -> None:
+        self._registry = registry
+        self.chain = chain
+        self.height = height
+        self.time = time
+        self.tx_id = tx_id
+        self.sender = sender
+        self.signers = signers
+        self.member: SignerInfo | None = None
+        self.params = params
+        self.events: list[Event] = []
+        self.index_ops: list[tuple[IndexTable, bool, dict[str, Any]]] = []
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+    def index_put(self, table: IndexTable, **row: Any) -> None:
+        self.index_ops.append((table, True, row))
+
+    def index_delete(self, table: IndexTable, **key: Any) -> None:
+        self.index_ops.append((table, False, key))
+
+    def need(self, protocol: type[T]) -> T:
+        """The implementation of ``protocol`` another module provides."""
+        return self._registry.provider(protocol)
+
+    def param(self, name: str) -> int:
+        return self.params[name]
+
+    def check_param(self, name: str, value: int) -> None:
+        self._registry.check_param(name, value)
+
+    def set_param(self, state: Overlay, name: str, value: int) -> None:
+        """Change a chain parameter (takes effect from the next block)."""
+        self._registry.set_param(state, name, value)

@@ -1,0 +1,87 @@
+"""The set of modules a chain runs, wired together: messages, codec, parameters, providers."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, TypeVar
+
+from .block import Genesis
+from .errors import DomainError
+from .module import Context, Directory, IndexTable, MessageSpec, Module, ParamSpec, QuerySpec
+from .state import Item, Overlay, StateReader
+from .tx import TxCodec
+
+T = TypeVar("T")
+
+CORE_PARAMS = (
+    ParamSpec("max_tx_bytes", 65_536, 1_024, 1_048_576, "Largest transaction accepted, in bytes."),
+    ParamSpec("max_tx_ttl_ms", 3_600_000, 1_000, 7 * 24 * 3_600_000,
+              "How long after the block time a transaction may stay valid; bounds the replay window."),
+    ParamSpec("max_block_txs", 10_000, 1, 100_000, "Most transactions in one block."),
+)
+
+PARAMS: Item[dict[str, int]] = Item("chain/params", dict[str, int], default=dict)
+
+
+class InvalidParameter(DomainError):
+    code = "invalid_parameter"
+    template = "Parameter {name!r} {reason}."
+
+
+class Registry:
+    """All modules of a chain. Built once; read-only afterwards."""
+
+    def __init__(self, modules: Iterable[Module]) -> None:
+        self.modules: dict[str, Module] = {}
+        self.messages: dict[str, MessageSpec] = {}
+        self.queries: dict[tuple[str, str], QuerySpec] = {}
+        self.indexes: list[IndexTable] = []
+        self.params: dict[str, ParamSpec] = {p.name: p for p in CORE_PARAMS}
+        self._providers: dict[type, Any] = {}
+        for m in modules:
+            if m.name in self.modules:
+                raise ValueError(f"module {m.name} registered twice")
+            self.modules[m.name] = m
+            self.messages.update(m.messages)
+            self.queries.update({(m.name, q): spec for q, spec in m.queries.items()})
+            self.indexes.extend(m.indexes)
+            for p in m.params:
+                if p.name in self.params:
+                    raise ValueError(f"parameter {p.name} declared twice")
+                self.params[p.name] = p
+            self._providers.update(m.provides)
+        self.codec = TxCodec({t: s.struct for t, s in self.messages.items()})
+        self.directory: Directory = self.provider(Directory)
+
+    def provider(self, protocol: type[T]) -> T:
+        try:
+            return self._providers[protocol]
+        except KeyError:
+            raise LookupError(f"no module provides {protocol.__name__}") from None
+
+    def read_params(self, state: StateReader) -> dict[str, int]:
+        values = {name: p.default for name, p in self.params.items()}
+        values.update(PARAMS.get(state))
+        return values
+
+    def check_param(self, name: str, value: int) -> None:
+        spec = self.params.get(name)
+        if spec is None:
+            raise InvalidParameter(name=name, reason=f"is unknown; known: {', '.join(sorted(self.params))}")
+        if not spec.min <= value <= spec.max:
+            raise InvalidParameter(name=name, reason=f"must be between {spec.min} and {spec.max}, not {value}")
+
+    def set_param(self, state: Overlay, name: str, value: int) -> None:
+        self.check_param(name, value)
+        current = dict(PARAMS.get(state))
+        current[name] = value
+        PARAMS.put(state, current)
+
+    def apply_genesis(self, state: Overlay, genesis: Genesis) -> list[tuple[IndexTable, bool, dict[str, Any], int]]:
+        """Write the genesis state; returns the index rows it derives (block 0 has no txs)."""
+        for name, value in sorted(genesis.params.items()):
+            self.set_param(state, name, value)
+        ctx = Context(self, genesis.chain, 0, genesis.time, bytes(32), "", (), self.read_params(state))
+        for m in self.modules.values():
+            if m.genesis is not None:
+                m.genesis(state, ctx, genesis)
+        return [(table, put, row, 0) for table, put, row in ctx.index_ops]

@@ -1,0 +1,14 @@
+"""Domain modules. ``default_registry()`` is the set every blokauto chain runs."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from ..core.registry import Registry
+
+
+@lru_cache(maxsize=1)
+def default_registry() -> Registry:
+    from .governance import module as governance
+
+    return Registry([governance])
