@@ -35,7 +35,7 @@ class BlockOutcome:
     writes: dict[bytes, bytes | None]
     node_writes: dict[str, smt.Node | None]
     index_ops: list[tuple[IndexTable, bool, dict[str, Any], int]]
-    accepted: list[tuple[bytes, int]] = field(default_factory=list)  # (id, expires) now in the replay window
+    accepted: list[tuple[bytes, int, int]] = field(default_factory=list)  # (id, expires, index) in the replay window
 
     @property
     def hash(self) -> bytes:
@@ -45,6 +45,20 @@ class BlockOutcome:
 def state_changes(writes: dict[bytes, bytes | None]) -> dict[bytes, bytes | None]:
     """State writes as tree changes: key hash -> value hash (None deletes)."""
     return {smt.key_hash(k): (None if v is None else smt.value_hash(v)) for k, v in writes.items()}
+
+
+def merge_tx_index(index: dict[bytes, tuple[bytes, int, int, int]], outcome: BlockOutcome) -> None:
+    """Add a block to a tx index (id -> (id, height, position, expiry)).
+
+    Every transaction gets a row; the one that consumed its id (expiry > 0) wins over any other
+    copy of the same id, before or after it, so a receipt lookup finds the transaction that counted.
+    """
+    h = outcome.header.height
+    for i, txid in enumerate(outcome.tx_ids):
+        if txid not in index:
+            index[txid] = (txid, h, i, 0)
+    for txid, expires, i in outcome.accepted:
+        index[txid] = (txid, h, i, expires)
 
 
 def make_block(registry: Registry, ledger: LedgerReader, window: ReplayWindow, *, prev: Header, time: int,
@@ -91,12 +105,15 @@ def make_genesis_block(registry: Registry, genesis: Genesis, ledger: LedgerReade
 class MemoryLedger:
     """A whole ledger in memory: state, tree nodes, index rows, headers and the replay window."""
 
-    def __init__(self, registry: Registry, genesis: Genesis) -> None:
+    def __init__(self, registry: Registry, genesis: Genesis, *, keep_blocks: bool = True) -> None:
         self.registry = registry
+        self.keep_blocks = keep_blocks
         self.genesis = genesis
         self.state: dict[bytes, bytes] = {}
         self.nodes: dict[str, smt.Node] = {}
         self.index: dict[str, dict[tuple, dict[str, Any]]] = {t.name: {} for t in registry.indexes}
+        self.index_heights: dict[str, dict[tuple, int]] = {t.name: {} for t in registry.indexes}
+        self.tx_index: dict[bytes, tuple[bytes, int, int, int]] = {}
         self.window = ReplayWindow()
         self.headers: list[Header] = []
         self.blocks: list[BlockOutcome] = []
@@ -128,15 +145,20 @@ class MemoryLedger:
                 self.nodes.pop(p, None)
             else:
                 self.nodes[p] = n
+        h = outcome.header.height
         for table, put, row, _ in outcome.index_ops:
             rows = self.index[table.name]
             pk = tuple(row[c] for c in table.key)
             if put:
                 rows[pk] = dict(row)
+                self.index_heights[table.name][pk] = h
             else:
                 rows.pop(pk, None)
+                self.index_heights[table.name].pop(pk, None)
+        merge_tx_index(self.tx_index, outcome)
         self.headers.append(outcome.header)
-        self.blocks.append(outcome)
+        if self.keep_blocks:
+            self.blocks.append(outcome)
 
     def add_block(self, txs: list[BlockTx], time: int | None = None) -> BlockOutcome:
         t = self.head.time + 1 if time is None else time

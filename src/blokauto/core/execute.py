@@ -56,6 +56,12 @@ class RefusedTx(msgspec.Struct, frozen=True):
 
 BlockTx = CheckedTx | RefusedTx
 
+#: Codes only the stateless checks give: a receipt with one of them belongs to a ``RefusedTx``.
+STATELESS_CODES = frozenset({
+    "malformed_tx", "tx_too_large", "unknown_message", "bad_signature", "missing_signature",
+    "duplicate_signer", "invalid_key",
+})
+
 
 class ReplayWindow:
     """Ids of included transactions that have not expired: a transaction is accepted once.
@@ -104,7 +110,7 @@ class BlockResult:
     receipt_bytes: list[bytes]
     writes: dict[bytes, bytes | None]
     index_ops: list[tuple[IndexTable, bool, dict[str, Any], int]] = field(default_factory=list)
-    accepted: list[tuple[bytes, int]] = field(default_factory=list)  # (id, expires) consumed
+    accepted: list[tuple[bytes, int, int]] = field(default_factory=list)  # (id, expires, index) consumed
 
 
 def authorise(registry: Registry, state: StateReader, ctx: Context, spec: MessageSpec, checked: CheckedTx) -> None:
@@ -187,7 +193,7 @@ def execute_block(registry: Registry, reader: StateReader, window: ReplayWindow,
     window.prune(time)
     receipts: list[Receipt] = []
     index_ops: list = []
-    accepted: list[tuple[bytes, int]] = []
+    accepted: list[tuple[bytes, int, int]] = []
     for i, item in enumerate(txs):
         if isinstance(item, RefusedTx):
             receipt = Receipt(tx=item.id.hex(), ok=False, code=item.code, detail=item.detail)
@@ -196,6 +202,6 @@ def execute_block(registry: Registry, reader: StateReader, window: ReplayWindow,
                                           params=params, checked=item, index_ops=index_ops, tx_index=i)
             if expires is not None:
                 window.add(item.id, expires, height)
-                accepted.append((item.id, expires))
+                accepted.append((item.id, expires, i))
         receipts.append(receipt)
     return BlockResult(receipts, [canonical(r) for r in receipts], state.writes, index_ops, accepted)

@@ -8,8 +8,9 @@ module = Module(
 )
 
 VOTE_THRESHOLD = module.param(
-    "vote_threshold_pct", 67, min=1, max=100,
-    doc="Share of active organisations (percent, rounded up) whose yes votes pass a proposal.",
+    "vote_threshold_pct", 66, min=1, max=100,
+    doc="Share of active organisations (percent) whose yes votes pass a proposal; 66 is two thirds, rounded up "
+        "to whole organisations (2 of 3, 3 of 4, 4 of 5).",
 )
 PROPOSAL_TTL = module.param(
     "proposal_ttl_ms", 7 * 24 * 3_600_000, min=60_000, max=365 * 24 * 3_600_000,

@@ -1,0 +1,228 @@
+"""The HTTP API: a thin adapter over the node, with routes generated from module declarations.
+
+    POST /v1/txs                 submit one signed transaction -> 202 {"id"} (?wait=S: its receipt)
+    POST /v1/txs/batch           submit a JSON array of transactions -> per-item id or error
+    GET  /v1/txs/{id}            receipt with tx and receipt inclusion proofs and the checkpoint
+    GET  /v1/blocks/{height|latest}, /v1/checkpoints/{height|latest}
+    GET  /v1/state/{key}         value (or absence) with its state proof and checkpoint
+    GET  /v1/q/{module}/{query}  module queries (one route per declared query)
+    GET  /v1/events              server-sent events, resumable with Last-Event-ID or ?from_height
+    GET  /v1/status, /v1/genesis, /v1/messages, /v1/params, /v1/queries
+    GET  /schema                 OpenAPI
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, AsyncIterator
+
+import msgspec
+from litestar import Litestar, Request, Response, get, post
+from litestar.openapi import OpenAPIConfig
+from litestar.response import ServerSentEvent
+from litestar.response.sse import ServerSentEventMessage
+
+from ..core.encoding import to_builtins
+from ..core.errors import MalformedTx, RequestError, TxTooLarge
+from ..node.engine import CommittedBlock
+from ..node.node import Node
+from ..node.reader import ChainReader, block_events, parse_event_id
+from .errors import EXCEPTION_HANDLERS
+
+MAX_BATCH = 5_000
+MAX_WAIT_S = 60.0
+HEARTBEAT_S = 15.0
+
+
+class BadTxId(RequestError):
+    code = "bad_tx_id"
+    template = "{value!r} is not a transaction id (64 lowercase hex digits)."
+
+
+class BatchTooLarge(RequestError):
+    code = "batch_too_large"
+    http_status = 413
+    template = "A batch holds at most {limit} transactions, not {size}; split it."
+
+
+def _txid(value: str) -> bytes:
+    try:
+        txid = bytes.fromhex(value)
+    except ValueError:
+        raise BadTxId(value=value[:80]) from None
+    if len(txid) != 32 or txid.hex() != value:
+        raise BadTxId(value=value[:80])
+    return txid
+
+
+def _wait_s(wait: float) -> float:
+    return max(0.0, min(float(wait), MAX_WAIT_S))
+
+
+def create_app(node: Node) -> Litestar:
+    engine = node.engine
+    registry = node.registry
+    reader = ChainReader(registry, engine.blocks, engine.state)
+
+    async def _receipt(txid: bytes, wait: float) -> dict[str, Any]:
+        if wait > 0:
+            fut = engine.receipt_future(txid)
+            try:
+                await asyncio.wait_for(asyncio.wrap_future(fut), wait)
+            except asyncio.TimeoutError:
+                pass
+            finally:
+                engine.forget_waiter(txid, fut)
+        return await asyncio.to_thread(lambda: reader.tx(txid, engine.locate(txid)))
+
+    @post("/v1/txs", status_code=202, summary="Submit a signed transaction")
+    async def submit_tx(request: Request, wait: float = 0.0) -> Response:
+        """Stateless checks, replay and authorisation run before the answer: a refusal is a 4xx
+        with a stable code. ``wait`` (seconds, up to 60) also waits for the receipt."""
+        raw = await request.body()
+        limit = engine.params.get("max_tx_bytes", 65_536)
+        if len(raw) > limit:
+            raise TxTooLarge(size=len(raw), limit=limit)
+        txid = await asyncio.wrap_future(node.submit([raw])[0])
+        if wait > 0:
+            return Response(await _receipt(txid, _wait_s(wait)), status_code=200)
+        return Response({"id": txid.hex(), "status": "accepted"}, status_code=202)
+
+    @post("/v1/txs/batch", status_code=200, summary="Submit many signed transactions")
+    async def submit_batch(request: Request) -> dict[str, Any]:
+        """A JSON array of signed transactions; each gets its id or its own refusal."""
+        body = await request.body()
+        try:
+            items = msgspec.json.decode(body, type=list[msgspec.Raw])
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            raise MalformedTx(reason=f"a batch is a JSON array of transactions ({exc})") from None
+        if len(items) > MAX_BATCH:
+            raise BatchTooLarge(limit=MAX_BATCH, size=len(items))
+        results = await asyncio.wrap_future(node.submit_all([bytes(i) for i in items]))
+        out = [{"error": r.to_dict()} if isinstance(r, Exception) else {"id": r.hex()} for r in results]
+        return {"accepted": sum(1 for r in out if "id" in r), "results": out}
+
+    @get("/v1/txs/{tx_id:str}", summary="A transaction's receipt with inclusion proofs")
+    async def get_tx(tx_id: str, wait: float = 0.0) -> dict[str, Any]:
+        return await _receipt(_txid(tx_id), _wait_s(wait))
+
+    @get("/v1/blocks/latest", sync_to_thread=True, summary="The newest block")
+    def latest_block(full: bool = False) -> dict[str, Any]:
+        return reader.block(engine.head.height, full=full)  # type: ignore[union-attr]
+
+    @get("/v1/blocks/{height:int}", sync_to_thread=True, summary="A block's header, ids and attestations")
+    def get_block(height: int, full: bool = False) -> dict[str, Any]:
+        return reader.block(height, full=full)
+
+    @get("/v1/checkpoints/latest", sync_to_thread=True, summary="The newest checkpoint")
+    def latest_checkpoint() -> dict[str, Any]:
+        return to_builtins(reader.checkpoint(engine.head.height))  # type: ignore[union-attr]
+
+    @get("/v1/checkpoints/{height:int}", sync_to_thread=True, summary="A header with its node attestations")
+    def get_checkpoint(height: int) -> dict[str, Any]:
+        return to_builtins(reader.checkpoint(height))
+
+    @get("/v1/state/{key:path}", summary="A state value with its proof")
+    async def get_state(key: str, min_height: int = -1) -> dict[str, Any]:
+        """``min_height`` waits (up to 10 s) until the state reflects that block, for read-your-writes."""
+        if min_height > engine.state.flushed_height:
+            await asyncio.to_thread(engine.state.wait_flushed, min_height, 10.0)
+        return await asyncio.to_thread(reader.state_value, key.lstrip("/").encode())
+
+    @get("/v1/status", summary="Node status")
+    async def status() -> dict[str, Any]:
+        return node.status()
+
+    @get("/v1/genesis", summary="The trust anchor: chain id, founding organisations, node keys, quorum")
+    async def genesis() -> dict[str, Any]:
+        return {**to_builtins(engine.genesis), "hash": engine.genesis.hash().hex()}
+
+    @get("/v1/messages", summary="Message types, who may send them and their JSON schema")
+    async def messages() -> list[dict[str, Any]]:
+        out = []
+        for t, spec in sorted(registry.messages.items()):
+            roles = spec.roles if isinstance(spec.roles, str) else sorted(spec.roles)
+            out.append({"type": t, "module": spec.module, "doc": spec.doc, "roles": roles,
+                        "cosigners": spec.cosigners is not None,
+                        "schema": msgspec.json.schema(spec.struct)})
+        return out
+
+    @get("/v1/params", summary="Chain parameters: value, bounds, meaning")
+    async def params() -> list[dict[str, Any]]:
+        values = engine.params
+        return [{"name": p.name, "value": values.get(p.name, p.default), "default": p.default,
+                 "min": p.min, "max": p.max, "doc": p.doc} for p in registry.params.values()]
+
+    @get("/v1/queries", summary="Module queries and their parameters")
+    async def queries() -> list[dict[str, Any]]:
+        return [{"module": m, "name": n, "path": f"/v1/q/{m}/{n}", "doc": spec.doc,
+                 "params": msgspec.json.schema(spec.params) if spec.params else None}
+                for (m, n), spec in sorted(registry.queries.items())]
+
+    def query_route(module: str, name: str, doc: str):  # one documented route per declared query
+        @get(f"/v1/q/{module}/{name}", sync_to_thread=True, summary=f"{module}.{name}", description=doc,
+             operation_id=f"query_{module}_{name}", name=f"query-{module}-{name}")
+        def handler(request: Request) -> dict[str, Any]:
+            return reader.query(module, name, dict(request.query_params))
+
+        return handler
+
+    @get("/v1/events", summary="Committed events as server-sent events (resumable)")
+    async def events(request: Request, from_height: int = -1) -> ServerSentEvent:
+        """Reconnect with the ``Last-Event-ID`` header (or ``?from_height=H``) to miss nothing."""
+        last = request.headers.get("last-event-id")
+        after = parse_event_id(last) if last else (from_height - 1 if from_height >= 0 else engine.head.height, 1 << 62, 1 << 62)  # type: ignore[union-attr]
+        return ServerSentEvent(_event_stream(after))
+
+    async def _event_stream(after: tuple[int, int, int]) -> AsyncIterator[ServerSentEventMessage]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[CommittedBlock | None] = asyncio.Queue()
+
+        def on_block(block: CommittedBlock) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, block)
+
+        unsubscribe = engine.subscribe(on_block)
+        try:
+            # Catch up from the block log, then follow live blocks, skipping what was sent.
+            head = engine.head.height  # type: ignore[union-attr]
+            if after[0] <= head:
+                backlog = await asyncio.to_thread(lambda: list(reader.events(after, head)))
+                for eid, ev in backlog:
+                    yield ServerSentEventMessage(data=msgspec.json.encode(ev).decode(), event=ev["type"], id=eid)
+            sent_height = max(head, after[0])
+            while True:
+                try:
+                    block = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
+                except asyncio.TimeoutError:
+                    yield ServerSentEventMessage(comment="keep-alive", data=None)
+                    continue
+                if block is None or queue.qsize() > 10_000:
+                    return  # the client is too slow: it reconnects with Last-Event-ID and misses nothing
+                h = block.header.height
+                if h <= sent_height:
+                    continue
+                if h > sent_height + 1:  # should not happen; fill any gap from the log
+                    gap = await asyncio.to_thread(lambda: list(reader.events((sent_height, 1 << 62, 1 << 62), h - 1)))
+                    for eid, ev in gap:
+                        yield ServerSentEventMessage(data=msgspec.json.encode(ev).decode(), event=ev["type"], id=eid)
+                for eid, ev in block_events(h, block.header.time, block.tx_ids, block.receipts):
+                    yield ServerSentEventMessage(data=msgspec.json.encode(ev).decode(), event=ev["type"], id=eid)
+                sent_height = h
+        finally:
+            unsubscribe()
+
+    handlers: list[Any] = [submit_tx, submit_batch, get_tx, latest_block, get_block, latest_checkpoint,
+                           get_checkpoint, get_state, status, genesis, messages, params, queries, events]
+    handlers += [query_route(m, n, spec.doc) for (m, n), spec in sorted(registry.queries.items())]
+
+    app = Litestar(
+        route_handlers=handlers,
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        openapi_config=OpenAPIConfig(title="blokauto node API", version="1", path="/schema",
+                                     description="A permissioned ledger for the whole life of a vehicle."),
+        request_max_body_size=MAX_BATCH * 70_000,
+        logging_config=None,
+        debug=False,
+    )
+    app.state.node = node
+    return app

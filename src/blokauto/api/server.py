@@ -1,0 +1,60 @@
+"""Serving the API with uvicorn on a socket we bind ourselves (so port 0 works and is known)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+
+import uvicorn
+
+from ..node.node import Node
+from .app import create_app
+
+
+class ApiServer:
+    def __init__(self, node: Node, host: str = "127.0.0.1", port: int = 0, *, log_level: str = "warning") -> None:
+        self.node = node
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.host, self.port = self.sock.getsockname()[:2]
+        config = uvicorn.Config(create_app(node), log_level=log_level, access_log=False, lifespan="on",
+                                timeout_graceful_shutdown=2)
+        self.server = uvicorn.Server(config)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def run(self) -> None:
+        """Serve until SIGINT/SIGTERM (call from the main thread)."""
+        self.server.run(sockets=[self.sock])
+
+    def start(self) -> str:
+        """Serve from a background thread; returns the base URL once it accepts connections."""
+        ready = threading.Event()
+
+        def serve() -> None:
+            asyncio.run(self._serve(ready))
+
+        self._thread = threading.Thread(target=serve, name="api", daemon=True)
+        self._thread.start()
+        if not ready.wait(30):
+            raise RuntimeError("the API server did not start")
+        return self.url
+
+    async def _serve(self, ready: threading.Event) -> None:
+        task = asyncio.create_task(self.server.serve(sockets=[self.sock]))
+        while not self.server.started and not task.done():
+            await asyncio.sleep(0.01)
+        ready.set()
+        await task
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(10)
+        logging.getLogger("blokauto.api").debug("stopped")

@@ -1,0 +1,121 @@
+"""Shared benchmark plumbing: a node in its own process, memory sampling, the raw verify limit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from ..core import crypto
+from ..core.tx import signing_bytes
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class NodeProcess:
+    """``blokauto node start`` as a child process on 127.0.0.1, stopped by PID."""
+
+    def __init__(self, data: Path, *, workers: int | None = None, block_txs: int = 2000, block_ms: int = 50,
+                 log: Path | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = [sys.executable, "-m", "blokauto.cli", "node", "start", "--data", str(data), "--port", str(self.port),
+               "--block-txs", str(block_txs), "--block-ms", str(block_ms)]
+        if workers:
+            cmd += ["--workers", str(workers)]
+        self._log = open(log or data / "node.log", "ab")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
+        self.pid = self.proc.pid
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the node exited with {self.proc.returncode}")
+            try:
+                if httpx.get(self.url + "/v1/status", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError("the node did not start")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+class RssSampler:
+    """Peak resident memory of a process and all its children, sampled every ``interval`` s."""
+
+    def __init__(self, pid: int, interval: float = 0.1) -> None:
+        self.pid = pid
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            root = psutil.Process(self.pid)
+        except psutil.Error:
+            return
+        while not self._stop.is_set():
+            try:
+                total = root.memory_info().rss + sum(c.memory_info().rss for c in root.children(recursive=True))
+            except psutil.Error:
+                total = 0
+            self.peak = max(self.peak, total)
+            self._stop.wait(self.interval)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def _verify_chunk(items: list[tuple[bytes, bytes, bytes]]) -> int:
+    ok = 0
+    for key, sig, msg in items:
+        ok += crypto.verify_signature(key, sig, msg)
+    return ok
+
+
+def raw_verify_limit(txs: list[Any], txids: list[bytes], workers: int | None = None) -> dict[str, Any]:
+    """PyNaCl verification of every signature of ``txs`` on all cores: the ceiling of the node."""
+    items = []
+    for tx, txid in zip(txs, txids):
+        msg = signing_bytes(txid)
+        for s in tx.sigs:
+            items.append((crypto.public_key_from_did(s.signer), bytes.fromhex(s.sig), msg))
+    n = workers or os.cpu_count() or 1
+    chunks = [items[i::n] for i in range(n)]
+    with ProcessPoolExecutor(n) as pool:
+        list(pool.map(_verify_chunk, [c[:10] for c in chunks]))  # start the workers before timing
+        t = time.perf_counter()
+        verified = sum(pool.map(_verify_chunk, chunks))
+        dt = time.perf_counter() - t
+    assert verified == len(items), "a benchmark signature did not verify"
+    return {"raw_limit_tx_per_s": round(len(txs) / dt), "raw_verifies_per_s": round(len(items) / dt),
+            "signatures_per_tx": round(len(items) / len(txs), 3), "cores": n}

@@ -1,0 +1,443 @@
+"""The ``blokauto`` command line."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import msgspec
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from ..core.encoding import canonical, to_builtins
+from ..core.errors import BlokautoError
+from ..core.tx import Tx
+from ..keystore import KeyStore
+from ..verify import VerificationError
+
+console = Console(highlight=False, emoji=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
+
+DEFAULT_DATA = Path("blokauto-data")
+DEFAULT_NODE = "http://127.0.0.1:8545"
+
+app = typer.Typer(
+    help="blokauto: a shared, verifiable ledger for the whole life of a vehicle.",
+    no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+)
+keys_app = typer.Typer(help="Signing keys kept in DATA/keys.", no_args_is_help=True)
+node_app = typer.Typer(help="Run a node.", no_args_is_help=True)
+tx_app = typer.Typer(help="Build, sign, submit and look up transactions.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks; each prints one JSON object.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(node_app, name="node")
+app.add_typer(tx_app, name="tx")
+app.add_typer(bench_app, name="bench")
+
+DataOpt = typer.Option(DEFAULT_DATA, "--data", "-d", envvar="BLOKAUTO_DATA", help="Data folder of the chain.")
+NodeOpt = typer.Option(DEFAULT_NODE, "--node", "-n", envvar="BLOKAUTO_NODE", help="Base URL of a node's API.")
+JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
+
+
+def fail(message: str, code: int = 1) -> None:
+    err_console.print(f"[bold red]error[/]: {escape(message)}")
+    raise typer.Exit(code)
+
+
+def cli_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn refusals and usage problems into one clear line and a non-zero exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except BlokautoError as exc:
+            fail(f"[{exc.code}] {exc.message}", 1)
+        except VerificationError as exc:
+            fail(f"verification failed: {exc}", 3)
+        except ConnectionError as exc:
+            fail(str(exc), 2)
+        except (FileNotFoundError, FileExistsError, ValueError, msgspec.ValidationError) as exc:
+            fail(str(exc), 2)
+
+    return wrapper
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(to_builtins(data), indent=2, sort_keys=True) + "\n")
+
+
+def _client(node: str, data: Path | None = None, trust: Path | None = None):
+    from ..client import Client
+
+    pinned = trust or (data / "genesis.json" if data is not None and (data / "genesis.json").exists() else None)
+    return Client(node, trust=pinned)
+
+
+# ---------------------------------------------------------------- init and keys
+
+
+@app.command()
+@cli_errors
+def init(
+    data: Path = DataOpt,
+    chain_id: str = typer.Option("blokauto-local", "--chain-id", help="Chain id (transactions name it)."),
+    org: list[str] = typer.Option(None, "--org", help="Founding organisation ID:ROLE[,ROLE...][:NAME]; repeat."),
+    quorum: int = typer.Option(1, help="Attestations a checkpoint needs."),
+    nodes_per_org: int = typer.Option(1, help="Node keys per organisation."),
+) -> None:
+    """Create a new chain: founding keys and genesis.json (the consortium's trust anchor)."""
+    from ..node.init import OrgSpec, init_chain
+
+    specs = [OrgSpec.parse(o) for o in (org or ["operator:regulator:Operator"])]
+    genesis = init_chain(data, chain=chain_id, orgs=specs, quorum=quorum, nodes_per_org=nodes_per_org)
+    console.print(f"[green]created chain[/] {genesis.chain!r} in {data}")
+    console.print(f"  trust anchor  {data / 'genesis.json'}  (hash {genesis.hash().hex()})")
+    for entry in KeyStore(data / "keys").entries():
+        console.print(f"  key {entry.name:<24} {entry.kind:<7} {entry.did}")
+    console.print(f"next: blokauto node start --data {data}")
+
+
+@keys_app.command("new")
+@cli_errors
+def keys_new(name: str, data: Path = DataOpt, node: bool = typer.Option(False, "--node", help="A node key."),
+             org: str = typer.Option("", help="Organisation it is meant for (informational).")) -> None:
+    """Create a key; prints its did:key."""
+    key = KeyStore(data / "keys").create(name, kind="node" if node else "member", org=org)
+    console.print(key.did)
+
+
+@keys_app.command("list")
+@cli_errors
+def keys_list(data: Path = DataOpt, as_json: bool = JsonOpt) -> None:
+    """Keys in DATA/keys."""
+    entries = KeyStore(data / "keys").entries()
+    if as_json:
+        print_json([{"name": e.name, "did": e.did, "kind": e.kind, "org": e.org} for e in entries])
+        return
+    table = Table("name", "kind", "org", "did")
+    for e in entries:
+        table.add_row(e.name, e.kind, e.org, e.did)
+    console.print(table)
+
+
+@keys_app.command("show")
+@cli_errors
+def keys_show(name: str, data: Path = DataOpt) -> None:
+    """Print a key's did:key."""
+    console.print(KeyStore(data / "keys").entry(name).did)
+
+
+# ---------------------------------------------------------------- node
+
+
+@node_app.command("start")
+@cli_errors
+def node_start(
+    data: Path = DataOpt,
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8545, help="Port to listen on (0: any free port)."),
+    node_key: Optional[str] = typer.Option(None, help="Name of the node key in DATA/keys."),
+    block_txs: int = typer.Option(2000, help="Cut a block at this many transactions..."),
+    block_ms: int = typer.Option(50, help="...or this many ms after the first one arrived."),
+    workers: Optional[int] = typer.Option(None, help="Signature-checking processes (default: one per core)."),
+) -> None:
+    """Run a node and its HTTP API until interrupted."""
+    from ..api.server import ApiServer
+    from ..keystore import KeyStore as _KS
+    from ..node.engine import EngineConfig
+    from ..node.node import Node
+    from .progress import progress_bar
+
+    key = _KS(data / "keys").load(node_key) if node_key else None
+    node = Node(data, node_key=key, config=EngineConfig(block_max_txs=block_txs, block_interval_ms=block_ms),
+                workers=workers)
+    with progress_bar("replaying blocks") as advance:
+        replayed = node.start(progress=advance)
+    try:
+        server = ApiServer(node, host, port)
+        st = node.status()
+        console.print(f"node {st['node']} of chain {st['chain']!r} at height {st['height']}"
+                      + (f" (replayed {replayed} blocks)" if replayed else ""))
+        console.print(f"API on {server.url}  (OpenAPI: {server.url}/schema)  pid {os.getpid()}", soft_wrap=True)
+        sys.stdout.flush()
+        server.run()
+    finally:
+        node.stop()
+
+
+@app.command()
+@cli_errors
+def status(node: str = NodeOpt, data: Optional[Path] = typer.Option(None, "--data", "-d", help="Read a stopped node's folder instead."),
+           as_json: bool = JsonOpt) -> None:
+    """Chain, height, head and health of a node."""
+    if data is not None:
+        st = _offline_status(data)
+    else:
+        with _client(node) as c:
+            st = c.status()
+    if as_json:
+        print_json(st)
+        return
+    for k, v in st.items():
+        console.print(f"{k:<16} {v}")
+
+
+def _offline_status(data: Path) -> dict[str, Any]:
+    from ..store.blocks import BlockLog
+
+    if not (data / "chain.db").exists():
+        raise FileNotFoundError(f"{data} holds no chain")
+    log = BlockLog(data / "chain.db")
+    try:
+        h = log.height()
+        header = log.header(h)
+        genesis = log.genesis()
+        return {"chain": genesis.chain if genesis else None, "height": h,
+                "head": header.hash().hex() if header else None, "time": header.time if header else None,
+                "state_root": header.state_root if header else None,
+                "attestations": len(log.attestations(h))}
+    finally:
+        log.close()
+
+
+# ---------------------------------------------------------------- transactions
+
+
+def _message_data(data_json: Optional[str], sets: list[str]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    if data_json:
+        text = Path(data_json[1:]).read_text() if data_json.startswith("@") else data_json
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"the message data is not JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ValueError("the message data must be a JSON object")
+    for item in sets or []:
+        k, sep, v = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set {item!r} is not KEY=VALUE")
+        try:
+            data[k] = json.loads(v)
+        except json.JSONDecodeError:
+            data[k] = v
+    return data
+
+
+def _print_receipt(info: Any, as_json: bool) -> None:
+    if as_json:
+        print_json({"id": info.id, "height": info.height, "index": info.index, "receipt": info.receipt})
+        return
+    if info.ok:
+        console.print(f"[green]committed[/] {info.id} at height {info.height}")
+        for ev in info.events:
+            rest = {k: v for k, v in ev.items() if k != "type"}
+            console.print(f"  {ev['type']}  {json.dumps(rest, sort_keys=True)}")
+    else:
+        err = info.error
+        console.print(f"[red]failed[/] {info.id} at height {info.height}: {escape(f'[{err.code}] {err.message}')}")
+
+
+@tx_app.command("send")
+@cli_errors
+def tx_send(
+    type_: str = typer.Argument(..., metavar="TYPE", help="Message type, e.g. governance.add_member."),
+    data_json: Optional[str] = typer.Argument(None, metavar="DATA", help="Message fields as JSON, or @file.json."),
+    key: str = typer.Option(..., "--key", "-k", help="Sender key (name in DATA/keys)."),
+    cosign: list[str] = typer.Option(None, "--cosign", "-c", help="Co-signer key names; repeat."),
+    sets: list[str] = typer.Option(None, "--set", "-s", help="Field KEY=VALUE (JSON or text); repeat."),
+    ttl_s: int = typer.Option(600, help="Seconds the transaction stays valid."),
+    wait: float = typer.Option(30.0, help="Seconds to wait for the receipt (0: do not wait)."),
+    data: Path = DataOpt, node: str = NodeOpt, as_json: bool = JsonOpt,
+) -> None:
+    """Build, sign, submit and wait: the whole round trip."""
+    ks = KeyStore(data / "keys")
+    sender = ks.load(key)
+    cosigners = [ks.load(c) for c in cosign or []]
+    with _client(node, data) as c:
+        msg = c.message(type_, _message_data(data_json, sets))
+        tx = c.sign(c.build(msg, sender, ttl_ms=ttl_s * 1000), sender, *cosigners)
+        txid = c.submit(tx)
+        if wait <= 0:
+            console.print(txid)
+            return
+        _print_receipt(c.receipt(txid, wait=wait), as_json)
+
+
+@tx_app.command("build")
+@cli_errors
+def tx_build(
+    type_: str = typer.Argument(..., metavar="TYPE"),
+    data_json: Optional[str] = typer.Argument(None, metavar="DATA"),
+    sender: str = typer.Option(..., "--sender", help="Sender key name, or a did:key."),
+    sets: list[str] = typer.Option(None, "--set", "-s"),
+    out: Path = typer.Option(..., "--out", "-o", help="Where to write the unsigned transaction."),
+    ttl_s: int = typer.Option(3600, help="Seconds the transaction stays valid."),
+    data: Path = DataOpt, node: str = NodeOpt,
+) -> None:
+    """Write an unsigned transaction for others to sign (multi-party messages)."""
+    did = sender if sender.startswith("did:key:") else KeyStore(data / "keys").entry(sender).did
+    with _client(node, data) as c:
+        body = c.build(c.message(type_, _message_data(data_json, sets)), did, ttl_ms=ttl_s * 1000)
+    out.write_bytes(canonical({"body": body, "sigs": []}) + b"\n")
+    console.print(f"wrote {out}; sign it with: blokauto tx sign {out} --key NAME")
+
+
+def _read_tx(path: Path) -> Tx[Any]:
+    from ..modules import default_registry
+
+    return default_registry().codec.decode(path.read_bytes().strip())
+
+
+@tx_app.command("sign")
+@cli_errors
+def tx_sign(path: Path, key: list[str] = typer.Option(..., "--key", "-k", help="Key name(s) to sign with."),
+            data: Path = DataOpt) -> None:
+    """Add signatures to a transaction file."""
+    from ..client import Client
+
+    ks = KeyStore(data / "keys")
+    tx = Client.sign(_read_tx(path), *[ks.load(k) for k in key])
+    path.write_bytes(canonical(tx) + b"\n")
+    console.print(f"{path}: {len(tx.sigs)} signature(s): " + ", ".join(s.signer for s in tx.sigs))
+
+
+@tx_app.command("submit")
+@cli_errors
+def tx_submit(path: Path, wait: float = typer.Option(30.0, help="Seconds to wait for the receipt (0: do not)."),
+              data: Path = DataOpt, node: str = NodeOpt, as_json: bool = JsonOpt) -> None:
+    """Submit a signed transaction file."""
+    with _client(node, data) as c:
+        txid = c.submit(path.read_bytes().strip())
+        if wait <= 0:
+            console.print(txid)
+            return
+        _print_receipt(c.receipt(txid, wait=wait), as_json)
+
+
+@tx_app.command("get")
+@cli_errors
+def tx_get(tx_id: str, wait: float = typer.Option(0.0), node: str = NodeOpt, data: Path = DataOpt,
+           as_json: bool = JsonOpt) -> None:
+    """A transaction's receipt, with its inclusion proofs verified."""
+    with _client(node, data) as c:
+        _print_receipt(c.receipt(tx_id, wait=wait), as_json)
+
+
+@app.command()
+@cli_errors
+def messages(as_json: bool = JsonOpt) -> None:
+    """Message types this software knows, who may send them, and their fields."""
+    from ..modules import default_registry
+
+    registry = default_registry()
+    if as_json:
+        print_json([{"type": t, "roles": s.describe_roles(), "doc": s.doc,
+                     "schema": msgspec.json.schema(s.struct)} for t, s in sorted(registry.messages.items())])
+        return
+    table = Table("type", "sender role", "fields", "what it does")
+    for t, s in sorted(registry.messages.items()):
+        fields = ", ".join(f.name for f in msgspec.structs.fields(s.struct))
+        table.add_row(t, s.describe_roles(), fields, s.doc.split("\n")[0])
+    console.print(table)
+
+
+# ---------------------------------------------------------------- reading
+
+
+@app.command()
+@cli_errors
+def state(key: str, node: str = NodeOpt, data: Path = DataOpt,
+          trust: Optional[Path] = typer.Option(None, help="genesis.json to verify against (default: DATA/genesis.json)."),
+          as_json: bool = JsonOpt) -> None:
+    """A state value with its proof verified against a quorum checkpoint."""
+    with _client(node, data, trust) as c:
+        v = c.state(key)
+    if as_json:
+        print_json({"key": v.key, "value": v.value, "height": v.height, "verified": True})
+        return
+    console.print(f"[green]verified[/] at height {v.height} against {len(v.checkpoint.attestations)} attestation(s)")
+    console.print_json(json.dumps(v.value)) if v.value is not None else console.print(f"{key}: absent (proven)")
+
+
+@app.command()
+@cli_errors
+def query(module: str, name: str, params: list[str] = typer.Argument(None, help="KEY=VALUE parameters."),
+          node: str = NodeOpt) -> None:
+    """Run a module query, e.g. `blokauto query governance organisation id=acme`."""
+    kv = dict(p.split("=", 1) for p in params or [])
+    with _client(node) as c:
+        print_json(c.query(module, name, **kv))
+
+
+@app.command()
+@cli_errors
+def events(node: str = NodeOpt, from_height: Optional[int] = typer.Option(None, help="Start at this block."),
+           follow: bool = typer.Option(True, help="Keep following new events.")) -> None:
+    """Print committed events as JSON lines (resumes after disconnects)."""
+    with _client(node) as c:
+        for ev in c.events(from_height=from_height, reconnect=follow, idle_timeout=None if follow else 3):
+            sys.stdout.write(json.dumps({"id": ev.id, **ev.data}, sort_keys=True) + "\n")
+            sys.stdout.flush()
+
+
+@app.command()
+@cli_errors
+def audit(data: Path = DataOpt, workers: Optional[int] = typer.Option(None), as_json: bool = JsonOpt) -> None:
+    """Re-verify the whole chain from genesis: links, roots, every signature, every state root,
+    and every row of the node's state and index tables. Exits 1 on any problem."""
+    from ..node.audit import audit as run_audit
+    from .progress import progress_bar
+
+    with progress_bar("auditing blocks", quiet=as_json) as advance:
+        report = run_audit(data, workers=workers, progress=advance)
+    if as_json:
+        print_json({"ok": report.ok, "height": report.height, "blocks": report.blocks, "txs": report.txs,
+                    "signatures": report.signatures, "state_height": report.state_height,
+                    "state_entries": report.state_entries, "findings": [str(f) for f in report.findings]})
+    else:
+        for f in report.findings:
+            console.print(f"[red]✗[/] {escape(str(f))}")
+        verdict = "[green]OK[/]" if report.ok else f"[red]{len(report.findings)} problem(s)[/]"
+        console.print(f"audit {verdict}: {report.blocks} blocks, {report.txs} transactions, "
+                      f"{report.signatures} signatures, {report.state_entries} state entries checked "
+                      f"(state.db at height {report.state_height})")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------- demo and benchmarks
+
+
+@app.command()
+@cli_errors
+def demo(data: Path = DataOpt, serve: bool = typer.Option(False, "--serve", help="Keep the node and API running."),
+         port: int = typer.Option(0, help="API port (0: any free port; 8545 is usual with --serve).")) -> None:
+    """Start a one-node chain in DATA and run a short story through real signed transactions."""
+    from .demo import run_demo
+
+    run_demo(data, serve=serve, port=port, console=console)
+
+
+@bench_app.command("throughput")
+@cli_errors
+def bench_throughput(txs: int = typer.Option(200_000, help="Transactions to commit."),
+                     workload: str = typer.Option("members", help="Transaction mix."),
+                     workers: Optional[int] = typer.Option(None), block_txs: int = typer.Option(2000),
+                     keep: Optional[Path] = typer.Option(None, help="Keep the node's data folder here.")) -> None:
+    """End-to-end committed throughput vs the raw signature-verification limit (JSON)."""
+    from ..bench.throughput import run
+
+    print_json(run(txs=txs, workload=workload, workers=workers, block_txs=block_txs, keep=keep))
+
+
+def main() -> None:
+    app()
+

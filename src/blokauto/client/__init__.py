@@ -1,0 +1,316 @@
+"""The blokauto Python SDK: build and sign transactions, submit them, wait for receipts, read
+state and query modules with proofs checked against the consortium's trust anchor, and follow
+events.
+
+    from blokauto.client import Client, KeyPair
+    from blokauto.modules.governance.messages import AddMember
+
+    with Client("http://127.0.0.1:8545", trust=Path("genesis.json")) as bc:
+        info = bc.send(AddMember(member=new.did, roles=["workshop"]), admin, new)
+        print(info.ok, info.height)
+        member = bc.state(f"gov/member/{new.did}")   # proof verified, or VerificationError
+
+Every refusal raises the ``BlokautoError`` subclass the node answered with (same code, same
+detail), so ``except RevokedKey:`` works across the network.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import msgspec
+
+from ..core.block import Checkpoint, Genesis, Receipt
+from ..core.crypto import KeyPair
+from ..core.encoding import canonical, convert, decode
+from ..core.errors import BlokautoError, error_class, render
+from ..core.tx import Message, Tx, TxBody, sign
+from ..modules import default_registry
+from ..verify import TrustAnchor, verify_state_evidence, verify_tx_evidence
+
+__all__ = ["Client", "KeyPair", "TxInfo", "StateValue", "Event", "ApiError", "new_nonce"]
+
+DEFAULT_TTL_MS = 10 * 60_000
+
+
+def new_nonce() -> str:
+    return os.urandom(16).hex()
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class ApiError(BlokautoError):
+    """A refusal whose code this SDK version does not know; carries the node's own sentence."""
+
+    def __init__(self, code: str, message: str, detail: dict[str, Any], status: int) -> None:
+        self.code = code  # type: ignore[misc]
+        self.http_status = status  # type: ignore[misc]
+        self._message = message
+        self.detail = detail
+        Exception.__init__(self, message)
+
+    @property
+    def message(self) -> str:
+        return self._message
+
+
+@dataclass(frozen=True)
+class TxInfo:
+    """A committed transaction with its receipt, verified against the trust anchor."""
+
+    id: str
+    height: int
+    index: int
+    receipt: Receipt
+    tx: dict[str, Any]
+    checkpoint: Checkpoint
+    evidence: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        return self.receipt.ok
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return self.receipt.events
+
+    @property
+    def error(self) -> BlokautoError | None:
+        if self.receipt.ok:
+            return None
+        return _error(self.receipt.code, render(self.receipt.code, self.receipt.detail), self.receipt.detail, 422)
+
+    def raise_for_status(self) -> "TxInfo":
+        err = self.error
+        if err is not None:
+            raise err
+        return self
+
+
+@dataclass(frozen=True)
+class StateValue:
+    key: str
+    value: Any  # decoded JSON, or None when the key is absent
+    height: int
+    checkpoint: Checkpoint
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    type: str
+    height: int
+    data: dict[str, Any]
+
+
+def _error(code: str, message: str, detail: dict[str, Any], status: int) -> BlokautoError:
+    cls = error_class(code)
+    if cls is None:
+        return ApiError(code, message, detail, status)
+    err = cls.__new__(cls)
+    BlokautoError.__init__(err, **detail)
+    return err
+
+
+class Client:
+    def __init__(self, url: str, *, trust: Genesis | Path | bytes | None = None, timeout: float = 30.0,
+                 verify: bool = True) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url, timeout=httpx.Timeout(timeout, connect=10.0))
+        self.registry = default_registry()
+        self.verify = verify
+        if isinstance(trust, Path):
+            trust = trust.read_bytes()
+        if isinstance(trust, bytes):
+            trust = decode(trust, Genesis)
+        self._genesis: Genesis | None = trust
+        self._anchor: TrustAnchor | None = TrustAnchor.from_genesis(trust) if trust is not None else None
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- plumbing
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            r = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ConnectionError(f"cannot reach the node at {self.url}: {exc}") from None
+        if r.status_code >= 400:
+            try:
+                e = r.json()["error"]
+                raise _error(e["code"], e["message"], e.get("detail") or {}, r.status_code)
+            except (ValueError, KeyError, TypeError):
+                raise ApiError("http_error", f"HTTP {r.status_code}: {r.text[:200]}", {}, r.status_code) from None
+        return r.json()
+
+    @property
+    def genesis(self) -> Genesis:
+        """The trust anchor. Pass ``trust=`` to pin it; otherwise it is fetched once (trust on first use)."""
+        if self._genesis is None:
+            self._genesis = convert({k: v for k, v in self._request("GET", "/v1/genesis").items() if k != "hash"}, Genesis)
+            self._anchor = TrustAnchor.from_genesis(self._genesis)
+        return self._genesis
+
+    @property
+    def anchor(self) -> TrustAnchor:
+        _ = self.genesis
+        assert self._anchor is not None
+        return self._anchor
+
+    @property
+    def chain(self) -> str:
+        return self.genesis.chain
+
+    # ---------------------------------------------------------------- building and signing
+
+    def message(self, type_: str, data: dict[str, Any]) -> Message:
+        """A message from its type name and plain data (as the CLI and JSON users have it)."""
+        spec = self.registry.messages.get(type_)
+        if spec is None:
+            raise error_class("unknown_message")(type=type_)  # type: ignore[misc]
+        return convert({**data, "type": type_}, spec.struct)
+
+    def build(self, msg: Message, sender: KeyPair | str, *, ttl_ms: int = DEFAULT_TTL_MS) -> TxBody[Any]:
+        did = sender if isinstance(sender, str) else sender.did
+        return TxBody(chain=self.chain, sender=did, msg=msg, nonce=new_nonce(), expires=now_ms() + ttl_ms)
+
+    @staticmethod
+    def sign(body: TxBody[Any] | Tx[Any], *keys: KeyPair) -> Tx[Any]:
+        if isinstance(body, Tx):
+            return sign(body.body, *keys, existing=body.sigs)
+        return sign(body, *keys)
+
+    # ---------------------------------------------------------------- submitting
+
+    def submit(self, tx: Tx[Any] | bytes) -> str:
+        """Submit; returns the id once the node accepted it for ordering (raises on refusal)."""
+        raw = tx if isinstance(tx, bytes) else canonical(tx)
+        return self._request("POST", "/v1/txs", content=raw, headers={"content-type": "application/json"})["id"]
+
+    def submit_batch(self, txs: list[Tx[Any] | bytes]) -> list[str | BlokautoError]:
+        raws = [t if isinstance(t, bytes) else canonical(t) for t in txs]
+        body = b"[" + b",".join(raws) + b"]"
+        out = self._request("POST", "/v1/txs/batch", content=body, headers={"content-type": "application/json"})
+        return [r["id"] if "id" in r else _error(r["error"]["code"], r["error"]["message"], r["error"]["detail"], 400)
+                for r in out["results"]]
+
+    def receipt(self, txid: str, *, wait: float = 30.0) -> TxInfo:
+        """The committed receipt (waiting up to ``wait`` seconds), proofs checked."""
+        deadline = time.monotonic() + wait
+        while True:
+            left = max(0.0, min(60.0, deadline - time.monotonic()))
+            try:
+                ev = self._request("GET", f"/v1/txs/{txid}", params={"wait": left} if left else None,
+                                   timeout=left + 10)
+                break
+            except BlokautoError as err:
+                if err.code != "unknown_tx" or time.monotonic() >= deadline:
+                    raise
+        cp = verify_tx_evidence(ev, self.anchor) if self.verify else msgspec.convert(ev["checkpoint"], Checkpoint)
+        return TxInfo(ev["id"], ev["height"], ev["index"], msgspec.convert(ev["receipt"], Receipt), ev["tx"], cp, ev)
+
+    def send(self, msg: Message, sender: KeyPair, *cosigners: KeyPair, wait: float = 30.0,
+             ttl_ms: int = DEFAULT_TTL_MS) -> TxInfo:
+        """Build, sign (sender first, then co-signers), submit and wait for the receipt."""
+        tx = self.sign(self.build(msg, sender, ttl_ms=ttl_ms), sender, *cosigners)
+        return self.receipt(self.submit(tx), wait=wait)
+
+    # ---------------------------------------------------------------- reading
+
+    def status(self) -> dict[str, Any]:
+        return self._request("GET", "/v1/status")
+
+    def block(self, height: int | str = "latest", *, full: bool = False) -> dict[str, Any]:
+        return self._request("GET", f"/v1/blocks/{height}", params={"full": full})
+
+    def checkpoint(self, height: int | str = "latest") -> Checkpoint:
+        cp = msgspec.convert(self._request("GET", f"/v1/checkpoints/{height}"), Checkpoint)
+        if self.verify:
+            from ..verify import verify_checkpoint
+
+            verify_checkpoint(cp, self.anchor)
+        return cp
+
+    def state(self, key: str, *, min_height: int = -1) -> StateValue:
+        """A state value with its proof checked (None when the key is proven absent)."""
+        ev = self._request("GET", f"/v1/state/{key}", params={"min_height": min_height})
+        cp = verify_state_evidence(ev, self.anchor) if self.verify else msgspec.convert(ev["checkpoint"], Checkpoint)
+        return StateValue(ev["key"], ev["value"], ev["height"], cp)
+
+    def query(self, module: str, name: str, **params: Any) -> Any:
+        return self._request("GET", f"/v1/q/{module}/{name}", params=params)["result"]
+
+    def messages(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/v1/messages")
+
+    def params(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/v1/params")
+
+    # ---------------------------------------------------------------- events
+
+    def events(self, *, from_height: int | None = None, last_event_id: str | None = None,
+               reconnect: bool = True, idle_timeout: float | None = None) -> Iterator[Event]:
+        """Committed events, in order; reconnects with Last-Event-ID so nothing is missed."""
+        last = last_event_id
+        while True:
+            headers = {"accept": "text/event-stream"}
+            params: dict[str, Any] = {}
+            if last:
+                headers["last-event-id"] = last
+            elif from_height is not None:
+                params["from_height"] = from_height
+            try:
+                with self._http.stream("GET", "/v1/events", headers=headers, params=params,
+                                       timeout=httpx.Timeout(idle_timeout, connect=10.0)) as r:
+                    if r.status_code >= 400:
+                        r.read()
+                        e = r.json()["error"]
+                        raise _error(e["code"], e["message"], e.get("detail") or {}, r.status_code)
+                    for ev in _parse_sse(r.iter_lines()):
+                        last = ev.id
+                        yield ev
+            except (httpx.TransportError, httpx.StreamError):
+                if not reconnect:
+                    raise
+                time.sleep(0.5)
+                continue
+            if not reconnect:
+                return
+
+
+def _parse_sse(lines: Iterator[str]) -> Iterator[Event]:
+    eid = etype = ""
+    data: list[str] = []
+    for line in lines:
+        if not line:
+            if data:
+                payload = msgspec.json.decode("\n".join(data))
+                yield Event(eid, etype or payload.get("type", ""), payload.get("height", -1), payload)
+            eid = etype = ""
+            data = []
+            continue
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if field == "id":
+            eid = value
+        elif field == "event":
+            etype = value
+        elif field == "data":
+            data.append(value)
+

@@ -1,0 +1,320 @@
+"""The engine: one thread that owns the chain.
+
+It recovers at start (replaying blocks that ``state.db`` has not caught up with, checking every
+header), then loops: take ordered transactions, re-check replay and authorisation against the
+newest state, execute, append the block durably with this node's attestation, make its changes
+the newest state, and tell waiters and subscribers. Solo ordering (cut a block at
+``block_max_txs`` transactions or ``block_interval_ms`` after the first one arrived) is the
+default; a networked ordering feeds the same loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import msgspec
+
+from ..core.block import Genesis, Header, Receipt, attest
+from ..core.chain import BlockOutcome, make_block, make_genesis_block
+from ..core.crypto import KeyPair
+from ..core.errors import BlokautoError, ReplayedTx, Unavailable
+from ..core.execute import ReplayWindow, authorise
+from ..core.module import Context
+from ..core.registry import Registry
+from ..core.tx import CheckedTx
+from ..store.blocks import BlockLog
+from ..store.state import StateStore
+from .replay import stored_txs
+
+log = logging.getLogger("blokauto.engine")
+
+
+class Divergence(Exception):
+    """Re-executing a stored block gave a different header: the database was changed or the
+    code is not the code that wrote it. The node stops rather than continue on a forked state."""
+
+    def __init__(self, height: int, stored: Header, computed: Header) -> None:
+        self.height = height
+        self.stored = stored
+        self.computed = computed
+        super().__init__(
+            f"block {height}: stored state root {stored.state_root}, re-execution gives "
+            f"{computed.state_root} (stored header {stored.hash().hex()[:16]}…, computed {computed.hash().hex()[:16]}…)")
+
+
+@dataclass(frozen=True)
+class TxResult:
+    height: int
+    index: int
+    receipt: Receipt
+
+
+@dataclass(frozen=True)
+class CommittedBlock:
+    header: Header
+    tx_ids: list[bytes]
+    receipts: list[Receipt]
+
+
+@dataclass
+class EngineConfig:
+    block_max_txs: int = 2_000
+    block_interval_ms: int = 50
+    max_pending: int = 100_000
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Engine:
+    def __init__(self, data_dir: Path, registry: Registry, node_key: KeyPair, config: EngineConfig | None = None,
+                 *, genesis: Genesis | None = None) -> None:
+        self.data_dir = data_dir
+        self.registry = registry
+        self.node_key = node_key
+        self.config = config or EngineConfig()
+        self.blocks = BlockLog(data_dir / "chain.db")
+        stored = self.blocks.genesis()
+        if stored is None:
+            if genesis is None:
+                raise FileNotFoundError(f"{data_dir} holds no chain; run `blokauto init` first")
+            self.blocks.set_genesis(genesis)
+            stored = genesis
+        elif genesis is not None and genesis.hash() != stored.hash():
+            raise ValueError("genesis.json does not match the chain stored in chain.db")
+        self.genesis: Genesis = stored
+        self.chain = stored.chain
+        self.state = StateStore(data_dir / "state.db", registry)
+        self.window = ReplayWindow()
+        self.head: Header | None = None
+        self.params: dict[str, int] = {}
+        self._inbox: deque[tuple[CheckedTx, Future]] = deque()
+        self._inbox_cond = threading.Condition()
+        self._notify_lock = threading.Lock()
+        self._waiters: dict[bytes, list[Future]] = {}
+        self._listeners: list[Callable[[CommittedBlock], None]] = []
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self.failure: BaseException | None = None
+        self.started_at = time.monotonic()
+        self.committed_txs = 0
+
+    # ---------------------------------------------------------------- recovery
+
+    def recover(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Bring the state to the last durable block; returns how many blocks were replayed."""
+        height = self.blocks.height()
+        if height < 0:
+            self._commit(make_genesis_block(self.registry, self.genesis, self.state))
+            self.state.start()
+            return 0
+        flushed = self.state.flushed_height
+        if flushed > height:
+            raise RuntimeError(f"state.db is at height {flushed} but chain.db only reaches {height}; "
+                               f"delete state.db to rebuild it from the block log")
+        if flushed >= 0:
+            header = self.blocks.header(flushed)
+            assert header is not None
+            if header.state_root != self.state.root.hex():
+                raise Divergence(flushed, header, msgspec.structs.replace(header, state_root=self.state.root.hex()))
+            for txid, expires, h in self.state.recent_tx_ids(header.time):
+                self.window.add(txid, expires, h)
+            self.head = header
+        replayed = 0
+        start = flushed + 1
+        for block in self.blocks.blocks(start, height):
+            if block.header.height == 0:
+                outcome = make_genesis_block(self.registry, self.genesis, self.state)
+            else:
+                assert self.head is not None
+                outcome = make_block(self.registry, self.state, self.window, prev=self.head,
+                                     time=block.header.time, txs=stored_txs(self.registry.codec, block))
+            if outcome.header != block.header:
+                raise Divergence(block.header.height, block.header, outcome.header)
+            self.state.apply(outcome)
+            self.head = outcome.header
+            replayed += 1
+            if progress is not None:
+                progress(replayed, height - flushed)
+        self.state.start()
+        assert self.head is not None
+        self.params = self.registry.read_params(self.state)
+        return replayed
+
+    # ---------------------------------------------------------------- running
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="engine", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._inbox_cond:
+            self._stopping = True
+            self._inbox_cond.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+        for _, fut in self._inbox:
+            fut.set_exception(Unavailable(reason="the node is stopping"))
+        self._inbox.clear()
+        self.state.close()
+        self.blocks.close()
+
+    @property
+    def pending(self) -> int:
+        return len(self._inbox)
+
+    def enqueue(self, items: list[tuple[CheckedTx, Future]]) -> None:
+        with self._inbox_cond:
+            if self._stopping or self.failure is not None:
+                for _, fut in items:
+                    fut.set_exception(Unavailable(reason="the node is stopping" if self._stopping else "the engine stopped"))
+                return
+            self._inbox.extend(items)
+            self._inbox_cond.notify()
+
+    def subscribe(self, listener: Callable[[CommittedBlock], None]) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def _take_batch(self) -> list[tuple[CheckedTx, Future]]:
+        limit = min(self.config.block_max_txs, self.params.get("max_block_txs", self.config.block_max_txs))
+        interval = self.config.block_interval_ms / 1000
+        with self._inbox_cond:
+            while not self._inbox and not self._stopping:
+                self._inbox_cond.wait()
+            if self._stopping:
+                return []
+            deadline = time.monotonic() + interval
+            while len(self._inbox) < limit and not self._stopping:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._inbox_cond.wait(left)
+            n = min(limit, len(self._inbox))
+            return [self._inbox.popleft() for _ in range(n)]
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping:
+                batch = self._take_batch()
+                if not batch:
+                    continue
+                accepted = self._precheck(batch)
+                if accepted:
+                    self.produce(accepted)
+        except BaseException as exc:  # the engine must never die silently
+            self.failure = exc
+            log.exception("engine stopped")
+            with self._inbox_cond:
+                items = list(self._inbox)
+                self._inbox.clear()
+            for _, fut in items:
+                fut.set_exception(Unavailable(reason="the engine stopped"))
+
+    def _precheck(self, batch: list[tuple[CheckedTx, Future]]) -> list[CheckedTx]:
+        """Refuse, before ordering, what execution would refuse for replay or authorisation."""
+        assert self.head is not None
+        accepted: list[CheckedTx] = []
+        seen: set[bytes] = set()
+        for checked, fut in batch:
+            err = self.check_stateful(checked, seen)
+            if err is not None:
+                fut.set_exception(err)
+                continue
+            seen.add(checked.id)
+            accepted.append(checked)
+            fut.set_result(checked.id)
+        return accepted
+
+    def check_stateful(self, checked: CheckedTx, seen: set[bytes] = frozenset()) -> BlokautoError | None:  # type: ignore[assignment]
+        assert self.head is not None
+        txid = checked.id
+        if txid in seen:
+            return ReplayedTx(tx_id=txid.hex(), height=self.head.height + 1)
+        h = self.window.height_of(txid)
+        if h is not None:
+            return ReplayedTx(tx_id=txid.hex(), height=h)
+        body = checked.tx.body
+        spec = self.registry.messages[body.msg.__struct_config__.tag]
+        ctx = Context(self.registry, self.chain, self.head.height + 1, self.head.time, txid, body.sender,
+                      tuple(s.signer for s in checked.tx.sigs), self.params)
+        try:
+            authorise(self.registry, self.state, ctx, spec, checked)
+        except BlokautoError as err:
+            return err
+        return None
+
+    def produce(self, txs: list[CheckedTx]) -> BlockOutcome:
+        """Execute and durably commit one block of ``txs`` (engine thread)."""
+        assert self.head is not None
+        t = max(self.head.time, now_ms())
+        outcome = make_block(self.registry, self.state, self.window, prev=self.head, time=t, txs=txs)  # type: ignore[arg-type]
+        self._commit(outcome)
+        return outcome
+
+    def _commit(self, outcome: BlockOutcome) -> None:
+        self.blocks.append(outcome, attest(outcome.header, self.node_key))
+        self.state.apply(outcome)
+        self.head = outcome.header
+        if outcome.writes or not self.params:
+            self.params = self.registry.read_params(self.state)
+        self.committed_txs += len(outcome.tx_ids)
+        self._notify(outcome)
+
+    def _notify(self, outcome: BlockOutcome) -> None:
+        h = outcome.header.height
+        with self._notify_lock:
+            for i, txid in enumerate(outcome.tx_ids):
+                waiters = self._waiters.pop(txid, None)
+                if waiters:
+                    result = TxResult(h, i, outcome.receipts[i])
+                    for fut in waiters:
+                        fut.set_result(result)
+        event = CommittedBlock(outcome.header, outcome.tx_ids, outcome.receipts)
+        for listener in list(self._listeners):
+            listener(event)
+
+    # ---------------------------------------------------------------- lookups
+
+    def locate(self, txid: bytes) -> tuple[int, int] | None:
+        loc = self.state.pending_tx_location(txid)
+        if loc is None:
+            with self.state.snapshot() as snap:
+                loc = snap.tx_location(txid)
+        return loc
+
+    def tx_result(self, txid: bytes) -> TxResult | None:
+        loc = self.locate(txid)
+        if loc is None:
+            return None
+        block = self.blocks.block(loc[0])
+        if block is None:
+            return None
+        return TxResult(loc[0], loc[1], block.receipt(loc[1]))
+
+    def receipt_future(self, txid: bytes) -> Future:
+        """A future resolved with the ``TxResult`` once ``txid`` is in a committed block."""
+        fut: Future = Future()
+        with self._notify_lock:
+            result = self.tx_result(txid)
+            if result is not None:
+                fut.set_result(result)
+            else:
+                self._waiters.setdefault(txid, []).append(fut)
+        return fut
+
+    def forget_waiter(self, txid: bytes, fut: Future) -> None:
+        with self._notify_lock:
+            waiters = self._waiters.get(txid)
+            if waiters and fut in waiters:
+                waiters.remove(fut)
+                if not waiters:
+                    del self._waiters[txid]

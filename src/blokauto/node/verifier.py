@@ -1,0 +1,154 @@
+"""Stateless transaction checks in worker processes (decode, size, chain, expiry, signatures).
+
+Signature verification is the most expensive thing a node does per transaction, and it needs no
+state, so it runs on every core in separate processes. Transactions travel in batches as msgpack
+(one message per batch, not per transaction); each comes back as its id and canonical bytes, or
+as the stable error code and detail that refused it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import os
+import subprocess
+import sys
+import threading
+from concurrent.futures import Future
+from multiprocessing.connection import Connection
+from typing import Any
+
+import msgspec
+
+from ..core.errors import BlokautoError, RequestError, error_class
+from ..core.tx import CheckedTx, check_stateless
+
+_pack = msgspec.msgpack.Encoder().encode
+_unpack = msgspec.msgpack.Decoder().decode
+
+CHUNK = 256
+
+
+def _load_registry(factory: str) -> Any:
+    module, _, name = factory.partition(":")
+    return getattr(importlib.import_module(module), name)()
+
+
+def _worker_main(rfd: int, wfd: int, chain: str, factory: str) -> None:
+    codec = _load_registry(factory).codec
+    inbox, conn = Connection(rfd, writable=False), Connection(wfd, readable=False)
+    while True:
+        try:
+            data = inbox.recv_bytes()
+        except (EOFError, OSError):
+            return
+        batch_id, now_ms, max_bytes, max_ttl, raws = _unpack(data)
+        out: list[Any] = []
+        for raw in raws:
+            try:
+                c = check_stateless(raw, codec, chain=chain, max_bytes=max_bytes, now_ms=now_ms, max_ttl_ms=max_ttl)
+                out.append((0, c.id, c.raw))
+            except RequestError as err:
+                out.append((1, err.code, err.detail))
+        conn.send_bytes(_pack((batch_id, out)))
+
+
+class _Batch:
+    __slots__ = ("future", "results", "remaining")
+
+    def __init__(self, n_chunks: int, size: int) -> None:
+        self.future: Future[list[CheckedTx | BlokautoError]] = Future()
+        self.results: list[Any] = [None] * size
+        self.remaining = n_chunks
+
+
+class VerifierPool:
+    """``check(raws)`` -> Future of a list with a ``CheckedTx`` or a ``RequestError`` per input."""
+
+    def __init__(self, chain: str, registry: Any, *, workers: int | None = None,
+                 registry_factory: str = "blokauto.modules:default_registry") -> None:
+        self.chain = chain
+        self._codec = registry.codec
+        self.workers = workers or os.cpu_count() or 1
+        self._conns: list[Connection] = []
+        self._locks: list[threading.Lock] = []
+        self._procs: list[Any] = []
+        self._pending: dict[int, tuple[_Batch, int]] = {}
+        self._ids = itertools.count()
+        self._next = itertools.cycle(range(self.workers))
+        self._lock = threading.Lock()
+        self._closed = False
+        for i in range(self.workers):
+            to_r, to_w = os.pipe()  # node -> worker
+            from_r, from_w = os.pipe()  # worker -> node
+            p = subprocess.Popen(
+                [sys.executable, "-m", "blokauto.node.verifier", str(to_r), str(from_w), chain, registry_factory],
+                pass_fds=(to_r, from_w), stdin=subprocess.DEVNULL, close_fds=True)
+            os.close(to_r)
+            os.close(from_w)
+            self._conns.append(Connection(to_w, readable=False))
+            self._locks.append(threading.Lock())
+            self._procs.append(p)
+            threading.Thread(target=self._read_loop, args=(Connection(from_r, writable=False),), daemon=True,
+                             name=f"verifier-results-{i}").start()
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self._procs]
+
+    def check(self, raws: list[bytes], *, now_ms: int | None, max_bytes: int, max_ttl_ms: int | None) -> Future:
+        chunks = [raws[i:i + CHUNK] for i in range(0, len(raws), CHUNK)] or [[]]
+        batch = _Batch(len(chunks), len(raws))
+        offset = 0
+        for chunk in chunks:
+            cid = next(self._ids)
+            with self._lock:
+                if self._closed:
+                    raise RuntimeError("the verifier pool is closed")
+                self._pending[cid] = (batch, offset)
+                w = next(self._next)
+            with self._locks[w]:
+                self._conns[w].send_bytes(_pack((cid, now_ms, max_bytes, max_ttl_ms, chunk)))
+            offset += len(chunk)
+        return batch.future
+
+    def _read_loop(self, conn: Connection) -> None:
+        decode = self._codec.decode
+        while True:
+            try:
+                data = conn.recv_bytes()
+            except (EOFError, OSError):
+                return
+            cid, out = _unpack(data)
+            with self._lock:
+                batch, offset = self._pending.pop(cid)
+            results = batch.results
+            for j, (status, a, b) in enumerate(out):
+                if status == 0:
+                    results[offset + j] = CheckedTx(decode(b), a, b)
+                else:
+                    cls = error_class(a) or RequestError
+                    err = cls.__new__(cls)
+                    BlokautoError.__init__(err, **b)
+                    results[offset + j] = err
+            with self._lock:
+                batch.remaining -= 1
+                done = batch.remaining == 0
+            if done:
+                batch.future.set_result(results)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+        for conn in self._conns:
+            conn.close()
+        for p in self._procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+if __name__ == "__main__":
+    _worker_main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4])

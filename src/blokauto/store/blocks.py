@@ -1,0 +1,169 @@
+"""The block log (``chain.db``): headers, signed transactions, receipts and attestations.
+
+Append-only, one SQL transaction per block, fsynced before ``append`` returns: a block is
+acknowledged only once it is here. Everything else a node keeps can be rebuilt from this file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import msgspec
+
+from ..core.block import Checkpoint, Genesis, Header, NodeSignature, Receipt
+from ..core.chain import BlockOutcome
+from ..core.encoding import canonical, decode
+from .sqlite import connect
+
+_pack = msgspec.msgpack.Encoder().encode
+_unpack_list = msgspec.msgpack.Decoder(list[bytes]).decode
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS blocks (
+    height INTEGER PRIMARY KEY,
+    hash BLOB NOT NULL,
+    header BLOB NOT NULL,
+    txs BLOB NOT NULL,
+    ids BLOB NOT NULL,
+    receipts BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS attestations (
+    height INTEGER NOT NULL,
+    node TEXT NOT NULL,
+    sig TEXT NOT NULL,
+    PRIMARY KEY (height, node)
+) WITHOUT ROWID;
+"""
+
+
+class CorruptBlock(Exception):
+    """A stored block cannot be read back the way it was written."""
+
+    def __init__(self, height: int, what: str) -> None:
+        self.height = height
+        self.what = what
+        super().__init__(f"block {height}: {what}")
+
+
+class StoredBlock(msgspec.Struct, frozen=True):
+    header: Header
+    hash: bytes
+    txs: list[bytes]
+    ids: list[bytes]
+    receipts: list[bytes]
+
+    def receipt(self, index: int) -> Receipt:
+        return decode(self.receipts[index], Receipt)
+
+
+class BlockLog:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._write = connect(path, durable=True)
+        self._write.executescript(SCHEMA)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+
+    def _read(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = connect(self.path, durable=True, readonly=True)
+        return conn
+
+    def close(self) -> None:
+        self._write.close()
+
+    # ---------------------------------------------------------------- genesis
+
+    def genesis(self) -> Genesis | None:
+        row = self._read().execute("SELECT v FROM meta WHERE k='genesis'").fetchone()
+        return None if row is None else decode(row[0], Genesis)
+
+    def set_genesis(self, genesis: Genesis) -> None:
+        with self._lock:
+            self._write.execute("INSERT INTO meta VALUES ('genesis', ?)", (canonical(genesis),))
+
+    # ---------------------------------------------------------------- writing
+
+    def append(self, outcome: BlockOutcome, attestation: NodeSignature | None) -> None:
+        """Commit one block (and this node's attestation of it) durably."""
+        h = outcome.header
+        with self._lock:
+            c = self._write
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                c.execute(
+                    "INSERT INTO blocks VALUES (?,?,?,?,?,?)",
+                    (h.height, h.hash(), canonical(h), _pack(outcome.txs), b"".join(outcome.tx_ids),
+                     _pack(outcome.receipt_bytes)),
+                )
+                if attestation is not None:
+                    c.execute("INSERT INTO attestations VALUES (?,?,?)", (h.height, attestation.node, attestation.sig))
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+
+    def add_attestation(self, height: int, att: NodeSignature) -> bool:
+        with self._lock:
+            cur = self._write.execute("INSERT OR IGNORE INTO attestations VALUES (?,?,?)", (height, att.node, att.sig))
+            return cur.rowcount == 1
+
+    # ---------------------------------------------------------------- reading
+
+    def height(self) -> int:
+        """Height of the last committed block, or -1 for an empty log."""
+        row = self._read().execute("SELECT max(height) FROM blocks").fetchone()
+        return -1 if row[0] is None else row[0]
+
+    def header(self, height: int) -> Header | None:
+        row = self._read().execute("SELECT header FROM blocks WHERE height=?", (height,)).fetchone()
+        return None if row is None else decode(row[0], Header)
+
+    def headers(self, start: int, end: int) -> list[Header]:
+        rows = self._read().execute("SELECT header FROM blocks WHERE height BETWEEN ? AND ? ORDER BY height",
+                                    (start, end)).fetchall()
+        return [decode(r[0], Header) for r in rows]
+
+    def block(self, height: int) -> StoredBlock | None:
+        row = self._read().execute("SELECT height, header, hash, txs, ids, receipts FROM blocks WHERE height=?",
+                                   (height,)).fetchone()
+        return None if row is None else self._stored(row)
+
+    def blocks(self, start: int = 0, end: int | None = None) -> Iterator[StoredBlock]:
+        """Blocks from ``start`` to ``end`` inclusive, in order (read in batches)."""
+        h = start
+        while True:
+            hi = h + 63 if end is None else min(h + 63, end)
+            rows = self._read().execute(
+                "SELECT height, header, hash, txs, ids, receipts FROM blocks WHERE height BETWEEN ? AND ? ORDER BY height",
+                (h, hi)).fetchall()
+            for row in rows:
+                yield self._stored(row)
+            if len(rows) < hi - h + 1 or (end is not None and hi >= end):
+                return
+            h = hi + 1
+
+    @staticmethod
+    def _stored(row: tuple) -> StoredBlock:
+        height, header_raw, hsh, txs, ids, receipts = row
+        try:
+            return StoredBlock(decode(header_raw, Header), bytes(hsh), _unpack_list(txs),
+                               [ids[i:i + 32] for i in range(0, len(ids), 32)], _unpack_list(receipts))
+        except (msgspec.DecodeError, msgspec.ValidationError, TypeError) as exc:
+            raise CorruptBlock(height, f"the stored block cannot be read ({exc})") from None
+
+    def attestations(self, height: int) -> list[NodeSignature]:
+        rows = self._read().execute("SELECT node, sig FROM attestations WHERE height=? ORDER BY node",
+                                    (height,)).fetchall()
+        return [NodeSignature(n, s) for n, s in rows]
+
+    def checkpoint(self, height: int) -> Checkpoint | None:
+        header = self.header(height)
+        if header is None:
+            return None
+        return Checkpoint(header, self.attestations(height))

@@ -1,0 +1,373 @@
+"""The state checkpoint (``state.db``) and the engine's in-memory layers above it.
+
+``state.db`` holds, as of one height: every state value, every state tree node, the tx index
+(id -> block, position, expiry) and the modules' derived index tables. The engine applies each
+committed block to an in-memory layer; a flusher thread writes layers to ``state.db`` in one SQL
+transaction each, coalescing as many blocks as arrived while the previous flush ran. Random
+writes are what SQLite does slowest (each dirties a page); coalescing them is what lets a node
+commit thousands of transactions a second while ``chain.db`` stays the fsynced source of truth.
+
+Readers:
+- the engine (one thread) reads the newest state: live layer -> flushing layer -> cache -> disk;
+- queries and proofs read ``state.db`` in a read transaction (``snapshot()``), a consistent
+  picture as of ``flushed_height``, which trails the newest block by at most one flush.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from contextlib import contextmanager
+from itertools import islice
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..core import smt
+from ..core.chain import BlockOutcome, merge_tx_index
+from ..core.module import IndexTable
+from ..core.registry import Registry
+from .sqlite import connect
+
+_MISS = object()
+
+BASE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS state (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS smt (path TEXT PRIMARY KEY, node BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tx_index (
+    id BLOB PRIMARY KEY, height INTEGER NOT NULL, idx INTEGER NOT NULL, expires INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tx_index_expires ON tx_index (expires);
+"""
+
+
+def index_schema(table: IndexTable) -> str:
+    cols = ", ".join(f"{name} {kind} NOT NULL" for name, kind in table.columns)
+    sql = (f"CREATE TABLE IF NOT EXISTS {table.name} ({cols}, _height INTEGER NOT NULL, "
+           f"PRIMARY KEY ({', '.join(table.key)})) WITHOUT ROWID;\n")
+    for i, cols_ in enumerate(table.lookups):
+        sql += f"CREATE INDEX IF NOT EXISTS {table.name}_l{i} ON {table.name} ({', '.join(cols_)});\n"
+    return sql
+
+
+class _Layer:
+    """Changes of consecutive blocks not yet in ``state.db``."""
+
+    __slots__ = ("state", "nodes", "index_ops", "txs", "height", "root", "size")
+
+    def __init__(self, height: int, root: bytes) -> None:
+        self.state: dict[bytes, bytes | None] = {}
+        self.nodes: dict[str, smt.Node | None] = {}
+        self.index_ops: list[tuple[IndexTable, bool, dict[str, Any], int]] = []  # (table, put, row, height)
+        self.txs: dict[bytes, tuple[bytes, int, int, int]] = {}  # id -> (id, height, idx, expires)
+        self.height = height
+        self.root = root
+        self.size = 0
+
+
+class StateStore:
+    def __init__(self, path: Path, registry: Registry, *, cache_entries: int = 300_000,
+                 max_dirty: int = 600_000) -> None:
+        self.path = path
+        self.registry = registry
+        self._tables = {t.name: t for t in registry.indexes}
+        self._write = connect(path, durable=False, cache_mb=64)
+        self._write.executescript(BASE_SCHEMA + "".join(index_schema(t) for t in registry.indexes))
+        self._engine = connect(path, durable=False, readonly=True, cache_mb=64)
+        self._local = threading.local()
+        row = self._write.execute("SELECT v FROM meta WHERE k='height'").fetchone()
+        self.flushed_height: int = -1 if row is None else int(row[0])
+        row = self._write.execute("SELECT v FROM meta WHERE k='root'").fetchone()
+        root = smt.EMPTY_ROOT if row is None else bytes(row[0])
+        self._live = _Layer(self.flushed_height, root)
+        self._flushing: _Layer | None = None
+        self._flushed: _Layer | None = None  # written by the flusher, not yet folded into the cache
+        self._cache: dict[bytes, bytes | None] = {}
+        self._node_cache: dict[str, smt.Node | None] = {}
+        self._cache_entries = cache_entries
+        self._max_dirty = max_dirty
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._flush_loop, name="state-flusher", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        """Flush everything applied so far, then stop."""
+        self.flush()
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self._write.close()
+        self._engine.close()
+
+    @property
+    def applied_height(self) -> int:
+        return self._live.height
+
+    @property
+    def root(self) -> bytes:
+        return self._live.root
+
+    # ---------------------------------------------------------------- engine reads (newest state)
+
+    def get(self, key: bytes) -> bytes | None:
+        v = self._live.state.get(key, _MISS)
+        if v is not _MISS:
+            return v  # type: ignore[return-value]
+        f = self._flushing
+        if f is not None:
+            v = f.state.get(key, _MISS)
+            if v is not _MISS:
+                return v  # type: ignore[return-value]
+        v = self._cache.get(key, _MISS)
+        if v is not _MISS:
+            return v  # type: ignore[return-value]
+        row = self._engine.execute("SELECT v FROM state WHERE k=?", (key,)).fetchone()
+        value = None if row is None else row[0]
+        self._cache_put(self._cache, key, value)
+        return value
+
+    def get_node(self, path: str) -> smt.Node | None:
+        n = self._live.nodes.get(path, _MISS)
+        if n is not _MISS:
+            return n  # type: ignore[return-value]
+        f = self._flushing
+        if f is not None:
+            n = f.nodes.get(path, _MISS)
+            if n is not _MISS:
+                return n  # type: ignore[return-value]
+        n = self._node_cache.get(path, _MISS)
+        if n is not _MISS:
+            return n  # type: ignore[return-value]
+        row = self._engine.execute("SELECT node FROM smt WHERE path=?", (path,)).fetchone()
+        node = None if row is None else smt.decode_node(row[0])
+        self._cache_put(self._node_cache, path, node)
+        return node
+
+    def _cache_put(self, cache: dict, key: Any, value: Any) -> None:
+        if len(cache) >= self._cache_entries:
+            for k in list(islice(cache, self._cache_entries // 4)):
+                del cache[k]
+        cache[key] = value
+
+    # ---------------------------------------------------------------- engine writes
+
+    def apply(self, outcome: BlockOutcome) -> None:
+        """Make a committed block's changes the newest state (called by the engine thread)."""
+        if self._error is not None:
+            raise RuntimeError("the state flusher failed") from self._error
+        self._fold_flushed()
+        live = self._live
+        live.state.update(outcome.writes)
+        live.nodes.update(outcome.node_writes)
+        h = outcome.header.height
+        live.index_ops.extend((table, put, row, h) for table, put, row, _ in outcome.index_ops)
+        merge_tx_index(live.txs, outcome)
+        live.size += len(outcome.writes) + len(outcome.node_writes) + len(outcome.index_ops) + len(outcome.tx_ids)
+        live.height = h
+        live.root = bytes.fromhex(outcome.header.state_root)
+        with self._cond:
+            if self._flushing is None:
+                self._handoff()
+            elif live.size > self._max_dirty:
+                self._cond.wait_for(lambda: self._flushed is not None or self._error is not None)  # back-pressure
+                self._fold_flushed()
+                self._handoff()
+
+    def _handoff(self) -> None:
+        live = self._live
+        if live.size == 0 and live.height == self.flushed_height:
+            return
+        self._flushing = live
+        self._live = _Layer(live.height, live.root)
+        self._cond.notify_all()
+
+    def _fold_flushed(self) -> None:
+        """Move a written layer's values into the caches (engine thread only)."""
+        done = self._flushed
+        if done is None:
+            return
+        self._flushed = None
+        for k, v in done.state.items():
+            if k in self._cache or v is not None:
+                self._cache_put(self._cache, k, v)
+        for p, n in done.nodes.items():
+            self._cache_put(self._node_cache, p, n)
+        self._flushing = None
+
+    def flush(self) -> None:
+        """Write everything applied so far to ``state.db`` and wait until it is there."""
+        done = lambda: self._flushing is None or self._flushed is not None or self._error is not None  # noqa: E731
+        with self._cond:
+            self._cond.wait_for(done)
+            self._fold_flushed()
+            self._handoff()
+            self._cond.wait_for(done)
+            self._fold_flushed()
+        if self._error is not None:
+            raise RuntimeError("the state flusher failed") from self._error
+
+    def wait_flushed(self, height: int, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self.flushed_height >= height or self._error is not None, timeout)
+
+    # ---------------------------------------------------------------- the flusher
+
+    def _flush_loop(self) -> None:
+        while True:
+            with self._cond:
+                while (self._flushing is None or self._flushed is not None) and not self._stopping:
+                    self._cond.wait()
+                if self._stopping and (self._flushing is None or self._flushed is not None):
+                    return
+                layer = self._flushing
+            assert layer is not None
+            try:
+                self._write_layer(layer)
+            except BaseException as exc:  # surfaced to the engine on its next apply
+                with self._cond:
+                    self._error = exc
+                    self._cond.notify_all()
+                return
+            with self._cond:
+                self.flushed_height = layer.height
+                self._flushed = layer
+                self._cond.notify_all()
+
+    def _write_layer(self, layer: _Layer) -> None:
+        c = self._write
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            puts = [(k, v) for k, v in layer.state.items() if v is not None]
+            dels = [(k,) for k, v in layer.state.items() if v is None]
+            c.executemany("INSERT OR REPLACE INTO state VALUES (?,?)", puts)
+            c.executemany("DELETE FROM state WHERE k=?", dels)
+            encode = smt.encode_node
+            c.executemany("INSERT OR REPLACE INTO smt VALUES (?,?)",
+                          [(p, encode(n)) for p, n in layer.nodes.items() if n is not None])
+            c.executemany("DELETE FROM smt WHERE path=?", [(p,) for p, n in layer.nodes.items() if n is None])
+            # A row for an id that consumed it (expires > 0) is never replaced by a later copy.
+            c.executemany(
+                "INSERT INTO tx_index VALUES (?,?,?,?) ON CONFLICT(id) DO UPDATE SET height=excluded.height, "
+                "idx=excluded.idx, expires=excluded.expires WHERE tx_index.expires = 0 AND excluded.expires > 0",
+                list(layer.txs.values()))
+            self._write_index_ops(c, layer.index_ops)
+            c.execute("INSERT OR REPLACE INTO meta VALUES ('height', ?)", (layer.height,))
+            c.execute("INSERT OR REPLACE INTO meta VALUES ('root', ?)", (layer.root,))
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+
+    def _write_index_ops(self, c: sqlite3.Connection, ops: list) -> None:
+        # The last operation on a row wins: a put replaces the whole row, a delete removes it.
+        final: dict[tuple[str, tuple], tuple[IndexTable, bool, dict[str, Any], int]] = {}
+        for table, put, row, height in ops:
+            final[(table.name, tuple(row[k] for k in table.key))] = (table, put, row, height)
+        by_table: dict[str, tuple[list, list]] = {}
+        for (name, pk), (table, put, row, height) in final.items():
+            puts, dels = by_table.setdefault(name, ([], []))
+            if put:
+                puts.append(tuple(row[col] for col in table.column_names) + (height,))
+            else:
+                dels.append(pk)
+        for name, (puts, dels) in by_table.items():
+            table = self._tables[name]
+            if puts:
+                marks = ",".join("?" * (len(table.columns) + 1))
+                c.executemany(f"INSERT OR REPLACE INTO {name} VALUES ({marks})", puts)
+            if dels:
+                where = " AND ".join(f"{k}=?" for k in table.key)
+                c.executemany(f"DELETE FROM {name} WHERE {where}", dels)
+
+    # ---------------------------------------------------------------- snapshot reads (queries, proofs)
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = connect(self.path, durable=False, readonly=True)
+        return conn
+
+    @contextmanager
+    def snapshot(self) -> Iterator["Snapshot"]:
+        """A consistent read of ``state.db`` (state, proofs, indexes) at its flushed height."""
+        conn = self._reader()
+        conn.execute("BEGIN")
+        try:
+            yield Snapshot(conn, self._tables)
+        finally:
+            conn.execute("COMMIT")
+
+    def pending_tx_location(self, txid: bytes) -> tuple[int, int] | None:
+        """Where a transaction not yet in ``state.db`` was included (engine layers)."""
+        for layer in (self._live, self._flushing):
+            if layer is not None:
+                row = layer.txs.get(txid)
+                if row is not None:
+                    return row[1], row[2]
+        return None
+
+    def recent_tx_ids(self, since_time: int) -> list[tuple[bytes, int, int]]:
+        """(id, expires, height) of transactions that had not expired at ``since_time``."""
+        rows = self._engine.execute("SELECT id, expires, height FROM tx_index WHERE expires >= ?", (since_time,))
+        return [(bytes(i), e, h) for i, e, h in rows]
+
+
+class Snapshot:
+    """Read-only view of ``state.db`` inside one read transaction; implements ``QueryView``."""
+
+    def __init__(self, conn: sqlite3.Connection, tables: dict[str, IndexTable]) -> None:
+        self.conn = conn
+        self._tables = tables
+        row = conn.execute("SELECT v FROM meta WHERE k='height'").fetchone()
+        self.height: int = -1 if row is None else int(row[0])
+        row = conn.execute("SELECT v FROM meta WHERE k='root'").fetchone()
+        self.root: bytes = smt.EMPTY_ROOT if row is None else bytes(row[0])
+
+    def get(self, key: bytes) -> bytes | None:
+        row = self.conn.execute("SELECT v FROM state WHERE k=?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def get_node(self, path: str) -> smt.Node | None:
+        row = self.conn.execute("SELECT node FROM smt WHERE path=?", (path,)).fetchone()
+        return None if row is None else smt.decode_node(row[0])
+
+    def prove(self, key: bytes) -> tuple[bytes | None, smt.StateProof]:
+        return self.get(key), smt.prove(self.get_node, smt.key_hash(key))
+
+    def tx_location(self, txid: bytes) -> tuple[int, int] | None:
+        row = self.conn.execute("SELECT height, idx FROM tx_index WHERE id=?", (txid,)).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def _where(self, table: IndexTable, where: dict[str, Any]) -> tuple[str, list[Any]]:
+        names = table.column_names
+        for k in where:
+            if k not in names:
+                raise KeyError(f"{table.name} has no column {k}")
+        clause = " AND ".join(f"{k}=?" for k in where) or "1"
+        return clause, list(where.values())
+
+    def rows(self, table: IndexTable, where: dict[str, Any], *, order: tuple[str, ...] = (),
+             limit: int = 100, offset: int = 0, descending: bool = False) -> list[dict[str, Any]]:
+        clause, args = self._where(table, where)
+        cols = table.column_names
+        for o in order:
+            if o not in cols:
+                raise KeyError(f"{table.name} has no column {o}")
+        order_sql = (" ORDER BY " + ", ".join(f"{o} {'DESC' if descending else 'ASC'}" for o in order)) if order else ""
+        sql = f"SELECT {', '.join(cols)} FROM {table.name} WHERE {clause}{order_sql} LIMIT ? OFFSET ?"
+        return [dict(zip(cols, r)) for r in self.conn.execute(sql, args + [limit, offset])]
+
+    def count(self, table: IndexTable, where: dict[str, Any]) -> int:
+        clause, args = self._where(table, where)
+        return self.conn.execute(f"SELECT count(*) FROM {table.name} WHERE {clause}", args).fetchone()[0]
