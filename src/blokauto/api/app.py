@@ -83,7 +83,7 @@ def create_app(node: Node) -> Litestar:
         limit = engine.params.get("max_tx_bytes", 65_536)
         if len(raw) > limit:
             raise TxTooLarge(size=len(raw), limit=limit)
-        txid = await asyncio.wrap_future(node.submit([raw])[0])
+        txid = await asyncio.wrap_future(node.submit_one(raw))
         if wait > 0:
             return Response(await _receipt(txid, _wait_s(wait)), status_code=200)
         return Response({"id": txid.hex(), "status": "accepted"}, status_code=202)
@@ -98,7 +98,7 @@ def create_app(node: Node) -> Litestar:
             raise MalformedTx(reason=f"a batch is a JSON array of transactions ({exc})") from None
         if len(items) > MAX_BATCH:
             raise BatchTooLarge(limit=MAX_BATCH, size=len(items))
-        results = await asyncio.wrap_future(node.submit_all([bytes(i) for i in items]))
+        results = await asyncio.wrap_future(node.submit([bytes(i) for i in items]).future)
         out = [{"error": r.to_dict()} if isinstance(r, Exception) else {"id": r.hex()} for r in results]
         return {"accepted": sum(1 for r in out if "id" in r), "results": out}
 

@@ -66,12 +66,15 @@ class NodeProcess:
 
 
 class RssSampler:
-    """Peak resident memory of a process and all its children, sampled every ``interval`` s."""
+    """Peak resident memory of a process and all its children, sampled every ``interval`` s,
+    and the CPU seconds each used while sampling (main process vs its children)."""
 
     def __init__(self, pid: int, interval: float = 0.1) -> None:
         self.pid = pid
         self.interval = interval
         self.peak = 0
+        self.cpu_start = self._cpu()
+        self.cpu = (0.0, 0.0)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -89,7 +92,18 @@ class RssSampler:
             self.peak = max(self.peak, total)
             self._stop.wait(self.interval)
 
+    def _cpu(self) -> tuple[float, float]:
+        try:
+            root = psutil.Process(self.pid)
+            t = root.cpu_times()
+            kids = sum(sum(c.cpu_times()[:2]) for c in root.children(recursive=True))
+            return t.user + t.system, kids
+        except psutil.Error:
+            return 0.0, 0.0
+
     def stop(self) -> int:
+        main, kids = self._cpu()
+        self.cpu = (main - self.cpu_start[0], kids - self.cpu_start[1])
         self._stop.set()
         self._thread.join()
         return self.peak

@@ -141,6 +141,8 @@ def run(*, txs: int = 200_000, workload: str = "members", workers: int | None = 
             "end_tx_per_s": _rate(samples, 0.8, 1.0, txs),
             "blocks": final["height"],
             "peak_rss_mb": round(peak / 2**20, 1),
+            "node_main_cpu_us_per_tx": round(sampler.cpu[0] / final["committed_txs"] * 1e6),
+            "node_workers_cpu_us_per_tx": round(sampler.cpu[1] / final["committed_txs"] * 1e6),
             "tx_bytes": tx_bytes,
             "generate_s": round(gen_s, 1),
             "elapsed_s": round(elapsed, 2),

@@ -31,8 +31,7 @@ class Event(msgspec.Struct, tag_field="type", frozen=True, kw_only=True):
     """Base of every event. Subclasses set ``tag="module.event_name"``."""
 
 
-@dataclass(frozen=True)
-class SignerInfo:
+class SignerInfo(msgspec.Struct, frozen=True, gc=False):
     """What the consortium knows about a key that belongs to an organisation."""
 
     did: str
@@ -102,6 +101,7 @@ class MessageSpec:
     cosigners: Cosigners | None
     doc: str
     module: str
+    new_keys: Callable[[Any], list[str]] | None = None
 
     def describe_roles(self) -> str:
         if isinstance(self.roles, str):
@@ -175,8 +175,10 @@ class Module:
     provides: dict[type, Any] = field(default_factory=dict)
     genesis: Callable[[Overlay, "Context", Any], None] | None = None
 
-    def message(self, struct: type[MessageT], *, roles: Iterable[str] | str,
-                cosigners: Cosigners | None = None) -> Callable[[Handler], Handler]:
+    def message(self, struct: type[MessageT], *, roles: Iterable[str] | str, cosigners: Cosigners | None = None,
+                new_keys: Callable[[Any], list[str]] | None = None) -> Callable[[Handler], Handler]:
+        """Declare a message. ``new_keys(msg)`` lists keys it registers: they are checked (canonical,
+        not of small order, in the prime-order subgroup) with the signatures, before ordering."""
         tag = struct.__struct_config__.tag
         if not isinstance(tag, str) or not tag.startswith(self.name + "."):
             raise TypeError(f"{struct.__name__} needs tag='{self.name}.<name>'")
@@ -184,7 +186,7 @@ class Module:
 
         def register(handler: Handler) -> Handler:
             self.messages[tag] = MessageSpec(tag, struct, handler, role_set, cosigners,
-                                             (handler.__doc__ or struct.__doc__ or "").strip(), self.name)
+                                             (handler.__doc__ or struct.__doc__ or "").strip(), self.name, new_keys)
             return handler
 
         return register

@@ -49,7 +49,8 @@ class Registry:
                     raise ValueError(f"parameter {p.name} declared twice")
                 self.params[p.name] = p
             self._providers.update(m.provides)
-        self.codec = TxCodec({t: s.struct for t, s in self.messages.items()})
+        self.codec = TxCodec({t: s.struct for t, s in self.messages.items()},
+                             {t: s.new_keys for t, s in self.messages.items() if s.new_keys is not None})
         self.directory: Directory = self.provider(Directory)
 
     def provider(self, protocol: type[T]) -> T:

@@ -62,15 +62,20 @@ class StateMap(Generic[V]):
         if not prefix.endswith("/"):
             raise ValueError("a state map prefix ends with '/'")
         self.prefix = prefix
+        self._prefix_b = prefix.encode()
         self.value_type = value_type
         self._decoder = msgspec.json.Decoder(value_type)
 
     def key(self, *parts: str | int) -> bytes:
+        if len(parts) == 1:
+            p = parts[0]
+            if type(p) is str and p and "/" not in p and len(p) <= 200:
+                return self._prefix_b + p.encode()
         return (self.prefix + "/".join(_key_part(p) for p in parts)).encode()
 
     def get(self, state: StateReader, *parts: str | int) -> V | None:
         raw = state.get(self.key(*parts))
-        return None if raw is None else self._decoder.decode(raw)
+        return None if raw is None else self.decode(raw)
 
     def has(self, state: StateReader, *parts: str | int) -> bool:
         return state.get(self.key(*parts)) is not None

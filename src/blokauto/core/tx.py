@@ -8,7 +8,7 @@ the ledger's state; it runs in worker processes before ordering and again before
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Callable, Generic, TypeVar
 
 import msgspec
 
@@ -90,8 +90,10 @@ class CheckedTx(msgspec.Struct, frozen=True):
 class TxCodec:
     """Decodes transactions for one set of message types (built by the module registry)."""
 
-    def __init__(self, message_types: dict[str, type[Message]]) -> None:
+    def __init__(self, message_types: dict[str, type[Message]],
+                 new_keys: dict[str, "Callable[[Any], list[str]]"] | None = None) -> None:
         self.message_types = message_types
+        self.new_keys = new_keys or {}  # message type -> the keys it would register
         union: Any = tuple(message_types.values())
         msg_type = union[0] if len(union) == 1 else __import__("typing").Union[union]
         self.tx_type = Tx[msg_type]  # type: ignore[valid-type]
@@ -148,6 +150,10 @@ def check_stateless(
     body_bytes = canonical(body)
     txid = crypto.tagged_hash(crypto.TAG_TX_ID, body_bytes)
     verify_signatures(tx, txid)
+    registers = codec.new_keys.get(body.msg.__struct_config__.tag)
+    if registers is not None:
+        for did in registers(body.msg):  # keys entering the ledger: canonical, prime order, not small
+            crypto.check_did(did)
     canon = b'{"body":' + body_bytes + b',"sigs":' + canonical(tx.sigs) + b"}"
     return CheckedTx(tx, txid, canon)
 

@@ -49,6 +49,29 @@ class Divergence(Exception):
             f"{computed.state_root} (stored header {stored.hash().hex()[:16]}…, computed {computed.hash().hex()[:16]}…)")
 
 
+class Submission:
+    """The answers to one batch of submitted transactions: per input, its id once accepted for
+    ordering, or the ``BlokautoError`` refusing it. ``future`` resolves when all are known."""
+
+    __slots__ = ("results", "future", "_remaining", "_lock")
+
+    def __init__(self, size: int) -> None:
+        self.results: list[bytes | BlokautoError | None] = [None] * size
+        self.future: Future[list[bytes | BlokautoError]] = Future()
+        self._remaining = size
+        self._lock = threading.Lock()
+        if size == 0:
+            self.future.set_result([])
+
+    def answer(self, index: int, value: bytes | BlokautoError) -> None:
+        self.results[index] = value
+        with self._lock:
+            self._remaining -= 1
+            done = self._remaining == 0
+        if done:
+            self.future.set_result(self.results)  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
 class TxResult:
     height: int
@@ -96,7 +119,7 @@ class Engine:
         self.window = ReplayWindow()
         self.head: Header | None = None
         self.params: dict[str, int] = {}
-        self._inbox: deque[tuple[CheckedTx, Future]] = deque()
+        self._inbox: deque[tuple[CheckedTx, Submission, int]] = deque()
         self._inbox_cond = threading.Condition()
         self._notify_lock = threading.Lock()
         self._waiters: dict[bytes, list[Future]] = {}
@@ -161,8 +184,8 @@ class Engine:
             self._inbox_cond.notify_all()
         if self._thread is not None:
             self._thread.join()
-        for _, fut in self._inbox:
-            fut.set_exception(Unavailable(reason="the node is stopping"))
+        for _, sub, i in self._inbox:
+            sub.answer(i, Unavailable(reason="the node is stopping"))
         self._inbox.clear()
         self.state.close()
         self.blocks.close()
@@ -171,11 +194,11 @@ class Engine:
     def pending(self) -> int:
         return len(self._inbox)
 
-    def enqueue(self, items: list[tuple[CheckedTx, Future]]) -> None:
+    def enqueue(self, items: list[tuple[CheckedTx, Submission, int]]) -> None:
         with self._inbox_cond:
             if self._stopping or self.failure is not None:
-                for _, fut in items:
-                    fut.set_exception(Unavailable(reason="the node is stopping" if self._stopping else "the engine stopped"))
+                for _, sub, i in items:
+                    sub.answer(i, Unavailable(reason="the node is stopping" if self._stopping else "the engine stopped"))
                 return
             self._inbox.extend(items)
             self._inbox_cond.notify()
@@ -184,7 +207,7 @@ class Engine:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
-    def _take_batch(self) -> list[tuple[CheckedTx, Future]]:
+    def _take_batch(self) -> list[tuple[CheckedTx, Submission, int]]:
         limit = min(self.config.block_max_txs, self.params.get("max_block_txs", self.config.block_max_txs))
         interval = self.config.block_interval_ms / 1000
         with self._inbox_cond:
@@ -216,22 +239,22 @@ class Engine:
             with self._inbox_cond:
                 items = list(self._inbox)
                 self._inbox.clear()
-            for _, fut in items:
-                fut.set_exception(Unavailable(reason="the engine stopped"))
+            for _, sub, i in items:
+                sub.answer(i, Unavailable(reason="the engine stopped"))
 
-    def _precheck(self, batch: list[tuple[CheckedTx, Future]]) -> list[CheckedTx]:
+    def _precheck(self, batch: list[tuple[CheckedTx, Submission, int]]) -> list[CheckedTx]:
         """Refuse, before ordering, what execution would refuse for replay or authorisation."""
         assert self.head is not None
         accepted: list[CheckedTx] = []
         seen: set[bytes] = set()
-        for checked, fut in batch:
+        for checked, sub, i in batch:
             err = self.check_stateful(checked, seen)
             if err is not None:
-                fut.set_exception(err)
+                sub.answer(i, err)
                 continue
             seen.add(checked.id)
             accepted.append(checked)
-            fut.set_result(checked.id)
+            sub.answer(i, checked.id)
         return accepted
 
     def check_stateful(self, checked: CheckedTx, seen: set[bytes] = frozenset()) -> BlokautoError | None:  # type: ignore[assignment]

@@ -21,7 +21,7 @@ from ..core.errors import BlokautoError, Unavailable
 from ..core.registry import Registry
 from ..keystore import KeyStore
 from ..modules import default_registry
-from .engine import Engine, EngineConfig, now_ms
+from .engine import Engine, EngineConfig, Submission, now_ms
 from .verifier import VerifierPool
 
 GENESIS_FILE = "genesis.json"
@@ -89,8 +89,9 @@ class Node:
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
-    def submit(self, raws: list[bytes]) -> list[Future]:
-        """Check and queue transactions; one future per input (tx id, or a ``BlokautoError``)."""
+    def submit(self, raws: list[bytes]) -> Submission:
+        """Check and queue transactions. ``submission.future`` resolves to a list with, per input,
+        its id (accepted for ordering) or the ``BlokautoError`` refusing it."""
         engine = self.engine
         if engine.failure is not None:
             raise Unavailable(reason="the engine stopped after an error; see the node log")
@@ -100,7 +101,7 @@ class Node:
             self._inflight += len(raws)
         assert self.verifier is not None
         params = engine.params
-        outs: list[Future] = [Future() for _ in raws]
+        sub = Submission(len(raws))
         verified = self.verifier.check(raws, now_ms=now_ms(), max_bytes=params["max_tx_bytes"],
                                        max_ttl_ms=params["max_tx_ttl_ms"])
 
@@ -108,35 +109,27 @@ class Node:
             with self._lock:
                 self._inflight -= len(raws)
             items = []
-            for result, out in zip(f.result(), outs):
+            for i, result in enumerate(f.result()):
                 if isinstance(result, BlokautoError):
-                    out.set_exception(result)
+                    sub.answer(i, result)
                 else:
-                    items.append((result, out))
-            engine.enqueue(items)
+                    items.append((result, sub, i))
+            if items:
+                engine.enqueue(items)
 
         verified.add_done_callback(on_verified)
-        return outs
+        return sub
 
-    def submit_all(self, raws: list[bytes]) -> Future:
-        """One future for a batch: a list with, per input, its id or the ``BlokautoError`` refusing it."""
-        futs = self.submit(raws)
-        done: Future = Future()
-        remaining = [len(futs)]
-        lock = threading.Lock()
+    def submit_one(self, raw: bytes) -> Future:
+        """A future of one transaction's id (or its refusal, raised)."""
+        out: Future = Future()
 
-        def one_done(_: Future) -> None:
-            with lock:
-                remaining[0] -= 1
-                last = remaining[0] == 0
-            if last:
-                done.set_result([f.exception() or f.result() for f in futs])
+        def done(f: Future) -> None:
+            r = f.result()[0]
+            out.set_exception(r) if isinstance(r, BaseException) else out.set_result(r)
 
-        if not futs:
-            done.set_result([])
-        for f in futs:
-            f.add_done_callback(one_done)
-        return done
+        self.submit([raw]).future.add_done_callback(done)
+        return out
 
     def status(self) -> dict[str, Any]:
         e = self.engine

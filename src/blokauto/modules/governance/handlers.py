@@ -97,7 +97,7 @@ def _active_org(state: StateReader, org_id: str) -> Organisation:
 
 
 def _key_unused(state: StateReader, did: str) -> None:
-    check_did(did)
+    """The key is not yet a member or node key (its validity was checked with the signatures)."""
     if MEMBERS.has(state, did) or any(n.did == did for n in _consensus(state).nodes):
         raise errors.NodeKeyInUse(key=did)
 
@@ -149,6 +149,8 @@ def _admit(state: Overlay, ctx: Context, a: AdmitOrganisation) -> None:
 def genesis(state: Overlay, ctx: Context, g: Genesis) -> None:
     """Founding organisations, their admin and node keys, and the quorum."""
     for org in g.organisations:
+        for did in list(org.admins) + list(org.nodes):
+            check_did(did)
         _admit(state, ctx, AdmitOrganisation(org.id, org.name, org.roles, org.admins, org.nodes))
     _set_consensus(state, ctx, _consensus(state).nodes, g.quorum)
 
@@ -178,7 +180,8 @@ def _adjust_admins(state: Overlay, org: str, delta: int) -> None:
     ADMIN_COUNT.put(state, _active_admins(state, org) + delta, org)
 
 
-@module.message(AddMember, roles={"admin"}, cosigners=lambda s, ctx, m: [KeyParty(m.member, "the new key")])
+@module.message(AddMember, roles={"admin"}, cosigners=lambda s, ctx, m: [KeyParty(m.member, "the new key")],
+                new_keys=lambda m: [m.member])
 def add_member(state: Overlay, ctx: Context, msg: AddMember) -> None:
     """Add a key to the sender's organisation."""
     assert ctx.member is not None
@@ -211,7 +214,8 @@ def revoke_member(state: Overlay, ctx: Context, msg: RevokeMember) -> None:
     ctx.emit(MemberRevoked(org=m.org, member=m.did, reason=msg.reason))
 
 
-@module.message(RotateKey, roles=MEMBER, cosigners=lambda s, ctx, m: [KeyParty(m.new_key, "the new key")])
+@module.message(RotateKey, roles=MEMBER, cosigners=lambda s, ctx, m: [KeyParty(m.new_key, "the new key")],
+                new_keys=lambda m: [m.new_key])
 def rotate_key(state: Overlay, ctx: Context, msg: RotateKey) -> None:
     """Replace the sender's key by a new one with the same organisation and roles."""
     old = MEMBERS.get(state, ctx.sender)
@@ -259,8 +263,6 @@ def _check_action(state: StateReader, ctx: Context, action: Action) -> None:
         ctx.check_param(action.name, action.value)
     elif isinstance(action, SetNodeKeys):
         _active_org(state, action.org)
-        for did in action.nodes:
-            check_did(did)
     elif isinstance(action, SetQuorum):
         nodes = len(_consensus(state).nodes)
         if not 1 <= action.quorum <= nodes:
@@ -323,7 +325,16 @@ def _save_proposal(state: Overlay, ctx: Context, p: Proposal) -> None:
                   opened=p.opened)
 
 
-@module.message(Propose, roles={"admin"})
+def _proposal_keys(msg: Propose) -> list[str]:
+    a = msg.action
+    if isinstance(a, AdmitOrganisation):
+        return list(a.admins) + list(a.nodes)
+    if isinstance(a, SetNodeKeys):
+        return list(a.nodes)
+    return []
+
+
+@module.message(Propose, roles={"admin"}, new_keys=_proposal_keys)
 def propose(state: Overlay, ctx: Context, msg: Propose) -> None:
     """Open a proposal; the proposer's organisation votes yes."""
     assert ctx.member is not None
