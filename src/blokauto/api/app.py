@@ -19,6 +19,7 @@ from typing import Any, AsyncIterator
 import msgspec
 from litestar import Litestar, Request, Response, get, post
 from litestar.openapi import OpenAPIConfig
+from litestar.params import FromPath, FromQuery
 from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
@@ -76,7 +77,7 @@ def create_app(node: Node) -> Litestar:
         return await asyncio.to_thread(lambda: reader.tx(txid, engine.locate(txid)))
 
     @post("/v1/txs", status_code=202, summary="Submit a signed transaction")
-    async def submit_tx(request: Request, wait: float = 0.0) -> Response:
+    async def submit_tx(request: Request, wait: FromQuery[float] = 0.0) -> Response:
         """Stateless checks, replay and authorisation run before the answer: a refusal is a 4xx
         with a stable code. ``wait`` (seconds, up to 60) also waits for the receipt."""
         raw = await request.body()
@@ -103,15 +104,15 @@ def create_app(node: Node) -> Litestar:
         return {"accepted": sum(1 for r in out if "id" in r), "results": out}
 
     @get("/v1/txs/{tx_id:str}", summary="A transaction's receipt with inclusion proofs")
-    async def get_tx(tx_id: str, wait: float = 0.0) -> dict[str, Any]:
+    async def get_tx(tx_id: FromPath[str], wait: FromQuery[float] = 0.0) -> dict[str, Any]:
         return await _receipt(_txid(tx_id), _wait_s(wait))
 
     @get("/v1/blocks/latest", sync_to_thread=True, summary="The newest block")
-    def latest_block(full: bool = False) -> dict[str, Any]:
+    def latest_block(full: FromQuery[bool] = False) -> dict[str, Any]:
         return reader.block(engine.head.height, full=full)  # type: ignore[union-attr]
 
     @get("/v1/blocks/{height:int}", sync_to_thread=True, summary="A block's header, ids and attestations")
-    def get_block(height: int, full: bool = False) -> dict[str, Any]:
+    def get_block(height: FromPath[int], full: FromQuery[bool] = False) -> dict[str, Any]:
         return reader.block(height, full=full)
 
     @get("/v1/checkpoints/latest", sync_to_thread=True, summary="The newest checkpoint")
@@ -119,11 +120,11 @@ def create_app(node: Node) -> Litestar:
         return to_builtins(reader.checkpoint(engine.head.height))  # type: ignore[union-attr]
 
     @get("/v1/checkpoints/{height:int}", sync_to_thread=True, summary="A header with its node attestations")
-    def get_checkpoint(height: int) -> dict[str, Any]:
+    def get_checkpoint(height: FromPath[int]) -> dict[str, Any]:
         return to_builtins(reader.checkpoint(height))
 
     @get("/v1/state/{key:path}", summary="A state value with its proof")
-    async def get_state(key: str, min_height: int = -1) -> dict[str, Any]:
+    async def get_state(key: FromPath[str], min_height: FromQuery[int] = -1) -> dict[str, Any]:
         """``min_height`` waits (up to 10 s) until the state reflects that block, for read-your-writes."""
         if min_height > engine.state.flushed_height:
             await asyncio.to_thread(engine.state.wait_flushed, min_height, 10.0)
@@ -168,7 +169,7 @@ def create_app(node: Node) -> Litestar:
         return handler
 
     @get("/v1/events", summary="Committed events as server-sent events (resumable)")
-    async def events(request: Request, from_height: int = -1) -> ServerSentEvent:
+    async def events(request: Request, from_height: FromQuery[int] = -1) -> ServerSentEvent:
         """Reconnect with the ``Last-Event-ID`` header (or ``?from_height=H``) to miss nothing."""
         last = request.headers.get("last-event-id")
         after = parse_event_id(last) if last else (from_height - 1 if from_height >= 0 else engine.head.height, 1 << 62, 1 << 62)  # type: ignore[union-attr]

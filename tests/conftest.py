@@ -1,0 +1,224 @@
+"""Shared fixtures: a test consortium in memory, a transaction builder, and real nodes.
+
+Every server a test starts listens on 127.0.0.1 and is stopped by the test, by its PID.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+
+from blokauto.core.block import Genesis, GenesisOrganisation
+from blokauto.core.chain import MemoryLedger
+from blokauto.core.crypto import KeyPair
+from blokauto.core.encoding import canonical
+from blokauto.core.tx import Message, make_body, sign
+from blokauto.modules import default_registry
+
+DATA = Path(__file__).parent / "data"
+CHAIN = "test-chain"
+T0 = 1_800_000_000_000  # genesis time of test chains (ms)
+
+
+def K(label: str) -> KeyPair:
+    """A deterministic test key."""
+    return KeyPair.from_label(label)
+
+
+def consortium(chain: str = CHAIN, quorum: int = 1, time: int = T0) -> Genesis:
+    """Three founding organisations: an automaker, an insurer and a regulator (the node operator)."""
+    return Genesis(
+        chain=chain,
+        time=time,
+        organisations=[
+            GenesisOrganisation("oem", "Test Motors", ["manufacturer"], [K("oem-admin").did], []),
+            GenesisOrganisation("ins", "Test Insurance", ["insurer"], [K("ins-admin").did], []),
+            GenesisOrganisation("reg", "Test Registry", ["regulator", "police", "inspector"], [K("reg-admin").did],
+                                [K("reg-node").did]),
+        ],
+        quorum=quorum,
+    )
+
+
+_nonces = itertools.count(1)
+
+
+def build_tx(sender: KeyPair, msg: Message, *cosigners: KeyPair, chain: str = CHAIN, expires: int = T0 + 3_000_000,
+             nonce: str | None = None) -> bytes:
+    """Canonical bytes of ``msg`` sent by ``sender`` and co-signed by ``cosigners``."""
+    body = make_body(chain, sender.did, msg, nonce=nonce or f"{next(_nonces):032x}", expires=expires)
+    return canonical(sign(body, sender, *cosigners))
+
+
+class Chain:
+    """A MemoryLedger with helpers: submit raw txs as one block and get receipts back."""
+
+    def __init__(self, genesis: Genesis | None = None) -> None:
+        self.genesis = genesis or consortium()
+        self.registry = default_registry()
+        self.ledger = MemoryLedger(self.registry, self.genesis)
+
+    def block(self, *raws: bytes, time: int | None = None):
+        return self.ledger.add_block([self.ledger.check(r) for r in raws], time=time)
+
+    def run(self, sender: KeyPair, msg: Message, *cosigners: KeyPair, **kw: Any):
+        """One transaction in its own block; returns its receipt."""
+        return self.block(build_tx(sender, msg, *cosigners, chain=self.genesis.chain, **kw)).receipts[0]
+
+    @property
+    def root(self) -> str:
+        return self.ledger.head.state_root
+
+
+@pytest.fixture
+def chain() -> Chain:
+    return Chain()
+
+
+# ---------------------------------------------------------------- nodes
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_chain(data: Path, genesis: Genesis | None = None, node_label: str = "reg-node") -> Genesis:
+    """A data folder holding ``genesis`` (the test consortium by default) and its node key."""
+    from blokauto.keystore import KeyStore
+
+    genesis = genesis or consortium(time=int(time.time() * 1000) - 1000)
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "genesis.json").write_bytes(canonical(genesis))
+    ks = KeyStore(data / "keys")
+    ks.create("node", kind="node", key=K(node_label))
+    for label in ("oem-admin", "ins-admin", "reg-admin"):
+        ks.create(label, key=K(label))
+    return genesis
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@pytest.fixture
+def live_node(tmp_path: Path) -> Iterator[Any]:
+    """A node with its HTTP API in this process (threads), on 127.0.0.1."""
+    from blokauto.api.server import ApiServer
+    from blokauto.node.engine import EngineConfig
+    from blokauto.node.node import Node
+
+    genesis = write_chain(tmp_path / "data")
+    node = Node(tmp_path / "data", config=EngineConfig(block_interval_ms=20), workers=1)
+    node.start()
+    server = ApiServer(node, "127.0.0.1", 0)
+    url = server.start()
+
+    class Live:
+        pass
+
+    live = Live()
+    live.url, live.node, live.genesis, live.data = url, node, genesis, tmp_path / "data"
+    live.tx = lambda sender, msg, *co, **kw: build_tx(sender, msg, *co, chain=genesis.chain,
+                                                         expires=kw.pop("expires", now_ms() + 600_000), **kw)
+    try:
+        yield live
+    finally:
+        server.stop()
+        node.stop()
+
+
+class NodeProcess:
+    """``blokauto node start`` in a child process, stopped by its PID."""
+
+    def __init__(self, data: Path, *extra: str) -> None:
+        self.data = data
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(data / "node.log", "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "blokauto.cli", "node", "start", "--data", str(data), "--host", "127.0.0.1",
+             "--port", str(self.port), *extra],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        self.pid = self.proc.pid
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"node exited with {self.proc.returncode}: {(self.data / 'node.log').read_text()[-2000:]}")
+            try:
+                if httpx.get(self.url + "/v1/status", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError("node did not start")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Kill the node and its verifier workers (by PID)."""
+        import psutil
+
+        try:
+            children = psutil.Process(self.pid).children(recursive=True)
+        except psutil.Error:
+            children = []
+        if self.proc.poll() is None:
+            os.kill(self.pid, sig)
+            self.proc.wait(30)
+        for c in children:
+            try:
+                c.kill()
+                c.wait(10)
+            except psutil.Error:
+                pass
+        self.log.close()
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+
+
+@pytest.fixture
+def node_process(tmp_path: Path) -> Iterator[Any]:
+    """Start real node processes on a fresh test chain: ``start()`` returns a NodeProcess."""
+    started: list[NodeProcess] = []
+    data = tmp_path / "data"
+    genesis = write_chain(data)
+
+    class Factory:
+        pass
+
+    f = Factory()
+    f.data, f.genesis = data, genesis
+
+    def start(*extra: str) -> NodeProcess:
+        p = NodeProcess(data, *extra)
+        started.append(p)
+        return p
+
+    f.start = start
+    try:
+        yield f
+    finally:
+        for p in started:
+            if p.proc.poll() is None:
+                p.kill()
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the real ``blokauto`` CLI."""
+    return subprocess.run([sys.executable, "-m", "blokauto.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout, env={**os.environ, **(env or {})})
