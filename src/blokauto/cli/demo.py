@@ -18,6 +18,7 @@ from ..core.errors import BlokautoError
 from ..keystore import KeyStore
 from ..modules.governance import messages as gov
 from ..modules.governance import state as gov_state
+from ..modules.vehicles import messages as veh
 from ..node.audit import audit
 from ..node.init import OrgSpec, init_chain
 from ..node.node import Node
@@ -28,7 +29,9 @@ FOUNDERS = [
     OrgSpec("kba", ("regulator", "police", "inspector"), "Kraftfahrt-Bundesamt (vehicle registry)"),
     OrgSpec("bavaria-motors", ("manufacturer",), "Bavaria Motors AG"),
     OrgSpec("allied-insurance", ("insurer",), "Allied Insurance SE"),
+    OrgSpec("meister-werkstatt", ("workshop",), "Meister Werkstatt GmbH"),
 ]
+DEMO_VIN = "WZZ3E5C22NM400117"
 
 
 class Story:
@@ -137,13 +140,16 @@ def tell_story(bc: Client, keys: KeyStore, story: Story) -> None:
                                                                roles=["dealer"], admins=[dealer_admin.did]),
                             note="authorised dealer, Munich"), bmw))
     proposal = next(e["proposal"] for e in info.events if e["type"] == "governance.proposal_opened")
-    story.committed("the registry (KBA) votes yes: 2 of 3 organisations, the proposal passes",
+    story.committed("the registry (KBA) votes yes: 2 of 4 organisations, not yet two thirds",
                     bc.send(gov.Vote(proposal=proposal, approve=True), kba))
+    story.committed("Meister Werkstatt votes yes: 3 of 4, the proposal passes and City Motors joins",
+                    bc.send(gov.Vote(proposal=proposal, approve=True), keys.load("meister-werkstatt-admin")))
     info = story.committed("Allied proposes a 30-minute limit on transaction validity",
                            bc.send(gov.Propose(action=gov_state.SetParameter(name="max_tx_ttl_ms", value=1_800_000)), allied))
     proposal = next(e["proposal"] for e in info.events if e["type"] == "governance.proposal_opened")
-    story.committed("Bavaria Motors agrees; the parameter changes from the next block",
-                    bc.send(gov.Vote(proposal=proposal, approve=True), bmw))
+    story.committed("Bavaria Motors agrees (2 of 4)", bc.send(gov.Vote(proposal=proposal, approve=True), bmw))
+    story.committed("KBA agrees (3 of 4); the parameter changes from the next block",
+                    bc.send(gov.Vote(proposal=proposal, approve=True), kba))
 
     story.say("\n[bold]Key lifecycle[/]")
     line2 = keys.create("bavaria-line-7b", org="bavaria-motors")
@@ -163,3 +169,69 @@ def tell_story(bc: Client, keys: KeyStore, story: Story) -> None:
     story.say(f"[green]✓[/] the claims-desk key is proven {revoked.value['status']} since height {revoked.value['since']}")
     absent = bc.state(f"gov/member/{stranger.did}")
     story.say(f"[green]✓[/] the stranger's key is proven absent from the registry: {absent.value is None}")
+    vehicle_story(bc, keys, story)
+
+
+def vehicle_story(bc: Client, keys: KeyStore, story: Story) -> None:
+    """A car built, sold, serviced, crashed, repaired and sold again with a clocked odometer."""
+    kba, bmw = keys.load("kba-admin"), keys.load("bavaria-motors-admin")
+    allied, shop = keys.load("allied-insurance-admin"), keys.load("meister-werkstatt-admin")
+    dealer = keys.load("city-motors-admin")
+    car = keys.create("car-telematics-unit", kind="device")
+    anna, ben = keys.create("anna", kind="owner"), keys.create("ben", kind="owner")
+    vin = DEMO_VIN
+
+    story.say(f"\n[bold]A car's life[/] (VIN {vin})")
+    story.committed("KBA assigns manufacturer code WZZ to Bavaria Motors",
+                    bc.send(veh.AssignWmi(wmi="WZZ", org="bavaria-motors"), kba))
+    story.refused("a VIN with a wrong check digit under a North American code",
+                  lambda: bc.send(veh.RegisterVehicle(vin="1M8GDM9AXKP042789", make="Bavaria", model="E5",
+                                                      model_year=2022, body="sedan", powertrain="bev", plant="Dingolfing",
+                                                      build_date="2022-06-14", country="DE"), bmw).raise_for_status())
+    story.committed("Bavaria Motors records the birth: an E5 electric sedan, 83 kWh, with its telematics key",
+                    bc.send(veh.RegisterVehicle(vin=vin, make="Bavaria", model="E5", model_year=2022, body="sedan",
+                                                powertrain="bev", plant="Dingolfing", build_date="2022-06-14",
+                                                country="DE", battery_wh=83_000, device_keys=[car.did]), bmw))
+    story.committed("sold to City Motors (both sign)",
+                    bc.send(veh.TransferTitle(vin=vin, to="org:city-motors"), bmw, dealer))
+    story.committed("City Motors sells it to Anna, a private buyer (both sign)",
+                    bc.send(veh.TransferTitle(vin=vin, to=anna.did, usage="private"), dealer, anna))
+    story.committed("the car's own telematics unit signs an odometer reading: 15,200 km",
+                    bc.send(veh.RecordOdometer(vin=vin, value=15_200), car))
+    story.committed("Meister Werkstatt services it at 30,050 km",
+                    bc.send(veh.RecordService(vin=vin, odometer=30_050, items=["brake fluid", "cabin filter"],
+                                              parts=[veh.PartRef(part_number="BP-4411", serial="BP4411-00981")]), shop))
+    crash = story.committed("Allied Insurance records a front collision (moderate, airbags deployed)",
+                            bc.send(veh.RecordAccident(vin=vin, date="2024-02-11", severity="moderate",
+                                                       impact_areas=["front", "front_left"], airbags_deployed=True,
+                                                       reference="CLAIM-2024-7781"), allied))
+    seq = next(e["seq"] for e in crash.events if e["type"] == "vehicles.history_appended")
+    story.committed("Meister Werkstatt repairs the damage",
+                    bc.send(veh.RecordRepair(vin=vin, odometer=31_400, accident=seq,
+                                             items=["bumper", "left headlamp", "airbag module"]), shop))
+    story.committed("before reselling, City Motors reports 18,000 km: below the 31,400 km on record",
+                    bc.send(veh.RecordOdometer(vin=vin, value=18_000), dealer))
+    story.committed("Anna sells to Ben through City Motors (the dealer sends; Anna and Ben sign)",
+                    bc.send(veh.TransferTitle(vin=vin, to=ben.did), dealer, anna, ben))
+    story.refused("a stranger tries to sell Ben's car", lambda: bc.send(veh.TransferTitle(vin=vin, to=anna.did), anna))
+
+    v = bc.query("vehicles", "vehicle", vin=vin)
+    hist = bc.query("vehicles", "history", vin=vin)
+    story.say(f"\n[bold]History of {vin}[/] — {v['birth']['make']} {v['birth']['model']} {v['birth']['model_year']}, "
+              f"{v['owners']} owner(s), {v['accidents']} accident(s), odometer [bold]{v['odometer']['status']}[/] "
+              f"(highest {v['odometer']['max_km']:,} km, {v['odometer']['rollbacks']} suspected rollback)")
+    orgs = {"": "(device or owner key)"}
+    for e in hist["entries"]:
+        d = e["data"]
+        detail = {"birth": lambda: f"{d['make']} {d['model']}, built {d['build_date']} in {d['plant']}",
+                  "title_transfer": lambda: f"{_who(d['from'])} → {_who(d['to'])}",
+                  "odometer": lambda: f"{d['value']:,} {d['unit']}" + (f"  ⚠ {d['flag']}" if d.get("flag") else ""),
+                  "service": lambda: f"{d['odometer']:,} km: {', '.join(d['items'])}",
+                  "accident": lambda: f"{d['severity']}, {'/'.join(d['impact_areas'])}, airbags {d['airbags_deployed']}",
+                  "repair": lambda: f"{d['odometer']:,} km: {', '.join(d['items'])}"}.get(e["type"], lambda: "")()
+        story.say(f"  {e['seq']:>2}. block {e['height']:>3}  {e['type']:<15} by {e['org'] or orgs['']:<22} {escape(detail)}")
+    story.say(f"  history head {hist['head'][:16]}… over {hist['total']} entries (proven in the vehicle record)")
+
+
+def _who(holder: str) -> str:
+    return holder if holder.startswith("org:") else holder[:20] + "…"

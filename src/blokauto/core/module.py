@@ -76,16 +76,19 @@ class KeyParty:
 
 @dataclass(frozen=True)
 class OrgParty:
-    """Any active key of organisation ``org`` holding ``role``."""
+    """Any active key of organisation ``org`` holding ``role`` (any role when empty)."""
 
     org: str
-    role: str
+    role: str = ""
+    label: str = ""
 
     def satisfied_by(self, did: str, info: SignerInfo | None) -> bool:
-        return info is not None and info.active and info.org == self.org and self.role in info.roles
+        return (info is not None and info.active and info.org == self.org
+                and (not self.role or self.role in info.roles))
 
     def describe(self) -> str:
-        return f"a {self.role} key of organisation {self.org!r}"
+        who = f"a {self.role} key of organisation {self.org!r}" if self.role else f"a key of organisation {self.org!r}"
+        return f"{self.label} ({who})" if self.label else who
 
 
 Handler = Callable[[Overlay, "Context", Any], None]

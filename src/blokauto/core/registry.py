@@ -54,10 +54,15 @@ class Registry:
         self.directory: Directory = self.provider(Directory)
 
     def provider(self, protocol: type[T]) -> T:
-        try:
-            return self._providers[protocol]
-        except KeyError:
-            raise LookupError(f"no module provides {protocol.__name__}") from None
+        """The implementation of ``protocol``: registered for it, or any provided object that
+        satisfies it structurally (a module declares what it needs; another one has it)."""
+        impl = self._providers.get(protocol)
+        if impl is None:
+            impl = next((o for o in self._providers.values() if isinstance(o, protocol)), None)
+            if impl is None:
+                raise LookupError(f"no module provides {protocol.__name__}")
+            self._providers[protocol] = impl
+        return impl
 
     def read_params(self, state: StateReader) -> dict[str, int]:
         values = {name: p.default for name, p in self.params.items()}

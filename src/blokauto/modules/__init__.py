@@ -10,5 +10,6 @@ from ..core.registry import Registry
 @lru_cache(maxsize=1)
 def default_registry() -> Registry:
     from .governance import module as governance
+    from .vehicles import module as vehicles
 
-    return Registry([governance])
+    return Registry([governance, vehicles])

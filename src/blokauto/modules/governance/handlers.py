@@ -67,6 +67,10 @@ class GovernanceDirectory:
                 status, since = "revoked", (org.since if org else 0)
         return SignerInfo(did, m.org, frozenset(m.roles), status, since)
 
+    def org_roles(self, state: StateReader, org: str) -> frozenset[str] | None:
+        o = ORGS.get(state, org)
+        return frozenset(o.roles) if o is not None and o.status == "active" else None
+
 
 module.provides[Directory] = GovernanceDirectory()
 
@@ -136,9 +140,10 @@ def _admit(state: Overlay, ctx: Context, a: AdmitOrganisation) -> None:
         _key_unused(state, did)
     ORGS.put(state, Organisation(a.id, a.name, roles, sorted(a.nodes), "active", ctx.height), a.id)
     ACTIVE_ORGS.put(state, sorted(set(ACTIVE_ORGS.get(state)) | {a.id}))
+    admin_roles = sorted({"admin", *roles})  # a founding admin key may act in every role of its organisation
     for did in a.admins:
-        _put_member(state, ctx, Member(did, a.id, ["admin"], "active", ctx.height))
-        ctx.emit(MemberAdded(org=a.id, member=did, roles=["admin"]))
+        _put_member(state, ctx, Member(did, a.id, admin_roles, "active", ctx.height))
+        ctx.emit(MemberAdded(org=a.id, member=did, roles=admin_roles))
     _adjust_admins(state, a.id, len(a.admins))
     if a.nodes:
         c = _consensus(state)

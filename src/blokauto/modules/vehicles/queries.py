@@ -1,0 +1,69 @@
+"""Vehicle queries: the record with its title and status, the full history, vehicles of a holder."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ...core.encoding import Uint, to_builtins
+from ...core.errors import NotFound
+from ...core.module import QueryView
+from .spec import BY_HOLDER, HISTORY, module
+from .state import VEHICLES, WMIS
+from .vin import decode
+
+
+class VinQuery(msgspec.Struct):
+    vin: str
+
+
+class HistoryQuery(msgspec.Struct):
+    vin: str
+    limit: Uint = 100
+    offset: Uint = 0
+
+
+class HolderQuery(msgspec.Struct):
+    holder: str
+    limit: Uint = 100
+    offset: Uint = 0
+
+
+class WmiQuery(msgspec.Struct):
+    wmi: str
+
+
+@module.query("vehicle", VinQuery, proof_keys=lambda q: [VEHICLES.key(q.vin)])
+def vehicle(view: QueryView, q: VinQuery) -> dict[str, Any]:
+    """The vehicle record: title holder, owner count, liens, brands, odometer status, history head."""
+    v = VEHICLES.get(view, q.vin)
+    if v is None:
+        raise NotFound(what="Vehicle", key=q.vin)
+    return {**to_builtins(v), "decoded": decode(v.vin)}
+
+
+@module.query("history", HistoryQuery)
+def history(view: QueryView, q: HistoryQuery) -> dict[str, Any]:
+    """The vehicle's history, oldest first, paginated; each entry says who recorded it, when and in which block."""
+    v = VEHICLES.get(view, q.vin)
+    if v is None:
+        raise NotFound(what="Vehicle", key=q.vin)
+    rows = view.rows(HISTORY, {"vin": q.vin}, order=("seq",), limit=min(q.limit, 1000), offset=q.offset)
+    return {"vin": q.vin, "total": v.history.count, "head": v.history.head,
+            "entries": [msgspec.json.decode(r["entry"]) for r in rows]}
+
+
+@module.query("vehicles_of", HolderQuery)
+def vehicles_of(view: QueryView, q: HolderQuery) -> dict[str, Any]:
+    """VINs whose title a key (did:key) or an organisation (org:<id>) holds."""
+    rows = view.rows(BY_HOLDER, {"holder": q.holder}, order=("vin",), limit=min(q.limit, 1000), offset=q.offset)
+    return {"holder": q.holder, "total": view.count(BY_HOLDER, {"holder": q.holder}),
+            "vehicles": [{"vin": r["vin"], "since": r["since"]} for r in rows]}
+
+
+@module.query("wmi", WmiQuery, proof_keys=lambda q: [WMIS.key(q.wmi)])
+def wmi(view: QueryView, q: WmiQuery) -> dict[str, Any]:
+    """Which organisation a manufacturer code is assigned to, and what vininfo knows of it."""
+    org = WMIS.get(view, q.wmi)
+    return {"wmi": q.wmi, "org": org, **decode(q.wmi)}

@@ -1,0 +1,30 @@
+"""The vehicles module's declaration: index tables and the Protocol it needs from governance."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from ...core.module import Module
+from ...core.state import StateReader
+
+module = Module(
+    "vehicles",
+    "Each vehicle's life from factory to recycler: birth, title and liens, brands, odometer, service, "
+    "inspections, accidents, theft and end of life, as a hash-chained history.",
+)
+
+HISTORY = module.index(
+    "history",
+    columns=[("vin", "TEXT"), ("seq", "INTEGER"), ("height", "INTEGER"), ("time", "INTEGER"), ("type", "TEXT"),
+             ("entry", "BLOB")],
+    key=["vin", "seq"],
+)
+BY_HOLDER = module.index("by_holder", columns=[("holder", "TEXT"), ("vin", "TEXT"), ("since", "INTEGER")],
+                         key=["holder", "vin"])
+
+
+@runtime_checkable
+class Organisations(Protocol):
+    """What vehicles needs to know about organisations: their roles (None if not active)."""
+
+    def org_roles(self, state: StateReader, org: str) -> frozenset[str] | None: ...
