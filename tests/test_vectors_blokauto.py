@@ -82,7 +82,6 @@ def test_committed_canonical_bytes_are_canonical_json_of_their_value(name):
     data = bytes.fromhex(row["canonical_hex"])
     assert json.loads(data) == row["value"]
     assert canonical(json.loads(data)) == data
-    assert b" " not in data.replace(b'" "', b"") or name.startswith("unicode")  # no whitespace between tokens
 
 
 def test_canonical_form_escapes_controls_and_keeps_separators_raw():
@@ -112,8 +111,9 @@ FRESH_TRANSACTIONS = _by_name(MV.build_transactions())
 @pytest.mark.parametrize("name", sorted(TRANSACTIONS))
 def test_transaction_body_id_and_signatures_match_committed(name):
     row, fresh = TRANSACTIONS[name], FRESH_TRANSACTIONS[name]
-    for field in ("msg", "body", "tx_id", "sigs", "tx"):
+    for field in ("chain", "sender", "cosigners", "nonce", "expires", "msg", "body", "tx_id", "sigs", "tx"):
         assert fresh[field] == row[field], f"{name}: {field} changed; {REGENERATE}"
+    assert fresh == row
 
 
 def test_every_committed_transaction_is_still_generated():
@@ -190,7 +190,7 @@ def test_state_tree_root_does_not_depend_on_write_order_or_batching():
     root = commit({kh: vh for kh, vh in kv[::2]} | {stray: None})
     assert root.hex() == TREE["root"]
     assert commit({kh: None for kh, _ in kv}) == smt.EMPTY_ROOT
-    assert nodes == {} or set(nodes) == {""}
+    assert set(nodes) <= {""}
 
 
 PROOFS = {p["key"]: p for p in TREE["proofs"]}
@@ -235,14 +235,10 @@ def _tampered(key: str, how: str) -> tuple[bytes, bytes | None, dict[str, Any]]:
     elif how == "flipped_sibling_hash":
         p["levels"][deepest][0] = _flip_hex(p["levels"][deepest][0])
     elif how == "sibling_moved_to_other_slot":
-        e = p["levels"][0][0]
-        taken = {int(x[:2], 16) for x in p["levels"][0]} | {int(smt.key_hash(key.encode()).hex()[0], 16)}
-        free = next(i for i in range(16) if i not in taken) if len(taken) < 16 else None
-        if free is None:  # every slot used: swap two siblings' hashes instead
-            p["levels"][0][0], p["levels"][0][1] = p["levels"][0][0][:2] + p["levels"][0][1][2:], \
-                p["levels"][0][1][:2] + e[2:]
-        else:
-            p["levels"][0][0] = f"{free:02x}" + e[2:]
+        entry = p["levels"][deepest][0]
+        taken = {int(x[:2], 16) for x in p["levels"][deepest]} | {int(smt.key_hash(key.encode()).hex()[deepest], 16)}
+        free = min(set(range(16)) - taken)
+        p["levels"][deepest][0] = f"{free:02x}" + entry[2:]
     elif how == "dropped_sibling":
         p["levels"][deepest].pop(0)
     elif how == "dropped_level":

@@ -30,7 +30,13 @@ BATCH = 1000
 IN_FLIGHT = 4
 
 
-def _members_workload(data: Path, genesis: Any, n: int) -> list[Tx[Any]]:
+def fleet_orgs() -> list[str]:
+    from .fleet import ORGS
+
+    return list(ORGS)
+
+
+def _members_workload(data: Path, genesis: Any, n: int) -> tuple[list[bytes], list[Tx[Any]]]:
     """Onboarding: an admin registers ``n`` new member keys, each co-signing (two signatures)."""
     from ..modules.governance.messages import AddMember
 
@@ -42,16 +48,43 @@ def _members_workload(data: Path, genesis: Any, n: int) -> list[Tx[Any]]:
         body = make_body(genesis.chain, admin.did, AddMember(member=member.did, roles=["manufacturer"]),
                          nonce=f"{i:032x}", expires=expires)
         out.append(sign(body, admin, member))
-    return out
+    return [], out
 
 
-WORKLOADS: dict[str, tuple[list[str], Callable[[Path, Any, int], list[Tx[Any]]]]] = {
+def _vehicles_workload(data: Path, genesis: Any, n: int) -> tuple[list[bytes], list[Tx[Any]]]:
+    """Vehicle lifecycle: ``n`` single-signature events (telematics odometer readings signed by
+    each car's own key, services, inspections, accidents) on a fleet registered beforehand."""
+    import random
+
+    from ..modules.vehicles import messages as vm
+    from .fleet import TxFactory, device_key, fleet_keys, vin_of
+
+    fleet = max(1_000, n // 10)
+    f = TxFactory(genesis.chain, fleet_keys(KeyStore(data / "keys").load))
+    setup = [f.assign_wmi()] + [f.birth(i) for i in range(fleet)]
+    rng = random.Random(11)
+    k = f.k
+    timed = []
+    for j in range(n):
+        i = rng.randrange(fleet)
+        vin, km, nonce = vin_of(i), 10_000 + j, f.nonce(i, 100 + j)
+        kind = j % 20
+        if kind < 12:
+            timed.append(f.signed(device_key(i), vm.RecordOdometer(vin=vin, value=km), nonce=nonce))
+        elif kind < 16:
+            timed.append(f.signed(k.shop, vm.RecordService(vin=vin, odometer=km, items=["oil"]), nonce=nonce))
+        elif kind < 19:
+            timed.append(f.signed(k.registry, vm.RecordInspection(vin=vin, odometer=km, result="pass"), nonce=nonce))
+        else:
+            timed.append(f.signed(k.insurer, vm.RecordAccident(vin=vin, date="2024-01-02", severity="minor",
+                                                               impact_areas=["rear"]), nonce=nonce))
+    return setup, timed
+
+
+WORKLOADS: dict[str, tuple[list[str], Callable[[Path, Any, int], tuple[list[bytes], list[Tx[Any]]]]]] = {
+    "vehicles": (fleet_orgs(), _vehicles_workload),
     "members": (["fleet-oem:manufacturer:Fleet OEM"], _members_workload),
 }
-
-
-def register_workload(name: str, orgs: list[str], generator: Callable[[Path, Any, int], list[Tx[Any]]]) -> None:
-    WORKLOADS[name] = (orgs, generator)
 
 
 def _submit_all(url: str, bodies: list[bytes], errors: list[str]) -> None:
@@ -84,7 +117,7 @@ def _submit_all(url: str, bodies: list[bytes], errors: list[str]) -> None:
         t.join()
 
 
-def run(*, txs: int = 200_000, workload: str = "members", workers: int | None = None, block_txs: int = 2000,
+def run(*, txs: int = 200_000, workload: str = "vehicles", workers: int | None = None, block_txs: int = 2000,
         keep: Path | None = None) -> dict[str, Any]:
     if workload not in WORKLOADS:
         raise ValueError(f"unknown workload {workload!r}; known: {', '.join(WORKLOADS)}")
@@ -93,7 +126,7 @@ def run(*, txs: int = 200_000, workload: str = "members", workers: int | None = 
     try:
         genesis = init_chain(data, chain="bench", orgs=[OrgSpec.parse(o) for o in orgs], quorum=1, node_orgs=1)
         t = time.perf_counter()
-        signed = generate(data, genesis, txs)
+        setup, signed = generate(data, genesis, txs)
         raws = [canonical(tx) for tx in signed]
         ids = [crypto.tagged_hash(crypto.TAG_TX_ID, canonical(tx.body)) for tx in signed]
         gen_s = time.perf_counter() - t
@@ -106,6 +139,10 @@ def run(*, txs: int = 200_000, workload: str = "members", workers: int | None = 
         node = NodeProcess(data, workers=workers, block_txs=block_txs)
         try:
             node.wait_ready()
+            if setup:  # not timed: the state the workload acts on
+                _submit_all(node.url, [b"[" + b",".join(setup[i:i + BATCH]) + b"]"
+                                       for i in range(0, len(setup), BATCH)], [])
+                _wait_committed(node.url, len(setup))
             sampler = RssSampler(node.pid)
             errors: list[str] = []
             samples: list[tuple[float, int]] = []
@@ -113,17 +150,19 @@ def run(*, txs: int = 200_000, workload: str = "members", workers: int | None = 
             sender = threading.Thread(target=_submit_all, args=(node.url, bodies, errors))
             sender.start()
             with httpx.Client(base_url=node.url, timeout=30) as http:
+                base = http.get("/v1/status").json()["committed_txs"]
                 committed = 0
                 while committed < txs:
                     time.sleep(0.1)
                     st = http.get("/v1/status").json()
-                    committed = st["committed_txs"]
+                    committed = st["committed_txs"] - base
                     samples.append((time.perf_counter() - t0, committed))
                     if not st["healthy"] or (not sender.is_alive() and errors and committed + len(errors) >= txs):
                         break
                     print(f"\r{committed}/{txs} committed", end="", file=sys.stderr, flush=True)
                 print(file=sys.stderr)
                 final = http.get("/v1/status").json()
+                final["committed_txs"] -= base
             sender.join()
             elapsed = samples[-1][0]
             peak = sampler.stop()
@@ -154,6 +193,15 @@ def run(*, txs: int = 200_000, workload: str = "members", workers: int | None = 
     finally:
         if keep is None:
             shutil.rmtree(data, ignore_errors=True)
+
+
+def _wait_committed(url: str, n: int, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    with httpx.Client(base_url=url, timeout=30) as http:
+        while http.get("/v1/status").json()["committed_txs"] < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError("set-up transactions were not committed")
+            time.sleep(0.2)
 
 
 def _rate(samples: list[tuple[float, int]], lo: float, hi: float, total: int) -> int:

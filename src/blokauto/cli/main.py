@@ -429,13 +429,26 @@ def demo(data: Path = DataOpt, serve: bool = typer.Option(False, "--serve", help
 @bench_app.command("throughput")
 @cli_errors
 def bench_throughput(txs: int = typer.Option(200_000, help="Transactions to commit."),
-                     workload: str = typer.Option("members", help="Transaction mix."),
+                     workload: str = typer.Option("vehicles", help="Transaction mix: vehicles or members."),
                      workers: Optional[int] = typer.Option(None), block_txs: int = typer.Option(2000),
                      keep: Optional[Path] = typer.Option(None, help="Keep the node's data folder here.")) -> None:
     """End-to-end committed throughput vs the raw signature-verification limit (JSON)."""
     from ..bench.throughput import run
 
     print_json(run(txs=txs, workload=workload, workers=workers, block_txs=block_txs, keep=keep))
+
+
+@bench_app.command("history")
+@cli_errors
+def bench_history(vehicles: int = typer.Option(1_000_000, help="Vehicles in the data set (cached between runs)."),
+                  queries: int = typer.Option(300, help="History queries to time."),
+                  txs: int = typer.Option(50_000, help="Lifecycle transactions to commit on top."),
+                  cache: Optional[Path] = typer.Option(None, help="Where data sets are kept (default ~/.cache/blokauto/bench)."),
+                  workers: Optional[int] = typer.Option(None)) -> None:
+    """History query latency and lifecycle throughput at fleet scale (JSON)."""
+    from ..bench.history import run
+
+    print_json(run(vehicles=vehicles, queries=queries, txs=txs, cache=cache, workers=workers))
 
 
 def main() -> None:

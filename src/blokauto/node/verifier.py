@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import itertools
 import os
+import queue
 import subprocess
 import sys
 import threading
@@ -70,8 +71,7 @@ class VerifierPool:
         self.chain = chain
         self._codec = registry.codec
         self.workers = workers or os.cpu_count() or 1
-        self._conns: list[Connection] = []
-        self._locks: list[threading.Lock] = []
+        self._outboxes: list[queue.SimpleQueue] = []
         self._procs: list[Any] = []
         self._pending: dict[int, tuple[_Batch, int]] = {}
         self._ids = itertools.count()
@@ -86,9 +86,13 @@ class VerifierPool:
                 pass_fds=(to_r, from_w), stdin=subprocess.DEVNULL, close_fds=True)
             os.close(to_r)
             os.close(from_w)
-            self._conns.append(Connection(to_w, readable=False))
-            self._locks.append(threading.Lock())
+            outbox: queue.SimpleQueue = queue.SimpleQueue()
+            self._outboxes.append(outbox)
             self._procs.append(p)
+            # Writing to a full pipe blocks; a sender thread per worker keeps callers (the HTTP
+            # event loop) from ever waiting on a busy worker.
+            threading.Thread(target=self._send_loop, args=(Connection(to_w, readable=False), outbox), daemon=True,
+                             name=f"verifier-send-{i}").start()
             threading.Thread(target=self._read_loop, args=(Connection(from_r, writable=False),), daemon=True,
                              name=f"verifier-results-{i}").start()
 
@@ -107,10 +111,21 @@ class VerifierPool:
                     raise RuntimeError("the verifier pool is closed")
                 self._pending[cid] = (batch, offset)
                 w = next(self._next)
-            with self._locks[w]:
-                self._conns[w].send_bytes(_pack((cid, now_ms, max_bytes, max_ttl_ms, chunk)))
+            self._outboxes[w].put(_pack((cid, now_ms, max_bytes, max_ttl_ms, chunk)))
             offset += len(chunk)
         return batch.future
+
+    @staticmethod
+    def _send_loop(conn: Connection, outbox: queue.SimpleQueue) -> None:
+        while True:
+            data = outbox.get()
+            if data is None:
+                conn.close()
+                return
+            try:
+                conn.send_bytes(data)
+            except OSError:
+                return
 
     def _read_loop(self, conn: Connection) -> None:
         decode = self._codec.decode
@@ -140,8 +155,8 @@ class VerifierPool:
     def close(self) -> None:
         with self._lock:
             self._closed = True
-        for conn in self._conns:
-            conn.close()
+        for outbox in self._outboxes:
+            outbox.put(None)
         for p in self._procs:
             try:
                 p.wait(timeout=5)
