@@ -67,6 +67,7 @@ def add_member_msg(new: crypto.KeyPair, roles: list[str] | None = None) -> dict[
     return {"type": ADD, "member": new.did, "roles": roles or ["manufacturer"]}
 
 
+HTTP = httpx.Client(timeout=30)  # one keep-alive connection pool for the whole file
 _PREFIX = [""]
 
 
@@ -80,13 +81,19 @@ def _unique_keys(request):
     _PREFIX[0] = request.node.name
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _close_http():
+    yield
+    HTTP.close()
+
+
 def good_add(live: Any, label: str) -> bytes:
     return live.tx(K("oem-admin"), AddMember(member=U(label).did, roles=["manufacturer"]), U(label))
 
 
 def commit(live: Any, raw: bytes) -> dict[str, Any]:
     """Submit and wait for the receipt; the set-up of a case must succeed."""
-    r = httpx.post(live.url + "/v1/txs", params={"wait": 20}, content=raw, timeout=30)
+    r = HTTP.post(live.url + "/v1/txs", params={"wait": 20}, content=raw, timeout=30)
     assert r.status_code == 200, r.text
     ev = r.json()
     assert ev["receipt"]["ok"], ev["receipt"]
@@ -102,7 +109,7 @@ def add_manufacturer(live: Any, label: str) -> crypto.KeyPair:
 
 
 def snapshot(url: str) -> dict[str, Any]:
-    st = httpx.get(url + "/v1/status", timeout=10).json()
+    st = HTTP.get(url + "/v1/status", timeout=10).json()
     return {k: st[k] for k in ("height", "head", "state_root", "committed_txs", "pending")}
 
 
@@ -130,10 +137,10 @@ def assert_only_next_good_tx_commits(live: Any, before: dict[str, Any], label: s
     assert ev["height"] == before["height"] + 1
     assert after["committed_txs"] == before["committed_txs"] + 1
     assert after["height"] == before["height"] + 1
-    block = httpx.get(f"{live.url}/v1/blocks/{ev['height']}", timeout=10).json()
+    block = HTTP.get(f"{live.url}/v1/blocks/{ev['height']}", timeout=10).json()
     assert block["tx_ids"] == [ev["id"]]
     assert block["header"]["prev"] == before["head"]
-    prev = httpx.get(f"{live.url}/v1/blocks/{before['height']}", timeout=10).json()
+    prev = HTTP.get(f"{live.url}/v1/blocks/{before['height']}", timeout=10).json()
     assert prev["header"]["state_root"] == before["state_root"]
 
 
@@ -345,7 +352,7 @@ def replayed_with_signatures_reordered(live):
 def replayed_after_failed_receipt(live):
     # A transaction that failed at execution consumed its id: the attempt cannot be replayed.
     raw = live.tx(K("oem-admin"), AddMember(member=U("x").did, roles=["insurer"]), U("x"))
-    r = httpx.post(live.url + "/v1/txs", params={"wait": 20}, content=raw, timeout=30)
+    r = HTTP.post(live.url + "/v1/txs", params={"wait": 20}, content=raw, timeout=30)
     assert r.status_code == 200 and r.json()["receipt"]["code"] == "role_not_held", r.text
     return Bad(raw, 409, "replayed_tx")
 
@@ -587,7 +594,7 @@ def shared_node(tmp_path_factory):
 def test_refused_with_stable_code_and_nothing_changes(shared_node, make):
     bad = make(shared_node)
     before = snapshot(shared_node.url)
-    r = httpx.request(bad.method, shared_node.url + bad.path, content=bad.content, timeout=30,
+    r = HTTP.request(bad.method, shared_node.url + bad.path, content=bad.content, timeout=30,
                       headers={"content-type": "application/json"} if bad.content is not None else None)
     assert_refusal(r, bad.status, bad.code)
     assert snapshot(shared_node.url) == before
@@ -598,7 +605,7 @@ def test_refused_with_stable_code_and_nothing_changes(shared_node, make):
 
 
 def post_batch(live: Any, raws: list[bytes]) -> dict[str, Any]:
-    r = httpx.post(live.url + "/v1/txs/batch", content=b"[" + b",".join(raws) + b"]", timeout=30)
+    r = HTTP.post(live.url + "/v1/txs/batch", content=b"[" + b",".join(raws) + b"]", timeout=30)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -610,11 +617,11 @@ def test_two_identical_txs_in_one_batch_commit_once(live_node):
     assert out["accepted"] == 1
     first, second = out["results"]
     assert_item_refusal(second, "replayed_tx")
-    ev = httpx.get(f"{live_node.url}/v1/txs/{first['id']}", params={"wait": 20}, timeout=30).json()
+    ev = HTTP.get(f"{live_node.url}/v1/txs/{first['id']}", params={"wait": 20}, timeout=30).json()
     assert ev["receipt"]["ok"]
     after = snapshot(live_node.url)
     assert after["committed_txs"] == before["committed_txs"] + 1
-    block = httpx.get(f"{live_node.url}/v1/blocks/{ev['height']}", timeout=10).json()
+    block = HTTP.get(f"{live_node.url}/v1/blocks/{ev['height']}", timeout=10).json()
     assert block["tx_ids"] == [first["id"]]
     assert_only_next_good_tx_commits(live_node, after)
 
@@ -633,7 +640,7 @@ def test_mixed_batch_answers_each_item_and_commits_only_the_good_one(live_node):
     for item, code in zip(results[1:], ["tx_too_large", "malformed_tx", "malformed_tx", "wrong_chain",
                                         "unknown_signer", "replayed_tx"]):
         assert_item_refusal(item, code)
-    ev = httpx.get(f"{live_node.url}/v1/txs/{results[0]['id']}", params={"wait": 20}, timeout=30).json()
+    ev = HTTP.get(f"{live_node.url}/v1/txs/{results[0]['id']}", params={"wait": 20}, timeout=30).json()
     assert ev["receipt"]["ok"]
     after = snapshot(live_node.url)
     assert after["committed_txs"] == before["committed_txs"] + 1
@@ -654,7 +661,7 @@ def test_admin_of_another_organisation_cannot_revoke_our_member(live_node):
     receipt and a stable code, and changes no state."""
     w = add_manufacturer(live_node, "oem-worker")
     before = snapshot(live_node.url)
-    r = httpx.post(live_node.url + "/v1/txs", params={"wait": 20},
+    r = HTTP.post(live_node.url + "/v1/txs", params={"wait": 20},
                    content=live_node.tx(K("ins-admin"), RevokeMember(member=w.did, reason="hostile")), timeout=30)
     assert r.status_code == 200, r.text
     ev = r.json()
@@ -664,7 +671,7 @@ def test_admin_of_another_organisation_cannot_revoke_our_member(live_node):
     after = snapshot(live_node.url)
     assert after["state_root"] == before["state_root"]
     assert after["committed_txs"] == before["committed_txs"] + 1
-    st = httpx.get(f"{live_node.url}/v1/state/gov/member/{w.did}", params={"min_height": after["height"]},
+    st = HTTP.get(f"{live_node.url}/v1/state/gov/member/{w.did}", params={"min_height": after["height"]},
                    timeout=20).json()
     assert st["value"]["status"] == "active" and st["value"]["org"] == "oem"
 
@@ -680,7 +687,7 @@ def test_key_of_another_organisation_cannot_sell_its_vehicle(live_node):
         build_date="2022-06-14", country="DE")))
     buyer = K("buyer")
     before = snapshot(live_node.url)
-    r = httpx.post(live_node.url + "/v1/txs",
+    r = HTTP.post(live_node.url + "/v1/txs",
                    content=live_node.tx(K("ins-admin"), veh.TransferTitle(vin=vin, to=buyer.did), buyer), timeout=30)
     assert_refusal(r, 403, "missing_cosigner")
     assert snapshot(live_node.url) == before
@@ -701,7 +708,7 @@ def test_deeply_nested_tx_is_malformed_and_node_keeps_working(live_node):
     deep = (b'{"body":{"chain":"c","sender":"s","msg":' + b"[" * DEPTH + b"]" * DEPTH
             + b',"nonce":"00","expires":1},"sigs":[]}')
     assert len(deep) < MAX_TX_BYTES
-    r = httpx.post(live_node.url + "/v1/txs", content=deep, timeout=5)
+    r = HTTP.post(live_node.url + "/v1/txs", content=deep, timeout=5)
     assert_refusal(r, 400, "malformed_tx")
     assert_only_next_good_tx_commits(live_node, before)
 
@@ -710,7 +717,7 @@ def test_deeply_nested_tx_is_malformed_and_node_keeps_working(live_node):
                                        "(api/app.py msgspec decode catches only ValidationError/DecodeError): 500")
 def test_deeply_nested_batch_is_malformed(live_node):
     before = snapshot(live_node.url)
-    r = httpx.post(live_node.url + "/v1/txs/batch", content=b"[" + b"[" * DEPTH + b"]" * DEPTH + b"]", timeout=10)
+    r = HTTP.post(live_node.url + "/v1/txs/batch", content=b"[" + b"[" * DEPTH + b"]" * DEPTH + b"]", timeout=10)
     assert_refusal(r, 400, "malformed_tx")
     assert_only_next_good_tx_commits(live_node, before)
 
@@ -719,7 +726,7 @@ def test_deeply_nested_batch_is_malformed(live_node):
                                        "BlockLog.header/block (store/blocks.py): 500 instead of 404")
 @pytest.mark.parametrize("path", ["/v1/blocks/99999999999999999999", "/v1/checkpoints/99999999999999999999"])
 def test_absurd_block_height_is_not_found(live_node, path):
-    r = httpx.get(live_node.url + path, timeout=10)
+    r = HTTP.get(live_node.url + path, timeout=10)
     assert_refusal(r, 404, "not_found")
 
 

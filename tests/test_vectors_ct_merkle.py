@@ -7,10 +7,10 @@ garbage before or after, truncation, empty or swapped roots). Every file goes th
 ``merkle.verify_inclusion`` / ``merkle.verify_consistency``: ``wantErr`` means it must raise
 ``merkle.ProofError`` (and nothing else), otherwise it must pass.
 
-The ``subtreeinclusion/`` and ``subtreeconsistency/`` folders are skipped: they test proofs for
-arbitrary subtrees ``[start, end)``, a draft extension (the tlog "tiles"/witness subtree proofs,
-not part of RFC 9162) that blokauto does not implement; our proofs are always about whole
-trees of size n, as RFC 9162 defines them.
+The ``subtreeinclusion/`` and ``subtreeconsistency/`` folders are skipped: they test proofs about
+an arbitrary subtree ``[start, end)`` of a larger tree (fields ``start``/``end``), a draft
+extension from the IETF Merkle Tree Certificates work, not part of RFC 9162. blokauto does not
+implement it: our proofs are always about a whole tree of size n, as RFC 9162 defines them.
 
 Our proof generation is checked too: the happy paths are over the RFC 6962 reference tree of 8
 leaves, and ``inclusion_proof`` / ``consistency_proof`` / ``root`` must reproduce them byte for

@@ -1,8 +1,14 @@
 """Canonical JSON: the one byte form of everything that is hashed or signed.
 
-Keys sorted, no whitespace, UTF-8, integers only (and only JavaScript-safe ones, so a
-browser verifier reads the same numbers). msgspec Structs encode with their fields sorted,
-so the Struct a handler uses is also its canonical form.
+Keys sorted, no whitespace, UTF-8. msgspec Structs encode with their fields sorted, so the
+Struct a handler uses is also its canonical form.
+
+The rule that hashed data holds only integers within JavaScript's safe range (so a browser reads
+the same numbers) is enforced where values enter, not by ``canonical`` itself (which encodes what
+it is given, fast): messages decode into types such as ``Uint``; every state value is read back
+with its declared type before it is written (``core.state``), so a value out of range fails the
+transaction instead of entering the ledger; and an architecture test bans floats in ``core`` and
+``modules``.
 """
 
 from __future__ import annotations

@@ -204,3 +204,8 @@ class DomainError(BlokautoError):
     code = "domain_rule"
     http_status = 422
     template = "A ledger rule refused the transaction."
+
+
+class ValueOutOfRange(DomainError):
+    code = "value_out_of_range"
+    template = "The resulting value of {key!r} is out of range ({reason}); nothing was written."

@@ -11,6 +11,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import msgspec
 
 from .encoding import canonical
+from .errors import ValueOutOfRange
 
 V = TypeVar("V")
 _MISSING = object()
@@ -81,7 +82,8 @@ class StateMap(Generic[V]):
         return state.get(self.key(*parts)) is not None
 
     def put(self, state: Overlay, value: V, *parts: str | int) -> None:
-        state.set(self.key(*parts), canonical(value))
+        key = self.key(*parts)
+        state.set(key, _checked(self._decoder, key, value))
 
     def delete(self, state: Overlay, *parts: str | int) -> None:
         state.delete(self.key(*parts))
@@ -106,4 +108,15 @@ class Item(Generic[V]):
         return self._decoder.decode(raw)
 
     def put(self, state: Overlay, value: V) -> None:
-        state.set(self.key, canonical(value))
+        state.set(self.key, _checked(self._decoder, self.key, value))
+
+
+def _checked(decoder: msgspec.json.Decoder, key: bytes, value: object) -> bytes:
+    """Canonical bytes of ``value``, refused unless they read back as the declared type (so an
+    integer overflowing its range or a float never enters state)."""
+    raw = canonical(value)
+    try:
+        decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise ValueOutOfRange(key=key.decode(errors="replace"), reason=str(exc)) from None
+    return raw

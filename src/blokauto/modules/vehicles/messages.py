@@ -12,6 +12,7 @@ from ...core.tx import Message
 from .state import Brand, Country, Currency, Date, Powertrain, Text, Unit, Usage
 
 Vin = Annotated[str, msgspec.Meta(min_length=1, max_length=40, description="17-character ISO 3779 VIN")]
+Reading = Annotated[int, msgspec.Meta(ge=0, le=100_000_000, description="odometer value in the given unit")]
 ImpactArea = Literal["front", "rear", "left", "right", "roof", "underbody", "front_left", "front_right",
                      "rear_left", "rear_right"]
 Items = Annotated[list[Text], msgspec.Meta(max_length=50)]
@@ -43,7 +44,7 @@ class RegisterVehicle(Message, tag="vehicles.register"):
     country: Country
     battery_wh: Uint = 0
     device_keys: Annotated[list[str], msgspec.Meta(max_length=8)] = []
-    odometer_limit_km: Uint = 999_999
+    odometer_limit_km: Reading = 999_999
 
 
 class TransferTitle(Message, tag="vehicles.transfer_title"):
@@ -59,7 +60,7 @@ class RecordLien(Message, tag="vehicles.record_lien"):
     """A lender records a lien, with the title holder's co-signature."""
 
     vin: Vin
-    amount: Uint
+    amount: Annotated[int, msgspec.Meta(ge=1, le=10**15)]
     currency: Currency
 
 
@@ -90,7 +91,7 @@ class RecordOdometer(Message, tag="vehicles.record_odometer"):
     """An odometer reading by an authorised organisation or signed by the vehicle's own device key."""
 
     vin: Vin
-    value: Uint
+    value: Reading
     unit: Unit = "km"
 
 
@@ -99,8 +100,8 @@ class ReplaceCluster(Message, tag="vehicles.replace_cluster"):
     first value, so later readings are judged with the offset."""
 
     vin: Vin
-    old_value: Uint
-    new_value: Uint
+    old_value: Reading
+    new_value: Reading
     unit: Unit = "km"
 
 
@@ -108,7 +109,7 @@ class RecordService(Message, tag="vehicles.record_service"):
     """A workshop's service record, with the odometer and parts fitted (by serial when known)."""
 
     vin: Vin
-    odometer: Uint
+    odometer: Reading
     items: Items
     unit: Unit = "km"
     parts: Annotated[list[PartRef], msgspec.Meta(max_length=50)] = []
@@ -118,7 +119,7 @@ class RecordInspection(Message, tag="vehicles.record_inspection"):
     """A periodic inspection by an inspection station."""
 
     vin: Vin
-    odometer: Uint
+    odometer: Reading
     result: Literal["pass", "fail"]
     unit: Unit = "km"
     defects: Items = []
@@ -142,7 +143,7 @@ class RecordRepair(Message, tag="vehicles.record_repair"):
     """A workshop repairs damage (optionally of a recorded accident, by its history sequence)."""
 
     vin: Vin
-    odometer: Uint
+    odometer: Reading
     items: Items
     accident: Uint = 0
     unit: Unit = "km"

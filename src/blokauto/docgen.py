@@ -1,0 +1,109 @@
+"""Reference documentation generated from the code (so it cannot drift): error codes, messages,
+chain parameters and queries. ``python -m blokauto.docgen docs/reference`` rewrites the files;
+a test fails when the committed files differ from what the code declares."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import msgspec
+
+from .core.errors import BlokautoError, all_error_classes
+from .core.module import ANYONE, MEMBER
+from .core.registry import Registry
+from .modules import default_registry
+
+# Modules whose errors are defined outside core must be imported for their classes to register.
+from .api import app as _api  # noqa: F401
+from .node import reader as _reader  # noqa: F401
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def errors_md() -> str:
+    out = ["# Error codes", "",
+           "Every refusal carries a stable `code`, a sentence a person can act on, and a `detail` object with the",
+           "data that caused it. Over HTTP: `{\"error\": {\"code\", \"message\", \"detail\"}}` with the status below.",
+           "A transaction that fails during execution is still recorded, with a failure receipt holding the code",
+           "and detail. Generated from the code by `python -m blokauto.docgen docs/reference`.", "",
+           "| code | HTTP | family | message template |", "|---|---|---|---|"]
+    for cls in all_error_classes():
+        family = next((b.__name__ for b in cls.__mro__[1:] if b is not BlokautoError and issubclass(b, BlokautoError)
+                       and b.__module__.endswith("core.errors")), "BlokautoError")
+        out.append(f"| `{cls.code}` | {cls.http_status} | {family} | {_cell(cls.template)} |")
+    return "\n".join(out) + "\n"
+
+
+def _roles(spec) -> str:
+    if spec.roles == ANYONE:
+        return "any key"
+    if spec.roles == MEMBER:
+        return "any member key"
+    return ", ".join(sorted(spec.roles))
+
+
+def _fields(struct: type) -> str:
+    parts = []
+    for f in msgspec.structs.fields(struct):
+        if f.name == "type":
+            continue
+        optional = f.default is not msgspec.NODEFAULT or f.default_factory is not msgspec.NODEFAULT
+        parts.append(f"`{f.name}`" + ("?" if optional else ""))
+    return ", ".join(parts)
+
+
+def messages_md(registry: Registry) -> str:
+    out = ["# Messages", "",
+           "Every transaction carries one message. `sender role` is checked by the framework before the",
+           "handler runs; co-signers are parties the message itself names (a buyer, a lender, a new key).",
+           "Fields with `?` are optional. The JSON schema of each is served at `GET /v1/messages`.",
+           "Generated from the module declarations.", ""]
+    for name, module in registry.modules.items():
+        out += [f"## {name}", "", module.doc, "", "| type | sender role | co-signers | fields | what it does |",
+                "|---|---|---|---|---|"]
+        for t, spec in module.messages.items():
+            cos = "declared" if spec.cosigners is not None else "-"
+            out.append(f"| `{t}` | {_roles(spec)} | {cos} | {_fields(spec.struct)} | {_cell(spec.doc)} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def params_md(registry: Registry) -> str:
+    out = ["# Chain parameters", "",
+           "Integers, bounded, changed only by a governance vote (`set_parameter`); a change takes effect from",
+           "the next block. Generated from the declarations.", "",
+           "| name | default | min | max | meaning |", "|---|---|---|---|---|"]
+    for p in registry.params.values():
+        out.append(f"| `{p.name}` | {p.default} | {p.min} | {p.max} | {_cell(p.doc)} |")
+    return "\n".join(out) + "\n"
+
+
+def queries_md(registry: Registry) -> str:
+    out = ["# Queries", "", "`GET /v1/q/{module}/{query}?param=value` (SDK: `client.query(module, query, **params)`,",
+           "CLI: `blokauto query MODULE QUERY key=value`). Generated from the declarations.", "",
+           "| query | parameters | what it answers |", "|---|---|---|"]
+    for (m, n), spec in registry.queries.items():
+        params = _fields(spec.params) if spec.params else "-"
+        out.append(f"| `{m}/{n}` | {params} | {_cell(spec.doc)} |")
+    return "\n".join(out) + "\n"
+
+
+def generate() -> dict[str, str]:
+    registry = default_registry()
+    return {"errors.md": errors_md(), "messages.md": messages_md(registry), "parameters.md": params_md(registry),
+            "queries.md": queries_md(registry)}
+
+
+def main(argv: list[str]) -> None:
+    target = Path(argv[0] if argv else "docs/reference")
+    target.mkdir(parents=True, exist_ok=True)
+    for name, text in generate().items():
+        (target / name).write_text(text)
+        print(f"wrote {target / name}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
