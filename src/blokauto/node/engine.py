@@ -44,9 +44,10 @@ class Divergence(Exception):
         self.height = height
         self.stored = stored
         self.computed = computed
-        super().__init__(
-            f"block {height}: stored state root {stored.state_root}, re-execution gives "
-            f"{computed.state_root} (stored header {stored.hash().hex()[:16]}…, computed {computed.hash().hex()[:16]}…)")
+        fields = [f for f in stored.__struct_fields__ if getattr(stored, f) != getattr(computed, f)]
+        details = "; ".join(f"{f}: stored {getattr(stored, f)}, re-execution {getattr(computed, f)}" for f in fields)
+        super().__init__(f"block {height} does not re-execute to its stored header ({details}); the database was "
+                         f"changed or this software differs from the one that wrote it. Run `blokauto audit`.")
 
 
 class Submission:
