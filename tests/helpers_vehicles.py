@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 import msgspec
-import pytest
 
 from blokauto.core.block import Genesis, GenesisOrganisation
 from blokauto.core.crypto import KeyPair
@@ -80,11 +79,6 @@ def vehicles_chain(extra: Iterable[tuple[str, list[str]]] = ()) -> Chain:
     for org, wmi in WMI.items():
         assign_wmi(chain, wmi, org)
     return chain
-
-
-@pytest.fixture
-def vchain() -> Chain:
-    return vehicles_chain()
 
 
 # ---------------------------------------------------------------- reading a MemoryLedger

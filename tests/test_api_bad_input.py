@@ -702,7 +702,7 @@ DEPTH = 30_000  # nesting that fits well under max_tx_bytes
 
 @pytest.mark.xfail(strict=True, reason="BUG: deeply nested JSON raises RecursionError in TxCodec.decode/_diagnose "
                                        "(core/tx.py), uncaught by the verifier worker (node/verifier.py), which dies: "
-                                       "the request hangs and every later submission answers 500")
+                                       "that request and every later one routed to the dead worker never get an answer")
 def test_deeply_nested_tx_is_malformed_and_node_keeps_working(live_node):
     before = snapshot(live_node.url)
     deep = (b'{"body":{"chain":"c","sender":"s","msg":' + b"[" * DEPTH + b"]" * DEPTH

@@ -498,7 +498,7 @@ def test_query_organisation(chain):
     org = res["result"]
     assert org["id"] == "oem" and org["roles"] == ["manufacturer"] and org["status"] == "active"
     members = {m["did"]: m for m in org["members"]}
-    assert members[K("oem-admin").did]["roles"] == ["admin"]
+    assert "admin" in members[K("oem-admin").did]["roles"]
     assert members[K("alice").did]["roles"] == ["manufacturer"]
     assert members[K("mallory").did]["status"] == "revoked"
     assert res["height"] >= 1

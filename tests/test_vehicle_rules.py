@@ -253,7 +253,7 @@ ODOMETER_REFUSALS = [
 ]
 
 #: Every write to a vehicle after its certificate of destruction, correctly signed.
-SCRAPPED_REFUSALS = [r(f"{name}_after_scrapping", scrapped, sender, msg, "vehicle_scrapped", *co) for name, sender, msg, co in [
+SCRAPPED_WRITES: list[tuple[str, KeyPair, Any, tuple[KeyPair, ...]]] = [
     ("sale", ALICE, TransferTitle(vin=VIN, to=BOB.did), (BOB,)),
     ("lien", BANK, RecordLien(vin=VIN, amount=1, currency="EUR"), (ALICE,)),
     ("registration_change", REG, ChangeRegistration(vin=VIN, usage="taxi"), ()),
@@ -267,7 +267,9 @@ SCRAPPED_REFUSALS = [r(f"{name}_after_scrapping", scrapped, sender, msg, "vehicl
     ("accident", INS, RecordAccident(vin=VIN, date="2027-05-01", severity="minor", impact_areas=["rear"]), ()),
     ("repair", SHOP, RecordRepair(vin=VIN, odometer=10, items=["x"]), ()),
     ("second_deregistration", SCRAP, Deregister(vin=VIN, certificate="COD-2"), ()),
-]]
+]
+SCRAPPED_REFUSALS = [r(f"{name}_after_scrapping", scrapped, sender, msg, "vehicle_scrapped", *co)
+                     for name, sender, msg, co in SCRAPPED_WRITES]
 
 REFUSALS = VIN_REFUSALS + WMI_REFUSALS + TITLE_REFUSALS + BRAND_REFUSALS + ODOMETER_REFUSALS + SCRAPPED_REFUSALS
 

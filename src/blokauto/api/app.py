@@ -17,7 +17,7 @@ import asyncio
 from typing import Any, AsyncIterator
 
 import msgspec
-from litestar import Litestar, Request, Response, get, post
+from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.openapi import OpenAPIConfig
 from litestar.params import FromPath, FromQuery
 from litestar.response import ServerSentEvent
@@ -28,6 +28,9 @@ from ..core.errors import MalformedTx, RequestError, TxTooLarge
 from ..node.engine import CommittedBlock
 from ..node.node import Node
 from ..node.reader import ChainReader, block_events, parse_event_id
+from ..report import build_report
+from ..report.html import render_html, web_asset
+from ..report.pdf import render_pdf
 from .errors import EXCEPTION_HANDLERS
 
 MAX_BATCH = 5_000
@@ -212,8 +215,35 @@ def create_app(node: Node) -> Litestar:
         finally:
             unsubscribe()
 
+    async def _report(vin: str, min_height: int) -> dict[str, Any]:
+        if min_height > engine.state.flushed_height:
+            await asyncio.to_thread(engine.state.wait_flushed, min_height, 10.0)
+        return await asyncio.to_thread(build_report, engine.blocks, engine.state, vin)
+
+    @get("/v1/reports/{vin:str}", summary="A vehicle's verifiable history report (blokauto-report/1)")
+    async def report_json(vin: FromPath[str], min_height: FromQuery[int] = -1) -> dict[str, Any]:
+        return await _report(vin, min_height)
+
+    @get("/v1/reports/{vin:str}/pdf", summary="The report as a PDF", media_type="application/pdf")
+    async def report_pdf(vin: FromPath[str], min_height: FromQuery[int] = -1) -> Response:
+        report = await _report(vin, min_height)
+        pdf = await asyncio.to_thread(render_pdf, report)
+        return Response(pdf, media_type="application/pdf",
+                        headers={"Content-Disposition": f'inline; filename="history-{vin}.pdf"'})
+
+    @get("/reports/{vin:str}", summary="The report as a page that verifies itself in the browser",
+         media_type=MediaType.HTML, include_in_schema=True)
+    async def report_page(vin: FromPath[str], min_height: FromQuery[int] = -1) -> Response:
+        report = await _report(vin, min_height)
+        return Response(render_html(report, engine.genesis), media_type=MediaType.HTML)
+
+    @get("/", media_type=MediaType.HTML, include_in_schema=False)
+    async def index() -> Response:
+        return Response(web_asset("index.html"), media_type=MediaType.HTML)
+
     handlers: list[Any] = [submit_tx, submit_batch, get_tx, latest_block, get_block, latest_checkpoint,
-                           get_checkpoint, get_state, status, genesis, messages, params, queries, events]
+                           get_checkpoint, get_state, status, genesis, messages, params, queries, events,
+                           report_json, report_pdf, report_page, index]
     handlers += [query_route(m, n, spec.doc) for (m, n), spec in sorted(registry.queries.items())]
 
     app = Litestar(

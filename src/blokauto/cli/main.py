@@ -413,6 +413,98 @@ def audit(data: Path = DataOpt, workers: Optional[int] = typer.Option(None), as_
         raise typer.Exit(1)
 
 
+# ---------------------------------------------------------------- reports
+
+
+@app.command()
+@cli_errors
+def report(vin: str,
+           data: Optional[Path] = typer.Option(None, "--data", "-d", help="Read a local data folder (node running or not)."),
+           node: str = NodeOpt,
+           json_out: Optional[Path] = typer.Option(None, "--json", help="Write the report JSON here."),
+           html_out: Optional[Path] = typer.Option(None, "--html", help="Write a self-verifying HTML page here."),
+           pdf_out: Optional[Path] = typer.Option(None, "--pdf", help="Write a PDF here."),
+           trust: Optional[Path] = typer.Option(None, help="genesis.json to verify against (default: DATA/genesis.json or the node's).")) -> None:
+    """A vehicle's history report: verified, then written as JSON, HTML and/or PDF."""
+    from ..core.block import Genesis
+    from ..core.encoding import decode
+    from ..report.html import render_html
+    from ..report.pdf import render_pdf
+    from ..verify import TrustAnchor
+    from ..verify.report import verify_report
+
+    if data is not None:
+        from ..modules import default_registry
+        from ..report import build_report
+        from ..store.blocks import BlockLog
+        from ..store.state import StateStore
+
+        if not (data / "chain.db").exists():
+            raise FileNotFoundError(f"{data} holds no chain")
+        blocks, state = BlockLog(data / "chain.db"), StateStore(data / "state.db", default_registry())
+        try:
+            doc = build_report(blocks, state, vin)
+            genesis = blocks.genesis()
+        finally:
+            blocks.close()
+            state.close()
+    else:
+        with _client(node, None, trust) as c:
+            doc = c.report(vin)
+            genesis = c.genesis
+    if trust is not None:
+        genesis = decode(trust.read_bytes(), Genesis)
+    assert genesis is not None
+    proof = verify_report(doc, TrustAnchor.from_genesis(genesis))
+    if json_out:
+        json_out.write_bytes(msgspec.json.encode(doc))
+    if html_out:
+        html_out.write_text(render_html(doc, genesis), encoding="utf-8")
+    if pdf_out:
+        pdf_out.write_bytes(render_pdf(doc))
+    if not (json_out or html_out or pdf_out):
+        print_json(doc)
+        return
+    s = doc["summary"]
+    console.print(f"[green]verified[/] {escape(proof.describe())}")
+    console.print(f"warnings: {', '.join(s['warnings']) or 'none'}; owners {s['owners']}, accidents {len(s['accidents'])}, "
+                  f"odometer {s['odometer']['status']}")
+    for label, path in (("JSON", json_out), ("HTML", html_out), ("PDF", pdf_out)):
+        if path:
+            console.print(f"wrote {label} {path}")
+
+
+@app.command()
+def verify(report_file: Path = typer.Argument(..., metavar="REPORT", help="A blokauto-report/1 JSON file."),
+           trust: Path = typer.Option(..., help="The consortium's genesis.json (the trust anchor)."),
+           max_age_days: Optional[int] = typer.Option(None, help="Refuse a report whose checkpoint is older than this."),
+           min_height: Optional[int] = typer.Option(None, help="Refuse a report older than a checkpoint you know."),
+           as_json: bool = JsonOpt) -> None:
+    """Verify a report offline: no node, no network. Exits 0 and says what it proved, or 1 and says what failed."""
+    import time as _time
+
+    from ..verify import TrustAnchor, VerificationError
+    from ..verify.report import verify_report
+
+    try:
+        doc = msgspec.json.decode(report_file.read_bytes())
+        anchor = TrustAnchor.load(trust.read_bytes())
+        proof = verify_report(doc, anchor, now_ms=_time.time_ns() // 1_000_000,
+                              max_age_ms=max_age_days * 86_400_000 if max_age_days is not None else None,
+                              min_height=min_height)
+    except (VerificationError, msgspec.DecodeError, OSError) as exc:
+        if as_json:
+            print_json({"ok": False, "error": str(exc)})
+        else:
+            err_console.print(f"[bold red]NOT VERIFIED[/]: {escape(str(exc))}")
+        raise typer.Exit(1)
+    if as_json:
+        print_json({"ok": True, "vin": proof.vin, "entries": proof.entries, "height": proof.height, "time": proof.time,
+                    "attestations": proof.attestations, "warnings": proof.warnings})
+    else:
+        console.print(f"[bold green]VERIFIED[/]: {escape(proof.describe())}")
+
+
 # ---------------------------------------------------------------- demo and benchmarks
 
 

@@ -254,6 +254,28 @@ class Client:
     def query(self, module: str, name: str, **params: Any) -> Any:
         return self._request("GET", f"/v1/q/{module}/{name}", params=params)["result"]
 
+    def report(self, vin: str, *, min_height: int = -1, max_age_ms: int | None = None) -> dict[str, Any]:
+        """A vehicle's history report, verified offline-style (raises ``VerificationError``)."""
+        from ..verify.report import verify_report
+
+        report = self._request("GET", f"/v1/reports/{vin}", params={"min_height": min_height})
+        if self.verify:
+            verify_report(report, self.anchor, now_ms=now_ms(), max_age_ms=max_age_ms,
+                          min_height=min_height if min_height >= 0 else None)
+        return report
+
+    def report_pdf(self, vin: str) -> bytes:
+        r = self._http.get(f"/v1/reports/{vin}/pdf")
+        if r.status_code >= 400:
+            self._request("GET", f"/v1/reports/{vin}")  # raises the refusal
+        return r.content
+
+    def report_page(self, vin: str) -> str:
+        r = self._http.get(f"/reports/{vin}")
+        if r.status_code >= 400:
+            self._request("GET", f"/v1/reports/{vin}")
+        return r.text
+
     def messages(self) -> list[dict[str, Any]]:
         return self._request("GET", "/v1/messages")
 

@@ -1,0 +1,32 @@
+"""The self-verifying HTML page of a report: one file, no network, verifies itself on load."""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from typing import Any
+
+import msgspec
+
+from ..core.block import Genesis
+from ..core.encoding import to_builtins
+
+
+def _embed(value: Any) -> str:
+    """JSON safe inside <script type="application/json"> (no "</" and no line separators)."""
+    text = msgspec.json.encode(value).decode()
+    return text.replace("</", "<\\/").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+def web_asset(name: str) -> str:
+    return resources.files("blokauto.web").joinpath(name).read_text(encoding="utf-8")
+
+
+_SLOTS = re.compile(r"__REPORT_JSON__|__ANCHOR_JSON__|/\*__VERIFIER__\*/")
+
+
+def render_html(report: dict[str, Any], genesis: Genesis) -> str:
+    """One pass over the template, so nothing inserted is ever scanned for slots again."""
+    fill = {"__REPORT_JSON__": _embed(report), "__ANCHOR_JSON__": _embed(to_builtins(genesis)),
+            "/*__VERIFIER__*/": web_asset("verifier.js")}
+    return _SLOTS.sub(lambda m: fill[m.group(0)], web_asset("report.html"))

@@ -1,0 +1,145 @@
+"""The PDF of a report (reportlab): the same summary, warnings, odometer chart and timeline as
+the page, and the identifiers needed to verify the JSON report it was made from."""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import Any
+
+from reportlab.graphics.shapes import Circle, Drawing, Line, PolyLine, String
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+from reportlab.lib.units import mm
+from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from xml.sax.saxutils import escape
+
+LABELS = {
+    "odometer_rollback": "Odometer rollback suspected", "odometer_not_actual": "Odometer not actual",
+    "odometer_exceeds_mechanical_limits": "Odometer exceeds mechanical limits", "salvage": "Salvage title",
+    "total_loss": "Total loss", "junk": "Junk title", "flood": "Flood damage", "fire": "Fire damage",
+    "hail": "Hail damage", "lemon": "Lemon / buy-back", "rebuilt": "Rebuilt", "stolen": "Reported stolen",
+    "scrapped": "Deregistered (scrapped)", "lien": "Open lien",
+}
+
+
+def _holder(h: str) -> str:
+    return h if h.startswith("org:") else "private owner"
+
+
+def describe_entry(e: dict[str, Any]) -> str:
+    """One line for a timeline entry (the page's describe() says the same)."""
+    d = e.get("data", {})
+    flag = f" (! {d['flag'].replace('_', ' ')})" if d.get("flag") else ""
+    kind = e["type"]
+    if kind == "birth":
+        return f"{d['make']} {d['model']}, built {d['build_date']} in {d['plant']}"
+    if kind == "title_transfer":
+        return f"{_holder(d['from'])} -> {_holder(d['to'])}" + (f" (owner #{d['owner_number']})" if d.get("owner") else "")
+    if kind == "odometer":
+        return f"{d['value']:,} {d['unit']}{flag}"
+    if kind in ("service", "repair"):
+        return f"{d['odometer']:,} {d['unit']}: {', '.join(d.get('items', []))}{flag}"
+    if kind == "inspection":
+        return d["result"] + (f": {', '.join(d['defects'])}" if d.get("defects") else "") + flag
+    if kind == "accident":
+        return f"{d['severity']}, {'/'.join(d.get('impact_areas', []))}" + (", airbags deployed" if d.get("airbags_deployed") else "")
+    if kind == "brand":
+        return d["brand"] + (f": {d['reason']}" if d.get("reason") else "")
+    if kind == "deregistered":
+        return f"certificate {d['certificate']}"
+    return ", ".join(f"{k}: {d[k]}" for k in sorted(d))
+
+
+def _day(ms: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(ms / 1000))
+
+
+def _km(n: int | None) -> str:
+    return "–" if n is None else f"{n:,} km"
+
+
+def odometer_chart(series: list[dict[str, Any]], width: float = 170 * mm, height: float = 60 * mm) -> Drawing:
+    d = Drawing(width, height)
+    if not series:
+        d.add(String(0, height / 2, "No odometer readings recorded.", fontSize=9))
+        return d
+    left, bottom, top, right = 45, 18, 6, 6
+    t0, t1 = series[0]["time"], series[-1]["time"]
+    kmax = max(1, max(p["km"] for p in series))
+
+    def x(t: int) -> float:
+        return left + ((width - left - right) / 2 if t1 == t0 else (t - t0) / (t1 - t0) * (width - left - right))
+
+    def y(k: int) -> float:
+        return bottom + k / kmax * (height - bottom - top)
+
+    for i in range(5):
+        k = kmax * i / 4
+        d.add(Line(left, y(k), width - right, y(k), strokeColor=colors.HexColor("#e4e7ec"), strokeWidth=0.5))
+        d.add(String(left - 4, y(k) - 3, f"{round(k):,}", fontSize=7, textAnchor="end", fillColor=colors.grey))
+    d.add(String(left, 4, _day(t0), fontSize=7, fillColor=colors.grey))
+    d.add(String(width - right, 4, _day(t1), fontSize=7, textAnchor="end", fillColor=colors.grey))
+    points: list[float] = []
+    for p in series:
+        points += [x(p["time"]), y(p["km"])]
+    d.add(PolyLine(points, strokeColor=colors.HexColor("#2e90fa"), strokeWidth=1.5))
+    for p in series:
+        flagged = bool(p["flag"])
+        d.add(Circle(x(p["time"]), y(p["km"]), 3.5 if flagged else 2.2,
+                     fillColor=colors.HexColor("#b42318" if flagged else "#2e90fa"), strokeColor=None))
+    return d
+
+
+def render_pdf(report: dict[str, Any]) -> bytes:
+    s = report["summary"]
+    v = s["vehicle"]
+    styles = getSampleStyleSheet()
+    warn = ParagraphStyle("warn", parent=styles["Normal"], textColor=colors.HexColor("#b42318"), fontName="Helvetica-Bold")
+    small = ParagraphStyle("small", parent=styles["Normal"], fontSize=8, leading=10, textColor=colors.grey)
+    cell = ParagraphStyle("cell", parent=styles["Normal"], fontSize=8, leading=10)
+    buf = io.BytesIO()
+    doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm, topMargin=16 * mm,
+                            bottomMargin=16 * mm, title=f"Vehicle history {report['vin']}", author="blokauto")
+    flow: list[Any] = [
+        Paragraph(escape(f"{v['make']} {v['model']} {v['model_year']}"), styles["Title"]),
+        Paragraph(escape(f"VIN {report['vin']} · as of block {report['as_of']['height']}, "
+                         f"{_day(report['as_of']['time'])} · {s['entries']} history entries"), styles["Normal"]),
+        Spacer(1, 4 * mm),
+    ]
+    for code in s["warnings"]:
+        flow.append(Paragraph(escape("Warning: " + LABELS.get(code, code)), warn))
+    rows = [
+        ["Status", s["status"] + (f" (certificate {s['certificate']})" if s["certificate"] else ""), "Owners", str(s["owners"])],
+        ["Odometer", s["odometer"]["status"].replace("_", " "), "Last / highest", f"{_km(s['odometer']['last_km'])} / {_km(s['odometer']['max_km'])}"],
+        ["Accidents", str(len(s["accidents"])), "Suspected rollbacks", str(len(s["odometer"]["suspected_rollbacks"]))],
+        ["Services", str(s["services"]["count"]), "Inspections", str(s["inspections"]["count"])],
+        ["Title brands", ", ".join(s["title_brands"]) or "none", "Usage", ", ".join(s["usage_types"])],
+        ["Built", f"{v['build_date']}, {v['plant']}", "Powertrain", v["powertrain"] + (f", {v['battery_wh'] // 1000} kWh" if v.get("battery_wh") else "")],
+    ]
+    t = Table([[Paragraph(escape(str(c)), cell) for c in r] for r in rows], colWidths=[28 * mm, 57 * mm, 30 * mm, 57 * mm])
+    t.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.25, colors.HexColor("#e4e7ec")),
+                           ("BACKGROUND", (0, 0), (0, -1), colors.HexColor("#f2f4f7")),
+                           ("BACKGROUND", (2, 0), (2, -1), colors.HexColor("#f2f4f7"))]))
+    flow += [Spacer(1, 4 * mm), Paragraph("Summary", styles["Heading2"]), t,
+             Paragraph("Odometer", styles["Heading2"]), odometer_chart(s["odometer"]["series"]),
+             Paragraph("Timeline", styles["Heading2"])]
+    timeline = [["#", "Date", "Event", "Recorded by", "Details", "Block"]]
+    for e in report["timeline"]:
+        details = describe_entry(e)[:300]
+        timeline.append([str(e["seq"]), _day(e["time"]), e["type"].replace("_", " "), e["org"] or "owner or device key",
+                         Paragraph(escape(details), cell), str(e["height"])])
+    tt = Table(timeline, colWidths=[8 * mm, 20 * mm, 24 * mm, 30 * mm, 78 * mm, 12 * mm], repeatRows=1)
+    style = [("FONTSIZE", (0, 0), (-1, -1), 8), ("GRID", (0, 0), (-1, -1), 0.25, colors.HexColor("#e4e7ec")),
+             ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#f2f4f7")), ("VALIGN", (0, 0), (-1, -1), "TOP")]
+    for i, e in enumerate(report["timeline"], start=1):
+        if e.get("data", {}).get("flag"):
+            style.append(("BACKGROUND", (0, i), (-1, i), colors.HexColor("#fef3f2")))
+    tt.setStyle(TableStyle(style))
+    flow += [tt, Spacer(1, 6 * mm), Paragraph(escape(
+        f"Evidence: chain {report['trust']['chain']!r}, genesis {report['trust']['genesis_hash']}, checkpoint at block "
+        f"{report['as_of']['height']}. This PDF is a rendering; verify the JSON report it was made from with "
+        f"`blokauto verify REPORT.json --trust genesis.json`, or open the self-verifying HTML page."), small)]
+    doc.build(flow)
+    return buf.getvalue()

@@ -1,0 +1,190 @@
+"""Vehicle history reports (``blokauto-report/1``): the summary rules and offline verification.
+
+A report carries a readable summary and timeline, and the evidence behind them: every history
+entry as its canonical bytes, the vehicle record with its state proof, and a checkpoint (header
+plus node attestations). The verifier trusts only the consortium's genesis document:
+
+1. the report names this chain and genesis;
+2. the checkpoint is signed by a quorum of the consortium's node keys;
+3. the vehicle record is proven under the checkpoint's state root;
+4. the history hash recomputed from the entries equals the one in the proven record, so no entry
+   was dropped, altered, reordered or added;
+5. the summary and timeline are exactly what the entries and the record say;
+6. optionally, the checkpoint is fresh (not older than ``max_age_ms``, not below ``min_height``).
+
+The same rules exist as a small JavaScript module for browsers (``web/verifier.js``); both are
+checked against the same corpus of genuine and tampered reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from ..core import crypto, smt
+from ..core.block import Checkpoint, Header, NodeSignature
+from . import TrustAnchor, VerificationError, verify_checkpoint, verify_state
+
+FORMAT = "blokauto-report/1"
+READING_TYPES = ("odometer", "service", "inspection", "repair", "cluster_replaced")
+WARNING_BRANDS = ("salvage", "total_loss", "junk", "flood", "fire", "hail", "lemon", "rebuilt", "stolen")
+
+
+def summarize(record: dict[str, Any], entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The report summary: a pure function of the proven record and the entries."""
+    odo = record["odometer"]
+    usages: list[str] = []
+    accidents, series, rollbacks, beyond = [], [], [], []
+    services = inspections = 0
+    last_service: dict[str, Any] | None = None
+    last_inspection: dict[str, Any] | None = None
+    for e in entries:
+        d = e["data"]
+        kind = e["type"]
+        usage = d.get("usage") if kind in ("title_transfer", "registration") else ("private" if kind == "birth" else None)
+        if usage and usage not in usages:
+            usages.append(usage)
+        if kind == "accident":
+            accidents.append({"seq": e["seq"], "date": d["date"], "severity": d["severity"],
+                              "impact_areas": d["impact_areas"], "airbags_deployed": d.get("airbags_deployed", False),
+                              "structural_damage": d.get("structural_damage", False),
+                              "total_loss": d.get("total_loss", False)})
+        if kind in READING_TYPES:
+            km = d.get("km") if kind != "cluster_replaced" else None
+            flag = d.get("flag", "")
+            if km is not None:
+                series.append({"seq": e["seq"], "time": e["time"], "km": km, "flag": flag})
+            if flag == "suspected_rollback":
+                rollbacks.append({"seq": e["seq"], "time": e["time"], "km": km, "by": e["by"], "org": e["org"]})
+            elif flag == "exceeds_mechanical_limits":
+                beyond.append({"seq": e["seq"], "time": e["time"], "km": km, "by": e["by"], "org": e["org"]})
+        if kind == "service":
+            services += 1
+            last_service = {"seq": e["seq"], "time": e["time"], "km": d.get("km", 0)}
+        if kind == "inspection":
+            inspections += 1
+            last_inspection = {"seq": e["seq"], "time": e["time"], "result": d["result"]}
+    brands = list(record["brands"])
+    warnings = []
+    if odo["status"] != "actual" or rollbacks:
+        warnings.append("odometer_" + ("rollback" if rollbacks else odo["status"]))
+    warnings += [b for b in WARNING_BRANDS if b in brands]
+    if record["status"] == "stolen" and "stolen" not in warnings:
+        warnings.append("stolen")
+    if record["status"] == "scrapped":
+        warnings.append("scrapped")
+    if record.get("liens"):
+        warnings.append("lien")
+    return {
+        "vin": record["vin"],
+        "vehicle": dict(record["birth"]),
+        "manufacturer": record["manufacturer"],
+        "country": record["country"],
+        "status": record["status"],
+        "certificate": record.get("certificate", ""),
+        "title_brands": brands,
+        "holder_kind": "organisation" if record["holder"].startswith("org:") else "person",
+        "owners": record["owners"],
+        "usage_types": usages,
+        "liens": len(record.get("liens", [])),
+        "accidents": accidents,
+        "odometer": {"status": odo["status"], "last_km": odo["km"], "max_km": odo["max_km"],
+                     "readings": len(series), "series": series, "suspected_rollbacks": rollbacks,
+                     "beyond_limits": beyond},
+        "services": {"count": services, "last": last_service},
+        "inspections": {"count": inspections, "last": last_inspection},
+        "entries": len(entries),
+        "warnings": warnings,
+    }
+
+
+@dataclass(frozen=True)
+class ReportProof:
+    """What a successful verification proved."""
+
+    vin: str
+    entries: int
+    height: int
+    time: int
+    attestations: int
+    quorum: int
+    chain: str
+    warnings: list[str]
+
+    def describe(self) -> str:
+        w = ", ".join(self.warnings) if self.warnings else "none"
+        return (f"VIN {self.vin}: all {self.entries} history entries are genuine and complete as of block {self.height} "
+                f"(time {self.time} ms), attested by {self.attestations} of the consortium's node keys (quorum "
+                f"{self.quorum}) of chain {self.chain!r}; the summary matches the entries. Warnings: {w}.")
+
+
+def _diff(a: Any, b: Any, path: str = "summary") -> str:
+    """The first path where ``a`` and ``b`` differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            if a.get(k, "<missing>") != b.get(k, "<missing>"):
+                return _diff(a.get(k, "<missing>"), b.get(k, "<missing>"), f"{path}.{k}")
+        return path
+    if isinstance(a, list) and isinstance(b, list):
+        for i, (x, y) in enumerate(zip(a, b)):
+            if x != y:
+                return _diff(x, y, f"{path}[{i}]")
+        return f"{path} (length {len(a)} vs {len(b)})"
+    return f"{path} ({a!r} vs {b!r})"
+
+
+def verify_report(report: dict[str, Any], anchor: TrustAnchor, *, now_ms: int | None = None,
+                  max_age_ms: int | None = None, min_height: int | None = None) -> ReportProof:
+    """Check a report against the trust anchor; raises ``VerificationError`` naming what failed."""
+    try:
+        if report.get("format") != FORMAT:
+            raise VerificationError(f"not a {FORMAT} report")
+        trust = report["trust"]
+        if trust["chain"] != anchor.chain or trust["genesis_hash"] != anchor.genesis_hash.hex():
+            raise VerificationError("the report is for another chain or genesis than the trust anchor")
+        ev = report["evidence"]
+        header_raw = ev["checkpoint"]["header_raw"].encode()
+        header = msgspec.json.decode(header_raw, type=Header)
+        atts = msgspec.convert(ev["checkpoint"]["attestations"], list[NodeSignature])
+        checkpoint = Checkpoint(header, atts)
+        if msgspec.json.encode(header, order="sorted") != header_raw:
+            raise VerificationError("the checkpoint header is not in canonical form")
+        verify_checkpoint(checkpoint, anchor)
+        record_raw = ev["vehicle"]["raw"].encode()
+        key = ev["vehicle"]["key"]
+        proof = msgspec.convert(ev["vehicle"]["proof"], smt.StateProof)
+        verify_state(header, key.encode(), record_raw, proof)
+        record = msgspec.json.decode(record_raw)
+        if key != "veh/v/" + report["vin"] or record.get("vin") != report["vin"]:
+            raise VerificationError("the proven vehicle record is not the report's VIN")
+        raws = [e.encode() for e in ev["entries"]]
+        head = bytes(32)
+        for raw in raws:
+            head = crypto.tagged_hash(crypto.TAG_HISTORY, head + raw)
+        history = record["history"]
+        if len(raws) != history["count"] or head.hex() != history["head"]:
+            raise VerificationError(
+                f"the history is incomplete or altered: the entries hash to {head.hex()[:16]}… over {len(raws)} "
+                f"entries, the proven record commits to {history['head'][:16]}… over {history['count']}")
+        entries = [msgspec.json.decode(r) for r in raws]
+        for i, e in enumerate(entries):
+            if e.get("seq") != i + 1:
+                raise VerificationError(f"entry {i + 1} carries sequence number {e.get('seq')}")
+        if report.get("timeline") != entries:
+            bad = next((i for i, (a, b) in enumerate(zip(report.get("timeline") or [], entries)) if a != b), None)
+            raise VerificationError(f"the timeline differs from the proven entries (at entry {bad + 1 if bad is not None else 'count'})")
+        expected = summarize(record, entries)
+        if report.get("summary") != expected:
+            raise VerificationError(f"the summary is not what the entries say: {_diff(report.get('summary'), expected)}")
+    except (KeyError, TypeError, AttributeError, msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise VerificationError(f"the report is malformed: {exc!r}") from None
+    if min_height is not None and header.height < min_height:
+        raise VerificationError(f"the report is stale: its checkpoint is block {header.height}, "
+                                f"a newer checkpoint (block {min_height}) is known")
+    if max_age_ms is not None and now_ms is not None and now_ms - header.time > max_age_ms:
+        raise VerificationError(f"the report is stale: its checkpoint is {(now_ms - header.time) // 86_400_000} days "
+                                f"old, older than the {max_age_ms // 86_400_000} days accepted")
+    return ReportProof(report["vin"], len(entries), header.height, header.time, len(atts), anchor.quorum,
+                       anchor.chain, expected["warnings"])

@@ -1,0 +1,302 @@
+/* blokauto browser verifier: the rules of blokauto.verify (Python) for reports, in JavaScript.
+ *
+ * Trusts only a genesis document (the consortium's trust anchor). Uses WebCrypto for SHA-256
+ * and Ed25519, and applies libsodium's extra rules first (canonical S, no small-order R or key,
+ * canonical key encoding), so a signature is accepted here exactly when the nodes accept it.
+ * Exposes window.BlokautoVerifier (and module.exports under Node).
+ */
+(function (root) {
+  "use strict";
+
+  class VerificationError extends Error {}
+  const fail = (msg) => { throw new VerificationError(msg); };
+
+  const te = new TextEncoder();
+  const utf8 = (s) => te.encode(s);
+  const TAG = {
+    header: "blokauto/header/v1\0", attest: "blokauto/attest/v1\0", genesis: "blokauto/genesis/v1\0",
+    stateKey: "blokauto/state-key/v1\0", stateValue: "blokauto/state-value/v1\0",
+    smtLeaf: "blokauto/smt-leaf/v1\0", smtNode: "blokauto/smt-node/v1\0", history: "blokauto/history/v1\0",
+  };
+  const FORMAT = "blokauto-report/1";
+
+  function concat(...parts) {
+    const n = parts.reduce((a, p) => a + p.length, 0);
+    const out = new Uint8Array(n);
+    let o = 0;
+    for (const p of parts) { out.set(p, o); o += p.length; }
+    return out;
+  }
+  function hex(bytes) { return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(""); }
+  function unhex(s) {
+    if (typeof s !== "string" || s.length % 2 || /[^0-9a-f]/.test(s)) fail("not lowercase hex: " + String(s).slice(0, 20));
+    const out = new Uint8Array(s.length / 2);
+    for (let i = 0; i < out.length; i++) out[i] = parseInt(s.substr(2 * i, 2), 16);
+    return out;
+  }
+  function equalBytes(a, b) { return a.length === b.length && a.every((x, i) => x === b[i]); }
+  async function sha256(bytes) { return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)); }
+  async function tagged(tag, bytes) { return sha256(concat(utf8(tag), bytes)); }
+
+  // ---------------------------------------------------------------- canonical JSON
+
+  function canonical(v) {
+    if (v === null) return "null";
+    if (typeof v === "boolean") return v ? "true" : "false";
+    if (typeof v === "number") {
+      if (!Number.isSafeInteger(v)) fail("canonical JSON holds safe integers only, not " + v);
+      return String(v);
+    }
+    if (typeof v === "string") return JSON.stringify(v);
+    if (Array.isArray(v)) return "[" + v.map(canonical).join(",") + "]";
+    if (typeof v === "object") {
+      return "{" + Object.keys(v).sort().map((k) => JSON.stringify(k) + ":" + canonical(v[k])).join(",") + "}";
+    }
+    fail("not JSON: " + typeof v);
+  }
+
+  // ---------------------------------------------------------------- keys and signatures
+
+  const B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+  function base58(s) {
+    let n = 0n;
+    for (const c of s) {
+      const d = B58.indexOf(c);
+      if (d < 0) fail("not base58btc");
+      n = n * 58n + BigInt(d);
+    }
+    const bytes = [];
+    while (n > 0n) { bytes.unshift(Number(n & 255n)); n >>= 8n; }
+    for (const c of s) { if (c === "1") bytes.unshift(0); else break; }
+    return new Uint8Array(bytes);
+  }
+  function keyOfDid(did) {
+    if (typeof did !== "string" || !did.startsWith("did:key:z")) fail("not a did:key: " + String(did).slice(0, 40));
+    const raw = base58(did.slice(9));
+    if (raw.length !== 34 || raw[0] !== 0xed || raw[1] !== 0x01) fail("not an Ed25519 did:key");
+    return raw.slice(2);
+  }
+
+  const P = 2n ** 255n - 19n;
+  const L = 2n ** 252n + 27742317777372353535851937790883648493n;
+  const le = (bytes) => bytes.reduceRight((a, b) => (a << 8n) | BigInt(b), 0n);
+  // libsodium's ge25519_has_small_order blocklist (sign bit ignored).
+  const SMALL_ORDER = [
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "0100000000000000000000000000000000000000000000000000000000000000",
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+  ].map(unhex);
+  function smallOrder(p) {
+    return SMALL_ORDER.some((b) => {
+      for (let i = 0; i < 31; i++) if (p[i] !== b[i]) return false;
+      return (p[31] & 0x7f) === b[31];
+    });
+  }
+  function canonicalPoint(p) {
+    const y = le(p.slice(0, 31)) | (BigInt(p[31] & 0x7f) << 248n);
+    return y < P;
+  }
+
+  async function ed25519Verify(pub, sig, msg) {
+    if (pub.length !== 32 || sig.length !== 64) return false;
+    if (!canonicalPoint(pub) || smallOrder(pub)) return false;
+    if (smallOrder(sig.slice(0, 32))) return false;
+    if (le(sig.slice(32)) >= L) return false;
+    try {
+      const key = await crypto.subtle.importKey("raw", pub, { name: "Ed25519" }, false, ["verify"]);
+      return await crypto.subtle.verify({ name: "Ed25519" }, key, sig, msg);
+    } catch (e) {
+      return false;
+    }
+  }
+
+  // ---------------------------------------------------------------- trust anchor and checkpoints
+
+  async function anchorFromGenesis(genesis) {
+    if (!genesis || typeof genesis.chain !== "string") fail("not a blokauto genesis document");
+    const g = Object.assign({}, genesis);
+    delete g.hash;
+    const nodes = {};
+    for (const org of g.organisations || []) for (const n of org.nodes || []) nodes[n] = org.id;
+    return { chain: g.chain, genesisHash: hex(await tagged(TAG.genesis, utf8(canonical(g)))), nodes, quorum: g.quorum };
+  }
+
+  async function verifyCheckpoint(headerRaw, attestations, anchor) {
+    let header;
+    try { header = JSON.parse(headerRaw); } catch (e) { fail("the checkpoint header is not JSON"); }
+    if (canonical(header) !== headerRaw) fail("the checkpoint header is not in canonical form");
+    if (header.chain !== anchor.chain) fail(`the checkpoint is for chain '${header.chain}', not '${anchor.chain}'`);
+    if (header.height === 0 && header.prev !== anchor.genesisHash) fail("block 0 does not commit to this genesis document");
+    const message = concat(utf8(TAG.attest), await tagged(TAG.header, utf8(headerRaw)));
+    const signers = new Set();
+    for (const att of attestations) {
+      if (signers.has(att.node)) fail(`node ${att.node} attested twice`);
+      if (!(att.node in anchor.nodes)) fail(`attestation by ${att.node}, which is not a node key of the consortium`);
+      if (!(await ed25519Verify(keyOfDid(att.node), unhex(att.sig), message))) {
+        fail(`attestation by ${att.node} does not verify for block ${header.height}`);
+      }
+      signers.add(att.node);
+    }
+    if (signers.size < anchor.quorum) fail(`block ${header.height} has ${signers.size} valid attestations; the quorum is ${anchor.quorum}`);
+    return header;
+  }
+
+  // ---------------------------------------------------------------- state proofs
+
+  async function stateRoot(key, valueRaw, proof) {
+    const kh = await tagged(TAG.stateKey, utf8(key));
+    const hx = hex(kh);
+    const levels = proof.levels;
+    if (!Array.isArray(levels) || levels.length < 1 || levels.length > 64) fail("a state proof has between 1 and 64 levels");
+    const last = levels.length - 1;
+    let current = null;
+    if (valueRaw !== null) {
+      if (proof.terminal !== "leaf") fail("the proof shows the key absent, not holding the value");
+      current = await tagged(TAG.smtLeaf, concat(kh, await tagged(TAG.stateValue, utf8(valueRaw))));
+    } else if (proof.terminal === "other") {
+      const okh = unhex(proof.other_kh), ovh = unhex(proof.other_vh);
+      if (okh.length !== 32 || ovh.length !== 32 || equalBytes(okh, kh)) fail("the other leaf is malformed or is the key itself");
+      if (hex(okh).slice(0, last + 1) !== hx.slice(0, last + 1)) fail("the other leaf does not sit on the key's path");
+      current = await tagged(TAG.smtLeaf, concat(okh, ovh));
+    } else if (proof.terminal !== "empty") {
+      fail("the proof shows the key present; a value is needed");
+    }
+    for (let depth = last; depth >= 0; depth--) {
+      const nib = parseInt(hx[depth], 16);
+      const entries = levels[depth].map((s) => {
+        const e = unhex(s);
+        if (e.length !== 33 || e[0] > 15 || e[0] === nib) fail("a proof entry is malformed or sits in the key's own slot");
+        return e;
+      });
+      if (current !== null) entries.push(concat(new Uint8Array([nib]), current));
+      entries.sort((a, b) => a[0] - b[0]);
+      for (let i = 1; i < entries.length; i++) if (entries[i][0] === entries[i - 1][0]) fail("two proof entries claim the same slot");
+      current = await tagged(TAG.smtNode, concat(...entries));
+    }
+    return hex(current);
+  }
+
+  // ---------------------------------------------------------------- the summary rules (same as Python)
+
+  const READING_TYPES = ["odometer", "service", "inspection", "repair", "cluster_replaced"];
+  const WARNING_BRANDS = ["salvage", "total_loss", "junk", "flood", "fire", "hail", "lemon", "rebuilt", "stolen"];
+
+  function summarize(record, entries) {
+    const odo = record.odometer;
+    const usages = [], accidents = [], series = [], rollbacks = [], beyond = [];
+    let services = 0, inspections = 0, lastService = null, lastInspection = null;
+    for (const e of entries) {
+      const d = e.data, kind = e.type;
+      const usage = (kind === "title_transfer" || kind === "registration") ? d.usage : (kind === "birth" ? "private" : null);
+      if (usage && !usages.includes(usage)) usages.push(usage);
+      if (kind === "accident") {
+        accidents.push({ seq: e.seq, date: d.date, severity: d.severity, impact_areas: d.impact_areas,
+          airbags_deployed: d.airbags_deployed || false, structural_damage: d.structural_damage || false,
+          total_loss: d.total_loss || false });
+      }
+      if (READING_TYPES.includes(kind)) {
+        const km = kind !== "cluster_replaced" && "km" in d ? d.km : null;
+        const flag = d.flag || "";
+        if (km !== null) series.push({ seq: e.seq, time: e.time, km, flag });
+        if (flag === "suspected_rollback") rollbacks.push({ seq: e.seq, time: e.time, km, by: e.by, org: e.org });
+        else if (flag === "exceeds_mechanical_limits") beyond.push({ seq: e.seq, time: e.time, km, by: e.by, org: e.org });
+      }
+      if (kind === "service") { services++; lastService = { seq: e.seq, time: e.time, km: "km" in d ? d.km : 0 }; }
+      if (kind === "inspection") { inspections++; lastInspection = { seq: e.seq, time: e.time, result: d.result }; }
+    }
+    const brands = record.brands.slice();
+    const warnings = [];
+    if (odo.status !== "actual" || rollbacks.length) warnings.push("odometer_" + (rollbacks.length ? "rollback" : odo.status));
+    for (const b of WARNING_BRANDS) if (brands.includes(b)) warnings.push(b);
+    if (record.status === "stolen" && !warnings.includes("stolen")) warnings.push("stolen");
+    if (record.status === "scrapped") warnings.push("scrapped");
+    if (record.liens && record.liens.length) warnings.push("lien");
+    return {
+      vin: record.vin, vehicle: Object.assign({}, record.birth), manufacturer: record.manufacturer,
+      country: record.country, status: record.status, certificate: record.certificate || "",
+      title_brands: brands, holder_kind: record.holder.startsWith("org:") ? "organisation" : "person",
+      owners: record.owners, usage_types: usages, liens: (record.liens || []).length, accidents,
+      odometer: { status: odo.status, last_km: odo.km, max_km: odo.max_km, readings: series.length, series,
+        suspected_rollbacks: rollbacks, beyond_limits: beyond },
+      services: { count: services, last: lastService }, inspections: { count: inspections, last: lastInspection },
+      entries: entries.length, warnings,
+    };
+  }
+
+  function diffPath(a, b, path) {
+    if (a && b && typeof a === "object" && typeof b === "object" && Array.isArray(a) === Array.isArray(b)) {
+      if (Array.isArray(a)) {
+        for (let i = 0; i < Math.min(a.length, b.length); i++) {
+          if (canonical(a[i]) !== canonical(b[i])) return diffPath(a[i], b[i], `${path}[${i}]`);
+        }
+        return `${path} (length ${a.length} vs ${b.length})`;
+      }
+      for (const k of Array.from(new Set([...Object.keys(a), ...Object.keys(b)])).sort()) {
+        if (canonical(k in a ? a[k] : "<missing>") !== canonical(k in b ? b[k] : "<missing>")) {
+          return diffPath(k in a ? a[k] : "<missing>", k in b ? b[k] : "<missing>", `${path}.${k}`);
+        }
+      }
+      return path;
+    }
+    return `${path} (${JSON.stringify(a)} vs ${JSON.stringify(b)})`;
+  }
+
+  // ---------------------------------------------------------------- reports
+
+  async function verifyReport(report, anchor, opts) {
+    opts = opts || {};
+    try {
+      if (!report || report.format !== FORMAT) fail("not a " + FORMAT + " report");
+      const trust = report.trust;
+      if (trust.chain !== anchor.chain || trust.genesis_hash !== anchor.genesisHash) {
+        fail("the report is for another chain or genesis than the trust anchor");
+      }
+      const ev = report.evidence;
+      const header = await verifyCheckpoint(ev.checkpoint.header_raw, ev.checkpoint.attestations, anchor);
+      const root = await stateRoot(ev.vehicle.key, ev.vehicle.raw, ev.vehicle.proof);
+      if (root !== header.state_root) {
+        fail(`'${ev.vehicle.key}' is not proven holding that value at height ${header.height}: the state proof leads to a different root`);
+      }
+      const record = JSON.parse(ev.vehicle.raw);
+      if (ev.vehicle.key !== "veh/v/" + report.vin || record.vin !== report.vin) fail("the proven vehicle record is not the report's VIN");
+      let head = new Uint8Array(32);
+      for (const raw of ev.entries) head = await tagged(TAG.history, concat(head, utf8(raw)));
+      if (ev.entries.length !== record.history.count || hex(head) !== record.history.head) {
+        fail(`the history is incomplete or altered: the entries hash to ${hex(head).slice(0, 16)}… over ${ev.entries.length} entries, ` +
+             `the proven record commits to ${record.history.head.slice(0, 16)}… over ${record.history.count}`);
+      }
+      const entries = ev.entries.map((r) => JSON.parse(r));
+      entries.forEach((e, i) => { if (e.seq !== i + 1) fail(`entry ${i + 1} carries sequence number ${e.seq}`); });
+      if (canonical(report.timeline) !== canonical(entries)) {
+        const t = report.timeline || [];
+        const bad = t.findIndex((x, i) => i >= entries.length || canonical(x) !== canonical(entries[i]));
+        fail(`the timeline differs from the proven entries (at entry ${bad >= 0 ? bad + 1 : "count"})`);
+      }
+      const expected = summarize(record, entries);
+      if (canonical(report.summary) !== canonical(expected)) {
+        fail("the summary is not what the entries say: " + diffPath(report.summary, expected, "summary"));
+      }
+      if (opts.minHeight != null && header.height < opts.minHeight) {
+        fail(`the report is stale: its checkpoint is block ${header.height}, a newer checkpoint (block ${opts.minHeight}) is known`);
+      }
+      if (opts.maxAgeMs != null && opts.nowMs != null && opts.nowMs - header.time > opts.maxAgeMs) {
+        fail(`the report is stale: its checkpoint is ${Math.floor((opts.nowMs - header.time) / 86400000)} days old`);
+      }
+      return { vin: report.vin, entries: entries.length, height: header.height, time: header.time,
+        attestations: ev.checkpoint.attestations.length, quorum: anchor.quorum, chain: anchor.chain,
+        warnings: expected.warnings };
+    } catch (e) {
+      if (e instanceof VerificationError) throw e;
+      throw new VerificationError("the report is malformed: " + (e && e.message ? e.message : String(e)));
+    }
+  }
+
+  const api = { VerificationError, anchorFromGenesis, verifyReport, verifyCheckpoint, stateRoot, summarize,
+    canonical, ed25519Verify, keyOfDid, sha256, hex, unhex };
+  root.BlokautoVerifier = api;
+  if (typeof module !== "undefined" && module.exports) module.exports = api;
+})(typeof window !== "undefined" ? window : globalThis);
