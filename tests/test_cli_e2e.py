@@ -56,7 +56,6 @@ def running(tmp_path_factory):
     data = tmp_path_factory.mktemp("cli") / "chain"
     init_chain(data)
     node = NodeProcess(data)
-    
     try:
         yield node
     finally:

@@ -28,11 +28,11 @@ def default_cache() -> Path:
     return Path.home() / ".cache" / "blokauto" / "bench"
 
 
-def build_fleet(path: Path, *, vehicles: int, mean_events: int = 1, long_count: int = 10, long_events: int = 197,
-                block_txs: int = 2_000, quiet: bool = False) -> dict[str, Any]:
-    """The data folder at ``path`` with ``vehicles`` vehicles; reused when it already matches."""
-    params = {"vehicles": vehicles, "mean_events": mean_events, "long_count": long_count,
-              "long_events": long_events, "format": 1}
+def build_fleet(path: Path, *, vehicles: int, mean_events: int = 1, block_txs: int = 2_000,
+                quiet: bool = False) -> dict[str, Any]:
+    """The data folder at ``path`` with ``vehicles`` vehicles (vehicles 0-9 with 200 history
+    entries, 10-19 with 100); reused when it already matches."""
+    params = {"vehicles": vehicles, "mean_events": mean_events, "format": 2}
     marker = path / "dataset.json"
     if marker.exists():
         info = msgspec.json.decode(marker.read_bytes())
@@ -63,8 +63,7 @@ def build_fleet(path: Path, *, vehicles: int, mean_events: int = 1, long_count: 
     try:
         commit([TxFactory(CHAIN, keys).assign_wmi()])
         done = 0
-        for raws in signed_lives(CHAIN, keys, range(vehicles), mean_events, long_count=long_count,
-                                 long_events=long_events):
+        for raws in signed_lives(CHAIN, keys, range(vehicles), mean_events):
             commit(raws)
             done = min(vehicles, done + 1_000)
             if not quiet:

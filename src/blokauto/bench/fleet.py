@@ -137,10 +137,23 @@ def _init_worker(chain: str, seeds: list[bytes]) -> None:
     _factory = TxFactory(chain, FleetKeys(*[KeyPair(s) for s in seeds]))
 
 
-def _sign_range(args: tuple[int, int, int, int, int]) -> list[bytes]:
+#: Vehicles 0-9 get 200 history entries and 10-19 get 100 (3 from birth and sales, the rest events).
+LONG_200 = range(0, 10)
+LONG_100 = range(10, 20)
+
+
+def planned_events(i: int, mean_events: int) -> int:
+    if i in LONG_200:
+        return 197
+    if i in LONG_100:
+        return 97
+    return events_for(i, mean_events)
+
+
+def _sign_range(args: tuple[int, int, int]) -> list[bytes]:
     """All transactions of vehicles [start, end): births, then sales, then events, so each
-    vehicle's entries come in order. Vehicles below ``long_count`` get ``long_events`` events."""
-    start, end, mean_events, long_count, long_events = args
+    vehicle's entries come in order."""
+    start, end, mean_events = args
     f = _factory
     assert f is not None
     f.expires = time.time_ns() // 1_000_000 + 55 * 60_000
@@ -148,22 +161,19 @@ def _sign_range(args: tuple[int, int, int, int, int]) -> list[bytes]:
     out += [f.to_dealer(i) for i in range(start, end)]
     out += [f.to_owner(i) for i in range(start, end)]
     for i in range(start, end):
-        n = long_events if i < long_count else events_for(i, mean_events)
-        out.extend(f.event(i, 4 + s) for s in range(n))
+        out.extend(f.event(i, 4 + s) for s in range(planned_events(i, mean_events)))
     return out
 
 
-def signed_lives(chain: str, keys: FleetKeys, vehicles: range, mean_events: int, *, long_count: int = 0,
-                 long_events: int = 0, chunk: int = 1_000, workers: int | None = None,
-                 ahead: int = 4) -> Iterator[list[bytes]]:
+def signed_lives(chain: str, keys: FleetKeys, vehicles: range, mean_events: int, *, chunk: int = 1_000,
+                 workers: int | None = None, ahead: int = 4) -> Iterator[list[bytes]]:
     """Signed transactions of every vehicle in ``vehicles``, chunk by chunk, signed in a process
     pool at most ``ahead`` chunks ahead of the consumer (bounded memory, fresh expiries)."""
     from collections import deque
     from concurrent.futures import ProcessPoolExecutor
 
     seeds = [keys.oem.seed, keys.dealer.seed, keys.shop.seed, keys.insurer.seed, keys.registry.seed]
-    jobs = iter([(s, min(s + chunk, vehicles.stop), mean_events, long_count, long_events)
-                 for s in range(vehicles.start, vehicles.stop, chunk)])
+    jobs = iter([(s, min(s + chunk, vehicles.stop), mean_events) for s in range(vehicles.start, vehicles.stop, chunk)])
     with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(chain, seeds)) as pool:
         window: deque = deque()
         for job in jobs:

@@ -49,7 +49,7 @@ def lifecycle_txs(data: Path, vehicles: int, n: int, seed: int = 7) -> list[Any]
 def run(*, vehicles: int = 1_000_000, queries: int = 300, txs: int = 50_000, cache: Path | None = None,
         workers: int | None = None) -> dict[str, Any]:
     data = (cache or default_cache()) / f"fleet-{vehicles}"
-    info = build_fleet(data, vehicles=vehicles, long_count=min(LONG, vehicles))
+    info = build_fleet(data, vehicles=vehicles)
     raws = lifecycle_txs(data, vehicles, txs)
     decoded = [_decode(r) for r in raws]
     raw = raw_verify_limit([t for t, _ in decoded], [i for _, i in decoded], workers)

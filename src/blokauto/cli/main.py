@@ -543,6 +543,18 @@ def bench_history(vehicles: int = typer.Option(1_000_000, help="Vehicles in the 
     print_json(run(vehicles=vehicles, queries=queries, txs=txs, cache=cache, workers=workers))
 
 
+@bench_app.command("report")
+@cli_errors
+def bench_report(vehicles: int = typer.Option(1_000_000, help="Vehicles in the data set (cached between runs)."),
+                 samples: int = typer.Option(50, help="Repetitions per measurement."),
+                 cache: Optional[Path] = typer.Option(None, help="Where data sets are kept."),
+                 browser: bool = typer.Option(True, help="Also time the verifier in Chromium.")) -> None:
+    """Report assembly and verification times (Python and Chromium) and report size (JSON)."""
+    from ..bench.report import run
+
+    print_json(run(vehicles=vehicles, samples=samples, cache=cache, browser=browser))
+
+
 def main() -> None:
     app()
 
