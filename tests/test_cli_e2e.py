@@ -6,13 +6,12 @@ and submitted, reads verified, refusals reported with their code, and the offlin
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from blokauto.keystore import KeyStore
 
 from conftest import NodeProcess, free_port, run_cli, write_chain
 
@@ -37,9 +36,8 @@ def init_chain(data: Path) -> None:
 
 
 def new_key(data: Path, name: str) -> str:
-    did = cli("keys", "new", name, "--data", data).stdout.strip()
-    assert did.startswith("did:key:z")
-    return did
+    """A key in DATA/keys (``keys new`` itself is tested once; set-up uses the key store directly)."""
+    return KeyStore(data / "keys").create(name).did
 
 
 def stop(node: NodeProcess) -> None:
@@ -83,10 +81,9 @@ def test_init_creates_the_trust_anchor_and_founding_keys(tmp_path):
     assert oem["admins"] == [keys["oem-admin"]["did"]] and oem["nodes"] == [keys["oem-node"]["did"]]
     assert oct((data / "keys" / "oem-admin.json").stat().st_mode & 0o777) == "0o600"
 
-    did = new_key(data, "workshop-laptop")
+    did = cli("keys", "new", "workshop-laptop", "--data", data).stdout.strip()
+    assert did.startswith("did:key:z")
     assert cli("keys", "show", "workshop-laptop", "--data", data).stdout.strip() == did
-    table = cli("keys", "list", "--data", data).stdout
-    assert "workshop-laptop" in table and did in table
 
     again = cli("keys", "new", "workshop-laptop", "--data", data, ok=False)
     assert again.returncode == 2 and "already exists" in again.stderr
@@ -101,8 +98,6 @@ def test_init_creates_the_trust_anchor_and_founding_keys(tmp_path):
     assert twice.returncode == 2 and "already holds a chain" in twice.stderr
     assert (data / "genesis.json").read_bytes() == before
 
-
-def test_init_refuses_a_bad_organisation_spec(tmp_path):
     r = cli("init", "--data", tmp_path / "c", "--org", "just-a-name", ok=False)
     assert r.returncode == 2 and "ID:ROLE" in r.stderr
     assert not (tmp_path / "c" / "genesis.json").exists()
@@ -115,7 +110,6 @@ def test_journey_send_build_sign_submit_read_then_audit_offline(tmp_path):
     data = tmp_path / "chain"
     init_chain(data)
     node = NodeProcess(data)
-    
     try:
         line = new_key(data, "line-7")
         r = send_add_member(node, "oem-admin", "line-7", line)
@@ -298,8 +292,6 @@ def test_demo_runs_audits_and_can_run_again(tmp_path):
     second = cli("demo", "--data", data, timeout=180)
     assert "audit: OK" in second.stdout
     assert (data / "genesis.json").read_bytes() != genesis1  # a fresh chain replaced the demo's own folder
-    assert cli_json("audit", "--data", data)["ok"] is True
-    assert cli_json("status", "--data", data)["chain"] == "blokauto-demo"
 
 
 def test_demo_refuses_a_folder_holding_other_data(tmp_path):
@@ -314,7 +306,7 @@ def test_demo_refuses_a_folder_holding_other_data(tmp_path):
 
 def test_demo_refuses_a_real_chain_folder(tmp_path):
     data = tmp_path / "chain"
-    init_chain(data)
+    write_chain(data)
     before = {p.name: p.read_bytes() for p in (data / "keys").iterdir()}
     r = cli("demo", "--data", data, ok=False)
     assert r.returncode != 0 and "holds other data" in r.stderr

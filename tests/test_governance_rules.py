@@ -16,7 +16,7 @@ rejection, expiry, removal of an organisation, and actions taking effect.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import msgspec
@@ -47,7 +47,6 @@ from helpers_governance import (
     INS_ADMIN,
     INS_WORKER,
     OEM_ADMIN,
-    OEM_NEW,
     OEM_OLD,
     OEM_REVOKED,
     OEM_TARGET,
@@ -66,7 +65,6 @@ from helpers_governance import (
     org,
     params,
     proposal,
-    snapshot,
     staffed,
 )
 

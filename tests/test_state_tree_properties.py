@@ -322,7 +322,7 @@ def reshaped(proof: StateProof, extra_entry: str) -> Iterable[StateProof]:
 def terminal_swapped(proof: StateProof, m: dict[bytes, bytes], key: bytes) -> Iterable[tuple[StateProof, bytes | None]]:
     """The proof with another terminal kind, each with the claims that kind could support."""
     some_leaf = next(iter(sorted(smt.key_hash(k) for k in m if k != key)), smt.key_hash(b"elsewhere"))
-    other = dict(other_kh=some_leaf.hex(), other_vh=smt.value_hash(b"x").hex())
+    other = dict(other_kh=some_leaf.hex(), other_vh=smt.value_hash(b"x" * 25).hex())  # no map value is 25 bytes
     value = m.get(key, b"claimed")
     for terminal in ("leaf", "empty", "other"):
         if terminal == proof.terminal:

@@ -132,7 +132,10 @@ CASES: list[Case] = [
     brand_case("hail", {"ins", "reg"}),
     brand_case("junk", {"scrap", "reg"}),
     brand_case("rebuilt", {"reg"}, with_brand("salvage", "ins")),
-    brand_case("lemon", {"oem", "oem2", "reg"}),
+    # only the vehicle's own manufacturer (or a regulator) buys it back as a lemon
+    Case("brand_lemon", lambda: BrandTitle(vin=VIN, brand="lemon", reason="test"),
+         frozenset({"insurer", "regulator", "inspector", "recycler", "manufacturer", "police"}),
+         frozenset({"oem", "reg"}), "brand_not_allowed", overrides={"oem2": "brand_rule"}),
     brand_case("stolen", {"reg"}),
     brand_case("recovered", {"reg"}, with_brand("stolen", "reg")),
     Case("record_odometer", lambda: RecordOdometer(vin=VIN, value=12_000), None, frozenset(READERS),
@@ -153,8 +156,11 @@ CASES: list[Case] = [
          frozenset({"insurer", "police", "workshop"}), frozenset({"ins", "reg"}), "brand_not_allowed"),
     Case("record_repair", lambda: RecordRepair(vin=VIN, odometer=21_000, items=["bumper"]),
          frozenset({"workshop"}), frozenset({"shop"})),
+    # the holder surrenders the title: the owner co-signs the recycler's deregistration
     Case("deregister", lambda: Deregister(vin=VIN, certificate="COD-1"), frozenset({"recycler"}),
-         frozenset({"scrap"})),
+         frozenset({"scrap"}), cosigners=signers(OWNER)),
+    Case("deregister_without_holder", lambda: Deregister(vin=VIN, certificate="COD-1"), frozenset({"recycler"}),
+         frozenset(), "missing_cosigner"),
 ]
 
 
@@ -214,4 +220,5 @@ def test_brand_table_matches_the_module() -> None:
         if case.name.startswith("brand_"):
             brand = case.name.removeprefix("brand_")
             by_roles = {org for org, roles in ORGS.items() if set(roles) & BRAND_ROLES[brand]}
-            assert by_roles == set(case.allowed), brand
+            # an override is an organisation the role allows but a finer rule refuses (lemon: not its maker)
+            assert by_roles == set(case.allowed) | set(case.overrides), brand

@@ -137,6 +137,11 @@ class DuplicateSigner(RequestError):
     template = "{signer} signed the transaction more than once; keep one signature per key."
 
 
+class InvalidKeyPart(RequestError):
+    code = "invalid_identifier_format"
+    template = "{value!r} cannot be used as an identifier: {reason}."
+
+
 class InvalidKey(RequestError):
     code = "invalid_key"
     template = "{key!r} is not a usable Ed25519 did:key: {reason}."
@@ -204,6 +209,14 @@ class DomainError(BlokautoError):
     code = "domain_rule"
     http_status = 422
     template = "A ledger rule refused the transaction."
+
+
+class HandlerError(DomainError):
+    """A handler failed in a way its rules did not foresee. Recorded like any refusal (the same
+    input fails the same way on every node), so the chain keeps going; it signals a bug."""
+
+    code = "handler_error"
+    template = "The {type} handler could not process this transaction ({error}); nothing was written. Please report it."
 
 
 class ValueOutOfRange(DomainError):

@@ -26,6 +26,7 @@ import msgspec
 from .encoding import canonical, to_builtins
 from .errors import (
     BlokautoError,
+    HandlerError,
     ExpiryTooFar,
     MissingCosigner,
     ReplayedTx,
@@ -55,6 +56,11 @@ class RefusedTx(msgspec.Struct, frozen=True):
 
 
 BlockTx = CheckedTx | RefusedTx
+
+#: Plain Python errors a buggy handler can raise on some input. They fail that transaction with
+#: ``handler_error`` instead of stopping the chain (MemoryError and the like still stop it).
+HANDLER_BUGS = (ValueError, KeyError, IndexError, TypeError, AttributeError, ArithmeticError, AssertionError,
+                msgspec.ValidationError)
 
 #: Codes only the stateless checks give: a receipt with one of them belongs to a ``RefusedTx``.
 STATELESS_CODES = frozenset({
@@ -170,14 +176,17 @@ def execute_tx(registry: Registry, state: Overlay, window: ReplayWindow, *, chai
     msg = body.msg
     ctx = Context(registry, chain, height, time, txid, body.sender, tuple(s.signer for s in tx.sigs), params)
     overlay = Overlay(state)
+    tag = msg.__struct_config__.tag
     try:
-        spec = registry.messages.get(msg.__struct_config__.tag)
+        spec = registry.messages.get(tag)
         if spec is None:
-            raise UnknownMessage(type=msg.__struct_config__.tag)
+            raise UnknownMessage(type=tag)
         authorise(registry, overlay, ctx, spec, checked)
         spec.handler(overlay, ctx, msg)
     except BlokautoError as err:
         return _failure(txid, err), body.expires
+    except HANDLER_BUGS as exc:  # deterministic for the same input on every node: record, do not halt
+        return _failure(txid, HandlerError(type=tag, error=type(exc).__name__)), body.expires
     state.writes.update(overlay.writes)
     for table, put, row in ctx.index_ops:
         index_ops.append((table, put, row, tx_index))

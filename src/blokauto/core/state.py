@@ -11,7 +11,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import msgspec
 
 from .encoding import canonical
-from .errors import ValueOutOfRange
+from .errors import InvalidKeyPart, ValueOutOfRange
 
 V = TypeVar("V")
 _MISSING = object()
@@ -46,10 +46,10 @@ class Overlay:
 def _key_part(part: str | int) -> str:
     if isinstance(part, int):
         if part < 0:
-            raise ValueError("integer key parts are non-negative")
+            raise InvalidKeyPart(value=part, reason="numbers used as identifiers are non-negative")
         return f"{part:016d}"  # fixed width, so keys sort numerically
     if not part or "/" in part or len(part) > 200:
-        raise ValueError(f"invalid key part {part!r}")
+        raise InvalidKeyPart(value=str(part)[:80], reason="an identifier is 1-200 characters without '/'")
     return part
 
 

@@ -76,6 +76,8 @@ def to_km(value: int, unit: str) -> int:
 
 
 def _vehicle(state: StateReader, vin: str, *, writable: bool = True) -> Vehicle:
+    if not vin.isalnum():  # no registered VIN has other characters (and "/" could not be a key)
+        raise errors.UnknownVehicle(vin=vin)
     v = VEHICLES.get(state, vin)
     if v is None:
         raise errors.UnknownVehicle(vin=vin)
@@ -318,7 +320,11 @@ def brand_title(state: Overlay, ctx: Context, msg: BrandTitle) -> None:
     if not roles & allowed:
         raise errors.BrandNotAllowed(role=" or ".join(sorted(roles - {"admin"})) or "member", brand=msg.brand,
                                      allowed=", ".join(sorted(allowed)))
-    _brand(state, ctx, _vehicle(state, msg.vin), msg.brand, msg.reason)
+    v = _vehicle(state, msg.vin)
+    if msg.brand == "lemon" and "regulator" not in roles and ctx.member is not None and ctx.member.org != v.manufacturer:
+        raise errors.BrandRule(brand=msg.brand, vin=v.vin, reason=f"only its manufacturer ({v.manufacturer}) or a "
+                                                                  f"regulator buys a vehicle back as a lemon")
+    _brand(state, ctx, v, msg.brand, msg.reason)
 
 
 # ---------------------------------------------------------------- odometer, service, inspection
@@ -345,7 +351,10 @@ def replace_cluster(state: Overlay, ctx: Context, msg: ReplaceCluster) -> None:
     v = _vehicle(state, msg.vin)
     odo, flag, old_km = _reading(ctx, v, msg.old_value, msg.unit)
     new_km = to_km(msg.new_value, msg.unit)
-    offset = max(old_km, odo.max_km) - new_km
+    # An old value beyond the mechanical limit is not trusted: the offset starts from the highest
+    # reading on record instead, so it cannot inflate every later reading.
+    trusted = odo.max_km if flag == "exceeds_mechanical_limits" else max(old_km, odo.max_km)
+    offset = trusted - new_km
     odo = msgspec.structs.replace(odo, offset_km=offset, km=new_km + offset)
     append(state, ctx, v, "cluster_replaced", _data(msg, offset_km=offset, flag=flag or None), flag, odometer=odo)
 
@@ -397,9 +406,19 @@ def record_repair(state: Overlay, ctx: Context, msg: RecordRepair) -> None:
 # ---------------------------------------------------------------- end of life
 
 
-@module.message(Deregister, roles={"recycler"})
+def _deregister_parties(state: StateReader, ctx: Context, msg: Deregister) -> list[Party]:
+    v = _vehicle(state, msg.vin)
+    if v.status == "stolen":
+        raise errors.VehicleStolen(vin=v.vin)
+    parties = [holder_party(state, ctx, v.holder, "the title holder (surrendering the title)")]
+    parties += [OrgParty(lien.lender, "lender", f"the lender of lien {lien.id}") for lien in v.liens]
+    return parties
+
+
+@module.message(Deregister, roles={"recycler"}, cosigners=_deregister_parties)
 def deregister(state: Overlay, ctx: Context, msg: Deregister) -> None:
-    """End of life: certificate of destruction and harvested parts; only history remains."""
+    """End of life: the holder surrenders the title (and lenders agree); the recycler records the
+    certificate of destruction and the harvested parts. Only history remains."""
     v = _vehicle(state, msg.vin)
     if v.status == "stolen":
         raise errors.VehicleStolen(vin=v.vin)

@@ -1,0 +1,259 @@
+"""kill -9 a real node process under steady load, restart it on the same folder, and check that
+nothing it had committed is lost or changed, that what clients saw still holds, that the folder
+audits clean, and that the node keeps committing.
+
+A load thread submits batches of valid ``governance.add_member`` transactions and records every
+id the node acknowledged; a receipt thread records every receipt it managed to see before the
+kill. Acknowledged-but-uncommitted transactions may be lost in solo mode (only blocks are
+durable), but then they must be accepted again, not refused as replays.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+import httpx
+import pytest
+
+from blokauto.core.block import Genesis
+from blokauto.modules.governance.messages import AddMember
+from blokauto.verify import TrustAnchor, verify_state_evidence, verify_tx_evidence
+
+from conftest import K, build_tx, now_ms, run_cli
+
+BATCH = 40
+
+
+def wait_until(pred: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up waiting for {what}")
+        time.sleep(0.05)
+
+
+class Load:
+    """Batches of add_member transactions (a load thread) and receipt look-ups (a receipt thread)."""
+
+    def __init__(self, url: str, genesis: Genesis, prefix: str) -> None:
+        self.url, self.genesis, self.prefix = url, genesis, prefix
+        self.raw: dict[str, bytes] = {}  # acknowledged id -> its bytes
+        self.acked: list[str] = []
+        self.receipts: dict[str, dict[str, Any]] = {}  # id -> evidence seen before the kill
+        self.errors: list[str] = []
+        self.stop = threading.Event()
+        self._threads = [threading.Thread(target=self._submit, daemon=True),
+                         threading.Thread(target=self._watch, daemon=True)]
+
+    def start(self) -> "Load":
+        for t in self._threads:
+            t.start()
+        return self
+
+    def halt(self) -> None:
+        self.stop.set()
+        for t in self._threads:
+            t.join(30)
+
+    def _submit(self) -> None:
+        n = 0
+        with httpx.Client(timeout=httpx.Timeout(10, connect=2)) as http:
+            while not self.stop.is_set():
+                raws = []
+                for _ in range(BATCH):
+                    key = K(f"{self.prefix}-{n}")
+                    n += 1
+                    raws.append(build_tx(K("oem-admin"), AddMember(member=key.did, roles=["manufacturer"]), key,
+                                         chain=self.genesis.chain, expires=now_ms() + 600_000))
+                try:
+                    r = http.post(self.url + "/v1/txs/batch", content=b"[" + b",".join(raws) + b"]")
+                    results = r.json()["results"]
+                except (httpx.HTTPError, ValueError, KeyError):
+                    return  # the node is gone
+                for raw, item in zip(raws, results):
+                    if "id" in item:
+                        self.raw[item["id"]] = raw
+                        self.acked.append(item["id"])
+                    elif item["error"]["code"] != "unavailable":
+                        self.errors.append(item["error"]["code"])
+
+    def _watch(self) -> None:
+        i = 0
+        with httpx.Client(timeout=httpx.Timeout(10, connect=2)) as http:
+            while not self.stop.is_set():
+                if i >= len(self.acked):
+                    time.sleep(0.01)
+                    continue
+                txid = self.acked[i]
+                try:
+                    r = http.get(f"{self.url}/v1/txs/{txid}", params={"wait": 5})
+                except httpx.HTTPError:
+                    return
+                if r.status_code == 200:
+                    self.receipts[txid] = r.json()
+                i += max(1, (len(self.acked) - i) // 8)  # keep up: sample when falling behind
+
+
+def status(url: str) -> dict[str, Any]:
+    return httpx.get(url + "/v1/status", timeout=10).json()
+
+
+def fetch_blocks(url: str, heights: list[int]) -> dict[int, dict[str, Any]]:
+    def one(h: int) -> tuple[int, dict[str, Any]]:
+        r = httpx.get(f"{url}/v1/blocks/{h}", timeout=30)
+        assert r.status_code == 200, (h, r.text)
+        return h, r.json()
+
+    with ThreadPoolExecutor(8) as pool:
+        return dict(pool.map(one, heights))
+
+
+def before_kill(node: Any, load: Load) -> tuple[dict[int, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Headers of every committed block and every receipt seen so far (the load keeps running)."""
+    receipts = dict(load.receipts)
+    top = status(node.url)["height"]
+    assert top >= 1
+    blocks = fetch_blocks(node.url, list(range(top + 1)))
+    return blocks, receipts
+
+
+def check_recovered(f: Any, url: str, load: Load, blocks: dict[int, dict[str, Any]],
+                    receipts: dict[str, dict[str, Any]]) -> None:
+    anchor = TrustAnchor.from_genesis(f.genesis)
+    st = status(url)
+    assert st["healthy"] is True and st["height"] >= max(blocks)
+    assert st["flushed_height"] <= st["height"]
+
+    # every block committed before the kill is intact
+    after = fetch_blocks(url, sorted(blocks))
+    for h, b in blocks.items():
+        assert after[h]["header"] == b["header"], f"block {h} changed"
+        assert after[h]["hash"] == b["hash"] and after[h]["tx_ids"] == b["tx_ids"]
+
+    # the state root at the head is the header's, and a state proof checks out against it
+    latest = httpx.get(url + "/v1/blocks/latest", timeout=10).json()
+    assert st["state_root"] == latest["header"]["state_root"] and st["height"] == latest["height"]
+    ev = httpx.get(f"{url}/v1/state/gov/org/oem", params={"min_height": st["height"]}, timeout=30).json()
+    cp = verify_state_evidence(ev, anchor)
+    proven_at = httpx.get(f"{url}/v1/blocks/{cp.header.height}", timeout=10).json()["header"]
+    assert cp.header.state_root == proven_at["state_root"] and cp.header.height >= st["height"]
+
+    # every receipt a client saw is still there, the same, and still proven
+    with httpx.Client(timeout=30) as http:
+        for txid, seen in receipts.items():
+            r = http.get(f"{url}/v1/txs/{txid}")
+            assert r.status_code == 200, (txid, r.text)
+            got = r.json()
+            assert (got["height"], got["index"], got["receipt"]) == (seen["height"], seen["index"], seen["receipt"])
+            verify_tx_evidence(got, anchor)
+
+        # an acknowledged transaction is either committed (a replay now) or lost (accepted again)
+        committed, lost = [], []
+        for txid in load.acked:
+            r = http.get(f"{url}/v1/txs/{txid}")
+            assert r.status_code in (200, 404), r.text
+            (committed if r.status_code == 200 else lost).append(txid)
+        assert set(receipts) <= set(committed)
+        sample = committed[:: max(1, len(committed) // 20)] + lost
+        out = http.post(url + "/v1/txs/batch", content=b"[" + b",".join(load.raw[t] for t in sample) + b"]").json()
+        lost_set = set(lost)
+        for txid, item in zip(sample, out["results"]):
+            if txid in lost_set:
+                assert item.get("id") == txid, item
+            else:
+                assert item["error"]["code"] == "replayed_tx", item
+        for txid in lost:
+            assert http.get(f"{url}/v1/txs/{txid}", params={"wait": 20}).json()["receipt"]["ok"] is True
+
+        # and the node keeps committing
+        key = K(f"{load.prefix}-after-restart")
+        raw = build_tx(K("oem-admin"), AddMember(member=key.did, roles=["manufacturer"]), key, chain=f.genesis.chain,
+                       expires=now_ms() + 600_000)
+        r = http.post(url + "/v1/txs", params={"wait": 20}, content=raw)
+        assert r.status_code == 200 and r.json()["receipt"]["ok"] is True
+        assert r.json()["height"] > max(blocks)
+
+
+def audit_clean(f: Any) -> dict[str, Any]:
+    r = run_cli("audit", "--data", str(f.data), "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    import json
+
+    report = json.loads(r.stdout)
+    assert report["ok"] is True and report["findings"] == []
+    return report
+
+
+def replayed_on_start(log_text: str) -> int:
+    m = re.findall(r"at height (\d+)(?: \(replayed (\d+) blocks\))?", log_text)
+    assert m, log_text[-2000:]
+    return int(m[-1][1] or 0)
+
+
+@pytest.mark.parametrize("kill_after", [BATCH, 10 * BATCH, 40 * BATCH],
+                         ids=["first-batches", "warm", "long-run"])
+def test_kill_9_under_load_loses_nothing_committed(node_process, kill_after):
+    f = node_process
+    node = f.start("--workers", "1")
+    load = Load(node.url, f.genesis, f"load{kill_after}").start()
+    try:
+        wait_until(lambda: len(load.acked) >= kill_after and load.receipts, 120, f"{kill_after} acknowledged txs")
+        blocks, receipts = before_kill(node, load)
+        node.kill()  # SIGKILL by PID, in the middle of the load
+    finally:
+        load.halt()
+    assert load.errors == []
+    assert receipts and len(blocks) >= 2
+
+    log_size = (f.data / "node.log").stat().st_size
+    again = f.start("--workers", "1")
+    check_recovered(f, again.url, load, blocks, receipts)
+    replayed_on_start((f.data / "node.log").read_bytes()[log_size:].decode(errors="replace"))
+    again.stop()  # SIGTERM by PID
+    report = audit_clean(f)
+    assert report["height"] >= max(blocks) and report["txs"] >= len(receipts)
+
+
+def test_kill_9_while_the_state_flush_is_stuck_replays_from_the_block_log(node_process):
+    """The flusher is held inside its write (state.db locked by this test) while blocks keep being
+    committed to chain.db; the node dies mid-flush; on restart it replays the missing blocks."""
+    f = node_process
+    node = f.start("--workers", "1")
+    load = Load(node.url, f.genesis, "flush").start()
+    lock = None
+    try:
+        wait_until(lambda: len(load.acked) >= 2 * BATCH and load.receipts, 60, "a warm node")
+        lock = sqlite3.connect(f.data / "state.db", timeout=5, isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")  # the flusher now waits for the write lock (busy_timeout 10 s)
+        stuck: dict[str, Any] = {}
+
+        def behind() -> bool:
+            stuck.update(status(node.url))
+            return stuck["height"] - stuck["flushed_height"] >= 3
+
+        wait_until(behind, 6, "blocks committed while the state flush is stuck")
+        blocks, receipts = before_kill(node, load)
+        node.kill()
+    finally:
+        load.halt()
+        if lock is not None:
+            lock.execute("ROLLBACK")
+            lock.close()
+    assert stuck["flushed_height"] < stuck["height"]
+    flushed_at_kill = stuck["flushed_height"]
+
+    log_size = (f.data / "node.log").stat().st_size
+    again = f.start("--workers", "1")
+    log = (f.data / "node.log").read_bytes()[log_size:].decode(errors="replace")
+    replayed = replayed_on_start(log)
+    assert replayed >= stuck["height"] - flushed_at_kill, log
+    st = status(again.url)
+    assert st["flushed_height"] <= st["height"]
+    check_recovered(f, again.url, load, blocks, receipts)
+    again.stop()
+    audit_clean(f)
