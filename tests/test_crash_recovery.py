@@ -27,6 +27,7 @@ from blokauto.verify import TrustAnchor, verify_state_evidence, verify_tx_eviden
 from conftest import K, build_tx, now_ms, run_cli
 
 BATCH = 40
+SUBMITTERS = 2  # concurrent submitters, so something is usually in flight when the node dies
 
 
 def wait_until(pred: Callable[[], bool], timeout: float, what: str) -> None:
@@ -38,7 +39,7 @@ def wait_until(pred: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 class Load:
-    """Batches of add_member transactions (a load thread) and receipt look-ups (a receipt thread)."""
+    """Batches of add_member transactions (load threads) and receipt look-ups (a receipt thread)."""
 
     def __init__(self, url: str, genesis: Genesis, prefix: str) -> None:
         self.url, self.genesis, self.prefix = url, genesis, prefix
@@ -47,8 +48,9 @@ class Load:
         self.receipts: dict[str, dict[str, Any]] = {}  # id -> evidence seen before the kill
         self.errors: list[str] = []
         self.stop = threading.Event()
-        self._threads = [threading.Thread(target=self._submit, daemon=True),
-                         threading.Thread(target=self._watch, daemon=True)]
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._submit, args=(f"{prefix}-{i}",), daemon=True)
+                         for i in range(SUBMITTERS)] + [threading.Thread(target=self._watch, daemon=True)]
 
     def start(self) -> "Load":
         for t in self._threads:
@@ -60,13 +62,13 @@ class Load:
         for t in self._threads:
             t.join(30)
 
-    def _submit(self) -> None:
+    def _submit(self, prefix: str) -> None:
         n = 0
         with httpx.Client(timeout=httpx.Timeout(10, connect=2)) as http:
             while not self.stop.is_set():
                 raws = []
                 for _ in range(BATCH):
-                    key = K(f"{self.prefix}-{n}")
+                    key = K(f"{prefix}-{n}")
                     n += 1
                     raws.append(build_tx(K("oem-admin"), AddMember(member=key.did, roles=["manufacturer"]), key,
                                          chain=self.genesis.chain, expires=now_ms() + 600_000))
@@ -75,12 +77,13 @@ class Load:
                     results = r.json()["results"]
                 except (httpx.HTTPError, ValueError, KeyError):
                     return  # the node is gone
-                for raw, item in zip(raws, results):
-                    if "id" in item:
-                        self.raw[item["id"]] = raw
-                        self.acked.append(item["id"])
-                    elif item["error"]["code"] != "unavailable":
-                        self.errors.append(item["error"]["code"])
+                with self._lock:
+                    for raw, item in zip(raws, results):
+                        if "id" in item:
+                            self.raw[item["id"]] = raw
+                            self.acked.append(item["id"])
+                        elif item["error"]["code"] != "unavailable":
+                            self.errors.append(item["error"]["code"])
 
     def _watch(self) -> None:
         i = 0
@@ -103,9 +106,9 @@ def status(url: str) -> dict[str, Any]:
     return httpx.get(url + "/v1/status", timeout=10).json()
 
 
-def fetch_blocks(url: str, heights: list[int]) -> dict[int, dict[str, Any]]:
+def fetch_blocks(url: str, heights: list[int], full: bool = False) -> dict[int, dict[str, Any]]:
     def one(h: int) -> tuple[int, dict[str, Any]]:
-        r = httpx.get(f"{url}/v1/blocks/{h}", timeout=30)
+        r = httpx.get(f"{url}/v1/blocks/{h}", params={"full": "true"} if full else None, timeout=30)
         assert r.status_code == 200, (h, r.text)
         return h, r.json()
 
@@ -130,45 +133,45 @@ def check_recovered(f: Any, url: str, load: Load, blocks: dict[int, dict[str, An
     assert st["flushed_height"] <= st["height"]
 
     # every block committed before the kill is intact
-    after = fetch_blocks(url, sorted(blocks))
+    after = fetch_blocks(url, list(range(st["height"] + 1)))
     for h, b in blocks.items():
         assert after[h]["header"] == b["header"], f"block {h} changed"
         assert after[h]["hash"] == b["hash"] and after[h]["tx_ids"] == b["tx_ids"]
+    for h in range(1, st["height"] + 1):
+        assert after[h]["header"]["prev"] == after[h - 1]["hash"]
 
-    # the state root at the head is the header's, and a state proof checks out against it
+    # the state root at the head is the header's, and a state proof checks out against its header
     latest = httpx.get(url + "/v1/blocks/latest", timeout=10).json()
     assert st["state_root"] == latest["header"]["state_root"] and st["height"] == latest["height"]
-    ev = httpx.get(f"{url}/v1/state/gov/org/oem", params={"min_height": st["height"]}, timeout=30).json()
+    ev = httpx.get(f"{url}/v1/state/gov/org/oem", timeout=30).json()
     cp = verify_state_evidence(ev, anchor)
-    proven_at = httpx.get(f"{url}/v1/blocks/{cp.header.height}", timeout=10).json()["header"]
-    assert cp.header.state_root == proven_at["state_root"] and cp.header.height >= st["height"]
+    assert cp.header.state_root == after[cp.header.height]["header"]["state_root"]
 
     # every receipt a client saw is still there, the same, and still proven
+    full = fetch_blocks(url, sorted({r["height"] for r in receipts.values()}), full=True)
+    for txid, seen in receipts.items():
+        b = full[seen["height"]]
+        assert b["tx_ids"][seen["index"]] == txid
+        assert b["receipts"][seen["index"]] == seen["receipt"]
     with httpx.Client(timeout=30) as http:
-        for txid, seen in receipts.items():
-            r = http.get(f"{url}/v1/txs/{txid}")
-            assert r.status_code == 200, (txid, r.text)
-            got = r.json()
-            assert (got["height"], got["index"], got["receipt"]) == (seen["height"], seen["index"], seen["receipt"])
+        for txid in list(receipts)[:: max(1, len(receipts) // 15)]:
+            got = http.get(f"{url}/v1/txs/{txid}").json()
+            assert (got["height"], got["index"], got["receipt"]) == (receipts[txid]["height"], receipts[txid]["index"],
+                                                                      receipts[txid]["receipt"])
             verify_tx_evidence(got, anchor)
 
         # an acknowledged transaction is either committed (a replay now) or lost (accepted again)
-        committed, lost = [], []
-        for txid in load.acked:
-            r = http.get(f"{url}/v1/txs/{txid}")
-            assert r.status_code in (200, 404), r.text
-            (committed if r.status_code == 200 else lost).append(txid)
-        assert set(receipts) <= set(committed)
-        sample = committed[:: max(1, len(committed) // 20)] + lost
-        out = http.post(url + "/v1/txs/batch", content=b"[" + b",".join(load.raw[t] for t in sample) + b"]").json()
-        lost_set = set(lost)
-        for txid, item in zip(sample, out["results"]):
-            if txid in lost_set:
-                assert item.get("id") == txid, item
-            else:
-                assert item["error"]["code"] == "replayed_tx", item
-        for txid in lost:
-            assert http.get(f"{url}/v1/txs/{txid}", params={"wait": 20}).json()["receipt"]["ok"] is True
+        committed = {txid for b in after.values() for txid in b["tx_ids"]}
+        lost = [t for t in load.acked if t not in committed]
+        print("STATS blocks", len(blocks), "height", st["height"], "flushed", st["flushed_height"], "acked", len(load.acked), "receipts", len(receipts), "lost", len(lost))
+        kept = [t for t in load.acked if t in committed]
+        assert set(receipts) <= set(kept)
+        sample = kept[:: max(1, len(kept) // 20)]
+        out = http.post(url + "/v1/txs/batch", content=b"[" + b",".join(load.raw[t] for t in sample + lost) + b"]").json()
+        assert [r["error"]["code"] for r in out["results"][:len(sample)]] == ["replayed_tx"] * len(sample)
+        assert [r.get("id") for r in out["results"][len(sample):]] == lost
+        if lost:
+            assert http.get(f"{url}/v1/txs/{lost[-1]}", params={"wait": 20}).json()["receipt"]["ok"] is True
 
         # and the node keeps committing
         key = K(f"{load.prefix}-after-restart")
@@ -195,7 +198,7 @@ def replayed_on_start(log_text: str) -> int:
     return int(m[-1][1] or 0)
 
 
-@pytest.mark.parametrize("kill_after", [BATCH, 10 * BATCH, 40 * BATCH],
+@pytest.mark.parametrize("kill_after", [BATCH, 8 * BATCH, 20 * BATCH],
                          ids=["first-batches", "warm", "long-run"])
 def test_kill_9_under_load_loses_nothing_committed(node_process, kill_after):
     f = node_process
@@ -219,18 +222,19 @@ def test_kill_9_under_load_loses_nothing_committed(node_process, kill_after):
     assert report["height"] >= max(blocks) and report["txs"] >= len(receipts)
 
 
-def test_kill_9_while_the_state_flush_is_stuck_replays_from_the_block_log(node_process):
+def kill_while_flush_is_stuck(f: Any) -> tuple[Any, Load, dict, dict, dict[str, Any], int]:
     """The flusher is held inside its write (state.db locked by this test) while blocks keep being
-    committed to chain.db; the node dies mid-flush; on restart it replays the missing blocks."""
-    f = node_process
+    committed to chain.db; the node dies mid-flush and is restarted. Returns the restarted node,
+    the load, blocks and receipts seen before the kill, the status while stuck, and the number
+    of blocks the restart replayed."""
     node = f.start("--workers", "1")
     load = Load(node.url, f.genesis, "flush").start()
     lock = None
+    stuck: dict[str, Any] = {}
     try:
         wait_until(lambda: len(load.acked) >= 2 * BATCH and load.receipts, 60, "a warm node")
         lock = sqlite3.connect(f.data / "state.db", timeout=5, isolation_level=None)
         lock.execute("BEGIN IMMEDIATE")  # the flusher now waits for the write lock (busy_timeout 10 s)
-        stuck: dict[str, Any] = {}
 
         def behind() -> bool:
             stuck.update(status(node.url))
@@ -245,15 +249,35 @@ def test_kill_9_while_the_state_flush_is_stuck_replays_from_the_block_log(node_p
             lock.execute("ROLLBACK")
             lock.close()
     assert stuck["flushed_height"] < stuck["height"]
-    flushed_at_kill = stuck["flushed_height"]
-
     log_size = (f.data / "node.log").stat().st_size
     again = f.start("--workers", "1")
-    log = (f.data / "node.log").read_bytes()[log_size:].decode(errors="replace")
-    replayed = replayed_on_start(log)
-    assert replayed >= stuck["height"] - flushed_at_kill, log
+    replayed = replayed_on_start((f.data / "node.log").read_bytes()[log_size:].decode(errors="replace"))
+    return again, load, blocks, receipts, stuck, replayed
+
+
+def test_kill_9_while_the_state_flush_is_stuck_replays_from_the_block_log(node_process):
+    f = node_process
+    again, load, blocks, receipts, stuck, replayed = kill_while_flush_is_stuck(f)
+    assert replayed >= stuck["height"] - stuck["flushed_height"]
     st = status(again.url)
-    assert st["flushed_height"] <= st["height"]
+    assert st["flushed_height"] <= st["height"] and st["height"] >= stuck["height"]
     check_recovered(f, again.url, load, blocks, receipts)
     again.stop()
     audit_clean(f)
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: after recovery replays blocks, only the first replayed block is flushed to "
+                                       "state.db (StateStore hands a layer off only in apply(); Engine.recover never "
+                                       "flushes the rest), so queries/proofs stay behind the head until a new block and "
+                                       "GET /v1/state?min_height=<head> times out with stale data")
+def test_state_reads_reach_the_head_after_recovery_without_new_blocks(node_process):
+    f = node_process
+    again, _, _, _, stuck, replayed = kill_while_flush_is_stuck(f)
+    assert replayed >= 2
+    head = status(again.url)["height"]
+    ev = httpx.get(f"{again.url}/v1/state/gov/org/oem", params={"min_height": head}, timeout=30).json()
+    try:
+        assert ev["height"] == head
+        assert status(again.url)["flushed_height"] == head
+    finally:
+        again.stop()

@@ -398,11 +398,6 @@ def test_story_replays_identically_in_memory_and_on_disk(tmp_path: Path) -> None
         stop(engine)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: recovery rebuilds a recorded wrong-chain refusal as a CheckedTx: 'wrong_chain' is missing from "
-    "core/execute.py STATELESS_CODES, so node/replay.py stored_txs recomputes its id from the body instead of "
-    "keeping the recorded id (a RefusedTx's, as MemoryLedger.check and the audit make it); the receipt differs "
-    "and Engine.recover raises Divergence"))
 def test_rebuilding_state_from_the_block_log_with_a_wrong_chain_refusal_in_a_block(tmp_path: Path) -> None:
     blocks = build_blocks([(1, [(("wrong_chain", "oem-admin", "p0"), "normal"),
                                 (("add", "oem-admin", "p0", 0, True), "normal")])])

@@ -236,8 +236,13 @@ def admission_whose_key_was_taken(chain: Chain) -> None:
 
 
 def node_keys_taken(chain: Chain) -> None:
-    """Proposal 1 gives oem the node key reg already uses (only decidable when applied)."""
-    open_proposal(chain, SetNodeKeys(org="oem", nodes=[REG_NODE.did]))
+    """Proposal 1 gives oem a fresh node key (valid when proposed); then proposal 2 admits an
+    organisation with that very node key and passes, so deciding proposal 1 must fail.
+    (A key already in use when proposed is refused at once: set_node_keys-node_key_of_another_org.)"""
+    first = open_proposal(chain, SetNodeKeys(org="oem", nodes=[DEALER_NODE.did]))
+    second = open_proposal(chain, admit_dealer())
+    assert chain.run(REG_ADMIN, Vote(proposal=second, approve=True)).ok  # 4 organisations now: 3 votes decide
+    assert chain.run(REG_ADMIN, Vote(proposal=first, approve=True)).ok   # 2 of 4: the next vote decides
 
 
 def removal_of_only_node_operator(chain: Chain) -> None:
@@ -296,6 +301,11 @@ RULES = [
     Rule("revoke_member-last_admin_revokes_itself", OEM_ADMIN, RevokeMember(member=OEM_ADMIN.did), "last_admin"),
     Rule("revoke_member-stray_cosigner", OEM_ADMIN, RevokeMember(member=OEM_TARGET.did), "unexpected_signer",
          (OEM_TARGET,)),
+    # attack: a state-key-breaking identifier used to stop block production; any member may try it
+    Rule("revoke_member-identifier_with_a_slash", OEM_WORKER, RevokeMember(member="gov/member/x"),
+         "invalid_identifier_format"),
+    Rule("revoke_member-empty_identifier", OEM_WORKER, RevokeMember(member=""), "invalid_identifier_format"),
+    Rule("revoke_member-overlong_identifier", OEM_WORKER, RevokeMember(member="z" * 201), "invalid_identifier_format"),
     # ---- rotate_key
     Rule("rotate_key-to_a_member_key", OEM_WORKER, RotateKey(new_key=OEM_TARGET.did), "node_key_in_use",
          (OEM_TARGET,)),
@@ -321,6 +331,8 @@ RULES = [
          "unknown_member"),
     Rule("set_member_roles-stray_cosigner", OEM_ADMIN,
          SetMemberRoles(member=OEM_TARGET.did, roles=["admin", "manufacturer"]), "unexpected_signer", (OEM_TARGET,)),
+    Rule("set_member_roles-identifier_with_a_slash", OEM_ADMIN, SetMemberRoles(member="a/b", roles=["manufacturer"]),
+         "invalid_identifier_format"),
     # ---- propose admit_organisation
     Rule("admit_organisation-uppercase_id", OEM_ADMIN, P(admit_dealer(id="Dealer_Co")), "invalid_identifier"),
     Rule("admit_organisation-one_letter_id", OEM_ADMIN, P(admit_dealer(id="d")), "invalid_identifier"),
@@ -337,16 +349,14 @@ RULES = [
          "node_key_in_use"),
     Rule("admit_organisation-node_key_already_a_node_key", OEM_ADMIN, P(admit_dealer(nodes=[REG_NODE.did])),
          "node_key_in_use"),
-    Rule("admit_organisation-without_admin_keys", OEM_ADMIN, P(admit_dealer(admins=[])), "invalid_identifier",
-         bug="propose accepts an admission with no admin key, which _admit can never apply "
-             "(handlers.py _check_action does not check a.admins is non-empty)"),
+    Rule("admit_organisation-without_admin_keys", OEM_ADMIN, P(admit_dealer(admins=[])), "invalid_identifier"),
     Rule("admit_organisation-same_key_twice", OEM_ADMIN, P(admit_dealer(nodes=[DEALER_ADMIN.did])),
-         "node_key_in_use",
-         bug="propose accepts an admission listing one key as both admin and node, which _admit can never apply "
-             "(handlers.py _check_action does not check the keys are distinct)"),
+         "node_key_in_use"),
     # ---- propose remove_organisation
     Rule("remove_organisation-unknown_organisation", OEM_ADMIN, P(RemoveOrganisation(id="nobody")),
          "unknown_organisation"),
+    Rule("remove_organisation-id_with_a_slash", OEM_ADMIN, P(RemoveOrganisation(id="ins/x")),
+         "invalid_identifier_format"),
     Rule("remove_organisation-already_removed", OEM_ADMIN, P(RemoveOrganisation(id="ins")), "unknown_organisation",
          setup=ins_removed),
     # ---- propose set_parameter
@@ -361,12 +371,14 @@ RULES = [
     # ---- propose set_node_keys
     Rule("set_node_keys-unknown_organisation", OEM_ADMIN, P(SetNodeKeys(org="nobody", nodes=[K("n").did])),
          "unknown_organisation"),
+    Rule("set_node_keys-organisation_with_a_slash", OEM_ADMIN, P(SetNodeKeys(org="oem/x", nodes=[K("n").did])),
+         "invalid_identifier_format"),
     Rule("set_node_keys-removed_organisation", OEM_ADMIN, P(SetNodeKeys(org="ins", nodes=[K("n").did])),
          "unknown_organisation", setup=ins_removed),
     Rule("set_node_keys-member_key", OEM_ADMIN, P(SetNodeKeys(org="oem", nodes=[OEM_WORKER.did])),
-         "node_key_in_use",
-         bug="propose accepts node keys that are member keys, which _apply always refuses (member keys are never "
-             "deleted, so the proposal can never pass; handlers.py _check_action only checks the organisation)"),
+         "node_key_in_use"),
+    Rule("set_node_keys-node_key_of_another_org", OEM_ADMIN, P(SetNodeKeys(org="oem", nodes=[REG_NODE.did])),
+         "node_key_in_use"),
     # ---- propose set_quorum
     Rule("set_quorum-zero", OEM_ADMIN, P(SetQuorum(quorum=0)), "invalid_quorum"),
     Rule("set_quorum-more_than_the_node_keys", OEM_ADMIN, P(SetQuorum(quorum=2)), "invalid_quorum"),

@@ -24,12 +24,15 @@ from blokauto.verify import VerificationError
 from blokauto.verify.report import summarize, verify_report
 
 from conftest import run_cli
+
+pytest.register_assert_rewrite("helpers_reports")
 from helpers_reports import (
     BUG_AS_OF,
     BUG_BOOL,
     CASES,
     HISTORY,
     NOT_PROVEN,
+    OTHER_ANCHOR,
     RICH_VIN,
     STALE,
     VIN,
@@ -234,17 +237,25 @@ def report_files(world: World, tmp_path_factory: pytest.TempPathFactory) -> dict
     return files
 
 
+def blokauto(*args: str) -> Any:
+    """``blokauto ARGS`` in this process (Typer's runner: same command, exit code and streams, no
+    interpreter start-up), for the many files; the real executable is run below for a few."""
+    from typer.testing import CliRunner
+
+    from blokauto.cli.main import app
+
+    return CliRunner().invoke(app, list(args), env=ENV)
+
+
 @pytest.fixture(scope="module")
 def cli_verdicts(report_files: dict[str, list[str]]) -> dict[str, Any]:
-    with ThreadPoolExecutor(4) as pool:
-        results = pool.map(lambda args: run_cli("verify", *args, env=ENV), report_files.values())
-        return dict(zip(report_files, results))
+    return {name: blokauto("verify", *args) for name, args in report_files.items()}
 
 
 @pytest.mark.parametrize("name", names("genuine"))
 def test_cli_verify_says_verified(world: World, cli_verdicts: dict[str, Any], name: str):
     r = cli_verdicts[name]
-    assert r.returncode == 0, r.stderr
+    assert r.exit_code == 0, r.stderr
     assert r.stdout.startswith("VERIFIED")
     assert "history entries are genuine and complete" in r.stdout and world.case(name).report["vin"] in r.stdout
 
@@ -260,19 +271,36 @@ def _cli_params() -> list[Any]:
 @pytest.mark.parametrize("name", _cli_params())
 def test_cli_verify_refuses_each_forged_file_and_says_why(world: World, cli_verdicts: dict[str, Any], name: str):
     r, c = cli_verdicts[name], world.case(name)
-    assert r.returncode == 1, f"exit {r.returncode}\n{r.stdout}\n{r.stderr}"
+    assert r.exit_code == 1, f"exit {r.exit_code}\n{r.stdout}\n{r.stderr}"
     assert "NOT VERIFIED" in r.stderr and "VERIFIED:" not in r.stdout
     assert c.expect in r.stderr, f"{name}: {r.stderr!r} does not say {c.expect!r}"
 
 
+def test_the_blokauto_executable_verifies_and_refuses(world: World, report_files: dict[str, list[str]]):
+    """The real executable, in child processes: exit 0 and VERIFIED, or exit 1 and the reason."""
+    runs = {"genuine_new": [], "drop_accident": [], "wrong_trust_anchor": [], "replay_old_below_min_height": [],
+            "summary_accident_severity": ["--json"]}
+    with ThreadPoolExecutor(2) as pool:
+        done = dict(zip(runs, pool.map(lambda n: run_cli("verify", *report_files[n], *runs[n], env=ENV), runs)))
+    ok = done.pop("genuine_new")
+    assert ok.returncode == 0 and ok.stdout.startswith("VERIFIED: VIN " + VIN), ok.stderr
+    as_json = done.pop("summary_accident_severity")
+    assert as_json.returncode == 1
+    assert json.loads(as_json.stdout) == {"ok": False, "error": "the summary is not what the entries say: "
+                                          "summary.accidents[0].severity ('minor' vs 'moderate')"}
+    for name, r in done.items():
+        assert r.returncode == 1 and r.stdout == "", (name, r.stdout, r.stderr)
+        assert r.stderr.startswith("NOT VERIFIED: ") and world.case(name).expect in r.stderr, (name, r.stderr)
+
+
 def test_cli_verify_json_output(world: World, report_files: dict[str, list[str]]):
-    ok = run_cli("verify", *report_files["genuine_new"], "--json", env=ENV)
-    assert ok.returncode == 0
+    ok = blokauto("verify", *report_files["genuine_new"], "--json")
+    assert ok.exit_code == 0
     assert json.loads(ok.stdout) == {"ok": True, "vin": VIN, "entries": 11, "height": header_of(world.new).height,
                                      "time": header_of(world.new).time, "attestations": 1,
                                      "warnings": ["odometer_rollback"]}
-    bad = run_cli("verify", *report_files["drop_accident"], "--json", env=ENV)
-    assert bad.returncode == 1
+    bad = blokauto("verify", *report_files["drop_accident"], "--json")
+    assert bad.exit_code == 1
     doc = json.loads(bad.stdout)
     assert doc["ok"] is False and HISTORY in doc["error"]
 
@@ -280,11 +308,13 @@ def test_cli_verify_json_output(world: World, report_files: dict[str, list[str]]
 def test_cli_verify_refuses_what_is_not_a_report(tmp_path: Path, world: World):
     junk = tmp_path / "junk.json"
     junk.write_text("this is not JSON")
-    r = run_cli("verify", str(junk), "--trust", str(world.data / "genesis.json"), env=ENV)
-    assert r.returncode == 1 and "NOT VERIFIED" in r.stderr
+    r = blokauto("verify", str(junk), "--trust", str(world.data / "genesis.json"))
+    assert r.exit_code == 1 and "NOT VERIFIED" in r.stderr
     junk.write_text("[1, 2, 3]")
-    r = run_cli("verify", str(junk), "--trust", str(world.data / "genesis.json"), env=ENV)
-    assert r.returncode == 1 and "malformed" in r.stderr
+    r = blokauto("verify", str(junk), "--trust", str(world.data / "genesis.json"))
+    assert r.exit_code == 1 and "malformed" in r.stderr
+    r = blokauto("verify", str(tmp_path / "missing.json"), "--trust", str(world.data / "genesis.json"))
+    assert r.exit_code == 1 and "NOT VERIFIED" in r.stderr
 
 
 # ---------------------------------------------------------------- blokauto report
@@ -322,15 +352,16 @@ def test_cli_report_from_a_node(world: World, tmp_path: Path):
 
 
 def test_cli_report_of_an_unknown_vin(world: World):
-    r = run_cli("report", "WZZ3E5C22NM999999", "--data", str(world.data), env=ENV)
-    assert r.returncode == 1 and "unknown_vin" in r.stderr
+    r = blokauto("report", "WZZ3E5C22NM999999", "--data", str(world.data))
+    assert r.exit_code == 1 and "unknown_vin" in r.stderr
 
 
 def test_cli_report_refuses_a_node_of_another_consortium(world: World, tmp_path: Path):
     other = tmp_path / "other-genesis.json"
     other.write_bytes(canonical(world.other_genesis))
-    r = run_cli("report", VIN, "--node", world.node.url, "--trust", str(other), "--json", str(tmp_path / "r.json"), env=ENV)
-    assert r.returncode != 0 and not (tmp_path / "r.json").exists()
+    r = blokauto("report", VIN, "--node", world.node.url, "--trust", str(other), "--json", str(tmp_path / "r.json"))
+    assert r.exit_code == 3 and "verification failed" in r.stderr, r.stderr
+    assert OTHER_ANCHOR in r.stderr and not (tmp_path / "r.json").exists()
 
 
 # ---------------------------------------------------------------- the node's report routes

@@ -62,9 +62,10 @@ BlockTx = CheckedTx | RefusedTx
 HANDLER_BUGS = (ValueError, KeyError, IndexError, TypeError, AttributeError, ArithmeticError, AssertionError,
                 msgspec.ValidationError)
 
-#: Codes only the stateless checks give: a receipt with one of them belongs to a ``RefusedTx``.
+#: Codes the stateless checks of a block's transactions give (without a wall clock): a receipt with
+#: one of them belongs to a ``RefusedTx`` and is rebuilt as one when blocks are replayed.
 STATELESS_CODES = frozenset({
-    "malformed_tx", "tx_too_large", "unknown_message", "bad_signature", "missing_signature",
+    "malformed_tx", "tx_too_large", "unknown_message", "wrong_chain", "bad_signature", "missing_signature",
     "duplicate_signer", "invalid_key",
 })
 

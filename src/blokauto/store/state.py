@@ -207,6 +207,16 @@ class StateStore:
 
     def flush(self) -> None:
         """Write everything applied so far to ``state.db`` and wait until it is there."""
+        if self._thread is None:  # no flusher running (never started, or recovery failed): write here
+            self._fold_flushed()
+            live = self._live
+            if live.size or live.height != self.flushed_height:
+                self._write_layer(live)
+                self.flushed_height = live.height
+                self._flushing, self._flushed = live, live
+                self._live = _Layer(live.height, live.root)
+                self._fold_flushed()
+            return
         done = lambda: self._flushing is None or self._flushed is not None or self._error is not None  # noqa: E731
         with self._cond:
             self._cond.wait_for(done)

@@ -126,7 +126,8 @@ def _set_consensus(state: Overlay, ctx: Context, nodes: list[NodeKey], quorum: i
     ctx.emit(ConsensusChanged(version=version, quorum=quorum, nodes=[n.did for n in nodes]))
 
 
-def _admit(state: Overlay, ctx: Context, a: AdmitOrganisation) -> None:
+def _check_admission(state: StateReader, a: AdmitOrganisation) -> list[str]:
+    """Everything that must hold for an admission to apply; returns the organisation's roles."""
     _check_org_id(a.id)
     if ORGS.has(state, a.id):
         raise errors.OrganisationExists(org=a.id)
@@ -134,10 +135,24 @@ def _admit(state: Overlay, ctx: Context, a: AdmitOrganisation) -> None:
     if not a.admins:
         raise errors.InvalidIdentifier(value=a.id, what="admission", rule="an organisation needs at least one admin key")
     keys = list(a.admins) + list(a.nodes)
-    if len(set(keys)) != len(keys):
-        raise errors.NodeKeyInUse(key="(the same key listed twice)")
+    twice = next((k for k in keys if keys.count(k) > 1), None)
+    if twice is not None:
+        raise errors.NodeKeyInUse(key=twice)
     for did in keys:
         _key_unused(state, did)
+    return roles
+
+
+def _check_node_keys(state: StateReader, org: str, nodes: list[str]) -> None:
+    """New node keys of ``org``: no member key, and no node key of another organisation."""
+    others = {n.did for n in _consensus(state).nodes if n.org != org}
+    for did in nodes:
+        if did in others or MEMBERS.has(state, did):
+            raise errors.NodeKeyInUse(key=did)
+
+
+def _admit(state: Overlay, ctx: Context, a: AdmitOrganisation) -> None:
+    roles = _check_admission(state, a)
     ORGS.put(state, Organisation(a.id, a.name, roles, sorted(a.nodes), "active", ctx.height), a.id)
     ACTIVE_ORGS.put(state, sorted(set(ACTIVE_ORGS.get(state)) | {a.id}))
     admin_roles = sorted({"admin", *roles})  # a founding admin key may act in every role of its organisation
@@ -256,18 +271,14 @@ def set_member_roles(state: Overlay, ctx: Context, msg: SetMemberRoles) -> None:
 def _check_action(state: StateReader, ctx: Context, action: Action) -> None:
     """Refuse a proposal that could never be applied."""
     if isinstance(action, AdmitOrganisation):
-        _check_org_id(action.id)
-        if ORGS.has(state, action.id):
-            raise errors.OrganisationExists(org=action.id)
-        _check_roles(action.roles)
-        for did in list(action.admins) + list(action.nodes):
-            _key_unused(state, did)
+        _check_admission(state, action)
     elif isinstance(action, RemoveOrganisation):
         _active_org(state, action.id)
     elif isinstance(action, SetParameter):
         ctx.check_param(action.name, action.value)
     elif isinstance(action, SetNodeKeys):
         _active_org(state, action.org)
+        _check_node_keys(state, action.org, list(action.nodes))
     elif isinstance(action, SetQuorum):
         nodes = len(_consensus(state).nodes)
         if not 1 <= action.quorum <= nodes:
@@ -292,12 +303,9 @@ def _apply(state: Overlay, ctx: Context, action: Action) -> None:
         ctx.emit(ParameterChanged(name=action.name, value=action.value))
     elif isinstance(action, SetNodeKeys):
         org = _active_org(state, action.org)
+        _check_node_keys(state, org.id, list(action.nodes))
         c = _consensus(state)
         others = [n for n in c.nodes if n.org != org.id]
-        used = {n.did for n in others}
-        for did in action.nodes:
-            if did in used or MEMBERS.has(state, did):
-                raise errors.NodeKeyInUse(key=did)
         nodes = others + [NodeKey(d, org.id) for d in sorted(set(action.nodes))]
         ORGS.put(state, Organisation(org.id, org.name, org.roles, sorted(set(action.nodes)), org.status, org.since), org.id)
         _set_consensus(state, ctx, nodes, min(c.quorum, len(nodes)))

@@ -1,0 +1,26 @@
+"""Starting and stopping the engine: a failed recovery still shuts down cleanly."""
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from blokauto.modules import default_registry
+from blokauto.node.engine import Engine
+
+from conftest import K, write_chain
+
+
+@pytest.mark.timeout(30)
+def test_engine_stops_after_a_failed_recovery(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    genesis = write_chain(data)
+    engine = Engine(data, default_registry(), K("reg-node"), genesis=genesis)
+    engine.recover()
+    engine.stop()
+    with sqlite3.connect(data / "state.db") as c:  # state.db claims a height chain.db never reached
+        c.execute("UPDATE meta SET v=99 WHERE k='height'")
+    engine = Engine(data, default_registry(), K("reg-node"), genesis=genesis)
+    with pytest.raises(RuntimeError, match="state.db is at height 99"):
+        engine.recover()
+    engine.stop()  # must return (the flusher never started)
