@@ -114,8 +114,9 @@ def _live_more_history(node: NodeProcess, data: Path) -> tuple[dict[str, Any], d
         _send(c, veh.RecordService(vin=RICH_VIN, odometer=25_000, unit="mi", items=["oil"]), shop)
         _send(c, veh.ReplaceCluster(vin=RICH_VIN, old_value=52_000, new_value=0), shop)
         _send(c, veh.RecordOdometer(vin=RICH_VIN, value=120_000), kba)
-        _send(c, veh.RecordAccident(vin=RICH_VIN, date="2024-05-01", severity="severe", impact_areas=["rear", "rear_left"],
-                                    structural_damage=True, total_loss=True, reference="CLAIM-2024-9912"), allied)
+        _send(c, veh.RecordAccident(vin=RICH_VIN, date="2024-05-01", severity="severe",
+                                    impact_areas=["rear", "rear_left"], structural_damage=True, total_loss=True,
+                                    reference="CLAIM-2024-9912"), allied)
         _send(c, veh.BrandTitle(vin=RICH_VIN, brand="flood", reason="river flood, May 2024"), allied)
         h = _send(c, veh.BrandTitle(vin=RICH_VIN, brand="stolen"), kba)
         rich = c.report(RICH_VIN, min_height=h)
@@ -278,7 +279,8 @@ def _genuine_rich(w: World) -> Case:
 @case("old_report_within_max_age", "genuine")
 def _old_fresh_enough(w: World) -> Case:
     t = header_of(w.old).time
-    return Case(w.old, w.genesis, None, now_ms=t + 29 * DAY_MS, max_age_ms=30 * DAY_MS, min_height=header_of(w.old).height)
+    return Case(w.old, w.genesis, None, now_ms=t + 29 * DAY_MS, max_age_ms=30 * DAY_MS,
+                min_height=header_of(w.old).height)
 
 
 # the history
@@ -425,7 +427,7 @@ def _new_cp_old_entries(w: World) -> Case:
     return Case(consistent(w.new, entries_of(w.old)), w.genesis, HISTORY)
 
 
-@case("as_of_claims_newer_block", "fraud", bug_python=BUG_AS_OF, bug_page=BUG_AS_OF)
+@case("as_of_claims_newer_block", "fraud")
 def _as_of(w: World) -> Case:
     x = edited(w.old, lambda r: r.update(as_of=copy.deepcopy(w.new["as_of"])))
     return Case(x, w.genesis, "")
@@ -447,9 +449,9 @@ case("summary_accident_severity", "fraud")(
 case("summary_accident_removed", "fraud")(_summary_case(lambda s: s.update(accidents=[]), "summary.accidents"))
 case("summary_rollback_removed", "fraud")(
     _summary_case(lambda s: s["odometer"].update(suspected_rollbacks=[]), "summary.odometer.suspected_rollbacks"))
-case("summary_liens_false", "fraud", bug_python=BUG_BOOL, bug_agree=BUG_BOOL)(
+case("summary_liens_false", "fraud")(
     _summary_case(lambda s: s.update(liens=False), "summary.liens"))
-case("summary_airbags_as_number", "fraud", bug_python=BUG_BOOL, bug_agree=BUG_BOOL)(
+case("summary_airbags_as_number", "fraud")(
     _summary_case(lambda s: s["accidents"][0].update(airbags_deployed=1), "summary.accidents[0].airbags_deployed"))
 
 
@@ -467,7 +469,7 @@ def _timeline_drop(w: World) -> Case:
     return Case(x, w.genesis, "the timeline differs from the proven entries")
 
 
-@case("timeline_airbags_as_number", "fraud", bug_python=BUG_BOOL, bug_agree=BUG_BOOL)
+@case("timeline_airbags_as_number", "fraud")
 def _timeline_bool(w: World) -> Case:
     seq = seq_of(w.new, "accident")
     x = edited(w.new, lambda r: r["timeline"][seq - 1]["data"].update(airbags_deployed=1))
@@ -499,7 +501,9 @@ def _other_vin_key(w: World) -> Case:
     x = edited(w.rich, lambda r: r.update(vin=VIN))
     x["summary"]["vin"] = VIN
     x["evidence"]["vehicle"]["key"] = "veh/v/" + VIN
-    return Case(x, w.genesis, NOT_PROVEN)
+    # the proof no longer fits the key's path: "not proven ... a proof entry is malformed" or "... leads to a
+    # different root", depending on the tree's shape (verifier.js leaves out the "not proven" preamble)
+    return Case(x, w.genesis, "proof")
 
 
 @case("wrong_trust_anchor", "fraud")
@@ -581,20 +585,20 @@ BUG_SURROGATE = ("BUG: verify_report lets UnicodeEncodeError escape (str.encode 
                  "instead of raising VerificationError; verifier.js refuses the report")
 
 
-@case("attestation_extra_field", "variant", bug_agree=BUG_ATT_FIELD)
+@case("attestation_extra_field", "variant")
 def _att_extra(w: World) -> Case:
     x = edited(w.new, lambda r: r["evidence"]["checkpoint"]["attestations"][0].update(note="ok"))
     return Case(x, w.genesis, "")
 
 
-@case("proof_uppercase_hex", "variant", bug_agree=BUG_PROOF_HEX)
+@case("proof_uppercase_hex", "variant")
 def _proof_upper(w: World) -> Case:
     x = edited(w.new, lambda r: r["evidence"]["vehicle"]["proof"].update(
         levels=[[s.upper() for s in level] for level in r["evidence"]["vehicle"]["proof"]["levels"]]))
     return Case(x, w.genesis, "")
 
 
-@case("entry_with_lone_surrogate", "variant", bug_agree=BUG_SURROGATE)
+@case("entry_with_lone_surrogate", "variant")
 def _surrogate(w: World) -> Case:
     x = edited(w.new, lambda r: r["evidence"]["entries"].__setitem__(0, r["evidence"]["entries"][0][:-1] + "\ud800}"))
     return Case(x, w.genesis, HISTORY)

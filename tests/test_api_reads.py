@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import msgspec

@@ -15,6 +15,8 @@ from blokauto.keystore import KeyStore
 
 from conftest import NodeProcess, free_port, run_cli, write_chain
 
+pytestmark = pytest.mark.e2e  # starts real node processes
+
 ENV = {"COLUMNS": "200", "NO_COLOR": "1"}
 ROLES = 'roles=["manufacturer"]'
 
@@ -223,7 +225,8 @@ def test_unknown_message_type_and_bad_fields(running):
     r = cli("tx", "send", "governance.add_member", "--key", "oem-admin", "--set", "member=x", "--set", "roles=7",
             "--data", data, "--node", running.url, ok=False)
     assert r.returncode == 2 and "roles" in r.stderr
-    r = cli("tx", "send", "governance.add_member", "--key", "no-such-key", "--data", data, "--node", running.url, ok=False)
+    r = cli("tx", "send", "governance.add_member", "--key", "no-such-key", "--data", data, "--node", running.url,
+            ok=False)
     assert r.returncode == 2 and "no-such-key" in r.stderr
 
 

@@ -26,6 +26,8 @@ from blokauto.verify import TrustAnchor, verify_state_evidence, verify_tx_eviden
 
 from conftest import K, build_tx, now_ms, run_cli
 
+pytestmark = pytest.mark.e2e  # starts real node processes
+
 BATCH = 40
 SUBMITTERS = 2  # concurrent submitters, so something is usually in flight when the node dies
 
@@ -48,6 +50,7 @@ class Load:
         self.receipts: dict[str, dict[str, Any]] = {}  # id -> evidence seen before the kill
         self.errors: list[str] = []
         self.stop = threading.Event()
+        self.on_ack: Callable[[], None] | None = None  # called once, by a submitter, right after an ack
         self._lock = threading.Lock()
         self._threads = [threading.Thread(target=self._submit, args=(f"{prefix}-{i}",), daemon=True)
                          for i in range(SUBMITTERS)] + [threading.Thread(target=self._watch, daemon=True)]
@@ -84,6 +87,9 @@ class Load:
                             self.acked.append(item["id"])
                         elif item["error"]["code"] != "unavailable":
                             self.errors.append(item["error"]["code"])
+                    hook, self.on_ack = self.on_ack, None
+                if hook is not None:
+                    hook()
 
     def _watch(self) -> None:
         i = 0
@@ -163,7 +169,6 @@ def check_recovered(f: Any, url: str, load: Load, blocks: dict[int, dict[str, An
         # an acknowledged transaction is either committed (a replay now) or lost (accepted again)
         committed = {txid for b in after.values() for txid in b["tx_ids"]}
         lost = [t for t in load.acked if t not in committed]
-        print("STATS blocks", len(blocks), "height", st["height"], "flushed", st["flushed_height"], "acked", len(load.acked), "receipts", len(receipts), "lost", len(lost))
         kept = [t for t in load.acked if t in committed]
         assert set(receipts) <= set(kept)
         sample = kept[:: max(1, len(kept) // 20)]
@@ -198,18 +203,23 @@ def replayed_on_start(log_text: str) -> int:
     return int(m[-1][1] or 0)
 
 
-@pytest.mark.parametrize("kill_after", [BATCH, 8 * BATCH, 20 * BATCH],
-                         ids=["first-batches", "warm", "long-run"])
-def test_kill_9_under_load_loses_nothing_committed(node_process, kill_after):
+@pytest.mark.parametrize("kill_after,on_ack", [(BATCH, False), (20 * BATCH, False), (6 * BATCH, True)],
+                         ids=["after-first-batches", "after-a-long-run", "right-after-an-ack"])
+def test_kill_9_under_load_loses_nothing_committed(node_process, kill_after, on_ack):
     f = node_process
     node = f.start("--workers", "1")
     load = Load(node.url, f.genesis, f"load{kill_after}").start()
     try:
         wait_until(lambda: len(load.acked) >= kill_after and load.receipts, 120, f"{kill_after} acknowledged txs")
         blocks, receipts = before_kill(node, load)
-        node.kill()  # SIGKILL by PID, in the middle of the load
+        if on_ack:  # a submitter kills the node the moment its next batch is acknowledged
+            load.on_ack = node.kill
+            wait_until(lambda: node.proc.poll() is not None, 60, "the kill on acknowledgement")
+        else:
+            node.kill()  # SIGKILL by PID, in the middle of the load
     finally:
         load.halt()
+    assert node.proc.returncode == -9
     assert load.errors == []
     assert receipts and len(blocks) >= 2
 

@@ -15,7 +15,7 @@ import pytest
 
 from blokauto.client import Client
 from blokauto.modules.governance import state as gov_state
-from blokauto.modules.governance.messages import AddMember, Propose, Vote
+from blokauto.modules.governance.messages import AddMember, Propose
 
 from conftest import K
 
@@ -38,7 +38,8 @@ def add(live: Any, label: str, roles: tuple[str, ...] = ("manufacturer",)) -> by
 def commit_batch(live: Any, raws: list[bytes]) -> list[dict[str, Any]]:
     r = httpx.post(live.url + "/v1/txs/batch", content=b"[" + b",".join(raws) + b"]", timeout=30)
     assert r.json()["accepted"] == len(raws), r.text
-    return [httpx.get(f"{live.url}/v1/txs/{x['id']}", params={"wait": 20}, timeout=30).json() for x in r.json()["results"]]
+    return [httpx.get(f"{live.url}/v1/txs/{x['id']}", params={"wait": 20}, timeout=30).json()
+            for x in r.json()["results"]]
 
 
 def propose(live: Any, value: int) -> dict[str, Any]:
@@ -68,7 +69,8 @@ def expected_events(live: Any, from_height: int = 0) -> list[Ev]:
         b = httpx.get(f"{live.url}/v1/blocks/{h}", params={"full": "true"}, timeout=10).json()
         for i, receipt in enumerate(b["receipts"]):
             for j, ev in enumerate(receipt["events"]):
-                out.append((f"{h}:{i}:{j}", ev["type"], {"height": h, "time": b["header"]["time"], "tx": b["tx_ids"][i], **ev}))
+                data = {"height": h, "time": b["header"]["time"], "tx": b["tx_ids"][i], **ev}
+                out.append((f"{h}:{i}:{j}", ev["type"], data))
     return out
 
 

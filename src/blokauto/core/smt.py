@@ -191,7 +191,17 @@ def _build(writes: dict, path: str, depth: int, leaves: list) -> tuple[bytes, tu
 # ---------------------------------------------------------------- proofs
 
 
-class StateProof(msgspec.Struct):
+_HEX = frozenset("0123456789abcdef")
+
+
+def _strict_hex(s: str, what: str) -> bytes:
+    """Lowercase hex only (bytes.fromhex also takes upper case and spaces; browsers do not)."""
+    if not isinstance(s, str) or len(s) % 2 or not _HEX.issuperset(s):
+        raise StateProofError(f"{what} is not lowercase hex")
+    return bytes.fromhex(s)
+
+
+class StateProof(msgspec.Struct, forbid_unknown_fields=True):
     """Proof that a key holds a value (``terminal="leaf"``) or is absent (``"empty"``/``"other"``).
 
     ``levels[d]`` lists the other children of the node at depth d on the key's path, each as
@@ -241,10 +251,7 @@ def root_from_proof(key: bytes, value: bytes | None, proof: StateProof) -> bytes
     elif proof.terminal == "empty":
         current = None
     elif proof.terminal == "other":
-        try:
-            okh, ovh = bytes.fromhex(proof.other_kh), bytes.fromhex(proof.other_vh)
-        except ValueError:
-            raise StateProofError("the other leaf is not hex") from None
+        okh, ovh = _strict_hex(proof.other_kh, "the other leaf"), _strict_hex(proof.other_vh, "the other leaf")
         if len(okh) != 32 or len(ovh) != 32 or okh == kh:
             raise StateProofError("the other leaf is malformed or is the key itself")
         if okh.hex()[:last + 1] != hx[:last + 1]:
@@ -256,10 +263,7 @@ def root_from_proof(key: bytes, value: bytes | None, proof: StateProof) -> bytes
         nib = _NIB[hx[depth]]
         entries = []
         for s in levels[depth]:
-            try:
-                e = bytes.fromhex(s)
-            except ValueError:
-                raise StateProofError("a proof entry is not hex") from None
+            e = _strict_hex(s, "a proof entry")
             if len(e) != 33 or e[0] > 15 or e[0] == nib:
                 raise StateProofError("a proof entry is malformed or sits in the key's own slot")
             entries.append(e)

@@ -13,9 +13,13 @@ from ..core.encoding import to_builtins
 
 
 def _embed(value: Any) -> str:
-    """JSON safe inside <script type="application/json"> (no "</" and no line separators)."""
+    """JSON that stays inert inside <script type="application/json">: "<", ">" and "&" are
+    written as \\u escapes (so neither "</script" nor "<!--" can end or hide the block), and so
+    are the line separators."""
     text = msgspec.json.encode(value).decode()
-    return text.replace("</", "<\\/").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(ch, esc)
+    return text
 
 
 def web_asset(name: str) -> str:

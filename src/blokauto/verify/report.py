@@ -120,16 +120,50 @@ class ReportProof:
                 f"{self.quorum}) of chain {self.chain!r}; the summary matches the entries. Warnings: {w}.")
 
 
+def _js_number(x: Any) -> Any:
+    """A number as a browser's JSON.parse sees it: 2.0 is 2 (but true stays true, not 1)."""
+    if isinstance(x, float) and x.is_integer():
+        return int(x)
+    if isinstance(x, list):
+        return [_js_number(v) for v in x]
+    if isinstance(x, dict):
+        return {k: _js_number(v) for k, v in x.items()}
+    return x
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as the browser verifier compares them (canonical JSON of the parsed values)."""
+    try:
+        return (msgspec.json.encode(_js_number(a), order="sorted")
+                == msgspec.json.encode(_js_number(b), order="sorted"))
+    except (TypeError, msgspec.EncodeError):
+        return False
+
+
+def _utf8(text: str) -> bytes:
+    """UTF-8 as a browser's TextEncoder writes it: a lone surrogate becomes U+FFFD."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode()
+
+
+def _exact_keys(obj: Any, allowed: set[str], what: str) -> None:
+    if not isinstance(obj, dict) or set(obj) != allowed:
+        raise VerificationError(f"the report is malformed: the {what} has fields "
+                                f"{sorted(obj) if isinstance(obj, dict) else type(obj).__name__}, expected {sorted(allowed)}")
+
+
 def _diff(a: Any, b: Any, path: str = "summary") -> str:
     """The first path where ``a`` and ``b`` differ."""
     if isinstance(a, dict) and isinstance(b, dict):
         for k in sorted(set(a) | set(b)):
-            if a.get(k, "<missing>") != b.get(k, "<missing>"):
+            if not _same(a.get(k, "<missing>"), b.get(k, "<missing>")):
                 return _diff(a.get(k, "<missing>"), b.get(k, "<missing>"), f"{path}.{k}")
         return path
     if isinstance(a, list) and isinstance(b, list):
         for i, (x, y) in enumerate(zip(a, b)):
-            if x != y:
+            if not _same(x, y):
                 return _diff(x, y, f"{path}[{i}]")
         return f"{path} (length {len(a)} vs {len(b)})"
     return f"{path} ({a!r} vs {b!r})"
@@ -145,21 +179,24 @@ def verify_report(report: dict[str, Any], anchor: TrustAnchor, *, now_ms: int | 
         if trust["chain"] != anchor.chain or trust["genesis_hash"] != anchor.genesis_hash.hex():
             raise VerificationError("the report is for another chain or genesis than the trust anchor")
         ev = report["evidence"]
-        header_raw = ev["checkpoint"]["header_raw"].encode()
+        _exact_keys(ev, {"entries", "vehicle", "checkpoint"}, "evidence")
+        _exact_keys(ev["checkpoint"], {"header_raw", "attestations"}, "checkpoint")
+        _exact_keys(ev["vehicle"], {"key", "raw", "proof"}, "vehicle evidence")
+        header_raw = _utf8(ev["checkpoint"]["header_raw"])
         header = msgspec.json.decode(header_raw, type=Header)
         atts = msgspec.convert(ev["checkpoint"]["attestations"], list[NodeSignature])
         checkpoint = Checkpoint(header, atts)
         if msgspec.json.encode(header, order="sorted") != header_raw:
             raise VerificationError("the checkpoint header is not in canonical form")
         verify_checkpoint(checkpoint, anchor)
-        record_raw = ev["vehicle"]["raw"].encode()
+        record_raw = _utf8(ev["vehicle"]["raw"])
         key = ev["vehicle"]["key"]
         proof = msgspec.convert(ev["vehicle"]["proof"], smt.StateProof)
-        verify_state(header, key.encode(), record_raw, proof)
+        verify_state(header, _utf8(key), record_raw, proof)
         record = msgspec.json.decode(record_raw)
         if key != "veh/v/" + report["vin"] or record.get("vin") != report["vin"]:
             raise VerificationError("the proven vehicle record is not the report's VIN")
-        raws = [e.encode() for e in ev["entries"]]
+        raws = [_utf8(e) for e in ev["entries"]]
         head = bytes(32)
         for raw in raws:
             head = crypto.tagged_hash(crypto.TAG_HISTORY, head + raw)
@@ -172,13 +209,17 @@ def verify_report(report: dict[str, Any], anchor: TrustAnchor, *, now_ms: int | 
         for i, e in enumerate(entries):
             if e.get("seq") != i + 1:
                 raise VerificationError(f"entry {i + 1} carries sequence number {e.get('seq')}")
-        if report.get("timeline") != entries:
-            bad = next((i for i, (a, b) in enumerate(zip(report.get("timeline") or [], entries)) if a != b), None)
+        if not _same(report.get("as_of"), {"height": header.height, "time": header.time}):
+            raise VerificationError(f"the report claims to be as of {report.get('as_of')}, but its checkpoint is block "
+                                    f"{header.height} at time {header.time}")
+        timeline = report.get("timeline")
+        if not _same(timeline, entries):
+            bad = next((i for i, (a, b) in enumerate(zip(timeline or [], entries)) if not _same(a, b)), None)
             raise VerificationError(f"the timeline differs from the proven entries (at entry {bad + 1 if bad is not None else 'count'})")
         expected = summarize(record, entries)
-        if report.get("summary") != expected:
+        if not _same(report.get("summary"), expected):
             raise VerificationError(f"the summary is not what the entries say: {_diff(report.get('summary'), expected)}")
-    except (KeyError, TypeError, AttributeError, msgspec.ValidationError, msgspec.DecodeError) as exc:
+    except (KeyError, TypeError, AttributeError, ValueError, msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise VerificationError(f"the report is malformed: {exc!r}") from None
     if min_height is not None and header.height < min_height:
         raise VerificationError(f"the report is stale: its checkpoint is block {header.height}, "

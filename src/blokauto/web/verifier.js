@@ -125,10 +125,29 @@
     return { chain: g.chain, genesisHash: hex(await tagged(TAG.genesis, utf8(canonical(g)))), nodes, quorum: g.quorum };
   }
 
+  // Field sets are exact, as in the Python verifier (its Structs forbid unknown fields).
+  const HEADER_FIELDS = ["chain", "height", "prev", "receipt_root", "state_root", "time", "tx_count", "tx_root"];
+  function exactKeys(obj, required, optional, what) {
+    if (!obj || typeof obj !== "object" || Array.isArray(obj)) fail(`the report is malformed: the ${what} is not an object`);
+    const keys = Object.keys(obj);
+    for (const k of required) if (!keys.includes(k)) fail(`the report is malformed: the ${what} lacks field '${k}'`);
+    for (const k of keys) {
+      if (!required.includes(k) && !optional.includes(k)) fail(`the report is malformed: the ${what} has an unknown field '${k}'`);
+    }
+  }
+
   async function verifyCheckpoint(headerRaw, attestations, anchor) {
     let header;
     try { header = JSON.parse(headerRaw); } catch (e) { fail("the checkpoint header is not JSON"); }
+    exactKeys(header, HEADER_FIELDS, [], "checkpoint header");
     if (canonical(header) !== headerRaw) fail("the checkpoint header is not in canonical form");
+    if (!Array.isArray(attestations)) fail("the attestations are not a list");
+    for (const att of attestations) {
+      exactKeys(att, ["node", "sig"], [], "attestation");
+      if (typeof att.node !== "string" || typeof att.sig !== "string" || !/^[0-9a-f]{128}$/.test(att.sig)) {
+        fail("an attestation is malformed");
+      }
+    }
     if (header.chain !== anchor.chain) fail(`the checkpoint is for chain '${header.chain}', not '${anchor.chain}'`);
     if (header.height === 0 && header.prev !== anchor.genesisHash) fail("block 0 does not commit to this genesis document");
     const message = concat(utf8(TAG.attest), await tagged(TAG.header, utf8(headerRaw)));
@@ -148,6 +167,8 @@
   // ---------------------------------------------------------------- state proofs
 
   async function stateRoot(key, valueRaw, proof) {
+    exactKeys(proof, ["levels", "terminal"], ["other_kh", "other_vh"], "state proof");
+    if (!proof.levels.every((l) => Array.isArray(l) && l.every((x) => typeof x === "string"))) fail("the state proof levels are malformed");
     const kh = await tagged(TAG.stateKey, utf8(key));
     const hx = hex(kh);
     const levels = proof.levels;
@@ -158,7 +179,7 @@
       if (proof.terminal !== "leaf") fail("the proof shows the key absent, not holding the value");
       current = await tagged(TAG.smtLeaf, concat(kh, await tagged(TAG.stateValue, utf8(valueRaw))));
     } else if (proof.terminal === "other") {
-      const okh = unhex(proof.other_kh), ovh = unhex(proof.other_vh);
+      const okh = unhex(proof.other_kh || ""), ovh = unhex(proof.other_vh || "");
       if (okh.length !== 32 || ovh.length !== 32 || equalBytes(okh, kh)) fail("the other leaf is malformed or is the key itself");
       if (hex(okh).slice(0, last + 1) !== hx.slice(0, last + 1)) fail("the other leaf does not sit on the key's path");
       current = await tagged(TAG.smtLeaf, concat(okh, ovh));
@@ -256,6 +277,9 @@
         fail("the report is for another chain or genesis than the trust anchor");
       }
       const ev = report.evidence;
+      exactKeys(ev, ["entries", "vehicle", "checkpoint"], [], "evidence");
+      exactKeys(ev.checkpoint, ["header_raw", "attestations"], [], "checkpoint");
+      exactKeys(ev.vehicle, ["key", "raw", "proof"], [], "vehicle evidence");
       const header = await verifyCheckpoint(ev.checkpoint.header_raw, ev.checkpoint.attestations, anchor);
       const root = await stateRoot(ev.vehicle.key, ev.vehicle.raw, ev.vehicle.proof);
       if (root !== header.state_root) {
@@ -271,6 +295,10 @@
       }
       const entries = ev.entries.map((r) => JSON.parse(r));
       entries.forEach((e, i) => { if (e.seq !== i + 1) fail(`entry ${i + 1} carries sequence number ${e.seq}`); });
+      const asOf = { height: header.height, time: header.time };
+      if (canonical(report.as_of === undefined ? null : report.as_of) !== canonical(asOf)) {
+        fail(`the report claims to be as of ${JSON.stringify(report.as_of)}, but its checkpoint is block ${header.height} at time ${header.time}`);
+      }
       if (canonical(report.timeline) !== canonical(entries)) {
         const t = report.timeline || [];
         const bad = t.findIndex((x, i) => i >= entries.length || canonical(x) !== canonical(entries[i]));
