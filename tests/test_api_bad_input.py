@@ -700,9 +700,6 @@ def test_key_of_another_organisation_cannot_sell_its_vehicle(live_node):
 DEPTH = 30_000  # nesting that fits well under max_tx_bytes
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: deeply nested JSON raises RecursionError in TxCodec.decode/_diagnose "
-                                       "(core/tx.py), uncaught by the verifier worker (node/verifier.py), which dies: "
-                                       "that request and every later one routed to the dead worker never get an answer")
 def test_deeply_nested_tx_is_malformed_and_node_keeps_working(live_node):
     before = snapshot(live_node.url)
     deep = (b'{"body":{"chain":"c","sender":"s","msg":' + b"[" * DEPTH + b"]" * DEPTH
@@ -713,8 +710,6 @@ def test_deeply_nested_tx_is_malformed_and_node_keeps_working(live_node):
     assert_only_next_good_tx_commits(live_node, before)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a deeply nested batch body raises RecursionError in submit_batch "
-                                       "(api/app.py msgspec decode catches only ValidationError/DecodeError): 500")
 def test_deeply_nested_batch_is_malformed(live_node):
     before = snapshot(live_node.url)
     r = HTTP.post(live_node.url + "/v1/txs/batch", content=b"[" + b"[" * DEPTH + b"]" * DEPTH + b"]", timeout=10)
@@ -722,8 +717,6 @@ def test_deeply_nested_batch_is_malformed(live_node):
     assert_only_next_good_tx_commits(live_node, before)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: heights beyond SQLite's 64-bit INTEGER raise OverflowError in "
-                                       "BlockLog.header/block (store/blocks.py): 500 instead of 404")
 @pytest.mark.parametrize("path", ["/v1/blocks/99999999999999999999", "/v1/checkpoints/99999999999999999999"])
 def test_absurd_block_height_is_not_found(live_node, path):
     r = HTTP.get(live_node.url + path, timeout=10)

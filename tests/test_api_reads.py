@@ -214,9 +214,6 @@ def test_receipt_evidence_of_one_chain_does_not_verify_against_another(chain):
         verify_checkpoint(msgspec.convert(genesis_block, Checkpoint), same_keys_other_time)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: verify_tx_evidence (verify/__init__.py) checks tx_raw/receipt_raw but not "
-                                       "the decoded 'receipt'/'tx'/'height' fields, and Client.receipt returns the "
-                                       "unverified 'receipt' field")
 def test_receipt_field_that_disagrees_with_the_proven_bytes_is_rejected(chain, anchor):
     ev = get_json(chain, f"/v1/txs/{chain.ids[0]}")
     bad = copy.deepcopy(ev)
@@ -226,8 +223,6 @@ def test_receipt_field_that_disagrees_with_the_proven_bytes_is_rejected(chain, a
         verify_tx_evidence(bad, anchor)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Client.receipt (client/__init__.py) does not check that the evidence "
-                                       "is for the requested id: a node can answer with another tx's valid proof")
 def test_sdk_refuses_a_receipt_for_another_transaction(chain, monkeypatch):
     asked, other = chain.ids[0], chain.ids[1]
     with Client(chain.url, trust=chain.genesis) as c:
@@ -338,8 +333,6 @@ def test_tampered_state_evidence_is_rejected(chain, anchor, which, tamper):
         verify_state_evidence(bad, anchor)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: verify_state_evidence (verify/__init__.py) proves 'raw' but ignores the "
-                                       "decoded 'value' (and 'height'), and Client.state returns the unverified 'value'")
 def test_tampered_state_value_field_is_rejected(chain, anchor):
     ev = _present_state(chain)
     ev["value"]["status"] = "revoked"
@@ -347,8 +340,6 @@ def test_tampered_state_value_field_is_rejected(chain, anchor):
         verify_state_evidence(ev, anchor)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Client.state (client/__init__.py) does not check that the proven key is "
-                                       "the one asked for: a node can answer with another key's valid proof")
 def test_sdk_refuses_a_state_proof_for_another_key(chain, monkeypatch):
     asked, other = f"gov/member/{K('mallory').did}", f"gov/member/{K('alice').did}"
     with Client(chain.url, trust=chain.genesis) as c:

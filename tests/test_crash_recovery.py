@@ -276,10 +276,6 @@ def test_kill_9_while_the_state_flush_is_stuck_replays_from_the_block_log(node_p
     audit_clean(f)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: after recovery replays blocks, only the first replayed block is flushed to "
-                                       "state.db (StateStore hands a layer off only in apply(); Engine.recover never "
-                                       "flushes the rest), so queries/proofs stay behind the head until a new block and "
-                                       "GET /v1/state?min_height=<head> times out with stale data")
 def test_state_reads_reach_the_head_after_recovery_without_new_blocks(node_process):
     f = node_process
     again, _, _, _, stuck, replayed = kill_while_flush_is_stuck(f)

@@ -98,8 +98,9 @@ def create_app(node: Node) -> Litestar:
         body = await request.body()
         try:
             items = msgspec.json.decode(body, type=list[msgspec.Raw])
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            raise MalformedTx(reason=f"a batch is a JSON array of transactions ({exc})") from None
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as exc:
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            raise MalformedTx(reason=f"a batch is a JSON array of transactions ({reason})") from None
         if len(items) > MAX_BATCH:
             raise BatchTooLarge(limit=MAX_BATCH, size=len(items))
         results = await asyncio.wrap_future(node.submit([bytes(i) for i in items]).future)

@@ -31,7 +31,7 @@ from ..core.encoding import canonical, convert, decode
 from ..core.errors import BlokautoError, error_class, render
 from ..core.tx import Message, Tx, TxBody, sign
 from ..modules import default_registry
-from ..verify import TrustAnchor, verify_state_evidence, verify_tx_evidence
+from ..verify import TrustAnchor, VerificationError, verify_state_evidence, verify_tx_evidence
 
 __all__ = ["Client", "KeyPair", "TxInfo", "StateValue", "Event", "ApiError", "new_nonce"]
 
@@ -220,8 +220,12 @@ class Client:
             except BlokautoError as err:
                 if err.code != "unknown_tx" or time.monotonic() >= deadline:
                     raise
+        if ev.get("id") != txid:
+            raise VerificationError(f"the node answered about transaction {ev.get('id')!r}, not {txid}")
         cp = verify_tx_evidence(ev, self.anchor) if self.verify else msgspec.convert(ev["checkpoint"], Checkpoint)
-        return TxInfo(ev["id"], ev["height"], ev["index"], msgspec.convert(ev["receipt"], Receipt), ev["tx"], cp, ev)
+        # Everything returned comes from the proven bytes, never from the node's decoded copies.
+        receipt = decode(ev["receipt_raw"].encode(), Receipt)
+        return TxInfo(txid, cp.header.height, ev["index"], receipt, msgspec.json.decode(ev["tx_raw"]), cp, ev)
 
     def send(self, msg: Message, sender: KeyPair, *cosigners: KeyPair, wait: float = 30.0,
              ttl_ms: int = DEFAULT_TTL_MS) -> TxInfo:
@@ -248,8 +252,11 @@ class Client:
     def state(self, key: str, *, min_height: int = -1) -> StateValue:
         """A state value with its proof checked (None when the key is proven absent)."""
         ev = self._request("GET", f"/v1/state/{key}", params={"min_height": min_height})
+        if ev.get("key") != key:
+            raise VerificationError(f"the node answered about {ev.get('key')!r}, not {key!r}")
         cp = verify_state_evidence(ev, self.anchor) if self.verify else msgspec.convert(ev["checkpoint"], Checkpoint)
-        return StateValue(ev["key"], ev["value"], ev["height"], cp)
+        raw = ev.get("raw")
+        return StateValue(key, None if raw is None else msgspec.json.decode(raw), cp.header.height, cp)
 
     def query(self, module: str, name: str, **params: Any) -> Any:
         return self._request("GET", f"/v1/q/{module}/{name}", params=params)["result"]

@@ -106,12 +106,14 @@ class TxCodec:
             return self._decoder.decode(raw)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             raise self._diagnose(raw, exc) from None
+        except RecursionError:
+            raise MalformedTx(reason="the JSON is nested too deeply") from None
 
     def _diagnose(self, raw: bytes, exc: Exception) -> Exception:
         try:
             shell = self._raw_decoder.decode(raw)
             kind = msgspec.json.decode(shell.body.msg, type=_MsgType).type
-        except (msgspec.ValidationError, msgspec.DecodeError):
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
             return MalformedTx(reason=str(exc))
         if kind not in self.message_types:
             return UnknownMessage(type=kind)

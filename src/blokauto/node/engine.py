@@ -169,6 +169,8 @@ class Engine:
             if progress is not None:
                 progress(replayed, height - flushed)
         self.state.start()
+        if replayed:
+            self.state.flush()  # queries and proofs read state.db: bring it to the head now
         assert self.head is not None
         self.params = self.registry.read_params(self.state)
         return replayed

@@ -48,13 +48,13 @@ class ChainReader:
     # ---------------------------------------------------------------- blocks and checkpoints
 
     def checkpoint(self, height: int) -> Checkpoint:
-        cp = self.blocks.checkpoint(height)
+        cp = self.blocks.checkpoint(height) if 0 <= height < 2**63 else None
         if cp is None:
             raise NotFound(what="Block", key=str(height))
         return cp
 
     def block(self, height: int, *, full: bool = False) -> dict[str, Any]:
-        b = self.blocks.block(height)
+        b = self.blocks.block(height) if 0 <= height < 2**63 else None
         if b is None:
             raise NotFound(what="Block", key=str(height))
         out: dict[str, Any] = {

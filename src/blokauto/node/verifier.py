@@ -21,13 +21,15 @@ from typing import Any
 
 import msgspec
 
-from ..core.errors import BlokautoError, RequestError, error_class
+from ..core.errors import BlokautoError, RequestError, Unavailable, error_class
 from ..core.tx import CheckedTx, check_stateless
 
 _pack = msgspec.msgpack.Encoder().encode
 _unpack = msgspec.msgpack.Decoder().decode
 
 CHUNK = 256
+INPUT_FAILURES = (ValueError, TypeError, KeyError, IndexError, RecursionError, UnicodeError, OverflowError,
+                  AttributeError)
 
 
 def _load_registry(factory: str) -> Any:
@@ -51,6 +53,8 @@ def _worker_main(rfd: int, wfd: int, chain: str, factory: str) -> None:
                 out.append((0, c.id, c.raw))
             except RequestError as err:
                 out.append((1, err.code, err.detail))
+            except INPUT_FAILURES as exc:  # a worker must never die from what a client sent
+                out.append((1, "malformed_tx", {"reason": f"the transaction could not be read ({type(exc).__name__})"}))
         conn.send_bytes(_pack((batch_id, out)))
 
 
@@ -64,37 +68,45 @@ class _Batch:
 
 
 class VerifierPool:
-    """``check(raws)`` -> Future of a list with a ``CheckedTx`` or a ``RequestError`` per input."""
+    """``check(raws)`` -> Future of a list with a ``CheckedTx`` or a ``RequestError`` per input.
+
+    A worker that dies (it should not: input errors are answered, not raised) has its pending
+    batches answered with a retryable ``Unavailable`` and is started again.
+    """
 
     def __init__(self, chain: str, registry: Any, *, workers: int | None = None,
                  registry_factory: str = "blokauto.modules:default_registry") -> None:
         self.chain = chain
         self._codec = registry.codec
+        self._factory = registry_factory
         self.workers = workers or os.cpu_count() or 1
-        self._outboxes: list[queue.SimpleQueue] = []
-        self._procs: list[Any] = []
-        self._pending: dict[int, tuple[_Batch, int]] = {}
+        self._outboxes: list[queue.SimpleQueue | None] = [None] * self.workers
+        self._procs: list[Any] = [None] * self.workers
+        self._pending: dict[int, tuple[_Batch, int, int, int]] = {}  # chunk -> (batch, offset, size, worker)
         self._ids = itertools.count()
         self._next = itertools.cycle(range(self.workers))
         self._lock = threading.Lock()
         self._closed = False
         for i in range(self.workers):
-            to_r, to_w = os.pipe()  # node -> worker
-            from_r, from_w = os.pipe()  # worker -> node
-            p = subprocess.Popen(
-                [sys.executable, "-m", "blokauto.node.verifier", str(to_r), str(from_w), chain, registry_factory],
-                pass_fds=(to_r, from_w), stdin=subprocess.DEVNULL, close_fds=True)
-            os.close(to_r)
-            os.close(from_w)
-            outbox: queue.SimpleQueue = queue.SimpleQueue()
-            self._outboxes.append(outbox)
-            self._procs.append(p)
-            # Writing to a full pipe blocks; a sender thread per worker keeps callers (the HTTP
-            # event loop) from ever waiting on a busy worker.
-            threading.Thread(target=self._send_loop, args=(Connection(to_w, readable=False), outbox), daemon=True,
-                             name=f"verifier-send-{i}").start()
-            threading.Thread(target=self._read_loop, args=(Connection(from_r, writable=False),), daemon=True,
-                             name=f"verifier-results-{i}").start()
+            self._spawn(i)
+
+    def _spawn(self, i: int) -> None:
+        to_r, to_w = os.pipe()  # node -> worker
+        from_r, from_w = os.pipe()  # worker -> node
+        p = subprocess.Popen(
+            [sys.executable, "-m", "blokauto.node.verifier", str(to_r), str(from_w), self.chain, self._factory],
+            pass_fds=(to_r, from_w), stdin=subprocess.DEVNULL, close_fds=True)
+        os.close(to_r)
+        os.close(from_w)
+        outbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._outboxes[i] = outbox
+        self._procs[i] = p
+        # Writing to a full pipe blocks; a sender thread per worker keeps callers (the HTTP event
+        # loop) from ever waiting on a busy worker.
+        threading.Thread(target=self._send_loop, args=(Connection(to_w, readable=False), outbox), daemon=True,
+                         name=f"verifier-send-{i}").start()
+        threading.Thread(target=self._read_loop, args=(i, Connection(from_r, writable=False)), daemon=True,
+                         name=f"verifier-results-{i}").start()
 
     @property
     def pids(self) -> list[int]:
@@ -109,9 +121,11 @@ class VerifierPool:
             with self._lock:
                 if self._closed:
                     raise RuntimeError("the verifier pool is closed")
-                self._pending[cid] = (batch, offset)
                 w = next(self._next)
-            self._outboxes[w].put(_pack((cid, now_ms, max_bytes, max_ttl_ms, chunk)))
+                self._pending[cid] = (batch, offset, len(chunk), w)
+                outbox = self._outboxes[w]
+            assert outbox is not None
+            outbox.put(_pack((cid, now_ms, max_bytes, max_ttl_ms, chunk)))
             offset += len(chunk)
         return batch.future
 
@@ -127,16 +141,24 @@ class VerifierPool:
             except OSError:
                 return
 
-    def _read_loop(self, conn: Connection) -> None:
+    def _complete(self, batch: _Batch) -> None:
+        with self._lock:
+            batch.remaining -= 1
+            done = batch.remaining == 0
+        if done:
+            batch.future.set_result(batch.results)
+
+    def _read_loop(self, worker: int, conn: Connection) -> None:
         decode = self._codec.decode
         while True:
             try:
                 data = conn.recv_bytes()
             except (EOFError, OSError):
+                self._worker_died(worker)
                 return
             cid, out = _unpack(data)
             with self._lock:
-                batch, offset = self._pending.pop(cid)
+                batch, offset, _, _ = self._pending.pop(cid)
             results = batch.results
             for j, (status, a, b) in enumerate(out):
                 if status == 0:
@@ -146,17 +168,30 @@ class VerifierPool:
                     err = cls.__new__(cls)
                     BlokautoError.__init__(err, **b)
                     results[offset + j] = err
-            with self._lock:
-                batch.remaining -= 1
-                done = batch.remaining == 0
-            if done:
-                batch.future.set_result(results)
+            self._complete(batch)
+
+    def _worker_died(self, worker: int) -> None:
+        with self._lock:
+            lost = [(cid, v) for cid, v in self._pending.items() if v[3] == worker]
+            for cid, _ in lost:
+                del self._pending[cid]
+            closed = self._closed
+            outbox = self._outboxes[worker]
+        if outbox is not None:
+            outbox.put(None)
+        for _, (batch, offset, size, _) in lost:
+            for j in range(size):
+                batch.results[offset + j] = Unavailable(reason="a signature worker stopped; submit again")
+            self._complete(batch)
+        if not closed:
+            self._spawn(worker)
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
         for outbox in self._outboxes:
-            outbox.put(None)
+            if outbox is not None:
+                outbox.put(None)
         for p in self._procs:
             try:
                 p.wait(timeout=5)
