@@ -176,10 +176,11 @@ def create_app(node: Node) -> Litestar:
     async def events(request: Request, from_height: FromQuery[int] = -1) -> ServerSentEvent:
         """Reconnect with the ``Last-Event-ID`` header (or ``?from_height=H``) to miss nothing."""
         last = request.headers.get("last-event-id")
-        after = parse_event_id(last) if last else (from_height - 1 if from_height >= 0 else engine.head.height, 1 << 62, 1 << 62)  # type: ignore[union-attr]
+        end = 1 << 62
+        after = parse_event_id(last) if last else (from_height - 1 if from_height >= 0 else engine.head.height, end, end, end)  # type: ignore[union-attr]
         return ServerSentEvent(_event_stream(after))
 
-    async def _event_stream(after: tuple[int, int, int]) -> AsyncIterator[ServerSentEventMessage]:
+    async def _event_stream(after: tuple[int, int, int, int]) -> AsyncIterator[ServerSentEventMessage]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[CommittedBlock | None] = asyncio.Queue()
 
@@ -207,10 +208,17 @@ def create_app(node: Node) -> Litestar:
                 if h <= sent_height:
                     continue
                 if h > sent_height + 1:  # should not happen; fill any gap from the log
-                    gap = await asyncio.to_thread(lambda: list(reader.events((sent_height, 1 << 62, 1 << 62), h - 1)))
+                    end = 1 << 62
+                    gap = await asyncio.to_thread(lambda: list(reader.events((sent_height, end, end, end), h - 1)))
                     for eid, ev in gap:
                         yield ServerSentEventMessage(data=msgspec.json.encode(ev).decode(), event=ev["type"], id=eid)
-                for eid, ev in block_events(h, block.header.time, block.tx_ids, block.receipts):
+                expand = None
+                if reader.expands(block.receipts):  # derived events read indexes: wait until they hold block h
+                    await asyncio.to_thread(engine.state.wait_flushed, h, 30.0)
+                    expand = reader.expand
+                events = await asyncio.to_thread(
+                    lambda: list(block_events(h, block.header.time, block.tx_ids, block.receipts, expand=expand)))
+                for eid, ev in events:
                     yield ServerSentEventMessage(data=msgspec.json.encode(ev).decode(), event=ev["type"], id=eid)
                 sent_height = h
         finally:

@@ -153,6 +153,12 @@ class QueryView(Protocol):
 
     def count(self, table: IndexTable, where: dict[str, Any]) -> int: ...
 
+    def sql(self, text: str, args: Any = (), **tables: IndexTable) -> list[tuple]:
+        """A read-only SQL query; ``{name}`` in ``text`` is replaced by the table passed as ``name``."""
+        ...
+
+    def need(self, protocol: type[T]) -> T: ...
+
 
 @dataclass(frozen=True)
 class QuerySpec:
@@ -177,6 +183,19 @@ class Module:
     params: list[ParamSpec] = field(default_factory=list)
     provides: dict[type, Any] = field(default_factory=dict)
     genesis: Callable[[Overlay, "Context", Any], None] | None = None
+    expanders: dict[str, Callable[[Any, dict[str, Any]], list[dict[str, Any]]]] = field(default_factory=dict)
+
+    def expander(self, event_type: str) -> Callable[[Callable], Callable]:
+        """Derived events a node adds after ``event_type`` on its event stream (for example one
+        notification per affected vehicle owner after a recall opens). They are computed from
+        derived indexes at the event's height, so every node derives the same ones, but they are
+        not part of receipts or state."""
+
+        def register(fn: Callable) -> Callable:
+            self.expanders[event_type] = fn
+            return fn
+
+        return register
 
     def message(self, struct: type[MessageT], *, roles: Iterable[str] | str, cosigners: Cosigners | None = None,
                 new_keys: Callable[[Any], list[str]] | None = None) -> Callable[[Handler], Handler]:

@@ -37,6 +37,7 @@ class Registry:
         self.indexes: list[IndexTable] = []
         self.params: dict[str, ParamSpec] = {p.name: p for p in CORE_PARAMS}
         self._providers: dict[type, Any] = {}
+        self.expanders: dict[str, Any] = {}
         for m in modules:
             if m.name in self.modules:
                 raise ValueError(f"module {m.name} registered twice")
@@ -49,6 +50,7 @@ class Registry:
                     raise ValueError(f"parameter {p.name} declared twice")
                 self.params[p.name] = p
             self._providers.update(m.provides)
+            self.expanders.update(m.expanders)
         self.codec = TxCodec({t: s.struct for t, s in self.messages.items()},
                              {t: s.new_keys for t, s in self.messages.items() if s.new_keys is not None})
         self.directory: Directory = self.provider(Directory)

@@ -3,7 +3,7 @@ proofs, module queries and event history. Used by the HTTP API and by the CLI on
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import msgspec
 
@@ -27,16 +27,19 @@ class QueryParamsInvalid(RequestError):
     template = "The query parameters are not valid: {reason}"
 
 
-def event_id(height: int, tx_index: int, event_index: int) -> str:
-    return f"{height}:{tx_index}:{event_index}"
+def event_id(height: int, tx_index: int, event_index: int, derived: int = 0) -> str:
+    """``height:tx:event``, and ``height:tx:event:k`` for the k-th event a node derives from it."""
+    return f"{height}:{tx_index}:{event_index}" + (f":{derived}" if derived else "")
 
 
-def parse_event_id(value: str) -> tuple[int, int, int]:
+def parse_event_id(value: str) -> tuple[int, int, int, int]:
     try:
-        h, i, j = (int(x) for x in value.split(":"))
+        parts = [int(x) for x in value.split(":")]
+        if len(parts) not in (3, 4) or min(parts) < 0:
+            raise ValueError
     except ValueError:
-        raise MalformedTx(reason=f"{value!r} is not an event id (height:tx:event)") from None
-    return h, i, j
+        raise MalformedTx(reason=f"{value!r} is not an event id (height:tx:event[:derived])") from None
+    return (parts[0], parts[1], parts[2], parts[3] if len(parts) == 4 else 0)
 
 
 class ChainReader:
@@ -121,20 +124,38 @@ class ChainReader:
 
     # ---------------------------------------------------------------- events
 
-    def events(self, start: tuple[int, int, int], until_height: int) -> Iterator[tuple[str, dict[str, Any]]]:
-        """(event id, event) for events strictly after ``start`` = (height, tx, event), up to a height."""
+    def events(self, start: tuple[int, int, int, int], until_height: int) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(event id, event) for events strictly after ``start``, up to a height, derived ones included."""
         h0 = max(start[0], 0)
         for b in self.blocks.blocks(h0, until_height):
-            yield from block_events(b.header.height, b.header.time, b.ids, [decode(r, Receipt) for r in b.receipts], start)
+            yield from block_events(b.header.height, b.header.time, b.ids, [decode(r, Receipt) for r in b.receipts],
+                                    start, self.expand)
+
+    def expand(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        """The events this node derives from ``event`` (its module's expander, on derived indexes)."""
+        fn = self.registry.expanders.get(event["type"])
+        if fn is None:
+            return []
+        with self.state.snapshot() as snap:
+            return fn(snap, event)
+
+    def expands(self, receipts: list[Receipt]) -> bool:
+        return any(ev.get("type") in self.registry.expanders for r in receipts for ev in r.events)
 
 
 def block_events(height: int, time: int, tx_ids: list[bytes], receipts: list[Receipt],
-                 after: tuple[int, int, int] = (-1, -1, -1)) -> Iterator[tuple[str, dict[str, Any]]]:
+                 after: tuple[int, int, int, int] = (-1, -1, -1, -1),
+                 expand: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None
+                 ) -> Iterator[tuple[str, dict[str, Any]]]:
     for i, receipt in enumerate(receipts):
         for j, ev in enumerate(receipt.events):
-            if (height, i, j) <= after:
-                continue
-            yield event_id(height, i, j), {"height": height, "time": time, "tx": tx_ids[i].hex(), **ev}
+            base = {"height": height, "time": time, "tx": tx_ids[i].hex(), **ev}
+            if (height, i, j, 0) > after:
+                yield event_id(height, i, j), base
+            if expand is not None and (height, i, j, 1 << 62) > after:
+                for k, derived in enumerate(expand(base), start=1):
+                    if (height, i, j, k) > after:
+                        yield event_id(height, i, j, k), {"height": height, "time": time, "tx": tx_ids[i].hex(), **derived}
 
 
 def tx_evidence(b: StoredBlock, index: int, attestations: list) -> dict[str, Any]:

@@ -314,7 +314,7 @@ class StateStore:
         conn = self._reader()
         conn.execute("BEGIN")
         try:
-            yield Snapshot(conn, self._tables)
+            yield Snapshot(conn, self._tables, self.registry.provider)
         finally:
             conn.execute("COMMIT")
 
@@ -336,9 +336,10 @@ class StateStore:
 class Snapshot:
     """Read-only view of ``state.db`` inside one read transaction; implements ``QueryView``."""
 
-    def __init__(self, conn: sqlite3.Connection, tables: dict[str, IndexTable]) -> None:
+    def __init__(self, conn: sqlite3.Connection, tables: dict[str, IndexTable], need: Any = None) -> None:
         self.conn = conn
         self._tables = tables
+        self._need = need
         row = conn.execute("SELECT v FROM meta WHERE k='height'").fetchone()
         self.height: int = -1 if row is None else int(row[0])
         row = conn.execute("SELECT v FROM meta WHERE k='root'").fetchone()
@@ -377,6 +378,15 @@ class Snapshot:
         order_sql = (" ORDER BY " + ", ".join(f"{o} {'DESC' if descending else 'ASC'}" for o in order)) if order else ""
         sql = f"SELECT {', '.join(cols)} FROM {table.name} WHERE {clause}{order_sql} LIMIT ? OFFSET ?"
         return [dict(zip(cols, r)) for r in self.conn.execute(sql, args + [limit, offset])]
+
+    def sql(self, text: str, args: Any = (), **tables: IndexTable) -> list[tuple]:
+        for t in tables.values():
+            if self._tables.get(t.name) is not t:
+                raise KeyError(f"{t.name} is not a declared index table")
+        return self.conn.execute(text.format(**{k: t.name for k, t in tables.items()}), args).fetchall()
+
+    def need(self, protocol: Any) -> Any:
+        return self._need(protocol)
 
     def count(self, table: IndexTable, where: dict[str, Any]) -> int:
         clause, args = self._where(table, where)

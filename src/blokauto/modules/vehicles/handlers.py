@@ -40,7 +40,7 @@ from .messages import (
     VehicleRegistered,
     WmiAssigned,
 )
-from .spec import BY_HOLDER, HISTORY, Organisations, module
+from .spec import BIRTHS, BY_HOLDER, HISTORY, HOLDERS, Organisations, module
 from .state import ORG_PREFIX, VEHICLES, WMIS, Birth, Entry, History, Lien, Odometer, Vehicle
 from .vin import validate_vin, validate_wmi
 
@@ -225,6 +225,8 @@ def register(state: Overlay, ctx: Context, msg: RegisterVehicle) -> None:
     birth = Birth(make=msg.make, model=msg.model, model_year=msg.model_year, body=msg.body, powertrain=msg.powertrain,
                   plant=msg.plant, build_date=msg.build_date, battery_wh=msg.battery_wh)
     holder = ORG_PREFIX + ctx.member.org
+    ctx.index_put(HOLDERS, vin=vin, since=ctx.height, holder=holder)
+    ctx.index_put(BIRTHS, vin=vin, manufacturer=ctx.member.org, build_date=msg.build_date, height=ctx.height)
     v = Vehicle(vin=vin, manufacturer=ctx.member.org, birth=birth, registered=ctx.height, holder=holder,
                 holder_since=ctx.time, owners=0, usage="private", country=msg.country,
                 device_keys=list(msg.device_keys), odometer=Odometer(limit_km=msg.odometer_limit_km))
@@ -262,6 +264,7 @@ def transfer_title(state: Overlay, ctx: Context, msg: TransferTitle) -> None:
     usage = msg.usage or v.usage
     ctx.index_delete(BY_HOLDER, holder=v.holder, vin=v.vin)
     ctx.index_put(BY_HOLDER, holder=msg.to, vin=v.vin, since=ctx.time)
+    ctx.index_put(HOLDERS, vin=v.vin, since=ctx.height, holder=msg.to)
     ctx.emit(TitleTransferred(vin=v.vin, holder=msg.to))
     append(state, ctx, v, "title_transfer",
            {"from": v.holder, "to": msg.to, "usage": usage, "owner": is_owner, "owner_number": owners if is_owner else 0},
@@ -425,3 +428,32 @@ def deregister(state: Overlay, ctx: Context, msg: Deregister) -> None:
     ctx.index_delete(BY_HOLDER, holder=v.holder, vin=v.vin)
     ctx.emit(VehicleDeregistered(vin=v.vin, certificate=msg.certificate))
     append(state, ctx, v, "deregistered", _data(msg), status="scrapped", certificate=msg.certificate)
+
+
+class VehicleRegistry:
+    """What other modules may ask of vehicles (they never touch vehicle state directly)."""
+
+    tables = {"births": BIRTHS, "holders": HOLDERS}
+
+    def vehicle_status(self, state: StateReader, vin: str) -> str | None:
+        v = VEHICLES.get(state, vin) if vin.isalnum() else None
+        return None if v is None else v.status
+
+    def record_event(self, state: Overlay, ctx: Context, vin: str, kind: str, data: dict[str, Any], *,
+                     after_scrapping: bool = False) -> None:
+        """Another module's fact about a vehicle (parts fitted or removed, a recall remedied), in its
+        history; ``after_scrapping`` allows it on a deregistered vehicle (harvested parts)."""
+        v = _vehicle(state, vin, writable=not after_scrapping)
+        append(state, ctx, v, kind, data)
+
+    def birth_facts(self, state: StateReader, vin: str) -> tuple[str, str] | None:
+        """(manufacturer, build date) of a registered vehicle."""
+        v = VEHICLES.get(state, vin) if vin.isalnum() else None
+        return None if v is None else (v.manufacturer, v.birth.build_date)
+
+    def holder(self, state: StateReader, vin: str) -> str | None:
+        v = VEHICLES.get(state, vin) if vin.isalnum() else None
+        return None if v is None else v.holder
+
+
+module.provides[VehicleRegistry] = VehicleRegistry()

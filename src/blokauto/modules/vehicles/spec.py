@@ -21,6 +21,11 @@ HISTORY = module.index(
 )
 BY_HOLDER = module.index("by_holder", columns=[("holder", "TEXT"), ("vin", "TEXT"), ("since", "INTEGER")],
                          key=["holder", "vin"])
+# Who held each title from which height (recall notifications name the holder at a point in time).
+HOLDERS = module.index("holders", columns=[("vin", "TEXT"), ("since", "INTEGER"), ("holder", "TEXT")],
+                       key=["vin", "since"])
+BIRTHS = module.index("births", columns=[("vin", "TEXT"), ("manufacturer", "TEXT"), ("build_date", "TEXT"),
+                                         ("height", "INTEGER")], key=["vin"], lookups=[["manufacturer", "build_date"]])
 
 
 @runtime_checkable

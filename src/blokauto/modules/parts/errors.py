@@ -1,0 +1,105 @@
+"""Parts provenance refusals."""
+
+from ...core.errors import DomainError
+
+
+class PartNumberTaken(DomainError):
+    code = "part_number_taken"
+    template = "Part number {part_number!r} is already registered by {supplier!r}."
+
+
+class UnknownPartType(DomainError):
+    code = "unknown_part_type"
+    template = "Part number {part_number!r} is not registered; its supplier registers it with parts.register_type."
+
+
+class NotTheSupplier(DomainError):
+    code = "not_the_supplier"
+    template = "Part number {part_number!r} belongs to {supplier!r}; only that organisation mints its parts."
+
+
+class PartExists(DomainError):
+    code = "part_exists"
+    template = "{part} was already minted; a serial is minted once."
+
+
+class SuspectedCounterfeit(DomainError):
+    code = "suspected_counterfeit"
+    template = ("{part} was never minted by its supplier: refused and recorded as a suspected counterfeit "
+                "(installed into {target!r} by {by}).")
+
+
+class UnknownBatch(DomainError):
+    code = "unknown_batch"
+    template = "Batch {batch!r} of part number {part_number!r} was never minted."
+
+
+class BatchExists(DomainError):
+    code = "batch_exists"
+    template = "Batch {batch!r} of part number {part_number!r} already exists."
+
+
+class WrongKind(DomainError):
+    code = "wrong_part_kind"
+    template = "{part_number!r} is {kind}; {reason}."
+
+
+class NotCustodian(DomainError):
+    code = "not_custodian"
+    template = "{item} is in the custody of {custodian}; only its custodian can {action} it."
+
+
+class NotInTransit(DomainError):
+    code = "not_in_transit"
+    template = "{item} is not in transit to {receiver}; it is {status}."
+
+
+class InstalledElsewhere(DomainError):
+    code = "installed_elsewhere"
+    template = "{part} is already installed in {location}; remove it there first (recorded as a suspected error)."
+
+
+class NotInstalled(DomainError):
+    code = "not_installed"
+    template = "{item} is not installed in {target}."
+
+
+class RecalledPart(DomainError):
+    code = "recalled_part"
+    template = "{item} is covered by open recall {campaign} ({number}) and not remedied; it cannot be installed."
+
+
+class NotEnoughUnits(DomainError):
+    code = "not_enough_units"
+    template = "Batch {batch!r} has {available} unit(s) in stock, not {wanted}."
+
+
+class UnknownLot(DomainError):
+    code = "unknown_lot"
+    template = "Material lot {lot!r} is not registered."
+
+
+class LotExists(DomainError):
+    code = "lot_exists"
+    template = "Material lot {lot!r} is already registered."
+
+
+class MaterialOverconsumed(DomainError):
+    code = "material_overconsumed"
+    template = ("Lot {lot!r} holds {remaining} g of {material} not yet consumed; {wanted} g cannot come from it "
+                "(a batch cannot consume more than a lot holds).")
+
+
+class NotALogger(DomainError):
+    code = "not_a_logger"
+    template = "{signer} is not a condition logger registered by the custodian of {part}."
+
+
+class AssemblyRule(DomainError):
+    code = "assembly_rule"
+    template = "{reason}."
+
+
+class UnknownPart(DomainError):
+    code = "unknown_part"
+    template = "{part} was never minted."

@@ -1,0 +1,483 @@
+"""Parts provenance rules. Each serialized part keeps a hash-chained history, like a vehicle.
+
+Custody is a single chain: only the custodian ships a part, only the named receiver takes it,
+and an installed part's custodian is the vehicle itself (``vin:<VIN>``) until it is removed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ...core.crypto import TAG_HISTORY, public_key_from_did, tagged_hash
+from ...core.encoding import canonical, to_builtins
+from ...core.errors import InvalidKey
+from ...core.module import ANYONE, MEMBER, Context
+from ...core.state import Overlay, StateReader
+from . import errors
+from .messages import (
+    Assemble,
+    AttestLot,
+    ConditionBreach,
+    CustodyChanged,
+    Install,
+    InstallItem,
+    LogConditions,
+    MintBatch,
+    MintParts,
+    PartInstalled,
+    PartMinted,
+    PartRemoved,
+    Receive,
+    RegisterLogger,
+    RegisterLot,
+    RegisterPartType,
+    Remove,
+    Ship,
+)
+from .spec import INSTALLATIONS, LOT_USES, PART_HISTORY, RecallGate, Vehicles, module
+from .state import (
+    BATCHES,
+    BOMS,
+    RemovedItem,
+    LOGGERS,
+    LOTS,
+    PART_TYPES,
+    PARTS,
+    Attestation,
+    Batch,
+    Bom,
+    BomItem,
+    History,
+    MaterialLot,
+    Part,
+    PartType,
+)
+
+MAKERS = {"supplier", "manufacturer"}
+INSTALLERS = {"manufacturer", "workshop"}
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _org(ctx: Context) -> str:
+    assert ctx.member is not None
+    return ctx.member.org
+
+
+def _speaks_for(ctx: Context, holder: str) -> bool:
+    """The sender may act for ``holder``: its own key, or an active key of that organisation."""
+    if holder == ctx.sender:
+        return True
+    return ctx.member is not None and ctx.member.active and holder == "org:" + ctx.member.org
+
+
+def _split(ref: str) -> tuple[str, str]:
+    pn, sep, rest = ref.partition(":")
+    if not sep or not pn or not rest or "/" in ref:
+        raise errors.UnknownPart(part=ref)
+    return pn, rest
+
+
+def _type(state: StateReader, part_number: str) -> PartType:
+    t = PART_TYPES.get(state, part_number)
+    if t is None:
+        raise errors.UnknownPartType(part_number=part_number)
+    return t
+
+
+def _part(state: StateReader, ref: str) -> Part:
+    _split(ref)
+    p = PARTS.get(state, ref)
+    if p is None:
+        raise errors.UnknownPart(part=ref)
+    return p
+
+
+def _check_holder(holder: str) -> None:
+    if holder.startswith("org:") and len(holder) > 4 and "/" not in holder:
+        return
+    if holder.startswith("did:key:"):
+        try:
+            public_key_from_did(holder)
+            return
+        except InvalidKey:
+            pass
+    raise errors.AssemblyRule(reason=f"{holder!r} is not a custodian: use org:<id> or a did:key")
+
+
+def part_history_append(state: Overlay, ctx: Context, p: Part, kind: str, data: dict[str, Any], **changes: Any) -> Part:
+    seq = p.history.count + 1
+    entry = {"seq": seq, "type": kind, "height": ctx.height, "time": ctx.time, "tx": ctx.tx_id.hex(),
+             "by": ctx.sender, "org": ctx.member.org if ctx.member is not None else "", "data": data}
+    raw = canonical(entry)
+    head = tagged_hash(TAG_HISTORY, bytes.fromhex(p.history.head) + raw).hex()
+    updated = msgspec.structs.replace(p, history=History(seq, head), **changes)
+    PARTS.put(state, updated, p.id)
+    ctx.index_put(PART_HISTORY, part=p.id, seq=seq, height=ctx.height, time=ctx.time, type=kind, entry=raw)
+    return updated
+
+
+def _adjust_installed(state: Overlay, part_number: str, delta: int, batch: str = "") -> None:
+    """Units installed in vehicles right now, per part number and per batch (nested parts count)."""
+    t = _type(state, part_number)
+    PART_TYPES.put(state, msgspec.structs.replace(t, installed=t.installed + delta), part_number)
+    if batch:
+        b = BATCHES.get(state, f"{part_number}:{batch}")
+        if b is not None:
+            BATCHES.put(state, msgspec.structs.replace(b, installed=b.installed + delta), b.id)
+
+
+# ---------------------------------------------------------------- catalogue, materials, minting
+
+
+@module.message(RegisterPartType, roles=MAKERS)
+def register_type(state: Overlay, ctx: Context, msg: RegisterPartType) -> None:
+    """Register a part number; the sender's organisation becomes its only minter."""
+    existing = PART_TYPES.get(state, msg.part_number)
+    if existing is not None:
+        raise errors.PartNumberTaken(part_number=msg.part_number, supplier=existing.supplier)
+    PART_TYPES.put(state, PartType(msg.part_number, _org(ctx), msg.name, msg.category, msg.serialized, msg.assembly,
+                                   msg.limits, ctx.height), msg.part_number)
+
+
+@module.message(RegisterLot, roles={"supplier"})
+def register_lot(state: Overlay, ctx: Context, msg: RegisterLot) -> None:
+    """A raw-material lot enters the ledger with its origin."""
+    if LOTS.has(state, msg.lot):
+        raise errors.LotExists(lot=msg.lot)
+    LOTS.put(state, MaterialLot(msg.lot, msg.material, msg.mass_g, 0, msg.mine, msg.country, _org(ctx)), msg.lot)
+
+
+@module.message(AttestLot, roles={"auditor"})
+def attest_lot(state: Overlay, ctx: Context, msg: AttestLot) -> None:
+    """An auditor attests (or refuses to attest) a lot's responsible sourcing."""
+    lot = LOTS.get(state, msg.lot)
+    if lot is None:
+        raise errors.UnknownLot(lot=msg.lot)
+    att = Attestation(_org(ctx), msg.standard, msg.result, msg.report, ctx.height)
+    LOTS.put(state, msgspec.structs.replace(lot, attestations=lot.attestations + [att]), msg.lot)
+
+
+def _own_type(state: StateReader, ctx: Context, part_number: str) -> PartType:
+    t = _type(state, part_number)
+    if t.supplier != _org(ctx):
+        raise errors.NotTheSupplier(part_number=part_number, supplier=t.supplier)
+    return t
+
+
+@module.message(MintBatch, roles=MAKERS)
+def mint_batch(state: Overlay, ctx: Context, msg: MintBatch) -> None:
+    """A batch, and the material it consumed from each lot (never more than a lot holds)."""
+    _own_type(state, ctx, msg.part_number)
+    bid = f"{msg.part_number}:{msg.batch}"
+    if BATCHES.has(state, bid):
+        raise errors.BatchExists(batch=msg.batch, part_number=msg.part_number)
+    for use in msg.materials:
+        lot = LOTS.get(state, use.lot)
+        if lot is None:
+            raise errors.UnknownLot(lot=use.lot)
+        remaining = lot.mass_g - lot.consumed_g
+        if use.mass_g > remaining:
+            raise errors.MaterialOverconsumed(lot=use.lot, remaining=remaining, material=lot.material, wanted=use.mass_g)
+        LOTS.put(state, msgspec.structs.replace(lot, consumed_g=lot.consumed_g + use.mass_g), use.lot)
+        ctx.index_put(LOT_USES, lot=use.lot, batch=bid, mass_g=use.mass_g, height=ctx.height)
+    org = "org:" + _org(ctx)
+    BATCHES.put(state, Batch(bid, msg.part_number, msg.batch, _org(ctx), msg.quantity, msg.produced, msg.plant, org,
+                             msg.quantity, 0, list(msg.materials)), bid)
+    ctx.emit(PartMinted(part_number=msg.part_number, count=msg.quantity, batch=msg.batch))
+
+
+@module.message(MintParts, roles=MAKERS)
+def mint(state: Overlay, ctx: Context, msg: MintParts) -> None:
+    """Serialized parts, each a digital twin in the supplier's custody."""
+    t = _own_type(state, ctx, msg.part_number)
+    if not t.serialized:
+        raise errors.WrongKind(part_number=msg.part_number, kind="made in batches",
+                               reason="mint it with parts.mint_batch")
+    if msg.batch is not None and not BATCHES.has(state, f"{msg.part_number}:{msg.batch}"):
+        raise errors.UnknownBatch(batch=msg.batch, part_number=msg.part_number)
+    if len(set(msg.serials)) != len(msg.serials):
+        raise errors.PartExists(part="(a serial listed twice)")
+    org = "org:" + _org(ctx)
+    for serial in msg.serials:
+        pid = f"{msg.part_number}:{serial}"
+        if PARTS.has(state, pid):
+            raise errors.PartExists(part=pid)
+        p = Part(pid, msg.part_number, serial, _org(ctx), msg.produced, msg.plant, org, batch=msg.batch or "")
+        part_history_append(state, ctx, p, "minted", {"produced": msg.produced, "plant": msg.plant,
+                                                      "batch": msg.batch or "", "custodian": org})
+    ctx.emit(PartMinted(part_number=msg.part_number, count=len(msg.serials), batch=msg.batch or ""))
+
+
+@module.message(Assemble, roles=MAKERS)
+def assemble(state: Overlay, ctx: Context, msg: Assemble) -> None:
+    """Components go into an assembly; all must be in the sender's custody and not installed."""
+    org = "org:" + _org(ctx)
+    a = _part(state, msg.assembly)
+    if not _type(state, a.part_number).assembly:
+        raise errors.WrongKind(part_number=a.part_number, kind="not an assembly", reason="it cannot hold components")
+    if a.custodian != org or a.status != "in_stock":
+        raise errors.NotCustodian(item=a.id, custodian=a.custodian, action="assemble")
+    if len(set(msg.components)) != len(msg.components) or msg.assembly in msg.components:
+        raise errors.AssemblyRule(reason="a component is listed twice, or is the assembly itself")
+    for ref in msg.components:
+        c = _part(state, ref)
+        if c.custodian != org or c.status != "in_stock":
+            raise errors.NotCustodian(item=c.id, custodian=c.custodian, action="assemble")
+        part_history_append(state, ctx, c, "assembled", {"into": a.id}, status="installed", location="part:" + a.id,
+                            custodian="part:" + a.id)
+    part_history_append(state, ctx, a, "components_added", {"components": list(msg.components)},
+                        components=a.components + list(msg.components))
+
+
+# ---------------------------------------------------------------- custody
+
+
+def _ship_or_receive(state: Overlay, ctx: Context, ref: str, *, ship_to: str | None) -> None:
+    if PARTS.has(state, ref):
+        p = _part(state, ref)
+        if ship_to is not None:
+            if not _speaks_for(ctx, p.custodian) or p.status not in ("in_stock", "removed"):
+                raise errors.NotCustodian(item=ref, custodian=p.custodian, action="ship")
+            part_history_append(state, ctx, p, "shipped", {"from": p.custodian, "to": ship_to},
+                                status="in_transit", transit_to=ship_to)
+            ctx.emit(CustodyChanged(item=ref, custodian=p.custodian, status="in_transit"))
+        else:
+            if p.status != "in_transit" or not _speaks_for(ctx, p.transit_to):
+                raise errors.NotInTransit(item=ref, receiver=ctx.sender, status=p.status)
+            part_history_append(state, ctx, p, "received", {"from": p.custodian, "by": p.transit_to},
+                                status="in_stock", custodian=p.transit_to, transit_to="")
+            ctx.emit(CustodyChanged(item=ref, custodian=p.transit_to, status="in_stock"))
+        return
+    b = BATCHES.get(state, ref)
+    if b is None:
+        raise errors.UnknownPart(part=ref)
+    if ship_to is not None:
+        if not _speaks_for(ctx, b.custodian) or b.custodian.startswith("transit:"):
+            raise errors.NotCustodian(item=ref, custodian=b.custodian, action="ship")
+        BATCHES.put(state, msgspec.structs.replace(b, custodian="transit:" + ship_to), ref)
+        ctx.emit(CustodyChanged(item=ref, custodian=b.custodian, status="in_transit"))
+    else:
+        to = b.custodian.removeprefix("transit:")
+        if not b.custodian.startswith("transit:") or not _speaks_for(ctx, to):
+            raise errors.NotInTransit(item=ref, receiver=ctx.sender, status=b.custodian)
+        BATCHES.put(state, msgspec.structs.replace(b, custodian=to), ref)
+        ctx.emit(CustodyChanged(item=ref, custodian=to, status="in_stock"))
+
+
+@module.message(Ship, roles=ANYONE)
+def ship(state: Overlay, ctx: Context, msg: Ship) -> None:
+    """The custodian sends parts or batches to a receiver; they are in transit until received."""
+    _check_holder(msg.to)
+    for ref in msg.items:
+        _ship_or_receive(state, ctx, ref, ship_to=msg.to)
+
+
+@module.message(Receive, roles=ANYONE)
+def receive(state: Overlay, ctx: Context, msg: Receive) -> None:
+    """The receiver named in the shipment takes custody."""
+    for ref in msg.items:
+        _ship_or_receive(state, ctx, ref, ship_to=None)
+
+
+@module.message(RegisterLogger, roles=MEMBER, new_keys=lambda m: [m.logger])
+def register_logger(state: Overlay, ctx: Context, msg: RegisterLogger) -> None:
+    """A condition-logger device of the sender's organisation."""
+    owner = LOGGERS.get(state, msg.logger)
+    if owner is not None:
+        raise errors.AssemblyRule(reason=f"logger {msg.logger} is already registered by {owner!r}")
+    LOGGERS.put(state, _org(ctx), msg.logger)
+
+
+@module.message(LogConditions, roles=ANYONE)
+def log_conditions(state: Overlay, ctx: Context, msg: LogConditions) -> None:
+    """Temperature, shock and humidity readings; those beyond the part type's limits are flagged."""
+    p = _part(state, msg.part)
+    logger_org = LOGGERS.get(state, ctx.sender)
+    holders = {p.custodian, p.transit_to}
+    if logger_org is None or "org:" + logger_org not in holders:
+        raise errors.NotALogger(signer=ctx.sender, part=p.id)
+    lim = _type(state, p.part_number).limits
+    breaches: list[str] = []
+    for i, r in enumerate(msg.readings):
+        if lim.max_temp_dc and r.temp_dc > lim.max_temp_dc or lim.min_temp_dc and r.temp_dc < lim.min_temp_dc:
+            breaches.append(f"temperature at reading {i}")
+        if lim.max_shock_mg and r.shock_mg > lim.max_shock_mg:
+            breaches.append(f"shock at reading {i}")
+        if lim.max_humidity_pct and r.humidity_pct > lim.max_humidity_pct:
+            breaches.append(f"humidity at reading {i}")
+    temps = [r.temp_dc for r in msg.readings]
+    data = {"readings": len(msg.readings), "from": msg.readings[0].time, "to": msg.readings[-1].time,
+            "min_temp_dc": min(temps), "max_temp_dc": max(temps),
+            "max_shock_mg": max(r.shock_mg for r in msg.readings),
+            "max_humidity_pct": max(r.humidity_pct for r in msg.readings), "breaches": breaches}
+    part_history_append(state, ctx, p, "conditions", data, breaches=p.breaches + len(breaches))
+    if breaches:
+        ctx.emit(ConditionBreach(part=p.id, reading=len(breaches), limit=breaches[0]))
+
+
+# ---------------------------------------------------------------- installation
+
+
+def _vehicles(ctx: Context) -> Vehicles:
+    return ctx.need(Vehicles)
+
+
+def _nested(state: StateReader, p: Part) -> list[Part]:
+    """All parts inside an assembly, at any depth."""
+    out: list[Part] = []
+    stack = list(p.components)
+    while stack:
+        c = PARTS.get(state, stack.pop())
+        if c is not None:
+            out.append(c)
+            stack.extend(c.components)
+    return out
+
+
+def _install_part(state: Overlay, ctx: Context, vin: str, item: InstallItem, bom: list[BomItem]) -> None:
+    org = "org:" + _org(ctx)
+    pn, serial = _split(item.part)
+    if PART_TYPES.get(state, pn) is None or not PARTS.has(state, item.part):
+        raise errors.SuspectedCounterfeit(part=item.part, target=vin, by=ctx.sender)
+    p = _part(state, item.part)
+    if p.status == "installed":
+        raise errors.InstalledElsewhere(part=p.id, location=p.location)
+    if p.custodian != org or p.status not in ("in_stock", "removed"):
+        raise errors.NotCustodian(item=p.id, custodian=p.custodian, action="install")
+    blocked = ctx.need(RecallGate).blocking_campaign(state, ctx.need, pn, p.batch, serial, vin)
+    if blocked is not None:
+        raise errors.RecalledPart(item=p.id, campaign=blocked[0], number=blocked[1])
+    part_history_append(state, ctx, p, "installed", {"vin": vin, "position": item.position},
+                        status="installed", location="vin:" + vin, custodian="vin:" + vin)
+    bom.append(BomItem(p.id, pn, "part", 1, item.position, ctx.height))
+    for c in [p] + _nested(state, p):
+        _adjust_installed(state, c.part_number, 1, c.batch)
+        ctx.index_put(INSTALLATIONS, ref=c.id, vin=vin, installed=ctx.height, part_number=c.part_number, batch=c.batch,
+                      serial=c.serial, qty=1, via="" if c is p else p.id, removed=0)
+
+
+def _install_batch(state: Overlay, ctx: Context, vin: str, item: InstallItem, bom: list[BomItem]) -> None:
+    org = "org:" + _org(ctx)
+    pn, batch = _split(item.batch)
+    b = BATCHES.get(state, item.batch)
+    if PART_TYPES.get(state, pn) is None or b is None:
+        raise errors.SuspectedCounterfeit(part=item.batch, target=vin, by=ctx.sender)
+    if b.custodian != org:
+        raise errors.NotCustodian(item=b.id, custodian=b.custodian, action="install")
+    if b.in_stock < item.qty:
+        raise errors.NotEnoughUnits(batch=b.id, available=b.in_stock, wanted=item.qty)
+    blocked = ctx.need(RecallGate).blocking_campaign(state, ctx.need, pn, batch, "", vin)
+    if blocked is not None:
+        raise errors.RecalledPart(item=b.id, campaign=blocked[0], number=blocked[1])
+    BATCHES.put(state, msgspec.structs.replace(b, in_stock=b.in_stock - item.qty), b.id)
+    _adjust_installed(state, pn, item.qty, batch)
+    bom.append(BomItem(b.id, pn, "batch", item.qty, item.position, ctx.height))
+    ctx.index_put(INSTALLATIONS, ref=b.id, vin=vin, installed=ctx.height, part_number=pn, batch=batch, serial="",
+                  qty=item.qty, via="", removed=0)
+
+
+def _target_vehicle(state: StateReader, ctx: Context, vin: str, *, allow_scrapped: bool) -> None:
+    status = _vehicles(ctx).vehicle_status(state, vin)
+    if status is None or (status == "scrapped" and not allow_scrapped):
+        raise errors.NotInstalled(item="(anything)", target=vin if status is None else f"{vin} (deregistered)")
+
+
+@module.message(Install, roles=INSTALLERS)
+def install(state: Overlay, ctx: Context, msg: Install) -> None:
+    """Install parts or batch units held by the installer; a never-minted serial is refused as a
+    suspected counterfeit, a part installed elsewhere or under an open recall is refused too."""
+    _target_vehicle(state, ctx, msg.vin, allow_scrapped=False)
+    bom = BOMS.get(state, msg.vin) or Bom(msg.vin)
+    items = list(bom.items)
+    for item in msg.items:
+        if bool(item.part) == bool(item.batch):
+            raise errors.AssemblyRule(reason="each item names either a part or a batch")
+        if any(x.ref == (item.part or item.batch) for x in items):
+            raise errors.AssemblyRule(reason=f"{item.part or item.batch} is already on this vehicle's bill; add units with a new batch line after removing the old one")
+        if item.part:
+            _install_part(state, ctx, msg.vin, item, items)
+        else:
+            _install_batch(state, ctx, msg.vin, item, items)
+        ctx.emit(PartInstalled(vin=msg.vin, ref=item.part or item.batch, qty=item.qty))
+    BOMS.put(state, Bom(msg.vin, items, bom.removed), msg.vin)
+    _vehicles(ctx).record_event(state, ctx, msg.vin, "parts_installed", {"items": [to_builtins(i) for i in msg.items]})
+
+
+@module.message(Remove, roles={"workshop", "recycler"})
+def remove(state: Overlay, ctx: Context, msg: Remove) -> None:
+    """Remove parts (a recycler also from a deregistered vehicle); they re-enter the sender's custody."""
+    _target_vehicle(state, ctx, msg.vin, allow_scrapped=ctx.member is not None and "recycler" in ctx.member.roles)
+    bom = BOMS.get(state, msg.vin) or Bom(msg.vin)
+    items = list(bom.items)
+    removed = list(bom.removed)
+    org = "org:" + _org(ctx)
+    for item in msg.items:
+        ref = item.part or item.batch
+        line = next((x for x in items if x.ref == ref), None)
+        if line is None or bool(item.part) == bool(item.batch) or line.qty < item.qty:
+            raise errors.NotInstalled(item=ref, target=msg.vin)
+        if item.part:
+            p = _part(state, ref)
+            part_history_append(state, ctx, p, "removed", {"vin": msg.vin}, status="removed", location="",
+                                custodian=org)
+            for c in [p] + _nested(state, p):
+                _adjust_installed(state, c.part_number, -1, c.batch)
+                ctx.index_put(INSTALLATIONS, ref=c.id, vin=msg.vin, installed=line.height, part_number=c.part_number,
+                              batch=c.batch, serial=c.serial, qty=1, via="" if c is p else p.id, removed=ctx.height)
+            items.remove(line)
+        else:
+            b = BATCHES.get(state, ref)
+            assert b is not None
+            _adjust_installed(state, line.part_number, -item.qty, b.batch)
+            left = line.qty - item.qty
+            items.remove(line)
+            ctx.index_put(INSTALLATIONS, ref=ref, vin=msg.vin, installed=line.height, part_number=line.part_number,
+                          batch=b.batch, serial="", qty=line.qty, via="", removed=ctx.height)
+            if left:
+                items.append(BomItem(ref, line.part_number, "batch", left, line.position, ctx.height))
+                ctx.index_put(INSTALLATIONS, ref=ref, vin=msg.vin, installed=ctx.height, part_number=line.part_number,
+                              batch=b.batch, serial="", qty=left, via="", removed=0)
+        removed.append(RemovedItem(ref, line.part_number, line.kind, item.qty, line.height, ctx.height))
+        ctx.emit(PartRemoved(vin=msg.vin, ref=ref, qty=item.qty))
+    BOMS.put(state, Bom(msg.vin, items, removed), msg.vin)
+    _vehicles(ctx).record_event(state, ctx, msg.vin, "parts_removed", {"items": [to_builtins(i) for i in msg.items]},
+                                after_scrapping=True)
+
+
+class InstalledParts:
+    """What recalls (and reports) read of a vehicle: its installed items, nested parts included."""
+
+    tables = {"installations": INSTALLATIONS}
+
+    def installed_at(self, state: StateReader, vin: str, height: int) -> list[tuple[str, str, str]]:
+        """(part_number, batch, serial) of everything ``vin`` carried at ``height`` (nested included)."""
+        bom = BOMS.get(state, vin)
+        if bom is None:
+            return []
+        refs = [(i.ref, i.kind, i.part_number) for i in bom.items if i.height <= height]
+        refs += [(r.ref, r.kind, r.part_number) for r in bom.removed if r.installed <= height < r.removed]
+        out: list[tuple[str, str, str]] = []
+        for ref, kind, pn in refs:
+            if kind == "batch":
+                out.append((pn, ref.partition(":")[2], ""))
+            else:
+                p = PARTS.get(state, ref)
+                if p is not None:
+                    out.append((p.part_number, p.batch, p.serial))
+                    out += [(c.part_number, c.batch, c.serial) for c in _nested(state, p)]
+        return out
+
+    def part_installed(self, state: StateReader, part_number: str) -> int:
+        t = PART_TYPES.get(state, part_number)
+        return t.installed if t is not None else 0
+
+    def batch_installed(self, state: StateReader, batch_id: str) -> int:
+        b = BATCHES.get(state, batch_id)
+        return b.installed if b is not None else 0
+
+
+module.provides[InstalledParts] = InstalledParts()

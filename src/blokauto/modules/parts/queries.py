@@ -1,0 +1,119 @@
+"""Parts queries: a part's full trace, a vehicle's bill of parts, where its materials came from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ...core.encoding import Uint, to_builtins
+from ...core.errors import NotFound
+from ...core.module import QueryView
+from .handlers import _nested
+from .spec import LOT_USES, PART_HISTORY, module
+from .state import BATCHES, BOMS, LOTS, PART_TYPES, PARTS
+
+
+class RefQuery(msgspec.Struct):
+    id: str
+
+
+class VinQuery(msgspec.Struct):
+    vin: str
+
+
+class TraceQuery(msgspec.Struct):
+    id: str
+    limit: Uint = 500
+    offset: Uint = 0
+
+
+def _lots_of(view: QueryView, batch_id: str) -> list[dict[str, Any]]:
+    b = BATCHES.get(view, batch_id) if batch_id else None
+    out = []
+    for use in b.materials if b else []:
+        lot = LOTS.get(view, use.lot)
+        if lot is not None:
+            out.append({"lot": lot.id, "material": lot.material, "mass_g": use.mass_g, "mine": lot.mine,
+                        "country": lot.country, "producer": lot.producer,
+                        "attestations": to_builtins(lot.attestations)})
+    return out
+
+
+@module.query("part", RefQuery, proof_keys=lambda q: [PARTS.key(q.id)])
+def part(view: QueryView, q: RefQuery) -> dict[str, Any]:
+    """A serialized part's twin: custody, status, location, condition breaches."""
+    p = PARTS.get(view, q.id) if "/" not in q.id else None
+    if p is None:
+        raise NotFound(what="Part", key=q.id)
+    return to_builtins(p)
+
+
+@module.query("trace", TraceQuery)
+def trace(view: QueryView, q: TraceQuery) -> dict[str, Any]:
+    """A part's whole story: minting, custody, conditions, assembly, installations, removals, and the
+    raw materials of its batch with their due-diligence attestations."""
+    p = PARTS.get(view, q.id) if "/" not in q.id else None
+    if p is None:
+        raise NotFound(what="Part", key=q.id)
+    rows = view.rows(PART_HISTORY, {"part": q.id}, order=("seq",), limit=min(q.limit, 5000), offset=q.offset)
+    t = PART_TYPES.get(view, p.part_number)
+    return {"part": to_builtins(p), "type": to_builtins(t) if t else None,
+            "history": [msgspec.json.decode(r["entry"]) for r in rows],
+            "materials": _lots_of(view, f"{p.part_number}:{p.batch}" if p.batch else "")}
+
+
+@module.query("batch", RefQuery, proof_keys=lambda q: [BATCHES.key(q.id)])
+def batch(view: QueryView, q: RefQuery) -> dict[str, Any]:
+    """A batch: quantity, stock, installed units, custody and materials."""
+    b = BATCHES.get(view, q.id) if "/" not in q.id else None
+    if b is None:
+        raise NotFound(what="Batch", key=q.id)
+    return {**to_builtins(b), "materials": _lots_of(view, q.id)}
+
+
+@module.query("lot", RefQuery, proof_keys=lambda q: [LOTS.key(q.id)])
+def lot(view: QueryView, q: RefQuery) -> dict[str, Any]:
+    """A raw-material lot: origin, mass consumed, attestations, and the batches that used it."""
+    lot_ = LOTS.get(view, q.id) if "/" not in q.id else None
+    if lot_ is None:
+        raise NotFound(what="Material lot", key=q.id)
+    uses = view.rows(LOT_USES, {"lot": q.id}, order=("batch",), limit=10_000)
+    return {**to_builtins(lot_), "used_by": [{"batch": u["batch"], "mass_g": u["mass_g"]} for u in uses]}
+
+
+@module.query("bom", VinQuery, proof_keys=lambda q: [BOMS.key(q.vin)])
+def bom(view: QueryView, q: VinQuery) -> dict[str, Any]:
+    """A vehicle's bill of installed parts (assemblies with their components) and what was removed."""
+    b = BOMS.get(view, q.vin) if q.vin.isalnum() else None
+    if b is None:
+        return {"vin": q.vin, "items": [], "removed": []}
+    items = []
+    for item in b.items:
+        row = to_builtins(item)
+        if item.kind == "part":
+            p = PARTS.get(view, item.ref)
+            row["components"] = [c.id for c in _nested(view, p)] if p else []
+        items.append(row)
+    return {"vin": q.vin, "items": items, "removed": to_builtins(b.removed)}
+
+
+@module.query("materials_of", VinQuery)
+def materials_of(view: QueryView, q: VinQuery) -> dict[str, Any]:
+    """Where the raw materials in a vehicle came from (e.g. the cobalt in its battery cells) and who
+    attested their sourcing, through every installed part, its components and their batches."""
+    b = BOMS.get(view, q.vin) if q.vin.isalnum() else None
+    found: dict[str, dict[str, Any]] = {}
+    for item in b.items if b else []:
+        batch_ids = [item.ref] if item.kind == "batch" else []
+        if item.kind == "part":
+            p = PARTS.get(view, item.ref)
+            for x in ([p] + _nested(view, p)) if p else []:
+                if x.batch:
+                    batch_ids.append(f"{x.part_number}:{x.batch}")
+        for bid in batch_ids:
+            for lot_ in _lots_of(view, bid):
+                entry = found.setdefault(lot_["lot"], {**lot_, "via": []})
+                if bid not in entry["via"]:
+                    entry["via"].append(bid)
+    return {"vin": q.vin, "lots": sorted(found.values(), key=lambda x: (x["material"], x["lot"]))}

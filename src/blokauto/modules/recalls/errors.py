@@ -1,0 +1,44 @@
+"""Recall refusals."""
+
+from ...core.errors import DomainError
+
+
+class ScopeMatchesNothing(DomainError):
+    code = "scope_matches_nothing"
+    template = ("The scope matches no installed part: {reason}. A campaign must name a part number, batch or serial "
+                "range that is installed in some vehicle, or vehicle criteria only.")
+
+
+class EmptyScope(DomainError):
+    code = "empty_scope"
+    template = "A campaign scope needs at least one criterion: part numbers, batches, serial ranges, build dates or VIN ranges."
+
+
+class CampaignNumberTaken(DomainError):
+    code = "campaign_number_taken"
+    template = "Campaign number {number!r} is already used by campaign {campaign}."
+
+
+class UnknownCampaign(DomainError):
+    code = "unknown_campaign"
+    template = "There is no recall campaign {campaign}."
+
+
+class CampaignClosed(DomainError):
+    code = "campaign_closed"
+    template = "Recall campaign {campaign} is closed."
+
+
+class NotAffected(DomainError):
+    code = "not_affected"
+    template = "{vin} was not covered by campaign {campaign} when it opened (block {height}); no remedy to record."
+
+
+class AlreadyRemedied(DomainError):
+    code = "already_remedied"
+    template = "{vin} was already remedied for campaign {campaign} at block {height}."
+
+
+class NotYourCampaign(DomainError):
+    code = "not_your_campaign"
+    template = "{reason}."

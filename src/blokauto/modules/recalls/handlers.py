@@ -1,0 +1,141 @@
+"""Recall rules. A vehicle is affected by a campaign if, at the block the campaign opened, it
+matched the vehicle criteria and carried a part the part criteria name (assemblies included)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import msgspec
+
+from ...core.module import Context
+from ...core.state import Overlay, StateReader
+from . import errors
+from .messages import CampaignClosed, CampaignOpened, CloseCampaign, OpenCampaign, RecordRemedy, Remedied
+from .spec import PartsOnBoard, VehicleFacts, module
+from .state import BY_PART_NUMBER, CAMPAIGNS, NEXT, NUMBERS, OPEN, REMEDIES, Campaign, Remedy, Scope
+
+
+def affects(scope: Scope, vin: str, manufacturer: str, build_date: str, carried: list[tuple[str, str, str]]) -> bool:
+    """Whether ``scope`` covers a vehicle with these birth facts carrying these (pn, batch, serial)."""
+    if not scope.covers_vehicle(vin, manufacturer, build_date):
+        return False
+    return not scope.has_part_criteria or any(scope.covers_part(*item) for item in carried)
+
+
+def affected_vehicle(state: StateReader, ctx_need, c: Campaign, vin: str) -> bool:
+    facts = ctx_need(VehicleFacts).birth_facts(state, vin)
+    if facts is None:
+        return False
+    carried = ctx_need(PartsOnBoard).installed_at(state, vin, c.opened) if c.scope.has_part_criteria else []
+    return affects(c.scope, vin, facts[0], facts[1], carried)
+
+
+def _campaign(state: StateReader, cid: int) -> Campaign:
+    c = CAMPAIGNS.get(state, cid)
+    if c is None:
+        raise errors.UnknownCampaign(campaign=cid)
+    return c
+
+
+@module.message(OpenCampaign, roles={"manufacturer", "regulator"})
+def open_campaign(state: Overlay, ctx: Context, msg: OpenCampaign) -> None:
+    """Open a campaign; a manufacturer's campaign covers only vehicles it made."""
+    assert ctx.member is not None
+    org = ctx.member.org
+    scope = msg.scope
+    if "regulator" not in ctx.member.roles:
+        if scope.manufacturer and scope.manufacturer != org:
+            raise errors.NotYourCampaign(reason=f"a manufacturer recalls its own vehicles, not {scope.manufacturer!r}'s")
+        scope = msgspec.structs.replace(scope, manufacturer=org)
+    if not (scope.has_part_criteria or scope.build_dates or scope.vin_ranges):
+        raise errors.EmptyScope()
+    for r in scope.serial_ranges:
+        if r.first > r.last:
+            raise errors.ScopeMatchesNothing(reason=f"serial range {r.first}..{r.last} is empty")
+    if scope.build_dates and scope.build_dates.first > scope.build_dates.last:
+        raise errors.ScopeMatchesNothing(reason="the build date range is empty")
+    for vr in scope.vin_ranges:
+        if vr.first > vr.last:
+            raise errors.ScopeMatchesNothing(reason=f"VIN range {vr.first}..{vr.last} is empty")
+    if scope.has_part_criteria:
+        parts = ctx.need(PartsOnBoard)
+        live = ([pn for pn in scope.part_numbers if parts.part_installed(state, pn)]
+                + [b for b in scope.batches if parts.batch_installed(state, f"{b.part_number}:{b.batch}")]
+                + [r for r in scope.serial_ranges if parts.part_installed(state, r.part_number)])
+        if not live:
+            raise errors.ScopeMatchesNothing(reason="none of the part numbers, batches or serial ranges it names is "
+                                                    "installed in any vehicle")
+    existing = NUMBERS.get(state, msg.number)
+    if existing is not None:
+        raise errors.CampaignNumberTaken(number=msg.number, campaign=existing)
+    cid = NEXT.get(state)
+    NEXT.put(state, cid + 1)
+    c = Campaign(cid, msg.number, scope.manufacturer, org, msg.component, msg.summary, msg.consequence, msg.remedy,
+                 msg.do_not_drive, msg.ota_remedy, msg.units, scope, ctx.height, ctx.time)
+    CAMPAIGNS.put(state, c, cid)
+    NUMBERS.put(state, cid, msg.number)
+    OPEN.put(state, OPEN.get(state) + [cid])
+    for pn in sorted(scope.part_numbers_named()):
+        BY_PART_NUMBER.put(state, (BY_PART_NUMBER.get(state, pn) or []) + [cid], pn)
+    ctx.emit(CampaignOpened(campaign=cid, number=msg.number, component=msg.component, do_not_drive=msg.do_not_drive))
+
+
+@module.message(CloseCampaign, roles={"manufacturer", "regulator"})
+def close_campaign(state: Overlay, ctx: Context, msg: CloseCampaign) -> None:
+    """Close a campaign (its record and remedies stay)."""
+    assert ctx.member is not None
+    c = _campaign(state, msg.campaign)
+    if c.status != "open":
+        raise errors.CampaignClosed(campaign=c.id)
+    if ctx.member.org != c.opened_by and "regulator" not in ctx.member.roles:
+        raise errors.NotYourCampaign(reason=f"campaign {c.id} was opened by {c.opened_by!r}")
+    CAMPAIGNS.put(state, msgspec.structs.replace(c, status="closed", closed=ctx.height), c.id)
+    OPEN.put(state, [x for x in OPEN.get(state) if x != c.id])
+    for pn in sorted(c.scope.part_numbers_named()):
+        left = [x for x in BY_PART_NUMBER.get(state, pn) or [] if x != c.id]
+        if left:
+            BY_PART_NUMBER.put(state, left, pn)
+        else:
+            BY_PART_NUMBER.delete(state, pn)
+    ctx.emit(CampaignClosed(campaign=c.id))
+
+
+@module.message(RecordRemedy, roles={"workshop", "dealer", "manufacturer"})
+def record_remedy(state: Overlay, ctx: Context, msg: RecordRemedy) -> None:
+    """A remedy on an affected vehicle, once per vehicle and campaign."""
+    assert ctx.member is not None
+    c = _campaign(state, msg.campaign)
+    if c.status != "open":
+        raise errors.CampaignClosed(campaign=c.id)
+    if msg.method == "software" and not c.ota_remedy:
+        raise errors.NotYourCampaign(reason=f"campaign {c.id} has no over-the-air remedy")
+    if not msg.vin.isalnum() or not affected_vehicle(state, ctx.need, c, msg.vin):
+        raise errors.NotAffected(vin=msg.vin, campaign=c.id, height=c.opened)
+    done = REMEDIES.get(state, c.id, msg.vin)
+    if done is not None:
+        raise errors.AlreadyRemedied(vin=msg.vin, campaign=c.id, height=done.height)
+    REMEDIES.put(state, Remedy(c.id, msg.vin, ctx.member.org, msg.method, ctx.height, msg.notes), c.id, msg.vin)
+    CAMPAIGNS.put(state, msgspec.structs.replace(c, remedied=c.remedied + 1), c.id)
+    ctx.need(VehicleFacts).record_event(state, ctx, msg.vin, "recall_remedied",
+                                        {"campaign": c.id, "number": c.number, "method": msg.method})
+    ctx.emit(Remedied(campaign=c.id, vin=msg.vin))
+
+
+class RecallGate:
+    """Provided to parts: is a part covered by an open campaign for this vehicle?"""
+
+    def blocking_campaign(self, state: StateReader, need: Callable[[type], Any], part_number: str, batch: str,
+                          serial: str, vin: str) -> tuple[int, str] | None:
+        for cid in BY_PART_NUMBER.get(state, part_number) or []:
+            c = CAMPAIGNS.get(state, cid)
+            if c is None or c.status != "open" or not c.scope.covers_part(part_number, batch, serial):
+                continue
+            if c.scope.manufacturer or c.scope.build_dates or c.scope.vin_ranges:
+                facts = need(VehicleFacts).birth_facts(state, vin)
+                if facts is None or not c.scope.covers_vehicle(vin, facts[0], facts[1]):
+                    continue
+            return c.id, c.number
+        return None
+
+
+module.provides[RecallGate] = RecallGate()

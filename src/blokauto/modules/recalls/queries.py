@@ -1,0 +1,90 @@
+"""Recall queries, and the notifications a node derives when a campaign opens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ...core.encoding import Uint, to_builtins
+from ...core.errors import NotFound
+from ...core.module import QueryView
+from .handlers import affected_vehicle
+from .resolve import affected
+from .spec import module
+from .state import CAMPAIGNS, OPEN, REMEDIES, Campaign
+
+
+class CampaignQuery(msgspec.Struct):
+    id: Uint
+
+
+class AffectedQuery(msgspec.Struct):
+    campaign: Uint
+    limit: Uint = 100
+    offset: Uint = 0
+
+
+class VinQuery(msgspec.Struct):
+    vin: str
+
+
+class HolderQuery(msgspec.Struct):
+    holder: str
+
+
+def _campaign(view: QueryView, cid: int) -> Campaign:
+    c = CAMPAIGNS.get(view, cid)
+    if c is None:
+        raise NotFound(what="Recall campaign", key=str(cid))
+    return c
+
+
+def progress_of(view: QueryView, c: Campaign) -> dict[str, int]:
+    total = len(affected(view, c))
+    return {"affected": total, "remedied": c.remedied, "outstanding": total - c.remedied}
+
+
+@module.query("campaign", CampaignQuery, proof_keys=lambda q: [CAMPAIGNS.key(q.id)])
+def campaign(view: QueryView, q: CampaignQuery) -> dict[str, Any]:
+    """A campaign with its progress: affected, remedied, outstanding."""
+    c = _campaign(view, q.id)
+    return {**to_builtins(c), "progress": progress_of(view, c)}
+
+
+@module.query("open")
+def open_campaigns(view: QueryView) -> list[dict[str, Any]]:
+    """Open campaigns."""
+    return [to_builtins(CAMPAIGNS.get(view, cid)) for cid in OPEN.get(view)]
+
+
+@module.query("affected", AffectedQuery)
+def affected_vehicles(view: QueryView, q: AffectedQuery) -> dict[str, Any]:
+    """The vehicles a campaign covered when it opened, with the holder then and whether each is remedied."""
+    c = _campaign(view, q.campaign)
+    rows = affected(view, c, limit=min(q.limit, 10_000), offset=q.offset)
+    return {"campaign": c.id, "number": c.number, "progress": progress_of(view, c),
+            "vehicles": [{"vin": vin, "holder": holder, "remedied": REMEDIES.has(view, c.id, vin)} for vin, holder in rows]}
+
+
+@module.query("of_vehicle", VinQuery)
+def of_vehicle(view: QueryView, q: VinQuery) -> list[dict[str, Any]]:
+    """Open campaigns covering a vehicle, and whether each is remedied (what a history report shows)."""
+    out = []
+    for cid in OPEN.get(view):
+        c = CAMPAIGNS.get(view, cid)
+        if c is not None and q.vin.isalnum() and affected_vehicle(view, view.need, c, q.vin):
+            remedy = REMEDIES.get(view, c.id, q.vin)
+            out.append({"campaign": c.id, "number": c.number, "component": c.component, "summary": c.summary,
+                        "do_not_drive": c.do_not_drive, "remedied": remedy is not None})
+    return out
+
+
+@module.expander("recalls.campaign_opened")
+def notify_owners(view: QueryView, event: dict[str, Any]) -> list[dict[str, Any]]:
+    """One notification per affected vehicle, addressed to its holder when the campaign opened."""
+    c = CAMPAIGNS.get(view, event["campaign"])
+    if c is None:
+        return []
+    return [{"type": "recalls.owner_notified", "campaign": c.id, "number": c.number, "vin": vin, "holder": holder,
+             "do_not_drive": c.do_not_drive} for vin, holder in affected(view, c)]

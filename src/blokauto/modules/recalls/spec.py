@@ -1,0 +1,39 @@
+"""The recalls module's declaration and the Protocols it needs."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from ...core.module import Context, Module
+from ...core.state import Overlay, StateReader
+
+module = Module(
+    "recalls",
+    "Recall campaigns with NHTSA-like fields and a scope over parts, batches, serial ranges, build dates and "
+    "VIN ranges; affected vehicles resolved from what they carried; remedies attested per vehicle.",
+)
+
+
+@runtime_checkable
+class PartsOnBoard(Protocol):
+    """What recalls needs from parts."""
+
+    tables: dict[str, Any]
+
+    def installed_at(self, state: StateReader, vin: str, height: int) -> list[tuple[str, str, str]]: ...
+
+    def part_installed(self, state: StateReader, part_number: str) -> int: ...
+
+    def batch_installed(self, state: StateReader, batch_id: str) -> int: ...
+
+
+@runtime_checkable
+class VehicleFacts(Protocol):
+    """What recalls needs from vehicles."""
+
+    tables: dict[str, Any]
+
+    def birth_facts(self, state: StateReader, vin: str) -> tuple[str, str] | None: ...
+
+    def record_event(self, state: Overlay, ctx: Context, vin: str, kind: str, data: dict[str, Any], *,
+                     after_scrapping: bool = False) -> None: ...
