@@ -18,6 +18,9 @@ from ..core.errors import BlokautoError
 from ..keystore import KeyStore
 from ..modules.governance import messages as gov
 from ..modules.governance import state as gov_state
+from ..modules.parts import messages as parts
+from ..modules.recalls import messages as recalls
+from ..modules.recalls import state as recall_state
 from ..modules.vehicles import messages as veh
 from ..node.audit import audit
 from ..node.init import OrgSpec, init_chain
@@ -30,6 +33,9 @@ FOUNDERS = [
     OrgSpec("bavaria-motors", ("manufacturer",), "Bavaria Motors AG"),
     OrgSpec("allied-insurance", ("insurer",), "Allied Insurance SE"),
     OrgSpec("meister-werkstatt", ("workshop",), "Meister Werkstatt GmbH"),
+    OrgSpec("stopwell-brakes", ("supplier",), "Stopwell Brakes S.p.A."),
+    OrgSpec("voltcell", ("supplier",), "Voltcell Batteries Kft."),
+    OrgSpec("fairmine-audit", ("auditor",), "Fairmine Audit Ltd"),
 ]
 DEMO_VIN = "WZZ3E5C22NM400117"
 
@@ -133,23 +139,17 @@ def tell_story(bc: Client, keys: KeyStore, story: Story) -> None:
                     bc.send(gov.SetMemberRoles(member=claims.did, roles=["manufacturer"]), allied))
 
     story.say("\n[bold]Consortium votes[/] (threshold: two thirds of organisations)")
+    voters = [(o.name, keys.load(f"{o.id}-admin")) for o in FOUNDERS]
     dealer_admin = keys.create("city-motors-admin", org="city-motors")
     info = story.committed(
         "Bavaria Motors proposes admitting City Motors GmbH as a dealer",
         bc.send(gov.Propose(action=gov_state.AdmitOrganisation(id="city-motors", name="City Motors GmbH",
                                                                roles=["dealer"], admins=[dealer_admin.did]),
                             note="authorised dealer, Munich"), bmw))
-    proposal = next(e["proposal"] for e in info.events if e["type"] == "governance.proposal_opened")
-    story.committed("the registry (KBA) votes yes: 2 of 4 organisations, not yet two thirds",
-                    bc.send(gov.Vote(proposal=proposal, approve=True), kba))
-    story.committed("Meister Werkstatt votes yes: 3 of 4, the proposal passes and City Motors joins",
-                    bc.send(gov.Vote(proposal=proposal, approve=True), keys.load("meister-werkstatt-admin")))
+    vote_until_decided(bc, story, info, voters, "City Motors joins the consortium")
     info = story.committed("Allied proposes a 30-minute limit on transaction validity",
                            bc.send(gov.Propose(action=gov_state.SetParameter(name="max_tx_ttl_ms", value=1_800_000)), allied))
-    proposal = next(e["proposal"] for e in info.events if e["type"] == "governance.proposal_opened")
-    story.committed("Bavaria Motors agrees (2 of 4)", bc.send(gov.Vote(proposal=proposal, approve=True), bmw))
-    story.committed("KBA agrees (3 of 4); the parameter changes from the next block",
-                    bc.send(gov.Vote(proposal=proposal, approve=True), kba))
+    vote_until_decided(bc, story, info, voters, "the parameter changes from the next block")
 
     story.say("\n[bold]Key lifecycle[/]")
     line2 = keys.create("bavaria-line-7b", org="bavaria-motors")
@@ -169,7 +169,75 @@ def tell_story(bc: Client, keys: KeyStore, story: Story) -> None:
     story.say(f"[green]✓[/] the claims-desk key is proven {revoked.value['status']} since height {revoked.value['since']}")
     absent = bc.state(f"gov/member/{stranger.did}")
     story.say(f"[green]✓[/] the stranger's key is proven absent from the registry: {absent.value is None}")
+    supply_story(bc, keys, story)
     vehicle_story(bc, keys, story)
+    recall_story(bc, keys, story)
+    print_history(bc, story, DEMO_VIN)
+
+
+def vote_until_decided(bc: Client, story: Story, opened: TxInfo, voters: list[tuple[str, KeyPair]], outcome: str) -> None:
+    """Organisations vote yes one after another until the proposal passes."""
+    proposal = next(e["proposal"] for e in opened.events if e["type"] == "governance.proposal_opened")
+    org_of = {k.did: name for name, k in voters}
+    opener = opened.tx["body"]["sender"]
+    cast = []
+    for name, key in voters:
+        if key.did == opener:
+            continue
+        info = bc.send(gov.Vote(proposal=proposal, approve=True), key).raise_for_status()
+        cast.append(name.split(" ")[0])
+        decided = next((e for e in info.events if e["type"] == "governance.proposal_decided"), None)
+        if decided is not None:
+            story.step += 1
+            story.say(f"[green]✓[/] {story.step:>2}. votes yes from {', '.join(cast)}: {decided['yes']} yes votes reach two "
+                      f"thirds of the organisations, passed: {outcome}  [dim](block {info.height})[/]")
+            return
+    raise AssertionError(f"proposal {proposal} did not pass ({org_of.get(opener)})")
+
+
+def supply_story(bc: Client, keys: KeyStore, story: Story) -> dict[str, str]:
+    """Raw material to parts: a cobalt lot attested, battery packs and brake pads minted and shipped."""
+    volt, stop = keys.load("voltcell-admin"), keys.load("stopwell-brakes-admin")
+    audit, bmw, shop = keys.load("fairmine-audit-admin"), keys.load("bavaria-motors-admin"), keys.load("meister-werkstatt-admin")
+    story.say("\n[bold]Supply chain[/]")
+    story.committed("Voltcell registers cobalt lot CO-KAM-0042: 1.2 t from the Kamoto mine, DR Congo",
+                    bc.send(parts.RegisterLot(lot="CO-KAM-0042", material="cobalt", mass_g=1_200_000, mine="Kamoto",
+                                              country="CD"), volt))
+    story.committed("Fairmine Audit attests its responsible sourcing (RMAP, conformant)",
+                    bc.send(parts.AttestLot(lot="CO-KAM-0042", standard="RMAP", result="conformant",
+                                            report="FMA-2024-118"), audit))
+    story.committed("Voltcell registers battery pack VP-83 and makes batch P1 (36 kg of that cobalt)", _all(
+        bc.send(parts.RegisterPartType(part_number="VP-83", name="83 kWh battery pack", category="battery",
+                                       serialized=True), volt),
+        bc.send(parts.MintBatch(part_number="VP-83", batch="P1", quantity=3, produced="2022-05-02", plant="Pecs",
+                                materials=[parts.MaterialUse(lot="CO-KAM-0042", mass_g=36_000)]), volt),
+        bc.send(parts.MintParts(part_number="VP-83", serials=["VP83-0001", "VP83-0002", "VP83-0003"],
+                                produced="2022-05-02", plant="Pecs", batch="P1"), volt)))
+    story.refused("Voltcell tries to draw 1.3 t more cobalt from the same lot",
+                  lambda: bc.send(parts.MintBatch(part_number="VP-83", batch="P2", quantity=30, produced="2022-05-09",
+                                                  plant="Pecs", materials=[parts.MaterialUse(lot="CO-KAM-0042",
+                                                                                             mass_g=1_300_000)]),
+                                  volt).raise_for_status())
+    story.committed("Stopwell registers brake pad SW-PAD-44 and makes batches B2024-07, -08 and -09", _all(
+        bc.send(parts.RegisterPartType(part_number="SW-PAD-44", name="front brake pad set", category="brakes",
+                                       serialized=False), stop),
+        *[bc.send(parts.MintBatch(part_number="SW-PAD-44", batch=b, quantity=400, produced=d, plant="Brescia"), stop)
+          for b, d in (("B2024-07", "2022-04-11"), ("B2024-08", "2022-04-25"), ("B2024-09", "2023-02-06"))]))
+    story.committed("packs and two pad batches ship to Bavaria Motors, the third to Meister Werkstatt", _all(
+        bc.send(parts.Ship(items=["VP-83:VP83-0001", "VP-83:VP83-0002", "VP-83:VP83-0003"], to="org:bavaria-motors"), volt),
+        bc.send(parts.Ship(items=["SW-PAD-44:B2024-07", "SW-PAD-44:B2024-08"], to="org:bavaria-motors"), stop),
+        bc.send(parts.Ship(items=["SW-PAD-44:B2024-09"], to="org:meister-werkstatt"), stop)))
+    story.committed("each receiver signs for what it got: custody passes", _all(
+        bc.send(parts.Receive(items=["VP-83:VP83-0001", "VP-83:VP83-0002", "VP-83:VP83-0003",
+                                     "SW-PAD-44:B2024-07", "SW-PAD-44:B2024-08"]), bmw),
+        bc.send(parts.Receive(items=["SW-PAD-44:B2024-09"]), shop)))
+    return {"pack": "VP-83:VP83-0001"}
+
+
+def _all(*infos: TxInfo) -> TxInfo:
+    for info in infos:
+        info.raise_for_status()
+    return infos[-1]
 
 
 def vehicle_story(bc: Client, keys: KeyStore, story: Story) -> None:
@@ -192,6 +260,10 @@ def vehicle_story(bc: Client, keys: KeyStore, story: Story) -> None:
                     bc.send(veh.RegisterVehicle(vin=vin, make="Bavaria", model="E5", model_year=2022, body="sedan",
                                                 powertrain="bev", plant="Dingolfing", build_date="2022-06-14",
                                                 country="DE", battery_wh=83_000, device_keys=[car.did]), bmw))
+    story.committed("at the line, Bavaria Motors fits battery pack VP83-0001 and four pads of batch B2024-07",
+                    bc.send(parts.Install(vin=vin, items=[parts.InstallItem(part="VP-83:VP83-0001", position="floor"),
+                                                          parts.InstallItem(batch="SW-PAD-44:B2024-07", qty=4,
+                                                                            position="front axle")]), bmw))
     story.committed("sold to City Motors (both sign)",
                     bc.send(veh.TransferTitle(vin=vin, to="org:city-motors"), bmw, dealer))
     story.committed("City Motors sells it to Anna, a private buyer (both sign)",
@@ -215,6 +287,59 @@ def vehicle_story(bc: Client, keys: KeyStore, story: Story) -> None:
                     bc.send(veh.TransferTitle(vin=vin, to=ben.did), dealer, anna, ben))
     story.refused("a stranger tries to sell Ben's car", lambda: bc.send(veh.TransferTitle(vin=vin, to=anna.did), anna))
 
+
+
+def recall_story(bc: Client, keys: KeyStore, story: Story) -> None:
+    """A faulty brake-pad batch: every affected car and its owner found at once, one car fixed."""
+    bmw, shop = keys.load("bavaria-motors-admin"), keys.load("meister-werkstatt-admin")
+    carla, dan = keys.create("carla", kind="owner"), keys.create("dan", kind="owner")
+    dealer = keys.load("city-motors-admin")
+    story.say("\n[bold]A recall[/]")
+    others = {"WZZ3E5C22NM400125": ("SW-PAD-44:B2024-07", carla, "VP-83:VP83-0002"),
+              "WZZ3E5C22NM400133": ("SW-PAD-44:B2024-08", dan, "VP-83:VP83-0003")}
+    for vin, (pads, owner, pack) in others.items():
+        _all(bc.send(veh.RegisterVehicle(vin=vin, make="Bavaria", model="E5", model_year=2022, body="sedan",
+                                         powertrain="bev", plant="Dingolfing", build_date="2022-07-01", country="DE",
+                                         battery_wh=83_000), bmw),
+             bc.send(parts.Install(vin=vin, items=[parts.InstallItem(part=pack), parts.InstallItem(batch=pads, qty=4)]), bmw),
+             bc.send(veh.TransferTitle(vin=vin, to="org:city-motors"), bmw, dealer),
+             bc.send(veh.TransferTitle(vin=vin, to=owner.did), dealer, owner))
+    story.say(f"  two more E5s were built (pads from B2024-07 and B2024-08) and sold to Carla and Dan")
+    info = story.committed(
+        "Stopwell finds cracking pads in batch B2024-07; Bavaria Motors opens recall 24V-117",
+        bc.send(recalls.OpenCampaign(number="24V-117", component="front brake pads (SW-PAD-44)",
+                                     summary="Pads of batch B2024-07 may crack under repeated hard braking.",
+                                     consequence="Longer stopping distance increases the risk of a crash.",
+                                     remedy="Replace the front brake pads free of charge.",
+                                     scope=recall_state.Scope(batches=[recall_state.BatchRef(part_number="SW-PAD-44",
+                                                                                             batch="B2024-07")])), bmw))
+    campaign = next(e["campaign"] for e in info.events if e["type"] == "recalls.campaign_opened")
+    affected = bc.query("recalls", "affected", campaign=campaign)
+    owners = {k.did: n for n, k in (("Ben", keys.load("ben")), ("Carla", carla), ("Dan", dan))}
+    for row in affected["vehicles"]:
+        story.say(f"  → affected: {row['vin']}, owner notified: {owners.get(row['holder'], row['holder'][:24])}")
+    story.say(f"  ({affected['progress']['affected']} vehicles; Dan's car has pads from another batch and is not affected)")
+    story.refused("a workshop tries to fit pads from the recalled batch to Dan's car",
+                  lambda: bc.send(parts.Install(vin="WZZ3E5C22NM400133",
+                                                items=[parts.InstallItem(batch="SW-PAD-44:B2024-07", qty=4)]),
+                                  bmw).raise_for_status())
+    story.refused("someone tries to fit a battery pack serial Voltcell never made",
+                  lambda: bc.send(parts.Install(vin="WZZ3E5C22NM400133",
+                                                items=[parts.InstallItem(part="VP-83:VP83-9999")]), bmw).raise_for_status())
+    story.committed("Meister Werkstatt replaces Ben's pads with batch B2024-09 and attests the remedy", _all(
+        bc.send(parts.Remove(vin=DEMO_VIN, items=[parts.InstallItem(batch="SW-PAD-44:B2024-07", qty=4)]), shop),
+        bc.send(parts.Install(vin=DEMO_VIN, items=[parts.InstallItem(batch="SW-PAD-44:B2024-09", qty=4,
+                                                                      position="front axle")]), shop),
+        bc.send(recalls.RecordRemedy(campaign=campaign, vin=DEMO_VIN, notes="pads replaced"), shop)))
+    p = bc.query("recalls", "campaign", id=campaign)["progress"]
+    story.say(f"  recall 24V-117: {p['affected']} affected, {p['remedied']} remedied, {p['outstanding']} outstanding")
+    m = bc.query("parts", "materials_of", vin=DEMO_VIN)["lots"][0]
+    att = m["attestations"][0]
+    story.say(f"  the cobalt in Ben's battery: lot {m['lot']}, {m['mine']} mine ({m['country']}), "
+              f"attested {att['result']} ({att['standard']}) by {att['auditor']}")
+
+
+def print_history(bc: Client, story: Story, vin: str) -> None:
     v = bc.query("vehicles", "vehicle", vin=vin)
     hist = bc.query("vehicles", "history", vin=vin)
     story.say(f"\n[bold]History of {vin}[/] — {v['birth']['make']} {v['birth']['model']} {v['birth']['model_year']}, "
@@ -228,7 +353,10 @@ def vehicle_story(bc: Client, keys: KeyStore, story: Story) -> None:
                   "odometer": lambda: f"{d['value']:,} {d['unit']}" + (f"  ⚠ {d['flag']}" if d.get("flag") else ""),
                   "service": lambda: f"{d['odometer']:,} km: {', '.join(d['items'])}",
                   "accident": lambda: f"{d['severity']}, {'/'.join(d['impact_areas'])}, airbags {d['airbags_deployed']}",
-                  "repair": lambda: f"{d['odometer']:,} km: {', '.join(d['items'])}"}.get(e["type"], lambda: "")()
+                  "repair": lambda: f"{d['odometer']:,} km: {', '.join(d['items'])}",
+                  "parts_installed": lambda: ", ".join(i.get("part") or f"{i['qty']}× {i['batch']}" for i in d["items"]),
+                  "parts_removed": lambda: ", ".join(i.get("part") or f"{i['qty']}× {i['batch']}" for i in d["items"]),
+                  "recall_remedied": lambda: f"recall {d['number']} ({d['method']})"}.get(e["type"], lambda: "")()
         story.say(f"  {e['seq']:>2}. block {e['height']:>3}  {e['type']:<15} by {e['org'] or orgs['']:<22} {escape(detail)}")
     story.say(f"  history head {hist['head'][:16]}… over {hist['total']} entries (proven in the vehicle record)")
 
