@@ -6,7 +6,7 @@ its session fixtures exist once per session, whichever report test files run:
 - ``world``: ``blokauto demo`` run once into a temporary folder; the demo car's report taken when
   the demo ended (``old``: 9 entries, block 22); then a node process started on that folder (stopped
   by its PID at the end of the session) and more history recorded through it, so a newer report of
-  the same car (``new``: 11 entries) and a second car with a richer life (``rich``: brands, a
+  the same car (``new``: 15 entries, the demo's 13 plus two) and a second car with a richer life (``rich``: brands, a
   replaced cluster, a reading beyond the mechanical limit, taxi use, reported stolen) exist too.
 - ``browser``: one Chromium (Debian's, never downloaded) driven by Playwright.
 

@@ -100,7 +100,7 @@ def test_the_page_served_by_a_node_verifies_itself(world: World, page: Any):
     assert (b["state"], b["cls"], b["title"]) == ("ok", "ok", "✓ Verified")
     assert b["ms"] is not None and float(b["ms"]) >= 0  # the page records how long it took
     # the node reports as of its newest block: at or after the one that added the car's last entry
-    m = re.search(r"All 11 entries genuine and complete as of block (\d+), attested by 1 node key", b["detail"])
+    m = re.search(r"All 15 entries genuine and complete as of block (\d+), attested by 1 node key", b["detail"])
     assert m and int(m.group(1)) >= header_of(world.new).height, b
     assert page.text_content("#asof").startswith(f"As of block {m.group(1)}, ")
     assert page.title() == f"History of {VIN}"
@@ -120,12 +120,13 @@ def test_the_page_served_by_a_node_verifies_itself(world: World, page: Any):
     # the timeline: one row per entry, the flagged reading highlighted
     rows = page.eval_on_selector_all("#timeline tr",
                                      "rs => rs.map(r => [r.className, ...Array.from(r.cells, c => c.textContent)])")
-    assert [r[1] for r in rows] == [str(i) for i in range(1, 12)]
-    assert [r[3] for r in rows[:9]] == ["birth", "title transfer", "title transfer", "odometer", "service", "accident",
+    assert [r[1] for r in rows] == [str(i) for i in range(1, 16)]
+    assert [r[3] for r in rows[:10]] == ["birth", "parts installed", "title transfer", "title transfer", "odometer",
+                                         "service", "accident",
                                         "repair", "odometer", "title transfer"]
-    assert [r[0] for r in rows].count("flagged") == 1 and rows[7][0] == "flagged"
-    assert rows[7][4] == "city-motors" and "18,000 km" in rows[7][5] and "suspected rollback" in rows[7][5]
-    assert rows[5][5] == "moderate, front/front_left"
+    assert [r[0] for r in rows].count("flagged") == 1 and rows[8][0] == "flagged"
+    assert rows[8][4] == "city-motors" and "18,000 km" in rows[8][5] and "suspected rollback" in rows[8][5]
+    assert rows[6][5] == "moderate, front/front_left"
     assert texts(page, "#accidents p") == ["2024-02-11: moderate, front/front_left, airbags deployed"]
     assert world.genesis.hash().hex() in page.text_content("#anchorline")
     screenshot(page, "report-green.png")
@@ -167,9 +168,9 @@ def test_the_exported_file_verifies_offline(exported: Path, page: Any):
     page.goto(exported.as_uri())
     b = badge(page)
     assert b["state"] == "ok", b
-    assert "All 11 entries genuine and complete" in b["detail"]
+    assert "All 15 entries genuine and complete" in b["detail"]
     assert texts(page, "#warnings .warning") == ["Odometer rollback suspected"]
-    assert len(texts(page, "#timeline tr")) == 11
+    assert len(texts(page, "#timeline tr")) == 15
     assert requests == [exported.as_uri()]  # self-contained: nothing else is loaded
 
 
@@ -178,7 +179,7 @@ def test_an_old_report_is_green_but_shows_its_own_block(world: World, page: Any,
     page.goto(write_page(tmp_path / "old.html", world.old, world.genesis))
     b = badge(page)
     assert b["state"] == "ok"
-    assert f"All 9 entries genuine and complete as of block {header_of(world.old).height}" in b["detail"]
+    assert f"All 13 entries genuine and complete as of block {header_of(world.old).height}" in b["detail"]
     assert page.text_content("#asof").startswith(f"As of block {header_of(world.old).height}, ")
 
 

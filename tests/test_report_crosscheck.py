@@ -18,7 +18,7 @@ import pytest
 from blokauto.core.crypto import verify_signature
 from blokauto.core.encoding import canonical, to_builtins
 from blokauto.verify import VerificationError
-from blokauto.verify.report import summarize
+from blokauto.verify.report import open_recalls, summarize
 
 pytest.register_assert_rewrite("helpers_reports")
 
@@ -39,9 +39,11 @@ JS_VERIFY = """async ([report, genesis, opts]) => {
   }
 }"""
 
-JS_SUMMARIZE = """([recordRaw, entriesRaw]) => {
+JS_SUMMARIZE = """([recordRaw, entriesRaw, recallEvidence]) => {
   const V = window.BlokautoVerifier;
-  return V.canonical(V.summarize(JSON.parse(recordRaw), entriesRaw.map((r) => JSON.parse(r))));
+  const record = JSON.parse(recordRaw);
+  const recalls = recallEvidence ? V.openRecalls(record, recallEvidence) : [];
+  return V.canonical(V.summarize(record, entriesRaw.map((r) => JSON.parse(r)), recalls));
 }"""
 
 
@@ -108,8 +110,10 @@ def test_python_and_javascript_agree(world: World, js: Any, name: str):
 @pytest.mark.parametrize("name", ["genuine_old", "genuine_new", "genuine_rich"])
 def test_summarize_is_the_same_in_python_and_javascript(world: World, js: Any, name: str):
     report = world.case(name).report
-    py = canonical(summarize(record_of(report), entries_of(report))).decode()
-    assert js.evaluate(JS_SUMMARIZE, [report["evidence"]["vehicle"]["raw"], report["evidence"]["entries"]]) == py
+    recalls = open_recalls(record_of(report), report["evidence"]["recalls"])  # the same rules in both languages
+    py = canonical(summarize(record_of(report), entries_of(report), recalls)).decode()
+    assert js.evaluate(JS_SUMMARIZE, [report["evidence"]["vehicle"]["raw"], report["evidence"]["entries"],
+                                      report["evidence"]["recalls"]]) == py
     assert py == canonical(report["summary"]).decode()
 
 
@@ -122,7 +126,7 @@ def test_summarize_agrees_on_every_prefix_of_each_history(world: World, js: Any)
         for n in range(len(report["evidence"]["entries"]) + 1):
             entries = report["evidence"]["entries"][:n]
             py = canonical(summarize(json.loads(raw), [json.loads(e) for e in entries])).decode()
-            assert js.evaluate(JS_SUMMARIZE, [raw, entries]) == py, (report["vin"], n)
+            assert js.evaluate(JS_SUMMARIZE, [raw, entries, None]) == py, (report["vin"], n)
             checked += 1
     assert checked >= 20
 

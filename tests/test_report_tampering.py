@@ -20,7 +20,7 @@ import msgspec
 import pytest
 
 from blokauto.core.encoding import canonical
-from blokauto.verify.report import summarize, verify_report
+from blokauto.verify.report import open_recalls, summarize, verify_report
 
 from conftest import run_cli
 
@@ -57,7 +57,7 @@ def refused(world: World, name: str) -> str:
 
 
 def test_the_genuine_reports_verify(world: World):
-    for report, entries, height_above in ((world.old, 9, 0), (world.new, 11, header_of(world.old).height)):
+    for report, entries, height_above in ((world.old, 13, 0), (world.new, 15, header_of(world.old).height)):
         proof = verify_report(report, world.anchor)
         assert (proof.vin, proof.entries, proof.chain, proof.quorum) == (VIN, entries, "blokauto-demo", 1)
         assert proof.height == report["as_of"]["height"] > height_above
@@ -65,16 +65,19 @@ def test_the_genuine_reports_verify(world: World):
         assert f"all {entries} history entries are genuine and complete" in proof.describe()
     s = world.new["summary"]
     assert (s["owners"], s["odometer"]["status"], s["odometer"]["max_km"]) == (2, "not_actual", 33_100)
-    assert [a["seq"] for a in s["accidents"]] == [6] and s["accidents"][0]["severity"] == "moderate"
-    assert [r["seq"] for r in s["odometer"]["suspected_rollbacks"]] == [8]
-    assert (s["services"]["count"], s["inspections"]["count"], s["entries"]) == (2, 1, 11)
+    assert [a["seq"] for a in s["accidents"]] == [7] and s["accidents"][0]["severity"] == "moderate"
+    assert [r["seq"] for r in s["odometer"]["suspected_rollbacks"]] == [9]
+    assert [(r["number"], r["remedied"]) for r in s["open_recalls"]] == [("24V-117", True)]
+    assert (s["services"]["count"], s["inspections"]["count"], s["entries"]) == (2, 1, 15)
     rich = verify_report(world.rich, world.anchor)
     assert rich.warnings == ["odometer_exceeds_mechanical_limits", "salvage", "total_loss", "flood", "stolen"]
 
 
 def test_summary_is_a_pure_function_of_record_and_entries(world: World):
+    """...and of the proven recall evidence (the open campaigns that covered the vehicle)."""
     for report in (world.old, world.new, world.rich):
-        assert report["summary"] == summarize(record_of(report), entries_of(report))
+        recalls = open_recalls(record_of(report), report["evidence"]["recalls"])
+        assert report["summary"] == summarize(record_of(report), entries_of(report), recalls)
         assert report["timeline"] == entries_of(report)
 
 
@@ -83,9 +86,9 @@ def test_summary_is_a_pure_function_of_record_and_entries(world: World):
 
 def test_dropping_the_accident_is_detected(world: World):
     """Entry removed, later entries renumbered, timeline and summary rewritten to match: the
-    history hash in the proven record still counts 11 entries."""
+    history hash in the proven record still counts 15 entries."""
     msg = refused(world, "drop_accident")
-    assert "over 10 entries" in msg and "over 11" in msg
+    assert "over 14 entries" in msg and "over 15" in msg
 
 
 def test_lowering_an_odometer_reading_is_detected(world: World):
@@ -98,7 +101,7 @@ def test_reordering_entries_is_detected(world: World):
 
 
 def test_adding_an_entry_is_detected(world: World):
-    assert "over 12 entries" in refused(world, "add_entry")
+    assert "over 16 entries" in refused(world, "add_entry")
 
 
 # ---------------------------------------------------------------- checkpoint and attestations
@@ -134,7 +137,7 @@ def test_bad_signature_by_the_real_node_key_is_detected(world: World):
 def test_an_old_report_replayed(world: World):
     """Genuine as of its checkpoint; only freshness tells it apart from the current one."""
     old, new = world.old, world.new
-    assert verify_report(old, world.anchor).entries == 9
+    assert verify_report(old, world.anchor).entries == 13
     new_height, old_time = header_of(new).height, header_of(old).time
     msg = refused(world, "replay_old_below_min_height")
     assert f"block {header_of(old).height}" in msg and f"block {new_height}" in msg
@@ -291,7 +294,7 @@ def test_the_blokauto_executable_verifies_and_refuses(world: World, report_files
 def test_cli_verify_json_output(world: World, report_files: dict[str, list[str]]):
     ok = blokauto("verify", *report_files["genuine_new"], "--json")
     assert ok.exit_code == 0
-    assert json.loads(ok.stdout) == {"ok": True, "vin": VIN, "entries": 11, "height": header_of(world.new).height,
+    assert json.loads(ok.stdout) == {"ok": True, "vin": VIN, "entries": 15, "height": header_of(world.new).height,
                                      "time": header_of(world.new).time, "attestations": 1,
                                      "warnings": ["odometer_rollback"]}
     bad = blokauto("verify", *report_files["drop_accident"], "--json")
@@ -331,7 +334,7 @@ def test_cli_report_from_the_data_folder(world: World, tmp_path: Path):
                 "--html", str(tmp_path / "r.html"), "--pdf", str(tmp_path / "r.pdf"), env=ENV)
     assert r.returncode == 0, r.stderr
     assert "verified" in r.stdout and "wrote PDF" in r.stdout and "odometer_rollback" in r.stdout
-    doc = _check_outputs(world, tmp_path, 11)
+    doc = _check_outputs(world, tmp_path, 15)
     assert doc["evidence"]["vehicle"]["raw"] == world.new["evidence"]["vehicle"]["raw"]
 
 
@@ -340,10 +343,10 @@ def test_cli_report_from_a_node(world: World, tmp_path: Path):
                 "--html", str(tmp_path / "r.html"), "--pdf", str(tmp_path / "r.pdf"),
                 "--trust", str(world.data / "genesis.json"), env=ENV)
     assert r.returncode == 0, r.stderr
-    _check_outputs(world, tmp_path, 11)
+    _check_outputs(world, tmp_path, 15)
     printed = run_cli("report", VIN, "--node", world.node.url, env=ENV)  # no file: the JSON on stdout
     assert printed.returncode == 0, printed.stderr
-    assert verify_report(json.loads(printed.stdout), world.anchor).entries == 11
+    assert verify_report(json.loads(printed.stdout), world.anchor).entries == 15
 
 
 def test_cli_report_of_an_unknown_vin(world: World):
@@ -364,7 +367,7 @@ def test_cli_report_refuses_a_node_of_another_consortium(world: World, tmp_path:
 
 def test_report_routes_of_the_node(world: World):
     doc = httpx.get(f"{world.node.url}/v1/reports/{VIN}", timeout=30).json()
-    assert verify_report(doc, world.anchor).entries == 11
+    assert verify_report(doc, world.anchor).entries == 15
     pdf = httpx.get(f"{world.node.url}/v1/reports/{VIN}/pdf", timeout=30)
     assert pdf.status_code == 200 and pdf.headers["content-type"].startswith("application/pdf")
     assert pdf.content.startswith(b"%PDF")

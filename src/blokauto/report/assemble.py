@@ -9,16 +9,55 @@ import msgspec
 
 from ..core.encoding import canonical, to_builtins
 from ..core.errors import NotFound
+from ..modules.parts.state import BOMS, PARTS
+from ..modules.recalls.state import CAMPAIGNS, OPEN, REMEDIES
 from ..modules.vehicles.spec import HISTORY
 from ..modules.vehicles.state import VEHICLES
 from ..store.blocks import BlockLog
 from ..store.state import StateStore
-from ..verify.report import FORMAT, summarize
+from ..verify.report import FORMAT, open_recalls, summarize
 
 
 class UnknownVehicleReport(NotFound):
     code = "unknown_vin"
     template = "No vehicle with VIN {vin!r} is on this ledger (as of block {height})."
+
+
+def _proven(snap: Any, key: bytes) -> dict[str, Any]:
+    raw, proof = snap.prove(key)
+    return {"key": key.decode(), "raw": None if raw is None else raw.decode(), "proof": to_builtins(proof)}
+
+
+def recall_evidence(snap: Any, vin: str) -> dict[str, Any]:
+    """Everything a verifier needs to decide, offline, which open recalls cover ``vin``: the open
+    campaigns, the vehicle's bill of parts with its removals, the serialized parts on it (and any
+    components a campaign names), and whether each campaign was remedied on it."""
+    open_ev = _proven(snap, OPEN.key)
+    open_ids = msgspec.json.decode(open_ev["raw"]) if open_ev["raw"] else []
+    campaigns = [_proven(snap, CAMPAIGNS.key(cid)) for cid in open_ids]
+    named: set[str] = set()
+    for c in campaigns:
+        scope = msgspec.json.decode(c["raw"])["scope"]
+        named |= set(scope["part_numbers"]) | {b["part_number"] for b in scope["batches"]} | \
+            {r["part_number"] for r in scope["serial_ranges"]}
+    bom_ev = _proven(snap, BOMS.key(vin))
+    parts: list[dict[str, Any]] = []
+    if bom_ev["raw"]:
+        bom = msgspec.json.decode(bom_ev["raw"])
+        refs = [i["ref"] for i in bom["items"] if i["kind"] == "part"] + \
+            [r["ref"] for r in bom["removed"] if r["kind"] == "part"]
+        seen: set[str] = set()
+        while refs:
+            ref = refs.pop()
+            if ref in seen:
+                continue
+            seen.add(ref)
+            ev = _proven(snap, PARTS.key(ref))
+            parts.append(ev)
+            if ev["raw"]:
+                refs += [c for c in msgspec.json.decode(ev["raw"])["components"] if c.partition(":")[0] in named]
+    remedies = [_proven(snap, REMEDIES.key(cid, vin)) for cid in open_ids]
+    return {"open": open_ev, "campaigns": campaigns, "bom": bom_ev, "parts": parts, "remedies": remedies}
 
 
 def build_report(blocks: BlockLog, state: StateStore, vin: str) -> dict[str, Any]:
@@ -31,6 +70,7 @@ def build_report(blocks: BlockLog, state: StateStore, vin: str) -> dict[str, Any
         if raw is None:
             raise UnknownVehicleReport(vin=vin, height=snap.height)
         rows = snap.conn.execute(f"SELECT entry FROM {HISTORY.name} WHERE vin=? ORDER BY seq", (vin,)).fetchall()
+        recalls_ev = recall_evidence(snap, vin)
         height = snap.height
     checkpoint = blocks.checkpoint(height)
     assert checkpoint is not None
@@ -43,11 +83,12 @@ def build_report(blocks: BlockLog, state: StateStore, vin: str) -> dict[str, Any
         "generated_at": time.time_ns() // 1_000_000,
         "as_of": {"height": height, "time": checkpoint.header.time},
         "trust": {"chain": genesis.chain, "genesis_hash": genesis.hash().hex()},
-        "summary": summarize(record, entries),
+        "summary": summarize(record, entries, open_recalls(record, recalls_ev)),
         "timeline": entries,
         "evidence": {
             "entries": entries_raw,
             "vehicle": {"key": key.decode(), "raw": raw.decode(), "proof": to_builtins(proof)},
+            "recalls": recalls_ev,
             "checkpoint": {"header_raw": canonical(checkpoint.header).decode(),
                            "attestations": to_builtins(checkpoint.attestations)},
         },

@@ -20,7 +20,8 @@ LABELS = {
     "odometer_exceeds_mechanical_limits": "Odometer exceeds mechanical limits", "salvage": "Salvage title",
     "total_loss": "Total loss", "junk": "Junk title", "flood": "Flood damage", "fire": "Fire damage",
     "hail": "Hail damage", "lemon": "Lemon / buy-back", "rebuilt": "Rebuilt", "stolen": "Reported stolen",
-    "scrapped": "Deregistered (scrapped)", "lien": "Open lien",
+    "scrapped": "Deregistered (scrapped)", "lien": "Open lien", "open_recall": "Open recall, not remedied",
+    "do_not_drive": "DO NOT DRIVE: open safety recall",
 }
 
 
@@ -49,6 +50,10 @@ def describe_entry(e: dict[str, Any]) -> str:
         return d["brand"] + (f": {d['reason']}" if d.get("reason") else "")
     if kind == "deregistered":
         return f"certificate {d['certificate']}"
+    if kind in ("parts_installed", "parts_removed"):
+        return ", ".join(i["part"] or f"{i['qty']}x {i['batch']}" for i in d.get("items", []))
+    if kind == "recall_remedied":
+        return f"recall {d['number']} remedied ({d['method']})"
     return ", ".join(f"{k}: {d[k]}" for k in sorted(d))
 
 
@@ -122,7 +127,15 @@ def render_pdf(report: dict[str, Any]) -> bytes:
     t.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.25, colors.HexColor("#e4e7ec")),
                            ("BACKGROUND", (0, 0), (0, -1), colors.HexColor("#f2f4f7")),
                            ("BACKGROUND", (2, 0), (2, -1), colors.HexColor("#f2f4f7"))]))
-    flow += [Spacer(1, 4 * mm), Paragraph("Summary", styles["Heading2"]), t,
+    recalls = s.get("open_recalls", [])
+    recall_flow: list[Any] = [Paragraph("Recalls", styles["Heading2"])]
+    if not recalls:
+        recall_flow.append(Paragraph("No open recall covers this vehicle.", styles["Normal"]))
+    for r in recalls:
+        recall_flow.append(Paragraph(escape(
+            f"{r['number']}: {r['component']}. {r['summary']} Remedy: {r['remedy']} "
+            + ("(remedied on this vehicle)" if r["remedied"] else "(NOT remedied)")), cell if r["remedied"] else warn))
+    flow += [Spacer(1, 4 * mm), Paragraph("Summary", styles["Heading2"]), t, *recall_flow,
              Paragraph("Odometer", styles["Heading2"]), odometer_chart(s["odometer"]["series"]),
              Paragraph("Timeline", styles["Heading2"])]
     timeline = [["#", "Date", "Event", "Recorded by", "Details", "Block"]]

@@ -32,8 +32,69 @@ READING_TYPES = ("odometer", "service", "inspection", "repair", "cluster_replace
 WARNING_BRANDS = ("salvage", "total_loss", "junk", "flood", "fire", "hail", "lemon", "rebuilt", "stolen")
 
 
-def summarize(record: dict[str, Any], entries: list[dict[str, Any]]) -> dict[str, Any]:
-    """The report summary: a pure function of the proven record and the entries."""
+# ---------------------------------------------------------------- recalls (same rules as modules.recalls)
+
+
+def _covers_part(scope: dict[str, Any], pn: str, batch: str, serial: str) -> bool:
+    if pn in scope["part_numbers"]:
+        return True
+    if batch and any(b["part_number"] == pn and b["batch"] == batch for b in scope["batches"]):
+        return True
+    return bool(serial) and any(r["part_number"] == pn and r["first"] <= serial <= r["last"] for r in scope["serial_ranges"])
+
+
+def _covers_vehicle(scope: dict[str, Any], vin: str, manufacturer: str, build_date: str) -> bool:
+    if scope["manufacturer"] and manufacturer != scope["manufacturer"]:
+        return False
+    dates = scope["build_dates"]
+    if dates is not None and not dates["first"] <= build_date <= dates["last"]:
+        return False
+    return not scope["vin_ranges"] or any(r["first"] <= vin <= r["last"] for r in scope["vin_ranges"])
+
+
+def _carried(bom: dict[str, Any], parts: dict[str, dict[str, Any]], height: int) -> list[tuple[str, str, str]]:
+    """(part number, batch, serial) of what the vehicle carried at ``height``, nested parts included."""
+    refs = [(i["ref"], i["kind"], i["part_number"]) for i in bom["items"] if i["height"] <= height]
+    refs += [(r["ref"], r["kind"], r["part_number"]) for r in bom["removed"] if r["installed"] <= height < r["removed"]]
+    out: list[tuple[str, str, str]] = []
+    for ref, kind, pn in refs:
+        if kind == "batch":
+            out.append((pn, ref.partition(":")[2], ""))
+            continue
+        stack = [ref]
+        while stack:
+            p = parts.get(stack.pop())
+            if p is None:
+                continue
+            out.append((p["part_number"], p["batch"], p["serial"]))
+            stack += [c for c in p["components"] if c in parts]
+    return out
+
+
+def open_recalls(record: dict[str, Any], ev: dict[str, Any]) -> list[dict[str, Any]]:
+    """The open campaigns that covered the vehicle when they opened, and whether each is remedied.
+    ``ev`` is the report's (already proven) recall evidence."""
+    open_ids = msgspec.json.decode(ev["open"]["raw"]) if ev["open"]["raw"] else []
+    bom = msgspec.json.decode(ev["bom"]["raw"]) if ev["bom"]["raw"] else {"items": [], "removed": []}
+    parts = {p["id"]: p for p in (msgspec.json.decode(x["raw"]) for x in ev["parts"] if x["raw"])}
+    out = []
+    for cid, c_ev, r_ev in zip(open_ids, ev["campaigns"], ev["remedies"]):
+        c = msgspec.json.decode(c_ev["raw"])
+        scope = c["scope"]
+        if not _covers_vehicle(scope, record["vin"], record["manufacturer"], record["birth"]["build_date"]):
+            continue
+        has_parts = bool(scope["part_numbers"] or scope["batches"] or scope["serial_ranges"])
+        if has_parts and not any(_covers_part(scope, *item) for item in _carried(bom, parts, c["opened"])):
+            continue
+        out.append({"campaign": cid, "number": c["number"], "component": c["component"], "summary": c["summary"],
+                    "remedy": c["remedy"], "do_not_drive": c["do_not_drive"], "remedied": r_ev["raw"] is not None})
+    return out
+
+
+def summarize(record: dict[str, Any], entries: list[dict[str, Any]],
+              recalls: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The report summary: a pure function of the proven record, the entries and the open recalls."""
+    recalls = recalls or []
     odo = record["odometer"]
     usages: list[str] = []
     accidents, series, rollbacks, beyond = [], [], [], []
@@ -77,6 +138,10 @@ def summarize(record: dict[str, Any], entries: list[dict[str, Any]]) -> dict[str
         warnings.append("scrapped")
     if record.get("liens"):
         warnings.append("lien")
+    if any(not r["remedied"] for r in recalls):
+        warnings.append("open_recall")
+    if any(not r["remedied"] and r["do_not_drive"] for r in recalls):
+        warnings.append("do_not_drive")
     return {
         "vin": record["vin"],
         "vehicle": dict(record["birth"]),
@@ -96,6 +161,7 @@ def summarize(record: dict[str, Any], entries: list[dict[str, Any]]) -> dict[str
         "services": {"count": services, "last": last_service},
         "inspections": {"count": inspections, "last": last_inspection},
         "entries": len(entries),
+        "open_recalls": recalls,
         "warnings": warnings,
     }
 
@@ -148,6 +214,51 @@ def _utf8(text: str) -> bytes:
         return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode()
 
 
+def _proven_value(header: Header, item: Any, key: str, what: str) -> Any:
+    """Check one proven state value of the evidence; returns it decoded (None when proven absent)."""
+    _exact_keys(item, {"key", "raw", "proof"}, what)
+    if item["key"] != key:
+        raise VerificationError(f"the report is malformed: the {what} is for {item['key']!r}, not {key!r}")
+    raw = item["raw"]
+    verify_state(header, _utf8(key), None if raw is None else _utf8(raw), msgspec.convert(item["proof"], smt.StateProof))
+    return None if raw is None else msgspec.json.decode(_utf8(raw))
+
+
+def _verify_recall_evidence(header: Header, vin: str, ev: Any) -> None:
+    """Every recall fact the summary uses is proven, and none is missing."""
+    _exact_keys(ev, {"open", "campaigns", "bom", "parts", "remedies"}, "recall evidence")
+    open_ids = _proven_value(header, ev["open"], "recall/open", "open campaign list") or []
+    if len(ev["campaigns"]) != len(open_ids) or len(ev["remedies"]) != len(open_ids):
+        raise VerificationError("the recall evidence does not cover every open campaign")
+    named: set[str] = set()
+    for cid, c_ev, r_ev in zip(open_ids, ev["campaigns"], ev["remedies"]):
+        c = _proven_value(header, c_ev, f"recall/c/{cid:016d}", f"campaign {cid}")
+        if c is None:
+            raise VerificationError(f"the report is malformed: open campaign {cid} is proven absent")
+        sc = c["scope"]
+        named |= set(sc["part_numbers"]) | {b["part_number"] for b in sc["batches"]} | \
+            {r["part_number"] for r in sc["serial_ranges"]}
+        _proven_value(header, r_ev, f"recall/remedy/{cid:016d}/{vin}", f"remedy of campaign {cid}")
+    bom = _proven_value(header, ev["bom"], f"parts/bom/{vin}", "bill of parts")
+    given = {}
+    for p_ev in ev["parts"]:
+        part_id = p_ev.get("key", "").removeprefix("parts/p/") if isinstance(p_ev, dict) else ""
+        given[part_id] = _proven_value(header, p_ev, f"parts/p/{part_id}", f"part {part_id}")
+    need = ([i["ref"] for i in bom["items"] if i["kind"] == "part"] + [r["ref"] for r in bom["removed"] if r["kind"] == "part"]
+            if bom else [])
+    seen: set[str] = set()
+    while need:  # every serialized part on the bill, and every component a campaign names, is proven
+        ref = need.pop()
+        if ref in seen:
+            continue
+        seen.add(ref)
+        if ref not in given:
+            raise VerificationError(f"the recall evidence lacks part {ref} of the vehicle")
+        p = given[ref]
+        if p is not None:
+            need += [x for x in p["components"] if x.partition(":")[0] in named]
+
+
 def _exact_keys(obj: Any, allowed: set[str], what: str) -> None:
     if not isinstance(obj, dict) or set(obj) != allowed:
         raise VerificationError(f"the report is malformed: the {what} has fields "
@@ -179,7 +290,7 @@ def verify_report(report: dict[str, Any], anchor: TrustAnchor, *, now_ms: int | 
         if trust["chain"] != anchor.chain or trust["genesis_hash"] != anchor.genesis_hash.hex():
             raise VerificationError("the report is for another chain or genesis than the trust anchor")
         ev = report["evidence"]
-        _exact_keys(ev, {"entries", "vehicle", "checkpoint"}, "evidence")
+        _exact_keys(ev, {"entries", "vehicle", "checkpoint", "recalls"}, "evidence")
         _exact_keys(ev["checkpoint"], {"header_raw", "attestations"}, "checkpoint")
         _exact_keys(ev["vehicle"], {"key", "raw", "proof"}, "vehicle evidence")
         header_raw = _utf8(ev["checkpoint"]["header_raw"])
@@ -216,7 +327,8 @@ def verify_report(report: dict[str, Any], anchor: TrustAnchor, *, now_ms: int | 
         if not _same(timeline, entries):
             bad = next((i for i, (a, b) in enumerate(zip(timeline or [], entries)) if not _same(a, b)), None)
             raise VerificationError(f"the timeline differs from the proven entries (at entry {bad + 1 if bad is not None else 'count'})")
-        expected = summarize(record, entries)
+        _verify_recall_evidence(header, report["vin"], ev["recalls"])
+        expected = summarize(record, entries, open_recalls(record, ev["recalls"]))
         if not _same(report.get("summary"), expected):
             raise VerificationError(f"the summary is not what the entries say: {_diff(report.get('summary'), expected)}")
     except (KeyError, TypeError, AttributeError, ValueError, msgspec.ValidationError, msgspec.DecodeError) as exc:

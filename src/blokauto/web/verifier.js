@@ -206,7 +206,105 @@
   const READING_TYPES = ["odometer", "service", "inspection", "repair", "cluster_replaced"];
   const WARNING_BRANDS = ["salvage", "total_loss", "junk", "flood", "fire", "hail", "lemon", "rebuilt", "stolen"];
 
-  function summarize(record, entries) {
+  // ---------------------------------------------------------------- recalls (same rules as Python)
+
+  function coversPart(scope, pn, batch, serial) {
+    if (scope.part_numbers.includes(pn)) return true;
+    if (batch && scope.batches.some((b) => b.part_number === pn && b.batch === batch)) return true;
+    return !!serial && scope.serial_ranges.some((r) => r.part_number === pn && r.first <= serial && serial <= r.last);
+  }
+  function coversVehicle(scope, vin, manufacturer, buildDate) {
+    if (scope.manufacturer && manufacturer !== scope.manufacturer) return false;
+    const d = scope.build_dates;
+    if (d !== null && d !== undefined && !(d.first <= buildDate && buildDate <= d.last)) return false;
+    return !scope.vin_ranges.length || scope.vin_ranges.some((r) => r.first <= vin && vin <= r.last);
+  }
+  function carried(bom, parts, height) {
+    const refs = bom.items.filter((i) => i.height <= height).map((i) => [i.ref, i.kind, i.part_number])
+      .concat(bom.removed.filter((r) => r.installed <= height && height < r.removed).map((r) => [r.ref, r.kind, r.part_number]));
+    const out = [];
+    for (const [ref, kind, pn] of refs) {
+      if (kind === "batch") { out.push([pn, ref.slice(ref.indexOf(":") + 1), ""]); continue; }
+      const stack = [ref];
+      while (stack.length) {
+        const p = parts[stack.pop()];
+        if (!p) continue;
+        out.push([p.part_number, p.batch, p.serial]);
+        for (const c of p.components) if (c in parts) stack.push(c);
+      }
+    }
+    return out;
+  }
+  function openRecalls(record, ev) {
+    const openIds = ev.open.raw ? JSON.parse(ev.open.raw) : [];
+    const bom = ev.bom.raw ? JSON.parse(ev.bom.raw) : { items: [], removed: [] };
+    const parts = {};
+    for (const x of ev.parts) if (x.raw) { const p = JSON.parse(x.raw); parts[p.id] = p; }
+    const out = [];
+    openIds.forEach((cid, i) => {
+      const c = JSON.parse(ev.campaigns[i].raw), scope = c.scope;
+      if (!coversVehicle(scope, record.vin, record.manufacturer, record.birth.build_date)) return;
+      const hasParts = scope.part_numbers.length || scope.batches.length || scope.serial_ranges.length;
+      if (hasParts && !carried(bom, parts, c.opened).some((it) => coversPart(scope, it[0], it[1], it[2]))) return;
+      out.push({ campaign: cid, number: c.number, component: c.component, summary: c.summary, remedy: c.remedy,
+        do_not_drive: c.do_not_drive, remedied: ev.remedies[i].raw !== null });
+    });
+    return out;
+  }
+  // As Python's verify_state: every failure says which key was not proven, then why.
+  async function verifyState(header, key, raw, proof) {
+    const what = `'${key}' is not proven ${raw === null ? "absent" : "holding that value"} at height ${header.height}: `;
+    let root;
+    try { root = await stateRoot(key, raw, proof); } catch (e) {
+      if (e instanceof VerificationError) fail(what + e.message);
+      throw e;
+    }
+    if (root !== header.state_root) fail(what + "the state proof leads to a different root");
+  }
+  async function provenValue(header, item, key, what) {
+    exactKeys(item, ["key", "raw", "proof"], [], what);
+    if (item.key !== key) fail(`the report is malformed: the ${what} is for '${item.key}', not '${key}'`);
+    await verifyState(header, key, item.raw, item.proof);
+    return item.raw === null ? null : JSON.parse(item.raw);
+  }
+  const pad16 = (n) => String(n).padStart(16, "0");
+  async function verifyRecallEvidence(header, vin, ev) {
+    exactKeys(ev, ["open", "campaigns", "bom", "parts", "remedies"], [], "recall evidence");
+    const openIds = (await provenValue(header, ev.open, "recall/open", "open campaign list")) || [];
+    if (ev.campaigns.length !== openIds.length || ev.remedies.length !== openIds.length) {
+      fail("the recall evidence does not cover every open campaign");
+    }
+    const named = new Set();
+    for (let i = 0; i < openIds.length; i++) {
+      const cid = openIds[i];
+      const c = await provenValue(header, ev.campaigns[i], `recall/c/${pad16(cid)}`, `campaign ${cid}`);
+      if (c === null) fail(`the report is malformed: open campaign ${cid} is proven absent`);
+      for (const pn of c.scope.part_numbers) named.add(pn);
+      for (const b of c.scope.batches) named.add(b.part_number);
+      for (const r of c.scope.serial_ranges) named.add(r.part_number);
+      await provenValue(header, ev.remedies[i], `recall/remedy/${pad16(cid)}/${vin}`, `remedy of campaign ${cid}`);
+    }
+    const bom = await provenValue(header, ev.bom, `parts/bom/${vin}`, "bill of parts");
+    const given = {};
+    for (const p of ev.parts) {
+      const id = p && typeof p.key === "string" && p.key.startsWith("parts/p/") ? p.key.slice(8) : "";
+      given[id] = await provenValue(header, p, `parts/p/${id}`, `part ${id}`);
+    }
+    const need = bom ? bom.items.filter((i) => i.kind === "part").map((i) => i.ref)
+      .concat(bom.removed.filter((r) => r.kind === "part").map((r) => r.ref)) : [];
+    const seen = new Set();
+    while (need.length) {
+      const ref = need.pop();
+      if (seen.has(ref)) continue;
+      seen.add(ref);
+      if (!(ref in given)) fail(`the recall evidence lacks part ${ref} of the vehicle`);
+      const p = given[ref];
+      if (p !== null) for (const x of p.components) if (named.has(x.slice(0, x.indexOf(":")))) need.push(x);
+    }
+  }
+
+  function summarize(record, entries, recalls) {
+    recalls = recalls || [];
     const odo = record.odometer;
     const usages = [], accidents = [], series = [], rollbacks = [], beyond = [];
     let services = 0, inspections = 0, lastService = null, lastInspection = null;
@@ -236,6 +334,8 @@
     if (record.status === "stolen" && !warnings.includes("stolen")) warnings.push("stolen");
     if (record.status === "scrapped") warnings.push("scrapped");
     if (record.liens && record.liens.length) warnings.push("lien");
+    if (recalls.some((r) => !r.remedied)) warnings.push("open_recall");
+    if (recalls.some((r) => !r.remedied && r.do_not_drive)) warnings.push("do_not_drive");
     return {
       vin: record.vin, vehicle: Object.assign({}, record.birth), manufacturer: record.manufacturer,
       country: record.country, status: record.status, certificate: record.certificate || "",
@@ -244,7 +344,7 @@
       odometer: { status: odo.status, last_km: odo.km, max_km: odo.max_km, readings: series.length, series,
         suspected_rollbacks: rollbacks, beyond_limits: beyond },
       services: { count: services, last: lastService }, inspections: { count: inspections, last: lastInspection },
-      entries: entries.length, warnings,
+      entries: entries.length, open_recalls: recalls, warnings,
     };
   }
 
@@ -277,14 +377,11 @@
         fail("the report is for another chain or genesis than the trust anchor");
       }
       const ev = report.evidence;
-      exactKeys(ev, ["entries", "vehicle", "checkpoint"], [], "evidence");
+      exactKeys(ev, ["entries", "vehicle", "checkpoint", "recalls"], [], "evidence");
       exactKeys(ev.checkpoint, ["header_raw", "attestations"], [], "checkpoint");
       exactKeys(ev.vehicle, ["key", "raw", "proof"], [], "vehicle evidence");
       const header = await verifyCheckpoint(ev.checkpoint.header_raw, ev.checkpoint.attestations, anchor);
-      const root = await stateRoot(ev.vehicle.key, ev.vehicle.raw, ev.vehicle.proof);
-      if (root !== header.state_root) {
-        fail(`'${ev.vehicle.key}' is not proven holding that value at height ${header.height}: the state proof leads to a different root`);
-      }
+      await verifyState(header, ev.vehicle.key, ev.vehicle.raw, ev.vehicle.proof);
       const record = JSON.parse(ev.vehicle.raw);
       if (ev.vehicle.key !== "veh/v/" + report.vin || record.vin !== report.vin) fail("the proven vehicle record is not the report's VIN");
       let head = new Uint8Array(32);
@@ -304,7 +401,8 @@
         const bad = t.findIndex((x, i) => i >= entries.length || canonical(x) !== canonical(entries[i]));
         fail(`the timeline differs from the proven entries (at entry ${bad >= 0 ? bad + 1 : "count"})`);
       }
-      const expected = summarize(record, entries);
+      await verifyRecallEvidence(header, report.vin, ev.recalls);
+      const expected = summarize(record, entries, openRecalls(record, ev.recalls));
       if (canonical(report.summary) !== canonical(expected)) {
         fail("the summary is not what the entries say: " + diffPath(report.summary, expected, "summary"));
       }
@@ -323,7 +421,7 @@
     }
   }
 
-  const api = { VerificationError, anchorFromGenesis, verifyReport, verifyCheckpoint, stateRoot, summarize,
+  const api = { VerificationError, anchorFromGenesis, verifyReport, verifyCheckpoint, stateRoot, summarize, openRecalls,
     canonical, ed25519Verify, keyOfDid, sha256, hex, unhex };
   root.BlokautoVerifier = api;
   if (typeof module !== "undefined" && module.exports) module.exports = api;
