@@ -37,7 +37,7 @@ from blokauto.modules.parts.state import BATCHES, BOMS, LOTS, PART_TYPES, PARTS,
     MaterialUse, Part, PartType
 from blokauto.modules.recalls.messages import OpenCampaign
 from blokauto.modules.recalls.state import BatchRef, DateRange, Scope, SerialRange, VinRange
-from blokauto.modules.vehicles.messages import AssignWmi, RegisterVehicle
+from blokauto.modules.vehicles.messages import AssignWmi
 
 from conftest import Chain, K, build_tx, now_ms, write_chain
 from helpers_vehicles import ORGS, WMI, admin, register_msg, vehicles_genesis, vin_for
@@ -58,10 +58,10 @@ W1 = vin_for(WMI["oem2"], 1)  # a vehicle of the other manufacturer
 __all__ = [
     "ALL_ORGS", "PARTS_EXTRA", "SUP", "SUP2", "AUDIT", "OEM", "OEM2", "SHOP", "SCRAP", "REG", "INS", "DEALER",
     "OUTSIDER", "LOGGER_SUP", "LOGGER_OEM", "parts_genesis", "parts_chain", "ok", "part_type", "mint", "mint_batch",
-    "lot", "ship", "receive", "P", "B", "install", "remove", "assemble", "part", "batch", "ptype", "bom", "material_lot",
-    "part_history", "installations", "supplied", "campaign", "PartsNode", "BatchRef", "DateRange", "Scope",
-    "SerialRange", "VinRange", "vin_for", "WMI", "admin", "register_msg", "MaterialUse", "Limits", "V1", "V2", "V3",
-    "W1", "Sse", "RegisterVehicle", "ORGS",
+    "lot", "ship", "receive", "P", "B", "install", "remove", "assemble", "part", "batch", "ptype", "bom",
+    "material_lot", "part_history", "installations", "supplied", "campaign", "PartsNode", "BatchRef", "DateRange",
+    "Scope", "SerialRange", "VinRange", "vin_for", "WMI", "admin", "register_msg", "MaterialUse", "Limits", "V1", "V2",
+    "V3", "W1", "Sse", "ORGS",
 ]
 
 
@@ -209,7 +209,7 @@ def supplied(chain: Chain) -> None:
     ok(chain, OEM, receive("BRK:S1", "BRK:S2", "BRK:S3", "PAD:B1"))
     ok(chain, SUP, ship("shop", "BRK:S5"))
     ok(chain, SHOP, receive("BRK:S5"))
-    ok(chain, SUP, RegisterLogger(logger=LOGGER_SUP.did))
+    ok(chain, SUP, RegisterLogger(logger=LOGGER_SUP.did), LOGGER_SUP)
     ok(chain, OEM, register_msg(V1))
 
 

@@ -26,10 +26,8 @@ from helpers_parts import (
     LOGGER_SUP,
     OEM,
     OEM2,
-    REG,
     SCRAP,
     SUP,
-    SUP2,
     V1,
     V3,
     W1,
@@ -61,12 +59,6 @@ ACTORS: dict[str, KeyPair] = {
 }
 MEMBERS = frozenset(ORG_ACTORS)
 
-BUG_REMEDY = ("BUG: recalls.remedy accepts any manufacturer key with any method: the docstring allows a "
-              "manufacturer only for an over-the-air remedy of its own campaign")
-BUG_INSTALL = ("BUG: parts.install lets a manufacturer install into any maker's vehicle (only 'at build' of "
-               "its own vehicles is intended)")
-BUG_RECYCLER = ("BUG: parts.remove lets a recycler harvest parts from a registered, running vehicle (only from a "
-                "deregistered one is intended)")
 
 
 def base_chain() -> Chain:
@@ -107,8 +99,7 @@ class Case:
     ``roles``: the roles that may send it at all (None: any key, the handler decides; "member":
     any organisation key); ``allowed``: actors for which it passes; ``refusal``: the code for an
     actor that holds a right role (or any key, when roles is None) but is still not allowed;
-    ``overrides``: actor -> code where a finer rule decides; ``bugs``: actor -> reason, rows that
-    state the intended rule and currently fail (strict xfail).
+    ``overrides``: actor -> code where a finer rule decides.
     """
 
     name: str
@@ -119,7 +110,6 @@ class Case:
     setup: Callable[[Chain], None] | None = None
     cosigners: tuple[KeyPair, ...] = ()
     overrides: dict[str, str] = field(default_factory=dict)
-    bugs: dict[str, str] = field(default_factory=dict)
 
 
 MAKERS = frozenset({"supplier", "manufacturer"})
@@ -148,38 +138,38 @@ CASES: list[Case] = [
     Case("receive_batch", lambda: receive("PAD:B2"), None, frozenset({"shop"}), "not_in_transit",
          setup=shipped("PAD:B2", "shop")),
     # condition logs: a logger device of the custodian signs them
-    Case("register_logger", lambda: RegisterLogger(logger=K("new-logger").did), "member", MEMBERS),
+    Case("register_logger", lambda: RegisterLogger(logger=K("new-logger").did), "member", MEMBERS,
+         cosigners=(K("new-logger"),)),
     Case("log_conditions_at_supplier", lambda: LogConditions(part="BRK:S4", readings=READING), None,
          frozenset({"logger"}), "not_a_logger"),
     # installation: a manufacturer at build, a workshop at service
     Case("install_at_build", lambda: install(V1, "BRK:S2"), frozenset({"manufacturer", "workshop"}),
-         frozenset({"oem"}), "not_custodian"),
+         frozenset({"oem"}), "not_custodian", overrides={"oem2": "not_your_vehicle"}),
     Case("install_at_service", lambda: install(V1, "BRK:S5"), frozenset({"manufacturer", "workshop"}),
-         frozenset({"shop"}), "not_custodian"),
+         frozenset({"shop"}), "not_custodian", overrides={"oem2": "not_your_vehicle"}),
     Case("install_batch_units", lambda: install(V1, B("PAD:B2", 2)), frozenset({"manufacturer", "workshop"}),
-         frozenset({"shop"}), "not_custodian", setup=lambda c: (ok(c, SUP, ship("shop", "PAD:B2")),
+         frozenset({"shop"}), "not_custodian", overrides={"oem2": "not_your_vehicle"}, setup=lambda c: (ok(c, SUP, ship("shop", "PAD:B2")),
                                                                ok(c, admin("shop"), receive("PAD:B2")))),
     # oem holds BRK:S2; W1 was built by oem2
     Case("install_into_another_makers_vehicle", lambda: install(W1, "BRK:S2"),
          frozenset({"manufacturer", "workshop"}), frozenset(), "not_custodian",
-         overrides={"oem": "*"}, bugs={"oem": BUG_INSTALL}),
+         overrides={"oem": "not_your_vehicle"}),
     Case("remove_at_service", lambda: remove(V1, "BRK:S1"), frozenset({"workshop", "recycler"}),
-         frozenset({"shop"}), "not_installed", overrides={"scrap": "*"}, bugs={"scrap": BUG_RECYCLER}),
+         frozenset({"shop"}), "not_installed", overrides={"scrap": "vehicle_not_deregistered"}),
     Case("remove_batch_units", lambda: remove(V1, B("PAD:B1", 1)), frozenset({"workshop", "recycler"}),
-         frozenset({"shop"}), "not_installed", overrides={"scrap": "*"}, bugs={"scrap": BUG_RECYCLER}),
+         frozenset({"shop"}), "not_installed", overrides={"scrap": "vehicle_not_deregistered"}),
     Case("harvest_from_deregistered_vehicle", lambda: remove(V3, "BRK:S3"), frozenset({"workshop", "recycler"}),
-         frozenset({"scrap"}), "not_installed"),
+         frozenset({"scrap"}), "vehicle_scrapped"),
     # recalls
     Case("open_campaign", lambda: campaign("C-2", Scope(part_numbers=["PAD"])),
          frozenset({"manufacturer", "regulator"}), frozenset({"oem", "oem2", "reg"})),
     Case("close_campaign", lambda: CloseCampaign(campaign=1, reason="done"), frozenset({"manufacturer", "regulator"}),
          frozenset({"oem", "reg"}), "not_your_campaign"),
     Case("record_workshop_remedy", lambda: RecordRemedy(campaign=1, vin=V1, notes="hose replaced"),
-         frozenset({"workshop", "dealer", "manufacturer"}), frozenset({"shop", "dealer"}), "not_your_campaign",
-         bugs={"oem": BUG_REMEDY, "oem2": BUG_REMEDY}),
+         frozenset({"workshop", "dealer", "manufacturer"}), frozenset({"shop", "dealer"}), "not_your_campaign"),
     Case("record_software_remedy", lambda: RecordRemedy(campaign=1, vin=V1, method="software"),
          frozenset({"workshop", "dealer", "manufacturer"}), frozenset({"shop", "dealer", "oem"}),
-         "not_your_campaign", bugs={"oem2": BUG_REMEDY}),
+         "not_your_campaign"),
 ]
 
 
@@ -201,8 +191,7 @@ def expected_code(case: Case, actor: str) -> str | None:
 
 
 def _param(case: Case, actor: str) -> Any:
-    marks = [pytest.mark.xfail(strict=True, reason=case.bugs[actor])] if actor in case.bugs else []
-    return pytest.param(case, actor, id=f"{case.name}-{actor}", marks=marks)
+    return pytest.param(case, actor, id=f"{case.name}-{actor}")
 
 
 MATRIX = [_param(case, actor) for case in CASES for actor in ACTORS]

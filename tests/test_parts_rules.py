@@ -16,7 +16,8 @@ import pytest
 
 from blokauto.core.crypto import KeyPair
 from blokauto.modules.parts import queries
-from blokauto.modules.parts.messages import AttestLot, ConditionReading, InstallItem, LogConditions, RegisterLogger, Ship
+from blokauto.modules.parts.messages import (AttestLot, ConditionReading, InstallItem, LogConditions, RegisterLogger,
+                                             Ship)
 from blokauto.modules.vehicles.handlers import history_head
 from blokauto.modules.vehicles.messages import Deregister
 
@@ -84,7 +85,7 @@ v1_scrapped = does(SCRAP, Deregister(vin=V1, certificate="COD-1"), OEM)
 cell_in_pack = does(SUP, assemble("PACK:K1", "CELL:C-1"))
 s4_to_oem = does(SUP, ship("oem", "BRK:S4"))
 pads_to_shop = does(OEM, ship("shop", "PAD:B1"))
-oem_logger = does(OEM, RegisterLogger(logger=LOGGER_OEM.did))
+oem_logger = does(OEM, RegisterLogger(logger=LOGGER_OEM.did), LOGGER_OEM)
 
 READING_OK = ConditionReading(time=1_000, temp_dc=200, shock_mg=100, humidity_pct=40)
 
@@ -122,6 +123,8 @@ CATALOGUE = [
     r("mint_a_duplicate_batch", None, SUP, mint_batch("PAD", "B1", 5), "batch_exists"),
     r("mint_a_batch_made_type_with_parts_mint", None, SUP, mint("PAD", "X1"), "wrong_part_kind"),
     r("mint_serials_into_an_unknown_batch", None, SUP, mint("CELL", "C-9", batch="C9"), "unknown_batch"),
+    r("mint_a_serial_named_like_a_batch_of_its_part_number", None, SUP, mint("CELL", "C1"), "id_taken"),
+    r("mint_a_batch_named_like_a_serial_of_its_part_number", None, SUP, mint_batch("BRK", "S1", 2), "id_taken"),
     r("register_a_lot_twice", None, SUP2, lot("L1", 5), "lot_exists"),
     r("attest_an_unknown_lot", None, AUDIT, AttestLot(lot="L9", standard="RMAP", result="conformant", report="x"),
       "unknown_lot"),
@@ -133,7 +136,7 @@ MATERIALS = [
     r("two_batches_together_exceed_the_lot", does(SUP, mint_batch("PAD", "B8", 5, ("L1", 500))), SUP,
       mint_batch("PAD", "B9", 5, ("L1", 201)), "material_overconsumed", remaining=200),
     r("one_batch_lists_the_lot_twice_and_exceeds_it", None, SUP,
-      mint_batch("PAD", "B9", 5, ("L1", 400), ("L1", 301)), "material_overconsumed", remaining=300),
+      mint_batch("PAD", "B9", 5, ("L1", 400), ("L1", 301)), "material_overconsumed", remaining=700, wanted=701),
     r("batch_consumes_an_unknown_lot", None, SUP, mint_batch("PAD", "B9", 5, ("L9", 1)), "unknown_lot", lot="L9"),
     r("batch_consumes_a_known_and_an_unknown_lot", None, SUP, mint_batch("PAD", "B9", 5, ("L1", 1), ("L9", 1)),
       "unknown_lot"),
@@ -168,8 +171,8 @@ CONDITIONS = [
     r("log_by_an_unregistered_device", None, K("stray-logger"), log("BRK:S4"), "not_a_logger"),
     r("log_by_the_former_custodians_logger", None, LOGGER_SUP, log("BRK:S1"), "not_a_logger"),
     r("log_an_unknown_part", None, LOGGER_SUP, log("BRK:S99"), "unknown_part"),
-    r("register_a_logger_another_organisation_registered", None, OEM, RegisterLogger(logger=LOGGER_SUP.did),
-      "assembly_rule"),
+    r("register_a_competitors_logger_without_the_devices_signature", None, OEM, RegisterLogger(logger=LOGGER_SUP.did),
+      "missing_cosigner"),
 ]
 
 ASSEMBLY = [
@@ -217,8 +220,13 @@ INSTALL = [
     r("install_more_units_of_a_batch_already_on_the_bill", pads_in_v1, OEM, install(V1, B("PAD:B1", 2)),
       "assembly_rule"),
     r("install_a_good_part_with_a_counterfeit", None, OEM, install(V1, "BRK:S1", "BRK:S99"), "suspected_counterfeit"),
-    r("install_into_an_unknown_vehicle", None, OEM, install(UNKNOWN_VIN, "BRK:S1"), "not_installed"),
-    r("install_into_a_scrapped_vehicle", v1_scrapped, OEM, install(V1, "BRK:S1"), "not_installed"),
+    r("install_a_serialized_part_as_five_units", None, OEM, install(V1, InstallItem(part="BRK:S1", qty=5)),
+      "assembly_rule"),
+    r("install_units_of_a_serialized_types_batch",
+      then(does(SUP, ship("oem", "CELL:C1")), does(OEM, receive("CELL:C1"))), OEM, install(V1, B("CELL:C1", 2)),
+      "wrong_part_kind"),
+    r("install_into_an_unknown_vehicle", None, OEM, install(UNKNOWN_VIN, "BRK:S1"), "unknown_vehicle"),
+    r("install_into_a_scrapped_vehicle", v1_scrapped, OEM, install(V1, "BRK:S1"), "vehicle_scrapped"),
 ]
 
 REMOVE = [
@@ -230,9 +238,11 @@ REMOVE = [
     r("remove_a_component_from_inside_an_installed_assembly",
       then(cell_in_pack, does(SUP, ship("oem", "PACK:K1")), does(OEM, receive("PACK:K1")),
            does(OEM, install(V1, "PACK:K1"))), SHOP, remove(V1, "CELL:C-1"), "not_installed"),
-    r("remove_from_an_unknown_vehicle", None, SHOP, remove(UNKNOWN_VIN, "BRK:S1"), "not_installed"),
+    r("remove_a_serialized_part_named_as_a_batch", s1_in_v1, SHOP, remove(V1, B("BRK:S1", 1)), "not_installed"),
+    r("remove_batch_units_named_as_a_part", pads_in_v1, SHOP, remove(V1, "PAD:B1"), "not_installed"),
+    r("remove_from_an_unknown_vehicle", None, SHOP, remove(UNKNOWN_VIN, "BRK:S1"), "unknown_vehicle"),
     r("workshop_removes_from_a_scrapped_vehicle", then(s1_in_v1, v1_scrapped), SHOP, remove(V1, "BRK:S1"),
-      "not_installed"),
+      "vehicle_scrapped"),
 ]
 
 REFUSALS = CATALOGUE + MATERIALS + CUSTODY + CONDITIONS + ASSEMBLY + INSTALL + REMOVE
@@ -265,9 +275,6 @@ def test_refused_and_changes_nothing_and_cannot_be_replayed(case: Refusal) -> No
 # ---------------------------------------------------------------- refusals that should be clearer or stricter
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: installing into an unknown or deregistered vehicle is refused as "
-                                       "'not_installed' ('(anything) is not installed in ...'), not with the "
-                                       "vehicle's own codes unknown_vehicle / vehicle_scrapped")
 @pytest.mark.parametrize("scrapped", [False, True], ids=["unknown_vehicle", "scrapped_vehicle"])
 def test_install_into_a_vehicle_that_cannot_take_parts_names_the_reason(scrapped: bool) -> None:
     chain = rules_chain()
@@ -277,9 +284,6 @@ def test_install_into_a_vehicle_that_cannot_take_parts_names_the_reason(scrapped
     assert (receipt.ok, receipt.code) == (False, "vehicle_scrapped" if scrapped else "unknown_vehicle")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: parts.remove with a serialized part named as a batch line "
-                                       "(InstallItem(batch='BRK:S1')) hits `assert b is not None` "
-                                       "(handlers.py remove) and fails as handler_error")
 def test_remove_a_serialized_part_named_as_a_batch_is_a_clean_refusal() -> None:
     chain = rules_chain()
     s1_in_v1(chain)
@@ -289,10 +293,6 @@ def test_remove_a_serialized_part_named_as_a_batch_is_a_clean_refusal() -> None:
     assert snapshot(chain) == before
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: _install_batch does not check the part kind: units of a "
-                                       "serialized type's batch are installed without serials, so a batch of 3 "
-                                       "packs can fill 3 cars anonymously and 3 more by serial (counters exceed "
-                                       "the quantity, counterfeit and double-install checks are bypassed)")
 def test_units_of_a_serialized_types_batch_cannot_be_installed_without_serials() -> None:
     chain = rules_chain()
     ok(chain, SUP, ship("oem", "CELL:C1"))
@@ -303,9 +303,6 @@ def test_units_of_a_serialized_types_batch_cannot_be_installed_without_serials()
     assert snapshot(chain) == before
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an install line for a serialized part with qty=5 is accepted; the "
-                                       "bill records 1 unit but the parts.installed event and the vehicle history "
-                                       "say 5")
 def test_a_serialized_part_is_installed_as_exactly_one_unit() -> None:
     chain = rules_chain()
     receipt = chain.run(OEM, install(V1, InstallItem(part="BRK:S1", qty=5)))
@@ -317,9 +314,6 @@ def test_a_serialized_part_is_installed_as_exactly_one_unit() -> None:
     assert (line.qty, ev["qty"], item["qty"]) == (1, 1, 1)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: part ids and batch ids share the '<part_number>:<name>' namespace but "
-                                       "are not kept apart: parts.mint accepts a serial equal to an existing batch "
-                                       "name, and from then on parts.ship of that id moves the part, never the batch")
 def test_a_serial_cannot_shadow_a_batch_of_the_same_part_number() -> None:
     chain = rules_chain()
     chain.run(SUP, mint("CELL", "C1"))  # CELL:C1 is the batch of cells C-1..C-3: this should be refused
@@ -375,9 +369,6 @@ def test_lot_consumption_is_exact_to_the_gram_and_attested_by_auditors() -> None
     assert used == [{"batch": "PAD:B1", "mass_g": 300}, {"batch": "PAD:B7", "mass_g": 700}]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a batch listing one lot twice writes two lot_uses rows with the same "
-                                       "key (lot, batch): the second overwrites the first, so the lot's used_by "
-                                       "under-reports what the lot's consumed_g counts")
 def test_lot_used_by_adds_up_to_consumed_when_a_batch_lists_a_lot_twice() -> None:
     chain = rules_chain()
     ok(chain, SUP, mint_batch("PAD", "B7", 5, ("L1", 100), ("L1", 200)))
@@ -615,3 +606,12 @@ def test_oem2_builds_with_its_own_stock() -> None:
     ok(chain, OEM2, receive("BRK:S4"))
     ok(chain, OEM2, install(W1, "BRK:S4"))
     assert part(chain, "BRK:S4").location == f"vin:{W1}"
+
+
+def test_a_logger_registered_by_one_organisation_cannot_be_claimed_by_another_even_with_its_signature() -> None:
+    chain = rules_chain()
+    before = snapshot(chain)
+    receipt = chain.run(OEM, RegisterLogger(logger=LOGGER_SUP.did), LOGGER_SUP)
+    assert (receipt.ok, receipt.code) == (False, "assembly_rule"), receipt
+    assert "already registered by 'sup'" in receipt.detail["reason"]
+    assert snapshot(chain) == before

@@ -191,7 +191,8 @@ def create_app(node: Node) -> Litestar:
         try:
             # Catch up from the block log, then follow live blocks, skipping what was sent.
             head = engine.head.height  # type: ignore[union-attr]
-            if after[0] <= head:
+            if after[0] <= head:  # derived events read indexes: they must hold the backlog's blocks first
+                await asyncio.to_thread(engine.state.wait_flushed, head, 30.0)
                 backlog = await asyncio.to_thread(lambda: list(reader.events(after, head)))
                 for eid, ev in backlog:
                     yield ServerSentEventMessage(data=msgspec.json.encode(ev).decode(), event=ev["type"], id=eid)
@@ -209,6 +210,7 @@ def create_app(node: Node) -> Litestar:
                     continue
                 if h > sent_height + 1:  # should not happen; fill any gap from the log
                     end = 1 << 62
+                    await asyncio.to_thread(engine.state.wait_flushed, h - 1, 30.0)
                     gap = await asyncio.to_thread(lambda: list(reader.events((sent_height, end, end, end), h - 1)))
                     for eid, ev in gap:
                         yield ServerSentEventMessage(data=msgspec.json.encode(ev).decode(), event=ev["type"], id=eid)

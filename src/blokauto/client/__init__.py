@@ -259,7 +259,9 @@ class Client:
         return StateValue(key, None if raw is None else msgspec.json.decode(raw), cp.header.height, cp)
 
     def query(self, module: str, name: str, **params: Any) -> Any:
-        return self._request("GET", f"/v1/q/{module}/{name}", params=params)["result"]
+        """A module query's result; structured parameters (dicts, lists, Structs) travel as JSON."""
+        sent = {k: v if isinstance(v, (str, int)) else msgspec.json.encode(v).decode() for k, v in params.items()}
+        return self._request("GET", f"/v1/q/{module}/{name}", params=sent)["result"]
 
     def report(self, vin: str, *, min_height: int = -1, max_age_ms: int | None = None) -> dict[str, Any]:
         """A vehicle's history report, verified offline-style (raises ``VerificationError``)."""

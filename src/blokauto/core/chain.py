@@ -62,12 +62,13 @@ def merge_tx_index(index: dict[bytes, tuple[bytes, int, int, int]], outcome: Blo
 
 
 def make_block(registry: Registry, ledger: LedgerReader, window: ReplayWindow, *, prev: Header, time: int,
-               txs: list[BlockTx]) -> BlockOutcome:
+               txs: list[BlockTx], signer_cache: Any = None) -> BlockOutcome:
     """Execute ``txs`` on top of ``prev`` at block time ``time`` (never earlier than ``prev.time``)."""
     if time < prev.time:
         raise ValueError(f"block time {time} is before the previous block's {prev.time}")
     height = prev.height + 1
-    result = execute_block(registry, ledger, window, chain=prev.chain, height=height, time=time, txs=txs)
+    result = execute_block(registry, ledger, window, chain=prev.chain, height=height, time=time, txs=txs,
+                           signer_cache=signer_cache)
     root, node_writes = smt.update(ledger.get_node, state_changes(result.writes))
     raws = [t.raw for t in txs]
     header = Header(

@@ -120,13 +120,42 @@ class BlockResult:
     accepted: list[tuple[bytes, int, int]] = field(default_factory=list)  # (id, expires, index) consumed
 
 
-def authorise(registry: Registry, state: StateReader, ctx: Context, spec: MessageSpec, checked: CheckedTx) -> None:
+class SignerCache:
+    """Directory answers kept between transactions: cleared as soon as a transaction writes a key
+    the directory watches, so a cached answer is always the one a fresh lookup would give."""
+
+    __slots__ = ("_infos", "_watched")
+
+    def __init__(self, watched: tuple[bytes, ...]) -> None:
+        self._infos: dict[str, SignerInfo | None] = {}
+        self._watched = watched
+
+    def lookup(self, directory: Any, state: StateReader, did: str) -> SignerInfo | None:
+        try:
+            return self._infos[did]
+        except KeyError:
+            if len(self._infos) > 100_000:
+                self._infos.clear()
+            info = self._infos[did] = directory.signer(state, did)
+            return info
+
+    def note_writes(self, writes: dict[bytes, bytes | None]) -> None:
+        watched = self._watched
+        if any(k.startswith(watched) for k in writes):
+            self._infos.clear()
+
+    def clear(self) -> None:
+        self._infos.clear()
+
+
+def authorise(registry: Registry, state: StateReader, ctx: Context, spec: MessageSpec, checked: CheckedTx,
+              cache: SignerCache | None = None) -> None:
     """Steps 5-6: signer status, sender role, required co-signers, no stray signers."""
     directory = registry.directory
     signers = ctx.signers
     infos: dict[str, SignerInfo | None] = {}
     for did in signers:
-        info = directory.signer(state, did)
+        info = directory.signer(state, did) if cache is None else cache.lookup(directory, state, did)
         if info is not None and not info.active:
             raise RevokedKey(signer=did, status=info.status, since=info.since)
         infos[did] = info
@@ -156,7 +185,7 @@ def _failure(txid: bytes, err: BlokautoError) -> Receipt:
 
 def execute_tx(registry: Registry, state: Overlay, window: ReplayWindow, *, chain: str, height: int,
                time: int, params: dict[str, int], checked: CheckedTx,
-               index_ops: list, tx_index: int) -> tuple[Receipt, int | None]:
+               index_ops: list, tx_index: int, cache: SignerCache | None = None) -> tuple[Receipt, int | None]:
     """Run steps 1-7 for one transaction. Returns its receipt and, when its id was consumed,
     its expiry (the caller adds it to the replay window)."""
     tx = checked.tx
@@ -182,13 +211,15 @@ def execute_tx(registry: Registry, state: Overlay, window: ReplayWindow, *, chai
         spec = registry.messages.get(tag)
         if spec is None:
             raise UnknownMessage(type=tag)
-        authorise(registry, overlay, ctx, spec, checked)
+        authorise(registry, overlay, ctx, spec, checked, cache)
         spec.handler(overlay, ctx, msg)
     except BlokautoError as err:
         return _failure(txid, err), body.expires
     except HANDLER_BUGS as exc:  # deterministic for the same input on every node: record, do not halt
         return _failure(txid, HandlerError(type=tag, error=type(exc).__name__)), body.expires
     state.writes.update(overlay.writes)
+    if cache is not None:
+        cache.note_writes(overlay.writes)
     for table, put, row in ctx.index_ops:
         index_ops.append((table, put, row, tx_index))
     events = [to_builtins(e) for e in ctx.events]
@@ -196,9 +227,11 @@ def execute_tx(registry: Registry, state: Overlay, window: ReplayWindow, *, chai
 
 
 def execute_block(registry: Registry, reader: StateReader, window: ReplayWindow, *, chain: str,
-                  height: int, time: int, txs: list[BlockTx]) -> BlockResult:
-    """Execute ``txs`` in order over ``reader``; the window is updated in place."""
+                  height: int, time: int, txs: list[BlockTx], signer_cache: SignerCache | None = None) -> BlockResult:
+    """Execute ``txs`` in order over ``reader``; the window is updated in place. ``signer_cache``
+    may carry directory answers over from earlier blocks (it is kept correct as this one writes)."""
     state = Overlay(reader)
+    cache = signer_cache if signer_cache is not None else SignerCache(registry.directory.watched)
     params = registry.read_params(state)
     window.prune(time)
     receipts: list[Receipt] = []
@@ -209,7 +242,7 @@ def execute_block(registry: Registry, reader: StateReader, window: ReplayWindow,
             receipt = Receipt(tx=item.id.hex(), ok=False, code=item.code, detail=item.detail)
         else:
             receipt, expires = execute_tx(registry, state, window, chain=chain, height=height, time=time,
-                                          params=params, checked=item, index_ops=index_ops, tx_index=i)
+                                          params=params, checked=item, index_ops=index_ops, tx_index=i, cache=cache)
             if expires is not None:
                 window.add(item.id, expires, height)
                 accepted.append((item.id, expires, i))

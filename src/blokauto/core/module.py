@@ -47,7 +47,10 @@ class SignerInfo(msgspec.Struct, frozen=True, gc=False):
 
 @runtime_checkable
 class Directory(Protocol):
-    """Who a key is: provided by the governance module, used to authorise every transaction."""
+    """Who a key is: provided by the governance module, used to authorise every transaction.
+    ``watched`` are the state key prefixes whose changes can change an answer."""
+
+    watched: tuple[bytes, ...]
 
     def signer(self, state: StateReader, did: str) -> SignerInfo | None: ...
 

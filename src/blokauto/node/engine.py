@@ -25,7 +25,7 @@ from ..core.block import Genesis, Header, Receipt, attest
 from ..core.chain import BlockOutcome, make_block, make_genesis_block
 from ..core.crypto import KeyPair
 from ..core.errors import BlokautoError, ReplayedTx, Unavailable
-from ..core.execute import ReplayWindow, authorise
+from ..core.execute import ReplayWindow, SignerCache, authorise
 from ..core.module import Context
 from ..core.registry import Registry
 from ..core.tx import CheckedTx
@@ -118,6 +118,7 @@ class Engine:
         self.chain = stored.chain
         self.state = StateStore(data_dir / "state.db", registry)
         self.window = ReplayWindow()
+        self.signers = SignerCache(registry.directory.watched)  # shared by pre-check and execution
         self.head: Header | None = None
         self.params: dict[str, int] = {}
         self._inbox: deque[tuple[CheckedTx, Submission, int]] = deque()
@@ -273,7 +274,7 @@ class Engine:
         ctx = Context(self.registry, self.chain, self.head.height + 1, self.head.time, txid, body.sender,
                       tuple(s.signer for s in checked.tx.sigs), self.params)
         try:
-            authorise(self.registry, self.state, ctx, spec, checked)
+            authorise(self.registry, self.state, ctx, spec, checked, self.signers)
         except BlokautoError as err:
             return err
         return None
@@ -282,8 +283,13 @@ class Engine:
         """Execute and durably commit one block of ``txs`` (engine thread)."""
         assert self.head is not None
         t = max(self.head.time, now_ms())
-        outcome = make_block(self.registry, self.state, self.window, prev=self.head, time=t, txs=txs)  # type: ignore[arg-type]
-        self._commit(outcome)
+        try:
+            outcome = make_block(self.registry, self.state, self.window, prev=self.head, time=t, txs=txs,  # type: ignore[arg-type]
+                                 signer_cache=self.signers)
+            self._commit(outcome)
+        except BaseException:
+            self.signers.clear()  # it may hold answers read from a block that was not committed
+            raise
         return outcome
 
     def _commit(self, outcome: BlockOutcome) -> None:

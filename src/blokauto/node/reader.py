@@ -178,5 +178,16 @@ def tx_evidence(b: StoredBlock, index: int, attestations: list) -> dict[str, Any
 
 
 def convert_params(params: dict[str, Any], struct: type) -> Any:
-    """Query-string values (strings) into the query's parameter Struct."""
-    return msgspec.convert(params, struct, strict=False)
+    """Query-string values (strings) into the query's parameter Struct; a structured parameter
+    (an object or a list, e.g. a recall scope) is given as JSON."""
+    structured = {f.name for f in msgspec.structs.fields(struct)
+                  if isinstance(f.type, type) and issubclass(f.type, msgspec.Struct)
+                  or getattr(f.type, "__origin__", None) in (list, dict)}
+    values = dict(params)
+    for name in structured & values.keys():
+        if isinstance(values[name], str):
+            try:
+                values[name] = msgspec.json.decode(values[name])
+            except msgspec.DecodeError as exc:
+                raise msgspec.ValidationError(f"{name} must be JSON: {exc}") from None
+    return msgspec.convert(values, struct, strict=False)

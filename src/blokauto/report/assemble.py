@@ -31,7 +31,8 @@ def _proven(snap: Any, key: bytes) -> dict[str, Any]:
 def recall_evidence(snap: Any, vin: str) -> dict[str, Any]:
     """Everything a verifier needs to decide, offline, which open recalls cover ``vin``: the open
     campaigns, the vehicle's bill of parts with its removals, the serialized parts on it (and any
-    components a campaign names), and whether each campaign was remedied on it."""
+    components a campaign names, also those a removed assembly held), and whether each campaign was
+    remedied on it."""
     open_ev = _proven(snap, OPEN.key)
     open_ids = msgspec.json.decode(open_ev["raw"]) if open_ev["raw"] else []
     campaigns = [_proven(snap, CAMPAIGNS.key(cid)) for cid in open_ids]
@@ -45,7 +46,8 @@ def recall_evidence(snap: Any, vin: str) -> dict[str, Any]:
     if bom_ev["raw"]:
         bom = msgspec.json.decode(bom_ev["raw"])
         refs = [i["ref"] for i in bom["items"] if i["kind"] == "part"] + \
-            [r["ref"] for r in bom["removed"] if r["kind"] == "part"]
+            [r["ref"] for r in bom["removed"] if r["kind"] == "part"] + \
+            [x for r in bom["removed"] for x in r["nested"] if x.partition(":")[0] in named]
         seen: set[str] = set()
         while refs:
             ref = refs.pop()

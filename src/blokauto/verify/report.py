@@ -53,11 +53,13 @@ def _covers_vehicle(scope: dict[str, Any], vin: str, manufacturer: str, build_da
 
 
 def _carried(bom: dict[str, Any], parts: dict[str, dict[str, Any]], height: int) -> list[tuple[str, str, str]]:
-    """(part number, batch, serial) of what the vehicle carried at ``height``, nested parts included."""
-    refs = [(i["ref"], i["kind"], i["part_number"]) for i in bom["items"] if i["height"] <= height]
-    refs += [(r["ref"], r["kind"], r["part_number"]) for r in bom["removed"] if r["installed"] <= height < r["removed"]]
+    """(part number, batch, serial) of what the vehicle carried at ``height``, nested parts included:
+    an assembly still on board holds what it holds now, a removed one what it held when it came out."""
+    refs = [(i["ref"], i["kind"], i["part_number"], None) for i in bom["items"] if i["height"] <= height]
+    refs += [(r["ref"], r["kind"], r["part_number"], r["nested"]) for r in bom["removed"]
+             if r["installed"] <= height < r["removed"]]
     out: list[tuple[str, str, str]] = []
-    for ref, kind, pn in refs:
+    for ref, kind, pn, inside in refs:
         if kind == "batch":
             out.append((pn, ref.partition(":")[2], ""))
             continue
@@ -67,7 +69,10 @@ def _carried(bom: dict[str, Any], parts: dict[str, dict[str, Any]], height: int)
             if p is None:
                 continue
             out.append((p["part_number"], p["batch"], p["serial"]))
-            stack += [c for c in p["components"] if c in parts]
+            if inside is None:
+                stack += [c for c in p["components"] if c in parts]
+        if inside is not None:
+            out += [(p["part_number"], p["batch"], p["serial"]) for p in (parts.get(c) for c in inside) if p is not None]
     return out
 
 
@@ -81,7 +86,8 @@ def open_recalls(record: dict[str, Any], ev: dict[str, Any]) -> list[dict[str, A
     for cid, c_ev, r_ev in zip(open_ids, ev["campaigns"], ev["remedies"]):
         c = msgspec.json.decode(c_ev["raw"])
         scope = c["scope"]
-        if not _covers_vehicle(scope, record["vin"], record["manufacturer"], record["birth"]["build_date"]):
+        if record["registered"] > c["opened"] or \
+                not _covers_vehicle(scope, record["vin"], record["manufacturer"], record["birth"]["build_date"]):
             continue
         has_parts = bool(scope["part_numbers"] or scope["batches"] or scope["serial_ranges"])
         if has_parts and not any(_covers_part(scope, *item) for item in _carried(bom, parts, c["opened"])):
@@ -245,7 +251,7 @@ def _verify_recall_evidence(header: Header, vin: str, ev: Any) -> None:
         part_id = p_ev.get("key", "").removeprefix("parts/p/") if isinstance(p_ev, dict) else ""
         given[part_id] = _proven_value(header, p_ev, f"parts/p/{part_id}", f"part {part_id}")
     need = ([i["ref"] for i in bom["items"] if i["kind"] == "part"] + [r["ref"] for r in bom["removed"] if r["kind"] == "part"]
-            if bom else [])
+            + [x for r in bom["removed"] for x in r["nested"] if x.partition(":")[0] in named] if bom else [])
     seen: set[str] = set()
     while need:  # every serialized part on the bill, and every component a campaign names, is proven
         ref = need.pop()

@@ -220,18 +220,20 @@
     return !scope.vin_ranges.length || scope.vin_ranges.some((r) => r.first <= vin && vin <= r.last);
   }
   function carried(bom, parts, height) {
-    const refs = bom.items.filter((i) => i.height <= height).map((i) => [i.ref, i.kind, i.part_number])
-      .concat(bom.removed.filter((r) => r.installed <= height && height < r.removed).map((r) => [r.ref, r.kind, r.part_number]));
+    const refs = bom.items.filter((i) => i.height <= height).map((i) => [i.ref, i.kind, i.part_number, null])
+      .concat(bom.removed.filter((r) => r.installed <= height && height < r.removed)
+        .map((r) => [r.ref, r.kind, r.part_number, r.nested]));
     const out = [];
-    for (const [ref, kind, pn] of refs) {
+    for (const [ref, kind, pn, inside] of refs) {
       if (kind === "batch") { out.push([pn, ref.slice(ref.indexOf(":") + 1), ""]); continue; }
       const stack = [ref];
       while (stack.length) {
         const p = parts[stack.pop()];
         if (!p) continue;
         out.push([p.part_number, p.batch, p.serial]);
-        for (const c of p.components) if (c in parts) stack.push(c);
+        if (inside === null) for (const c of p.components) if (c in parts) stack.push(c);
       }
+      if (inside !== null) for (const c of inside) if (c in parts) out.push([parts[c].part_number, parts[c].batch, parts[c].serial]);
     }
     return out;
   }
@@ -243,7 +245,7 @@
     const out = [];
     openIds.forEach((cid, i) => {
       const c = JSON.parse(ev.campaigns[i].raw), scope = c.scope;
-      if (!coversVehicle(scope, record.vin, record.manufacturer, record.birth.build_date)) return;
+      if (record.registered > c.opened || !coversVehicle(scope, record.vin, record.manufacturer, record.birth.build_date)) return;
       const hasParts = scope.part_numbers.length || scope.batches.length || scope.serial_ranges.length;
       if (hasParts && !carried(bom, parts, c.opened).some((it) => coversPart(scope, it[0], it[1], it[2]))) return;
       out.push({ campaign: cid, number: c.number, component: c.component, summary: c.summary, remedy: c.remedy,
@@ -291,7 +293,8 @@
       given[id] = await provenValue(header, p, `parts/p/${id}`, `part ${id}`);
     }
     const need = bom ? bom.items.filter((i) => i.kind === "part").map((i) => i.ref)
-      .concat(bom.removed.filter((r) => r.kind === "part").map((r) => r.ref)) : [];
+      .concat(bom.removed.filter((r) => r.kind === "part").map((r) => r.ref))
+      .concat(bom.removed.flatMap((r) => r.nested).filter((x) => named.has(x.slice(0, x.indexOf(":"))))) : [];
     const seen = new Set();
     while (need.length) {
       const ref = need.pop();

@@ -56,6 +56,8 @@ _ORG_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 class GovernanceDirectory:
     """The ``Directory`` the framework uses to authorise every transaction."""
 
+    watched = (MEMBERS.prefix.encode(), ORGS.prefix.encode())
+
     def signer(self, state: StateReader, did: str) -> SignerInfo | None:
         m = MEMBERS.get(state, did)
         if m is None:

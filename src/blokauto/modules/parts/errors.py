@@ -23,6 +23,24 @@ class PartExists(DomainError):
     template = "{part} was already minted; a serial is minted once."
 
 
+class IdTaken(DomainError):
+    code = "id_taken"
+    template = ("{ref} already names a {other}; a batch and a serialized part share the id space "
+                "<part number>:<serial or batch>, so choose another {what}.")
+
+
+class NotYourVehicle(DomainError):
+    code = "not_your_vehicle"
+    template = ("{org!r} fits parts at build to the vehicles it made; {vin} was made by {maker!r}. "
+                "A workshop fits parts at service.")
+
+
+class NotDeregistered(DomainError):
+    code = "vehicle_not_deregistered"
+    template = ("A recycler harvests parts from deregistered vehicles; {vin} is still registered. "
+                "A workshop removes parts at service, or deregister the vehicle first.")
+
+
 class SuspectedCounterfeit(DomainError):
     code = "suspected_counterfeit"
     template = ("{part} was never minted by its supplier: refused and recorded as a suspected counterfeit "

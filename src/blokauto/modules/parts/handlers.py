@@ -13,7 +13,7 @@ import msgspec
 from ...core.crypto import TAG_HISTORY, public_key_from_did, tagged_hash
 from ...core.encoding import canonical, to_builtins
 from ...core.errors import InvalidKey
-from ...core.module import ANYONE, MEMBER, Context
+from ...core.module import ANYONE, MEMBER, Context, KeyParty
 from ...core.state import Overlay, StateReader
 from . import errors
 from .messages import (
@@ -175,15 +175,20 @@ def mint_batch(state: Overlay, ctx: Context, msg: MintBatch) -> None:
     bid = f"{msg.part_number}:{msg.batch}"
     if BATCHES.has(state, bid):
         raise errors.BatchExists(batch=msg.batch, part_number=msg.part_number)
+    if PARTS.has(state, bid):
+        raise errors.IdTaken(ref=bid, other="serialized part", what="batch name")
+    wanted: dict[str, int] = {}  # a lot listed twice consumes both masses
     for use in msg.materials:
-        lot = LOTS.get(state, use.lot)
+        wanted[use.lot] = wanted.get(use.lot, 0) + use.mass_g
+    for lot_id, mass_g in wanted.items():
+        lot = LOTS.get(state, lot_id)
         if lot is None:
-            raise errors.UnknownLot(lot=use.lot)
+            raise errors.UnknownLot(lot=lot_id)
         remaining = lot.mass_g - lot.consumed_g
-        if use.mass_g > remaining:
-            raise errors.MaterialOverconsumed(lot=use.lot, remaining=remaining, material=lot.material, wanted=use.mass_g)
-        LOTS.put(state, msgspec.structs.replace(lot, consumed_g=lot.consumed_g + use.mass_g), use.lot)
-        ctx.index_put(LOT_USES, lot=use.lot, batch=bid, mass_g=use.mass_g, height=ctx.height)
+        if mass_g > remaining:
+            raise errors.MaterialOverconsumed(lot=lot_id, remaining=remaining, material=lot.material, wanted=mass_g)
+        LOTS.put(state, msgspec.structs.replace(lot, consumed_g=lot.consumed_g + mass_g), lot_id)
+        ctx.index_put(LOT_USES, lot=lot_id, batch=bid, mass_g=mass_g, height=ctx.height)
     org = "org:" + _org(ctx)
     BATCHES.put(state, Batch(bid, msg.part_number, msg.batch, _org(ctx), msg.quantity, msg.produced, msg.plant, org,
                              msg.quantity, 0, list(msg.materials)), bid)
@@ -206,6 +211,8 @@ def mint(state: Overlay, ctx: Context, msg: MintParts) -> None:
         pid = f"{msg.part_number}:{serial}"
         if PARTS.has(state, pid):
             raise errors.PartExists(part=pid)
+        if BATCHES.has(state, pid):
+            raise errors.IdTaken(ref=pid, other="batch", what="serial")
         p = Part(pid, msg.part_number, serial, _org(ctx), msg.produced, msg.plant, org, batch=msg.batch or "")
         part_history_append(state, ctx, p, "minted", {"produced": msg.produced, "plant": msg.plant,
                                                       "batch": msg.batch or "", "custodian": org})
@@ -283,7 +290,8 @@ def receive(state: Overlay, ctx: Context, msg: Receive) -> None:
         _ship_or_receive(state, ctx, ref, ship_to=None)
 
 
-@module.message(RegisterLogger, roles=MEMBER, new_keys=lambda m: [m.logger])
+@module.message(RegisterLogger, roles=MEMBER, new_keys=lambda m: [m.logger],
+                cosigners=lambda s, ctx, m: [KeyParty(m.logger, "the logger device")])
 def register_logger(state: Overlay, ctx: Context, msg: RegisterLogger) -> None:
     """A condition-logger device of the sender's organisation."""
     owner = LOGGERS.get(state, msg.logger)
@@ -343,18 +351,24 @@ def _install_part(state: Overlay, ctx: Context, vin: str, item: InstallItem, bom
     pn, serial = _split(item.part)
     if PART_TYPES.get(state, pn) is None or not PARTS.has(state, item.part):
         raise errors.SuspectedCounterfeit(part=item.part, target=vin, by=ctx.sender)
+    if item.qty != 1:
+        raise errors.AssemblyRule(reason=f"{item.part} is one serialized part: leave qty at 1, not {item.qty}")
     p = _part(state, item.part)
     if p.status == "installed":
         raise errors.InstalledElsewhere(part=p.id, location=p.location)
     if p.custodian != org or p.status not in ("in_stock", "removed"):
         raise errors.NotCustodian(item=p.id, custodian=p.custodian, action="install")
-    blocked = ctx.need(RecallGate).blocking_campaign(state, ctx.need, pn, p.batch, serial, vin)
-    if blocked is not None:
-        raise errors.RecalledPart(item=p.id, campaign=blocked[0], number=blocked[1])
+    nested = _nested(state, p)
+    gate = ctx.need(RecallGate)
+    for c in [p] + nested:  # a pack of recalled cells is as recalled as the cells
+        blocked = gate.blocking_campaign(state, ctx.need, c.part_number, c.batch, c.serial, vin)
+        if blocked is not None:
+            raise errors.RecalledPart(item=p.id if c is p else f"{c.id} in {p.id}", campaign=blocked[0],
+                                      number=blocked[1])
     part_history_append(state, ctx, p, "installed", {"vin": vin, "position": item.position},
                         status="installed", location="vin:" + vin, custodian="vin:" + vin)
     bom.append(BomItem(p.id, pn, "part", 1, item.position, ctx.height))
-    for c in [p] + _nested(state, p):
+    for c in [p] + nested:
         _adjust_installed(state, c.part_number, 1, c.batch)
         ctx.index_put(INSTALLATIONS, ref=c.id, vin=vin, installed=ctx.height, part_number=c.part_number, batch=c.batch,
                       serial=c.serial, qty=1, via="" if c is p else p.id, removed=0)
@@ -364,8 +378,12 @@ def _install_batch(state: Overlay, ctx: Context, vin: str, item: InstallItem, bo
     org = "org:" + _org(ctx)
     pn, batch = _split(item.batch)
     b = BATCHES.get(state, item.batch)
-    if PART_TYPES.get(state, pn) is None or b is None:
+    t = PART_TYPES.get(state, pn)
+    if t is None or b is None:
         raise errors.SuspectedCounterfeit(part=item.batch, target=vin, by=ctx.sender)
+    if t.serialized:
+        raise errors.WrongKind(part_number=pn, kind="serialized",
+                               reason=f"install its parts by serial, not units of batch {batch!r}")
     if b.custodian != org:
         raise errors.NotCustodian(item=b.id, custodian=b.custodian, action="install")
     if b.in_stock < item.qty:
@@ -380,17 +398,14 @@ def _install_batch(state: Overlay, ctx: Context, vin: str, item: InstallItem, bo
                   qty=item.qty, via="", removed=0)
 
 
-def _target_vehicle(state: StateReader, ctx: Context, vin: str, *, allow_scrapped: bool) -> None:
-    status = _vehicles(ctx).vehicle_status(state, vin)
-    if status is None or (status == "scrapped" and not allow_scrapped):
-        raise errors.NotInstalled(item="(anything)", target=vin if status is None else f"{vin} (deregistered)")
-
-
 @module.message(Install, roles=INSTALLERS)
 def install(state: Overlay, ctx: Context, msg: Install) -> None:
     """Install parts or batch units held by the installer; a never-minted serial is refused as a
     suspected counterfeit, a part installed elsewhere or under an open recall is refused too."""
-    _target_vehicle(state, ctx, msg.vin, allow_scrapped=False)
+    maker, _ = _vehicles(ctx).require_vehicle(state, msg.vin)
+    assert ctx.member is not None
+    if "workshop" not in ctx.member.roles and maker != ctx.member.org:  # a manufacturer, at build
+        raise errors.NotYourVehicle(org=ctx.member.org, vin=msg.vin, maker=maker)
     bom = BOMS.get(state, msg.vin) or Bom(msg.vin)
     items = list(bom.items)
     for item in msg.items:
@@ -410,7 +425,10 @@ def install(state: Overlay, ctx: Context, msg: Install) -> None:
 @module.message(Remove, roles={"workshop", "recycler"})
 def remove(state: Overlay, ctx: Context, msg: Remove) -> None:
     """Remove parts (a recycler also from a deregistered vehicle); they re-enter the sender's custody."""
-    _target_vehicle(state, ctx, msg.vin, allow_scrapped=ctx.member is not None and "recycler" in ctx.member.roles)
+    assert ctx.member is not None
+    _, status = _vehicles(ctx).require_vehicle(state, msg.vin, allow_scrapped="recycler" in ctx.member.roles)
+    if "workshop" not in ctx.member.roles and status != "scrapped":  # a recycler, at end of life
+        raise errors.NotDeregistered(vin=msg.vin)
     bom = BOMS.get(state, msg.vin) or Bom(msg.vin)
     items = list(bom.items)
     removed = list(bom.removed)
@@ -418,13 +436,17 @@ def remove(state: Overlay, ctx: Context, msg: Remove) -> None:
     for item in msg.items:
         ref = item.part or item.batch
         line = next((x for x in items if x.ref == ref), None)
-        if line is None or bool(item.part) == bool(item.batch) or line.qty < item.qty:
-            raise errors.NotInstalled(item=ref, target=msg.vin)
+        if line is None or bool(item.part) == bool(item.batch) or line.qty < item.qty \
+                or line.kind != ("part" if item.part else "batch"):
+            raise errors.NotInstalled(item=f"{ref} (as a {'part' if item.part else 'batch'})", target=msg.vin)
+        inside: list[str] = []
         if item.part:
             p = _part(state, ref)
             part_history_append(state, ctx, p, "removed", {"vin": msg.vin}, status="removed", location="",
                                 custodian=org)
-            for c in [p] + _nested(state, p):
+            nested = _nested(state, p)
+            inside = [c.id for c in nested]
+            for c in [p] + nested:
                 _adjust_installed(state, c.part_number, -1, c.batch)
                 ctx.index_put(INSTALLATIONS, ref=c.id, vin=msg.vin, installed=line.height, part_number=c.part_number,
                               batch=c.batch, serial=c.serial, qty=1, via="" if c is p else p.id, removed=ctx.height)
@@ -441,7 +463,7 @@ def remove(state: Overlay, ctx: Context, msg: Remove) -> None:
                 items.append(BomItem(ref, line.part_number, "batch", left, line.position, ctx.height))
                 ctx.index_put(INSTALLATIONS, ref=ref, vin=msg.vin, installed=ctx.height, part_number=line.part_number,
                               batch=b.batch, serial="", qty=left, via="", removed=0)
-        removed.append(RemovedItem(ref, line.part_number, line.kind, item.qty, line.height, ctx.height))
+        removed.append(RemovedItem(ref, line.part_number, line.kind, item.qty, line.height, ctx.height, inside))
         ctx.emit(PartRemoved(vin=msg.vin, ref=ref, qty=item.qty))
     BOMS.put(state, Bom(msg.vin, items, removed), msg.vin)
     _vehicles(ctx).record_event(state, ctx, msg.vin, "parts_removed", {"items": [to_builtins(i) for i in msg.items]},
@@ -458,17 +480,23 @@ class InstalledParts:
         bom = BOMS.get(state, vin)
         if bom is None:
             return []
-        refs = [(i.ref, i.kind, i.part_number) for i in bom.items if i.height <= height]
-        refs += [(r.ref, r.kind, r.part_number) for r in bom.removed if r.installed <= height < r.removed]
         out: list[tuple[str, str, str]] = []
-        for ref, kind, pn in refs:
+
+        def carried(ref: str, kind: str, pn: str, inside: list[Part] | None) -> None:
             if kind == "batch":
                 out.append((pn, ref.partition(":")[2], ""))
-            else:
-                p = PARTS.get(state, ref)
-                if p is not None:
-                    out.append((p.part_number, p.batch, p.serial))
-                    out += [(c.part_number, c.batch, c.serial) for c in _nested(state, p)]
+                return
+            p = PARTS.get(state, ref)
+            if p is not None:  # an assembly still on board holds what it held when installed
+                out.append((p.part_number, p.batch, p.serial))
+                out.extend((c.part_number, c.batch, c.serial) for c in (_nested(state, p) if inside is None else inside))
+
+        for i in bom.items:
+            if i.height <= height:
+                carried(i.ref, i.kind, i.part_number, None)
+        for r in bom.removed:
+            if r.installed <= height < r.removed:
+                carried(r.ref, r.kind, r.part_number, [c for c in (PARTS.get(state, x) for x in r.nested) if c is not None])
         return out
 
     def part_installed(self, state: StateReader, part_number: str) -> int:

@@ -33,7 +33,9 @@ LOT_USES = module.index("lot_uses", columns=[("lot", "TEXT"), ("batch", "TEXT"),
 class Vehicles(Protocol):
     """What parts needs from the vehicles module."""
 
-    def vehicle_status(self, state: StateReader, vin: str) -> str | None: ...
+    def require_vehicle(self, state: StateReader, vin: str, *, allow_scrapped: bool = False) -> tuple[str, str]:
+        """(manufacturer, status) of ``vin``; raises unknown_vehicle or vehicle_scrapped unless parts may be
+        fitted to or taken from it."""
 
     def record_event(self, state: Overlay, ctx: Context, vin: str, kind: str, data: dict[str, Any], *,
                      after_scrapping: bool = False) -> None: ...

@@ -123,6 +123,7 @@ class RemovedItem(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     qty: Uint
     installed: Uint
     removed: Uint
+    nested: list[str] = []  # an assembly's parts (any depth) when it came out: what it carried then
 
 
 class Bom(msgspec.Struct, frozen=True):

@@ -24,7 +24,7 @@ def affects(scope: Scope, vin: str, manufacturer: str, build_date: str, carried:
 
 def affected_vehicle(state: StateReader, ctx_need, c: Campaign, vin: str) -> bool:
     facts = ctx_need(VehicleFacts).birth_facts(state, vin)
-    if facts is None:
+    if facts is None or facts[2] > c.opened:  # a vehicle registered later was not covered when it opened
         return False
     carried = ctx_need(PartsOnBoard).installed_at(state, vin, c.opened) if c.scope.has_part_criteria else []
     return affects(c.scope, vin, facts[0], facts[1], carried)
@@ -111,6 +111,13 @@ def record_remedy(state: Overlay, ctx: Context, msg: RecordRemedy) -> None:
         raise errors.NotYourCampaign(reason=f"campaign {c.id} has no over-the-air remedy")
     if not msg.vin.isalnum() or not affected_vehicle(state, ctx.need, c, msg.vin):
         raise errors.NotAffected(vin=msg.vin, campaign=c.id, height=c.opened)
+    if not {"workshop", "dealer"} & set(ctx.member.roles):  # a manufacturer: over the air, on its own vehicles
+        facts = ctx.need(VehicleFacts).birth_facts(state, msg.vin)
+        if msg.method != "software":
+            raise errors.NotYourCampaign(reason="a manufacturer attests only over-the-air remedies; "
+                                                "a workshop or dealer attests a workshop remedy")
+        if facts is None or facts[0] != ctx.member.org:
+            raise errors.NotYourCampaign(reason=f"{msg.vin} was not made by {ctx.member.org!r}")
     done = REMEDIES.get(state, c.id, msg.vin)
     if done is not None:
         raise errors.AlreadyRemedied(vin=msg.vin, campaign=c.id, height=done.height)

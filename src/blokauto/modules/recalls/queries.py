@@ -10,9 +10,9 @@ from ...core.encoding import Uint, to_builtins
 from ...core.errors import NotFound
 from ...core.module import QueryView
 from .handlers import affected_vehicle
-from .resolve import affected
+from .resolve import affected, affected_count
 from .spec import module
-from .state import CAMPAIGNS, OPEN, REMEDIES, Campaign
+from .state import CAMPAIGNS, OPEN, REMEDIES, Campaign, Scope
 
 
 class CampaignQuery(msgspec.Struct):
@@ -23,6 +23,11 @@ class AffectedQuery(msgspec.Struct):
     campaign: Uint
     limit: Uint = 100
     offset: Uint = 0
+
+
+class PreviewQuery(msgspec.Struct):
+    scope: Scope
+    limit: Uint = 20
 
 
 class VinQuery(msgspec.Struct):
@@ -41,7 +46,7 @@ def _campaign(view: QueryView, cid: int) -> Campaign:
 
 
 def progress_of(view: QueryView, c: Campaign) -> dict[str, int]:
-    total = len(affected(view, c))
+    total = affected_count(view, c.scope, c.opened)
     return {"affected": total, "remedied": c.remedied, "outstanding": total - c.remedied}
 
 
@@ -62,9 +67,19 @@ def open_campaigns(view: QueryView) -> list[dict[str, Any]]:
 def affected_vehicles(view: QueryView, q: AffectedQuery) -> dict[str, Any]:
     """The vehicles a campaign covered when it opened, with the holder then and whether each is remedied."""
     c = _campaign(view, q.campaign)
-    rows = affected(view, c, limit=min(q.limit, 10_000), offset=q.offset)
+    rows = affected(view, c.scope, c.opened, limit=min(q.limit, 10_000), offset=q.offset)
     return {"campaign": c.id, "number": c.number, "progress": progress_of(view, c),
             "vehicles": [{"vin": vin, "holder": holder, "remedied": REMEDIES.has(view, c.id, vin)} for vin, holder in rows]}
+
+
+@module.query("preview", PreviewQuery)
+def preview(view: QueryView, q: PreviewQuery) -> dict[str, Any]:
+    """How many vehicles (and the first few) a scope would cover if a campaign opened now: check a
+    scope before opening it. A manufacturer's campaign covers only its own vehicles: set
+    ``scope.manufacturer`` to see that."""
+    return {"height": view.height, "affected": affected_count(view, q.scope, view.height),
+            "first": [{"vin": vin, "holder": holder}
+                      for vin, holder in affected(view, q.scope, view.height, limit=min(q.limit, 1000))]}
 
 
 @module.query("of_vehicle", VinQuery)
@@ -82,9 +97,12 @@ def of_vehicle(view: QueryView, q: VinQuery) -> list[dict[str, Any]]:
 
 @module.expander("recalls.campaign_opened")
 def notify_owners(view: QueryView, event: dict[str, Any]) -> list[dict[str, Any]]:
-    """One notification per affected vehicle, addressed to its holder when the campaign opened."""
+    """One notification per affected vehicle, addressed to its holder when the campaign opened; a
+    campaign whose scope covered no vehicle is flagged instead, for its opener to correct or close."""
     c = CAMPAIGNS.get(view, event["campaign"])
     if c is None:
         return []
-    return [{"type": "recalls.owner_notified", "campaign": c.id, "number": c.number, "vin": vin, "holder": holder,
-             "do_not_drive": c.do_not_drive} for vin, holder in affected(view, c)]
+    notices = [{"type": "recalls.owner_notified", "campaign": c.id, "number": c.number, "vin": vin, "holder": holder,
+                "do_not_drive": c.do_not_drive} for vin, holder in affected(view, c.scope, c.opened)]
+    return notices or [{"type": "recalls.scope_matched_nothing", "campaign": c.id, "number": c.number,
+                        "opened_by": c.opened_by}]

@@ -9,61 +9,71 @@ from typing import Any
 
 from ...core.module import QueryView
 from .spec import PartsOnBoard, VehicleFacts
-from .state import Campaign
+from .state import Scope
 
 
-def _part_clause(c: Campaign) -> tuple[str, list[Any]]:
+def _part_clause(scope: Scope) -> tuple[str, list[Any]]:
     terms: list[str] = []
     args: list[Any] = []
-    if c.scope.part_numbers:
-        terms.append(f"i.part_number IN ({','.join('?' * len(c.scope.part_numbers))})")
-        args += c.scope.part_numbers
-    for b in c.scope.batches:
+    if scope.part_numbers:
+        terms.append(f"i.part_number IN ({','.join('?' * len(scope.part_numbers))})")
+        args += scope.part_numbers
+    for b in scope.batches:
         terms.append("(i.part_number = ? AND i.batch = ?)")
         args += [b.part_number, b.batch]
-    for r in c.scope.serial_ranges:
+    for r in scope.serial_ranges:
         terms.append("(i.part_number = ? AND i.serial BETWEEN ? AND ?)")
         args += [r.part_number, r.first, r.last]
     return " OR ".join(terms), args
 
 
-def _vehicle_clause(c: Campaign) -> tuple[str, list[Any]]:
+def _vehicle_clause(scope: Scope, height: int) -> tuple[str, list[Any]]:
     terms = ["b.height <= ?"]
-    args: list[Any] = [c.opened]
-    if c.scope.manufacturer:
+    args: list[Any] = [height]
+    if scope.manufacturer:
         terms.append("b.manufacturer = ?")
-        args.append(c.scope.manufacturer)
-    if c.scope.build_dates is not None:
+        args.append(scope.manufacturer)
+    if scope.build_dates is not None:
         terms.append("b.build_date BETWEEN ? AND ?")
-        args += [c.scope.build_dates.first, c.scope.build_dates.last]
-    if c.scope.vin_ranges:
-        terms.append("(" + " OR ".join("b.vin BETWEEN ? AND ?" for _ in c.scope.vin_ranges) + ")")
-        for r in c.scope.vin_ranges:
+        args += [scope.build_dates.first, scope.build_dates.last]
+    if scope.vin_ranges:
+        terms.append("(" + " OR ".join("b.vin BETWEEN ? AND ?" for _ in scope.vin_ranges) + ")")
+        for r in scope.vin_ranges:
             args += [r.first, r.last]
     return " AND ".join(terms), args
 
 
-def affected(view: QueryView, c: Campaign, *, limit: int = -1, offset: int = 0) -> list[tuple[str, str]]:
-    """(vin, holder at the campaign's height) of every affected vehicle, in VIN order."""
+def _covered(view: QueryView, scope: Scope, height: int) -> tuple[str, list[Any], dict[str, Any]]:
+    """SQL naming, as ``veh``, every vehicle ``scope`` covered at ``height``; its args; its tables."""
     tables = {**view.need(PartsOnBoard).tables, **view.need(VehicleFacts).tables}
-    vehicle_sql, vehicle_args = _vehicle_clause(c)
-    if c.scope.has_part_criteria:
-        part_sql, part_args = _part_clause(c)
+    vehicle_sql, vehicle_args = _vehicle_clause(scope, height)
+    if scope.has_part_criteria:
+        part_sql, part_args = _part_clause(scope)
         source = (f"SELECT DISTINCT i.vin FROM {{installations}} i WHERE i.installed <= ? "
                   f"AND (i.removed = 0 OR i.removed > ?) AND ({part_sql})")
-        source_args: list[Any] = [c.opened, c.opened, *part_args]
+        source_args: list[Any] = [height, height, *part_args]
     else:
         source, source_args = "SELECT vin FROM {births}", []
-    sql = (f"WITH hit AS ({source}), "
-           f"veh AS (SELECT b.vin FROM {{births}} b JOIN hit ON hit.vin = b.vin WHERE {vehicle_sql}), "
+    sql = (f"hit AS ({source}), "
+           f"veh AS (SELECT b.vin FROM {{births}} b JOIN hit ON hit.vin = b.vin WHERE {vehicle_sql})")
+    return sql, [*source_args, *vehicle_args], {"installations": tables["installations"], "births": tables["births"],
+                                                "holders": tables["holders"]}
+
+
+def affected(view: QueryView, scope: Scope, height: int, *, limit: int = -1,
+             offset: int = 0) -> list[tuple[str, str]]:
+    """(vin, holder at ``height``) of every vehicle ``scope`` covered at ``height`` (a campaign's
+    opening height), in VIN order."""
+    covered, args, tables = _covered(view, scope, height)
+    sql = (f"WITH {covered}, "
            f"own AS (SELECT h.vin, MAX(h.since) AS since FROM {{holders}} h JOIN veh ON veh.vin = h.vin "
            f"WHERE h.since <= ? GROUP BY h.vin) "
            f"SELECT own.vin, h.holder FROM own JOIN {{holders}} h ON h.vin = own.vin AND h.since = own.since "
            f"ORDER BY own.vin LIMIT ? OFFSET ?")
-    return [(v, h) for v, h in view.sql(sql, [*source_args, *vehicle_args, c.opened, limit, offset],
-                                        installations=tables["installations"], births=tables["births"],
-                                        holders=tables["holders"])]
+    return [(v, h) for v, h in view.sql(sql, [*args, height, limit, offset], **tables)]
 
 
-def affected_count(view: QueryView, c: Campaign) -> int:
-    return len(affected(view, c))
+def affected_count(view: QueryView, scope: Scope, height: int) -> int:
+    covered, args, tables = _covered(view, scope, height)
+    ((n,),) = view.sql(f"WITH {covered} SELECT COUNT(*) FROM veh", args, **tables)
+    return int(n)

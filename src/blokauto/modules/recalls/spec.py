@@ -33,7 +33,8 @@ class VehicleFacts(Protocol):
 
     tables: dict[str, Any]
 
-    def birth_facts(self, state: StateReader, vin: str) -> tuple[str, str] | None: ...
+    def birth_facts(self, state: StateReader, vin: str) -> tuple[str, str, int] | None:
+        """(manufacturer, build date, height registered)"""
 
     def record_event(self, state: Overlay, ctx: Context, vin: str, kind: str, data: dict[str, Any], *,
                      after_scrapping: bool = False) -> None: ...

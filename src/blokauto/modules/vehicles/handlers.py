@@ -435,9 +435,11 @@ class VehicleRegistry:
 
     tables = {"births": BIRTHS, "holders": HOLDERS}
 
-    def vehicle_status(self, state: StateReader, vin: str) -> str | None:
-        v = VEHICLES.get(state, vin) if vin.isalnum() else None
-        return None if v is None else v.status
+    def require_vehicle(self, state: StateReader, vin: str, *, allow_scrapped: bool = False) -> tuple[str, str]:
+        """(manufacturer, status) of ``vin``; refused (unknown_vehicle, vehicle_scrapped) unless it can
+        take another module's fact."""
+        v = _vehicle(state, vin, writable=not allow_scrapped)
+        return v.manufacturer, v.status
 
     def record_event(self, state: Overlay, ctx: Context, vin: str, kind: str, data: dict[str, Any], *,
                      after_scrapping: bool = False) -> None:
@@ -446,10 +448,10 @@ class VehicleRegistry:
         v = _vehicle(state, vin, writable=not after_scrapping)
         append(state, ctx, v, kind, data)
 
-    def birth_facts(self, state: StateReader, vin: str) -> tuple[str, str] | None:
-        """(manufacturer, build date) of a registered vehicle."""
+    def birth_facts(self, state: StateReader, vin: str) -> tuple[str, str, int] | None:
+        """(manufacturer, build date, height registered) of a registered vehicle."""
         v = VEHICLES.get(state, vin) if vin.isalnum() else None
-        return None if v is None else (v.manufacturer, v.birth.build_date)
+        return None if v is None else (v.manufacturer, v.birth.build_date, v.registered)
 
     def holder(self, state: StateReader, vin: str) -> str | None:
         v = VEHICLES.get(state, vin) if vin.isalnum() else None
