@@ -16,8 +16,12 @@ from .app import create_app
 class ApiServer:
     def __init__(self, node: Node, host: str = "127.0.0.1", port: int = 0, *, log_level: str = "warning") -> None:
         self.node = node
-        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say they are TCP; without it
+        # a response written in two parts waits for the client's delayed ACK (40 ms per keep-alive request)
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM,
+                                  socket.IPPROTO_TCP)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.bind((host, port))
         self.host, self.port = self.sock.getsockname()[:2]
         config = uvicorn.Config(create_app(node), log_level=log_level, access_log=False, lifespan="on",
