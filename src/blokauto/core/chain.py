@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from . import merkle, smt
 from .block import Genesis, Header, Receipt
 from .encoding import canonical
-from .execute import BlockTx, RefusedTx, ReplayWindow, execute_block
+from .execute import BlockTx, RefusedTx, ReplayWindow, Window, execute_block
 from .module import IndexTable
 from .registry import Registry
 from .state import Overlay, StateReader
@@ -61,7 +61,7 @@ def merge_tx_index(index: dict[bytes, tuple[bytes, int, int, int]], outcome: Blo
         index[txid] = (txid, h, i, expires)
 
 
-def make_block(registry: Registry, ledger: LedgerReader, window: ReplayWindow, *, prev: Header, time: int,
+def make_block(registry: Registry, ledger: LedgerReader, window: Window, *, prev: Header, time: int,
                txs: list[BlockTx], signer_cache: Any = None) -> BlockOutcome:
     """Execute ``txs`` on top of ``prev`` at block time ``time`` (never earlier than ``prev.time``)."""
     if time < prev.time:

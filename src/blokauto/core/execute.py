@@ -19,7 +19,7 @@ so nobody can block a genuine transaction by first publishing it with a forged s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -70,8 +70,20 @@ STATELESS_CODES = frozenset({
 })
 
 
+class Window(Protocol):
+    """Where execution learns whether an id was consumed before. Only ids that have not expired
+    matter (expiry is checked first), so a window may forget expired ids whenever it likes."""
+
+    def height_of(self, txid: bytes) -> int | None: ...
+
+    def add(self, txid: bytes, expires: int, height: int) -> None: ...
+
+    def prune(self, time: int) -> None:
+        """Called before each block with its time."""
+
+
 class ReplayWindow:
-    """Ids of included transactions that have not expired: a transaction is accepted once.
+    """Ids of included transactions that have not expired, in memory: a transaction is accepted once.
 
     Bounded: an id leaves once the block time passes its expiry, and expiries are at most
     ``max_tx_ttl_ms`` past the block time that included them.
@@ -183,7 +195,7 @@ def _failure(txid: bytes, err: BlokautoError) -> Receipt:
     return Receipt(tx=txid.hex(), ok=False, code=err.code, detail=to_builtins(err.detail))
 
 
-def execute_tx(registry: Registry, state: Overlay, window: ReplayWindow, *, chain: str, height: int,
+def execute_tx(registry: Registry, state: Overlay, window: Window, *, chain: str, height: int,
                time: int, params: dict[str, int], checked: CheckedTx,
                index_ops: list, tx_index: int, cache: SignerCache | None = None) -> tuple[Receipt, int | None]:
     """Run steps 1-7 for one transaction. Returns its receipt and, when its id was consumed,
@@ -226,7 +238,7 @@ def execute_tx(registry: Registry, state: Overlay, window: ReplayWindow, *, chai
     return Receipt(tx=txid.hex(), ok=True, events=events), body.expires
 
 
-def execute_block(registry: Registry, reader: StateReader, window: ReplayWindow, *, chain: str,
+def execute_block(registry: Registry, reader: StateReader, window: Window, *, chain: str,
                   height: int, time: int, txs: list[BlockTx], signer_cache: SignerCache | None = None) -> BlockResult:
     """Execute ``txs`` in order over ``reader``; the window is updated in place. ``signer_cache``
     may carry directory answers over from earlier blocks (it is kept correct as this one writes)."""

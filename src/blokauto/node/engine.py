@@ -25,12 +25,12 @@ from ..core.block import Genesis, Header, Receipt, attest
 from ..core.chain import BlockOutcome, make_block, make_genesis_block
 from ..core.crypto import KeyPair
 from ..core.errors import BlokautoError, ReplayedTx, Unavailable
-from ..core.execute import ReplayWindow, SignerCache, authorise
+from ..core.execute import SignerCache, authorise
 from ..core.module import Context
 from ..core.registry import Registry
 from ..core.tx import CheckedTx
 from ..store.blocks import BlockLog
-from ..store.state import StateStore
+from ..store.state import StateStore, StoredReplayWindow
 from .replay import stored_txs
 
 log = logging.getLogger("blokauto.engine")
@@ -117,7 +117,7 @@ class Engine:
         self.genesis: Genesis = stored
         self.chain = stored.chain
         self.state = StateStore(data_dir / "state.db", registry)
-        self.window = ReplayWindow()
+        self.window = StoredReplayWindow(self.state)
         self.signers = SignerCache(registry.directory.watched)  # shared by pre-check and execution
         self.head: Header | None = None
         self.params: dict[str, int] = {}
@@ -150,8 +150,6 @@ class Engine:
             assert header is not None
             if header.state_root != self.state.root.hex():
                 raise Divergence(flushed, header, msgspec.structs.replace(header, state_root=self.state.root.hex()))
-            for txid, expires, h in self.state.recent_tx_ids(header.time):
-                self.window.add(txid, expires, h)
             self.head = header
         replayed = 0
         start = flushed + 1

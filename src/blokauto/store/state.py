@@ -327,10 +327,36 @@ class StateStore:
                     return row[1], row[2]
         return None
 
-    def recent_tx_ids(self, since_time: int) -> list[tuple[bytes, int, int]]:
-        """(id, expires, height) of transactions that had not expired at ``since_time``."""
-        rows = self._engine.execute("SELECT id, expires, height FROM tx_index WHERE expires >= ?", (since_time,))
-        return [(bytes(i), e, h) for i, e, h in rows]
+    def consumed_at(self, txid: bytes) -> int | None:
+        """The height of the block whose transaction consumed ``txid`` (engine layers, then state.db)."""
+        for layer in (self._live, self._flushing):
+            if layer is not None:
+                row = layer.txs.get(txid)
+                if row is not None and row[3] > 0:
+                    return row[1]
+        row = self._engine.execute("SELECT height FROM tx_index WHERE id=? AND expires > 0", (txid,)).fetchone()
+        return None if row is None else row[0]
+
+
+class StoredReplayWindow:
+    """A node's replay window: ids consumed by committed blocks are looked up in the store (its
+    in-memory layers, then the tx index of state.db), only the block being executed is held in
+    memory. Memory does not grow with the window (tens of millions of ids at high rates); an
+    expired id is never forgotten, which execution allows (expiry is checked before replay)."""
+
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+        self._block: dict[bytes, int] = {}
+
+    def height_of(self, txid: bytes) -> int | None:
+        h = self._block.get(txid)
+        return h if h is not None else self._store.consumed_at(txid)
+
+    def add(self, txid: bytes, expires: int, height: int) -> None:
+        self._block[txid] = height
+
+    def prune(self, time: int) -> None:
+        self._block.clear()  # the previous block is in the store's layers now, or was never committed
 
 
 class Snapshot:
