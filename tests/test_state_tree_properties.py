@@ -15,6 +15,7 @@ The node store is a dict, applied the way ``MemoryLedger`` applies a block's nod
 from __future__ import annotations
 
 import copy
+import hashlib
 from typing import Any, Iterable
 
 import msgspec
@@ -24,6 +25,7 @@ from hypothesis import strategies as st
 
 from blokauto.core import smt
 from blokauto.core.smt import StateProof, StateProofError
+from blokauto.store.state import IdFilter
 
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -436,3 +438,24 @@ def test_every_stored_node_round_trips_through_its_storage_form(batches: list[di
     store, _ = replay(batches)
     for node in store.nodes.values():
         assert smt.decode_node(smt.encode_node(node)) == node
+
+
+# ---------------------------------------------------------------- the replay window's id filter
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.binary(min_size=32, max_size=32), max_size=300, unique=True))
+def test_the_id_filter_never_forgets_an_id_it_was_given(ids: list[bytes]) -> None:
+    f = IdFilter(capacity=len(ids) or 1)
+    for txid in ids:
+        f.add(txid)
+    assert all(txid in f for txid in ids)
+    assert f.count == len(ids)
+
+
+def test_the_id_filter_rarely_claims_an_id_it_was_not_given() -> None:
+    f = IdFilter(capacity=10_000)
+    for i in range(10_000):
+        f.add(hashlib.sha256(b"in-%d" % i).digest())
+    false = sum(hashlib.sha256(b"out-%d" % i).digest() in f for i in range(20_000))
+    assert false < 20_000 * 0.02  # ~0.8% expected at capacity with 10 bits and 6 probes per id

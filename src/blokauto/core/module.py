@@ -9,6 +9,8 @@ declarations.
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass, field
 from typing import Any, Callable, Final, Iterable, Protocol, TypeVar, runtime_checkable
 
@@ -139,7 +141,7 @@ class IndexTable:
     key: tuple[str, ...]
     lookups: tuple[tuple[str, ...], ...] = ()
 
-    @property
+    @functools.cached_property
     def column_names(self) -> tuple[str, ...]:
         return tuple(c for c, _ in self.columns)
 

@@ -171,6 +171,7 @@ class Engine:
         if replayed:
             self.state.flush()  # queries and proofs read state.db: bring it to the head now
         assert self.head is not None
+        self.window.rebuild(self.head.time)  # pre-checks before the next block see every consumed id
         self.params = self.registry.read_params(self.state)
         return replayed
 
