@@ -328,14 +328,21 @@ class StateStore:
                     return row[1], row[2]
         return None
 
-    def unexpired_ids(self, time: int) -> list[bytes]:
-        """Ids consumed by transactions that had not expired at ``time`` (state.db and engine layers)."""
-        ids = [bytes(r[0]) for r in self._engine.execute("SELECT id FROM tx_index WHERE expires >= ? AND expires > 0",
-                                                          (time,))]
-        for layer in (self._flushing, self._live):
-            if layer is not None:
-                ids += [txid for txid, row in layer.txs.items() if row[3] >= time and row[3] > 0]
-        return ids
+    def unexpired_ids(self, time: int) -> tuple[int, Iterator[bytes]]:
+        """How many ids were consumed by transactions that had not expired at ``time``, and those ids
+        (state.db, then the engine layers; streamed, an id may come twice)."""
+        layers = [layer for layer in (self._flushing, self._live) if layer is not None]
+        where = "FROM tx_index WHERE expires >= ? AND expires > 0"
+        (n,) = self._engine.execute(f"SELECT COUNT(*) {where}", (time,)).fetchone()
+        n += sum(len(layer.txs) for layer in layers)
+
+        def ids() -> Iterator[bytes]:
+            for (txid,) in self._engine.execute(f"SELECT id {where}", (time,)):
+                yield txid
+            for layer in layers:
+                yield from (txid for txid, row in layer.txs.items() if row[3] >= time and row[3] > 0)
+
+        return n, ids()
 
     def consumed_at(self, txid: bytes) -> int | None:
         """The height of the block whose transaction consumed ``txid`` (engine layers, then state.db)."""
@@ -411,8 +418,8 @@ class StoredReplayWindow:
     def rebuild(self, time: int) -> None:
         """Refill the filter with the ids that had not expired at ``time`` (at start, and whenever
         it fills up: expired ids drop out then)."""
-        ids = self._store.unexpired_ids(time)
-        f = IdFilter(max(self._min_capacity, 2 * len(ids)))
+        n, ids = self._store.unexpired_ids(time)
+        f = IdFilter(max(self._min_capacity, 2 * n))
         for txid in ids:
             f.add(txid)
         self._filter = f
