@@ -555,6 +555,20 @@ def bench_report(vehicles: int = typer.Option(1_000_000, help="Vehicles in the d
     print_json(run(vehicles=vehicles, samples=samples, cache=cache, browser=browser))
 
 
+@bench_app.command("recall")
+@cli_errors
+def bench_recall(vehicles: int = typer.Option(1_000_000, help="Vehicles in the data set (cached between runs)."),
+                 parts: int = typer.Option(20_000_000, help="Installed parts across the fleet."),
+                 samples: int = typer.Option(20, help="Repetitions per measurement."),
+                 cache: Optional[Path] = typer.Option(None, help="Where data sets are kept."),
+                 workers: Optional[int] = typer.Option(None)) -> None:
+    """Recall resolution over the installation record, a part's trace, owner notifications and
+    the node's memory at fleet scale (JSON)."""
+    from ..bench.recall import run
+
+    print_json(run(vehicles=vehicles, parts=parts, samples=samples, cache=cache, workers=workers))
+
+
 def main() -> None:
     app()
 

@@ -24,7 +24,9 @@ INSTALLATIONS = module.index(
     columns=[("ref", "TEXT"), ("vin", "TEXT"), ("installed", "INTEGER"), ("part_number", "TEXT"),
              ("batch", "TEXT"), ("serial", "TEXT"), ("qty", "INTEGER"), ("via", "TEXT"), ("removed", "INTEGER")],
     key=["ref", "vin", "installed"],
-    lookups=[["part_number", "batch"], ["part_number", "serial"], ["vin"]])
+    # covering: a recall's resolution reads only the index, never the rows
+    lookups=[["part_number", "batch", "vin", "installed", "removed"], ["part_number", "serial", "vin", "installed", "removed"],
+             ["vin"]])
 LOT_USES = module.index("lot_uses", columns=[("lot", "TEXT"), ("batch", "TEXT"), ("mass_g", "INTEGER"),
                                              ("height", "INTEGER")], key=["lot", "batch"])
 

@@ -11,7 +11,7 @@ from ...core.module import Context
 from ...core.state import Overlay, StateReader
 from . import errors
 from .messages import CampaignClosed, CampaignOpened, CloseCampaign, OpenCampaign, RecordRemedy, Remedied
-from .spec import PartsOnBoard, VehicleFacts, module
+from .spec import REMEDIED, PartsOnBoard, VehicleFacts, module
 from .state import BY_PART_NUMBER, CAMPAIGNS, NEXT, NUMBERS, OPEN, REMEDIES, Campaign, Remedy, Scope
 
 
@@ -122,6 +122,7 @@ def record_remedy(state: Overlay, ctx: Context, msg: RecordRemedy) -> None:
     if done is not None:
         raise errors.AlreadyRemedied(vin=msg.vin, campaign=c.id, height=done.height)
     REMEDIES.put(state, Remedy(c.id, msg.vin, ctx.member.org, msg.method, ctx.height, msg.notes), c.id, msg.vin)
+    ctx.index_put(REMEDIED, campaign=c.id, vin=msg.vin, height=ctx.height)
     CAMPAIGNS.put(state, msgspec.structs.replace(c, remedied=c.remedied + 1), c.id)
     ctx.need(VehicleFacts).record_event(state, ctx, msg.vin, "recall_remedied",
                                         {"campaign": c.id, "number": c.number, "method": msg.method})

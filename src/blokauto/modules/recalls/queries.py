@@ -11,7 +11,7 @@ from ...core.errors import NotFound
 from ...core.module import QueryView
 from .handlers import affected_vehicle
 from .resolve import affected, affected_count
-from .spec import module
+from .spec import REMEDIED, module
 from .state import CAMPAIGNS, OPEN, REMEDIES, Campaign, Scope
 
 
@@ -68,8 +68,10 @@ def affected_vehicles(view: QueryView, q: AffectedQuery) -> dict[str, Any]:
     """The vehicles a campaign covered when it opened, with the holder then and whether each is remedied."""
     c = _campaign(view, q.campaign)
     rows = affected(view, c.scope, c.opened, limit=min(q.limit, 10_000), offset=q.offset)
+    remedied = {vin for (vin,) in view.sql("SELECT vin FROM {remedied} WHERE campaign = ? AND vin BETWEEN ? AND ?",
+                                           [c.id, rows[0][0], rows[-1][0]], remedied=REMEDIED)} if rows else set()
     return {"campaign": c.id, "number": c.number, "progress": progress_of(view, c),
-            "vehicles": [{"vin": vin, "holder": holder, "remedied": REMEDIES.has(view, c.id, vin)} for vin, holder in rows]}
+            "vehicles": [{"vin": vin, "holder": holder, "remedied": vin in remedied} for vin, holder in rows]}
 
 
 @module.query("preview", PreviewQuery)

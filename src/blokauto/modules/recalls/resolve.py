@@ -44,20 +44,23 @@ def _vehicle_clause(scope: Scope, height: int) -> tuple[str, list[Any]]:
 
 
 def _covered(view: QueryView, scope: Scope, height: int) -> tuple[str, list[Any], dict[str, Any]]:
-    """SQL naming, as ``veh``, every vehicle ``scope`` covered at ``height``; its args; its tables."""
+    """SQL naming, as ``veh``, every vehicle ``scope`` covered at ``height``; its args; its tables.
+
+    With part criteria the installation rows (a covering index per part number and batch or
+    serial) drive the plan and each hit is checked against its birth row; otherwise the births
+    are filtered directly."""
     tables = {**view.need(PartsOnBoard).tables, **view.need(VehicleFacts).tables}
     vehicle_sql, vehicle_args = _vehicle_clause(scope, height)
     if scope.has_part_criteria:
         part_sql, part_args = _part_clause(scope)
-        source = (f"SELECT DISTINCT i.vin FROM {{installations}} i WHERE i.installed <= ? "
-                  f"AND (i.removed = 0 OR i.removed > ?) AND ({part_sql})")
-        source_args: list[Any] = [height, height, *part_args]
+        sql = (f"hit AS (SELECT DISTINCT i.vin FROM {{installations}} i WHERE ({part_sql}) AND i.installed <= ? "
+               f"AND (i.removed = 0 OR i.removed > ?)), "
+               f"veh AS (SELECT b.vin FROM hit CROSS JOIN {{births}} b ON b.vin = hit.vin WHERE {vehicle_sql})")
+        args: list[Any] = [*part_args, height, height, *vehicle_args]
     else:
-        source, source_args = "SELECT vin FROM {births}", []
-    sql = (f"hit AS ({source}), "
-           f"veh AS (SELECT b.vin FROM {{births}} b JOIN hit ON hit.vin = b.vin WHERE {vehicle_sql})")
-    return sql, [*source_args, *vehicle_args], {"installations": tables["installations"], "births": tables["births"],
-                                                "holders": tables["holders"]}
+        sql, args = f"veh AS (SELECT b.vin FROM {{births}} b WHERE {vehicle_sql})", list(vehicle_args)
+    return sql, args, {"installations": tables["installations"], "births": tables["births"],
+                       "holders": tables["holders"]}
 
 
 def affected(view: QueryView, scope: Scope, height: int, *, limit: int = -1,
@@ -65,11 +68,8 @@ def affected(view: QueryView, scope: Scope, height: int, *, limit: int = -1,
     """(vin, holder at ``height``) of every vehicle ``scope`` covered at ``height`` (a campaign's
     opening height), in VIN order."""
     covered, args, tables = _covered(view, scope, height)
-    sql = (f"WITH {covered}, "
-           f"own AS (SELECT h.vin, MAX(h.since) AS since FROM {{holders}} h JOIN veh ON veh.vin = h.vin "
-           f"WHERE h.since <= ? GROUP BY h.vin) "
-           f"SELECT own.vin, h.holder FROM own JOIN {{holders}} h ON h.vin = own.vin AND h.since = own.since "
-           f"ORDER BY own.vin LIMIT ? OFFSET ?")
+    sql = (f"WITH {covered} SELECT veh.vin, (SELECT h.holder FROM {{holders}} h WHERE h.vin = veh.vin "
+           f"AND h.since <= ? ORDER BY h.since DESC LIMIT 1) FROM veh ORDER BY veh.vin LIMIT ? OFFSET ?")
     return [(v, h) for v, h in view.sql(sql, [*args, height, limit, offset], **tables)]
 
 

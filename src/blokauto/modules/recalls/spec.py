@@ -12,6 +12,9 @@ module = Module(
     "Recall campaigns with NHTSA-like fields and a scope over parts, batches, serial ranges, build dates and "
     "VIN ranges; affected vehicles resolved from what they carried; remedies attested per vehicle.",
 )
+# Remedied vehicles per campaign (the state holds each remedy; this lists a campaign's at once).
+REMEDIED = module.index("remedied", columns=[("campaign", "INTEGER"), ("vin", "TEXT"), ("height", "INTEGER")],
+                        key=["campaign", "vin"])
 
 
 @runtime_checkable
