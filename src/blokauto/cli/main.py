@@ -27,6 +27,8 @@ err_console = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
 DEFAULT_DATA = Path("blokauto-data")
 DEFAULT_NODE = "http://127.0.0.1:8545"
 
+from .network import network_app  # noqa: E402
+
 app = typer.Typer(
     help="blokauto: a shared, verifiable ledger for the whole life of a vehicle.",
     no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
@@ -39,6 +41,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(node_app, name="node")
 app.add_typer(tx_app, name="tx")
 app.add_typer(bench_app, name="bench")
+app.add_typer(network_app, name="network")
 
 DataOpt = typer.Option(DEFAULT_DATA, "--data", "-d", envvar="BLOKAUTO_DATA", help="Data folder of the chain.")
 NodeOpt = typer.Option(DEFAULT_NODE, "--node", "-n", envvar="BLOKAUTO_NODE", help="Base URL of a node's API.")
@@ -164,7 +167,8 @@ def node_start(
         server = ApiServer(node, host, port)
         st = node.status()
         console.print(f"node {st['node']} of chain {st['chain']!r} at height {st['height']}"
-                      + (f" (replayed {replayed} blocks)" if replayed else ""))
+                      + (f" (replayed {replayed} blocks)" if replayed else "") + ", ordering "
+                      + (f"on NATS JetStream as {st['org']}" if st["ordering"] == "jetstream" else "solo"), soft_wrap=True)
         console.print(f"API on {server.url}  (OpenAPI: {server.url}/schema)  pid {os.getpid()}", soft_wrap=True)
         sys.stdout.flush()
         server.run()

@@ -227,15 +227,19 @@ class Engine:
             n = min(limit, len(self._inbox))
             return [self._inbox.popleft() for _ in range(n)]
 
+    def _loop(self) -> None:
+        """Solo ordering: this node cuts blocks from its own inbox."""
+        while not self._stopping:
+            batch = self._take_batch()
+            if not batch:
+                continue
+            accepted = self._precheck(batch)
+            if accepted:
+                self.produce(accepted)
+
     def _run(self) -> None:
         try:
-            while not self._stopping:
-                batch = self._take_batch()
-                if not batch:
-                    continue
-                accepted = self._precheck(batch)
-                if accepted:
-                    self.produce(accepted)
+            self._loop()
         except BaseException as exc:  # the engine must never die silently
             self.failure = exc
             log.exception("engine stopped")
@@ -278,21 +282,22 @@ class Engine:
             return err
         return None
 
-    def produce(self, txs: list[CheckedTx]) -> BlockOutcome:
-        """Execute and durably commit one block of ``txs`` (engine thread)."""
+    def produce(self, txs: list[CheckedTx], *, time: int | None = None, stream_seq: int | None = None) -> BlockOutcome:
+        """Execute and durably commit one block of ``txs`` (engine thread). Solo ordering stamps it
+        with the clock; a networked ordering passes the time and stream position it agreed on."""
         assert self.head is not None
-        t = max(self.head.time, now_ms())
+        t = max(self.head.time, now_ms() if time is None else time)
         try:
             outcome = make_block(self.registry, self.state, self.window, prev=self.head, time=t, txs=txs,  # type: ignore[arg-type]
                                  signer_cache=self.signers)
-            self._commit(outcome)
+            self._commit(outcome, stream_seq)
         except BaseException:
             self.signers.clear()  # it may hold answers read from a block that was not committed
             raise
         return outcome
 
-    def _commit(self, outcome: BlockOutcome) -> None:
-        self.blocks.append(outcome, attest(outcome.header, self.node_key))
+    def _commit(self, outcome: BlockOutcome, stream_seq: int | None = None) -> None:
+        self.blocks.append(outcome, attest(outcome.header, self.node_key), stream_seq=stream_seq)
         self.state.apply(outcome)
         self.head = outcome.header
         if outcome.writes or not self.params:
@@ -312,6 +317,9 @@ class Engine:
         event = CommittedBlock(outcome.header, outcome.tx_ids, outcome.receipts)
         for listener in list(self._listeners):
             listener(event)
+
+    def ordering_status(self) -> dict[str, object]:
+        return {"ordering": "solo"}
 
     # ---------------------------------------------------------------- lookups
 

@@ -22,6 +22,7 @@ from ..core.registry import Registry
 from ..keystore import KeyStore
 from ..modules import default_registry
 from .engine import Engine, EngineConfig, Submission, now_ms
+from .netconfig import load_network
 from .verifier import VerifierPool
 
 GENESIS_FILE = "genesis.json"
@@ -56,7 +57,13 @@ class Node:
         if genesis is None:
             raise FileNotFoundError(f"{self.data_dir} holds no {GENESIS_FILE}; run `blokauto init --data {self.data_dir}` first")
         key = node_key or find_node_key(self.data_dir, genesis)
-        self.engine = Engine(self.data_dir, self.registry, key, config, genesis=genesis)
+        self.network = load_network(self.data_dir)
+        if self.network is None:
+            self.engine = Engine(self.data_dir, self.registry, key, config, genesis=genesis)
+        else:
+            from .stream_engine import StreamEngine  # NATS is only imported by networked nodes
+            self.engine = StreamEngine(self.data_dir, self.registry, key, config, genesis=genesis,
+                                       settings=self.network)
         self.workers = workers
         self.verifier: VerifierPool | None = None
         self._inflight = 0
@@ -74,7 +81,12 @@ class Node:
         """Recover, start the signature workers and the engine. Returns blocks replayed."""
         replayed = self.engine.recover(progress)
         self.verifier = VerifierPool(self.chain, self.registry, workers=self.workers)
-        self.engine.start()
+        self.engine.verifier = self.verifier
+        try:
+            self.engine.start()
+        except BaseException:
+            self.verifier.close()
+            raise
         return replayed
 
     def stop(self) -> None:
@@ -147,5 +159,6 @@ class Node:
             "workers": self.verifier.workers if self.verifier else 0,
             "healthy": e.failure is None,
             "error": None if e.failure is None else str(e.failure),
+            **e.ordering_status(),
         }
 

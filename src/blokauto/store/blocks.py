@@ -67,6 +67,9 @@ class BlockLog:
         self._write.executescript(SCHEMA)
         self._local = threading.local()
         self._lock = threading.Lock()
+        self._attested = threading.Condition()
+        self.quorum = 1  # attestations a served checkpoint waits for (a networked node sets the consortium's)
+        self.quorum_wait_s = 0.0
 
     def _read(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -89,8 +92,9 @@ class BlockLog:
 
     # ---------------------------------------------------------------- writing
 
-    def append(self, outcome: BlockOutcome, attestation: NodeSignature | None) -> None:
-        """Commit one block (and this node's attestation of it) durably."""
+    def append(self, outcome: BlockOutcome, attestation: NodeSignature | None, *, stream_seq: int | None = None) -> None:
+        """Commit one block (and this node's attestation of it) durably; a networked node records
+        with it the ordering-stream position the block ends at, so a restart resumes after it."""
         h = outcome.header
         with self._lock:
             c = self._write
@@ -103,6 +107,8 @@ class BlockLog:
                 )
                 if attestation is not None:
                     c.execute("INSERT INTO attestations VALUES (?,?,?)", (h.height, attestation.node, attestation.sig))
+                if stream_seq is not None:
+                    c.execute("INSERT OR REPLACE INTO meta VALUES ('stream_seq', ?)", (stream_seq,))
                 c.execute("COMMIT")
             except BaseException:
                 c.execute("ROLLBACK")
@@ -111,7 +117,24 @@ class BlockLog:
     def add_attestation(self, height: int, att: NodeSignature) -> bool:
         with self._lock:
             cur = self._write.execute("INSERT OR IGNORE INTO attestations VALUES (?,?,?)", (height, att.node, att.sig))
-            return cur.rowcount == 1
+        with self._attested:
+            self._attested.notify_all()
+        return cur.rowcount == 1
+
+    def stream_seq(self) -> int:
+        """The ordering-stream sequence the last block ended at (0: none)."""
+        row = self._read().execute("SELECT v FROM meta WHERE k='stream_seq'").fetchone()
+        return 0 if row is None else int(row[0])
+
+    def wait_quorum(self, height: int) -> None:
+        """Wait (up to ``quorum_wait_s``) until ``height`` has ``quorum`` attestations, so what is
+        served with a checkpoint verifies; after the wait, serve what there is."""
+        if self.quorum <= 1 or self.quorum_wait_s <= 0:
+            return
+        count = lambda: self._read().execute("SELECT count(*) FROM attestations WHERE height=?",  # noqa: E731
+                                             (height,)).fetchone()[0]
+        with self._attested:
+            self._attested.wait_for(lambda: count() >= self.quorum, self.quorum_wait_s)
 
     # ---------------------------------------------------------------- reading
 
@@ -158,6 +181,7 @@ class BlockLog:
             raise CorruptBlock(height, f"the stored block cannot be read ({exc})") from None
 
     def attestations(self, height: int) -> list[NodeSignature]:
+        self.wait_quorum(height)
         rows = self._read().execute("SELECT node, sig FROM attestations WHERE height=? ORDER BY node",
                                     (height,)).fetchall()
         return [NodeSignature(n, s) for n, s in rows]

@@ -1,0 +1,186 @@
+"""The node's link to NATS JetStream: publish to the ordering stream, follow it, exchange attestations.
+
+nats-py is asyncio; the link runs its own event loop in a thread and hands what it receives to
+the engine through plain callbacks. Everything the engine needs to form blocks comes from the
+stream itself: each message's stream sequence and the timestamp the stream leader stored with it
+(read exactly, in nanoseconds, from the delivery subject).
+
+Publishing a transaction uses its id as the JetStream message id, so the stream stores it once
+however many times it is sent (a client retrying, a node retrying through a leader election).
+A publish is confirmed only by the stream's acknowledgement, which with ``sync_interval: always``
+on a replicated stream means a quorum of servers has it on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from concurrent.futures import Future
+from typing import Any, Callable
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from .netconfig import NetworkSettings, Subjects
+
+log = logging.getLogger("blokauto.jetstream")
+
+RETRYABLE = (asyncio.TimeoutError, nats.errors.TimeoutError, nats.errors.NoRespondersError,
+             nats.js.errors.NoStreamResponseError, nats.errors.ConnectionClosedError,
+             nats.errors.ConnectionReconnectingError, nats.errors.StaleConnectionError,
+             nats.errors.OutboundBufferLimitError)
+
+
+class OrderingUnavailable(Exception):
+    """The ordering service did not confirm in time; the same transaction may safely be sent again."""
+
+
+def delivery_position(reply: str) -> tuple[int, int]:
+    """(stream sequence, stored timestamp in ns) from a JetStream delivery's ack subject.
+
+    ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>`` (9 tokens), or the
+    v2 form with domain and account hash (12 tokens).
+    """
+    t = reply.split(".")
+    if len(t) == 9:
+        return int(t[5]), int(t[7])
+    if len(t) >= 11:
+        return int(t[7]), int(t[9])
+    raise ValueError(f"{reply!r} is not a JetStream delivery subject")
+
+
+class JetStreamLink:
+    """``start(from_seq)``, then ``publish_txs`` / ``publish_cut`` / ``publish_attestation``.
+
+    ``on_order(seq, kind, ts_ms, data)`` receives every message of the ordering stream from
+    ``from_seq`` on, in order (``kind`` is ``"tx"`` or ``"cut"``); ``on_attestation(data)``
+    every attestation message (old ones included, for a node catching up).
+    """
+
+    def __init__(self, settings: NetworkSettings, chain: str, *, on_order: Callable[[int, str, int, bytes], None],
+                 on_attestation: Callable[[bytes], None], publish_timeout_s: float = 15.0) -> None:
+        self.settings = settings
+        self.subjects = Subjects(chain)
+        self.on_order = on_order
+        self.on_attestation = on_attestation
+        self.publish_timeout_s = publish_timeout_s
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="jetstream", daemon=True)
+        self.nc: Any = None
+        self.js: Any = None
+        self._subs: list[Any] = []
+        self.connected = False
+        self.last_error: str | None = None
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self, from_seq: int, timeout: float = 30.0) -> None:
+        self._thread.start()
+        self._call(self._connect(from_seq)).result(timeout)
+
+    def close(self) -> None:
+        if not self._thread.is_alive():
+            return
+        try:
+            self._call(self._close()).result(10)
+        except Exception as exc:  # noqa: BLE001 - closing must not raise past shutdown
+            log.warning("closing the NATS connection: %s", exc)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+    def _call(self, coro: Any) -> Future:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    async def _connect(self, from_seq: int) -> None:
+        s = self.settings
+        self.nc = await nats.connect(
+            servers=s.servers, user=s.user, password=s.password, name=f"blokauto-{s.org}",
+            allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.25, connect_timeout=2,
+            ping_interval=2, max_outstanding_pings=3,
+            error_cb=self._on_error, disconnected_cb=self._on_disconnect, reconnected_cb=self._on_reconnect)
+        self.connected = True
+        self.js = self.nc.jetstream(timeout=5)
+        sub = self.subjects
+        for stream in (sub.order_stream, sub.attest_stream):
+            try:
+                await self.js.stream_info(stream)
+            except nats.js.errors.NotFoundError:
+                raise RuntimeError(f"the NATS servers have no stream {stream}; create the network's streams first "
+                                   f"(`blokauto network up` does)") from None
+        cfg = ConsumerConfig(opt_start_seq=max(1, from_seq)) if from_seq > 1 else ConsumerConfig()
+        policy = DeliverPolicy.BY_START_SEQUENCE if from_seq > 1 else DeliverPolicy.ALL
+        self._subs.append(await self.js.subscribe(sub.order_all, stream=sub.order_stream, cb=self._order_msg,
+                                                  ordered_consumer=True, deliver_policy=policy, config=cfg,
+                                                  idle_heartbeat=1.0, pending_msgs_limit=1_000_000))
+        self._subs.append(await self.js.subscribe(sub.attest_all, stream=sub.attest_stream, cb=self._attest_msg,
+                                                  ordered_consumer=True, deliver_policy=DeliverPolicy.ALL,
+                                                  idle_heartbeat=1.0, pending_msgs_limit=1_000_000))
+
+    async def _close(self) -> None:
+        if self.nc is not None and not self.nc.is_closed:
+            await self.nc.close()
+
+    async def _on_error(self, exc: Exception) -> None:
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        log.warning("NATS: %s", self.last_error)
+
+    async def _on_disconnect(self) -> None:
+        self.connected = False
+
+    async def _on_reconnect(self) -> None:
+        self.connected = True
+
+    # ---------------------------------------------------------------- receiving
+
+    async def _order_msg(self, msg: Any) -> None:
+        seq, ts_ns = delivery_position(msg.reply)
+        kind = "tx" if msg.subject == self.subjects.tx else "cut"
+        self.on_order(seq, kind, ts_ns // 1_000_000, msg.data)
+
+    async def _attest_msg(self, msg: Any) -> None:
+        self.on_attestation(msg.data)
+
+    # ---------------------------------------------------------------- publishing
+
+    def publish_txs(self, items: list[tuple[bytes, bytes]]) -> Future:
+        """Publish ``(tx id, canonical bytes)`` pairs; the future holds, per item, ``None`` once
+        the stream acknowledged it, or the ``OrderingUnavailable`` that stopped it."""
+        return self._call(self._publish_all(items))
+
+    async def _publish_all(self, items: list[tuple[bytes, bytes]]) -> list[OrderingUnavailable | None]:
+        sub = self.subjects
+        return list(await asyncio.gather(*(self._publish(sub.tx, raw, txid.hex(), sub.order_stream)
+                                           for txid, raw in items)))
+
+    async def _publish(self, subject: str, data: bytes, msg_id: str, stream: str) -> OrderingUnavailable | None:
+        """Publish until acknowledged, retrying with the same message id through elections."""
+        deadline = self.loop.time() + self.publish_timeout_s
+        delay = 0.05
+        last = "no answer"
+        while True:
+            try:
+                await self.js.publish(subject, data, timeout=2.0, stream=stream, headers={"Nats-Msg-Id": msg_id})
+                return None
+            except RETRYABLE as exc:
+                last = type(exc).__name__
+            except nats.js.errors.APIError as exc:  # e.g. 503 while the stream elects a leader
+                if exc.code is not None and exc.code < 500 and exc.code != 408:
+                    return OrderingUnavailable(f"the ordering stream refused it ({exc.description})")
+                last = exc.description or f"error {exc.code}"
+            if self.loop.time() + delay > deadline:
+                return OrderingUnavailable(f"the ordering service did not confirm within {self.publish_timeout_s:g} s "
+                                           f"({last}); sending the same transaction again is safe")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    def publish_cut(self, after_seq: int) -> None:
+        """Ask for a block to end after ``after_seq`` (every node asking the same is stored once)."""
+        sub = self.subjects
+        self._call(self._publish(sub.cut, b"%d" % after_seq, f"cut-{after_seq}", sub.order_stream))
+
+    def publish_attestation(self, height: int, data: bytes) -> None:
+        sub, org = self.subjects, self.settings.org
+        self._call(self._publish(sub.attest(org), data, f"att-{org}-{height}", sub.attest_stream))

@@ -1,0 +1,295 @@
+"""The engine of a networked node: blocks formed from the JetStream ordering stream.
+
+Every node reads the same stream and applies the same rule, so all form identical blocks without
+talking to each other:
+
+- transactions accumulate in stream order;
+- a block ends at a cut marker (if it has any transactions; an empty cut is ignored), or when it
+  reaches the chain's ``max_block_txs`` parameter;
+- its time is the stream timestamp of the message that ended it (never before the previous block);
+- a message that fails the stateless checks (it can only come from a misbehaving publisher), or
+  repeats a transaction already in this block or consumed before, is left out; everything else
+  is executed, failures getting a failure receipt as on a solo node.
+
+Cut markers are published by any node that has held transactions for ``block_interval_ms``
+without seeing one; markers for the same position are stored once (their message id is the
+position).
+
+After committing, a node publishes its signed attestation of the header. Attestations from keys
+that are not node keys of the consortium, or whose signature fails, are refused. When a quorum of
+other nodes attests a different header at a height, this node stops executing and reports the
+height and both state roots: its state has diverged from the consortium's.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from ..core import crypto
+from ..core.block import Genesis, Header, NodeSignature, attest, attestation_bytes
+from ..core.crypto import KeyPair
+from ..core.encoding import canonical
+from ..core.errors import BlokautoError, Unavailable
+from ..core.registry import Registry
+from ..core.tx import CheckedTx
+from ..modules.governance.state import CONSENSUS
+from .engine import Engine, EngineConfig, Submission
+from .jetstream import JetStreamLink, OrderingUnavailable
+from .netconfig import NetworkSettings
+
+log = logging.getLogger("blokauto.stream")
+
+
+class Attestation(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """What a node publishes after committing a block: the header hash it signed and its state root."""
+
+    height: int
+    header: str
+    state_root: str
+    node: str
+    sig: str
+
+
+class StreamGap(Exception):
+    """The ordering stream skipped a sequence number; forming blocks past it could fork."""
+
+
+class StateDiverged(Exception):
+    """A quorum of the consortium attested a different block at a height than this node committed."""
+
+    def __init__(self, height: int, ours: Header, theirs: Attestation, nodes: list[str]) -> None:
+        self.height = height
+        self.our_root = ours.state_root
+        self.quorum_root = theirs.state_root
+        super().__init__(
+            f"block {height}: this node's state root is {ours.state_root} but {len(nodes)} nodes of the consortium "
+            f"({', '.join(sorted(nodes))}) attested state root {theirs.state_root}; this node stopped executing. "
+            f"Its database or software differs from theirs: run `blokauto audit` and rejoin from a verified snapshot.")
+
+
+class StreamEngine(Engine):
+    def __init__(self, data_dir: Path, registry: Registry, node_key: KeyPair, config: EngineConfig | None = None,
+                 *, genesis: Genesis | None = None, settings: NetworkSettings) -> None:
+        super().__init__(data_dir, registry, node_key, config, genesis=genesis)
+        self.settings = settings
+        self.verifier: Any = None  # the node's VerifierPool, set before start
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.link = JetStreamLink(settings, self.chain, on_order=self._received_order,
+                                  on_attestation=lambda data: self._queue.put(("attest", data)))
+        self.next_seq = 1
+        self._block: list[tuple[int, bytes]] = []  # (stream seq, raw) of the block being formed
+        self._block_since = 0.0
+        self._cut_asked = 0
+        self._early: dict[int, list[Attestation]] = {}
+        self._conflicts: dict[int, dict[str, set[str]]] = {}
+        self._consensus: tuple[frozenset[str], int] | None = None
+        self.dropped = 0
+        self.refused_attestations = 0
+        self._queued = 0
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def recover(self, progress: Any = None) -> int:
+        replayed = super().recover(progress)
+        self.next_seq = self.blocks.stream_seq() + 1
+        self._refresh_consensus()
+        self.blocks.quorum_wait_s = self.settings.quorum_wait_ms / 1000
+        return replayed
+
+    def start(self) -> None:
+        if self.verifier is None:
+            raise RuntimeError("a networked engine needs the node's signature workers before it starts")
+        self.link.start(self.next_seq)
+        super().start()
+
+    def stop(self) -> None:
+        self.link.close()
+        self._stopping = True
+        self._queue.put(None)
+        super().stop()
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None and item[0] == "submit":
+                for _, sub, i in item[1]:
+                    sub.answer(i, Unavailable(reason="the node is stopping"))
+
+    @property
+    def pending(self) -> int:
+        return self._queued + len(self._block)
+
+    def enqueue(self, items: list[tuple[CheckedTx, Submission, int]]) -> None:
+        if self._stopping or self.failure is not None:
+            for _, sub, i in items:
+                sub.answer(i, Unavailable(reason="the node is stopping" if self._stopping else "the engine stopped"))
+            return
+        self._queued += len(items)
+        self._queue.put(("submit", items))
+
+    def _received_order(self, seq: int, kind: str, ts_ms: int, data: bytes) -> None:
+        self._queue.put(("order", seq, kind, ts_ms, data))
+
+    # ---------------------------------------------------------------- the loop
+
+    def _loop(self) -> None:
+        while not self._stopping:
+            timeout = None
+            if self._block and self._cut_asked != self._block[-1][0]:
+                timeout = max(0.0, self._block_since + self.config.block_interval_ms / 1000 - time.monotonic())
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                self._cut_asked = self._block[-1][0]
+                self.link.publish_cut(self._cut_asked)
+                continue
+            if item is None:
+                return
+            kind = item[0]
+            if kind == "order":
+                self._order(*item[1:])
+            elif kind == "submit":
+                self._queued -= len(item[1])
+                self._publish(item[1])
+            else:
+                self._attestation(item[1])
+
+    def _publish(self, items: list[tuple[CheckedTx, Submission, int]]) -> None:
+        """Check against the newest state, then hand to the stream; answer once it acknowledged."""
+        to_send: list[tuple[CheckedTx, Submission, int]] = []
+        seen: set[bytes] = set()
+        for checked, sub, i in items:
+            err = self.check_stateful(checked, seen)
+            if err is not None:
+                sub.answer(i, err)
+            else:
+                seen.add(checked.id)
+                to_send.append((checked, sub, i))
+        if not to_send:
+            return
+
+        def acknowledged(f: Any) -> None:
+            try:
+                results = f.result()
+            except Exception as exc:  # noqa: BLE001 - the link failed as a whole: every item is retryable
+                results = [OrderingUnavailable(f"the ordering service failed ({type(exc).__name__})")] * len(to_send)
+            for (checked, sub, i), res in zip(to_send, results):
+                sub.answer(i, checked.id if res is None else Unavailable(reason=str(res)))
+
+        self.link.publish_txs([(c.id, c.raw) for c, _, _ in to_send]).add_done_callback(acknowledged)
+
+    def _order(self, seq: int, kind: str, ts_ms: int, data: bytes) -> None:
+        if seq < self.next_seq:
+            return  # delivered again after a consumer reset
+        if seq > self.next_seq:
+            raise StreamGap(f"the ordering stream jumped from sequence {self.next_seq} to {seq}; "
+                            f"messages were removed from the stream, so blocks cannot be formed safely")
+        self.next_seq = seq + 1
+        if kind == "tx":
+            if not self._block:
+                self._block_since = time.monotonic()
+            self._block.append((seq, data))
+            if len(self._block) >= self.params["max_block_txs"]:
+                self._cut(seq, ts_ms)
+        elif self._block:
+            self._cut(seq, ts_ms)
+
+    def _cut(self, seq: int, ts_ms: int) -> None:
+        raws = [raw for _, raw in self._block]
+        self._block = []
+        params = self.params
+        checked = self.verifier.check(raws, now_ms=None, max_bytes=params["max_tx_bytes"], max_ttl_ms=None).result()
+        txs: list[CheckedTx] = []
+        seen: set[bytes] = set()
+        for result in checked:
+            if isinstance(result, BlokautoError):
+                self.dropped += 1
+                log.warning("left out of the block: a stream message that fails the stateless checks (%s)", result)
+                continue
+            if result.id in seen or self.window.height_of(result.id) is not None:
+                self.dropped += 1
+                continue
+            seen.add(result.id)
+            txs.append(result)
+        if not txs:
+            return
+        outcome = self.produce(txs, time=ts_ms, stream_seq=seq)
+        header = outcome.header
+        if outcome.writes:
+            self._refresh_consensus()
+        own = attest(header, self.node_key)  # Ed25519 is deterministic: the signature stored with the block
+        self.link.publish_attestation(header.height, canonical(Attestation(
+            header.height, header.hash().hex(), header.state_root, own.node, own.sig)))
+        for early in self._early.pop(header.height, []):
+            self._judge(early, header)
+
+    # ---------------------------------------------------------------- attestations
+
+    def _refresh_consensus(self) -> None:
+        c = CONSENSUS.get(self.state)
+        if c is not None:
+            self._consensus = (frozenset(n.did for n in c.nodes), c.quorum)
+            self.blocks.quorum = c.quorum
+
+    def _attestation(self, data: bytes) -> None:
+        try:
+            att = msgspec.json.decode(data, type=Attestation)
+            header_hash = bytes.fromhex(att.header)
+            sig = bytes.fromhex(att.sig)
+            key = crypto.public_key_from_did(att.node)
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError, crypto.InvalidKey):
+            self.refused_attestations += 1
+            log.warning("refused an attestation that cannot be read")
+            return
+        nodes = self._consensus[0] if self._consensus else frozenset()
+        if att.node not in nodes:
+            self.refused_attestations += 1
+            log.warning("refused an attestation of block %d by %s, which is not a node key of the consortium",
+                        att.height, att.node)
+            return
+        if not crypto.verify_signature(key, sig, attestation_bytes(header_hash)):
+            self.refused_attestations += 1
+            log.warning("refused an attestation of block %d by %s whose signature does not verify", att.height, att.node)
+            return
+        if att.node == self.node_key.did:
+            return
+        assert self.head is not None
+        if att.height > self.head.height:
+            self._early.setdefault(att.height, []).append(att)
+            return
+        header = self.blocks.header(att.height)
+        if header is not None:
+            self._judge(att, header)
+
+    def _judge(self, att: Attestation, header: Header) -> None:
+        if att.header == header.hash().hex():
+            self.blocks.add_attestation(att.height, NodeSignature(att.node, att.sig))
+            return
+        log.error("node %s attests block %d with state root %s; this node committed state root %s",
+                  att.node, att.height, att.state_root, header.state_root)
+        others = self._conflicts.setdefault(att.height, {}).setdefault(att.header, set())
+        others.add(att.node)
+        quorum = self._consensus[1] if self._consensus else 1
+        if len(others) >= quorum:
+            raise StateDiverged(att.height, header, att, sorted(others))
+
+    # ---------------------------------------------------------------- status
+
+    def ordering_status(self) -> dict[str, Any]:
+        return {
+            "ordering": "jetstream",
+            "org": self.settings.org,
+            "stream_seq": self.next_seq - 1,
+            "nats_connected": self.link.connected,
+            "nats_error": self.link.last_error,
+            "dropped_messages": self.dropped,
+            "refused_attestations": self.refused_attestations,
+            "quorum": self.blocks.quorum,
+        }
