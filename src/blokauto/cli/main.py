@@ -522,6 +522,19 @@ def demo(data: Path = DataOpt, serve: bool = typer.Option(False, "--serve", help
     run_demo(data, serve=serve, port=port, console=console)
 
 
+@bench_app.command("network")
+@cli_errors
+def bench_network(orgs: int = typer.Option(4, help="Organisations, each running a node."),
+                  txs: int = typer.Option(20_000, help="Transactions to commit."),
+                  workers: Optional[int] = typer.Option(1, help="Signature-checking processes per networked node."),
+                  failover: bool = typer.Option(True, help="Also measure the stall when the stream leader is killed."),
+                  keep: Optional[Path] = typer.Option(None, help="Keep the data folders here.")) -> None:
+    """A NATS JetStream network of ORGS nodes vs one solo node, in the same run (JSON)."""
+    from ..bench.network import run
+
+    print_json(run(orgs=orgs, txs=txs, workers=workers, failover=failover, keep=keep))
+
+
 @bench_app.command("throughput")
 @cli_errors
 def bench_throughput(txs: int = typer.Option(200_000, help="Transactions to commit."),

@@ -298,7 +298,7 @@ def node_status(node: OrgNode, timeout: float = 2.0) -> dict[str, Any] | None:
 
 def network_up(base: Path, *, orgs: int = 4, chain: str = "blokauto-net", quorum: int | None = None,
                nats_server: str | None = None, workers: int | None = None, timeout: float = 60.0,
-               say: Callable[[str], None] = lambda s: None) -> NetworkState:
+               say: Callable[[str], None] = lambda s: None, key_factory: Any = None) -> NetworkState:
     if orgs < 1:
         raise ValueError("a network needs at least one organisation")
     base = base.resolve()
@@ -308,7 +308,7 @@ def network_up(base: Path, *, orgs: int = 4, chain: str = "blokauto-net", quorum
     specs = org_specs(orgs)
     q = quorum or default_quorum(orgs)
     staging = base / "consortium"
-    genesis = init_chain(staging, chain=chain, orgs=specs, quorum=q)
+    genesis = init_chain(staging, chain=chain, orgs=specs, quorum=q, key_factory=key_factory)
     say(f"chain {chain!r}: {orgs} organisations, quorum {q}, trust anchor {staging / 'genesis.json'}")
     passwords = {s.id: secrets.token_urlsafe(18) for s in specs}
     servers = [NatsServer(f"n{i + 1}", free_port(), free_port()) for i in range(SERVERS)]
@@ -395,3 +395,30 @@ def network_down(base: Path) -> list[int]:
             stop_pid(proc.pid)
             stopped.append(proc.pid)
     return stopped
+
+
+def stream_leader(state: NetworkState, timeout: float = 10.0) -> NatsServer:
+    """The NATS server currently leading the ordering stream (asked with the operator's account)."""
+
+    async def ask() -> str:
+        import nats
+
+        nc = await nats.connect(servers=state.server_urls, user=state.admin_user, password=state.admin_password,
+                                connect_timeout=2)
+        try:
+            info = await nc.jetstream(timeout=5).stream_info(Subjects(state.chain).order_stream)
+            if info.cluster is None or not info.cluster.leader:
+                raise RuntimeError("the ordering stream has no leader right now")
+            return info.cluster.leader
+        finally:
+            await nc.close()
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            name = asyncio.run(ask())
+            return next(s for s in state.servers if s.name == name)
+        except Exception:  # noqa: BLE001 - an election may be under way: ask again until the deadline
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
