@@ -120,6 +120,45 @@ def run_demo(data: Path, *, serve: bool, port: int, console: Console) -> None:
     console.print(f"node stopped; data kept in {data}/ (`blokauto node start --data {data}` resumes it)")
 
 
+def run_network_demo(base: Path, *, serve: bool, orgs: int, console: Console) -> None:
+    """The same story on a local consortium: NATS JetStream servers and one node per organisation."""
+    from ..node.network import network_down, network_status, network_up
+
+    prepare_folder(base)
+    console.print(f"[bold]blokauto demo --network[/] — a consortium in {base}/")
+    state = network_up(base, orgs=orgs, founders=len(FOUNDERS), chain="blokauto-demo-net",
+                       say=lambda s: console.print(f"  {s}", soft_wrap=True))
+    keys = KeyStore(base / "consortium" / "keys")
+    url = state.nodes[0].url
+    try:
+        console.print(f"  the story is sent to {state.nodes[0].org}'s node; every node orders it through JetStream, "
+                      f"executes it and attests each block\n")
+        with Client(url, trust=base / "consortium" / "genesis.json") as bc:
+            tell_story(bc, keys, Story(console))
+            height = bc.status()["height"]
+            cp = bc.checkpoint(height)  # verified: a quorum of the consortium's node keys signed it
+        deadline = time.monotonic() + 30
+        st = network_status(base)
+        while not (st["in_step"] and st["max_height"] >= height) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            st = network_status(base)
+        console.print("\n[bold]The consortium[/]")
+        for n in st["nodes"]:
+            console.print(f"  node {n['org']:<20} height {n['height']}  state root {(n['state_root'] or '')[:16]}…  "
+                          f"{'[green]healthy[/]' if n['healthy'] else '[red]' + str(n['error']) + '[/]'}", soft_wrap=True)
+        console.print(f"  {'[green]all nodes agree[/]' if st['in_step'] else '[red]nodes disagree[/]'}"
+                      + f"; checkpoint {height} carries {len(cp.attestations)} verified node attestations")
+        if serve:
+            console.print(f"\nserving — `blokauto network status --base {base}`; Ctrl-C stops the network.")
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        network_down(base)
+    console.print(f"network stopped; data kept in {base}/ (`blokauto network up --base {base}` resumes it)")
+
+
 def tell_story(bc: Client, keys: KeyStore, story: Story) -> None:
     kba, bmw, allied = keys.load("kba-admin"), keys.load("bavaria-motors-admin"), keys.load("allied-insurance-admin")
     line = keys.create("bavaria-line-7", org="bavaria-motors")

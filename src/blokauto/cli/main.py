@@ -515,11 +515,16 @@ def verify(report_file: Path = typer.Argument(..., metavar="REPORT", help="A blo
 @app.command()
 @cli_errors
 def demo(data: Path = DataOpt, serve: bool = typer.Option(False, "--serve", help="Keep the node and API running."),
-         port: int = typer.Option(0, help="API port (0: any free port; 8545 is usual with --serve).")) -> None:
+         port: int = typer.Option(0, help="API port (0: any free port; 8545 is usual with --serve)."),
+         network: bool = typer.Option(False, "--network", help="Run it on a local NATS JetStream consortium."),
+         orgs: int = typer.Option(4, help="With --network: organisations running nodes.")) -> None:
     """Start a one-node chain in DATA and run a short story through real signed transactions."""
-    from .demo import run_demo
+    from .demo import run_demo, run_network_demo
 
-    run_demo(data, serve=serve, port=port, console=console)
+    if network:
+        run_network_demo(data, serve=serve, orgs=orgs, console=console)
+    else:
+        run_demo(data, serve=serve, port=port, console=console)
 
 
 @bench_app.command("network")

@@ -298,21 +298,26 @@ def node_status(node: OrgNode, timeout: float = 2.0) -> dict[str, Any] | None:
 
 def network_up(base: Path, *, orgs: int = 4, chain: str = "blokauto-net", quorum: int | None = None,
                nats_server: str | None = None, workers: int | None = None, timeout: float = 60.0,
-               say: Callable[[str], None] = lambda s: None, key_factory: Any = None) -> NetworkState:
+               say: Callable[[str], None] = lambda s: None, key_factory: Any = None,
+               founders: int | None = None) -> NetworkState:
+    """Create and start a network of ``orgs`` organisations' nodes. ``founders`` (at least ``orgs``)
+    founding organisations enter the genesis; the first ``orgs`` of them run nodes. An existing
+    network in ``base`` is resumed instead."""
     if orgs < 1:
         raise ValueError("a network needs at least one organisation")
     base = base.resolve()
     if (base / STATE_FILE).exists():
         return network_resume(base, workers=workers, timeout=timeout, say=say)
     binary = nats_binary(nats_server)
-    specs = org_specs(orgs)
+    specs = org_specs(max(orgs, founders or orgs))
     q = quorum or default_quorum(orgs)
     staging = base / "consortium"
-    genesis = init_chain(staging, chain=chain, orgs=specs, quorum=q, key_factory=key_factory)
-    say(f"chain {chain!r}: {orgs} organisations, quorum {q}, trust anchor {staging / 'genesis.json'}")
-    passwords = {s.id: secrets.token_urlsafe(18) for s in specs}
+    genesis = init_chain(staging, chain=chain, orgs=specs, quorum=q, node_orgs=orgs, key_factory=key_factory)
+    say(f"chain {chain!r}: {len(specs)} founding organisations, {orgs} running nodes, quorum {q}, "
+        f"trust anchor {staging / 'genesis.json'}")
+    passwords = {s.id: secrets.token_urlsafe(18) for s in specs[:orgs]}
     servers = [NatsServer(f"n{i + 1}", free_port(), free_port()) for i in range(SERVERS)]
-    nodes = [OrgNode(s.id, str(base / "orgs" / s.id), free_port()) for s in specs]
+    nodes = [OrgNode(s.id, str(base / "orgs" / s.id), free_port()) for s in specs[:orgs]]
     state = NetworkState(chain, str(base), "operator", secrets.token_urlsafe(18), servers, nodes, binary)
     (base / "nats").mkdir(parents=True, exist_ok=True)
     for server in servers:
