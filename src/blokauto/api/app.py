@@ -14,13 +14,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import tempfile
+from pathlib import Path
 from typing import Any, AsyncIterator
 
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.openapi import OpenAPIConfig
 from litestar.params import FromPath, FromQuery
-from litestar.response import ServerSentEvent
+from litestar.background_tasks import BackgroundTask
+from litestar.response import File, ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
 from ..core.encoding import to_builtins
@@ -126,6 +130,17 @@ def create_app(node: Node) -> Litestar:
     @get("/v1/checkpoints/{height:int}", sync_to_thread=True, summary="A header with its node attestations")
     def get_checkpoint(height: FromPath[int]) -> dict[str, Any]:
         return to_builtins(reader.checkpoint(height))
+
+    @get("/v1/snapshot/chain", sync_to_thread=True, summary="A consistent copy of this node's block log (chain.db)",
+         media_type="application/vnd.sqlite3")
+    def snapshot_chain() -> File:
+        """For a new node joining the chain: every block, receipt and attestation, and the ordering
+        stream position; `blokauto node snapshot` checks it against a quorum checkpoint."""
+        fd, name = tempfile.mkstemp(prefix="blokauto-snapshot-", suffix=".db")
+        os.close(fd)
+        engine.blocks.backup_to(Path(name))
+        return File(path=name, filename="chain.db", media_type="application/vnd.sqlite3",
+                    background=BackgroundTask(os.remove, name))
 
     @get("/v1/state/{key:path}", summary="A state value with its proof")
     async def get_state(key: FromPath[str], min_height: FromQuery[int] = -1) -> dict[str, Any]:
@@ -253,7 +268,7 @@ def create_app(node: Node) -> Litestar:
         return Response(web_asset("index.html"), media_type=MediaType.HTML)
 
     handlers: list[Any] = [submit_tx, submit_batch, get_tx, latest_block, get_block, latest_checkpoint,
-                           get_checkpoint, get_state, status, genesis, messages, params, queries, events,
+                           get_checkpoint, snapshot_chain, get_state, status, genesis, messages, params, queries, events,
                            report_json, report_pdf, report_page, index]
     handlers += [query_route(m, n, spec.doc) for (m, n), spec in sorted(registry.queries.items())]
 

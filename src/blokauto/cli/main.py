@@ -140,6 +140,21 @@ def keys_show(name: str, data: Path = DataOpt) -> None:
 # ---------------------------------------------------------------- node
 
 
+@node_app.command("snapshot")
+@cli_errors
+def node_snapshot(url: str = typer.Option(..., "--from", help="API of a node of the chain to copy from."),
+                  data: Path = DataOpt) -> None:
+    """Start a new node from another node's block log, checked against the trust anchor in DATA."""
+    from ..node.snapshot import fetch_snapshot
+    from .progress import progress_bar
+
+    with progress_bar("downloading the block log (bytes)") as advance:
+        snap = fetch_snapshot(url, data, progress=advance)
+    console.print(f"[green]verified[/] block log to height {snap.height} ({snap.bytes / 2**20:.1f} MiB): links to the "
+                  f"trust anchor, quorum checkpoint with {snap.attestations} attestations; stream position "
+                  f"{snap.stream_seq}. `blokauto node start --data {data}` re-executes it and follows the chain.")
+
+
 @node_app.command("start")
 @cli_errors
 def node_start(

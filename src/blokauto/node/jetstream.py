@@ -181,6 +181,7 @@ class JetStreamLink:
         sub = self.subjects
         self._call(self._publish(sub.cut, b"%d" % after_seq, f"cut-{after_seq}", sub.order_stream))
 
-    def publish_attestation(self, height: int, data: bytes) -> None:
-        sub, org = self.subjects, self.settings.org
-        self._call(self._publish(sub.attest(org), data, f"att-{org}-{height}", sub.attest_stream))
+    def publish_attestation(self, height: int, node: str, data: bytes) -> None:
+        """Publish this node's attestation (an organisation may run several nodes: the id names the node)."""
+        sub = self.subjects
+        self._call(self._publish(sub.attest(self.settings.org), data, f"att-{node}-{height}", sub.attest_stream))

@@ -225,7 +225,7 @@ class StreamEngine(Engine):
         if outcome.writes:
             self._refresh_consensus()
         own = attest(header, self.node_key)  # Ed25519 is deterministic: the signature stored with the block
-        self.link.publish_attestation(header.height, canonical(Attestation(
+        self.link.publish_attestation(header.height, own.node, canonical(Attestation(
             header.height, header.hash().hex(), header.state_root, own.node, own.sig)))
         for early in self._early.pop(header.height, []):
             self._judge(early, header)

@@ -121,6 +121,14 @@ class BlockLog:
             self._attested.notify_all()
         return cur.rowcount == 1
 
+    def backup_to(self, path: Path) -> None:
+        """A consistent copy of the whole log (SQLite's online backup, while blocks keep coming)."""
+        dest = sqlite3.connect(path)
+        try:
+            self._read().backup(dest)
+        finally:
+            dest.close()
+
     def stream_seq(self) -> int:
         """The ordering-stream sequence the last block ended at (0: none)."""
         row = self._read().execute("SELECT v FROM meta WHERE k='stream_seq'").fetchone()
