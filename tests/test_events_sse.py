@@ -238,3 +238,14 @@ def test_malformed_last_event_id_is_refused(live_node, bad):
         r.read()
         err = msgspec.json.decode(r.content)["error"]
     assert err["code"] == "malformed_tx" and err["message"] and isinstance(err["detail"], dict)
+
+
+def test_events_without_follow_end_cleanly_once_caught_up(live_node):
+    """`blokauto events --no-follow` prints what was committed and exits 0 (no timeout traceback)."""
+    from conftest import run_cli
+
+    raw = live_node.tx(K("oem-admin"), AddMember(member=K("quiet").did, roles=["manufacturer"]), K("quiet"))
+    assert httpx.post(f"{live_node.url}/v1/txs?wait=10", content=raw).status_code == 200
+    r = run_cli("events", "--node", live_node.url, "--from-height", "0", "--no-follow", timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "governance.member_added" in r.stdout and "Traceback" not in r.stderr

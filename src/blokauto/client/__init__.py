@@ -295,7 +295,8 @@ class Client:
 
     def events(self, *, from_height: int | None = None, last_event_id: str | None = None,
                reconnect: bool = True, idle_timeout: float | None = None) -> Iterator[Event]:
-        """Committed events, in order; reconnects with Last-Event-ID so nothing is missed."""
+        """Committed events, in order; reconnects with Last-Event-ID so nothing is missed. Without
+        ``reconnect``, the stream ends once no event came for ``idle_timeout`` seconds."""
         last = last_event_id
         while True:
             headers = {"accept": "text/event-stream"}
@@ -314,8 +315,10 @@ class Client:
                     for ev in _parse_sse(r.iter_lines()):
                         last = ev.id
                         yield ev
-            except (httpx.TransportError, httpx.StreamError):
+            except (httpx.TransportError, httpx.StreamError) as exc:
                 if not reconnect:
+                    if isinstance(exc, httpx.ReadTimeout) and idle_timeout is not None:
+                        return  # quiet for idle_timeout seconds: caught up
                     raise
                 time.sleep(0.5)
                 continue
