@@ -59,7 +59,8 @@ def status(base: Path = BaseOpt, as_json: bool = typer.Option(False, "--json", h
         for n in st["nodes"]:
             if n["error"]:
                 console.print(f"[red]node {n['org']}:[/] {n['error']}", soft_wrap=True)
-    ok = all(s["running"] for s in st["servers"]) and all(n["running"] and n["healthy"] for n in st["nodes"])
+    ok = (all(s["running"] for s in st["servers"]) and all(n["running"] and n["healthy"] for n in st["nodes"])
+          and st["in_step"])
     raise typer.Exit(0 if ok else 1)
 
 

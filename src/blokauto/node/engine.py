@@ -21,7 +21,7 @@ from typing import Callable
 
 import msgspec
 
-from ..core.block import Genesis, Header, Receipt, attest
+from ..core.block import Genesis, Header, NodeSignature, Receipt, attest
 from ..core.chain import BlockOutcome, make_block, make_genesis_block
 from ..core.crypto import KeyPair
 from ..core.errors import BlokautoError, ReplayedTx, Unavailable
@@ -296,8 +296,11 @@ class Engine:
             raise
         return outcome
 
+    def own_attestation(self, header: Header) -> NodeSignature | None:
+        return attest(header, self.node_key)
+
     def _commit(self, outcome: BlockOutcome, stream_seq: int | None = None) -> None:
-        self.blocks.append(outcome, attest(outcome.header, self.node_key), stream_seq=stream_seq)
+        self.blocks.append(outcome, self.own_attestation(outcome.header), stream_seq=stream_seq)
         self.state.apply(outcome)
         self.head = outcome.header
         if outcome.writes or not self.params:

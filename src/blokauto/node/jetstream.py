@@ -79,7 +79,13 @@ class JetStreamLink:
 
     def start(self, from_seq: int, timeout: float = 30.0) -> None:
         self._thread.start()
-        self._call(self._connect(from_seq)).result(timeout)
+        try:
+            self._call(self._connect(from_seq)).result(timeout)
+        except (TimeoutError, OSError, nats.errors.Error) as exc:
+            self.close()
+            raise ConnectionError(f"could not reach the ordering service at {', '.join(self.settings.servers)} as "
+                                  f"{self.settings.user!r} ({type(exc).__name__}: {exc}); check that the NATS servers "
+                                  f"run and the credentials in network.json") from None
 
     def close(self) -> None:
         if not self._thread.is_alive():
@@ -132,6 +138,7 @@ class JetStreamLink:
 
     async def _on_reconnect(self) -> None:
         self.connected = True
+        self.last_error = None
 
     # ---------------------------------------------------------------- receiving
 

@@ -7,9 +7,9 @@ talking to each other:
 - a block ends at a cut marker (if it has any transactions; an empty cut is ignored), or when it
   reaches the chain's ``max_block_txs`` parameter;
 - its time is the stream timestamp of the message that ended it (never before the previous block);
-- a message that fails the stateless checks (it can only come from a misbehaving publisher), or
-  repeats a transaction already in this block or consumed before, is left out; everything else
-  is executed, failures getting a failure receipt as on a solo node.
+- a message that fails the stateless checks (it can only come from a misbehaving publisher), has
+  expired at the block time, or repeats a transaction already in this block or consumed before,
+  is left out; everything else is executed, failures getting a failure receipt as on a solo node.
 
 Cut markers are published by any node that has held transactions for ``block_interval_ms``
 without seeing one; markers for the same position are stored once (their message id is the
@@ -208,12 +208,16 @@ class StreamEngine(Engine):
         checked = self.verifier.check(raws, now_ms=None, max_bytes=params["max_tx_bytes"], max_ttl_ms=None).result()
         txs: list[CheckedTx] = []
         seen: set[bytes] = set()
+        assert self.head is not None
+        block_time = max(self.head.time, ts_ms)
         for result in checked:
             if isinstance(result, BlokautoError):
                 self.dropped += 1
                 log.warning("left out of the block: a stream message that fails the stateless checks (%s)", result)
                 continue
-            if result.id in seen or self.window.height_of(result.id) is not None:
+            # expired first: the replay window answers only for unexpired ids the same way on every node
+            if (result.tx.body.expires < block_time or result.id in seen
+                    or self.window.height_of(result.id) is not None):
                 self.dropped += 1
                 continue
             seen.add(result.id)
@@ -224,13 +228,22 @@ class StreamEngine(Engine):
         header = outcome.header
         if outcome.writes:
             self._refresh_consensus()
-        own = attest(header, self.node_key)  # Ed25519 is deterministic: the signature stored with the block
-        self.link.publish_attestation(header.height, own.node, canonical(Attestation(
-            header.height, header.hash().hex(), header.state_root, own.node, own.sig)))
+        own = self.own_attestation(header)
+        if own is not None:
+            self.link.publish_attestation(header.height, own.node, canonical(Attestation(
+                header.height, header.hash().hex(), header.state_root, own.node, own.sig)))
         for early in self._early.pop(header.height, []):
             self._judge(early, header)
 
     # ---------------------------------------------------------------- attestations
+
+    def own_attestation(self, header: Header) -> NodeSignature | None:
+        """This node's signature on ``header``, if its key is a node key of the consortium (a node
+        that is not, e.g. an observer started from a snapshot, follows without attesting)."""
+        nodes = self._consensus[0] if self._consensus is not None else frozenset(self.genesis.node_keys())
+        if self.node_key.did not in nodes:
+            return None
+        return attest(header, self.node_key)  # Ed25519 is deterministic: the same signature as stored
 
     def _refresh_consensus(self) -> None:
         c = CONSENSUS.get(self.state)
