@@ -23,20 +23,13 @@ from ..modules.recalls import messages as recalls
 from ..modules.recalls import state as recall_state
 from ..modules.vehicles import messages as veh
 from ..node.audit import audit
-from ..node.init import OrgSpec, init_chain
+from ..node.init import init_chain
+from ..node.network import NETWORK_ORGS
 from ..node.node import Node
 
 MARKER = ".blokauto-demo"
 
-FOUNDERS = [
-    OrgSpec("kba", ("regulator", "police", "inspector"), "Kraftfahrt-Bundesamt (vehicle registry)"),
-    OrgSpec("bavaria-motors", ("manufacturer",), "Bavaria Motors AG"),
-    OrgSpec("allied-insurance", ("insurer",), "Allied Insurance SE"),
-    OrgSpec("meister-werkstatt", ("workshop",), "Meister Werkstatt GmbH"),
-    OrgSpec("stopwell-brakes", ("supplier",), "Stopwell Brakes S.p.A."),
-    OrgSpec("voltcell", ("supplier",), "Voltcell Batteries Kft."),
-    OrgSpec("fairmine-audit", ("auditor",), "Fairmine Audit Ltd"),
-]
+FOUNDERS = NETWORK_ORGS  # the story's founding organisations; a network demo runs nodes for the first few
 DEMO_VIN = "WZZ3E5C22NM400117"
 
 
