@@ -372,10 +372,6 @@ def _publish_as(net: Net, org: str, subject: str, stream: str, items: list[tuple
     return asyncio.run(go())
 
 
-@pytest.mark.xfail(strict=True, raises=TimeoutError, reason=(
-    "src bug: attestation message ids (jetstream.py publish_attestation: att-<node>-<height>) are deduplicated "
-    "stream-wide, so an organisation can take another node's id from its own subject and that node's "
-    "attestation is dropped as a duplicate (the node takes the duplicate ack as success)"))
 def test_an_organisation_cannot_suppress_other_nodes_attestations_by_taking_their_message_ids(quiet_net: Net):
     net = quiet_net
     subjects = Subjects(net.state.chain)
@@ -408,10 +404,6 @@ def test_an_organisation_cannot_suppress_other_nodes_attestations_by_taking_thei
                detail=lambda: str(counts))
 
 
-@pytest.mark.xfail(strict=True, raises=TimeoutError, reason=(
-    "src bug: a transaction is published with its id as Nats-Msg-Id (jetstream.py _publish_all) and a duplicate "
-    "ack counts as stored, so an organisation that learns an id first can publish junk under it on the ordering "
-    "subject: the genuine transaction is then acknowledged (202) but never ordered"))
 def test_an_organisation_cannot_make_an_acknowledged_transaction_vanish_by_taking_its_message_id(quiet_net: Net):
     from blokauto.core.tx import check_stateless
     from blokauto.modules import default_registry

@@ -5,8 +5,9 @@ the engine through plain callbacks. Everything the engine needs to form blocks c
 stream itself: each message's stream sequence and the timestamp the stream leader stored with it
 (read exactly, in nanoseconds, from the delivery subject).
 
-Publishing a transaction uses its id as the JetStream message id, so the stream stores it once
-however many times it is sent (a client retrying, a node retrying through a leader election).
+Publishing a transaction uses the hash of its canonical bytes as the JetStream message id, so the
+stream stores it once however many times it is sent (a client retrying, a node retrying through a
+leader election), and no one can take the id first with other bytes.
 A publish is confirmed only by the stream's acknowledgement, which with ``sync_interval: always``
 on a replicated stream means a quorum of servers has it on disk.
 """
@@ -14,6 +15,7 @@ on a replicated stream means a quorum of servers has it on disk.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import threading
 from concurrent.futures import Future
@@ -32,6 +34,18 @@ RETRYABLE = (asyncio.TimeoutError, nats.errors.TimeoutError, nats.errors.NoRespo
              nats.js.errors.NoStreamResponseError, nats.errors.ConnectionClosedError,
              nats.errors.ConnectionReconnectingError, nats.errors.StaleConnectionError,
              nats.errors.OutboundBufferLimitError)
+
+
+def content_id(data: bytes) -> str:
+    """The JetStream message id of a transaction or attestation: the hash of its exact bytes.
+
+    JetStream drops a repeated id whatever the subject or payload, so an id anyone can predict
+    (a tx id, a node and height) would let a member publish junk under it first and make the
+    genuine message vanish. Bytes-derived ids still collapse honest retries and the same canonical
+    transaction sent by several nodes; a different encoding of one transaction is left out at
+    execution as a repeat.
+    """
+    return hashlib.sha256(data).hexdigest()
 
 
 class OrderingUnavailable(Exception):
@@ -159,8 +173,8 @@ class JetStreamLink:
 
     async def _publish_all(self, items: list[tuple[bytes, bytes]]) -> list[OrderingUnavailable | None]:
         sub = self.subjects
-        return list(await asyncio.gather(*(self._publish(sub.tx, raw, txid.hex(), sub.order_stream)
-                                           for txid, raw in items)))
+        return list(await asyncio.gather(*(self._publish(sub.tx, raw, content_id(raw), sub.order_stream)
+                                           for _, raw in items)))
 
     async def _publish(self, subject: str, data: bytes, msg_id: str, stream: str) -> OrderingUnavailable | None:
         """Publish until acknowledged, retrying with the same message id through elections."""
@@ -189,6 +203,6 @@ class JetStreamLink:
         self._call(self._publish(sub.cut, b"%d" % after_seq, f"cut-{after_seq}", sub.order_stream))
 
     def publish_attestation(self, height: int, node: str, data: bytes) -> None:
-        """Publish this node's attestation (an organisation may run several nodes: the id names the node)."""
+        """Publish this node's attestation (Ed25519 is deterministic: a re-publish has the same bytes)."""
         sub = self.subjects
-        self._call(self._publish(sub.attest(self.settings.org), data, f"att-{node}-{height}", sub.attest_stream))
+        self._call(self._publish(sub.attest(self.settings.org), data, content_id(data), sub.attest_stream))

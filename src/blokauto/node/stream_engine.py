@@ -106,6 +106,9 @@ class StreamEngine(Engine):
         if self.verifier is None:
             raise RuntimeError("a networked engine needs the node's signature workers before it starts")
         self.link.start(self.next_seq)
+        genesis_block = self.blocks.header(0)
+        if genesis_block is not None:  # block 0 is never cut from the stream: attest it here (same bytes every start)
+            self._publish_attestation(genesis_block)
         super().start()
 
     def stop(self) -> None:
@@ -228,14 +231,17 @@ class StreamEngine(Engine):
         header = outcome.header
         if outcome.writes:
             self._refresh_consensus()
-        own = self.own_attestation(header)
-        if own is not None:
-            self.link.publish_attestation(header.height, own.node, canonical(Attestation(
-                header.height, header.hash().hex(), header.state_root, own.node, own.sig)))
+        self._publish_attestation(header)
         for early in self._early.pop(header.height, []):
             self._judge(early, header)
 
     # ---------------------------------------------------------------- attestations
+
+    def _publish_attestation(self, header: Header) -> None:
+        own = self.own_attestation(header)
+        if own is not None:
+            self.link.publish_attestation(header.height, own.node, canonical(Attestation(
+                header.height, header.hash().hex(), header.state_root, own.node, own.sig)))
 
     def own_attestation(self, header: Header) -> NodeSignature | None:
         """This node's signature on ``header``, if its key is a node key of the consortium (a node
