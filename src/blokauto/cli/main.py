@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import msgspec
 import typer
@@ -16,18 +15,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..core.encoding import canonical, to_builtins
-from ..core.errors import BlokautoError
 from ..core.tx import Tx
 from ..keystore import KeyStore
-from ..verify import VerificationError
+from .errors import cli_errors, err_console
+from .network import network_app
 
 console = Console(highlight=False, emoji=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
 
 DEFAULT_DATA = Path("blokauto-data")
 DEFAULT_NODE = "http://127.0.0.1:8545"
-
-from .network import network_app  # noqa: E402
 
 app = typer.Typer(
     help="blokauto: a shared, verifiable ledger for the whole life of a vehicle.",
@@ -46,30 +42,6 @@ app.add_typer(network_app, name="network")
 DataOpt = typer.Option(DEFAULT_DATA, "--data", "-d", envvar="BLOKAUTO_DATA", help="Data folder of the chain.")
 NodeOpt = typer.Option(DEFAULT_NODE, "--node", "-n", envvar="BLOKAUTO_NODE", help="Base URL of a node's API.")
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
-
-
-def fail(message: str, code: int = 1) -> None:
-    err_console.print(f"[bold red]error[/]: {escape(message)}")
-    raise typer.Exit(code)
-
-
-def cli_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn refusals and usage problems into one clear line and a non-zero exit code."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except BlokautoError as exc:
-            fail(f"[{exc.code}] {exc.message}", 1)
-        except VerificationError as exc:
-            fail(f"verification failed: {exc}", 3)
-        except ConnectionError as exc:
-            fail(str(exc), 2)
-        except (FileNotFoundError, FileExistsError, ValueError, msgspec.ValidationError) as exc:
-            fail(str(exc), 2)
-
-    return wrapper
 
 
 def print_json(data: Any) -> None:

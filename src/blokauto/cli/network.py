@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .errors import cli_errors
+
 network_app = typer.Typer(help="A local consortium network on NATS JetStream.", no_args_is_help=True)
 console = Console()
 BaseOpt = typer.Option(Path("blokauto-net"), "--base", "-b", envvar="BLOKAUTO_NET",
@@ -18,6 +20,7 @@ BaseOpt = typer.Option(Path("blokauto-net"), "--base", "-b", envvar="BLOKAUTO_NE
 
 
 @network_app.command("up")
+@cli_errors
 def up(base: Path = BaseOpt,
        orgs: int = typer.Option(4, help="Organisations, each running a node."),
        chain: str = typer.Option("blokauto-net", help="Chain id of a new network."),
@@ -27,22 +30,19 @@ def up(base: Path = BaseOpt,
     """Start 3 NATS servers and one node per organisation on 127.0.0.1 (or resume a stopped network)."""
     from ..node.network import network_up
 
-    from .main import cli_errors
-
-    cli_errors(network_up)(base, orgs=orgs, chain=chain, quorum=quorum, nats_server=nats_server, workers=workers,
+    network_up(base, orgs=orgs, chain=chain, quorum=quorum, nats_server=nats_server, workers=workers,
                            say=lambda s: console.print(s, soft_wrap=True))
     console.print(f"[green]network up[/] — `blokauto network status --base {base}`; "
                   f"`blokauto network down --base {base}` stops it", soft_wrap=True)
 
 
 @network_app.command("status")
+@cli_errors
 def status(base: Path = BaseOpt, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Each server and node: running, height, state root; exits 1 if any is down or out of step."""
     from ..node.network import network_status
 
-    from .main import cli_errors
-
-    st = cli_errors(network_status)(base)
+    st = network_status(base)
     if as_json:
         sys.stdout.write(json.dumps(st, indent=2) + "\n")
     else:
@@ -65,13 +65,12 @@ def status(base: Path = BaseOpt, as_json: bool = typer.Option(False, "--json", h
 
 
 @network_app.command("down")
+@cli_errors
 def down(base: Path = BaseOpt) -> None:
     """Stop every process of the network (data is kept; `network up` resumes it)."""
     from ..node.network import network_down
 
-    from .main import cli_errors
-
-    stopped = cli_errors(network_down)(base)
+    stopped = network_down(base)
     console.print(f"stopped {len(stopped)} processes" + (f": {', '.join(map(str, stopped))}" if stopped else ""))
 
 

@@ -1,0 +1,40 @@
+"""How every command reports a problem: one clear line on stderr and a stable exit code."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import msgspec
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from ..core.errors import BlokautoError
+from ..verify import VerificationError
+
+err_console = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
+
+
+def fail(message: str, code: int = 1) -> None:
+    err_console.print(f"[bold red]error[/]: {escape(message)}")
+    raise typer.Exit(code)
+
+
+def cli_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn refusals and usage problems into one clear line and a non-zero exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except BlokautoError as exc:
+            fail(f"[{exc.code}] {exc.message}", 1)
+        except VerificationError as exc:
+            fail(f"verification failed: {exc}", 3)
+        except ConnectionError as exc:
+            fail(str(exc), 2)
+        except (FileNotFoundError, FileExistsError, ValueError, msgspec.ValidationError) as exc:
+            fail(str(exc), 2)
+
+    return wrapper
