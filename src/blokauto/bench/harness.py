@@ -109,6 +109,26 @@ class RssSampler:
         return self.peak
 
 
+def post_batch(http: httpx.Client, body: bytes, errors: list[str]) -> None:
+    """POST one batch (a JSON array of transactions), waiting out 503s and dropped connections;
+    every refusal (the whole batch's, or each refused transaction's) is added to ``errors``."""
+    while True:
+        try:
+            r = http.post("/v1/txs/batch", content=body, headers={"content-type": "application/json"})
+        except httpx.TransportError as exc:
+            errors.append(f"transport: {exc}")
+            time.sleep(0.2)
+            continue
+        if r.status_code == 503:
+            time.sleep(0.05)
+            continue
+        if r.status_code != 200:
+            errors.append(f"HTTP {r.status_code}: {r.text[:200]}")
+        else:
+            errors.extend(f"{x['error']['code']}: {x['error']['message']}" for x in r.json()["results"] if "error" in x)
+        return
+
+
 def _verify_chunk(items: list[tuple[bytes, bytes, bytes]]) -> int:
     ok = 0
     for key, sig, msg in items:

@@ -32,7 +32,7 @@ from ..core.tx import make_body, sign
 from ..modules.governance.messages import AddMember
 from ..node.init import init_chain
 from ..node.network import (network_down, network_up, org_specs, start_server, stop_pid, stream_leader)
-from .harness import NodeProcess, RssSampler, raw_verify_limit
+from .harness import NodeProcess, RssSampler, post_batch, raw_verify_limit
 
 BATCH = 500
 CHAIN = "bench-net"
@@ -60,24 +60,6 @@ def _batches(raws: list[bytes]) -> list[bytes]:
     return [b"[" + b",".join(raws[i:i + BATCH]) + b"]" for i in range(0, len(raws), BATCH)]
 
 
-def _post(http: httpx.Client, body: bytes, errors: list[str]) -> None:
-    while True:
-        try:
-            r = http.post("/v1/txs/batch", content=body, headers={"content-type": "application/json"})
-        except httpx.TransportError as exc:
-            errors.append(f"transport: {exc}")
-            time.sleep(0.2)
-            continue
-        if r.status_code == 503:
-            time.sleep(0.05)
-            continue
-        if r.status_code != 200:
-            errors.append(f"HTTP {r.status_code}: {r.text[:200]}")
-        else:
-            errors.extend(f"{x['error']['code']}" for x in r.json()["results"] if "error" in x)
-        return
-
-
 def _committed(url: str) -> int:
     try:
         return httpx.get(url + "/v1/status", timeout=5).json()["committed_txs"]
@@ -90,10 +72,10 @@ def _wait_all(urls: list[str], target: int, timeout: float, label: str) -> dict[
     done: dict[str, float] = {}
     deadline = time.monotonic() + timeout
     while len(done) < len(urls):
-        for u in urls:
-            if u not in done and _committed(u) >= target:
-                done[u] = time.perf_counter()
         counts = [_committed(u) for u in urls]
+        for u, c in zip(urls, counts):
+            if u not in done and c >= target:
+                done[u] = time.perf_counter()
         print(f"\r{label}: {min(counts)}/{target} committed on every node", end="", file=sys.stderr, flush=True)
         if time.monotonic() > deadline:
             raise TimeoutError(f"{label}: nodes reached {counts} of {target} within {timeout:g} s")
@@ -166,7 +148,7 @@ def _send_share(urls: list[str], bodies: list[bytes], k: int, step: int, errors:
         for j in range(k, len(bodies), step):
             if sent_at is not None:
                 sent_at[j] = time.perf_counter()
-            _post(clients[j % len(clients)], bodies[j], errors)
+            post_batch(clients[j % len(clients)], bodies[j], errors)
     finally:
         for c in clients:
             c.close()
@@ -282,7 +264,7 @@ def _failover_stall(state: Any, urls: list[str], admin: KeyPair, watcher: BlockW
         for j, body in enumerate(bodies):
             if halt.is_set():
                 break
-            _post(clients[j % len(clients)], body, errors)
+            post_batch(clients[j % len(clients)], body, errors)
             time.sleep(0.05)
         for c in clients:
             c.close()

@@ -24,7 +24,7 @@ from ..core.encoding import canonical
 from ..core.tx import Tx, make_body, sign
 from ..keystore import KeyStore
 from ..node.init import OrgSpec, init_chain
-from .harness import NodeProcess, RssSampler, raw_verify_limit
+from .harness import NodeProcess, RssSampler, post_batch, raw_verify_limit
 
 BATCH = 1000
 IN_FLIGHT = 4
@@ -98,17 +98,7 @@ def _submit_all(url: str, bodies: list[bytes], errors: list[str]) -> None:
                     if not queue:
                         return
                     _, body = queue.pop(0)
-                while True:
-                    r = http.post("/v1/txs/batch", content=body, headers={"content-type": "application/json"})
-                    if r.status_code == 503:
-                        time.sleep(0.05)
-                        continue
-                    if r.status_code != 200:
-                        errors.append(f"HTTP {r.status_code}: {r.text[:200]}")
-                    else:
-                        refused = [x["error"] for x in r.json()["results"] if "error" in x]
-                        errors.extend(f"{e['code']}: {e['message']}" for e in refused[:3])
-                    break
+                post_batch(http, body, errors)
 
     threads = [threading.Thread(target=worker) for _ in range(IN_FLIGHT)]
     for t in threads:
