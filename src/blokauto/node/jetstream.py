@@ -18,7 +18,7 @@ import asyncio
 import hashlib
 import logging
 import threading
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from typing import Any, Callable
 
 import nats
@@ -106,7 +106,7 @@ class JetStreamLink:
             return
         try:
             self._call(self._close()).result(10)
-        except Exception as exc:  # noqa: BLE001 - closing must not raise past shutdown
+        except (nats.errors.Error, OSError, CancelledError) as exc:  # closing must not raise past shutdown
             log.warning("closing the NATS connection: %s", exc)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
@@ -166,15 +166,15 @@ class JetStreamLink:
 
     # ---------------------------------------------------------------- publishing
 
-    def publish_txs(self, items: list[tuple[bytes, bytes]]) -> Future:
-        """Publish ``(tx id, canonical bytes)`` pairs; the future holds, per item, ``None`` once
+    def publish_txs(self, raws: list[bytes]) -> Future:
+        """Publish transactions (canonical bytes); the future holds, per transaction, ``None`` once
         the stream acknowledged it, or the ``OrderingUnavailable`` that stopped it."""
-        return self._call(self._publish_all(items))
+        return self._call(self._publish_all(raws))
 
-    async def _publish_all(self, items: list[tuple[bytes, bytes]]) -> list[OrderingUnavailable | None]:
+    async def _publish_all(self, raws: list[bytes]) -> list[OrderingUnavailable | None]:
         sub = self.subjects
         return list(await asyncio.gather(*(self._publish(sub.tx, raw, content_id(raw), sub.order_stream)
-                                           for _, raw in items)))
+                                           for raw in raws)))
 
     async def _publish(self, subject: str, data: bytes, msg_id: str, stream: str) -> OrderingUnavailable | None:
         """Publish until acknowledged, retrying with the same message id through elections."""
@@ -202,7 +202,7 @@ class JetStreamLink:
         sub = self.subjects
         self._call(self._publish(sub.cut, b"%d" % after_seq, f"cut-{after_seq}", sub.order_stream))
 
-    def publish_attestation(self, height: int, node: str, data: bytes) -> None:
+    def publish_attestation(self, data: bytes) -> None:
         """Publish this node's attestation (Ed25519 is deterministic: a re-publish has the same bytes)."""
         sub = self.subjects
         self._call(self._publish(sub.attest(self.settings.org), data, content_id(data), sub.attest_stream))

@@ -29,6 +29,8 @@ from typing import Any, Callable
 
 import httpx
 import msgspec
+import nats
+import nats.errors
 
 from ..core.block import Genesis
 from ..keystore import KeyStore
@@ -249,7 +251,6 @@ def start_node(state: NetworkState, node: OrgNode, *, workers: int | None = None
 
 
 async def _create_streams(state: NetworkState, timeout: float) -> None:
-    import nats
     from nats.js.api import DiscardPolicy, StorageType, StreamConfig
 
     subjects = Subjects(state.chain)
@@ -270,7 +271,7 @@ async def _create_streams(state: NetworkState, timeout: float) -> None:
                 try:
                     await js.add_stream(cfg)
                     break
-                except Exception as exc:  # noqa: BLE001 - the cluster is still forming: retry until the deadline
+                except (nats.errors.Error, OSError) as exc:  # the cluster is still forming: retry until the deadline
                     if time.monotonic() > deadline:
                         raise RuntimeError(f"could not create stream {cfg.name}: {exc}") from None
                     await asyncio.sleep(0.3)
@@ -406,8 +407,6 @@ def stream_leader(state: NetworkState, timeout: float = 10.0) -> NatsServer:
     """The NATS server currently leading the ordering stream (asked with the operator's account)."""
 
     async def ask() -> str:
-        import nats
-
         nc = await nats.connect(servers=state.server_urls, user=state.admin_user, password=state.admin_password,
                                 connect_timeout=2)
         try:
@@ -422,8 +421,11 @@ def stream_leader(state: NetworkState, timeout: float = 10.0) -> NatsServer:
     while True:
         try:
             name = asyncio.run(ask())
-            return next(s for s in state.servers if s.name == name)
-        except Exception:  # noqa: BLE001 - an election may be under way: ask again until the deadline
+            by_name = {s.name: s for s in state.servers}
+            if name not in by_name:
+                raise RuntimeError(f"the ordering stream's leader {name!r} is not a server of this network")
+            return by_name[name]
+        except (nats.errors.Error, OSError, RuntimeError):  # an election may be under way: ask again
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)

@@ -25,11 +25,14 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
 import time
+from concurrent.futures import CancelledError
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import nats.errors
 
 from ..core import crypto
 from ..core.block import Genesis, Header, NodeSignature, attest, attestation_bytes
@@ -91,7 +94,8 @@ class StreamEngine(Engine):
         self._consensus: tuple[frozenset[str], int] | None = None
         self.dropped = 0
         self.refused_attestations = 0
-        self._queued = 0
+        self._queued = 0  # submitted transactions not yet pre-checked (changed by two threads)
+        self._queued_lock = threading.Lock()
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -134,7 +138,8 @@ class StreamEngine(Engine):
             for _, sub, i in items:
                 sub.answer(i, Unavailable(reason="the node is stopping" if self._stopping else "the engine stopped"))
             return
-        self._queued += len(items)
+        with self._queued_lock:
+            self._queued += len(items)
         self._queue.put(("submit", items))
 
     def _received_order(self, seq: int, kind: str, ts_ms: int, data: bytes) -> None:
@@ -159,7 +164,8 @@ class StreamEngine(Engine):
             if kind == "order":
                 self._order(*item[1:])
             elif kind == "submit":
-                self._queued -= len(item[1])
+                with self._queued_lock:
+                    self._queued -= len(item[1])
                 self._publish(item[1])
             else:
                 self._attestation(item[1])
@@ -181,12 +187,12 @@ class StreamEngine(Engine):
         def acknowledged(f: Any) -> None:
             try:
                 results = f.result()
-            except Exception as exc:  # noqa: BLE001 - the link failed as a whole: every item is retryable
+            except (nats.errors.Error, OSError, CancelledError) as exc:  # the link failed as a whole: retryable
                 results = [OrderingUnavailable(f"the ordering service failed ({type(exc).__name__})")] * len(to_send)
             for (checked, sub, i), res in zip(to_send, results):
                 sub.answer(i, checked.id if res is None else Unavailable(reason=str(res)))
 
-        self.link.publish_txs([(c.id, c.raw) for c, _, _ in to_send]).add_done_callback(acknowledged)
+        self.link.publish_txs([c.raw for c, _, _ in to_send]).add_done_callback(acknowledged)
 
     def _order(self, seq: int, kind: str, ts_ms: int, data: bytes) -> None:
         if seq < self.next_seq:
@@ -240,7 +246,7 @@ class StreamEngine(Engine):
     def _publish_attestation(self, header: Header) -> None:
         own = self.own_attestation(header)
         if own is not None:
-            self.link.publish_attestation(header.height, own.node, canonical(Attestation(
+            self.link.publish_attestation(canonical(Attestation(
                 header.height, header.hash().hex(), header.state_root, own.node, own.sig)))
 
     def own_attestation(self, header: Header) -> NodeSignature | None:
