@@ -26,8 +26,8 @@ import psutil
 from blokauto.core.crypto import KeyPair
 from blokauto.modules.governance.messages import AddMember
 from blokauto.node.netconfig import NetworkSettings, Subjects, load_network
-from blokauto.node.network import (NatsServer, NetworkState, OrgNode, alive, network_down, network_up,
-                                   node_status, start_node, start_server, stop_pid, stream_leader)
+from blokauto.node.network import (NatsServer, NetworkState, OrgNode, admin_connect, alive, network_down,
+                                   network_up, node_status, start_node, start_server, stop_pid, stream_leader)
 from blokauto.node.node import load_genesis
 from blokauto.verify import TrustAnchor, VerificationError, verify_tx_evidence
 
@@ -71,9 +71,9 @@ class Net:
         self._note_pids()
 
     @classmethod
-    def up(cls, base: Path) -> "Net":
+    def up(cls, base: Path, **kw: Any) -> "Net":
         try:
-            state = network_up(base, orgs=4, workers=1, key_factory=K)
+            state = network_up(base, orgs=4, workers=1, key_factory=K, **kw)
         except RuntimeError as exc:
             # network_up picks free ports by binding port 0 and lets the processes bind them seconds
             # later; one may have been taken meanwhile (an outgoing connection's ephemeral port). That
@@ -83,7 +83,7 @@ class Net:
             if "address already in use" not in logs.lower():
                 raise
             base = base.with_name(base.name + "-again")
-            state = network_up(base, orgs=4, workers=1, key_factory=K)
+            state = network_up(base, orgs=4, workers=1, key_factory=K, **kw)
             print(f"network_up: a port was taken before a node bound it ({exc}); started again in {base}")
         return cls(base.resolve(), state)
 
@@ -180,11 +180,9 @@ class Net:
 
     def admin(self, fn: Callable[[Any, Any], Any], timeout: float = 20) -> Any:
         """Run ``await fn(nc, js)`` on a connection as the operator's admin user."""
-        import nats
 
         async def go() -> Any:
-            nc = await nats.connect(servers=self.state.server_urls, user=self.state.admin_user,
-                                    password=self.state.admin_password, connect_timeout=2, max_reconnect_attempts=2)
+            nc = await admin_connect(self.state, max_reconnect_attempts=2)
             try:
                 return await asyncio.wait_for(fn(nc, nc.jetstream(timeout=5)), timeout)
             finally:
@@ -216,6 +214,10 @@ class Net:
         s = load_network(Path(self.node(org).data))
         assert s is not None
         return s
+
+    def org_options(self, org: str) -> dict[str, Any]:
+        """``nats.connect`` keyword arguments of an organisation's node (its credentials, TLS, inbox)."""
+        return self.settings(org).connect_options(Path(self.node(org).data))
 
 
 def _safe(fn: Callable[[], Any]) -> Any:

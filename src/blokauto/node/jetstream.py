@@ -19,6 +19,7 @@ import hashlib
 import logging
 import threading
 from concurrent.futures import CancelledError, Future
+from pathlib import Path
 from typing import Any, Callable
 
 import nats
@@ -52,6 +53,21 @@ class OrderingUnavailable(Exception):
     """The ordering service did not confirm in time; the same transaction may safely be sent again."""
 
 
+class OrderStreamReplaced(ConnectionError):
+    """The ordering stream is not the one this node's blocks were formed from (deleted and created again)."""
+
+    def __init__(self, stream: str, pinned: str, current: str) -> None:
+        self.stream, self.pinned, self.current = stream, pinned, current
+        super().__init__(
+            f"the ordering stream {stream} is not the one this node's blocks were formed from: chain.db records "
+            f"the stream created at {pinned}, but the NATS servers now hold one created at {current}. It was "
+            f"deleted and created again, so its sequence numbers start over and no longer match the stream position "
+            f"in chain.db; blocks formed from it would fork the chain. The node refuses to run. Restore the original "
+            f"stream from a backup of the NATS servers' JetStream stores; or, if the consortium deliberately moved to "
+            f"a new stream, start this node from an empty data folder (or from a snapshot of a node that follows the "
+            f"new stream).")
+
+
 def delivery_position(reply: str) -> tuple[int, int]:
     """(stream sequence, stored timestamp in ns) from a JetStream delivery's ack subject.
 
@@ -74,13 +90,23 @@ class JetStreamLink:
     every attestation message (old ones included, for a node catching up).
     """
 
+    #: how often a connected link asks whether the ordering stream is still the one it started on
+    IDENTITY_CHECK_S = 3.0
+
     def __init__(self, settings: NetworkSettings, chain: str, *, on_order: Callable[[int, str, int, bytes], None],
-                 on_attestation: Callable[[bytes], None], publish_timeout_s: float = 15.0) -> None:
+                 on_attestation: Callable[[bytes], None], publish_timeout_s: float = 15.0,
+                 on_reconnect: Callable[[], None] = lambda: None,
+                 on_fatal: Callable[[BaseException], None] = lambda exc: None, data_dir: Path | None = None) -> None:
         self.settings = settings
+        self.data_dir = data_dir
         self.subjects = Subjects(chain)
         self.on_order = on_order
         self.on_attestation = on_attestation
+        self.on_reconnect = on_reconnect
+        self.on_fatal = on_fatal
         self.publish_timeout_s = publish_timeout_s
+        self.order_identity: str | None = None  # the ORDER stream's creation time, as its info reports it
+        self._pinned: str | None = None
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="jetstream", daemon=True)
         self.nc: Any = None
@@ -91,15 +117,23 @@ class JetStreamLink:
 
     # ---------------------------------------------------------------- lifecycle
 
-    def start(self, from_seq: int, timeout: float = 30.0) -> None:
+    def start(self, from_seq: int, timeout: float = 30.0, *, pinned: str | None = None) -> str:
+        """Connect, check both streams exist and that the ordering stream is the ``pinned`` one (its
+        identity, if this node recorded one), and follow both. Returns the ordering stream's identity."""
         self._thread.start()
+        self._pinned = pinned
         try:
             self._call(self._connect(from_seq)).result(timeout)
+        except OrderStreamReplaced:
+            self.close()
+            raise
         except (TimeoutError, OSError, nats.errors.Error) as exc:
             self.close()
             raise ConnectionError(f"could not reach the ordering service at {', '.join(self.settings.servers)} as "
-                                  f"{self.settings.user!r} ({type(exc).__name__}: {exc}); check that the NATS servers "
-                                  f"run and the credentials in network.json") from None
+                                  f"{self.settings.identity} ({type(exc).__name__}: {exc}); check that the NATS "
+                                  f"servers run and the credentials and CA in network.json") from None
+        assert self.order_identity is not None
+        return self.order_identity
 
     def close(self) -> None:
         if not self._thread.is_alive():
@@ -117,7 +151,7 @@ class JetStreamLink:
     async def _connect(self, from_seq: int) -> None:
         s = self.settings
         self.nc = await nats.connect(
-            servers=s.servers, user=s.user, password=s.password, name=f"blokauto-{s.org}",
+            **s.connect_options(self.data_dir), name=f"blokauto-{s.org}",
             allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.25, connect_timeout=2,
             ping_interval=2, max_outstanding_pings=3,
             error_cb=self._on_error, disconnected_cb=self._on_disconnect, reconnected_cb=self._on_reconnect)
@@ -126,10 +160,15 @@ class JetStreamLink:
         sub = self.subjects
         for stream in (sub.order_stream, sub.attest_stream):
             try:
-                await self.js.stream_info(stream)
+                info = await self.js.stream_info(stream)
             except nats.js.errors.NotFoundError:
                 raise RuntimeError(f"the NATS servers have no stream {stream}; create the network's streams first "
                                    f"(`blokauto network up` does)") from None
+            if stream == sub.order_stream:
+                self.order_identity = stream_identity(info)
+                if self._pinned is not None and self._pinned != self.order_identity:
+                    raise OrderStreamReplaced(stream, self._pinned, self.order_identity)
+                self._pinned = self.order_identity
         cfg = ConsumerConfig(opt_start_seq=max(1, from_seq)) if from_seq > 1 else ConsumerConfig()
         policy = DeliverPolicy.BY_START_SEQUENCE if from_seq > 1 else DeliverPolicy.ALL
         self._subs.append(await self.js.subscribe(sub.order_all, stream=sub.order_stream, cb=self._order_msg,
@@ -138,8 +177,28 @@ class JetStreamLink:
         self._subs.append(await self.js.subscribe(sub.attest_all, stream=sub.attest_stream, cb=self._attest_msg,
                                                   ordered_consumer=True, deliver_policy=DeliverPolicy.ALL,
                                                   idle_heartbeat=1.0, pending_msgs_limit=1_000_000))
+        self._watch = asyncio.ensure_future(self._watch_identity())
+
+    async def _watch_identity(self) -> None:
+        """While running, notice the ordering stream being deleted and created again: a re-created
+        stream starts again at sequence 1 and the consumer would carry on from the old position."""
+        stream = self.subjects.order_stream
+        while True:
+            await asyncio.sleep(self.IDENTITY_CHECK_S)
+            try:
+                current = stream_identity(await self.js.stream_info(stream))
+            except nats.js.errors.NotFoundError:
+                current = "(no such stream)"
+            except (*RETRYABLE, nats.js.errors.APIError):
+                continue  # no answer now (an election, a reconnect): ask again later
+            if current != self._pinned:
+                self.on_fatal(OrderStreamReplaced(stream, str(self._pinned), current))
+                return
 
     async def _close(self) -> None:
+        watch = getattr(self, "_watch", None)
+        if watch is not None:
+            watch.cancel()
         if self.nc is not None and not self.nc.is_closed:
             await self.nc.close()
 
@@ -153,6 +212,7 @@ class JetStreamLink:
     async def _on_reconnect(self) -> None:
         self.connected = True
         self.last_error = None
+        self.on_reconnect()
 
     # ---------------------------------------------------------------- receiving
 
@@ -197,12 +257,20 @@ class JetStreamLink:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
 
-    def publish_cut(self, after_seq: int) -> None:
-        """Ask for a block to end after ``after_seq`` (every node asking the same is stored once)."""
+    def publish_cut(self, after_seq: int) -> Future:
+        """Ask for a block to end after ``after_seq`` (every node asking the same is stored once).
+        The future holds ``None`` once the stream stored it, else the ``OrderingUnavailable``."""
         sub = self.subjects
-        self._call(self._publish(sub.cut, b"%d" % after_seq, f"cut-{after_seq}", sub.order_stream))
+        return self._call(self._publish(sub.cut, b"%d" % after_seq, f"cut-{after_seq}", sub.order_stream))
 
-    def publish_attestation(self, data: bytes) -> None:
+    def publish_attestation(self, data: bytes) -> Future:
         """Publish this node's attestation (Ed25519 is deterministic: a re-publish has the same bytes)."""
         sub = self.subjects
-        self._call(self._publish(sub.attest(self.settings.org), data, content_id(data), sub.attest_stream))
+        return self._call(self._publish(sub.attest(self.settings.org), data, content_id(data), sub.attest_stream))
+
+
+def stream_identity(info: Any) -> str:
+    """What tells one incarnation of a stream from another of the same name: its creation time."""
+    if info.created is None:
+        raise RuntimeError(f"the NATS server did not report when stream {info.config.name} was created")
+    return info.created.isoformat()

@@ -81,6 +81,7 @@ class NetworkState(msgspec.Struct):
     servers: list[NatsServer]
     nodes: list[OrgNode]
     nats_binary: str
+    block_ms: int = 0  # the nodes' --block-ms (0: the node's default)
     format: str = "blokauto-localnet/1"
 
     @property
@@ -245,28 +246,39 @@ def start_server(state: NetworkState, server: NatsServer) -> None:
 def start_node(state: NetworkState, node: OrgNode, *, workers: int | None = None) -> None:
     data = Path(node.data)
     cmd = [sys.executable, "-m", "blokauto.cli", "node", "start", "--data", str(data), "--port", str(node.port)]
+    if state.block_ms:
+        cmd += ["--block-ms", str(state.block_ms)]
     if workers:
         cmd += ["--workers", str(workers)]
     node.pid = _spawn(cmd, data / "node.log")
 
 
-async def _create_streams(state: NetworkState, timeout: float) -> None:
+def stream_configs(chain: str) -> list[Any]:
+    """The ORDER and ATTEST streams' settings (docs/network.md explains each)."""
     from nats.js.api import DiscardPolicy, StorageType, StreamConfig
 
-    subjects = Subjects(state.chain)
+    subjects = Subjects(chain)
+    return [
+        StreamConfig(name=subjects.order_stream, subjects=[subjects.order_all], storage=StorageType.FILE,
+                     num_replicas=SERVERS, duplicate_window=120.0, discard=DiscardPolicy.NEW,
+                     deny_delete=True, deny_purge=True, max_msg_size=1 << 20),
+        StreamConfig(name=subjects.attest_stream, subjects=[subjects.attest_all], storage=StorageType.FILE,
+                     num_replicas=SERVERS, duplicate_window=120.0, max_age=3600.0),
+    ]
+
+
+async def admin_connect(state: NetworkState, **kw: Any) -> Any:
+    """A NATS connection as the operator's admin user (who alone manages the streams)."""
+    return await nats.connect(servers=state.server_urls, user=state.admin_user, password=state.admin_password,
+                              connect_timeout=2, **kw)
+
+
+async def _create_streams(state: NetworkState, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    nc = await nats.connect(servers=state.server_urls, user=state.admin_user, password=state.admin_password,
-                            connect_timeout=2, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    nc = await admin_connect(state, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
     try:
         js = nc.jetstream(timeout=5)
-        configs = [
-            StreamConfig(name=subjects.order_stream, subjects=[subjects.order_all], storage=StorageType.FILE,
-                         num_replicas=SERVERS, duplicate_window=120.0, discard=DiscardPolicy.NEW,
-                         deny_delete=True, deny_purge=True, max_msg_size=1 << 20),
-            StreamConfig(name=subjects.attest_stream, subjects=[subjects.attest_all], storage=StorageType.FILE,
-                         num_replicas=SERVERS, duplicate_window=120.0, max_age=3600.0),
-        ]
-        for cfg in configs:
+        for cfg in stream_configs(state.chain):
             while True:
                 try:
                     await js.add_stream(cfg)
@@ -300,7 +312,7 @@ def node_status(node: OrgNode, timeout: float = 2.0) -> dict[str, Any] | None:
 def network_up(base: Path, *, orgs: int = 4, chain: str = "blokauto-net", quorum: int | None = None,
                nats_server: str | None = None, workers: int | None = None, timeout: float = 60.0,
                say: Callable[[str], None] = lambda s: None, key_factory: Any = None,
-               founders: int | None = None) -> NetworkState:
+               founders: int | None = None, block_ms: int = 0) -> NetworkState:
     """Create and start a network of ``orgs`` organisations' nodes. ``founders`` (at least ``orgs``)
     founding organisations enter the genesis; the first ``orgs`` of them run nodes. An existing
     network in ``base`` is resumed instead."""
@@ -319,7 +331,8 @@ def network_up(base: Path, *, orgs: int = 4, chain: str = "blokauto-net", quorum
     passwords = {s.id: secrets.token_urlsafe(18) for s in specs[:orgs]}
     servers = [NatsServer(f"n{i + 1}", free_port(), free_port()) for i in range(SERVERS)]
     nodes = [OrgNode(s.id, str(base / "orgs" / s.id), free_port()) for s in specs[:orgs]]
-    state = NetworkState(chain, str(base), "operator", secrets.token_urlsafe(18), servers, nodes, binary)
+    state = NetworkState(chain, str(base), "operator", secrets.token_urlsafe(18), servers, nodes, binary,
+                         block_ms=block_ms)
     (base / "nats").mkdir(parents=True, exist_ok=True)
     for server in servers:
         conf = nats_config(server, servers, base / "nats" / server.name, state, passwords)
@@ -407,8 +420,7 @@ def stream_leader(state: NetworkState, timeout: float = 10.0) -> NatsServer:
     """The NATS server currently leading the ordering stream (asked with the operator's account)."""
 
     async def ask() -> str:
-        nc = await nats.connect(servers=state.server_urls, user=state.admin_user, password=state.admin_password,
-                                connect_timeout=2)
+        nc = await admin_connect(state)
         try:
             info = await nc.jetstream(timeout=5).stream_info(Subjects(state.chain).order_stream)
             if info.cluster is None or not info.cluster.leader:

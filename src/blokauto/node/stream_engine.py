@@ -13,9 +13,11 @@ talking to each other:
 
 Cut markers are published by any node that has held transactions for ``block_interval_ms``
 without seeing one; markers for the same position are stored once (their message id is the
-position).
+position). A node asks again every ``CUT_RETRY_S`` while the block still waits (a request lost in
+an outage would otherwise leave the block uncut until the next transaction).
 
-After committing, a node publishes its signed attestation of the header. Attestations from keys
+After committing, a node publishes its signed attestation of the header, and publishes it again
+(same bytes, same message id) until it has read it back from the attestation stream. Attestations from keys
 that are not node keys of the consortium, or whose signature fails, are refused. When a quorum of
 other nodes attests a different header at a height, this node stops executing and reports the
 height and both state roots: its state has diverged from the consortium's.
@@ -27,7 +29,8 @@ import logging
 import queue
 import threading
 import time
-from concurrent.futures import CancelledError
+from concurrent.futures import CancelledError, Future
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,7 @@ from ..core.errors import BlokautoError, Unavailable
 from ..core.registry import Registry
 from ..core.tx import CheckedTx
 from ..modules.governance.state import CONSENSUS
+from ..store.sqlite import connect
 from .engine import Engine, EngineConfig, Submission
 from .jetstream import JetStreamLink, OrderingUnavailable
 from .netconfig import NetworkSettings
@@ -76,7 +80,15 @@ class StateDiverged(Exception):
             f"Its database or software differs from theirs: run `blokauto audit` and rejoin from a verified snapshot.")
 
 
+#: ``chain.db`` meta key holding the identity (creation time) of the ordering stream its blocks came from
+ORDER_STREAM_PIN = "order_stream_created"
+
+
 class StreamEngine(Engine):
+    CUT_RETRY_S = 1.0  # ask for the cut again this long after the last request, while the block waits
+    ATTEST_RETRY_S = 2.0  # publish an own attestation again if it was not read back from the stream by then
+    ATTEST_TRACKED = 64  # own attestations of the newest heights watched that way
+
     def __init__(self, data_dir: Path, registry: Registry, node_key: KeyPair, config: EngineConfig | None = None,
                  *, genesis: Genesis | None = None, settings: NetworkSettings) -> None:
         super().__init__(data_dir, registry, node_key, config, genesis=genesis)
@@ -84,11 +96,16 @@ class StreamEngine(Engine):
         self.verifier: Any = None  # the node's VerifierPool, set before start
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self.link = JetStreamLink(settings, self.chain, on_order=self._received_order,
-                                  on_attestation=lambda data: self._queue.put(("attest", data)))
+                                  on_attestation=lambda data: self._queue.put(("attest", data)),
+                                  on_reconnect=lambda: self._queue.put(("reconnected",)),
+                                  on_fatal=lambda exc: self._queue.put(("fatal", exc)), data_dir=data_dir)
         self.next_seq = 1
         self._block: list[tuple[int, bytes]] = []  # (stream seq, raw) of the block being formed
         self._block_since = 0.0
         self._cut_asked = 0
+        self._cut_asked_at = 0.0
+        self._cut_future: Future | None = None
+        self._unseen: dict[int, list[Any]] = {}  # height -> [own attestation bytes, last sent, publish future]
         self._early: dict[int, list[Attestation]] = {}
         self._conflicts: dict[int, dict[str, set[str]]] = {}
         self._consensus: tuple[frozenset[str], int] | None = None
@@ -109,11 +126,30 @@ class StreamEngine(Engine):
     def start(self) -> None:
         if self.verifier is None:
             raise RuntimeError("a networked engine needs the node's signature workers before it starts")
-        self.link.start(self.next_seq)
+        pinned = self._meta(ORDER_STREAM_PIN)
+        identity = self.link.start(self.next_seq, pinned=pinned)
+        if pinned is None:
+            self._set_meta(ORDER_STREAM_PIN, identity)
         genesis_block = self.blocks.header(0)
         if genesis_block is not None:  # block 0 is never cut from the stream: attest it here (same bytes every start)
             self._publish_attestation(genesis_block)
+        assert self.head is not None
+        now = time.monotonic()
+        for h in range(max(1, self.head.height - 9), self.head.height + 1):  # sent before a crash? watch for them
+            header = self.blocks.header(h)
+            if header is not None:
+                self._track_attestation(header, now)
         super().start()
+
+    def _meta(self, key: str) -> str | None:
+        """A value this node keeps in ``chain.db``'s meta table (beside the stream position)."""
+        with closing(connect(self.data_dir / "chain.db", durable=True)) as c:
+            row = c.execute("SELECT v FROM meta WHERE k=?", (key,)).fetchone()
+        return None if row is None else (row[0].decode() if isinstance(row[0], bytes) else str(row[0]))
+
+    def _set_meta(self, key: str, value: str) -> None:
+        with closing(connect(self.data_dir / "chain.db", durable=True)) as c:
+            c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def stop(self) -> None:
         self.link.close()
@@ -149,14 +185,14 @@ class StreamEngine(Engine):
 
     def _loop(self) -> None:
         while not self._stopping:
-            timeout = None
-            if self._block and self._cut_asked != self._block[-1][0]:
-                timeout = max(0.0, self._block_since + self.config.block_interval_ms / 1000 - time.monotonic())
+            now = time.monotonic()
+            due = self._next_due()
+            if due is not None and due <= now:
+                self._retry(now)
+                continue
             try:
-                item = self._queue.get(timeout=timeout)
+                item = self._queue.get(timeout=None if due is None else due - now)
             except queue.Empty:
-                self._cut_asked = self._block[-1][0]
-                self.link.publish_cut(self._cut_asked)
                 continue
             if item is None:
                 return
@@ -167,8 +203,48 @@ class StreamEngine(Engine):
                 with self._queued_lock:
                     self._queued -= len(item[1])
                 self._publish(item[1])
-            else:
+            elif kind == "attest":
                 self._attestation(item[1])
+            elif kind == "reconnected":  # whatever failed during the outage: try again now
+                self._cut_asked_at = 0.0
+                for entry in self._unseen.values():
+                    entry[1] = 0.0
+            elif kind == "fatal":
+                raise item[1]
+
+    # ---------------------------------------------------------------- retried requests
+
+    def _next_due(self) -> float | None:
+        """When the next cut request or attestation re-publish is due (monotonic), if any."""
+        due: list[float] = []
+        if self._block:
+            due.append(self._next_cut_due())
+        if self._unseen:
+            due.append(min(entry[1] for entry in self._unseen.values()) + self.ATTEST_RETRY_S)
+        return min(due) if due else None
+
+    def _retry(self, now: float) -> None:
+        """Ask for the cut of the waiting block, and publish again own attestations not read back;
+        a request still in flight (it retries by itself for up to 15 s) is left to finish."""
+        if self._block and now >= self._next_cut_due():
+            last = self._block[-1][0]
+            if self._cut_asked != last or self._cut_future is None or self._cut_future.done():
+                if self._cut_asked == last:
+                    log.info("asking again for the cut after stream position %d: the block still waits", last)
+                self._cut_asked = last
+                self._cut_future = self.link.publish_cut(last)
+            self._cut_asked_at = now
+        for height, entry in list(self._unseen.items()):
+            if now >= entry[1] + self.ATTEST_RETRY_S:
+                entry[1] = now
+                if entry[2] is None or entry[2].done():
+                    log.info("publishing the attestation of block %d again: not read back from the stream yet", height)
+                    entry[2] = self.link.publish_attestation(entry[0])
+
+    def _next_cut_due(self) -> float:
+        if self._cut_asked != self._block[-1][0]:
+            return self._block_since + self.config.block_interval_ms / 1000
+        return self._cut_asked_at + self.CUT_RETRY_S
 
     def _publish(self, items: list[tuple[CheckedTx, Submission, int]]) -> None:
         """Check against the newest state, then hand to the stream; answer once it acknowledged."""
@@ -244,10 +320,21 @@ class StreamEngine(Engine):
     # ---------------------------------------------------------------- attestations
 
     def _publish_attestation(self, header: Header) -> None:
+        entry = self._track_attestation(header, time.monotonic())
+        if entry is not None:
+            entry[2] = self.link.publish_attestation(entry[0])
+
+    def _track_attestation(self, header: Header, now: float) -> list[Any] | None:
+        """Watch this node's attestation of ``header`` until it is read back from the stream."""
         own = self.own_attestation(header)
-        if own is not None:
-            self.link.publish_attestation(canonical(Attestation(
-                header.height, header.hash().hex(), header.state_root, own.node, own.sig)))
+        if own is None:
+            return None
+        entry = [canonical(Attestation(header.height, header.hash().hex(), header.state_root, own.node, own.sig)),
+                 now, None]
+        self._unseen[header.height] = entry
+        while len(self._unseen) > self.ATTEST_TRACKED:
+            del self._unseen[min(self._unseen)]
+        return entry
 
     def own_attestation(self, header: Header) -> NodeSignature | None:
         """This node's signature on ``header``, if its key is a node key of the consortium (a node
@@ -284,6 +371,7 @@ class StreamEngine(Engine):
             log.warning("refused an attestation of block %d by %s whose signature does not verify", att.height, att.node)
             return
         if att.node == self.node_key.did:
+            self._unseen.pop(att.height, None)  # on the stream: every node can read it
             return
         assert self.head is not None
         if att.height > self.head.height:
