@@ -72,20 +72,7 @@ class Net:
 
     @classmethod
     def up(cls, base: Path, **kw: Any) -> "Net":
-        try:
-            state = network_up(base, orgs=4, workers=1, key_factory=K, **kw)
-        except RuntimeError as exc:
-            # network_up picks free ports by binding port 0 and lets the processes bind them seconds
-            # later; one may have been taken meanwhile (an outgoing connection's ephemeral port). That
-            # is a flaw of network_up, not what these tests are about: start once more, elsewhere.
-            logs = "".join(p.read_text(errors="replace") for p in [*base.glob("orgs/*/node.log"),
-                                                                     *base.glob("nats/*.log")])
-            if "address already in use" not in logs.lower():
-                raise
-            base = base.with_name(base.name + "-again")
-            state = network_up(base, orgs=4, workers=1, key_factory=K, **kw)
-            print(f"network_up: a port was taken before a node bound it ({exc}); started again in {base}")
-        return cls(base.resolve(), state)
+        return cls(base.resolve(), network_up(base, orgs=4, workers=1, key_factory=K, **kw))
 
     # ------------------------------------------------------------ processes
 

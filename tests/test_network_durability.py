@@ -183,3 +183,48 @@ def test_a_re_created_ordering_stream_is_refused(net: Net):
     assert "not the one this node's blocks were formed from" in log, log
     assert subjects.order_stream in log and old in log and new in log, log
     assert "Restore the original stream" in log, log
+
+
+def test_network_up_starts_again_elsewhere_when_its_ports_are_taken_before_it_binds_them(tmp_path: Path, monkeypatch):
+    """``network up`` chooses free ports and the processes bind them a moment later: another
+    process taking one in between (here: a listener the test opens on the port just chosen, for a
+    NATS server's route port and a node's API port) must not stop the network from starting."""
+    import itertools
+    import socket
+
+    import blokauto.node.network as network
+
+    real = network.free_port
+    calls = itertools.count()
+    held: list[socket.socket] = []
+
+    def free_port_then_taken() -> int:
+        n = next(calls)
+        port = real()
+        if n in (1, 6):  # n1's route port; the first node's API port
+            s = socket.socket()
+            s.bind(("127.0.0.1", port))
+            s.listen()
+            held.append(s)
+        return port
+
+    monkeypatch.setattr(network, "free_port", free_port_then_taken)
+    net = None
+    try:
+        state = network.network_up(tmp_path / "net", orgs=4, workers=1, key_factory=K, timeout=40)
+        net = Net(Path(state.base), state)
+        taken = {s.getsockname()[1] for s in held}
+        assert len(taken) == 2
+        used = {p for srv in state.servers for p in (srv.port, srv.cluster_port)} | {n.port for n in state.nodes}
+        assert not taken & used, "a process was left on a port another process holds"
+        wait_in_step(net, timeout=60)
+        for n in net.nodes:  # every organisation's file names the servers' and peers' ports as they are
+            s = net.settings(n.org)
+            assert s.servers == state.server_urls
+            assert sorted(s.peers) == sorted(m.url for m in net.nodes if m is not n)
+    finally:
+        if net is not None:
+            net.close()
+        for s in held:
+            s.close()
+

@@ -182,7 +182,7 @@ def test_restarting_all_nats_servers_loses_nothing(net: Net):
 # ---------------------------------------------------------------- who may publish what
 
 
-async def _connect_errors(urls: list[str], **kw: Any) -> tuple[BaseException | None, list[str]]:
+async def _connect_errors(servers: list[str], **kw: Any) -> tuple[BaseException | None, list[str]]:
     import nats
 
     seen: list[str] = []
@@ -191,7 +191,7 @@ async def _connect_errors(urls: list[str], **kw: Any) -> tuple[BaseException | N
         seen.append(f"{type(exc).__name__}: {exc}")
 
     try:
-        nc = await nats.connect(servers=urls, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=0,
+        nc = await nats.connect(servers=servers, connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=0,
                                 error_cb=on_error, **kw)
     except Exception as exc:  # noqa: BLE001 - the refusal is what is tested
         return exc, seen
@@ -200,18 +200,23 @@ async def _connect_errors(urls: list[str], **kw: Any) -> tuple[BaseException | N
 
 
 def test_a_publisher_without_credentials_is_refused(quiet_net: Net):
+    from blokauto.node.credentials import new_user_seed
+
     net = quiet_net
-    cases = {"no credentials": {}, "wrong password": {"user": "kba", "password": "not-the-password"},
-             "operator with a wrong password": {"user": net.state.admin_user, "password": "x" * 24},
-             "unknown user": {"user": "mallory", "password": net.settings("kba").password}}
+    own = net.org_options("kba")
+    tls = own["tls"]  # the right CA: these connections fail on credentials, not on TLS
+    stranger = net.base / "stranger.nk"
+    stranger.write_bytes(new_user_seed())
+    cases = {"no credentials": {},
+             "a password user": {"user": "kba", "password": "not-the-password"},
+             "an nkey the servers do not know": {"nkeys_seed": str(stranger)}}
     for what, kw in cases.items():
         for url in net.state.server_urls:  # every server refuses, not just the first one tried
-            exc, seen = asyncio.run(_connect_errors([url], **kw))
+            exc, seen = asyncio.run(_connect_errors([url], tls=tls, **kw))
             assert exc is not None, f"{what}: {url} accepted the connection"
-            assert "authorization violation" in str(exc).lower(), f"{what}: {url}: {exc!r} {seen}"
+            assert "authorization violation" in str(exc).lower() + " ".join(seen).lower(), f"{what}: {url}: {exc!r} {seen}"
     # and the right credentials connect (so the refusals above are about the credentials)
-    s = net.settings("kba")
-    exc, seen = asyncio.run(_connect_errors(net.state.server_urls, user=s.user, password=s.password))
+    exc, seen = asyncio.run(_connect_errors(**own))
     assert exc is None, (exc, seen)
 
 
@@ -233,8 +238,7 @@ def test_an_organisation_cannot_publish_another_organisations_attestations_or_cr
             errors.append(str(exc).lower())
 
         out: dict[str, Any] = {"errors": errors}
-        nc = await nats.connect(servers=a.servers, user=a.user, password=a.password, error_cb=on_error,
-                                connect_timeout=2)
+        nc = await nats.connect(**net.org_options(a.org), error_cb=on_error, connect_timeout=2)
         js = nc.jetstream(timeout=1.5)
         try:
             # control: its own attestation subject takes a message
@@ -319,7 +323,7 @@ def test_attestations_from_unknown_keys_are_refused(quiet_net: Net):
     assert K("kba-node").did in genuine
 
     async def publish() -> None:
-        nc = await nats.connect(servers=a.servers, user=a.user, password=a.password, connect_timeout=2)
+        nc = await nats.connect(**net.org_options(a.org), connect_timeout=2)
         try:
             js = nc.jetstream(timeout=5)
             for att in (forged, impostor):
@@ -347,6 +351,193 @@ def test_attestations_from_unknown_keys_are_refused(quiet_net: Net):
     assert "whose signature does not verify" in log, log[-2000:]
 
 
+def test_a_well_formed_transaction_with_a_forged_signature_is_left_out_by_every_node(quiet_net: Net):
+    """An organisation publishes, straight to the ordering stream (which it may), a well-formed
+    transaction whose sender's signature was made by another key. Every node leaves it out and
+    counts it; the genuine transaction with the same id is still accepted afterwards."""
+    from blokauto.core.tx import check_stateless, signing_bytes
+    from blokauto.modules import default_registry
+    from blokauto.node.jetstream import content_id
+
+    net = quiet_net
+    subjects = Subjects(net.state.chain)
+    with precondition():
+        st = wait_in_step(net, timeout=60)
+    before = {n.org: status(n)["dropped_messages"] for n in net.nodes}
+    member = K("forged-signature-member")
+    genuine = build_tx(K("kba-admin"), AddMember(member=member.did, roles=["inspector"]), member,
+                       chain=net.state.chain, expires=now_ms() + 600_000)
+    txid = check_stateless(genuine, default_registry().codec, chain=net.state.chain, max_bytes=65_536).id
+    doc = json.loads(genuine)
+    mallory = KeyPair.generate()
+    assert doc["sigs"][0]["signer"] == K("kba-admin").did
+    doc["sigs"][0]["sig"] = mallory.sign(signing_bytes(txid)).hex()  # kba-admin's name, mallory's signature
+    forged = canonical(doc)
+    assert forged != genuine and len(forged) == len(genuine)
+    (ack,) = _publish_as(net, "bavaria-motors", subjects.tx, subjects.order_stream, [(forged, content_id(forged))])
+    assert ack.duplicate is None and ack.stream == subjects.order_stream
+    for n in net.nodes:
+        wait_until(lambda: status(n)["dropped_messages"] == before[n.org] + 1, 15,
+                   f"node {n.org} to leave the forged transaction out and count it",
+                   detail=lambda: f"dropped {status(n)['dropped_messages']}, before {before[n.org]}")
+    agreed = wait_in_step(net, timeout=60)
+    assert agreed["height"] == st["height"], "a block was formed although its only transaction was forged"
+    for n in net.nodes:
+        r = httpx.get(f"{n.url}/v1/txs/{txid.hex()}", timeout=30)
+        assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_tx", (n.org, r.text)
+        assert status(n)["healthy"]
+    # the forged copy did not burn the id: the genuine transaction goes through, and the chain agrees
+    r = httpx.post(net.node("allied-insurance").url + "/v1/txs", params={"wait": 30}, content=genuine, timeout=60)
+    assert r.status_code == 200 and r.json()["receipt"]["ok"] and r.json()["id"] == txid.hex(), r.text
+    after = wait_in_step(net, timeout=60, min_height=st["height"] + 1)
+    for n in net.nodes:
+        assert status(n)["dropped_messages"] == before[n.org] + 1
+        got = httpx.get(f"{n.url}/v1/txs/{txid.hex()}", timeout=30).json()
+        assert got["tx"]["sigs"] == json.loads(genuine)["sigs"] and got["height"] <= after["height"]
+
+
+def test_an_organisation_cannot_delete_or_read_another_organisations_consumers(quiet_net: Net):
+    """Least privilege on consumers: an organisation creates only unnamed ephemeral consumers (what
+    nats-py's ordered consumer needs) and cannot delete, inspect or create named or durable ones."""
+    import nats
+    import nats.errors
+
+    net = quiet_net
+    subjects = Subjects(net.state.chain)
+    stream = subjects.order_stream
+
+    async def consumers(nc: Any, js: Any) -> list[str]:
+        return [c.name for c in await js.consumers_info(stream)]
+
+    with precondition():
+        names = wait_until(lambda: (lambda c: c if len(c) >= len(net.nodes) else None)(net.admin(consumers)), 20,
+                           "every node's consumer of the ordering stream")
+    victim = names[0]
+
+    async def as_org() -> dict[str, Any]:
+        errors: list[str] = []
+
+        async def on_error(exc: Exception) -> None:
+            errors.append(str(exc).lower())
+
+        out: dict[str, Any] = {"errors": errors}
+        nc = await nats.connect(**net.org_options("bavaria-motors"), error_cb=on_error, connect_timeout=2)
+        js = nc.jetstream(timeout=1.5)
+        try:
+            for name, call in [("delete", lambda: js.delete_consumer(stream, victim)),
+                               ("info", lambda: js.consumer_info(stream, victim)),
+                               ("durable", lambda: js.add_consumer(stream, durable_name="mallory")),
+                               ("named", lambda: js.add_consumer(stream, name="mallory"))]:
+                try:
+                    out[name] = await call()
+                except nats.errors.TimeoutError as exc:
+                    out[name] = exc
+            await asyncio.sleep(0.5)  # let every -ERR reach the error callback
+        finally:
+            await nc.close()
+        return out
+
+    out = asyncio.run(as_org())
+    for name in ("delete", "info", "durable", "named"):
+        assert isinstance(out[name], nats.errors.TimeoutError), f"{name} was answered: {out[name]!r}"
+    violations = [e for e in out["errors"] if "permissions violation for publish" in e]
+    for subject in (f"$js.api.consumer.delete.{stream}.{victim}", f"$js.api.consumer.info.{stream}.{victim}",
+                    f"$js.api.consumer.durable.create.{stream}.mallory", f"$js.api.consumer.create.{stream}.mallory"):
+        assert any(subject.lower() in v for v in violations), f"no permissions violation for {subject}: {out['errors']}"
+    assert victim in net.admin(consumers)
+    assert all(status(n)["healthy"] for n in net.nodes)
+
+
+def test_an_organisation_cannot_subscribe_to_another_organisations_inbox(quiet_net: Net):
+    """Replies and consumer deliveries go to each organisation's own inbox prefix; another
+    organisation may not subscribe there, nor to the shared default prefix, nor to everything."""
+    import nats
+
+    from blokauto.node.netconfig import inbox_prefix
+
+    net = quiet_net
+    with precondition():
+        wait_in_step(net, timeout=60)
+    spied = [f"{inbox_prefix('kba')}.>", "_INBOX.>", ">"]
+    member = K("inbox-spy-member")
+    raw = build_tx(K("kba-admin"), AddMember(member=member.did, roles=["inspector"]), member,
+                   chain=net.state.chain, expires=now_ms() + 600_000)
+
+    async def spy() -> tuple[list[str], list[str], int]:
+        errors: list[str] = []
+        got: list[str] = []
+
+        async def on_error(exc: Exception) -> None:
+            errors.append(str(exc).lower())
+
+        async def on_msg(msg: Any) -> None:
+            got.append(msg.subject)
+
+        nc = await nats.connect(**net.org_options("bavaria-motors"), error_cb=on_error, connect_timeout=2)
+        try:
+            for subject in spied:
+                await nc.subscribe(subject, cb=on_msg)
+            await nc.flush()
+            # traffic for kba: its node publishes (the acknowledgement comes to its inbox) and every
+            # node's consumers deliver the new transaction and attestations to their inboxes
+            r = await asyncio.to_thread(lambda: httpx.post(net.node("kba").url + "/v1/txs", params={"wait": 30},
+                                                           content=raw, timeout=60))
+            await asyncio.sleep(1.0)
+        finally:
+            await nc.close()
+        return got, errors, r.status_code
+
+    got, errors, code = asyncio.run(spy())
+    assert code == 200
+    assert not got, f"bavaria-motors received {len(got)} messages of others, e.g. {got[:3]}"
+    for subject in spied:
+        assert any("permissions violation for subscription" in e and subject.lower() in e for e in errors), \
+            f"no permissions violation for a subscription to {subject}: {errors}"
+
+
+def test_the_servers_take_only_tls_with_certificates_of_the_networks_ca(quiet_net: Net, tmp_path: Path):
+    import socket
+    import ssl
+
+    from blokauto.node.credentials import CA_FILE, make_local_ca
+    from blokauto.node.netconfig import tls_context
+
+    net = quiet_net
+    own = net.org_options("kba")
+    for url in net.state.server_urls:
+        assert url.startswith("tls://")
+        host, port = url.removeprefix("tls://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as sock:  # plain text
+            info = sock.recv(4096)
+            assert info.startswith(b"INFO ") and b'"tls_required":true' in info, info
+            sock.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\nPING\r\n')
+            reply = b""
+            try:
+                while chunk := sock.recv(4096):
+                    reply += chunk
+            except (ConnectionResetError, socket.timeout):
+                pass
+            assert b"PONG" not in reply, f"{url} answered a plain-text client: {reply!r}"
+    # a client that trusts only the machine's CA store, or another CA, does not trust the servers
+    make_local_ca(tmp_path / "other")
+    for what, ctx in [("the system CA store", ssl.create_default_context()),
+                      ("another CA", tls_context(tmp_path / "other" / CA_FILE))]:
+        exc, seen = asyncio.run(_connect_errors(**{**own, "tls": ctx}))
+        assert exc is not None, f"a client trusting {what} connected"
+        assert "certificate verify failed" in (str(exc) + " ".join(seen)).lower(), (what, exc, seen)
+    # the organisations hold nkey seeds (mode 0600), no passwords; the servers hold public keys only
+    for n in net.nodes:
+        s = net.settings(n.org)
+        assert s.nkey_seed_file and not s.password and s.ca_file
+        seed = Path(n.data) / s.nkey_seed_file
+        assert seed.stat().st_mode & 0o077 == 0
+        for conf in (net.base / "nats").glob("*.conf"):
+            assert seed.read_bytes().strip().decode() not in conf.read_text()
+    for conf in (net.base / "nats").glob("*.conf"):  # routes: mutual TLS
+        cluster = conf.read_text().split("cluster {", 1)[1]
+        assert "verify: true" in cluster and "ca_file" in cluster
+
+
 # ---------------------------------------------------------------- message ids are stream-wide
 #
 # JetStream deduplicates by Nats-Msg-Id across a whole stream, whatever the subject. The nodes use
@@ -361,7 +552,7 @@ def _publish_as(net: Net, org: str, subject: str, stream: str, items: list[tuple
     s = net.settings(org)
 
     async def go() -> list[Any]:
-        nc = await nats.connect(servers=s.servers, user=s.user, password=s.password, connect_timeout=2)
+        nc = await nats.connect(**net.org_options(org), connect_timeout=2)
         try:
             js = nc.jetstream(timeout=5)
             return [await js.publish(subject, data, stream=stream, headers={"Nats-Msg-Id": msg_id})

@@ -52,7 +52,7 @@ class NetworkSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     def connect_options(self, data_dir: Path | None) -> dict[str, Any]:
         """Keyword arguments for ``nats.connect``: servers, credentials, TLS and the organisation's inbox prefix."""
         base = Path(data_dir) if data_dir is not None else Path(".")
-        opts: dict[str, Any] = {"servers": self.servers}
+        opts: dict[str, Any] = {"servers": self.servers, "inbox_prefix": inbox_prefix(self.org)}
         if self.nkey_seed_file:
             opts["nkeys_seed"] = str(base / self.nkey_seed_file)
         elif self.creds_file:

@@ -5,19 +5,25 @@
 
     BASE/consortium/        genesis.json and every founding key (the operator's set-up material)
     BASE/nats/nK.conf       server K's configuration; BASE/nats/nK/ its JetStream store
-    BASE/orgs/<org>/        an organisation's data folder: genesis.json, its own keys, network.json
+    BASE/tls/               the local CA and the servers' certificate (credentials.py)
+    BASE/orgs/<org>/        an organisation's data folder: genesis.json, its own keys, network.json,
+                            its NATS nkey seed (nats.nk) and the CA certificate (nats-ca.pem)
     BASE/network.json       ports, URLs and PIDs of every process
 
-Each organisation connects to NATS as its own user, allowed to publish only transactions, cut
-markers and its own attestations (and the JetStream API calls a consumer needs). Only the
+Every connection, client or route, is TLS. Each organisation connects to NATS with its own nkey,
+allowed to publish only transactions, cut markers and its own attestations (and the JetStream API
+calls an ephemeral consumer needs), and to receive only on its own inbox prefix. Only the
 operator's admin user may create or change streams.
+
+Ports are chosen free, then bound by the processes a moment later; a port taken in between makes
+that process exit, and ``up`` starts it again on another port (a new network only: a resumed one
+keeps its ports, which its organisations' files name).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -34,11 +40,16 @@ import nats.errors
 
 from ..core.block import Genesis
 from ..keystore import KeyStore
+from .credentials import (CA_FILE, SERVER_CERT_FILE, SERVER_KEY_FILE, make_local_ca, new_user_seed, public_nkey,
+                          write_secret)
 from .init import OrgSpec, init_chain
-from .netconfig import NetworkSettings, Subjects
+from .netconfig import NetworkSettings, Subjects, inbox_prefix, load_network, tls_context
 
 STATE_FILE = "network.json"
 SERVERS = 3
+PORT_TRIES = 5  # starts of one process on freshly chosen ports, when another process took its port first
+ORG_SEED_FILE = "nats.nk"  # in an organisation's folder: its NATS user nkey seed
+ORG_CA_FILE = "nats-ca.pem"  # in an organisation's folder: the CA the servers' certificates chain to
 
 NETWORK_ORGS = [
     OrgSpec("kba", ("regulator", "police", "inspector"), "Kraftfahrt-Bundesamt (vehicle registry)"),
@@ -82,11 +93,30 @@ class NetworkState(msgspec.Struct):
     nodes: list[OrgNode]
     nats_binary: str
     block_ms: int = 0  # the nodes' --block-ms (0: the node's default)
+    admin_nkey_file: str = ""  # the operator's nkey seed, relative to base (older networks: user and password)
+    ca_file: str = ""  # the local CA certificate, relative to base ("": an older network without TLS)
     format: str = "blokauto-localnet/1"
 
     @property
     def server_urls(self) -> list[str]:
-        return [s.url for s in self.servers]
+        scheme = "tls" if self.ca_file else "nats"
+        return [f"{scheme}://127.0.0.1:{s.port}" for s in self.servers]
+
+    @property
+    def node_urls(self) -> list[str]:
+        return [n.url for n in self.nodes]
+
+    def admin_options(self) -> dict[str, Any]:
+        """``nats.connect`` keyword arguments of the operator's admin user."""
+        base = Path(self.base)
+        opts: dict[str, Any] = {"servers": self.server_urls}
+        if self.admin_nkey_file:
+            opts["nkeys_seed"] = str(base / self.admin_nkey_file)
+        else:
+            opts["user"], opts["password"] = self.admin_user, self.admin_password
+        if self.ca_file:
+            opts["tls"] = tls_context(base / self.ca_file)
+        return opts
 
     def save(self) -> None:
         path = Path(self.base) / STATE_FILE
@@ -137,31 +167,44 @@ def _quote(s: str) -> str:
 
 
 def org_permissions(subjects: Subjects, org: str) -> dict[str, list[str]]:
-    """What an organisation's NATS user may publish and subscribe to."""
+    """What an organisation's NATS user may publish and subscribe to: least privilege.
+
+    It reads both streams through ephemeral consumers it creates (nats-py's ordered consumer:
+    ``CONSUMER.CREATE.<stream>`` without a name, recreated after a reset, never deleted: the
+    server removes an inactive ephemeral consumer by itself) and answers their flow control. It
+    cannot create a named or durable consumer, read another's consumers or delete any, and it
+    receives only on its own inbox prefix, so no other organisation sees its replies or deliveries.
+    """
     publish = [subjects.tx, subjects.cut, subjects.attest(org), "$JS.API.INFO"]
     for stream in (subjects.order_stream, subjects.attest_stream):
-        publish += [f"$JS.API.STREAM.INFO.{stream}", f"$JS.API.CONSUMER.CREATE.{stream}",
-                    f"$JS.API.CONSUMER.CREATE.{stream}.>", f"$JS.API.CONSUMER.DELETE.{stream}.>",
-                    f"$JS.API.CONSUMER.INFO.{stream}.>", f"$JS.FC.{stream}.>"]
-    return {"publish": publish, "subscribe": ["_INBOX.>"]}
+        publish += [f"$JS.API.STREAM.INFO.{stream}", f"$JS.API.CONSUMER.CREATE.{stream}", f"$JS.FC.{stream}.>"]
+    return {"publish": publish, "subscribe": [f"{inbox_prefix(org)}.>"]}
 
 
-def nats_config(server: NatsServer, peers: list[NatsServer], store: Path, state: NetworkState,
-                passwords: dict[str, str]) -> str:
+def nats_config(server: NatsServer, state: NetworkState, admin_nkey: str, org_nkeys: dict[str, str]) -> str:
+    """Server ``server``'s configuration: TLS for clients and routes, the operator's and each
+    organisation's nkey with its permissions."""
     subjects = Subjects(state.chain)
-    users = [f"{{user: {_quote(state.admin_user)}, password: {_quote(state.admin_password)}}}"]
+    tls = Path(state.base) / "tls"
+    users = [f"{{nkey: {_quote(admin_nkey)}}}"]
     for node in state.nodes:
         perms = org_permissions(subjects, node.org)
         users.append(
-            f"{{user: {_quote(node.org)}, password: {_quote(passwords[node.org])}, permissions: {{"
+            f"{{nkey: {_quote(org_nkeys[node.org])}, permissions: {{"
             f"publish: {{allow: [{', '.join(_quote(s) for s in perms['publish'])}]}}, "
             f"subscribe: {{allow: [{', '.join(_quote(s) for s in perms['subscribe'])}]}}}}}}")
-    routes = ", ".join(_quote(f"nats-route://127.0.0.1:{p.cluster_port}") for p in peers if p.name != server.name)
+    routes = ", ".join(_quote(f"nats-route://127.0.0.1:{p.cluster_port}") for p in state.servers
+                       if p.name != server.name)
     joined = ",\n      ".join(users)
+    store = Path(state.base) / "nats" / server.name
+    tls_files = (f"cert_file: {_quote(str(tls / SERVER_CERT_FILE))}, key_file: {_quote(str(tls / SERVER_KEY_FILE))}, "
+                 f"ca_file: {_quote(str(tls / CA_FILE))}")
     return f"""# written by `blokauto network up`
 server_name: {_quote(server.name)}
 listen: "127.0.0.1:{server.port}"
 max_payload: 1MB
+# clients must speak TLS; the certificate is the local CA's (BASE/tls)
+tls {{ {tls_files}, timeout: 5 }}
 jetstream {{
   store_dir: {_quote(str(store))}
   # every acknowledged message is on disk first (the default, every 2 minutes, can lose acknowledged writes)
@@ -173,6 +216,8 @@ cluster {{
   name: "blokauto"
   listen: "127.0.0.1:{server.cluster_port}"
   routes: [{routes}]
+  # routes: mutual TLS, each server presents a certificate of the local CA and checks the other's
+  tls {{ {tls_files}, verify: true, timeout: 5 }}
 }}
 accounts {{
   LEDGER {{
@@ -181,7 +226,7 @@ accounts {{
       {joined}
     ]
   }}
-  SYS {{ users: [{{user: "sys", password: {_quote(secrets.token_hex(16))}}}] }}
+  SYS {{ users: [{{nkey: {_quote(public_nkey(new_user_seed()))}}}] }}
 }}
 system_account: SYS
 """
@@ -269,8 +314,7 @@ def stream_configs(chain: str) -> list[Any]:
 
 async def admin_connect(state: NetworkState, **kw: Any) -> Any:
     """A NATS connection as the operator's admin user (who alone manages the streams)."""
-    return await nats.connect(servers=state.server_urls, user=state.admin_user, password=state.admin_password,
-                              connect_timeout=2, **kw)
+    return await nats.connect(**state.admin_options(), connect_timeout=2, **kw)
 
 
 async def _create_streams(state: NetworkState, timeout: float) -> None:
@@ -328,20 +372,17 @@ def network_up(base: Path, *, orgs: int = 4, chain: str = "blokauto-net", quorum
     genesis = init_chain(staging, chain=chain, orgs=specs, quorum=q, node_orgs=orgs, key_factory=key_factory)
     say(f"chain {chain!r}: {len(specs)} founding organisations, {orgs} running nodes, quorum {q}, "
         f"trust anchor {staging / 'genesis.json'}")
-    passwords = {s.id: secrets.token_urlsafe(18) for s in specs[:orgs]}
     servers = [NatsServer(f"n{i + 1}", free_port(), free_port()) for i in range(SERVERS)]
     nodes = [OrgNode(s.id, str(base / "orgs" / s.id), free_port()) for s in specs[:orgs]]
-    state = NetworkState(chain, str(base), "operator", secrets.token_urlsafe(18), servers, nodes, binary,
-                         block_ms=block_ms)
+    state = NetworkState(chain, str(base), "", "", servers, nodes, binary, block_ms=block_ms,
+                         admin_nkey_file="operator.nk", ca_file=f"tls/{CA_FILE}")
+    make_local_ca(base / "tls")
+    write_secret(base / state.admin_nkey_file, new_user_seed())
     (base / "nats").mkdir(parents=True, exist_ok=True)
-    for server in servers:
-        conf = nats_config(server, servers, base / "nats" / server.name, state, passwords)
-        path = base / "nats" / f"{server.name}.conf"
-        path.write_text(conf)
-        path.chmod(0o600)
-    _write_org_folders(staging, genesis, state, passwords)
+    _write_org_folders(staging, genesis, state)
+    write_server_configs(state)
     state.save()
-    _start_all(state, workers=workers, timeout=timeout, say=say)
+    _start_all(state, workers=workers, timeout=timeout, say=say, new=True)
     return state
 
 
@@ -350,34 +391,132 @@ def network_resume(base: Path, *, workers: int | None = None, timeout: float = 6
     """Start again whatever process of an existing network is not running (its data is kept)."""
     state = load_state(base)
     say(f"resuming network of chain {state.chain!r} in {base}")
-    _start_all(state, workers=workers, timeout=timeout, say=say)
+    _start_all(state, workers=workers, timeout=timeout, say=say, new=False)
     return state
 
 
-def _start_all(state: NetworkState, *, workers: int | None, timeout: float, say: Callable[[str], None]) -> None:
-    try:
+def write_server_configs(state: NetworkState) -> None:
+    """Every server's configuration, from the state's ports and the nkeys' seeds on disk."""
+    base = Path(state.base)
+    admin = public_nkey((base / state.admin_nkey_file).read_bytes())
+    orgs = {n.org: public_nkey((Path(n.data) / ORG_SEED_FILE).read_bytes()) for n in state.nodes}
+    for server in state.servers:
+        write_secret(base / "nats" / f"{server.name}.conf", nats_config(server, state, admin, orgs).encode())
+
+
+def _update_org_settings(state: NetworkState) -> None:
+    """Point every organisation's network.json at the servers' and the other nodes' current ports."""
+    for node in state.nodes:
+        settings = load_network(Path(node.data))
+        assert settings is not None
+        msgspec.structs.replace(settings, servers=state.server_urls,
+                                peers=[n.url for n in state.nodes if n.org != node.org]).save(Path(node.data))
+
+
+def _log_since(path: Path, offset: int) -> str:
+    if not path.exists():
+        return ""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read().decode(errors="replace")
+
+
+def _log_size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
+def _port_taken(log: str) -> bool:
+    return "address already in use" in log.lower()
+
+
+def _start_servers(state: NetworkState, *, timeout: float, new: bool) -> None:
+    """Start every server that is not running and wait until each listens. A server whose port was
+    taken meanwhile exits: on a new network, all of this round are stopped, the taken ones get new
+    ports, every configuration (routes name the ports) and organisation file is rewritten, and the
+    round starts again."""
+    logs = Path(state.base) / "nats"
+    for _ in range(PORT_TRIES):
+        started = {}
         for server in state.servers:
             if not alive(server.pid):
+                started[server.name] = _log_size(logs / f"{server.name}.log")
                 start_server(state, server)
         state.save()
-        asyncio.run(_create_streams(state, timeout))
-        say(f"NATS JetStream: {', '.join(state.server_urls)} (streams replicated on {SERVERS} servers, fsync always)")
-        for node in state.nodes:
-            if not alive(node.pid):
-                start_node(state, node, workers=workers)
+        taken = []
+        for server in state.servers:
+            if server.name not in started:
+                continue
+            log = logs / f"{server.name}.log"
+            wait_until(lambda: "server is ready" in _log_since(log, started[server.name]).lower()
+                       or not alive(server.pid), timeout, f"NATS server {server.name} to listen")
+            if not alive(server.pid):
+                if not _port_taken(_log_since(log, started[server.name])):
+                    raise RuntimeError(f"NATS server {server.name} exited; see {log}")
+                taken.append(server)
+        if not taken:
+            return
+        names = ", ".join(f"{s.name} (ports {s.port}, {s.cluster_port})" for s in taken)
+        if not new:
+            raise RuntimeError(f"NATS server {names}: a port is taken by another process; free it and run "
+                               f"`blokauto network up` again")
+        for server in state.servers:
+            if server.name in started:
+                stop_pid(server.pid)
+        for server in taken:
+            server.port, server.cluster_port = free_port(), free_port()
+        write_server_configs(state)
+        _update_org_settings(state)
+    raise RuntimeError(f"NATS servers could not bind free ports in {PORT_TRIES} tries")
+
+
+def _start_nodes(state: NetworkState, *, workers: int | None, timeout: float, new: bool,
+                 say: Callable[[str], None]) -> None:
+    """Start every node that is not running, all at once, and wait until each serves its API; on a
+    new network, a node whose port was taken meanwhile starts again on another one."""
+    pending = [n for n in state.nodes if not alive(n.pid)]
+    for _ in range(PORT_TRIES):
+        offsets = {}
+        for node in pending:
+            offsets[node.org] = _log_size(Path(node.data) / "node.log")
+            start_node(state, node, workers=workers)
         state.save()
-        for node in state.nodes:
+        retry = []
+        for node in pending:
+            log = Path(node.data) / "node.log"
             wait_until(lambda: node_status(node) is not None or not alive(node.pid), timeout, f"node {node.org}")
-            if not alive(node.pid):
-                raise RuntimeError(f"node {node.org} exited; see {Path(node.data) / 'node.log'}")
-            say(f"node {node.org}: {node.url}  (data {node.data}, pid {node.pid})")
+            if alive(node.pid):
+                continue
+            if not (new and _port_taken(_log_since(log, offsets[node.org]))):
+                raise RuntimeError(f"node {node.org} exited; see {log}")
+            node.port = free_port()
+            retry.append(node)
+        if retry:
+            _update_org_settings(state)  # peers read the other nodes' addresses from their network.json
+        pending = retry
+        if not pending:
+            for node in state.nodes:
+                say(f"node {node.org}: {node.url}  (data {node.data}, pid {node.pid})")
+            return
+    raise RuntimeError(f"nodes could not bind free ports in {PORT_TRIES} tries")
+
+
+def _start_all(state: NetworkState, *, workers: int | None, timeout: float, say: Callable[[str], None],
+               new: bool) -> None:
+    try:
+        _start_servers(state, timeout=timeout, new=new)
+        asyncio.run(_create_streams(state, timeout))
+        say(f"NATS JetStream: {', '.join(state.server_urls)} (streams replicated on {SERVERS} servers, fsync always"
+            + (", TLS" if state.ca_file else "") + ")")
+        _start_nodes(state, workers=workers, timeout=timeout, new=new, say=say)
+        state.save()
     except BaseException:
         network_down(Path(state.base))
         raise
 
 
-def _write_org_folders(staging: Path, genesis: Genesis, state: NetworkState, passwords: dict[str, str]) -> None:
-    """Each organisation's folder gets the trust anchor, its own keys only, and its NATS credentials."""
+def _write_org_folders(staging: Path, genesis: Genesis, state: NetworkState) -> None:
+    """Each organisation's folder gets the trust anchor, its own keys only, its NATS nkey, the CA
+    certificate, and its network.json (servers, credentials, the other nodes as peers)."""
     founders = KeyStore(staging / "keys")
     for node in state.nodes:
         data = Path(node.data)
@@ -387,7 +526,10 @@ def _write_org_folders(staging: Path, genesis: Genesis, state: NetworkState, pas
         for entry in founders.entries():
             if entry.org == node.org:
                 keys.create(entry.name, kind=entry.kind, org=entry.org, key=founders.load(entry.name))
-        NetworkSettings(servers=state.server_urls, org=node.org, user=node.org, password=passwords[node.org]).save(data)
+        write_secret(data / ORG_SEED_FILE, new_user_seed())
+        shutil.copyfile(Path(state.base) / state.ca_file, data / ORG_CA_FILE)
+        NetworkSettings(servers=state.server_urls, org=node.org, nkey_seed_file=ORG_SEED_FILE, ca_file=ORG_CA_FILE,
+                        peers=[n.url for n in state.nodes if n.org != node.org]).save(data)
 
 
 def network_status(base: Path) -> dict[str, Any]:
