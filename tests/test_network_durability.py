@@ -19,12 +19,13 @@ import pytest
 
 from blokauto.modules.governance.messages import AddMember
 from blokauto.node.netconfig import Subjects
-from blokauto.node.network import alive, start_node, stop_pid, stream_configs
+from blokauto.node.network import alive, node_status, start_node, stop_pid, stream_configs
 from blokauto.node.node import load_genesis
 from blokauto.verify import TrustAnchor, verify_checkpoint
 
 from conftest import build_tx, now_ms
-from helpers_network import K, Net, log_tail, status, wait_in_step, wait_until
+from helpers_network import (K, Net, attestation_stream_messages, decode_attestation, log_tail, status, wait_in_step,
+                             wait_until)
 
 pytestmark = pytest.mark.e2e  # starts real NATS servers and node processes
 
@@ -140,12 +141,24 @@ def test_an_attestation_whose_publish_failed_is_published_again(slow_cut_net: Ne
         h = st["height"] + 1
         assert set(heights.values()) == {h}, heights
         time.sleep(17)  # each node's publish of its attestation of block h retries for 15 s, then gives up
-        assert all(c == 1 for c in attestation_counts(net, h).values()), attestation_counts(net, h)
+        assert not on_stream(net, h), "the attestation stream took messages while full"
     finally:
         net.admin(accept)
+    # the peers' APIs would give a node the attestations it lacks (see below); the stream must get them too
+    wait_until(lambda: on_stream(net, h) == {n.org for n in net.nodes}, 30,
+               f"every node's attestation of block {h} to be on the attestation stream",
+               detail=lambda: str(on_stream(net, h)))
     wait_until(lambda: all(c == len(net.nodes) for c in attestation_counts(net, h).values()), 30,
                f"every node to hold every node's attestation of block {h}",
                detail=lambda: str(attestation_counts(net, h)))
+
+
+def on_stream(net: Net, height: int) -> set[str]:
+    """The organisations whose attestation of ``height`` the attestation stream holds."""
+    subjects = Subjects(net.state.chain)
+    return {n.org for n in net.nodes
+            if any(decode_attestation(m).height == height
+                   for m in attestation_stream_messages(net, subjects.attest(n.org)))}
 
 
 def test_a_re_created_ordering_stream_is_refused(net: Net):
@@ -228,3 +241,128 @@ def test_network_up_starts_again_elsewhere_when_its_ports_are_taken_before_it_bi
         for s in held:
             s.close()
 
+
+def test_a_node_whose_peers_attestations_left_the_stream_fetches_them_from_its_peers(net: Net):
+    """The ATTEST stream keeps an hour. A node that forms older blocks again (here: from an empty
+    folder, after the operator purged the attestation stream, as its age limit would) finds only
+    its own attestations there, and must still serve quorum checkpoints: it asks its peers."""
+    import msgspec
+
+    from blokauto.core.block import Checkpoint
+
+    subjects = Subjects(net.state.chain)
+    for i in range(3):
+        r = httpx.post(net.node("kba").url + "/v1/txs", params={"wait": 30},
+                       content=add_member_tx(net, f"peer-attestation-member-{i}"), timeout=60)
+        assert r.status_code == 200 and r.json()["receipt"]["ok"], r.text
+    st = wait_in_step(net, timeout=60)
+    top = st["height"]
+    assert top >= 3
+    victim = net.node("meister-werkstatt")
+    stop_pid(victim.pid)
+
+    async def purge(nc: Any, js: Any) -> None:
+        await js.purge_stream(subjects.attest_stream)
+
+    net.admin(purge)
+    keep = {"genesis.json", "network.json", "nats.nk", "nats-ca.pem", "keys", "node.log"}
+    for f in Path(victim.data).iterdir():  # everything the node wrote: it starts from the stream alone
+        if f.name not in keep:
+            f.unlink() if f.is_file() else __import__("shutil").rmtree(f)
+    net.restart_node(victim)
+    wait_until(lambda: status(victim)["height"] >= top, 60, f"node {victim.org} to form blocks 1..{top} again")
+    trust = anchor(net)
+    problems: dict[int, str] = {}
+
+    def all_quorum() -> bool:
+        problems.clear()
+        for h in range(top + 1):
+            cp = msgspec.convert(httpx.get(f"{victim.url}/v1/blocks/{h}", timeout=30).json(), dict)
+            try:
+                verify_checkpoint(msgspec.convert({"header": cp["header"], "attestations": cp["attestations"]},
+                                                  Checkpoint), trust)
+            except Exception as exc:  # noqa: BLE001 - reported below
+                problems[h] = str(exc)
+        return not problems
+
+    wait_until(all_quorum, 60, f"node {victim.org} to serve a quorum checkpoint for every block up to {top}",
+               every=1.0, detail=lambda: str(problems))
+    assert status(victim)["peer_attestations"] >= 2 * (top + 1)
+    assert status(victim)["healthy"]
+
+
+def test_a_verifier_anchored_at_genesis_follows_node_keys_and_quorum_changed_by_governance(net: Net):
+    """Governance gives kba a second node key (run by a fifth node) and raises the quorum to 4.
+    Checkpoints after that carry the new key's attestation, which the genesis anchor does not know;
+    the SDK, holding only genesis.json, fetches the proven consensus changes and advances."""
+    from blokauto.client import Client
+    from blokauto.keystore import KeyStore
+    from blokauto.modules.governance.messages import Propose, Vote
+    from blokauto.modules.governance.state import SetNodeKeys, SetQuorum
+    from blokauto.node.network import OrgNode, free_port
+    from blokauto.verify import VerificationError, follow_consensus, verify_tx_evidence
+
+    kba = net.node("kba")
+    new_key = K("kba-node2")
+
+    def send(org: str, msg: Any, *cosigners: Any) -> dict[str, Any]:
+        raw = build_tx(K(f"{org}-admin"), msg, *cosigners, chain=net.state.chain, expires=now_ms() + 600_000)
+        r = httpx.post(kba.url + "/v1/txs", params={"wait": 30}, content=raw, timeout=60)
+        assert r.status_code == 200 and r.json()["receipt"]["ok"], r.text
+        return r.json()
+
+    def decide(proposal: int, action: Any) -> int:
+        """Propose (kba), then vote until the proposal passes; the height of the block that applied it."""
+        got = send("kba", Propose(action=action))
+        for org in ("bavaria-motors", "allied-insurance", "meister-werkstatt"):
+            if any(e["type"] == "governance.proposal_decided" for e in got["receipt"]["events"]):
+                break
+            got = send(org, Vote(proposal=proposal, approve=True))
+        assert any(e["type"] == "governance.proposal_decided" and e["status"] == "passed"
+                   for e in got["receipt"]["events"]), got
+        return got["height"]
+
+    h1 = decide(1, SetNodeKeys(org="kba", nodes=[K("kba-node").did, new_key.did]))
+    # kba runs a second node with the new key (same NATS credentials, its own data folder)
+    data = net.base / "orgs" / "kba-2"
+    data.mkdir()
+    for name in ("genesis.json", "network.json", "nats.nk", "nats-ca.pem"):
+        (data / name).write_bytes((Path(kba.data) / name).read_bytes())
+    (data / "nats.nk").chmod(0o600)
+    KeyStore(data / "keys").create("node", kind="node", org="kba", key=new_key)
+    second = OrgNode("kba", str(data), free_port())
+    net.state.nodes.append(second)
+    start_node(net.state, second, workers=1)
+    net.state.save()
+    net._note(second.pid)
+    wait_until(lambda: (lambda s: s is not None and s["height"] >= h1)(node_status(second)) or not alive(second.pid),
+               60, "the second kba node to catch up", detail=lambda: log_tail(second))
+    assert alive(second.pid), log_tail(second)
+
+    h2 = decide(2, SetQuorum(quorum=4))
+    got = send("kba", AddMember(member=K("after-consensus-change").did, roles=["inspector"]), K("after-consensus-change"))
+    txid, h3 = got["id"], got["height"]
+    assert h1 < h2 < h3
+    wait_until(lambda: new_key.did in {a["node"] for a in httpx.get(f"{kba.url}/v1/blocks/{h3}", timeout=30)
+                                       .json()["attestations"]}, 30, f"the new node key to attest block {h3}")
+    ev = httpx.get(f"{kba.url}/v1/txs/{txid}", timeout=30).json()
+    genesis = anchor(net)
+    with pytest.raises(VerificationError, match="not a node key of the consortium"):
+        verify_tx_evidence(ev, genesis)  # what a verifier that never follows governance says
+
+    with Client(kba.url, trust=Path(kba.data) / "genesis.json") as client:
+        info = client.receipt(txid)
+        assert info.ok and info.height == h3
+        assert [a.height for a in client.anchors] == [0, h1, h2]
+        assert client.anchor.quorum == 4 and new_key.did in client.anchor.nodes and len(client.anchor.nodes) == 5
+        assert client.checkpoint(h1 - 1).header.height == h1 - 1  # older blocks: judged with the genesis keys
+        assert client.state("gov/consensus").value["quorum"] == 4
+
+    # a listed change that was tampered with does not verify
+    changes = httpx.get(f"{kba.url}/v1/consensus/changes", params={"after": 0}, timeout=30).json()["changes"]
+    assert [c["height"] for c in changes] == [h1, h2]
+    forged = [dict(changes[0], raw=changes[0]["raw"].replace('"quorum":3', '"quorum":1'))]
+    assert forged[0]["raw"] != changes[0]["raw"]
+    with pytest.raises(VerificationError):
+        follow_consensus(genesis, forged)
+    wait_in_step(net, timeout=90)

@@ -5,6 +5,7 @@
     GET  /v1/txs/{id}            receipt with tx and receipt inclusion proofs and the checkpoint
     GET  /v1/blocks/{height|latest}, /v1/checkpoints/{height|latest}
     GET  /v1/state/{key}         value (or absence) with its state proof and checkpoint
+    GET  /v1/consensus/changes   node-key and quorum changes after ?after=H, each proven (verify.follow_consensus)
     GET  /v1/q/{module}/{query}  module queries (one route per declared query)
     GET  /v1/events              server-sent events, resumable with Last-Event-ID or ?from_height
     GET  /v1/status, /v1/genesis, /v1/messages, /v1/params, /v1/queries
@@ -29,6 +30,7 @@ from litestar.response.sse import ServerSentEventMessage
 
 from ..core.encoding import to_builtins
 from ..core.errors import MalformedTx, RequestError, TxTooLarge
+from ..node.consensus_log import consensus_changes as _consensus_changes
 from ..node.engine import CommittedBlock
 from ..node.node import Node
 from ..node.reader import ChainReader, block_events, parse_event_id
@@ -148,6 +150,12 @@ def create_app(node: Node) -> Litestar:
         if min_height > engine.state.flushed_height:
             await asyncio.to_thread(engine.state.wait_flushed, min_height, 10.0)
         return await asyncio.to_thread(reader.state_value, key.lstrip("/").encode())
+
+    @get("/v1/consensus/changes", sync_to_thread=True,
+         summary="Changes of the node keys and quorum after a height, each proven at the block that made it")
+    def consensus_changes(after: FromQuery[int] = 0) -> dict[str, Any]:
+        """For a verifier to follow governance from its trust anchor (``verify.follow_consensus``)."""
+        return _consensus_changes(engine.blocks, engine.data_dir / "chain.db", after)
 
     @get("/v1/status", summary="Node status")
     async def status() -> dict[str, Any]:
@@ -270,6 +278,7 @@ def create_app(node: Node) -> Litestar:
     handlers: list[Any] = [submit_tx, submit_batch, get_tx, latest_block, get_block, latest_checkpoint,
                            get_checkpoint, snapshot_chain, get_state, status, genesis, messages, params, queries, events,
                            report_json, report_pdf, report_page, index]
+    handlers.append(consensus_changes)
     handlers += [query_route(m, n, spec.doc) for (m, n), spec in sorted(registry.queries.items())]
 
     app = Litestar(

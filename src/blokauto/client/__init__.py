@@ -31,7 +31,8 @@ from ..core.encoding import canonical, convert, decode
 from ..core.errors import BlokautoError, error_class, render
 from ..core.tx import Message, Tx, TxBody, sign
 from ..modules import default_registry
-from ..verify import TrustAnchor, VerificationError, verify_state_evidence, verify_tx_evidence
+from ..verify import (TrustAnchor, VerificationError, anchor_for, follow_consensus, verify_checkpoint,
+                      verify_state_evidence, verify_tx_evidence)
 
 __all__ = ["Client", "KeyPair", "TxInfo", "StateValue", "Event", "ApiError", "new_nonce"]
 
@@ -131,7 +132,8 @@ class Client:
         if isinstance(trust, bytes):
             trust = decode(trust, Genesis)
         self._genesis: Genesis | None = trust
-        self._anchor: TrustAnchor | None = TrustAnchor.from_genesis(trust) if trust is not None else None
+        # genesis, then one anchor per consensus change followed (see ``follow_consensus``)
+        self._anchors: list[TrustAnchor] = [TrustAnchor.from_genesis(trust)] if trust is not None else []
 
     def close(self) -> None:
         self._http.close()
@@ -162,14 +164,42 @@ class Client:
         """The trust anchor. Pass ``trust=`` to pin it; otherwise it is fetched once (trust on first use)."""
         if self._genesis is None:
             self._genesis = convert({k: v for k, v in self._request("GET", "/v1/genesis").items() if k != "hash"}, Genesis)
-            self._anchor = TrustAnchor.from_genesis(self._genesis)
+            self._anchors = [TrustAnchor.from_genesis(self._genesis)]
         return self._genesis
 
     @property
     def anchor(self) -> TrustAnchor:
+        """The newest trust anchor: genesis, or where the last consensus change followed left it."""
+        return self.anchors[-1]
+
+    @property
+    def anchors(self) -> list[TrustAnchor]:
         _ = self.genesis
-        assert self._anchor is not None
-        return self._anchor
+        return list(self._anchors)
+
+    def follow_consensus(self) -> int:
+        """Fetch the consensus changes after the newest anchor (node keys added or removed, quorum
+        changed by governance), verify each with the keys in force before it, and advance. Returns
+        how many changes were followed."""
+        try:
+            doc = self._request("GET", "/v1/consensus/changes", params={"after": self.anchor.height})
+        except BlokautoError as err:
+            if getattr(err, "http_status", None) == 404:
+                return 0  # a node that does not list consensus changes
+            raise
+        new = follow_consensus(self.anchor, doc.get("changes", []))
+        self._anchors += new
+        return len(new)
+
+    def _verified(self, height: int, check: Any) -> Any:
+        """``check(anchor)`` with the anchor for ``height``; if it fails, follow the consortium's
+        consensus changes (a checkpoint signed by node keys added since) and check once more."""
+        try:
+            return check(anchor_for(self.anchors, height))
+        except VerificationError:
+            if not self.follow_consensus():
+                raise
+        return check(anchor_for(self.anchors, height))
 
     @property
     def chain(self) -> str:
@@ -222,7 +252,8 @@ class Client:
                     raise
         if ev.get("id") != txid:
             raise VerificationError(f"the node answered about transaction {ev.get('id')!r}, not {txid}")
-        cp = verify_tx_evidence(ev, self.anchor) if self.verify else msgspec.convert(ev["checkpoint"], Checkpoint)
+        cp = (self._verified(_height(ev), lambda a: verify_tx_evidence(ev, a)) if self.verify
+              else msgspec.convert(ev["checkpoint"], Checkpoint))
         # Everything returned comes from the proven bytes, never from the node's decoded copies.
         receipt = decode(ev["receipt_raw"].encode(), Receipt)
         return TxInfo(txid, cp.header.height, ev["index"], receipt, msgspec.json.decode(ev["tx_raw"]), cp, ev)
@@ -244,9 +275,7 @@ class Client:
     def checkpoint(self, height: int | str = "latest") -> Checkpoint:
         cp = msgspec.convert(self._request("GET", f"/v1/checkpoints/{height}"), Checkpoint)
         if self.verify:
-            from ..verify import verify_checkpoint
-
-            verify_checkpoint(cp, self.anchor)
+            self._verified(cp.header.height, lambda a: verify_checkpoint(cp, a))
         return cp
 
     def state(self, key: str, *, min_height: int = -1) -> StateValue:
@@ -254,7 +283,8 @@ class Client:
         ev = self._request("GET", f"/v1/state/{key}", params={"min_height": min_height})
         if ev.get("key") != key:
             raise VerificationError(f"the node answered about {ev.get('key')!r}, not {key!r}")
-        cp = verify_state_evidence(ev, self.anchor) if self.verify else msgspec.convert(ev["checkpoint"], Checkpoint)
+        cp = (self._verified(_height(ev), lambda a: verify_state_evidence(ev, a)) if self.verify
+              else msgspec.convert(ev["checkpoint"], Checkpoint))
         raw = ev.get("raw")
         return StateValue(key, None if raw is None else msgspec.json.decode(raw), cp.header.height, cp)
 
@@ -269,8 +299,8 @@ class Client:
 
         report = self._request("GET", f"/v1/reports/{vin}", params={"min_height": min_height})
         if self.verify:
-            verify_report(report, self.anchor, now_ms=now_ms(), max_age_ms=max_age_ms,
-                          min_height=min_height if min_height >= 0 else None)
+            self._verified(_height(report), lambda a: verify_report(
+                report, a, now_ms=now_ms(), max_age_ms=max_age_ms, min_height=min_height if min_height >= 0 else None))
         return report
 
     def report_pdf(self, vin: str) -> bytes:
@@ -324,6 +354,14 @@ class Client:
                 continue
             if not reconnect:
                 return
+
+
+def _height(doc: dict[str, Any]) -> int:
+    """The height of the checkpoint an answer carries (-1 if it has none readable: the check says why)."""
+    try:
+        return int(doc["checkpoint"]["header"]["height"])
+    except (KeyError, TypeError, ValueError):
+        return -1
 
 
 def _parse_sse(lines: Iterator[str]) -> Iterator[Event]:

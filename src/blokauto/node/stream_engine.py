@@ -49,6 +49,8 @@ from ..store.sqlite import connect
 from .engine import Engine, EngineConfig, Submission
 from .jetstream import JetStreamLink, OrderingUnavailable
 from .netconfig import NetworkSettings
+from .consensus_log import CONSENSUS_KEY, record_change
+from .peers import PeerAttestations
 
 log = logging.getLogger("blokauto.stream")
 
@@ -88,6 +90,7 @@ class StreamEngine(Engine):
     CUT_RETRY_S = 1.0  # ask for the cut again this long after the last request, while the block waits
     ATTEST_RETRY_S = 2.0  # publish an own attestation again if it was not read back from the stream by then
     ATTEST_TRACKED = 64  # own attestations of the newest heights watched that way
+    EARLY_HEIGHTS = 10_000  # attestations kept for heights this node has not reached, at most this far ahead
 
     def __init__(self, data_dir: Path, registry: Registry, node_key: KeyPair, config: EngineConfig | None = None,
                  *, genesis: Genesis | None = None, settings: NetworkSettings) -> None:
@@ -106,6 +109,10 @@ class StreamEngine(Engine):
         self._cut_asked_at = 0.0
         self._cut_future: Future | None = None
         self._unseen: dict[int, list[Any]] = {}  # height -> [own attestation bytes, last sent, publish future]
+        self.peer_attestations = PeerAttestations(
+            data_dir, peers=settings.peers, head=lambda: self.head.height if self.head is not None else -1,
+            quorum=lambda: self.blocks.quorum, deliver=lambda data: self._queue.put(("attest", data)),
+            timeout_s=settings.quorum_wait_ms / 1000 + 5)
         self._early: dict[int, list[Attestation]] = {}
         self._conflicts: dict[int, dict[str, set[str]]] = {}
         self._consensus: tuple[frozenset[str], int] | None = None
@@ -117,7 +124,17 @@ class StreamEngine(Engine):
     # ---------------------------------------------------------------- lifecycle
 
     def recover(self, progress: Any = None) -> int:
-        replayed = super().recover(progress)
+        version = [self._consensus_version()]
+
+        def replayed_one(done: int, total: int) -> None:  # record the consensus changes blocks re-execute
+            v = self._consensus_version()
+            if v != version[0] and self.head is not None and self.head.height > 0:
+                record_change(self.data_dir / "chain.db", self.head.height, self.state)
+            version[0] = v
+            if progress is not None:
+                progress(done, total)
+
+        replayed = super().recover(replayed_one)
         self.next_seq = self.blocks.stream_seq() + 1
         self._refresh_consensus()
         self.blocks.quorum_wait_s = self.settings.quorum_wait_ms / 1000
@@ -140,6 +157,7 @@ class StreamEngine(Engine):
             if header is not None:
                 self._track_attestation(header, now)
         super().start()
+        self.peer_attestations.start()
 
     def _meta(self, key: str) -> str | None:
         """A value this node keeps in ``chain.db``'s meta table (beside the stream position)."""
@@ -152,6 +170,7 @@ class StreamEngine(Engine):
             c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def stop(self) -> None:
+        self.peer_attestations.stop()
         self.link.close()
         self._stopping = True
         self._queue.put(None)
@@ -311,11 +330,15 @@ class StreamEngine(Engine):
             return
         outcome = self.produce(txs, time=ts_ms, stream_seq=seq)
         header = outcome.header
-        if outcome.writes:
-            self._refresh_consensus()
+        # this block is attested, and others' attestations of it judged, by the node keys in force for it:
+        # a change of the consensus record applies from the next block
         self._publish_attestation(header)
         for early in self._early.pop(header.height, []):
-            self._judge(early, header)
+            self._admit(early, header)
+        if outcome.writes:
+            if CONSENSUS_KEY in outcome.writes:
+                record_change(self.data_dir / "chain.db", header.height, self.state)
+            self._refresh_consensus()
 
     # ---------------------------------------------------------------- attestations
 
@@ -344,6 +367,10 @@ class StreamEngine(Engine):
             return None
         return attest(header, self.node_key)  # Ed25519 is deterministic: the same signature as stored
 
+    def _consensus_version(self) -> int | None:
+        c = CONSENSUS.get(self.state)
+        return None if c is None else c.version
+
     def _refresh_consensus(self) -> None:
         c = CONSENSUS.get(self.state)
         if c is not None:
@@ -360,12 +387,6 @@ class StreamEngine(Engine):
             self.refused_attestations += 1
             log.warning("refused an attestation that cannot be read")
             return
-        nodes = self._consensus[0] if self._consensus else frozenset()
-        if att.node not in nodes:
-            self.refused_attestations += 1
-            log.warning("refused an attestation of block %d by %s, which is not a node key of the consortium",
-                        att.height, att.node)
-            return
         if not crypto.verify_signature(key, sig, attestation_bytes(header_hash)):
             self.refused_attestations += 1
             log.warning("refused an attestation of block %d by %s whose signature does not verify", att.height, att.node)
@@ -374,12 +395,23 @@ class StreamEngine(Engine):
             self._unseen.pop(att.height, None)  # on the stream: every node can read it
             return
         assert self.head is not None
-        if att.height > self.head.height:
-            self._early.setdefault(att.height, []).append(att)
+        if att.height > self.head.height:  # judged once this node commits that height, with the keys then
+            if att.height <= self.head.height + self.EARLY_HEIGHTS:
+                self._early.setdefault(att.height, []).append(att)
             return
         header = self.blocks.header(att.height)
         if header is not None:
-            self._judge(att, header)
+            self._admit(att, header)
+
+    def _admit(self, att: Attestation, header: Header) -> None:
+        """Judge a signed attestation of a committed height if its key is a node key of the consortium."""
+        nodes = self._consensus[0] if self._consensus else frozenset()
+        if att.node not in nodes:
+            self.refused_attestations += 1
+            log.warning("refused an attestation of block %d by %s, which is not a node key of the consortium",
+                        att.height, att.node)
+            return
+        self._judge(att, header)
 
     def _judge(self, att: Attestation, header: Header) -> None:
         if att.header == header.hash().hex():
@@ -404,5 +436,6 @@ class StreamEngine(Engine):
             "nats_error": self.link.last_error,
             "dropped_messages": self.dropped,
             "refused_attestations": self.refused_attestations,
+            "peer_attestations": self.peer_attestations.fetched,
             "quorum": self.blocks.quorum,
         }

@@ -10,7 +10,10 @@ document: chain id, node keys, quorum) and checks, with ``verify_*`` functions t
 - a state value (or its absence): its proof leads to the header's state root.
 
 If the consortium's node keys change, ``TrustAnchor.advance`` moves the anchor forward with a
-checkpoint signed by the current quorum and a proof of the new consensus record in its state.
+checkpoint signed by the current quorum and a proof of the new consensus record in its state;
+``follow_consensus`` does it for each change a node lists (``GET /v1/consensus/changes``), in
+order. An anchor advanced at height H judges checkpoints above H; ``anchor_for`` picks, among a
+verifier's anchors, the one for a height.
 """
 
 from __future__ import annotations
@@ -55,14 +58,56 @@ class TrustAnchor:
 
     def advance(self, checkpoint: Checkpoint, consensus_raw: bytes, proof: smt.StateProof) -> "TrustAnchor":
         """The anchor after a change of node keys or quorum proven at ``checkpoint``."""
+        if checkpoint.header.height <= self.height:
+            raise VerificationError(f"the consensus change at block {checkpoint.header.height} is not after the "
+                                    f"anchor's height {self.height}")
         verify_checkpoint(checkpoint, self)
         verify_state(checkpoint.header, b"gov/consensus", consensus_raw, proof)
-        record = msgspec.json.decode(consensus_raw)
-        nodes = {n["did"]: n["org"] for n in record["nodes"]}
-        if record["version"] <= self.version and self.height > 0:
+        try:
+            record = msgspec.json.decode(consensus_raw)
+            nodes = {n["did"]: n["org"] for n in record["nodes"]}
+            quorum, version = int(record["quorum"]), int(record["version"])
+        except (msgspec.DecodeError, KeyError, TypeError, ValueError) as exc:
+            raise VerificationError(f"the proven consensus record cannot be read: {exc}") from None
+        if version <= self.version:
             raise VerificationError("the consensus record is not newer than the anchor")
+        if not 1 <= quorum <= len(nodes):
+            raise VerificationError(f"the consensus record's quorum {quorum} is not between 1 and its {len(nodes)} node keys")
         return TrustAnchor(self.chain, self.genesis_hash, nodes, int(record["quorum"]), checkpoint.header.height,
                            int(record["version"]), self.history + (checkpoint.header.hash().hex(),))
+
+
+def follow_consensus(anchor: TrustAnchor, changes: list[dict[str, Any]]) -> list[TrustAnchor]:
+    """The anchors after each consensus change above ``anchor`` (a ``GET /v1/consensus/changes``
+    answer's ``changes``), each proven with the keys in force before it; raises on the first that
+    does not verify. A checkpoint's attestations by keys the anchor does not know are set aside:
+    the quorum of known keys is what proves the change."""
+    out: list[TrustAnchor] = []
+    for change in sorted(changes, key=lambda c: int(c["height"])):
+        if int(change["height"]) <= anchor.height:
+            continue
+        cp = _checkpoint(change)
+        if cp.header.height != int(change["height"]):
+            raise VerificationError(f"the consensus change listed at block {change['height']} carries the checkpoint "
+                                    f"of block {cp.header.height}")
+        known = Checkpoint(cp.header, [a for a in cp.attestations if a.node in anchor.nodes])
+        try:
+            proof = msgspec.convert(change["proof"], smt.StateProof)
+            raw = change["raw"].encode()
+        except (msgspec.ValidationError, KeyError, AttributeError) as exc:
+            raise VerificationError(f"the consensus change at block {change.get('height')} is malformed: {exc}") from None
+        anchor = anchor.advance(known, raw, proof)
+        out.append(anchor)
+    return out
+
+
+def anchor_for(anchors: list[TrustAnchor], height: int) -> TrustAnchor:
+    """Of a verifier's anchors (genesis first, then each change), the one that judges ``height``."""
+    chosen = anchors[0]
+    for a in anchors[1:]:
+        if a.height < height:
+            chosen = a
+    return chosen
 
 
 def verify_checkpoint(checkpoint: Checkpoint, anchor: TrustAnchor) -> None:
@@ -164,6 +209,6 @@ def _checkpoint(evidence: dict[str, Any]) -> Checkpoint:
 
 
 __all__ = [
-    "TrustAnchor", "VerificationError", "verify_checkpoint", "verify_inclusion", "verify_state",
+    "TrustAnchor", "VerificationError", "anchor_for", "follow_consensus", "verify_checkpoint", "verify_inclusion", "verify_state",
     "verify_state_evidence", "verify_tx_evidence",
 ]
