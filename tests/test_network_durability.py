@@ -3,7 +3,10 @@ JetStream servers and 4 organisations' nodes on 127.0.0.1, each stopped by its P
 
 - a cut request lost in a NATS outage is asked again, so the waiting block is still cut;
 - an attestation whose publish failed is published again until the node reads it back;
-- a deleted and re-created ordering stream is refused, by running and by restarting nodes.
+- a deleted and re-created ordering stream is refused, by running and by restarting nodes;
+- ``network up`` starts a process again elsewhere when its port was taken before it bound it;
+- a node whose peers' attestations left the ATTEST stream fetches them from the peers' APIs;
+- a verifier anchored at genesis follows node keys and quorum changed by governance.
 """
 
 from __future__ import annotations
