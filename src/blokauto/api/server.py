@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import socket
 import threading
 
@@ -33,9 +34,22 @@ class ApiServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def run(self) -> None:
-        """Serve until SIGINT/SIGTERM (call from the main thread)."""
-        self.server.run(sockets=[self.sock])
+    def run(self) -> int | None:
+        """Serve until SIGINT/SIGTERM (call from the main thread); returns the signal that stopped it.
+
+        uvicorn shuts down gracefully on a signal and then raises it again; with Python's default
+        handlers that would end the process before the caller stops the node (flushing state,
+        checkpointing the block log). The signal is recorded instead, and the caller stops cleanly.
+        """
+        received: list[int] = []
+        previous = {sig: signal.signal(sig, lambda signum, _frame: received.append(signum))
+                    for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self.server.run(sockets=[self.sock])
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return received[0] if received else None
 
     def start(self) -> str:
         """Serve from a background thread; returns the base URL once it accepts connections."""

@@ -1,4 +1,11 @@
-"""How every command reports a problem: one clear line on stderr and a stable exit code."""
+"""How every command reports a problem: one clear line on stderr and a stable exit code.
+
+    0  success
+    1  refused: the node or a rule refused the request, or a check found problems
+    2  usage: a missing file, a bad value, a node that cannot be reached
+    3  verification failed: what was served is not proven against the trust anchor
+    4  the data folder is damaged: the node will not run on it until an operator acts
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from ..core.errors import BlokautoError
+from ..node.faults import NodeFault
 from ..verify import VerificationError
 
 err_console = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
@@ -32,6 +40,8 @@ def cli_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             fail(f"[{exc.code}] {exc.message}", 1)
         except VerificationError as exc:
             fail(f"verification failed: {exc}", 3)
+        except NodeFault as exc:
+            fail(str(exc), 4)
         except ConnectionError as exc:
             fail(str(exc), 2)
         except (FileNotFoundError, FileExistsError, ValueError, msgspec.ValidationError) as exc:

@@ -1,11 +1,13 @@
 """The engine: one thread that owns the chain.
 
 It recovers at start (replaying blocks that ``state.db`` has not caught up with, checking every
-header), then loops: take ordered transactions, re-check replay and authorisation against the
-newest state, execute, append the block durably with this node's attestation, make its changes
-the newest state, and tell waiters and subscribers. Solo ordering (cut a block at
-``block_max_txs`` transactions or ``block_interval_ms`` after the first one arrived) is the
-default; a networked ordering feeds the same loop.
+header, and refusing a block log that ends before what the node committed), then loops: take
+ordered transactions, re-check replay and authorisation against the newest state, execute,
+append the block durably with this node's attestation, make its changes the newest state, and
+tell waiters and subscribers. Solo ordering (cut a block at ``block_max_txs`` transactions or
+``block_interval_ms`` after the first one arrived) is the default: it answers an id only once
+the transaction is in the fsynced intake journal, and orders again at start whatever the journal
+holds that no block does. A networked ordering feeds the same loop.
 """
 
 from __future__ import annotations
@@ -28,26 +30,15 @@ from ..core.errors import BlokautoError, ReplayedTx, Unavailable
 from ..core.execute import SignerCache, authorise
 from ..core.module import Context
 from ..core.registry import Registry
-from ..core.tx import CheckedTx
+from ..core.tx import CheckedTx, check_stateless
 from ..store.blocks import BlockLog
+from ..store.head import HeadMarker
 from ..store.state import StateStore, StoredReplayWindow
+from .faults import Divergence, IntegrityFault, LogBehindCommitted
+from .journal import IntakeJournal
 from .replay import stored_txs
 
 log = logging.getLogger("blokauto.engine")
-
-
-class Divergence(Exception):
-    """Re-executing a stored block gave a different header: the database was changed or the
-    code is not the code that wrote it. The node stops rather than continue on a forked state."""
-
-    def __init__(self, height: int, stored: Header, computed: Header) -> None:
-        self.height = height
-        self.stored = stored
-        self.computed = computed
-        fields = [f for f in stored.__struct_fields__ if getattr(stored, f) != getattr(computed, f)]
-        details = "; ".join(f"{f}: stored {getattr(stored, f)}, re-execution {getattr(computed, f)}" for f in fields)
-        super().__init__(f"block {height} does not re-execute to its stored header ({details}); the database was "
-                         f"changed or this software differs from the one that wrote it. Run `blokauto audit`.")
 
 
 class Submission:
@@ -99,6 +90,9 @@ def now_ms() -> int:
 
 
 class Engine:
+    #: Solo ordering answers ids after the intake journal's fsync; a networked ordering after the stream's.
+    intake_journal = True
+
     def __init__(self, data_dir: Path, registry: Registry, node_key: KeyPair, config: EngineConfig | None = None,
                  *, genesis: Genesis | None = None) -> None:
         self.data_dir = data_dir
@@ -117,6 +111,9 @@ class Engine:
         self.genesis: Genesis = stored
         self.chain = stored.chain
         self.state = StateStore(data_dir / "state.db", registry)
+        self.head_marker = HeadMarker(data_dir)
+        self.journal = IntakeJournal(data_dir) if self.intake_journal else None
+        self.recovered_from_journal = 0
         self.window = StoredReplayWindow(self.state)
         self.signers = SignerCache(registry.directory.watched)  # shared by pre-check and execution
         self.head: Header | None = None
@@ -137,14 +134,13 @@ class Engine:
     def recover(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Bring the state to the last durable block; returns how many blocks were replayed."""
         height = self.blocks.height()
+        self._check_log_complete(height)
         if height < 0:
             self._commit(make_genesis_block(self.registry, self.genesis, self.state))
             self.state.start()
+            self._recover_intake()
             return 0
         flushed = self.state.flushed_height
-        if flushed > height:
-            raise RuntimeError(f"state.db is at height {flushed} but chain.db only reaches {height}; "
-                               f"delete state.db to rebuild it from the block log")
         if flushed >= 0:
             header = self.blocks.header(flushed)
             assert header is not None
@@ -173,7 +169,54 @@ class Engine:
         assert self.head is not None
         self.window.rebuild(self.head.time)  # pre-checks before the next block see every consumed id
         self.params = self.registry.read_params(self.state)
+        self._recover_intake()
         return replayed
+
+    def _check_log_complete(self, height: int) -> None:
+        """Refuse a block log that ends before what this node is known to have committed."""
+        known: list[tuple[int, str]] = []
+        if self.state.flushed_height > height:
+            known.append((self.state.flushed_height, "state.db"))
+        marker = self.head_marker.read()
+        if marker is not None and marker.height > height:
+            known.append((marker.height, self.head_marker.path.name))
+        if known:
+            raise LogBehindCommitted(height, max(h for h, _ in known), [w for _, w in known])
+        if marker is not None:
+            stored = self.blocks.header(marker.height)
+            if stored is None or stored.hash().hex() != marker.hash:
+                raise IntegrityFault("the block log", f"block {marker.height}",
+                                     f"its header is not the one this node committed ({self.head_marker.path.name} "
+                                     f"records hash {marker.hash})")
+
+    def _recover_intake(self) -> None:
+        """Order whatever the intake journal holds that no committed block does (solo ordering)."""
+        if self.journal is None:
+            return
+        contents = self.journal.read()
+        self.journal.open()
+        params = self.params or self.registry.read_params(self.state)
+        pending: list[CheckedTx] = []
+        seen: set[bytes] = set()
+        for raw in contents.txs:
+            try:
+                checked = check_stateless(raw, self.registry.codec, chain=self.chain, max_bytes=1 << 30)
+            except BlokautoError as err:  # it passed these checks before it was journaled: the file was changed
+                log.warning("the intake journal holds a transaction that fails the stateless checks (%s); "
+                            "left out", err.message)
+                continue
+            if checked.id in seen or self.locate(checked.id) is not None:
+                continue
+            seen.add(checked.id)
+            pending.append(checked)
+        limit = min(self.config.block_max_txs, params.get("max_block_txs", self.config.block_max_txs))
+        for i in range(0, len(pending), limit):
+            self.produce(pending[i:i + limit])
+        self.recovered_from_journal = len(pending)
+        if pending:
+            log.warning("ordered %d acknowledged transactions from the intake journal that no block held yet",
+                        len(pending))
+        self.journal.clear()
 
     # ---------------------------------------------------------------- running
 
@@ -190,6 +233,10 @@ class Engine:
         for _, sub, i in self._inbox:
             sub.answer(i, Unavailable(reason="the node is stopping"))
         self._inbox.clear()
+        if self.head is not None and self.failure is None:
+            self.head_marker.write(self.head, durable=True)
+        if self.journal is not None:
+            self.journal.close()
         self.state.close()
         self.blocks.close()
 
@@ -234,8 +281,11 @@ class Engine:
             if not batch:
                 continue
             accepted = self._precheck(batch)
-            if accepted:
-                self.produce(accepted)
+            if not accepted or not self._journal(accepted):
+                continue
+            self.produce([checked for checked, _, _ in accepted])
+            assert self.journal is not None
+            self.journal.committed()
 
     def _run(self) -> None:
         try:
@@ -249,20 +299,34 @@ class Engine:
             for _, sub, i in items:
                 sub.answer(i, Unavailable(reason="the engine stopped"))
 
-    def _precheck(self, batch: list[tuple[CheckedTx, Submission, int]]) -> list[CheckedTx]:
+    def _precheck(self, batch: list[tuple[CheckedTx, Submission, int]]) -> list[tuple[CheckedTx, Submission, int]]:
         """Refuse, before ordering, what execution would refuse for replay or authorisation."""
         assert self.head is not None
-        accepted: list[CheckedTx] = []
+        accepted: list[tuple[CheckedTx, Submission, int]] = []
         seen: set[bytes] = set()
-        for checked, sub, i in batch:
+        for item in batch:
+            checked, sub, i = item
             err = self.check_stateful(checked, seen)
             if err is not None:
                 sub.answer(i, err)
                 continue
             seen.add(checked.id)
-            accepted.append(checked)
-            sub.answer(i, checked.id)
+            accepted.append(item)
         return accepted
+
+    def _journal(self, accepted: list[tuple[CheckedTx, Submission, int]]) -> bool:
+        """Make accepted transactions durable (one fsync for the group), then answer their ids."""
+        assert self.journal is not None
+        try:
+            self.journal.append([checked.raw for checked, _, _ in accepted])
+        except OSError as exc:  # nothing was acknowledged; the journal is as it was before
+            log.error("the intake journal cannot be written: %s", exc)
+            for _, sub, i in accepted:
+                sub.answer(i, Unavailable(reason=f"the node cannot write its intake journal ({exc.strerror})"))
+            return False
+        for checked, sub, i in accepted:
+            sub.answer(i, checked.id)
+        return True
 
     def check_stateful(self, checked: CheckedTx, seen: set[bytes] = frozenset()) -> BlokautoError | None:  # type: ignore[assignment]
         assert self.head is not None
@@ -301,6 +365,7 @@ class Engine:
 
     def _commit(self, outcome: BlockOutcome, stream_seq: int | None = None) -> None:
         self.blocks.append(outcome, self.own_attestation(outcome.header), stream_seq=stream_seq)
+        self.head_marker.write(outcome.header)
         self.state.apply(outcome)
         self.head = outcome.header
         if outcome.writes or not self.params:

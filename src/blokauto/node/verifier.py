@@ -12,6 +12,7 @@ import importlib
 import itertools
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -38,6 +39,7 @@ def _load_registry(factory: str) -> Any:
 
 
 def _worker_main(rfd: int, wfd: int, chain: str, factory: str) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the node stops its workers
     codec = _load_registry(factory).codec
     inbox, conn = Connection(rfd, writable=False), Connection(wfd, readable=False)
     while True:

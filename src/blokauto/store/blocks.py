@@ -2,6 +2,8 @@
 
 Append-only, one SQL transaction per block, fsynced before ``append`` returns: a block is
 acknowledged only once it is here. Everything else a node keeps can be rebuilt from this file.
+The log is checkpointed out of its write-ahead log regularly and on close, so a stopped node's
+``chain.db`` holds every block by itself.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from .sqlite import connect
 
 _pack = msgspec.msgpack.Encoder().encode
 _unpack_list = msgspec.msgpack.Decoder(list[bytes]).decode
+
+CHECKPOINT_EVERY = 64  # blocks between checkpoints of the write-ahead log into chain.db
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB NOT NULL);
@@ -66,7 +70,9 @@ class BlockLog:
         self._write = connect(path, durable=True)
         self._write.executescript(SCHEMA)
         self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._appended = 0
         self._attested = threading.Condition()
         self.quorum = 1  # attestations a served checkpoint waits for (a networked node sets the consortium's)
         self.quorum_wait_s = 0.0
@@ -75,9 +81,28 @@ class BlockLog:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = connect(self.path, durable=True, readonly=True)
+            with self._lock:
+                self._readers.append(conn)
         return conn
 
+    @property
+    def synchronous(self) -> int:
+        """The write connection's ``PRAGMA synchronous`` (2: FULL, every commit fsynced)."""
+        return self._write.execute("PRAGMA synchronous").fetchone()[0]
+
+    def checkpoint_wal(self) -> None:
+        """Move every committed block from the write-ahead log into ``chain.db`` and empty the log."""
+        with self._lock:
+            self._write.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def close(self) -> None:
+        """Close every connection; the last one out checkpoints the write-ahead log into chain.db."""
+        with self._lock:
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            conn.close()
+        self._local = threading.local()
+        self._write.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._write.close()
 
     # ---------------------------------------------------------------- genesis
@@ -113,6 +138,9 @@ class BlockLog:
             except BaseException:
                 c.execute("ROLLBACK")
                 raise
+            self._appended += 1
+            if self._appended % CHECKPOINT_EVERY == 0:  # keep the WAL short; readers may hold it: then later
+                c.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def add_attestation(self, height: int, att: NodeSignature) -> bool:
         with self._lock:

@@ -76,6 +76,8 @@ class StateStore:
         self._write.executescript(BASE_SCHEMA + "".join(index_schema(t) for t in registry.indexes))
         self._engine = connect(path, durable=False, readonly=True, cache_mb=64)
         self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
         row = self._write.execute("SELECT v FROM meta WHERE k='height'").fetchone()
         self.flushed_height: int = -1 if row is None else int(row[0])
         row = self._write.execute("SELECT v FROM meta WHERE k='root'").fetchone()
@@ -108,8 +110,14 @@ class StateStore:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        self._write.close()
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            conn.close()
+        self._local = threading.local()
         self._engine.close()
+        self._write.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._write.close()
 
     @property
     def applied_height(self) -> int:
@@ -307,6 +315,8 @@ class StateStore:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = connect(self.path, durable=False, readonly=True)
+            with self._readers_lock:
+                self._readers.append(conn)
         return conn
 
     @contextmanager

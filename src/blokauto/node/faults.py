@@ -1,0 +1,76 @@
+"""What stops a node, or makes it unhealthy: its own data disagrees with what it committed.
+
+    NodeFault                   the node cannot go on safely; the message says what to do
+    ├── Divergence              re-executing a stored block gives a different header
+    ├── LogBehindCommitted      chain.db ends before blocks this node committed
+    ├── JournalDamaged          acknowledged transactions in the intake journal are unreadable
+    └── IntegrityFault          stored data does not match what it was committed as
+
+A request that would be answered from damaged data is refused with ``DataIntegrity``
+(``integrity_failure``), naming what and where; the node never serves it as genuine.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..core.block import Header
+from ..core.errors import BlokautoError
+
+RECOVERY_DOC = "docs/operations.md#when-the-node-finds-damaged-data"
+
+
+class NodeFault(Exception):
+    """Base of every fault that stops a node or makes it unhealthy."""
+
+
+class Divergence(NodeFault):
+    """Re-executing a stored block gave a different header: the database was changed or the
+    code is not the code that wrote it. The node stops rather than continue on a forked state."""
+
+    def __init__(self, height: int, stored: Header, computed: Header) -> None:
+        self.height = height
+        self.stored = stored
+        self.computed = computed
+        fields = [f for f in stored.__struct_fields__ if getattr(stored, f) != getattr(computed, f)]
+        details = "; ".join(f"{f}: stored {getattr(stored, f)}, re-execution {getattr(computed, f)}" for f in fields)
+        super().__init__(f"block {height} does not re-execute to its stored header ({details}); the database was "
+                         f"changed or this software differs from the one that wrote it. Run `blokauto audit`.")
+
+
+class LogBehindCommitted(NodeFault):
+    """``chain.db`` ends before blocks this node is known to have committed."""
+
+    def __init__(self, log_height: int, committed: int, where: list[str]) -> None:
+        self.log_height = log_height
+        self.committed = committed
+        super().__init__(
+            f"chain.db ends at block {log_height}, but this node committed blocks up to {committed} "
+            f"(recorded in {' and '.join(where)}): blocks {log_height + 1}-{committed} are missing from the block "
+            f"log, which was damaged or replaced by an older copy. Nothing was changed; do not delete state.db or "
+            f"head.json, they are the evidence of what was committed. Restore the data folder from a backup "
+            f"(`blokauto node restore --from BACKUP --data NEW_FOLDER`) or, in a network, rejoin from another "
+            f"organisation's node (`blokauto node snapshot`); see {RECOVERY_DOC}.")
+
+
+class IntegrityFault(NodeFault):
+    """Stored data does not match what the node committed; the node stops serving it."""
+
+    def __init__(self, what: str, where: str, reason: str) -> None:
+        self.what, self.where, self.reason = what, where, reason
+        super().__init__(f"{what} at {where}: {reason}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"what": self.what, "where": self.where, "reason": self.reason}
+
+
+class DataIntegrity(BlokautoError):
+    code = "integrity_failure"
+    http_status = 503
+    template = ("This node's copy of {what} at {where} does not match what it committed ({reason}), so it will not "
+                "serve it. Read it from another node of the consortium; the node's operator should run `blokauto "
+                "audit` and restore from a backup or a peer (" + RECOVERY_DOC + ").")
+
+    @classmethod
+    def of(cls, fault: IntegrityFault) -> "DataIntegrity":
+        return cls(**fault.to_dict())

@@ -1,0 +1,197 @@
+"""The intake journal of a solo node: an id is a promise.
+
+A solo node answers a submission with its transaction id only once the transaction is on disk
+in ``DATA/intake.journal``: the engine appends each group of transactions it accepted together
+with one ``write`` and one ``fsync`` (group commit), then answers their ids. At start, every
+journaled transaction that no committed block holds is ordered again, so a node killed at any
+moment loses nothing it acknowledged. Once the blocks holding them are committed (``chain.db``
+is fsynced per block), the journal is emptied.
+
+File format (integers little-endian)::
+
+    header  b"BLKJ" | u32 version
+    group   b"GRP1" | u32 count | u32 payload length | payload | 32-byte SHA-256 of all before it
+    payload (u32 length | transaction bytes) * count
+
+A group is fsynced before any of its ids is answered. A damaged or incomplete group at the end
+of the file, with no intact group after it, was being written when the node stopped, so none of
+its ids was answered: it is set aside (``intake.journal.torn-N``) with a warning. Damage with an
+intact group after it destroyed acknowledged transactions: the node refuses to start until an
+operator decides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from .faults import NodeFault
+
+log = logging.getLogger("blokauto.journal")
+
+JOURNAL_FILE = "intake.journal"
+MAGIC = b"BLKJ"
+VERSION = 1
+_HEADER = MAGIC + struct.pack("<I", VERSION)
+GROUP_MAGIC = b"GRP1"
+_GROUP = struct.Struct("<4sII")
+_DIGEST = 32
+_LEN = struct.Struct("<I")
+
+
+class JournalDamaged(NodeFault):
+    """The intake journal is damaged before its last group: acknowledged transactions are unreadable."""
+
+    def __init__(self, path: Path, offset: int, reason: str, readable: int) -> None:
+        self.path, self.offset = path, offset
+        super().__init__(
+            f"{path} is damaged at byte {offset} ({reason}); it holds transactions this node acknowledged "
+            f"but had not yet committed, and {readable} before the damage are readable. Nothing was changed. "
+            f"Keep a copy of the file for the investigation. To start without the damaged part, move the file "
+            f"aside: the readable transactions are then lost too unless their senders send them again "
+            f"(a sender finds its id unknown with GET /v1/txs/ID).")
+
+
+@dataclass(frozen=True)
+class JournalContents:
+    txs: list[bytes]
+    torn_bytes: int  # bytes set aside from a group that was being written when the node stopped
+
+
+def _group_at(data: bytes, pos: int) -> tuple[list[bytes], int] | None:
+    """The transactions of an intact group starting at ``pos`` and where it ends, or None."""
+    if pos + _GROUP.size > len(data):
+        return None
+    magic, count, length = _GROUP.unpack_from(data, pos)
+    end = pos + _GROUP.size + length + _DIGEST
+    if magic != GROUP_MAGIC or end > len(data):
+        return None
+    if hashlib.sha256(data[pos:end - _DIGEST]).digest() != data[end - _DIGEST:end]:
+        return None
+    payload = memoryview(data)[pos + _GROUP.size:end - _DIGEST]
+    txs: list[bytes] = []
+    p = 0
+    for _ in range(count):
+        if p + _LEN.size > len(payload):
+            return None
+        (n,) = _LEN.unpack_from(payload, p)
+        p += _LEN.size
+        if p + n > len(payload):
+            return None
+        txs.append(bytes(payload[p:p + n]))
+        p += n
+    return (txs, end) if p == len(payload) else None
+
+
+def _parse(data: bytes, path: Path) -> tuple[list[bytes], int]:
+    """The transactions of every intact group, and where the intact part ends."""
+    if not data:
+        return [], 0
+    if not data.startswith(_HEADER):
+        if len(data) < len(_HEADER) and _HEADER.startswith(data):
+            return [], 0  # the header itself was being written
+        raise JournalDamaged(path, 0, "it does not start with a journal header", 0)
+    txs: list[bytes] = []
+    pos = len(_HEADER)
+    while pos < len(data):
+        group = _group_at(data, pos)
+        if group is None:
+            later = data.find(GROUP_MAGIC, pos + 1)
+            while later != -1:
+                if _group_at(data, later) is not None:  # an intact group after the damage: not a torn write
+                    raise JournalDamaged(path, pos, "a group does not match its checksum", len(txs))
+                later = data.find(GROUP_MAGIC, later + 1)
+            return txs, pos
+        txs.extend(group[0])
+        pos = group[1]
+    return txs, pos
+
+
+class IntakeJournal:
+    """``append`` durably before answering ids; ``read`` at start; ``clear`` once all is committed."""
+
+    def __init__(self, data_dir: Path, *, clear_above_bytes: int = 1 << 20) -> None:
+        self.path = Path(data_dir) / JOURNAL_FILE
+        self.clear_above_bytes = clear_above_bytes
+        self._fd: int | None = None
+        self.size = 0
+        self.appended_txs = 0
+
+    def read(self) -> JournalContents:
+        """Every journaled transaction (committed or not), after setting aside a torn last group."""
+        if not self.path.exists():
+            return JournalContents([], 0)
+        data = self.path.read_bytes()
+        txs, end = _parse(data, self.path)
+        torn = len(data) - end
+        if torn:
+            n = 1
+            while (aside := self.path.with_name(f"{JOURNAL_FILE}.torn-{n}")).exists():
+                n += 1
+            aside.write_bytes(data[end:])
+            with open(self.path, "r+b") as f:
+                f.truncate(end)
+                os.fsync(f.fileno())
+            log.warning("%s ended with %d bytes of a group that was being written when the node stopped (never "
+                        "acknowledged); they were set aside in %s", self.path, torn, aside.name)
+        return JournalContents(txs, torn)
+
+    def open(self) -> None:
+        """Open for appending (after ``read``)."""
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self.size = os.fstat(self._fd).st_size
+        if self.size == 0:
+            self._write(_HEADER)
+        _fsync_dir(self.path.parent)
+
+    def append(self, raws: list[bytes]) -> None:
+        """Write one group and fsync it; returns once every transaction in it is durable."""
+        if not raws:
+            return
+        payload = b"".join(_LEN.pack(len(r)) + r for r in raws)
+        group = _GROUP.pack(GROUP_MAGIC, len(raws), len(payload)) + payload
+        self._write(group + hashlib.sha256(group).digest())
+        self.appended_txs += len(raws)
+
+    def _write(self, data: bytes) -> None:
+        """Append and fsync; on failure the file is cut back to where it was (nothing half-written stays)."""
+        assert self._fd is not None, "the journal is not open"
+        view = memoryview(data)
+        try:
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+            os.fsync(self._fd)
+        except OSError:
+            os.ftruncate(self._fd, self.size)
+            raise
+        self.size += len(data)
+
+    def committed(self) -> None:
+        """Everything appended so far is in committed blocks: empty the journal once it is large."""
+        if self.size > self.clear_above_bytes:
+            self.clear()
+
+    def clear(self) -> None:
+        assert self._fd is not None
+        os.ftruncate(self._fd, 0)
+        self.size = 0
+        self._write(_HEADER)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a file's creation durable (its directory entry)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,100 @@
+"""The solo node's intake journal: what it acknowledged survives, a torn last group is set aside
+(never acknowledged), and damage to acknowledged transactions stops the node instead of
+silently dropping them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from blokauto.node.journal import JOURNAL_FILE, IntakeJournal, JournalDamaged
+
+
+def journal_with(tmp: Path, *groups: list[bytes]) -> IntakeJournal:
+    j = IntakeJournal(tmp)
+    j.read()
+    j.open()
+    for g in groups:
+        j.append(g)
+    j.close()
+    return j
+
+
+def test_every_appended_group_reads_back_in_order(tmp_path):
+    journal_with(tmp_path, [b"a", b"bb"], [b"ccc"], [b""])
+    assert IntakeJournal(tmp_path).read().txs == [b"a", b"bb", b"ccc", b""]
+
+
+@given(st.lists(st.lists(st.binary(max_size=40), min_size=1, max_size=5), max_size=6))
+@settings(max_examples=60, deadline=None)
+def test_any_groups_round_trip(groups):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        journal_with(Path(d), *groups)
+        assert IntakeJournal(Path(d)).read().txs == [t for g in groups for t in g]
+
+
+@pytest.mark.parametrize("cut", [1, 5, 12, 20, 33])
+def test_a_group_cut_short_by_a_crash_is_set_aside_and_the_rest_kept(tmp_path, cut):
+    journal_with(tmp_path, [b"first"], [b"second-group-being-written"])
+    path = tmp_path / JOURNAL_FILE
+    data = path.read_bytes()
+    path.write_bytes(data[:-cut])
+    got = IntakeJournal(tmp_path).read()
+    assert got.txs == [b"first"] and got.torn_bytes > 0
+    aside = tmp_path / f"{JOURNAL_FILE}.torn-1"
+    assert aside.exists() and data.startswith(path.read_bytes()) and path.read_bytes() + aside.read_bytes() == data[:-cut]
+
+
+def test_a_flipped_byte_in_an_acknowledged_group_stops_the_node(tmp_path):
+    journal_with(tmp_path, [b"acknowledged-one", b"acknowledged-two"], [b"acknowledged-three"])
+    path = tmp_path / JOURNAL_FILE
+    data = bytearray(path.read_bytes())
+    data[data.index(b"acknowledged-one") + 3] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(JournalDamaged) as err:
+        IntakeJournal(tmp_path).read()
+    assert "damaged at byte 8" in str(err.value) and "acknowledged" in str(err.value)
+    assert path.read_bytes() == bytes(data)  # nothing changed
+
+
+def test_a_journal_that_is_not_a_journal_is_refused(tmp_path):
+    (tmp_path / JOURNAL_FILE).write_bytes(b"SQLite format 3\x00 and more")
+    with pytest.raises(JournalDamaged):
+        IntakeJournal(tmp_path).read()
+
+
+def test_a_failed_write_leaves_the_journal_as_it_was(tmp_path, monkeypatch):
+    j = IntakeJournal(tmp_path)
+    j.read()
+    j.open()
+    j.append([b"kept"])
+    before = (tmp_path / JOURNAL_FILE).read_bytes()
+    real_fsync = os.fsync
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(OSError):
+        j.append([b"never-acknowledged"])
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert (tmp_path / JOURNAL_FILE).read_bytes() == before
+    j.append([b"next"])
+    j.close()
+    assert IntakeJournal(tmp_path).read().txs == [b"kept", b"next"]
+
+
+def test_clearing_keeps_a_readable_empty_journal(tmp_path):
+    j = IntakeJournal(tmp_path, clear_above_bytes=10)
+    j.read()
+    j.open()
+    j.append([b"x" * 50])
+    j.committed()
+    j.append([b"after"])
+    j.close()
+    assert IntakeJournal(tmp_path).read().txs == [b"after"]
