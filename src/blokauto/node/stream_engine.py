@@ -92,6 +92,8 @@ class StreamEngine(Engine):
     ATTEST_TRACKED = 64  # own attestations of the newest heights watched that way
     EARLY_HEIGHTS = 10_000  # attestations kept for heights this node has not reached, at most this far ahead
 
+    intake_journal = False  # a client is answered once the stream acknowledged its transaction
+
     def __init__(self, data_dir: Path, registry: Registry, node_key: KeyPair, config: EngineConfig | None = None,
                  *, genesis: Genesis | None = None, settings: NetworkSettings) -> None:
         super().__init__(data_dir, registry, node_key, config, genesis=genesis)
