@@ -72,7 +72,7 @@ def _wait_s(wait: float) -> float:
 def create_app(node: Node) -> Litestar:
     engine = node.engine
     registry = node.registry
-    reader = ChainReader(registry, engine.blocks, engine.state)
+    reader = ChainReader(registry, engine.blocks, engine.state, health=node.health, node_keys=lambda: engine.known_nodes)
 
     async def _receipt(txid: bytes, wait: float) -> dict[str, Any]:
         if wait > 0:
@@ -252,7 +252,8 @@ def create_app(node: Node) -> Litestar:
     async def _report(vin: str, min_height: int) -> dict[str, Any]:
         if min_height > engine.state.flushed_height:
             await asyncio.to_thread(engine.state.wait_flushed, min_height, 10.0)
-        return await asyncio.to_thread(build_report, engine.blocks, engine.state, vin)
+        node.health.check_state()
+        return await asyncio.to_thread(build_report, engine.blocks, engine.state, vin, reader.checkpoint)
 
     @get("/v1/reports/{vin:str}", summary="A vehicle's verifiable history report (blokauto-report/1)")
     async def report_json(vin: FromPath[str], min_height: FromQuery[int] = -1) -> dict[str, Any]:

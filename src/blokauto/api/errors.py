@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from ..core.errors import BlokautoError
+from ..node.faults import DataIntegrity
+from ..store.damage import DamagedData
 
 log = logging.getLogger("blokauto.api")
 
@@ -41,10 +44,25 @@ def http_error(_: Request, exc: HTTPException) -> Response:
     return Response(error_body(code, message, detail), status_code=status)
 
 
+def damaged_data(request: Request, exc: DamagedData) -> Response:
+    """A read met data that does not match what the node committed: never serve it; the node turns unhealthy."""
+    request.app.state.node.health.note(exc)
+    return blokauto_error(request, DataIntegrity.of(exc))
+
+
+def database_error(request: Request, exc: sqlite3.DatabaseError) -> Response:
+    """SQLite cannot read a database file (``database disk image is malformed``): damage, not a bug."""
+    if isinstance(exc, sqlite3.OperationalError) and "malformed" not in str(exc):
+        return internal_error(request, exc)
+    damage = DamagedData("the node's databases", request.url.path, f"SQLite cannot read them ({exc})", scope="state")
+    return damaged_data(request, damage)
+
+
 def internal_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return Response(error_body("internal_error", "The node failed to answer; this is a bug, please report it."),
                     status_code=500)
 
 
-EXCEPTION_HANDLERS = {BlokautoError: blokauto_error, HTTPException: http_error, Exception: internal_error}
+EXCEPTION_HANDLERS = {BlokautoError: blokauto_error, HTTPException: http_error, DamagedData: damaged_data,
+                      sqlite3.DatabaseError: database_error, Exception: internal_error}

@@ -87,7 +87,7 @@ def audit(data_dir: Path, *, registry: Registry | None = None, workers: int | No
         try:
             _replay(blocks, height, registry, ledger, last_write, pool, state, state_height, report, finding, progress)
         except CorruptBlock as exc:
-            finding(exc.height, "block", exc.what)
+            finding(exc.height, "block", exc.reason)
         if state is not None and state_height > height:
             finding(state_height, "state", f"state.db is at height {state_height}, beyond the last block {height}")
     finally:

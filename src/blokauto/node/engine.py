@@ -31,12 +31,14 @@ from ..core.execute import SignerCache, authorise
 from ..core.module import Context
 from ..core.registry import Registry
 from ..core.tx import CheckedTx, check_stateless
+from ..modules.governance.state import CONSENSUS
 from ..store.blocks import BlockLog
 from ..store.head import HeadMarker
 from ..store.state import StateStore, StoredReplayWindow
 from .faults import Divergence, IntegrityFault, LogBehindCommitted
 from .journal import IntakeJournal
 from .replay import stored_txs
+from .scrub import known_node_keys
 
 log = logging.getLogger("blokauto.engine")
 
@@ -111,6 +113,8 @@ class Engine:
         self.genesis: Genesis = stored
         self.chain = stored.chain
         self.state = StateStore(data_dir / "state.db", registry)
+        self.known_nodes: set[str] = set(stored.node_keys())  # every node key ever in force: attestations count
+        self._consensus_history_read = False
         self.head_marker = HeadMarker(data_dir)
         self.journal = IntakeJournal(data_dir) if self.intake_journal else None
         self.recovered_from_journal = 0
@@ -169,8 +173,17 @@ class Engine:
         assert self.head is not None
         self.window.rebuild(self.head.time)  # pre-checks before the next block see every consumed id
         self.params = self.registry.read_params(self.state)
+        self._note_consensus()
         self._recover_intake()
         return replayed
+
+    def _note_consensus(self) -> None:
+        if not self._consensus_history_read:  # keys removed since: their attestations of older blocks count
+            self.known_nodes |= known_node_keys(self.data_dir, self.blocks)
+            self._consensus_history_read = True
+        c = CONSENSUS.get(self.state)
+        if c is not None:
+            self.known_nodes |= {n.did for n in c.nodes}
 
     def _check_log_complete(self, height: int) -> None:
         """Refuse a block log that ends before what this node is known to have committed."""
@@ -187,7 +200,7 @@ class Engine:
             if stored is None or stored.hash().hex() != marker.hash:
                 raise IntegrityFault("the block log", f"block {marker.height}",
                                      f"its header is not the one this node committed ({self.head_marker.path.name} "
-                                     f"records hash {marker.hash})")
+                                     f"records hash {marker.hash})", scope="block", height=marker.height)
 
     def _recover_intake(self) -> None:
         """Order whatever the intake journal holds that no committed block does (solo ordering)."""
@@ -370,6 +383,8 @@ class Engine:
         self.head = outcome.header
         if outcome.writes or not self.params:
             self.params = self.registry.read_params(self.state)
+        if CONSENSUS.key in outcome.writes:
+            self._note_consensus()
         self.committed_txs += len(outcome.tx_ids)
         self._notify(outcome)
 

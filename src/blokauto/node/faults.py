@@ -12,10 +12,9 @@ A request that would be answered from damaged data is refused with ``DataIntegri
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..core.block import Header
 from ..core.errors import BlokautoError
+from ..store.damage import DamagedData
 
 RECOVERY_DOC = "docs/operations.md#when-the-node-finds-damaged-data"
 
@@ -53,15 +52,8 @@ class LogBehindCommitted(NodeFault):
             f"organisation's node (`blokauto node snapshot`); see {RECOVERY_DOC}.")
 
 
-class IntegrityFault(NodeFault):
+class IntegrityFault(NodeFault, DamagedData):
     """Stored data does not match what the node committed; the node stops serving it."""
-
-    def __init__(self, what: str, where: str, reason: str) -> None:
-        self.what, self.where, self.reason = what, where, reason
-        super().__init__(f"{what} at {where}: {reason}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"what": self.what, "where": self.where, "reason": self.reason}
 
 
 class DataIntegrity(BlokautoError):
@@ -72,5 +64,5 @@ class DataIntegrity(BlokautoError):
                 "audit` and restore from a backup or a peer (" + RECOVERY_DOC + ").")
 
     @classmethod
-    def of(cls, fault: IntegrityFault) -> "DataIntegrity":
-        return cls(**fault.to_dict())
+    def of(cls, damage: DamagedData) -> "DataIntegrity":
+        return cls(**damage.to_dict())

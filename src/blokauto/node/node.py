@@ -9,6 +9,8 @@ the refusal. ``engine.receipt_future(id)`` then resolves when its block is commi
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from concurrent.futures import Future
 from pathlib import Path
@@ -21,11 +23,20 @@ from ..core.errors import BlokautoError, Unavailable
 from ..core.registry import Registry
 from ..keystore import KeyStore
 from ..modules import default_registry
+from ..core import smt
+from ..store.damage import DamagedData
 from .engine import Engine, EngineConfig, Submission, now_ms
+from .faults import Divergence, IntegrityFault
+from .health import Health, Scrubber
+from .integrity import verify_block
 from .netconfig import load_network
 from .verifier import VerifierPool
 
+log = logging.getLogger("blokauto.node")
+
 GENESIS_FILE = "genesis.json"
+#: Blocks at the head checked in full at every start (the rest is the scrubber's).
+START_CHECK_BLOCKS = 8
 
 
 def load_genesis(data_dir: Path) -> Genesis | None:
@@ -50,24 +61,49 @@ def find_node_key(data_dir: Path, genesis: Genesis, name: str | None = None) -> 
 
 class Node:
     def __init__(self, data_dir: Path, *, node_key: KeyPair | None = None, config: EngineConfig | None = None,
-                 workers: int | None = None, registry: Registry | None = None) -> None:
+                 workers: int | None = None, registry: Registry | None = None, scrub_interval_s: float = 0.0) -> None:
         self.data_dir = Path(data_dir)
         self.registry = registry or default_registry()
         genesis = load_genesis(self.data_dir)
         if genesis is None:
             raise FileNotFoundError(f"{self.data_dir} holds no {GENESIS_FILE}; run `blokauto init --data {self.data_dir}` first")
-        key = node_key or find_node_key(self.data_dir, genesis)
+        self._genesis = genesis
+        self._key = node_key or find_node_key(self.data_dir, genesis)
+        self._config = config
         self.network = load_network(self.data_dir)
-        if self.network is None:
-            self.engine = Engine(self.data_dir, self.registry, key, config, genesis=genesis)
-        else:
-            from .stream_engine import StreamEngine  # NATS is only imported by networked nodes
-            self.engine = StreamEngine(self.data_dir, self.registry, key, config, genesis=genesis,
-                                       settings=self.network)
+        self.rebuilt_state: str | None = None
+        recorded = Health.recorded_state_damage(self.data_dir)
+        if recorded is not None:
+            self._set_state_aside(f"the scrubber found it damaged: {recorded['reason']}")
+        self.engine = self._new_engine()
+        self.health = Health(self.data_dir)
+        self.scrubber = Scrubber(self.data_dir, self.health, interval_s=scrub_interval_s)
         self.workers = workers
         self.verifier: VerifierPool | None = None
         self._inflight = 0
         self._lock = threading.Lock()
+
+    def _new_engine(self) -> Engine:
+        if self.network is None:
+            return Engine(self.data_dir, self.registry, self._key, self._config, genesis=self._genesis)
+        from .stream_engine import StreamEngine  # NATS is only imported by networked nodes
+        return StreamEngine(self.data_dir, self.registry, self._key, self._config, genesis=self._genesis,
+                            settings=self.network)
+
+    def _set_state_aside(self, reason: str) -> None:
+        """Move a damaged state.db aside (kept as evidence); the engine rebuilds it from the block log."""
+        path = self.data_dir / "state.db"
+        n = 1
+        while (aside := path.with_name(f"state.db.damaged-{n}")).exists():
+            n += 1
+        if path.exists():
+            os.replace(path, aside)
+        for suffix in ("-wal", "-shm"):
+            side = path.with_name("state.db" + suffix)
+            if side.exists():
+                os.replace(side, aside.with_name(aside.name + suffix))
+        self.rebuilt_state = f"state.db was set aside as {aside.name} and rebuilt from the block log ({reason})"
+        log.warning("%s", self.rebuilt_state)
 
     @property
     def chain(self) -> str:
@@ -78,8 +114,21 @@ class Node:
         return self.engine.node_key.did
 
     def start(self, progress: Callable[[int, int], None] | None = None) -> int:
-        """Recover, start the signature workers and the engine. Returns blocks replayed."""
-        replayed = self.engine.recover(progress)
+        """Recover (checking the head of the log and the state; a damaged state.db is set aside and
+        rebuilt), start the signature workers, the engine and the scrubber. Returns blocks replayed."""
+        try:
+            replayed = self.engine.recover(progress)
+            self._check_at_start()
+        except (Divergence, IntegrityFault) as exc:
+            if not self._state_damage(exc):
+                raise
+            self.engine.stop()
+            self._set_state_aside(str(exc))
+            self.engine = self._new_engine()
+            replayed = self.engine.recover(progress)
+            self._check_at_start()
+        if self.rebuilt_state is not None:
+            self.health.forget_state_damage()
         self.verifier = VerifierPool(self.chain, self.registry, workers=self.workers)
         self.engine.verifier = self.verifier
         try:
@@ -87,9 +136,32 @@ class Node:
         except BaseException:
             self.verifier.close()
             raise
+        self.scrubber.start()
         return replayed
 
+    def _state_damage(self, exc: Exception) -> bool:
+        """Whether a start failure lies in state.db (derived: rebuilt once) rather than the log."""
+        if self.rebuilt_state is not None:
+            return False
+        if isinstance(exc, Divergence):  # the state root recorded in state.db is not the stored header's
+            return exc.height == self.engine.state.flushed_height and exc.stored.state_root != exc.computed.state_root
+        return isinstance(exc, DamagedData) and exc.scope == "state"
+
+    def _check_at_start(self) -> None:
+        """The cheap structural checks: the newest blocks in full, the state tree's root node."""
+        e = self.engine
+        assert e.head is not None
+        top = e.head.height
+        for h in range(max(0, top - START_CHECK_BLOCKS + 1), top + 1):
+            verify_block(e.blocks, h, e.known_nodes)
+        root_node = e.state.get_node("")
+        root = smt.node_hash(root_node) if root_node is not None else smt.EMPTY_ROOT
+        if root.hex() != e.head.state_root:
+            raise IntegrityFault("state.db", "the state tree's root node", "it does not hash to the head's state root",
+                                 scope="state")
+
     def stop(self) -> None:
+        self.scrubber.stop()
         self.engine.stop()
         if self.verifier is not None:
             self.verifier.close()
@@ -157,8 +229,10 @@ class Node:
             "pending": e.pending + self._inflight,
             "committed_txs": e.committed_txs,
             "workers": self.verifier.workers if self.verifier else 0,
-            "healthy": e.failure is None,
+            "healthy": e.failure is None and self.health.ok,
             "error": None if e.failure is None else str(e.failure),
+            "integrity": {**self.health.status(), "rebuilt_state": self.rebuilt_state,
+                          "recovered_from_journal": e.recovered_from_journal},
             **e.ordering_status(),
         }
 

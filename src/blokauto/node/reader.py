@@ -1,19 +1,30 @@
 """Read side of a node: transactions with inclusion proofs, blocks, checkpoints, state with
-proofs, module queries and event history. Used by the HTTP API and by the CLI on a data folder."""
+proofs, module queries and event history. Used by the HTTP API and by the CLI on a data folder.
+
+A node never serves what it cannot prove: every answer is checked against what the node
+committed before it leaves (a block against its header, links and attestations; a transaction
+and its receipt against the header's roots; a state value against its proof and the header's
+state root; index rows against their check hashes). Damage raises ``DamagedData``, which the API
+turns into ``integrity_failure`` and an unhealthy node; known damage is refused at once.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from collections import OrderedDict
+from typing import Any, Callable, Collection, Iterator
 
 import msgspec
 
-from ..core import merkle
-from ..core.block import Checkpoint, Receipt
+from ..core import crypto, merkle, smt
+from ..core.block import Checkpoint, Header, NodeSignature, Receipt, attestation_bytes
 from ..core.encoding import decode, to_builtins
 from ..core.errors import MalformedTx, NotFound, RequestError
 from ..core.registry import Registry
 from ..store.blocks import BlockLog, StoredBlock
 from ..store.state import StateStore
+from .faults import IntegrityFault
+from .health import Health
+from .integrity import tx_id_of, verify_block
 
 
 class UnknownTx(NotFound):
@@ -25,6 +36,15 @@ class UnknownTx(NotFound):
 class QueryParamsInvalid(RequestError):
     code = "invalid_query"
     template = "The query parameters are not valid: {reason}"
+
+
+class _NoGenesis:
+    @staticmethod
+    def node_keys() -> dict[str, str]:
+        return {}
+
+
+_NO_GENESIS = _NoGenesis()
 
 
 def event_id(height: int, tx_index: int, event_index: int, derived: int = 0) -> str:
@@ -43,29 +63,72 @@ def parse_event_id(value: str) -> tuple[int, int, int, int]:
 
 
 class ChainReader:
-    def __init__(self, registry: Registry, blocks: BlockLog, state: StateStore) -> None:
+    VERIFIED_HEADERS = 4096  # headers kept after a full check of their block
+
+    def __init__(self, registry: Registry, blocks: BlockLog, state: StateStore, *, health: Health | None = None,
+                 node_keys: Callable[[], Collection[str]] | None = None) -> None:
         self.registry = registry
         self.blocks = blocks
         self.state = state
+        self.health = health
+        self.node_keys = node_keys or (lambda: (blocks.genesis() or _NO_GENESIS).node_keys())
+        self._verified: OrderedDict[int, Header] = OrderedDict()
 
     # ---------------------------------------------------------------- blocks and checkpoints
 
-    def checkpoint(self, height: int) -> Checkpoint:
-        cp = self.blocks.checkpoint(height) if 0 <= height < 2**63 else None
-        if cp is None:
+    def _verified_block(self, height: int) -> StoredBlock:
+        if not 0 <= height < 2**63:
             raise NotFound(what="Block", key=str(height))
-        return cp
-
-    def block(self, height: int, *, full: bool = False) -> dict[str, Any]:
-        b = self.blocks.block(height) if 0 <= height < 2**63 else None
+        if self.health is not None:
+            self.health.check_block(height)
+        b = verify_block(self.blocks, height, self.node_keys())
         if b is None:
             raise NotFound(what="Block", key=str(height))
+        self._remember(b.header)
+        return b
+
+    def _remember(self, header: Header) -> None:
+        self._verified[header.height] = header
+        self._verified.move_to_end(header.height)
+        if len(self._verified) > self.VERIFIED_HEADERS:
+            self._verified.popitem(last=False)
+
+    def header(self, height: int) -> Header:
+        """The header at ``height``, checked with its whole block the first time it is read."""
+        header = self._verified.get(height)
+        if header is None:
+            return self._verified_block(height).header
+        if self.health is not None:
+            self.health.check_block(height)
+        return header
+
+    def attestations(self, header: Header) -> list[NodeSignature]:
+        """The stored attestations of ``header`` (after the quorum wait); each is checked, and a bad one is damage."""
+        atts = self.blocks.attestations(header.height)
+        message = attestation_bytes(header.hash())
+        for att in atts:
+            try:
+                ok = crypto.verify_signature(crypto.public_key_from_did(att.node), bytes.fromhex(att.sig), message)
+            except (ValueError, crypto.InvalidKey):
+                ok = False
+            if not ok:
+                raise IntegrityFault("the block log", f"block {header.height}",
+                                     f"the stored attestation by {att.node} does not verify", scope="block",
+                                     height=header.height)
+        return atts
+
+    def checkpoint(self, height: int) -> Checkpoint:
+        header = self.header(height)
+        return Checkpoint(header, self.attestations(header))
+
+    def block(self, height: int, *, full: bool = False) -> dict[str, Any]:
+        b = self._verified_block(height)
         out: dict[str, Any] = {
             "height": height,
             "hash": b.hash.hex(),
             "header": to_builtins(b.header),
             "tx_ids": [i.hex() for i in b.ids],
-            "attestations": to_builtins(self.blocks.attestations(height)),
+            "attestations": to_builtins(self.attestations(b.header)),
         }
         if full:
             out["txs"] = [msgspec.json.decode(t) for t in b.txs]
@@ -79,21 +142,34 @@ class ChainReader:
         if location is None:
             raise UnknownTx(tx_id=txid.hex())
         height, index = location
+        header = self.header(height)
         b = self.blocks.block(height)
         if b is None:
             raise UnknownTx(tx_id=txid.hex())
-        return tx_evidence(b, index, self.blocks.attestations(height))
+        if not (0 <= index < len(b.txs)) or index >= len(b.ids) or b.ids[index] != txid \
+                or tx_id_of(b.txs[index]) != txid:
+            raise IntegrityFault("the transaction index", f"transaction {txid.hex()}",
+                                 f"it points at transaction {index} of block {height}, which is another one",
+                                 scope="state")
+        return tx_evidence(b, index, self.attestations(header), header)
 
     # ---------------------------------------------------------------- state
 
     def state_value(self, key: bytes) -> dict[str, Any]:
         """A state key's value (or absence) with its proof against the checkpoint of the same height."""
+        if self.health is not None:
+            self.health.check_state()
         with self.state.snapshot() as snap:
             value, proof = snap.prove(key)
             height, root = snap.height, snap.root
         cp = self.checkpoint(height)
         if cp.header.state_root != root.hex():
-            raise RuntimeError("state.db and chain.db disagree; run `blokauto audit`")
+            raise IntegrityFault("state.db", f"height {height}", "its state root is not the header's", scope="state")
+        try:
+            smt.verify_proof(root, key, value, proof)
+        except smt.StateProofError as exc:
+            raise IntegrityFault("state.db", f"key {key.decode(errors='replace')!r}",
+                                 f"the stored value or tree does not prove it ({exc})", scope="state") from None
         return {
             "key": key.decode(),
             "value": None if value is None else msgspec.json.decode(value),
@@ -117,6 +193,8 @@ class ChainReader:
                 raise QueryParamsInvalid(reason=str(exc)) from None
         elif params:
             raise QueryParamsInvalid(reason=f"{module}.{name} takes no parameters")
+        if self.health is not None:
+            self.health.check_state()
         with self.state.snapshot() as snap:
             result = spec.func(snap, *args)
             height = snap.height
@@ -128,6 +206,11 @@ class ChainReader:
         """(event id, event) for events strictly after ``start``, up to a height, derived ones included."""
         h0 = max(start[0], 0)
         for b in self.blocks.blocks(h0, until_height):
+            header = self.header(b.header.height)
+            if merkle.root(b.receipts).hex() != header.receipt_root or b.header != header:
+                raise IntegrityFault("the block log", f"block {header.height}",
+                                     "its receipts do not hash to the header's receipt root", scope="block",
+                                     height=header.height)
             yield from block_events(b.header.height, b.header.time, b.ids, [decode(r, Receipt) for r in b.receipts],
                                     start, self.expand)
 
@@ -158,9 +241,16 @@ def block_events(height: int, time: int, tx_ids: list[bytes], receipts: list[Rec
                         yield event_id(height, i, j, k), {"height": height, "time": time, "tx": tx_ids[i].hex(), **derived}
 
 
-def tx_evidence(b: StoredBlock, index: int, attestations: list) -> dict[str, Any]:
+def tx_evidence(b: StoredBlock, index: int, attestations: list, header: Header | None = None) -> dict[str, Any]:
+    """A transaction and its receipt with inclusion proofs; with ``header`` (the committed one), both
+    roots are checked against it first."""
     tx_leaves = [merkle.leaf_hash(t) for t in b.txs]
     receipt_leaves = [merkle.leaf_hash(r) for r in b.receipts]
+    if header is not None and (b.header != header or merkle.root_from_leaf_hashes(tx_leaves).hex() != header.tx_root
+                               or merkle.root_from_leaf_hashes(receipt_leaves).hex() != header.receipt_root):
+        raise IntegrityFault("the block log", f"block {header.height}",
+                             "its transactions or receipts do not hash to the header's roots", scope="block",
+                             height=header.height)
     return {
         "id": b.ids[index].hex(),
         "height": b.header.height,
@@ -173,7 +263,7 @@ def tx_evidence(b: StoredBlock, index: int, attestations: list) -> dict[str, Any
             "tx": [h.hex() for h in merkle.inclusion_proof(tx_leaves, index)],
             "receipt": [h.hex() for h in merkle.inclusion_proof(receipt_leaves, index)],
         },
-        "checkpoint": to_builtins(Checkpoint(b.header, attestations)),
+        "checkpoint": to_builtins(Checkpoint(header or b.header, attestations)),
     }
 
 

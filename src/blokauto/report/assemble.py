@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 import msgspec
 
@@ -13,9 +13,12 @@ from ..modules.parts.state import BOMS, PARTS
 from ..modules.recalls.state import CAMPAIGNS, OPEN, REMEDIES
 from ..modules.vehicles.spec import HISTORY
 from ..modules.vehicles.state import VEHICLES
+from ..core.block import Checkpoint
 from ..store.blocks import BlockLog
+from ..store.damage import DamagedData
 from ..store.state import StateStore
-from ..verify.report import FORMAT, open_recalls, summarize
+from ..verify import VerificationError
+from ..verify.report import FORMAT, open_recalls, summarize, verify_report_evidence
 
 
 class UnknownVehicleReport(NotFound):
@@ -62,8 +65,13 @@ def recall_evidence(snap: Any, vin: str) -> dict[str, Any]:
     return {"open": open_ev, "campaigns": campaigns, "bom": bom_ev, "parts": parts, "remedies": remedies}
 
 
-def build_report(blocks: BlockLog, state: StateStore, vin: str) -> dict[str, Any]:
-    """The report of ``vin`` with its evidence, all read at one height (the last flushed block)."""
+def build_report(blocks: BlockLog, state: StateStore, vin: str,
+                 checkpoint_of: Callable[[int], Checkpoint | None] | None = None) -> dict[str, Any]:
+    """The report of ``vin`` with its evidence, all read at one height (the last flushed block).
+
+    ``checkpoint_of`` gives the node's checked checkpoint of a height (default: as stored). The
+    evidence is verified before the report is returned: a report the node cannot prove raises
+    ``DamagedData`` instead of leaving."""
     genesis = blocks.genesis()
     assert genesis is not None
     key = VEHICLES.key(vin)
@@ -74,12 +82,12 @@ def build_report(blocks: BlockLog, state: StateStore, vin: str) -> dict[str, Any
         rows = snap.conn.execute(f"SELECT entry FROM {HISTORY.name} WHERE vin=? ORDER BY seq", (vin,)).fetchall()
         recalls_ev = recall_evidence(snap, vin)
         height = snap.height
-    checkpoint = blocks.checkpoint(height)
+    checkpoint = (checkpoint_of or blocks.checkpoint)(height)
     assert checkpoint is not None
     entries_raw = [bytes(r[0]).decode() for r in rows]
     entries = [msgspec.json.decode(r) for r in entries_raw]
     record = msgspec.json.decode(raw)
-    return {
+    report = {
         "format": FORMAT,
         "vin": vin,
         "generated_at": time.time_ns() // 1_000_000,
@@ -95,3 +103,9 @@ def build_report(blocks: BlockLog, state: StateStore, vin: str) -> dict[str, Any
                            "attestations": to_builtins(checkpoint.attestations)},
         },
     }
+    try:
+        verify_report_evidence(report)
+    except VerificationError as exc:
+        raise DamagedData(f"the history report of {vin}", "state.db", f"its evidence does not verify ({exc})",
+                          scope="state") from None
+    return report

@@ -18,6 +18,7 @@ import msgspec
 from ..core.block import Checkpoint, Genesis, Header, NodeSignature, Receipt
 from ..core.chain import BlockOutcome
 from ..core.encoding import canonical, decode
+from .damage import DamagedData
 from .sqlite import connect
 
 _pack = msgspec.msgpack.Encoder().encode
@@ -44,13 +45,12 @@ CREATE TABLE IF NOT EXISTS attestations (
 """
 
 
-class CorruptBlock(Exception):
+class CorruptBlock(DamagedData):
     """A stored block cannot be read back the way it was written."""
 
-    def __init__(self, height: int, what: str) -> None:
+    def __init__(self, height: int, reason: str) -> None:
         self.height = height
-        self.what = what
-        super().__init__(f"block {height}: {what}")
+        super().__init__("the block log", f"block {height}", reason, scope="block", height=height)
 
 
 class StoredBlock(msgspec.Struct, frozen=True):
@@ -65,10 +65,16 @@ class StoredBlock(msgspec.Struct, frozen=True):
 
 
 class BlockLog:
-    def __init__(self, path: Path) -> None:
+    """The block log. ``readonly``: for reading another process's log (a running node's), never writing."""
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
-        self._write = connect(path, durable=True)
-        self._write.executescript(SCHEMA)
+        if readonly and not path.exists():
+            raise FileNotFoundError(f"{path} does not exist")
+        self._write: sqlite3.Connection | None = None
+        if not readonly:
+            self._write = connect(path, durable=True)
+            self._write.executescript(SCHEMA)
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -88,22 +94,23 @@ class BlockLog:
     @property
     def synchronous(self) -> int:
         """The write connection's ``PRAGMA synchronous`` (2: FULL, every commit fsynced)."""
-        return self._write.execute("PRAGMA synchronous").fetchone()[0]
+        return self._writer().execute("PRAGMA synchronous").fetchone()[0]
 
-    def checkpoint_wal(self) -> None:
-        """Move every committed block from the write-ahead log into ``chain.db`` and empty the log."""
-        with self._lock:
-            self._write.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    def _writer(self) -> sqlite3.Connection:
+        if self._write is None:
+            raise PermissionError(f"{self.path} was opened read-only")
+        return self._write
 
     def close(self) -> None:
-        """Close every connection; the last one out checkpoints the write-ahead log into chain.db."""
+        """Close every connection; the writer checkpoints the write-ahead log into chain.db first."""
         with self._lock:
             readers, self._readers = self._readers, []
         for conn in readers:
             conn.close()
         self._local = threading.local()
-        self._write.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        self._write.close()
+        if self._write is not None:
+            self._write.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._write.close()
 
     # ---------------------------------------------------------------- genesis
 
@@ -113,7 +120,7 @@ class BlockLog:
 
     def set_genesis(self, genesis: Genesis) -> None:
         with self._lock:
-            self._write.execute("INSERT INTO meta VALUES ('genesis', ?)", (canonical(genesis),))
+            self._writer().execute("INSERT INTO meta VALUES ('genesis', ?)", (canonical(genesis),))
 
     # ---------------------------------------------------------------- writing
 
@@ -122,7 +129,7 @@ class BlockLog:
         with it the ordering-stream position the block ends at, so a restart resumes after it."""
         h = outcome.header
         with self._lock:
-            c = self._write
+            c = self._writer()
             c.execute("BEGIN IMMEDIATE")
             try:
                 c.execute(
@@ -144,7 +151,7 @@ class BlockLog:
 
     def add_attestation(self, height: int, att: NodeSignature) -> bool:
         with self._lock:
-            cur = self._write.execute("INSERT OR IGNORE INTO attestations VALUES (?,?,?)", (height, att.node, att.sig))
+            cur = self._writer().execute("INSERT OR IGNORE INTO attestations VALUES (?,?,?)", (height, att.node, att.sig))
         with self._attested:
             self._attested.notify_all()
         return cur.rowcount == 1
@@ -218,9 +225,19 @@ class BlockLog:
 
     def attestations(self, height: int) -> list[NodeSignature]:
         self.wait_quorum(height)
+        return self.stored_attestations(height)
+
+    def stored_attestations(self, height: int) -> list[NodeSignature]:
+        """The attestations stored for ``height`` now (no waiting for a quorum)."""
         rows = self._read().execute("SELECT node, sig FROM attestations WHERE height=? ORDER BY node",
                                     (height,)).fetchall()
         return [NodeSignature(n, s) for n, s in rows]
+
+    def ids(self, height: int) -> list[bytes]:
+        """The transaction ids stored with block ``height`` (empty if there is none)."""
+        row = self._read().execute("SELECT ids FROM blocks WHERE height=?", (height,)).fetchone()
+        ids = b"" if row is None else bytes(row[0])
+        return [ids[i:i + 32] for i in range(0, len(ids), 32)]
 
     def checkpoint(self, height: int) -> Checkpoint | None:
         header = self.header(height)

@@ -15,6 +15,9 @@ Readers:
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
 import sqlite3
 import struct
 import threading
@@ -23,13 +26,27 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Iterator
 
+import msgspec
+
 from ..core import smt
 from ..core.chain import BlockOutcome, merge_tx_index
 from ..core.module import IndexTable
 from ..core.registry import Registry
+from .damage import DamagedData
 from .sqlite import connect
 
 _MISS = object()
+log = logging.getLogger("blokauto.store")
+
+#: ``PRAGMA user_version`` of the state.db layout; a file of another version is set aside and rebuilt.
+SCHEMA_VERSION = 2
+_ROW_TAG = b"blokauto/index-row/v1\x00"
+_pack_row = msgspec.msgpack.Encoder().encode
+
+
+def index_row_hash(table: str, values: tuple, height: int) -> bytes:
+    """The check hash stored with each index row (``_h``): its table, values and height."""
+    return hashlib.sha256(_ROW_TAG + table.encode() + b"\x00" + _pack_row((*values, height))).digest()
 
 BASE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB NOT NULL);
@@ -44,7 +61,7 @@ CREATE INDEX IF NOT EXISTS tx_index_expires ON tx_index (expires);
 
 def index_schema(table: IndexTable) -> str:
     cols = ", ".join(f"{name} {kind} NOT NULL" for name, kind in table.columns)
-    sql = (f"CREATE TABLE IF NOT EXISTS {table.name} ({cols}, _height INTEGER NOT NULL, "
+    sql = (f"CREATE TABLE IF NOT EXISTS {table.name} ({cols}, _height INTEGER NOT NULL, _h BLOB NOT NULL, "
            f"PRIMARY KEY ({', '.join(table.key)})) WITHOUT ROWID;\n")
     for i, cols_ in enumerate(table.lookups):
         sql += f"CREATE INDEX IF NOT EXISTS {table.name}_l{i} ON {table.name} ({', '.join(cols_)});\n"
@@ -72,8 +89,10 @@ class StateStore:
         self.path = path
         self.registry = registry
         self._tables = {t.name: t for t in registry.indexes}
-        self._write = connect(path, durable=False, cache_mb=64)
+        self.set_aside: Path | None = None
+        self._write = self._open_current(path)
         self._write.executescript(BASE_SCHEMA + "".join(index_schema(t) for t in registry.indexes))
+        self._write.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._engine = connect(path, durable=False, readonly=True, cache_mb=64)
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -93,6 +112,28 @@ class StateStore:
         self._stopping = False
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
+
+    def _open_current(self, path: Path) -> sqlite3.Connection:
+        """A write connection to a state.db of this layout; a file of another layout (it is derived
+        data) is set aside as ``state.db.v<N>`` and rebuilt from the block log."""
+        conn = connect(path, durable=False, cache_mb=64)
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        has_tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
+        if not has_tables or version == SCHEMA_VERSION:
+            return conn
+        conn.close()
+        n = 1
+        while (aside := path.with_name(f"{path.name}.v{version}-{n}")).exists():
+            n += 1
+        os.replace(path, aside)
+        for suffix in ("-wal", "-shm"):
+            side = path.with_name(path.name + suffix)
+            if side.exists():
+                os.replace(side, aside.with_name(aside.name + suffix))
+        self.set_aside = aside
+        log.warning("%s was written in layout %d, this software uses %d: it was set aside as %s and is rebuilt "
+                    "from the block log", path, version, SCHEMA_VERSION, aside.name)
+        return connect(path, durable=False, cache_mb=64)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -297,13 +338,14 @@ class StateStore:
         for (name, pk), (table, put, row, height) in final.items():
             puts, dels = by_table.setdefault(name, ([], []))
             if put:
-                puts.append(tuple(row[col] for col in table.column_names) + (height,))
+                values = tuple(row[col] for col in table.column_names)
+                puts.append(values + (height, index_row_hash(name, values, height)))
             else:
                 dels.append(pk)
         for name, (puts, dels) in by_table.items():
             table = self._tables[name]
             if puts:
-                marks = ",".join("?" * (len(table.columns) + 1))
+                marks = ",".join("?" * (len(table.columns) + 2))
                 c.executemany(f"INSERT OR REPLACE INTO {name} VALUES ({marks})", puts)
             if dels:
                 where = " AND ".join(f"{k}=?" for k in table.key)
@@ -435,6 +477,15 @@ class StoredReplayWindow:
         self._filter = f
 
 
+class IndexRowDamaged(DamagedData):
+    """An index row does not match the check hash written with it."""
+
+    def __init__(self, table: str, values: tuple) -> None:
+        self.table, self.values = table, values
+        super().__init__(f"the index table {table}", f"state.db, row {values!r:.160}",
+                         "the row does not match the check hash written with it", scope="state")
+
+
 class Snapshot:
     """Read-only view of ``state.db`` inside one read transaction; implements ``QueryView``."""
 
@@ -478,8 +529,14 @@ class Snapshot:
             if o not in cols:
                 raise KeyError(f"{table.name} has no column {o}")
         order_sql = (" ORDER BY " + ", ".join(f"{o} {'DESC' if descending else 'ASC'}" for o in order)) if order else ""
-        sql = f"SELECT {', '.join(cols)} FROM {table.name} WHERE {clause}{order_sql} LIMIT ? OFFSET ?"
-        return [dict(zip(cols, r)) for r in self.conn.execute(sql, args + [limit, offset])]
+        sql = f"SELECT {', '.join(cols)}, _height, _h FROM {table.name} WHERE {clause}{order_sql} LIMIT ? OFFSET ?"
+        out = []
+        for r in self.conn.execute(sql, args + [limit, offset]):
+            values = r[:-2]
+            if index_row_hash(table.name, values, r[-2]) != r[-1]:
+                raise IndexRowDamaged(table.name, values)
+            out.append(dict(zip(cols, values)))
+        return out
 
     def sql(self, text: str, args: Any = (), **tables: IndexTable) -> list[tuple]:
         for t in tables.values():

@@ -295,17 +295,42 @@ def verify_report(report: dict[str, Any], anchor: TrustAnchor, *, now_ms: int | 
         trust = report["trust"]
         if trust["chain"] != anchor.chain or trust["genesis_hash"] != anchor.genesis_hash.hex():
             raise VerificationError("the report is for another chain or genesis than the trust anchor")
+        verify_checkpoint(_report_checkpoint(report), anchor)
+    except (KeyError, TypeError, AttributeError, ValueError, msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise VerificationError(f"the report is malformed: {exc!r}") from None
+    proof = verify_report_evidence(report)
+    if min_height is not None and proof.height < min_height:
+        raise VerificationError(f"the report is stale: its checkpoint is block {proof.height}, "
+                                f"a newer checkpoint (block {min_height}) is known")
+    if max_age_ms is not None and now_ms is not None and now_ms - proof.time > max_age_ms:
+        raise VerificationError(f"the report is stale: its checkpoint is {(now_ms - proof.time) // 86_400_000} days "
+                                f"old, older than the {max_age_ms // 86_400_000} days accepted")
+    return ReportProof(proof.vin, proof.entries, proof.height, proof.time, proof.attestations, anchor.quorum,
+                       anchor.chain, proof.warnings)
+
+
+def _report_checkpoint(report: dict[str, Any]) -> Checkpoint:
+    ev = report["evidence"]
+    _exact_keys(ev, {"entries", "vehicle", "checkpoint", "recalls"}, "evidence")
+    _exact_keys(ev["checkpoint"], {"header_raw", "attestations"}, "checkpoint")
+    header_raw = _utf8(ev["checkpoint"]["header_raw"])
+    header = msgspec.json.decode(header_raw, type=Header)
+    atts = msgspec.convert(ev["checkpoint"]["attestations"], list[NodeSignature])
+    if msgspec.json.encode(header, order="sorted") != header_raw:
+        raise VerificationError("the checkpoint header is not in canonical form")
+    return Checkpoint(header, atts)
+
+
+def verify_report_evidence(report: dict[str, Any]) -> ReportProof:
+    """Everything ``verify_report`` checks except who signed the checkpoint: the vehicle record is
+    proven against the checkpoint header's state root, the entries hash to the record's history
+    head, and the timeline, recalls and summary are what the proven data say. A node runs this
+    on a report before it serves it (it knows its own headers); a verifier runs ``verify_report``."""
+    try:
+        checkpoint = _report_checkpoint(report)
+        header, atts = checkpoint.header, checkpoint.attestations
         ev = report["evidence"]
-        _exact_keys(ev, {"entries", "vehicle", "checkpoint", "recalls"}, "evidence")
-        _exact_keys(ev["checkpoint"], {"header_raw", "attestations"}, "checkpoint")
         _exact_keys(ev["vehicle"], {"key", "raw", "proof"}, "vehicle evidence")
-        header_raw = _utf8(ev["checkpoint"]["header_raw"])
-        header = msgspec.json.decode(header_raw, type=Header)
-        atts = msgspec.convert(ev["checkpoint"]["attestations"], list[NodeSignature])
-        checkpoint = Checkpoint(header, atts)
-        if msgspec.json.encode(header, order="sorted") != header_raw:
-            raise VerificationError("the checkpoint header is not in canonical form")
-        verify_checkpoint(checkpoint, anchor)
         record_raw = _utf8(ev["vehicle"]["raw"])
         key = ev["vehicle"]["key"]
         proof = msgspec.convert(ev["vehicle"]["proof"], smt.StateProof)
@@ -339,11 +364,5 @@ def verify_report(report: dict[str, Any], anchor: TrustAnchor, *, now_ms: int | 
             raise VerificationError(f"the summary is not what the entries say: {_diff(report.get('summary'), expected)}")
     except (KeyError, TypeError, AttributeError, ValueError, msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise VerificationError(f"the report is malformed: {exc!r}") from None
-    if min_height is not None and header.height < min_height:
-        raise VerificationError(f"the report is stale: its checkpoint is block {header.height}, "
-                                f"a newer checkpoint (block {min_height}) is known")
-    if max_age_ms is not None and now_ms is not None and now_ms - header.time > max_age_ms:
-        raise VerificationError(f"the report is stale: its checkpoint is {(now_ms - header.time) // 86_400_000} days "
-                                f"old, older than the {max_age_ms // 86_400_000} days accepted")
-    return ReportProof(report["vin"], len(entries), header.height, header.time, len(atts), anchor.quorum,
-                       anchor.chain, expected["warnings"])
+    return ReportProof(report["vin"], len(entries), header.height, header.time, len(atts), 0, header.chain,
+                       expected["warnings"])
