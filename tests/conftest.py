@@ -222,3 +222,21 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120, env: dict
     """Run the real ``blokauto`` CLI."""
     return subprocess.run([sys.executable, "-m", "blokauto.cli", *args], capture_output=True, text=True,
                           cwd=cwd, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def change_one_index_row(state_db: Path) -> str:
+    """Append a character to a text column of one row of a non-empty index table; returns the table."""
+    import sqlite3
+
+    with sqlite3.connect(state_db) as c:
+        tables = [n for (n,) in c.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+        for name in tables:
+            info = list(c.execute(f"PRAGMA table_info({name})"))
+            if not any(r[1] == "_h" for r in info) or not c.execute(f"SELECT count(*) FROM {name}").fetchone()[0]:
+                continue
+            text = next((r[1] for r in info if r[2] == "TEXT"), None)
+            if text is None:
+                continue
+            c.execute(f"UPDATE {name} SET {text} = {text} || 'x' WHERE _h = (SELECT _h FROM {name} LIMIT 1)")
+            return name
+    raise AssertionError("no index row to change")

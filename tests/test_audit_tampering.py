@@ -266,17 +266,31 @@ def attestation_by_a_key_that_is_not_a_node(d):
 
 
 @case
+def header_time_before_its_predecessors_and_a_later_receipt_changed(d):
+    """The audit reports the impossible time at its height and goes on to the end of the chain."""
+    bs = blocks(d)
+    b = busiest_block(d)
+    h = b["height"]
+    header = dict(b["header"], time=bs[h - 1]["header"]["time"] - 60_000)
+    sql(d / "chain.db", "UPDATE blocks SET header=? WHERE height=?", canonical(header), h)
+    last = bs[-1]
+    receipts = [canonical(dict(r, code="x")) if i == 0 else canonical(r) for i, r in enumerate(last["receipts"])]
+    sql(d / "chain.db", "UPDATE blocks SET receipts=? WHERE height=?", pack(receipts), last["height"])
+    return [("time", h), ("header", h), ("link", h + 1), ("receipt-root", last["height"])]
+
+
+@case
 def block_deleted(d):
     h = busiest_block(d)["height"]
     sql(d / "chain.db", "DELETE FROM blocks WHERE height=?", h)
-    return [("missing-block", h + 1)]
+    return [("missing-block", h), ("re-execution", h)]
 
 
 @case
 def last_block_deleted(d):
     h = head(d)
     sql(d / "chain.db", "DELETE FROM blocks WHERE height=?", h)
-    return [("state", h)]  # state.db is ahead of the (truncated) block log
+    return [("missing-block", h)]  # state.db and head.json know block h was committed
 
 
 @case

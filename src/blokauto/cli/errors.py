@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from ..core.errors import BlokautoError
+from ..node.backup import BackupError
 from ..node.faults import NodeFault
 from ..verify import VerificationError
 
@@ -42,6 +43,8 @@ def cli_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             fail(f"verification failed: {exc}", 3)
         except NodeFault as exc:
             fail(str(exc), 4)
+        except BackupError as exc:
+            fail(str(exc), 1)
         except ConnectionError as exc:
             fail(str(exc), 2)
         except (FileNotFoundError, FileExistsError, ValueError, msgspec.ValidationError) as exc:

@@ -146,6 +146,23 @@ class IndexTable:
         return tuple(c for c, _ in self.columns)
 
 
+@dataclass(frozen=True)
+class HistoryChain:
+    """Index rows that form, per parent (a vehicle, a part), the hash chain a state record commits to.
+
+    A read of ``table`` by exactly its ``parent`` columns is checked before it is served: all the
+    parent's rows, in ``seq`` order, must hash (``TAG_HISTORY``, as the record's head was built) to
+    the ``(count, head)`` that ``committed(view, parent_values)`` reads from state. A row changed,
+    added, moved or removed fails the check, so an index read is as trustworthy as a state proof.
+    """
+
+    table: IndexTable
+    parent: tuple[str, ...]
+    seq: str
+    entry: str
+    committed: Callable[[Any, tuple], "tuple[int, str] | None"]
+
+
 class QueryView(Protocol):
     """What a query may read: state values and index rows (never writes)."""
 
@@ -185,6 +202,7 @@ class Module:
     events: dict[str, type[Event]] = field(default_factory=dict)
     queries: dict[str, QuerySpec] = field(default_factory=dict)
     indexes: list[IndexTable] = field(default_factory=list)
+    chains: list[HistoryChain] = field(default_factory=list)
     params: list[ParamSpec] = field(default_factory=list)
     provides: dict[type, Any] = field(default_factory=dict)
     genesis: Callable[[Overlay, "Context", Any], None] | None = None
@@ -238,6 +256,13 @@ class Module:
         table = IndexTable(f"ix_{self.name}_{name}", tuple(columns), tuple(key), tuple(tuple(x) for x in lookups))
         self.indexes.append(table)
         return table
+
+    def history_chain(self, table: IndexTable, *, parent: Iterable[str], seq: str, entry: str,
+                      committed: Callable[[Any, tuple], tuple[int, str] | None]) -> HistoryChain:
+        """Declare that ``table``'s rows per parent are the hash chain a state record commits to."""
+        chain = HistoryChain(table, tuple(parent), seq, entry, committed)
+        self.chains.append(chain)
+        return chain
 
     def param(self, name: str, default: int, *, min: int, max: int, doc: str) -> ParamSpec:
         spec = ParamSpec(name, default, min, max, doc)

@@ -6,7 +6,7 @@ from typing import Any, Iterable, TypeVar
 
 from .block import Genesis
 from .errors import DomainError
-from .module import Context, Directory, IndexTable, MessageSpec, Module, ParamSpec, QuerySpec
+from .module import Context, Directory, HistoryChain, IndexTable, MessageSpec, Module, ParamSpec, QuerySpec
 from .state import Item, Overlay, StateReader
 from .tx import TxCodec
 
@@ -35,6 +35,7 @@ class Registry:
         self.messages: dict[str, MessageSpec] = {}
         self.queries: dict[tuple[str, str], QuerySpec] = {}
         self.indexes: list[IndexTable] = []
+        self.chains: dict[str, HistoryChain] = {}  # index table name -> the hash chain its rows form
         self.params: dict[str, ParamSpec] = {p.name: p for p in CORE_PARAMS}
         self._providers: dict[type, Any] = {}
         self.expanders: dict[str, Any] = {}
@@ -45,6 +46,7 @@ class Registry:
             self.messages.update(m.messages)
             self.queries.update({(m.name, q): spec for q, spec in m.queries.items()})
             self.indexes.extend(m.indexes)
+            self.chains.update({c.table.name: c for c in m.chains})
             for p in m.params:
                 if p.name in self.params:
                     raise ValueError(f"parameter {p.name} declared twice")

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..core import crypto, merkle, smt
-from ..core.block import Genesis, attestation_bytes
+from ..core import crypto, smt
+from ..core.block import Genesis
 from ..core.chain import MemoryLedger, make_block
 from ..core.encoding import decode
 from ..core.errors import BlokautoError
@@ -24,19 +24,12 @@ from ..core.registry import Registry
 from ..modules import default_registry
 from ..modules.governance.state import CONSENSUS
 from ..store.blocks import BlockLog, CorruptBlock, StoredBlock
-from ..store.state import StateStore
+from ..store.head import HeadMarker
+from ..store.sqlite import connect
+from ..store.state import SCHEMA_VERSION, index_row_hash
+from .integrity import Finding, block_problems
+from .journal import JOURNAL_FILE, JournalDamaged, parse_journal
 from .verifier import VerifierPool
-
-
-@dataclass(frozen=True)
-class Finding:
-    height: int | None
-    kind: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"height {self.height}" if self.height is not None else "chain"
-        return f"[{self.kind}] {where}: {self.message}"
 
 
 @dataclass
@@ -56,6 +49,7 @@ class AuditReport:
 
 def audit(data_dir: Path, *, registry: Registry | None = None, workers: int | None = None,
           progress: Callable[[int, int], None] | None = None, max_findings: int = 200) -> AuditReport:
+    """Every problem of a data folder, each with height, kind and message; the folder is only read."""
     registry = registry or default_registry()
     report = AuditReport()
     found = report.findings
@@ -68,88 +62,157 @@ def audit(data_dir: Path, *, registry: Registry | None = None, workers: int | No
     if not chain_path.exists():
         finding(None, "missing", f"{chain_path} does not exist")
         return report
-    blocks = BlockLog(chain_path)
-    genesis = blocks.genesis()
-    if genesis is None:
-        finding(None, "genesis", "chain.db holds no genesis document")
-        return report
-    gfile = data_dir / "genesis.json"
-    if gfile.exists() and decode(gfile.read_bytes(), Genesis).hash() != genesis.hash():
-        finding(None, "genesis", "genesis.json differs from the genesis stored in chain.db")
-    report.height = height = blocks.height()
-    state = StateStore(data_dir / "state.db", registry) if (data_dir / "state.db").exists() else None
-    state_height = state.flushed_height if state is not None else -1
-    report.state_height = state_height
-    ledger = MemoryLedger(registry, genesis, keep_blocks=False)
-    last_write: dict[bytes, int] = {k: 0 for k in ledger.state}
-    pool = VerifierPool(genesis.chain, registry, workers=workers)
+    blocks = BlockLog(chain_path, readonly=True)
+    state = _open_state(data_dir, finding)
     try:
+        genesis = blocks.genesis()
+        if genesis is None:
+            finding(None, "genesis", "chain.db holds no genesis document")
+            return report
+        for key in blocks.unknown_meta():
+            finding(None, "meta", f"chain.db's meta table holds {key!r}, which this software never writes")
+        gfile = data_dir / "genesis.json"
+        if gfile.exists() and decode(gfile.read_bytes(), Genesis).hash() != genesis.hash():
+            finding(None, "genesis", "genesis.json differs from the genesis stored in chain.db")
+        report.height = height = blocks.height()
+        state_height = -1
+        if state is not None:
+            row = state.execute("SELECT v FROM meta WHERE k='height'").fetchone()
+            state_height = -1 if row is None else int(row[0])
+        report.state_height = state_height
+        _check_committed_head(data_dir, blocks, height, state_height, finding)
+        _check_journal(data_dir, finding)
+        ledger = MemoryLedger(registry, genesis, keep_blocks=False)
+        last_write: dict[bytes, int] = {k: 0 for k in ledger.state}
+        pool = VerifierPool(genesis.chain, registry, workers=workers)
         try:
             _replay(blocks, height, registry, ledger, last_write, pool, state, state_height, report, finding, progress)
-        except CorruptBlock as exc:
-            finding(exc.height, "block", exc.reason)
-        if state is not None and state_height > height:
-            finding(state_height, "state", f"state.db is at height {state_height}, beyond the last block {height}")
+        finally:
+            pool.close()
     finally:
-        pool.close()
         blocks.close()
         if state is not None:
             state.close()
     return report
 
 
+def _open_state(data_dir: Path, finding: Callable[[int | None, str, str], None]) -> Any:
+    path = data_dir / "state.db"
+    if not path.exists():
+        return None
+    conn = connect(path, durable=False, readonly=True)
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version != SCHEMA_VERSION:
+        finding(None, "state", f"state.db is in layout {version}, this software's is {SCHEMA_VERSION}: the node "
+                               f"rebuilds it from the block log at its next start; its rows were not compared")
+        conn.close()
+        return None
+    return conn
+
+
+def _check_committed_head(data_dir: Path, blocks: BlockLog, height: int, state_height: int,
+                          finding: Callable[[int | None, str, str], None]) -> None:
+    """The log must hold every block the node recorded as committed (head.json, state.db)."""
+    if state_height > height:
+        finding(state_height, "missing-block", f"state.db is at height {state_height}, beyond the last block {height} "
+                                               f"of chain.db: blocks were lost from the block log")
+    marker = HeadMarker(data_dir)
+    head = marker.read()
+    if marker.unreadable:
+        finding(None, "head", marker.unreadable)
+    if head is None:
+        return
+    if head.height > height:
+        finding(head.height, "missing-block", f"head.json records block {head.height} as committed, beyond the last "
+                                              f"block {height} of chain.db: blocks were lost from the block log")
+    else:
+        stored = blocks.header(head.height)
+        if stored is None or stored.hash().hex() != head.hash:
+            finding(head.height, "head", "the stored header is not the one head.json records as committed")
+
+
+def _check_journal(data_dir: Path, finding: Callable[[int | None, str, str], None]) -> None:
+    path = data_dir / JOURNAL_FILE
+    if path.exists():
+        try:
+            parse_journal(path.read_bytes(), path)
+        except JournalDamaged as exc:
+            finding(None, "journal", str(exc))
+
+
 def _replay(blocks: BlockLog, height: int, registry: Registry, ledger: MemoryLedger, last_write: dict[bytes, int],
-            pool: VerifierPool, state: StateStore | None, state_height: int, report: AuditReport,
+            pool: VerifierPool, state: Any, state_height: int, report: AuditReport,
             finding: Callable[[int | None, str, str], None], progress: Callable[[int, int], None] | None) -> None:
-    prev_hash = ledger.genesis.hash()
-    expected_h = 0
-    for b in blocks.blocks(0, height):
-        h = b.header.height
-        if h != expected_h:
-            finding(h, "missing-block", f"expected block {expected_h} next, found {h}")
-            return
-        expected_h += 1
-        if b.hash != b.header.hash():
-            finding(h, "header", "the stored block hash is not the hash of the stored header")
-        if b.header.prev != prev_hash.hex():
-            finding(h, "link", "the header does not link to the previous header (prev hash differs)")
+    """Check every block's structure; re-execute each until one cannot be, then only the structure."""
+    prev_hash: bytes | None = ledger.genesis.hash()
+    executing = True
+    for h in range(0, height + 1):
+        try:
+            b = blocks.block(h)
+        except CorruptBlock as exc:
+            finding(h, "block", exc.reason)
+            prev_hash, executing = None, _stop_executing(h, executing, finding)
+            continue
+        if b is None:
+            finding(h, "missing-block", f"block {h} is missing from the block log")
+            prev_hash, executing = None, _stop_executing(h, executing, finding)
+            continue
+        nodes = _node_keys(ledger)
+        for kind, message in block_problems(b, prev=prev_hash, attestations=blocks.stored_attestations(h), nodes=nodes):
+            finding(h, kind, message)
+        for att in blocks.stored_attestations(h):
+            if att.node not in nodes:
+                finding(h, "attestation", f"{att.node} attested but is not a node key of the consortium")
         prev_hash = b.header.hash()
-        _check_roots(b, finding)
         if h == 0:
             if ledger.head != b.header:
                 finding(0, "state-root", f"block 0 has state root {b.header.state_root}; the genesis document "
                                          f"gives {ledger.head.state_root}")
-        else:
-            txs = _checked_txs(pool, b, finding)
-            report.signatures += sum(len(t.tx.sigs) for t in txs if not isinstance(t, RefusedTx))
-            outcome = make_block(registry, ledger, ledger.window, prev=ledger.head, time=b.header.time, txs=txs)
-            for i, (mine, stored) in enumerate(zip(outcome.receipt_bytes, b.receipts)):
-                if mine != stored:
-                    finding(h, "receipt", f"receipt {i} differs from re-execution (stored {stored[:120]!r})")
-            if outcome.header.state_root != b.header.state_root:
-                finding(h, "state-root", f"re-execution gives state root {outcome.header.state_root}, "
-                                         f"the header says {b.header.state_root}")
-            ledger.apply(outcome)
-            for k in outcome.writes:
-                last_write[k] = h
-            report.txs += len(b.txs)
-        _check_attestations(blocks, b, ledger, finding)
+        elif executing:
+            executing = _reexecute(b, registry, ledger, last_write, pool, report, finding)
         report.blocks += 1
         if state is not None and h == state_height:
-            report.state_entries = _compare_state(state, ledger, last_write, h, registry, finding)
+            if executing:
+                report.state_entries = _compare_state(state, ledger, last_write, h, registry, finding)
+            else:
+                finding(h, "state", "state.db was not compared: the chain could not be re-executed up to its height")
         if progress is not None:
             progress(h + 1, height + 1)
 
 
-def _check_roots(b: StoredBlock, finding: Callable[[int | None, str, str], None]) -> None:
+def _stop_executing(h: int, executing: bool, finding: Callable[[int | None, str, str], None]) -> bool:
+    if executing:
+        finding(h, "re-execution", f"re-execution stops at block {h}; the blocks after it are checked for structure "
+                                   f"only (links, roots, ids, attestations)")
+    return False
+
+
+def _reexecute(b: StoredBlock, registry: Registry, ledger: MemoryLedger, last_write: dict[bytes, int],
+               pool: VerifierPool, report: AuditReport, finding: Callable[[int | None, str, str], None]) -> bool:
+    """Re-execute one block and compare receipts and state root; False if it cannot be executed."""
     h = b.header.height
-    if b.header.tx_count != len(b.txs) or len(b.receipts) != len(b.txs) or len(b.ids) != len(b.txs):
-        finding(h, "count", f"header counts {b.header.tx_count} txs; stored {len(b.txs)} txs, "
-                            f"{len(b.receipts)} receipts, {len(b.ids)} ids")
-    if merkle.root(b.txs).hex() != b.header.tx_root:
-        finding(h, "tx-root", "the stored transactions do not hash to the header's tx root")
-    if merkle.root(b.receipts).hex() != b.header.receipt_root:
-        finding(h, "receipt-root", "the stored receipts do not hash to the header's receipt root")
+    txs = _checked_txs(pool, b, finding)
+    report.signatures += sum(len(t.tx.sigs) for t in txs if not isinstance(t, RefusedTx))
+    if b.header.time < ledger.head.time:
+        finding(h, "time", f"the block time {b.header.time} is before the previous block's {ledger.head.time}")
+        return _stop_executing(h, True, finding)
+    outcome = make_block(registry, ledger, ledger.window, prev=ledger.head, time=b.header.time, txs=txs)
+    for i, (mine, stored) in enumerate(zip(outcome.receipt_bytes, b.receipts)):
+        if mine != stored:
+            finding(h, "receipt", f"receipt {i} differs from re-execution (stored {stored[:120]!r})")
+    if outcome.header.state_root != b.header.state_root:
+        finding(h, "state-root", f"re-execution gives state root {outcome.header.state_root}, "
+                                 f"the header says {b.header.state_root}")
+    ledger.apply(outcome)
+    for k in outcome.writes:
+        last_write[k] = h
+    report.txs += len(b.txs)
+    return True
+
+
+def _node_keys(ledger: MemoryLedger) -> set[str]:
+    consensus = CONSENSUS.get(ledger)
+    return {n.did for n in consensus.nodes} if consensus else set(ledger.genesis.node_keys())
 
 
 def _checked_txs(pool: VerifierPool, b: StoredBlock,
@@ -169,38 +232,16 @@ def _checked_txs(pool: VerifierPool, b: StoredBlock,
     return out
 
 
-def _check_attestations(blocks: BlockLog, b: StoredBlock, ledger: MemoryLedger,
-                        finding: Callable[[int | None, str, str], None]) -> None:
-    h = b.header.height
-    consensus = CONSENSUS.get(ledger)
-    nodes = {n.did for n in consensus.nodes} if consensus else set()
-    message = attestation_bytes(b.header.hash())
-    atts = blocks.attestations(h)
-    valid = 0
-    for att in atts:
-        try:
-            ok = crypto.verify_signature(crypto.public_key_from_did(att.node), bytes.fromhex(att.sig), message)
-        except (ValueError, crypto.InvalidKey):
-            ok = False
-        if not ok:
-            finding(h, "attestation", f"the attestation by {att.node} does not verify")
-        elif att.node not in nodes:
-            finding(h, "attestation", f"{att.node} attested but is not a node key of the consortium")
-        else:
-            valid += 1
-    if valid == 0:
-        finding(h, "attestation", "no valid attestation by a node key")
-
-
-def _compare_state(state: StateStore, ledger: MemoryLedger, last_write: dict[bytes, int], h: int,
+def _compare_state(conn: Any, ledger: MemoryLedger, last_write: dict[bytes, int], h: int,
                    registry: Registry, finding: Callable[[int | None, str, str], None]) -> int:
     """Compare every table of ``state.db`` with the replayed ledger at the same height."""
-    with state.snapshot() as snap:
-        snap.conn.text_factory = lambda b: b.decode(errors="replace")  # tampered text must not stop the audit
-        try:
-            return _compare_tables(snap.conn, ledger, last_write, h, registry, finding)
-        finally:
-            snap.conn.text_factory = str
+    conn.text_factory = lambda b: b.decode(errors="replace")  # tampered text must not stop the audit
+    conn.execute("BEGIN")
+    try:
+        return _compare_tables(conn, ledger, last_write, h, registry, finding)
+    finally:
+        conn.execute("COMMIT")
+        conn.text_factory = str
 
 
 def _compare_tables(conn: Any, ledger: MemoryLedger, last_write: dict[bytes, int], h: int,
@@ -239,10 +280,13 @@ def _compare_tables(conn: Any, ledger: MemoryLedger, last_write: dict[bytes, int
         cols = ", ".join(table.column_names)
         key_pos = [table.column_names.index(k) for k in table.key]
         got: dict[tuple, tuple] = {}
-        for row in conn.execute(f"SELECT {cols}, _height FROM {table.name}"):
-            values = tuple(row[:-1])
+        for row in conn.execute(f"SELECT {cols}, _height, _h FROM {table.name}"):
+            values, check = tuple(row[:-2]), row[-1]
+            row = row[:-1]
             pk = tuple(values[i] for i in key_pos)
             got[pk] = values
+            if index_row_hash(table.name, values, row[-1]) != check:
+                finding(row[-1], "index-row", f"{table.name} row {pk!r} does not match its check hash")
             if pk not in expected:
                 finding(row[-1], "index-row", f"{table.name} has row {pk!r} that no transaction wrote")
             elif expected[pk] != values:

@@ -104,6 +104,9 @@ class Engine:
         self.blocks = BlockLog(data_dir / "chain.db")
         stored = self.blocks.genesis()
         if stored is None:
+            if self.blocks.height() >= 0:
+                raise IntegrityFault("the block log", "its meta table", "it holds blocks but no genesis document",
+                                     scope="block", height=0)
             if genesis is None:
                 raise FileNotFoundError(f"{data_dir} holds no chain; run `blokauto init` first")
             self.blocks.set_genesis(genesis)
@@ -195,6 +198,11 @@ class Engine:
             known.append((marker.height, self.head_marker.path.name))
         if known:
             raise LogBehindCommitted(height, max(h for h, _ in known), [w for _, w in known])
+        gaps = self.blocks.gaps()
+        if gaps:
+            raise IntegrityFault("the block log", f"block {gaps[0]}",
+                                 f"blocks are missing below the last block {height} (first missing: "
+                                 f"{', '.join(map(str, gaps))})", scope="block", height=gaps[0])
         if marker is not None:
             stored = self.blocks.header(marker.height)
             if stored is None or stored.hash().hex() != marker.hash:
@@ -249,6 +257,8 @@ class Engine:
         if self.head is not None and self.failure is None:
             self.head_marker.write(self.head, durable=True)
         if self.journal is not None:
+            if self.failure is None and self.journal.size:  # every journaled transaction is in a block now
+                self.journal.clear()
             self.journal.close()
         self.state.close()
         self.blocks.close()

@@ -87,7 +87,7 @@ def _group_at(data: bytes, pos: int) -> tuple[list[bytes], int] | None:
     return (txs, end) if p == len(payload) else None
 
 
-def _parse(data: bytes, path: Path) -> tuple[list[bytes], int]:
+def parse_journal(data: bytes, path: Path) -> tuple[list[bytes], int]:
     """The transactions of every intact group, and where the intact part ends."""
     if not data:
         return [], 0
@@ -126,7 +126,7 @@ class IntakeJournal:
         if not self.path.exists():
             return JournalContents([], 0)
         data = self.path.read_bytes()
-        txs, end = _parse(data, self.path)
+        txs, end = parse_journal(data, self.path)
         torn = len(data) - end
         if torn:
             n = 1
@@ -177,7 +177,8 @@ class IntakeJournal:
             self.clear()
 
     def clear(self) -> None:
-        assert self._fd is not None
+        if self._fd is None:
+            return
         os.ftruncate(self._fd, 0)
         self.size = 0
         self._write(_HEADER)

@@ -83,6 +83,9 @@ class ChainReader:
             self.health.check_block(height)
         b = verify_block(self.blocks, height, self.node_keys())
         if b is None:
+            if height <= self.blocks.height():
+                raise IntegrityFault("the block log", f"block {height}", "it is missing below the last block",
+                                     scope="block", height=height)
             raise NotFound(what="Block", key=str(height))
         self._remember(b.header)
         return b
@@ -160,7 +163,11 @@ class ChainReader:
         if self.health is not None:
             self.health.check_state()
         with self.state.snapshot() as snap:
-            value, proof = snap.prove(key)
+            try:
+                value, proof = snap.prove(key)
+            except (KeyError, ValueError) as exc:  # a tree node missing or unreadable
+                raise IntegrityFault("state.db", f"key {key.decode(errors='replace')!r}",
+                                     f"its proof cannot be built ({exc})", scope="state") from None
             height, root = snap.height, snap.root
         cp = self.checkpoint(height)
         if cp.header.state_root != root.hex():

@@ -97,6 +97,8 @@ def scrub(data_dir: Path, registry: Registry, *, progress: Callable[[int, int], 
     log = BlockLog(data_dir / "chain.db", readonly=True)
     try:
         report.height = log.height()
+        for key in log.unknown_meta():
+            found.append(Finding(None, "block", f"chain.db's meta table holds {key!r}, which this software never writes"))
         if (data_dir / "state.db").exists():
             with closing(connect(data_dir / "state.db", durable=False, readonly=True)) as conn:
                 conn.execute("BEGIN")  # one consistent picture of state.db

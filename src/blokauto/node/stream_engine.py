@@ -30,7 +30,6 @@ import queue
 import threading
 import time
 from concurrent.futures import CancelledError, Future
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,6 @@ from ..core.errors import BlokautoError, Unavailable
 from ..core.registry import Registry
 from ..core.tx import CheckedTx
 from ..modules.governance.state import CONSENSUS
-from ..store.sqlite import connect
 from .engine import Engine, EngineConfig, Submission
 from .jetstream import JetStreamLink, OrderingUnavailable
 from .netconfig import NetworkSettings
@@ -163,13 +161,10 @@ class StreamEngine(Engine):
 
     def _meta(self, key: str) -> str | None:
         """A value this node keeps in ``chain.db``'s meta table (beside the stream position)."""
-        with closing(connect(self.data_dir / "chain.db", durable=True)) as c:
-            row = c.execute("SELECT v FROM meta WHERE k=?", (key,)).fetchone()
-        return None if row is None else (row[0].decode() if isinstance(row[0], bytes) else str(row[0]))
+        return self.blocks.meta(key)
 
     def _set_meta(self, key: str, value: str) -> None:
-        with closing(connect(self.data_dir / "chain.db", durable=True)) as c:
-            c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        self.blocks.set_meta(key, value)
 
     def stop(self) -> None:
         self.peer_attestations.stop()

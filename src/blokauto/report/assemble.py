@@ -84,9 +84,13 @@ def build_report(blocks: BlockLog, state: StateStore, vin: str,
         height = snap.height
     checkpoint = (checkpoint_of or blocks.checkpoint)(height)
     assert checkpoint is not None
-    entries_raw = [bytes(r[0]).decode() for r in rows]
-    entries = [msgspec.json.decode(r) for r in entries_raw]
-    record = msgspec.json.decode(raw)
+    try:
+        entries_raw = [bytes(r[0]).decode() for r in rows]
+        entries = [msgspec.json.decode(r) for r in entries_raw]
+        record = msgspec.json.decode(raw)
+    except (UnicodeDecodeError, msgspec.DecodeError) as exc:
+        raise DamagedData(f"the history of {vin}", "state.db", f"a stored entry cannot be read ({exc})",
+                          scope="state") from None
     report = {
         "format": FORMAT,
         "vin": vin,

@@ -24,6 +24,9 @@ from .sqlite import connect
 _pack = msgspec.msgpack.Encoder().encode
 _unpack_list = msgspec.msgpack.Decoder(list[bytes]).decode
 
+#: The meta table's keys: the genesis document, the ordering-stream position the last block ended at,
+#: and the pinned identity (creation time) of the ordering stream.
+META_KEYS = frozenset({"genesis", "stream_seq", "order_stream_created"})
 CHECKPOINT_EVERY = 64  # blocks between checkpoints of the write-ahead log into chain.db
 
 SCHEMA = """
@@ -51,6 +54,13 @@ class CorruptBlock(DamagedData):
     def __init__(self, height: int, reason: str) -> None:
         self.height = height
         super().__init__("the block log", f"block {height}", reason, scope="block", height=height)
+
+
+def _header(height: int, raw: bytes) -> Header:
+    try:
+        return decode(raw, Header)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise CorruptBlock(height, f"the stored header cannot be read ({exc})") from None
 
 
 class StoredBlock(msgspec.Struct, frozen=True):
@@ -164,6 +174,21 @@ class BlockLog:
         finally:
             dest.close()
 
+    def meta(self, key: str) -> str | None:
+        """A value the node keeps beside its blocks (one of ``META_KEYS``)."""
+        row = self._read().execute("SELECT v FROM meta WHERE k=?", (key,)).fetchone()
+        return None if row is None else (bytes(row[0]).decode() if isinstance(row[0], (bytes, memoryview)) else str(row[0]))
+
+    def set_meta(self, key: str, value: str) -> None:
+        if key not in META_KEYS:
+            raise KeyError(f"{key!r} is not a declared meta key of the block log")
+        with self._lock:
+            self._writer().execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def unknown_meta(self) -> list[str]:
+        """Meta keys this software never writes (a changed or foreign row)."""
+        return [k for (k,) in self._read().execute("SELECT k FROM meta") if k not in META_KEYS]
+
     def stream_seq(self) -> int:
         """The ordering-stream sequence the last block ended at (0: none)."""
         row = self._read().execute("SELECT v FROM meta WHERE k='stream_seq'").fetchone()
@@ -186,14 +211,26 @@ class BlockLog:
         row = self._read().execute("SELECT max(height) FROM blocks").fetchone()
         return -1 if row[0] is None else row[0]
 
+    def gaps(self, limit: int = 5) -> list[int]:
+        """Heights missing below the last block (a complete log has none)."""
+        c = self._read()
+        (count, top) = c.execute("SELECT count(*), max(height) FROM blocks").fetchone()
+        if top is None or count == top + 1:
+            return []
+        rows = c.execute("SELECT height + 1 FROM blocks b WHERE height < ? AND NOT EXISTS "
+                         "(SELECT 1 FROM blocks WHERE height = b.height + 1) ORDER BY height LIMIT ?",
+                         (top, limit)).fetchall()
+        first = [] if c.execute("SELECT 1 FROM blocks WHERE height = 0").fetchone() else [0]
+        return (first + [r[0] for r in rows])[:limit]
+
     def header(self, height: int) -> Header | None:
         row = self._read().execute("SELECT header FROM blocks WHERE height=?", (height,)).fetchone()
-        return None if row is None else decode(row[0], Header)
+        return None if row is None else _header(height, row[0])
 
     def headers(self, start: int, end: int) -> list[Header]:
-        rows = self._read().execute("SELECT header FROM blocks WHERE height BETWEEN ? AND ? ORDER BY height",
+        rows = self._read().execute("SELECT height, header FROM blocks WHERE height BETWEEN ? AND ? ORDER BY height",
                                     (start, end)).fetchall()
-        return [decode(r[0], Header) for r in rows]
+        return [_header(h, raw) for h, raw in rows]
 
     def block(self, height: int) -> StoredBlock | None:
         row = self._read().execute("SELECT height, header, hash, txs, ids, receipts FROM blocks WHERE height=?",

@@ -30,7 +30,8 @@ import msgspec
 
 from ..core import smt
 from ..core.chain import BlockOutcome, merge_tx_index
-from ..core.module import IndexTable
+from ..core.crypto import TAG_HISTORY, tagged_hash
+from ..core.module import HistoryChain, IndexTable
 from ..core.registry import Registry
 from .damage import DamagedData
 from .sqlite import connect
@@ -367,7 +368,7 @@ class StateStore:
         conn = self._reader()
         conn.execute("BEGIN")
         try:
-            yield Snapshot(conn, self._tables, self.registry.provider)
+            yield Snapshot(conn, self._tables, self.registry.provider, self.registry.chains)
         finally:
             conn.execute("COMMIT")
 
@@ -489,10 +490,12 @@ class IndexRowDamaged(DamagedData):
 class Snapshot:
     """Read-only view of ``state.db`` inside one read transaction; implements ``QueryView``."""
 
-    def __init__(self, conn: sqlite3.Connection, tables: dict[str, IndexTable], need: Any = None) -> None:
+    def __init__(self, conn: sqlite3.Connection, tables: dict[str, IndexTable], need: Any = None,
+                 chains: dict[str, HistoryChain] | None = None) -> None:
         self.conn = conn
         self._tables = tables
         self._need = need
+        self._chains = chains or {}
         row = conn.execute("SELECT v FROM meta WHERE k='height'").fetchone()
         self.height: int = -1 if row is None else int(row[0])
         row = conn.execute("SELECT v FROM meta WHERE k='root'").fetchone()
@@ -530,6 +533,9 @@ class Snapshot:
                 raise KeyError(f"{table.name} has no column {o}")
         order_sql = (" ORDER BY " + ", ".join(f"{o} {'DESC' if descending else 'ASC'}" for o in order)) if order else ""
         sql = f"SELECT {', '.join(cols)}, _height, _h FROM {table.name} WHERE {clause}{order_sql} LIMIT ? OFFSET ?"
+        chain = self._chains.get(table.name)
+        if chain is not None and set(where) == set(chain.parent):
+            self._check_chain(chain, tuple(where[c] for c in chain.parent))
         out = []
         for r in self.conn.execute(sql, args + [limit, offset]):
             values = r[:-2]
@@ -537,6 +543,23 @@ class Snapshot:
                 raise IndexRowDamaged(table.name, values)
             out.append(dict(zip(cols, values)))
         return out
+
+    def _check_chain(self, chain: HistoryChain, parent: tuple) -> None:
+        """All of a parent's rows hash to the (count, head) its state record commits to."""
+        committed = chain.committed(self, parent)
+        if committed is None:
+            return
+        where = " AND ".join(f"{c}=?" for c in chain.parent)
+        head = bytes(32)
+        n = 0
+        for (entry,) in self.conn.execute(f"SELECT {chain.entry} FROM {chain.table.name} WHERE {where} "
+                                          f"ORDER BY {chain.seq}", parent):
+            head = tagged_hash(TAG_HISTORY, head + bytes(entry))
+            n += 1
+        if (n, head.hex()) != committed:
+            raise DamagedData(f"the index table {chain.table.name}", f"state.db, the rows of {parent!r:.120}",
+                              f"{n} rows hash to {head.hex()[:16]}…, the state record commits to {committed[0]} "
+                              f"rows hashing to {committed[1][:16]}…", scope="state")
 
     def sql(self, text: str, args: Any = (), **tables: IndexTable) -> list[tuple]:
         for t in tables.values():

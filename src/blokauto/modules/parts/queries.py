@@ -49,6 +49,14 @@ def part(view: QueryView, q: RefQuery) -> dict[str, Any]:
     return to_builtins(p)
 
 
+def _committed_history(view: Any, parent: tuple) -> tuple[int, str] | None:
+    p = PARTS.get(view, parent[0]) if "/" not in parent[0] else None
+    return None if p is None else (p.history.count, p.history.head)
+
+
+module.history_chain(PART_HISTORY, parent=("part",), seq="seq", entry="entry", committed=_committed_history)
+
+
 @module.query("trace", TraceQuery)
 def trace(view: QueryView, q: TraceQuery) -> dict[str, Any]:
     """A part's whole story: minting, custody, conditions, assembly, installations, removals, and the

@@ -43,6 +43,14 @@ def vehicle(view: QueryView, q: VinQuery) -> dict[str, Any]:
     return {**to_builtins(v), "decoded": decode(v.vin)}
 
 
+def _committed_history(view: Any, parent: tuple) -> tuple[int, str] | None:
+    v = VEHICLES.get(view, parent[0])
+    return None if v is None else (v.history.count, v.history.head)
+
+
+module.history_chain(HISTORY, parent=("vin",), seq="seq", entry="entry", committed=_committed_history)
+
+
 @module.query("history", HistoryQuery)
 def history(view: QueryView, q: HistoryQuery) -> dict[str, Any]:
     """The vehicle's history, oldest first, paginated; each entry says who recorded it, when and in which block."""
