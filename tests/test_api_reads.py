@@ -223,20 +223,23 @@ def test_receipt_field_that_disagrees_with_the_proven_bytes_is_rejected(chain, a
         verify_tx_evidence(bad, anchor)
 
 
-def test_sdk_refuses_a_receipt_for_another_transaction(chain, monkeypatch):
+@pytest.mark.parametrize("lie", ["answers-about-another", "claims-the-asked-id"])
+def test_sdk_refuses_a_receipt_for_another_transaction(chain, monkeypatch, lie):
+    """A node that answers with another transaction's genuine, proven receipt is caught: whether it
+    says so (its id) or claims it is the one asked about."""
     asked, other = chain.ids[0], chain.ids[1]
     with Client(chain.url, trust=chain.genesis) as c:
         real = c._request
 
         def swap(method, path, **kw):
-            return real(method, path.replace(asked, other), **kw)
+            out = real(method, path.replace(asked, other), **kw)
+            if lie == "claims-the-asked-id" and isinstance(out, dict) and "id" in out:
+                out = {**out, "id": asked}
+            return out
 
         monkeypatch.setattr(c, "_request", swap)
-        try:
-            info = c.receipt(asked, wait=0)
-        except VerificationError:
-            return
-        assert info.id == asked
+        with pytest.raises(VerificationError, match="transaction"):
+            c.receipt(asked, wait=0)
 
 
 # ---------------------------------------------------------------- state values with proofs

@@ -30,13 +30,14 @@ class NodeProcess:
     """``blokauto node start`` as a child process on 127.0.0.1, stopped by PID."""
 
     def __init__(self, data: Path, *, workers: int | None = None, block_txs: int = 2000, block_ms: int = 50,
-                 log: Path | None = None) -> None:
+                 log: Path | None = None, extra: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "blokauto.cli", "node", "start", "--data", str(data), "--port", str(self.port),
                "--block-txs", str(block_txs), "--block-ms", str(block_ms)]
         if workers:
             cmd += ["--workers", str(workers)]
+        cmd += list(extra)
         self._log = open(log or data / "node.log", "ab")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT)
         self.pid = self.proc.pid
@@ -109,12 +110,16 @@ class RssSampler:
         return self.peak
 
 
-def post_batch(http: httpx.Client, body: bytes, errors: list[str]) -> None:
+def post_batch(http: httpx.Client, body: bytes, errors: list[str], ack_ms: list[float] | None = None) -> None:
     """POST one batch (a JSON array of transactions), waiting out 503s and dropped connections;
-    every refusal (the whole batch's, or each refused transaction's) is added to ``errors``."""
+    every refusal (the whole batch's, or each refused transaction's) is added to ``errors``, and
+    the time from sending to the answer with the ids to ``ack_ms``."""
     while True:
         try:
+            t = time.perf_counter()
             r = http.post("/v1/txs/batch", content=body, headers={"content-type": "application/json"})
+            if ack_ms is not None and r.status_code == 200:
+                ack_ms.append((time.perf_counter() - t) * 1000)
         except httpx.TransportError as exc:
             errors.append(f"transport: {exc}")
             time.sleep(0.2)

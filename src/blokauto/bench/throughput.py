@@ -87,7 +87,7 @@ WORKLOADS: dict[str, tuple[list[str], Callable[[Path, Any, int], tuple[list[byte
 }
 
 
-def _submit_all(url: str, bodies: list[bytes], errors: list[str]) -> None:
+def _submit_all(url: str, bodies: list[bytes], errors: list[str], ack_ms: list[float] | None = None) -> None:
     lock = threading.Lock()
     queue = list(enumerate(bodies))
 
@@ -98,7 +98,7 @@ def _submit_all(url: str, bodies: list[bytes], errors: list[str]) -> None:
                     if not queue:
                         return
                     _, body = queue.pop(0)
-                post_batch(http, body, errors)
+                post_batch(http, body, errors, ack_ms)
 
     threads = [threading.Thread(target=worker) for _ in range(IN_FLIGHT)]
     for t in threads:
@@ -108,13 +108,17 @@ def _submit_all(url: str, bodies: list[bytes], errors: list[str]) -> None:
 
 
 def run(*, txs: int = 200_000, workload: str = "vehicles", workers: int | None = None, block_txs: int = 2000,
-        keep: Path | None = None) -> dict[str, Any]:
+        keep: Path | None = None, compare_journal: bool = True) -> dict[str, Any]:
+    """Commit ``txs`` transactions on a node; with ``compare_journal``, the same transactions again on a
+    fresh copy of the chain whose node answers ids before the intake journal's fsync."""
     if workload not in WORKLOADS:
         raise ValueError(f"unknown workload {workload!r}; known: {', '.join(WORKLOADS)}")
     orgs, generate = WORKLOADS[workload]
     data = keep or Path(tempfile.mkdtemp(prefix="blokauto-bench-"))
+    pristine = Path(tempfile.mkdtemp(prefix="blokauto-bench-pristine-")) / "data"
     try:
         genesis = init_chain(data, chain="bench", orgs=[OrgSpec.parse(o) for o in orgs], quorum=1, node_orgs=1)
+        shutil.copytree(data, pristine)  # the same chain and keys for the second run
         t = time.perf_counter()
         setup, signed = generate(data, genesis, txs)
         raws = [canonical(tx) for tx in signed]
@@ -125,64 +129,99 @@ def run(*, txs: int = 200_000, workload: str = "vehicles", workers: int | None =
         bodies = [b"[" + b",".join(raws[i:i + BATCH]) + b"]" for i in range(0, len(raws), BATCH)]
         tx_bytes = sum(len(r) for r in raws) // len(raws)
         del raws
+        setup_bodies = [b"[" + b",".join(setup[i:i + BATCH]) + b"]" for i in range(0, len(setup), BATCH)]
+        result = {"bench": "throughput", "workload": workload, "txs": txs,
+                  **_measure(data, setup_bodies, len(setup), bodies, txs, workers, block_txs, durable_acks=True)}
+        result.update(raw)
+        result["ratio_to_raw"] = round(result["tx_per_s"] / raw["raw_limit_tx_per_s"], 3)
+        result.update(tx_bytes=tx_bytes, generate_s=round(gen_s, 1))
+        if compare_journal:
+            other = data.with_name(data.name + "-unsafe-acks")
+            shutil.copytree(pristine, other)
+            try:
+                unsafe = _measure(other, setup_bodies, len(setup), bodies, txs, workers, block_txs, durable_acks=False)
+            finally:
+                shutil.rmtree(other, ignore_errors=True)
+            result["without_journal"] = {k: unsafe[k] for k in ("tx_per_s", "ack_p50_ms", "ack_p99_ms", "committed",
+                                                                  "failed", "refused")}
+            result["journal_cost"] = round(1 - result["tx_per_s"] / max(1, unsafe["tx_per_s"]), 3)
+        return result
+    finally:
+        shutil.rmtree(pristine.parent, ignore_errors=True)
+        if keep is None:
+            shutil.rmtree(data, ignore_errors=True)
 
-        node = NodeProcess(data, workers=workers, block_txs=block_txs)
-        try:
-            node.wait_ready()
-            if setup:  # not timed: the state the workload acts on
-                _submit_all(node.url, [b"[" + b",".join(setup[i:i + BATCH]) + b"]"
-                                       for i in range(0, len(setup), BATCH)], [])
-                _wait_committed(node.url, len(setup))
-            sampler = RssSampler(node.pid)
-            errors: list[str] = []
-            samples: list[tuple[float, int]] = []
-            t0 = time.perf_counter()
-            sender = threading.Thread(target=_submit_all, args=(node.url, bodies, errors))
-            sender.start()
-            with httpx.Client(base_url=node.url, timeout=30) as http:
-                base = http.get("/v1/status").json()["committed_txs"]
-                committed = 0
-                while committed < txs:
-                    time.sleep(0.1)
-                    st = http.get("/v1/status").json()
-                    committed = st["committed_txs"] - base
-                    samples.append((time.perf_counter() - t0, committed))
-                    if not st["healthy"] or (not sender.is_alive() and errors and committed + len(errors) >= txs):
-                        break
-                    print(f"\r{committed}/{txs} committed", end="", file=sys.stderr, flush=True)
-                print(file=sys.stderr)
-                final = http.get("/v1/status").json()
-                final["committed_txs"] -= base
+
+def _measure(data: Path, setup_bodies: list[bytes], setup_n: int, bodies: list[bytes], txs: int,
+             workers: int | None, block_txs: int, *, durable_acks: bool) -> dict[str, Any]:
+    """One node process: the set-up (not timed), then every batch; rates count successful receipts."""
+    extra = () if durable_acks else ("--unsafe-acks-before-journal",)
+    node = NodeProcess(data, workers=workers, block_txs=block_txs, extra=extra)
+    try:
+        node.wait_ready()
+        if setup_bodies:  # not timed: the state the workload acts on, committed in order (one batch at a time)
+            with httpx.Client(base_url=node.url, timeout=120) as http:
+                for body in setup_bodies:
+                    post_batch(http, body, [])
+            _wait_committed(node.url, setup_n)
+        with httpx.Client(base_url=node.url, timeout=30) as http:
+            base = http.get("/v1/status").json()
+        sampler = RssSampler(node.pid)
+        errors: list[str] = []
+        ack_ms: list[float] = []
+        samples: list[tuple[float, int]] = []
+        t0 = time.perf_counter()
+        sender = threading.Thread(target=_submit_all, args=(node.url, bodies, errors, ack_ms))
+        sender.start()
+        with httpx.Client(base_url=node.url, timeout=30) as http:
+            committed = 0
+            while committed < txs:
+                time.sleep(0.1)
+                st = http.get("/v1/status").json()
+                committed = st["committed_txs"] - base["committed_txs"]
+                samples.append((time.perf_counter() - t0, committed))
+                if not st["healthy"] or (not sender.is_alive() and errors and committed + len(errors) >= txs):
+                    break
+                print(f"\r{committed}/{txs} committed", end="", file=sys.stderr, flush=True)
+            print(file=sys.stderr)
+            final = http.get("/v1/status").json()
             sender.join()
             elapsed = samples[-1][0]
             peak = sampler.stop()
-        finally:
-            node.stop()
-        result = {
-            "bench": "throughput",
-            "workload": workload,
-            "txs": txs,
-            "committed": final["committed_txs"],
-            "tx_per_s": round(final["committed_txs"] / elapsed),
-            **raw,
-            "ratio_to_raw": round(final["committed_txs"] / elapsed / raw["raw_limit_tx_per_s"], 3),
-            "start_tx_per_s": _rate(samples, 0.0, 0.2, txs),
-            "end_tx_per_s": _rate(samples, 0.8, 1.0, txs),
-            "blocks": final["height"],
-            "peak_rss_mb": round(peak / 2**20, 1),
-            "node_main_cpu_us_per_tx": round(sampler.cpu[0] / final["committed_txs"] * 1e6),
-            "node_workers_cpu_us_per_tx": round(sampler.cpu[1] / final["committed_txs"] * 1e6),
-            "tx_bytes": tx_bytes,
-            "generate_s": round(gen_s, 1),
-            "elapsed_s": round(elapsed, 2),
-            "refused": len(errors),
-            "first_errors": errors[:3],
-        }
-        result["end_vs_start"] = round(result["end_tx_per_s"] / max(1, result["start_tx_per_s"]), 3)
-        return result
+            failed = _failed_receipts(http, base["height"] + 1, final["height"])
     finally:
-        if keep is None:
-            shutil.rmtree(data, ignore_errors=True)
+        node.stop()
+    done = final["committed_txs"] - base["committed_txs"]
+    ok = done - failed
+    acks = sorted(ack_ms) or [0.0]
+    out = {
+        "committed": done,
+        "failed": failed,
+        "tx_per_s": round(ok / elapsed),
+        "start_tx_per_s": _rate(samples, 0.0, 0.2, txs),
+        "end_tx_per_s": _rate(samples, 0.8, 1.0, txs),
+        "blocks": final["height"] - base["height"],
+        "peak_rss_mb": round(peak / 2**20, 1),
+        "node_main_cpu_us_per_tx": round(sampler.cpu[0] / max(1, done) * 1e6),
+        "node_workers_cpu_us_per_tx": round(sampler.cpu[1] / max(1, done) * 1e6),
+        "ack_p50_ms": round(acks[len(acks) // 2], 1),
+        "ack_p99_ms": round(acks[min(len(acks) - 1, int(len(acks) * 0.99))], 1),
+        "ack_batch": BATCH,
+        "elapsed_s": round(elapsed, 2),
+        "refused": len(errors),
+        "first_errors": errors[:3],
+    }
+    out["end_vs_start"] = round(out["end_tx_per_s"] / max(1, out["start_tx_per_s"]), 3)
+    return out
+
+
+def _failed_receipts(http: httpx.Client, start: int, end: int) -> int:
+    """Transactions of blocks ``start``..``end`` whose receipt is a failure (they count as committed, not done)."""
+    failed = 0
+    for h in range(start, end + 1):
+        block = http.get(f"/v1/blocks/{h}", params={"full": "true"}).json()
+        failed += sum(1 for r in block["receipts"] if not r["ok"])
+    return failed
 
 
 def _wait_committed(url: str, n: int, timeout: float = 600) -> None:

@@ -20,6 +20,7 @@ from rich.markup import escape
 from ..core.errors import BlokautoError
 from ..node.backup import BackupError
 from ..node.faults import NodeFault
+from ..store.damage import DamagedData
 from ..verify import VerificationError
 
 err_console = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
@@ -41,7 +42,7 @@ def cli_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             fail(f"[{exc.code}] {exc.message}", 1)
         except VerificationError as exc:
             fail(f"verification failed: {exc}", 3)
-        except NodeFault as exc:
+        except (NodeFault, DamagedData) as exc:
             fail(str(exc), 4)
         except BackupError as exc:
             fail(str(exc), 1)

@@ -191,6 +191,8 @@ def node_start(
     workers: Optional[int] = typer.Option(None, help="Signature-checking processes (default: one per core)."),
     scrub_minutes: float = typer.Option(60.0, "--scrub-minutes", help="Minutes between re-verifications of all "
                                         "stored data by a low-priority process (0: never; the first runs 30 s after start)."),
+    unsafe_acks: bool = typer.Option(False, "--unsafe-acks-before-journal", hidden=True,
+                                     help="Benchmarks only: answer ids before they are durable (a crash can lose them)."),
 ) -> None:
     """Run a node and its HTTP API until interrupted."""
     from ..api.server import ApiServer
@@ -200,7 +202,8 @@ def node_start(
     from .progress import progress_bar
 
     key = _KS(data / "keys").load(node_key) if node_key else None
-    node = Node(data, node_key=key, config=EngineConfig(block_max_txs=block_txs, block_interval_ms=block_ms),
+    node = Node(data, node_key=key, config=EngineConfig(block_max_txs=block_txs, block_interval_ms=block_ms,
+                                                        durable_acks=not unsafe_acks),
                 workers=workers, scrub_interval_s=scrub_minutes * 60)
     with progress_bar("replaying blocks") as advance:
         replayed = node.start(progress=advance)
@@ -585,12 +588,16 @@ def bench_network(orgs: int = typer.Option(4, help="Organisations, each running 
 @cli_errors
 def bench_throughput(txs: int = typer.Option(200_000, help="Transactions to commit."),
                      workload: str = typer.Option("vehicles", help="Transaction mix: vehicles or members."),
-                     workers: Optional[int] = typer.Option(None), block_txs: int = typer.Option(2000),
-                     keep: Optional[Path] = typer.Option(None, help="Keep the node's data folder here.")) -> None:
+                     workers: Optional[int] = typer.Option(None, help="Signature-checking processes of the node."),
+                     block_txs: int = typer.Option(2000, help="Transactions per block."),
+                     keep: Optional[Path] = typer.Option(None, help="Keep the node's data folder here."),
+                     compare_journal: bool = typer.Option(True, help="Run a second time with ids answered before "
+                                                          "the intake journal's fsync, to measure what durability costs.")) -> None:
     """End-to-end committed throughput vs the raw signature-verification limit (JSON)."""
     from ..bench.throughput import run
 
-    print_json(run(txs=txs, workload=workload, workers=workers, block_txs=block_txs, keep=keep))
+    print_json(run(txs=txs, workload=workload, workers=workers, block_txs=block_txs, keep=keep,
+                   compare_journal=compare_journal))
 
 
 @bench_app.command("history")

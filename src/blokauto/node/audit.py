@@ -158,7 +158,8 @@ def _replay(blocks: BlockLog, height: int, registry: Registry, ledger: MemoryLed
             prev_hash, executing = None, _stop_executing(h, executing, finding)
             continue
         nodes = _node_keys(ledger)
-        for kind, message in block_problems(b, prev=prev_hash, attestations=blocks.stored_attestations(h), nodes=nodes):
+        for kind, message in block_problems(b, prev=prev_hash, attestations=blocks.stored_attestations(h), nodes=nodes,
+                                            require_attestation=True):
             finding(h, kind, message)
         for att in blocks.stored_attestations(h):
             if att.node not in nodes:

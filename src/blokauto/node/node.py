@@ -12,10 +12,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Callable
 
+import httpx
+
+from ..core import smt
 from ..core.block import Genesis
 from ..core.crypto import KeyPair
 from ..core.encoding import decode
@@ -23,10 +27,11 @@ from ..core.errors import BlokautoError, Unavailable
 from ..core.registry import Registry
 from ..keystore import KeyStore
 from ..modules import default_registry
-from ..core import smt
 from ..store.damage import DamagedData
+from ..store.head import HeadMarker
+from ..verify import VerificationError
 from .engine import Engine, EngineConfig, Submission, now_ms
-from .faults import Divergence, IntegrityFault
+from .faults import Divergence, IntegrityFault, LogBehindCommitted
 from .health import Health, Scrubber
 from .integrity import verify_block
 from .netconfig import load_network
@@ -72,6 +77,8 @@ class Node:
         self._config = config
         self.network = load_network(self.data_dir)
         self.rebuilt_state: str | None = None
+        self.repaired: str | None = None
+        self.expect_head: Any = None  # the head committed before a repair, which must come back identical
         recorded = Health.recorded_state_damage(self.data_dir)
         if recorded is not None:
             self._set_state_aside(f"the scrubber found it damaged: {recorded['reason']}")
@@ -115,20 +122,28 @@ class Node:
 
     def start(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Recover (checking the head of the log and the state; a damaged state.db is set aside and
-        rebuilt), start the signature workers, the engine and the scrubber. Returns blocks replayed."""
+        rebuilt; a networked node whose block log lost or damaged blocks repairs it from the
+        stream or a peer), start the signature workers, the engine and the scrubber. Returns
+        blocks replayed."""
         try:
             replayed = self.engine.recover(progress)
             self._check_at_start()
-        except (Divergence, IntegrityFault) as exc:
-            if not self._state_damage(exc):
+        except (Divergence, DamagedData, LogBehindCommitted) as exc:
+            if self._state_damage(exc):
+                self.engine.stop()
+                self._set_state_aside(str(exc))
+            elif self.network is not None and self.repaired is None and not isinstance(exc, Divergence):
+                self.engine.stop()
+                self._repair_networked_log(exc)
+            else:
                 raise
-            self.engine.stop()
-            self._set_state_aside(str(exc))
             self.engine = self._new_engine()
             replayed = self.engine.recover(progress)
             self._check_at_start()
         if self.rebuilt_state is not None:
             self.health.forget_state_damage()
+        if self.expect_head is not None:
+            self.engine.expect_head = self.expect_head
         self.verifier = VerifierPool(self.chain, self.registry, workers=self.workers)
         self.engine.verifier = self.verifier
         try:
@@ -138,6 +153,47 @@ class Node:
             raise
         self.scrubber.start()
         return replayed
+
+    def _repair_networked_log(self, exc: Exception) -> None:
+        """A networked node's block log lost blocks (re-form them from the stream) or holds a
+        damaged one (rejoin from a peer's verified snapshot). The damaged files are kept aside;
+        the block this node had committed last must come back identical, or it stops."""
+        from .snapshot import fetch_snapshot
+
+        committed = HeadMarker(self.data_dir).read()
+        aside = self.data_dir / f"damaged-{time.strftime('%Y%m%dT%H%M%S')}"
+        aside.mkdir()
+        names = ["state.db", "head.json"] + ([] if isinstance(exc, LogBehindCommitted) else ["chain.db"])
+        for name in names:
+            for suffix in ("", "-wal", "-shm"):
+                p = self.data_dir / (name + suffix)
+                if p.exists():
+                    os.replace(p, aside / p.name)
+        if isinstance(exc, LogBehindCommitted):
+            self.repaired = (f"the block log had lost blocks {exc.log_height + 1}-{exc.committed}; state.db and "
+                             f"head.json were set aside in {aside.name} and the blocks are formed again from the "
+                             f"ordering stream")
+        else:
+            assert self.network is not None
+            errors = []
+            for peer in self.network.peers:
+                try:
+                    snap = fetch_snapshot(peer, self.data_dir)
+                except (OSError, ConnectionError, VerificationError, httpx.HTTPError) as err:
+                    errors.append(f"{peer}: {err}")
+                    continue
+                self.repaired = (f"the block log was damaged ({exc}); it was set aside in {aside.name} with state.db, "
+                                 f"and a verified snapshot of {peer} to block {snap.height} replaced it")
+                break
+            else:
+                for p in aside.iterdir():  # nothing better found: put everything back as it was
+                    os.replace(p, self.data_dir / p.name)
+                aside.rmdir()
+                raise IntegrityFault("the block log", "this node's data folder",
+                                     f"it is damaged ({exc}) and no peer served a snapshot that verifies "
+                                     f"({'; '.join(errors) or 'no peers in network.json'})", scope="block") from exc
+        log.warning("%s", self.repaired)
+        self.expect_head = committed
 
     def _state_damage(self, exc: Exception) -> bool:
         """Whether a start failure lies in state.db (derived: rebuilt once) rather than the log."""
@@ -231,7 +287,7 @@ class Node:
             "workers": self.verifier.workers if self.verifier else 0,
             "healthy": e.failure is None and self.health.ok,
             "error": None if e.failure is None else str(e.failure),
-            "integrity": {**self.health.status(), "rebuilt_state": self.rebuilt_state,
+            "integrity": {**self.health.status(), "rebuilt_state": self.rebuilt_state, "repaired": self.repaired,
                           "recovered_from_journal": e.recovered_from_journal},
             **e.ordering_status(),
         }

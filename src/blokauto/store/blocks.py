@@ -28,6 +28,10 @@ _unpack_list = msgspec.msgpack.Decoder(list[bytes]).decode
 #: and the pinned identity (creation time) of the ordering stream.
 META_KEYS = frozenset({"genesis", "stream_seq", "order_stream_created"})
 CHECKPOINT_EVERY = 64  # blocks between checkpoints of the write-ahead log into chain.db
+# Columns read as bytes whatever a damaged row holds (text that is not UTF-8 must not stop a read).
+_BLOCK_COLUMNS = ("height, CAST(header AS BLOB), CAST(hash AS BLOB), CAST(txs AS BLOB), CAST(ids AS BLOB), "
+                  "CAST(receipts AS BLOB)")
+_BLOCK_COLUMNS_RANGE = f"SELECT {_BLOCK_COLUMNS} FROM blocks WHERE height BETWEEN ? AND ? ORDER BY height"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB NOT NULL);
@@ -224,16 +228,16 @@ class BlockLog:
         return (first + [r[0] for r in rows])[:limit]
 
     def header(self, height: int) -> Header | None:
-        row = self._read().execute("SELECT header FROM blocks WHERE height=?", (height,)).fetchone()
+        row = self._read().execute("SELECT CAST(header AS BLOB) FROM blocks WHERE height=?", (height,)).fetchone()
         return None if row is None else _header(height, row[0])
 
     def headers(self, start: int, end: int) -> list[Header]:
-        rows = self._read().execute("SELECT height, header FROM blocks WHERE height BETWEEN ? AND ? ORDER BY height",
+        rows = self._read().execute("SELECT height, CAST(header AS BLOB) FROM blocks WHERE height BETWEEN ? AND ? ORDER BY height",
                                     (start, end)).fetchall()
         return [_header(h, raw) for h, raw in rows]
 
     def block(self, height: int) -> StoredBlock | None:
-        row = self._read().execute("SELECT height, header, hash, txs, ids, receipts FROM blocks WHERE height=?",
+        row = self._read().execute(f"SELECT {_BLOCK_COLUMNS} FROM blocks WHERE height=?",
                                    (height,)).fetchone()
         return None if row is None else self._stored(row)
 
@@ -243,7 +247,7 @@ class BlockLog:
         while True:
             hi = h + 63 if end is None else min(h + 63, end)
             rows = self._read().execute(
-                "SELECT height, header, hash, txs, ids, receipts FROM blocks WHERE height BETWEEN ? AND ? ORDER BY height",
+                _BLOCK_COLUMNS_RANGE,
                 (h, hi)).fetchall()
             for row in rows:
                 yield self._stored(row)
@@ -266,13 +270,13 @@ class BlockLog:
 
     def stored_attestations(self, height: int) -> list[NodeSignature]:
         """The attestations stored for ``height`` now (no waiting for a quorum)."""
-        rows = self._read().execute("SELECT node, sig FROM attestations WHERE height=? ORDER BY node",
+        rows = self._read().execute("SELECT CAST(node AS BLOB), CAST(sig AS BLOB) FROM attestations WHERE height=? ORDER BY node",
                                     (height,)).fetchall()
-        return [NodeSignature(n, s) for n, s in rows]
+        return [NodeSignature(bytes(n).decode(errors="replace"), bytes(s).decode(errors="replace")) for n, s in rows]
 
     def ids(self, height: int) -> list[bytes]:
         """The transaction ids stored with block ``height`` (empty if there is none)."""
-        row = self._read().execute("SELECT ids FROM blocks WHERE height=?", (height,)).fetchone()
+        row = self._read().execute("SELECT CAST(ids AS BLOB) FROM blocks WHERE height=?", (height,)).fetchone()
         ids = b"" if row is None else bytes(row[0])
         return [ids[i:i + 32] for i in range(0, len(ids), 32)]
 
