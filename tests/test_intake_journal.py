@@ -98,3 +98,36 @@ def test_clearing_keeps_a_readable_empty_journal(tmp_path):
     j.append([b"after"])
     j.close()
     assert IntakeJournal(tmp_path).read().txs == [b"after"]
+
+
+def test_the_writer_answers_each_group_once_durable_and_clears_only_what_was_committed(tmp_path):
+    from blokauto.node.journal import JournalWriter
+
+    j = IntakeJournal(tmp_path, clear_above_bytes=0)
+    j.read()
+    j.open()
+    w = JournalWriter(j)
+    answers: list[tuple[str, object]] = []
+    w.append([b"first"], lambda err: answers.append(("first", err)))
+    w.committed()  # the first group's block is committed: it may go
+    w.append([b"second"], lambda err: answers.append(("second", err)))  # not committed yet: it must stay
+    w.close()
+    j.close()
+    assert answers == [("first", None), ("second", None)]
+    assert IntakeJournal(tmp_path).read().txs == [b"second"]
+
+
+def test_the_writer_reports_a_failed_write_to_the_group_it_stopped(tmp_path, monkeypatch):
+    from blokauto.node.journal import JournalWriter
+
+    j = IntakeJournal(tmp_path)
+    j.read()
+    j.open()
+    w = JournalWriter(j)
+    monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    errors: list[object] = []
+    w.append([b"lost"], errors.append)
+    w.close()
+    j.close()
+    assert len(errors) == 1 and isinstance(errors[0], OSError)
+    assert IntakeJournal(tmp_path).read().txs == []

@@ -36,7 +36,7 @@ from ..store.blocks import BlockLog
 from ..store.head import HeadMarker
 from ..store.state import StateStore, StoredReplayWindow
 from .faults import Divergence, IntegrityFault, LogBehindCommitted
-from .journal import IntakeJournal
+from .journal import IntakeJournal, JournalWriter
 from .replay import stored_txs
 from .scrub import known_node_keys
 
@@ -123,6 +123,7 @@ class Engine:
         self._consensus_history_read = False
         self.head_marker = HeadMarker(data_dir)
         self.journal = IntakeJournal(data_dir) if self.intake_journal else None
+        self._journal_writer: JournalWriter | None = None
         self.recovered_from_journal = 0
         self.expect_head: Any = None  # a head committed before a repair: when re-formed, it must be identical
         self.window = StoredReplayWindow(self.state)
@@ -246,6 +247,8 @@ class Engine:
     # ---------------------------------------------------------------- running
 
     def start(self) -> None:
+        if self.journal is not None:
+            self._journal_writer = JournalWriter(self.journal)
         self._thread = threading.Thread(target=self._run, name="engine", daemon=True)
         self._thread.start()
 
@@ -260,6 +263,8 @@ class Engine:
         self._inbox.clear()
         if self.head is not None and self.failure is None:
             self.head_marker.write(self.head, durable=True)
+        if self._journal_writer is not None:
+            self._journal_writer.close()  # every group asked for is written (and answered) first
         if self.journal is not None:
             if self.failure is None and self.journal.size:  # every journaled transaction is in a block now
                 self.journal.clear()
@@ -308,11 +313,12 @@ class Engine:
             if not batch:
                 continue
             accepted = self._precheck(batch)
-            if not accepted or not self._journal(accepted):
+            if not accepted:
                 continue
+            self._journal(accepted)
             self.produce([checked for checked, _, _ in accepted])
-            assert self.journal is not None
-            self.journal.committed()
+            assert self._journal_writer is not None
+            self._journal_writer.committed()
 
     def _run(self) -> None:
         try:
@@ -341,20 +347,22 @@ class Engine:
             accepted.append(item)
         return accepted
 
-    def _journal(self, accepted: list[tuple[CheckedTx, Submission, int]]) -> bool:
-        """Make accepted transactions durable (one fsync for the group), then answer their ids."""
-        assert self.journal is not None
-        try:
-            if self.config.durable_acks:
-                self.journal.append([checked.raw for checked, _, _ in accepted])
-        except OSError as exc:  # nothing was acknowledged; the journal is as it was before
-            log.error("the intake journal cannot be written: %s", exc)
-            for _, sub, i in accepted:
-                sub.answer(i, Unavailable(reason=f"the node cannot write its intake journal ({exc.strerror})"))
-            return False
-        for checked, sub, i in accepted:
-            sub.answer(i, checked.id)
-        return True
+    def _journal(self, accepted: list[tuple[CheckedTx, Submission, int]]) -> None:
+        """Make accepted transactions durable (one fsync for the group, while their block executes),
+        then answer their ids. If the journal cannot be written, the transactions are answered
+        ``unavailable`` (not acknowledged; sending them again is safe: a repeat that was included
+        anyway is refused as a replay naming its block)."""
+
+        def durable(err: OSError | None) -> None:
+            for checked, sub, i in accepted:
+                sub.answer(i, checked.id if err is None else
+                           Unavailable(reason=f"the node cannot write its intake journal ({err.strerror})"))
+
+        if not self.config.durable_acks:
+            durable(None)
+            return
+        assert self._journal_writer is not None
+        self._journal_writer.append([checked.raw for checked, _, _ in accepted], durable)
 
     def check_stateful(self, checked: CheckedTx, seen: set[bytes] = frozenset()) -> BlokautoError | None:  # type: ignore[assignment]
         assert self.head is not None

@@ -25,9 +25,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import queue
 import struct
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from .faults import NodeFault
 
@@ -187,6 +190,51 @@ class IntakeJournal:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+class JournalWriter:
+    """Appends groups from a thread of its own, so the engine executes a block while the block's
+    transactions are being fsynced; each group's ``done`` is called once it is durable (or with
+    the ``OSError`` that stopped it). Groups and clears happen in the order they were asked for,
+    so a clear asked after a block was committed never removes a group that is not in a block."""
+
+    def __init__(self, journal: IntakeJournal) -> None:
+        self.journal = journal
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="intake-journal", daemon=True)
+        self._thread.start()
+
+    def append(self, raws: list[bytes], done: Callable[[OSError | None], None]) -> None:
+        self._queue.put(("append", raws, done))
+
+    def committed(self) -> None:
+        """Every group asked for so far is in a committed block."""
+        self._queue.put(("committed", None, None))
+
+    def close(self) -> None:
+        """Finish every group asked for, then stop."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            kind, raws, done = item
+            if kind == "committed":
+                try:
+                    self.journal.committed()
+                except OSError as exc:  # the file stays as it is: its groups are in blocks, replaying them is harmless
+                    log.error("the intake journal could not be emptied: %s", exc)
+                continue
+            try:
+                self.journal.append(raws)
+            except OSError as exc:
+                log.error("the intake journal cannot be written: %s", exc)
+                done(exc)
+            else:
+                done(None)
 
 
 def _fsync_dir(path: Path) -> None:
