@@ -25,6 +25,7 @@ from blokauto.core.tx import Message, make_body, sign
 from blokauto.modules import default_registry
 
 DATA = Path(__file__).parent / "data"
+JSON_POST = {"content-type": "application/json"}  # transactions are submitted as JSON
 CHAIN = "test-chain"
 T0 = 1_800_000_000_000  # genesis time of test chains (ms)
 

@@ -31,7 +31,7 @@ from blokauto.node.network import (NatsServer, NetworkState, OrgNode, admin_conn
 from blokauto.node.node import load_genesis
 from blokauto.verify import TrustAnchor, VerificationError, verify_tx_evidence
 
-from conftest import build_tx, now_ms
+from conftest import JSON_POST, build_tx, now_ms
 
 K = KeyPair.from_label  # network_up(key_factory=K): every founding key is K("<org>-admin") / K("<org>-node")
 
@@ -332,7 +332,7 @@ class Load:
 
     def _single(self, http: httpx.Client, url: str, raw: bytes) -> list[bytes]:
         try:
-            r = http.post(url + "/v1/txs", content=raw)
+            r = http.post(url + "/v1/txs", headers=JSON_POST, content=raw)
         except httpx.HTTPError as exc:
             with self._lock:
                 self.transport_errors.append(f"{url}: {type(exc).__name__}: {exc}")

@@ -39,7 +39,7 @@ from blokauto.modules.recalls.messages import OpenCampaign
 from blokauto.modules.recalls.state import BatchRef, DateRange, Scope, SerialRange, VinRange
 from blokauto.modules.vehicles.messages import AssignWmi
 
-from conftest import Chain, K, build_tx, now_ms, write_chain
+from conftest import JSON_POST, Chain, K, build_tx, now_ms, write_chain
 from helpers_vehicles import ORGS, WMI, admin, register_msg, vehicles_genesis, vin_for
 
 #: Organisations the parts tests add to the vehicles consortium.
@@ -249,7 +249,7 @@ class PartsNode:
 
     def send(self, sender: KeyPair, msg: Message, *cosigners: KeyPair) -> dict[str, Any]:
         """Submit, wait for the block; returns {id, height, receipt}. A refusal at the door raises."""
-        r = self.http.post("/v1/txs", params={"wait": 30}, content=self.tx(sender, msg, *cosigners))
+        r = self.http.post("/v1/txs", headers=JSON_POST, params={"wait": 30}, content=self.tx(sender, msg, *cosigners))
         assert r.status_code == 200, r.text
         ev = r.json()
         return {"id": ev["id"], "height": ev["height"], "receipt": ev["receipt"]}
@@ -268,7 +268,7 @@ class PartsNode:
     def all(self, *steps: tuple) -> list[dict[str, Any]]:
         """Many transactions, in this order, in as few blocks as the node cuts; all must pass."""
         raws = [self.tx(*step) for step in steps]
-        r = self.http.post("/v1/txs/batch", content=b"[" + b",".join(raws) + b"]")
+        r = self.http.post("/v1/txs/batch", headers=JSON_POST, content=b"[" + b",".join(raws) + b"]")
         assert r.status_code == 200 and r.json()["accepted"] == len(raws), r.text
         out = []
         for step, res in zip(steps, r.json()["results"]):

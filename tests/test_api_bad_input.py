@@ -33,7 +33,7 @@ from blokauto.core.errors import (
 )
 from blokauto.modules.governance.messages import AddMember, RevokeMember, RotateKey
 
-from conftest import K, build_tx, now_ms, write_chain
+from conftest import JSON_POST, K, build_tx, now_ms, write_chain
 
 ADD = "governance.add_member"
 MAX_TX_BYTES = 65_536
@@ -93,7 +93,7 @@ def good_add(live: Any, label: str) -> bytes:
 
 def commit(live: Any, raw: bytes) -> dict[str, Any]:
     """Submit and wait for the receipt; the set-up of a case must succeed."""
-    r = HTTP.post(live.url + "/v1/txs", params={"wait": 20}, content=raw, timeout=30)
+    r = HTTP.post(live.url + "/v1/txs", headers=JSON_POST, params={"wait": 20}, content=raw, timeout=30)
     assert r.status_code == 200, r.text
     ev = r.json()
     assert ev["receipt"]["ok"], ev["receipt"]
@@ -352,7 +352,7 @@ def replayed_with_signatures_reordered(live):
 def replayed_after_failed_receipt(live):
     # A transaction that failed at execution consumed its id: the attempt cannot be replayed.
     raw = live.tx(K("oem-admin"), AddMember(member=U("x").did, roles=["insurer"]), U("x"))
-    r = HTTP.post(live.url + "/v1/txs", params={"wait": 20}, content=raw, timeout=30)
+    r = HTTP.post(live.url + "/v1/txs", headers=JSON_POST, params={"wait": 20}, content=raw, timeout=30)
     assert r.status_code == 200 and r.json()["receipt"]["code"] == "role_not_held", r.text
     return Bad(raw, 409, "replayed_tx")
 
@@ -605,7 +605,7 @@ def test_refused_with_stable_code_and_nothing_changes(shared_node, make):
 
 
 def post_batch(live: Any, raws: list[bytes]) -> dict[str, Any]:
-    r = HTTP.post(live.url + "/v1/txs/batch", content=b"[" + b",".join(raws) + b"]", timeout=30)
+    r = HTTP.post(live.url + "/v1/txs/batch", headers=JSON_POST, content=b"[" + b",".join(raws) + b"]", timeout=30)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -661,7 +661,7 @@ def test_admin_of_another_organisation_cannot_revoke_our_member(live_node):
     receipt and a stable code, and changes no state."""
     w = add_manufacturer(live_node, "oem-worker")
     before = snapshot(live_node.url)
-    r = HTTP.post(live_node.url + "/v1/txs", params={"wait": 20},
+    r = HTTP.post(live_node.url + "/v1/txs", headers=JSON_POST, params={"wait": 20},
                    content=live_node.tx(K("ins-admin"), RevokeMember(member=w.did, reason="hostile")), timeout=30)
     assert r.status_code == 200, r.text
     ev = r.json()
@@ -687,7 +687,7 @@ def test_key_of_another_organisation_cannot_sell_its_vehicle(live_node):
         build_date="2022-06-14", country="DE")))
     buyer = K("buyer")
     before = snapshot(live_node.url)
-    r = HTTP.post(live_node.url + "/v1/txs",
+    r = HTTP.post(live_node.url + "/v1/txs", headers=JSON_POST,
                    content=live_node.tx(K("ins-admin"), veh.TransferTitle(vin=vin, to=buyer.did), buyer), timeout=30)
     assert_refusal(r, 403, "missing_cosigner")
     assert snapshot(live_node.url) == before
@@ -705,14 +705,14 @@ def test_deeply_nested_tx_is_malformed_and_node_keeps_working(live_node):
     deep = (b'{"body":{"chain":"c","sender":"s","msg":' + b"[" * DEPTH + b"]" * DEPTH
             + b',"nonce":"00","expires":1},"sigs":[]}')
     assert len(deep) < MAX_TX_BYTES
-    r = HTTP.post(live_node.url + "/v1/txs", content=deep, timeout=5)
+    r = HTTP.post(live_node.url + "/v1/txs", headers=JSON_POST, content=deep, timeout=5)
     assert_refusal(r, 400, "malformed_tx")
     assert_only_next_good_tx_commits(live_node, before)
 
 
 def test_deeply_nested_batch_is_malformed(live_node):
     before = snapshot(live_node.url)
-    r = HTTP.post(live_node.url + "/v1/txs/batch", content=b"[" + b"[" * DEPTH + b"]" * DEPTH + b"]", timeout=10)
+    r = HTTP.post(live_node.url + "/v1/txs/batch", headers=JSON_POST, content=b"[" + b"[" * DEPTH + b"]" * DEPTH + b"]", timeout=10)
     assert_refusal(r, 400, "malformed_tx")
     assert_only_next_good_tx_commits(live_node, before)
 

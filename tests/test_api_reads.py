@@ -26,7 +26,7 @@ from blokauto.verify import (
     verify_tx_evidence,
 )
 
-from conftest import K, build_tx, consortium, now_ms, write_chain
+from conftest import JSON_POST, K, build_tx, consortium, now_ms, write_chain
 
 HTTP = httpx.Client(timeout=30)
 
@@ -42,7 +42,7 @@ def add(live: Any, label: str, roles: tuple[str, ...] = ("manufacturer",)) -> by
 
 
 def commit(live: Any, raw: bytes) -> dict[str, Any]:
-    r = HTTP.post(live.url + "/v1/txs", params={"wait": 20}, content=raw)
+    r = HTTP.post(live.url + "/v1/txs", headers=JSON_POST, params={"wait": 20}, content=raw)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -84,7 +84,7 @@ def chain(tmp_path_factory):
     try:
         live.ids = [commit(live, add(live, "alice"))["id"]]
         batch = [add(live, f"batch-{i}") for i in range(5)]
-        r = HTTP.post(live.url + "/v1/txs/batch", content=b"[" + b",".join(batch) + b"]")
+        r = HTTP.post(live.url + "/v1/txs/batch", headers=JSON_POST, content=b"[" + b",".join(batch) + b"]")
         assert r.json()["accepted"] == 5, r.text
         live.batch_ids = [x["id"] for x in r.json()["results"]]
         for txid in live.batch_ids:
@@ -441,7 +441,7 @@ def test_state_evidence_with_a_rogue_checkpoint_is_rejected(chain, anchor):
 
 def test_submit_without_wait_then_get_with_wait_returns_the_receipt(chain, anchor):
     raw = add(chain, "patient")
-    r = HTTP.post(chain.url + "/v1/txs", content=raw)
+    r = HTTP.post(chain.url + "/v1/txs", headers=JSON_POST, content=raw)
     assert r.status_code == 202 and r.json()["status"] == "accepted"
     txid = r.json()["id"]
     ev = get_json(chain, f"/v1/txs/{txid}", wait=20)
@@ -465,7 +465,7 @@ def test_get_with_wait_registered_before_submission_returns_once_committed(chain
     t.start()
     try:
         # the waiter is parked on the node before the transaction exists there
-        assert HTTP.post(chain.url + "/v1/txs", content=raw).status_code == 202
+        assert HTTP.post(chain.url + "/v1/txs", headers=JSON_POST, content=raw).status_code == 202
     finally:
         t.join(45)
     assert got["r"].status_code == 200, got["r"].text
@@ -473,7 +473,7 @@ def test_get_with_wait_registered_before_submission_returns_once_committed(chain
 
 
 def test_post_with_wait_answers_with_the_committed_receipt(chain, anchor):
-    r = HTTP.post(chain.url + "/v1/txs", params={"wait": 20}, content=add(chain, "in-a-hurry"))
+    r = HTTP.post(chain.url + "/v1/txs", headers=JSON_POST, params={"wait": 20}, content=add(chain, "in-a-hurry"))
     assert r.status_code == 200
     verify_tx_evidence(r.json(), anchor)
 

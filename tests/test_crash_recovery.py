@@ -24,7 +24,7 @@ from blokauto.core.block import Genesis
 from blokauto.modules.governance.messages import AddMember
 from blokauto.verify import TrustAnchor, verify_state_evidence, verify_tx_evidence
 
-from conftest import K, build_tx, now_ms, run_cli
+from conftest import JSON_POST, K, build_tx, now_ms, run_cli
 
 pytestmark = pytest.mark.e2e  # starts real node processes
 
@@ -76,7 +76,7 @@ class Load:
                     raws.append(build_tx(K("oem-admin"), AddMember(member=key.did, roles=["manufacturer"]), key,
                                          chain=self.genesis.chain, expires=now_ms() + 600_000))
                 try:
-                    r = http.post(self.url + "/v1/txs/batch", content=b"[" + b",".join(raws) + b"]")
+                    r = http.post(self.url + "/v1/txs/batch", headers=JSON_POST, content=b"[" + b",".join(raws) + b"]")
                     results = r.json()["results"]
                 except (httpx.HTTPError, ValueError, KeyError):
                     return  # the node is gone
@@ -173,14 +173,14 @@ def check_recovered(f: Any, url: str, load: Load, blocks: dict[int, dict[str, An
         for txid in load.acked[-BATCH:]:
             assert http.get(f"{url}/v1/txs/{txid}").json()["receipt"]["ok"] is True
         sample = load.acked[:: max(1, len(load.acked) // 20)]
-        out = http.post(url + "/v1/txs/batch", content=b"[" + b",".join(load.raw[t] for t in sample) + b"]").json()
+        out = http.post(url + "/v1/txs/batch", headers=JSON_POST, content=b"[" + b",".join(load.raw[t] for t in sample) + b"]").json()
         assert [r["error"]["code"] for r in out["results"]] == ["replayed_tx"] * len(sample)
 
         # and the node keeps committing
         key = K(f"{load.prefix}-after-restart")
         raw = build_tx(K("oem-admin"), AddMember(member=key.did, roles=["manufacturer"]), key, chain=f.genesis.chain,
                        expires=now_ms() + 600_000)
-        r = http.post(url + "/v1/txs", params={"wait": 20}, content=raw)
+        r = http.post(url + "/v1/txs", headers=JSON_POST, params={"wait": 20}, content=raw)
         assert r.status_code == 200 and r.json()["receipt"]["ok"] is True
         assert r.json()["height"] > max(blocks)
 
@@ -298,7 +298,7 @@ def test_kill_9_after_single_submissions_are_answered_but_before_their_block_los
         key = K(f"single-{n}")
         raw = build_tx(K("oem-admin"), AddMember(member=key.did, roles=["manufacturer"]), key,
                        chain=f.genesis.chain, expires=now_ms() + 600_000)
-        r = httpx.post(node.url + "/v1/txs", content=raw, timeout=10)
+        r = httpx.post(node.url + "/v1/txs", headers=JSON_POST, content=raw, timeout=10)
         assert r.status_code == 202, r.text
         return r.json()["id"]
 

@@ -17,7 +17,7 @@ from blokauto.client import Client
 from blokauto.modules.governance import state as gov_state
 from blokauto.modules.governance.messages import AddMember, Propose
 
-from conftest import K
+from conftest import JSON_POST, K
 
 Ev = tuple[str, str, dict[str, Any]]  # (id, event type, data)
 
@@ -26,7 +26,7 @@ Ev = tuple[str, str, dict[str, Any]]  # (id, event type, data)
 
 
 def commit(live: Any, raw: bytes) -> dict[str, Any]:
-    r = httpx.post(live.url + "/v1/txs", params={"wait": 20}, content=raw, timeout=30)
+    r = httpx.post(live.url + "/v1/txs", headers=JSON_POST, params={"wait": 20}, content=raw, timeout=30)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -36,7 +36,7 @@ def add(live: Any, label: str, roles: tuple[str, ...] = ("manufacturer",)) -> by
 
 
 def commit_batch(live: Any, raws: list[bytes]) -> list[dict[str, Any]]:
-    r = httpx.post(live.url + "/v1/txs/batch", content=b"[" + b",".join(raws) + b"]", timeout=30)
+    r = httpx.post(live.url + "/v1/txs/batch", headers=JSON_POST, content=b"[" + b",".join(raws) + b"]", timeout=30)
     assert r.json()["accepted"] == len(raws), r.text
     return [httpx.get(f"{live.url}/v1/txs/{x['id']}", params={"wait": 20}, timeout=30).json()
             for x in r.json()["results"]]
@@ -245,7 +245,7 @@ def test_events_without_follow_end_cleanly_once_caught_up(live_node):
     from conftest import run_cli
 
     raw = live_node.tx(K("oem-admin"), AddMember(member=K("quiet").did, roles=["manufacturer"]), K("quiet"))
-    assert httpx.post(f"{live_node.url}/v1/txs?wait=10", content=raw).status_code == 200
+    assert httpx.post(f"{live_node.url}/v1/txs?wait=10", headers=JSON_POST, content=raw).status_code == 200
     r = run_cli("events", "--node", live_node.url, "--from-height", "0", "--no-follow", timeout=60)
     assert r.returncode == 0, r.stderr
     assert "governance.member_added" in r.stdout and "Traceback" not in r.stderr

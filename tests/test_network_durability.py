@@ -26,7 +26,7 @@ from blokauto.node.network import alive, node_status, start_node, stop_pid, stre
 from blokauto.node.node import load_genesis
 from blokauto.verify import TrustAnchor, verify_checkpoint
 
-from conftest import build_tx, now_ms
+from conftest import JSON_POST, build_tx, now_ms
 from helpers_network import (K, Net, attestation_stream_messages, decode_attestation, log_tail, status, wait_in_step,
                              wait_until)
 
@@ -60,7 +60,7 @@ def add_member_tx(net: Net, label: str) -> bytes:
 
 
 def submit(net: Net, raw: bytes) -> str:
-    r = httpx.post(net.node("kba").url + "/v1/txs", content=raw, timeout=30)
+    r = httpx.post(net.node("kba").url + "/v1/txs", headers=JSON_POST, content=raw, timeout=30)
     assert r.status_code == 202, r.text
     return r.json()["id"]
 
@@ -255,7 +255,7 @@ def test_a_node_whose_peers_attestations_left_the_stream_fetches_them_from_its_p
 
     subjects = Subjects(net.state.chain)
     for i in range(3):
-        r = httpx.post(net.node("kba").url + "/v1/txs", params={"wait": 30},
+        r = httpx.post(net.node("kba").url + "/v1/txs", headers=JSON_POST, params={"wait": 30},
                        content=add_member_tx(net, f"peer-attestation-member-{i}"), timeout=60)
         assert r.status_code == 200 and r.json()["receipt"]["ok"], r.text
     st = wait_in_step(net, timeout=60)
@@ -310,7 +310,7 @@ def test_a_verifier_anchored_at_genesis_follows_node_keys_and_quorum_changed_by_
 
     def send(org: str, msg: Any, *cosigners: Any) -> dict[str, Any]:
         raw = build_tx(K(f"{org}-admin"), msg, *cosigners, chain=net.state.chain, expires=now_ms() + 600_000)
-        r = httpx.post(kba.url + "/v1/txs", params={"wait": 30}, content=raw, timeout=60)
+        r = httpx.post(kba.url + "/v1/txs", headers=JSON_POST, params={"wait": 30}, content=raw, timeout=60)
         assert r.status_code == 200 and r.json()["receipt"]["ok"], r.text
         return r.json()
 

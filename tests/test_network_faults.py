@@ -35,7 +35,7 @@ from blokauto.node.netconfig import Subjects
 from blokauto.node.network import alive, stop_pid
 from blokauto.node.stream_engine import Attestation
 
-from conftest import build_tx, now_ms
+from conftest import JSON_POST, build_tx, now_ms
 from helpers_network import (ROLE_OF, K, Load, Net, attestation_stream_messages, check_nothing_acknowledged_lost,
                              decode_attestation, log_tail, status, wait_in_step, wait_until)
 
@@ -304,7 +304,7 @@ def test_attestations_from_unknown_keys_are_refused(quiet_net: Net):
         member = K("attest-test-member")
         raw = build_tx(K("kba-admin"), AddMember(member=member.did, roles=["inspector"]), member,
                        chain=net.state.chain, expires=now_ms() + 600_000)
-        r = http.post(net.nodes[0].url + "/v1/txs", params={"wait": 30}, content=raw)
+        r = http.post(net.nodes[0].url + "/v1/txs", headers=JSON_POST, params={"wait": 30}, content=raw)
         assert r.status_code == 200 and r.json()["receipt"]["ok"], r.text
     height = r.json()["height"]
     st = wait_in_step(net, timeout=60, min_height=height)
@@ -387,7 +387,7 @@ def test_a_well_formed_transaction_with_a_forged_signature_is_left_out_by_every_
         assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_tx", (n.org, r.text)
         assert status(n)["healthy"]
     # the forged copy did not burn the id: the genuine transaction goes through, and the chain agrees
-    r = httpx.post(net.node("allied-insurance").url + "/v1/txs", params={"wait": 30}, content=genuine, timeout=60)
+    r = httpx.post(net.node("allied-insurance").url + "/v1/txs", headers=JSON_POST, params={"wait": 30}, content=genuine, timeout=60)
     assert r.status_code == 200 and r.json()["receipt"]["ok"] and r.json()["id"] == txid.hex(), r.text
     after = wait_in_step(net, timeout=60, min_height=st["height"] + 1)
     for n in net.nodes:
@@ -480,7 +480,7 @@ def test_an_organisation_cannot_subscribe_to_another_organisations_inbox(quiet_n
             await nc.flush()
             # traffic for kba: its node publishes (the acknowledgement comes to its inbox) and every
             # node's consumers deliver the new transaction and attestations to their inboxes
-            r = await asyncio.to_thread(lambda: httpx.post(net.node("kba").url + "/v1/txs", params={"wait": 30},
+            r = await asyncio.to_thread(lambda: httpx.post(net.node("kba").url + "/v1/txs", headers=JSON_POST, params={"wait": 30},
                                                            content=raw, timeout=60))
             await asyncio.sleep(1.0)
         finally:
@@ -577,7 +577,7 @@ def test_an_organisation_cannot_suppress_other_nodes_attestations_by_taking_thei
     member = K("squat-attestation-member")
     raw = build_tx(K("kba-admin"), AddMember(member=member.did, roles=["inspector"]), member,
                    chain=net.state.chain, expires=now_ms() + 600_000)
-    r = httpx.post(net.nodes[0].url + "/v1/txs", content=raw, timeout=30)
+    r = httpx.post(net.nodes[0].url + "/v1/txs", headers=JSON_POST, content=raw, timeout=30)
     assert r.status_code == 202, r.text
     with precondition():
         for n in net.nodes:  # its block is block nxt (nothing else runs on this network)
@@ -610,7 +610,7 @@ def test_an_organisation_cannot_make_an_acknowledged_transaction_vanish_by_takin
     # bavaria-motors publishes junk under that id on the ordering subject, which it may
     (ack,) = _publish_as(net, "bavaria-motors", subjects.tx, subjects.order_stream, [(b"junk", txid)])
     assert ack.duplicate is None
-    r = httpx.post(net.node("kba").url + "/v1/txs", content=raw, timeout=30)
+    r = httpx.post(net.node("kba").url + "/v1/txs", headers=JSON_POST, content=raw, timeout=30)
     assert r.status_code == 202 and r.json()["id"] == txid, r.text
     # acknowledged, so it must be committed on every node
     wait_until(lambda: all(httpx.get(f"{n.url}/v1/txs/{txid}", timeout=30).status_code == 200 for n in net.nodes),
@@ -681,7 +681,7 @@ def test_a_node_with_a_tampered_database_is_detected(net: Net):
         r["code"] == "revoked_key" for r in good["receipts"])
 
     # the diverged node stops executing: it refuses new transactions with a retryable 503
-    r = httpx.post(victim.url + "/v1/txs", content=load.acked[next(iter(load.acked))], timeout=30)
+    r = httpx.post(victim.url + "/v1/txs", headers=JSON_POST, content=load.acked[next(iter(load.acked))], timeout=30)
     assert r.status_code == 503 and r.json()["error"]["code"] == "unavailable", r.text
     frozen = status(victim)["height"]
 

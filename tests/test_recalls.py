@@ -429,12 +429,15 @@ def test_a_client_connecting_before_the_state_flush_still_gets_every_notificatio
         release.wait(60)
         write_layer(layer)
 
-    def waits(height: int, timeout: float) -> bool:  # whoever waits for the flush gets it
-        release.set()
-        return wait_flushed(height, timeout)
+    from blokauto.api.limits import HeightWaiter
 
-    wait_flushed = store.wait_flushed
-    store._write_layer, store.wait_flushed = held, waits
+    async def waits(self: Any, height: int, timeout: float) -> bool:  # whoever waits for the flush gets it
+        release.set()
+        return await wait_flushed(self, height, timeout)
+
+    wait_flushed = HeightWaiter.wait
+    store._write_layer = held
+    HeightWaiter.wait = waits  # type: ignore[method-assign]
     try:
         cid, opened = w.open(Scope(part_numbers=[w.pn("HOSE")]))
         with net.events(from_height=opened["height"]) as s:
@@ -444,7 +447,8 @@ def test_a_client_connecting_before_the_state_flush_still_gets_every_notificatio
             rest = s.until(lambda e: e[2]["tx"] == marker["id"])
     finally:
         release.set()
-        del store._write_layer, store.wait_flushed
+        del store._write_layer
+        HeightWaiter.wait = wait_flushed  # type: ignore[method-assign]
     assert (first[1], first[2]["campaign"]) == ("recalls.campaign_opened", cid)
     notes = [e for e in rest if e[2]["tx"] == opened["id"]]
     assert [(e[0], e[2]["vin"]) for e in notes] == [(first[0] + ":1", v)]

@@ -24,14 +24,14 @@ from blokauto.node.netconfig import Subjects
 from blokauto.node.snapshot import fetch_snapshot, verify_block_log
 from blokauto.verify import TrustAnchor, VerificationError
 
-from conftest import K, consortium, run_cli
+from conftest import JSON_POST, K, consortium, run_cli
 
 
 def commit_some(live, n: int = 3) -> int:
     with httpx.Client(base_url=live.url, timeout=30) as http:
         for i in range(n):
             raw = live.tx(K("oem-admin"), AddMember(member=K(f"m{i}").did, roles=["manufacturer"]), K(f"m{i}"))
-            r = http.post("/v1/txs?wait=10", content=raw)
+            r = http.post("/v1/txs?wait=10", headers=JSON_POST, content=raw)
             assert r.status_code == 200 and r.json()["receipt"]["ok"], r.text
         return http.get("/v1/status").json()["height"]
 

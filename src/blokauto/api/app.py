@@ -29,7 +29,7 @@ from litestar.response import File, ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
 from ..core.encoding import to_builtins
-from ..core.errors import MalformedTx, RequestError, TxTooLarge
+from ..core.errors import MalformedTx, NotFound, RequestError, TxTooLarge
 from ..node.consensus_log import consensus_changes as _consensus_changes
 from ..node.engine import CommittedBlock
 from ..node.node import Node
@@ -38,10 +38,17 @@ from ..report import build_report
 from ..report.html import render_html, web_asset
 from ..report.pdf import render_pdf
 from .errors import EXCEPTION_HANDLERS
+from .limits import HeightWaiter
 
 MAX_BATCH = 5_000
+MAX_BATCH_BYTES = 16 * 2**20  # a batch's body; checked as it arrives, before anything is decoded
+MAX_BATCH_COMMAS = MAX_BATCH * 100  # bounds the items a batch body can make the decoder allocate
+MAX_TX_BODY = 1_048_576  # the largest max_tx_bytes a chain may set; the chain's own limit is checked after
+MAX_OTHER_BODY = 65_536
 MAX_WAIT_S = 60.0
+MAX_FLUSH_WAIT_S = 10.0
 HEARTBEAT_S = 15.0
+READ_THREADS = 32  # threads answering reads; waits for a height or a receipt hold none
 
 
 class BadTxId(RequestError):
@@ -53,6 +60,40 @@ class BatchTooLarge(RequestError):
     code = "batch_too_large"
     http_status = 413
     template = "A batch holds at most {limit} transactions, not {size}; split it."
+
+
+class BatchBodyTooComplex(RequestError):
+    code = "batch_too_complex"
+    http_status = 413
+    template = ("The batch body has {commas} commas; a batch of at most {limit} transactions has at most {max_commas}. "
+                "Send an array of signed transactions, split into smaller batches.")
+
+
+class UnsupportedMediaType(RequestError):
+    code = "unsupported_media_type"
+    http_status = 415
+    template = "Transactions are sent as application/json, not {got!r}; set the Content-Type header."
+
+
+class HeightNotReached(NotFound):
+    code = "height_not_reached"
+    template = ("Block {height} is not committed yet (this node is at height {head}); ask again once it is "
+                "(GET /v1/txs/ID?wait=S answers with the height of a transaction).")
+
+
+def _json_body(request: Request) -> None:
+    """Refuse a submission that is not declared JSON (form data, XML, text or nothing)."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json":
+        raise UnsupportedMediaType(got=media or "no content type")
+
+
+def _more_read_threads() -> None:
+    """Reads run in the loop's default executor (``asyncio.to_thread``): give it enough threads that
+    a few slow reads do not queue the others (the default is cores + 4)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(READ_THREADS, thread_name_prefix="api-read"))
 
 
 def _txid(value: str) -> bytes:
@@ -72,6 +113,15 @@ def _wait_s(wait: float) -> float:
 def create_app(node: Node) -> Litestar:
     engine = node.engine
     registry = node.registry
+    heights = HeightWaiter(engine.state)
+
+    async def _reach(height: int, timeout: float = MAX_FLUSH_WAIT_S) -> None:
+        """Wait (holding no thread) until queries read ``height``; a block not committed yet is refused."""
+        head = engine.head.height  # type: ignore[union-attr]
+        if height > head:
+            raise HeightNotReached(height=height, head=head)
+        await heights.wait(height, timeout)
+
     reader = ChainReader(registry, engine.blocks, engine.state, health=node.health, node_keys=lambda: engine.known_nodes)
 
     async def _receipt(txid: bytes, wait: float) -> dict[str, Any]:
@@ -85,10 +135,11 @@ def create_app(node: Node) -> Litestar:
                 engine.forget_waiter(txid, fut)
         return await asyncio.to_thread(lambda: reader.tx(txid, engine.locate(txid)))
 
-    @post("/v1/txs", status_code=202, summary="Submit a signed transaction")
+    @post("/v1/txs", status_code=202, summary="Submit a signed transaction", request_max_body_size=MAX_TX_BODY)
     async def submit_tx(request: Request, wait: FromQuery[float] = 0.0) -> Response:
         """Stateless checks, replay and authorisation run before the answer: a refusal is a 4xx
         with a stable code. ``wait`` (seconds, up to 60) also waits for the receipt."""
+        _json_body(request)
         raw = await request.body()
         limit = engine.params.get("max_tx_bytes", 65_536)
         if len(raw) > limit:
@@ -98,10 +149,15 @@ def create_app(node: Node) -> Litestar:
             return Response(await _receipt(txid, _wait_s(wait)), status_code=200)
         return Response({"id": txid.hex(), "status": "accepted"}, status_code=202)
 
-    @post("/v1/txs/batch", status_code=200, summary="Submit many signed transactions")
+    @post("/v1/txs/batch", status_code=200, summary="Submit many signed transactions",
+          request_max_body_size=MAX_BATCH_BYTES)
     async def submit_batch(request: Request) -> dict[str, Any]:
         """A JSON array of signed transactions; each gets its id or its own refusal."""
+        _json_body(request)
         body = await request.body()
+        commas = body.count(b",")
+        if commas > MAX_BATCH_COMMAS:
+            raise BatchBodyTooComplex(commas=commas, limit=MAX_BATCH, max_commas=MAX_BATCH_COMMAS)
         try:
             items = msgspec.json.decode(body, type=list[msgspec.Raw])
         except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as exc:
@@ -148,7 +204,7 @@ def create_app(node: Node) -> Litestar:
     async def get_state(key: FromPath[str], min_height: FromQuery[int] = -1) -> dict[str, Any]:
         """``min_height`` waits (up to 10 s) until the state reflects that block, for read-your-writes."""
         if min_height > engine.state.flushed_height:
-            await asyncio.to_thread(engine.state.wait_flushed, min_height, 10.0)
+            await _reach(min_height)
         return await asyncio.to_thread(reader.state_value, key.lstrip("/").encode())
 
     @get("/v1/consensus/changes", sync_to_thread=True,
@@ -215,7 +271,8 @@ def create_app(node: Node) -> Litestar:
             # Catch up from the block log, then follow live blocks, skipping what was sent.
             head = engine.head.height  # type: ignore[union-attr]
             if after[0] <= head:  # derived events read indexes: they must hold the backlog's blocks first
-                await asyncio.to_thread(engine.state.wait_flushed, head, 30.0)
+                if not await heights.wait(head, 30.0):
+                    return  # the client reconnects with Last-Event-ID and misses nothing
                 backlog = await asyncio.to_thread(lambda: list(reader.events(after, head)))
                 for eid, ev in backlog:
                     yield ServerSentEventMessage(data=msgspec.json.encode(ev).decode(), event=ev["type"], id=eid)
@@ -233,13 +290,15 @@ def create_app(node: Node) -> Litestar:
                     continue
                 if h > sent_height + 1:  # should not happen; fill any gap from the log
                     end = 1 << 62
-                    await asyncio.to_thread(engine.state.wait_flushed, h - 1, 30.0)
+                    if not await heights.wait(h - 1, 30.0):
+                        return
                     gap = await asyncio.to_thread(lambda: list(reader.events((sent_height, end, end, end), h - 1)))
                     for eid, ev in gap:
                         yield ServerSentEventMessage(data=msgspec.json.encode(ev).decode(), event=ev["type"], id=eid)
                 expand = None
                 if reader.expands(block.receipts):  # derived events read indexes: wait until they hold block h
-                    await asyncio.to_thread(engine.state.wait_flushed, h, 30.0)
+                    if not await heights.wait(h, 30.0):
+                        return
                     expand = reader.expand
                 events = await asyncio.to_thread(
                     lambda: list(block_events(h, block.header.time, block.tx_ids, block.receipts, expand=expand)))
@@ -251,7 +310,7 @@ def create_app(node: Node) -> Litestar:
 
     async def _report(vin: str, min_height: int) -> dict[str, Any]:
         if min_height > engine.state.flushed_height:
-            await asyncio.to_thread(engine.state.wait_flushed, min_height, 10.0)
+            await _reach(min_height)
         node.health.check_state()
         return await asyncio.to_thread(build_report, engine.blocks, engine.state, vin, reader.checkpoint)
 
@@ -287,7 +346,8 @@ def create_app(node: Node) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         openapi_config=OpenAPIConfig(title="blokauto node API", version="1", path="/schema",
                                      description="A permissioned ledger for the whole life of a vehicle."),
-        request_max_body_size=MAX_BATCH * 70_000,
+        request_max_body_size=MAX_OTHER_BODY,
+        on_startup=[_more_read_threads],
         logging_config=None,
         debug=False,
     )

@@ -12,6 +12,7 @@ import uvicorn
 
 from ..node.node import Node
 from .app import create_app
+from .limits import ClientLimits
 
 
 class ApiServer:
@@ -25,7 +26,7 @@ class ApiServer:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.bind((host, port))
         self.host, self.port = self.sock.getsockname()[:2]
-        config = uvicorn.Config(create_app(node), log_level=log_level, access_log=False, lifespan="on",
+        config = uvicorn.Config(ClientLimits(create_app(node)), log_level=log_level, access_log=False, lifespan="on",
                                 timeout_graceful_shutdown=2)
         self.server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None

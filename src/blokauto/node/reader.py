@@ -33,6 +33,9 @@ class UnknownTx(NotFound):
                 "?wait=SECONDS to wait for its receipt.")
 
 
+MAX_PARAM_CHARS = 8_192  # one query parameter's value (a recall scope as JSON fits many times over)
+
+
 class QueryParamsInvalid(RequestError):
     code = "invalid_query"
     template = "The query parameters are not valid: {reason}"
@@ -194,10 +197,15 @@ class ChainReader:
             raise NotFound(what="Query", key=f"{module}.{name}")
         args: list[Any] = []
         if spec.params is not None:
+            too_long = next((k for k, v in params.items() if len(str(v)) > MAX_PARAM_CHARS), None)
+            if too_long is not None:
+                raise QueryParamsInvalid(reason=f"{too_long} is longer than {MAX_PARAM_CHARS} characters")
             try:
                 args.append(convert_params(params, spec.params))
             except msgspec.ValidationError as exc:
                 raise QueryParamsInvalid(reason=str(exc)) from None
+            except RecursionError:
+                raise QueryParamsInvalid(reason="a parameter is nested too deeply") from None
         elif params:
             raise QueryParamsInvalid(reason=f"{module}.{name} takes no parameters")
         if self.health is not None:

@@ -93,7 +93,8 @@ class StateStore:
         self.set_aside: Path | None = None
         self._write = self._open_current(path)
         self._write.executescript(BASE_SCHEMA + "".join(index_schema(t) for t in registry.indexes))
-        self._write.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        if self._write.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            self._write.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._engine = connect(path, durable=False, readonly=True, cache_mb=64)
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -113,6 +114,7 @@ class StateStore:
         self._stopping = False
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
+        self._flush_listeners: list[Any] = []  # called with each new flushed height (from the flusher)
 
     def _open_current(self, path: Path) -> sqlite3.Connection:
         """A write connection to a state.db of this layout; a file of another layout (it is derived
@@ -264,6 +266,8 @@ class StateStore:
             if live.size or live.height != self.flushed_height:
                 self._write_layer(live)
                 self.flushed_height = live.height
+                for listener in self._flush_listeners:
+                    listener(live.height)
                 self._flushing, self._flushed = live, live
                 self._live = _Layer(live.height, live.root)
                 self._fold_flushed()
@@ -277,6 +281,10 @@ class StateStore:
             self._fold_flushed()
         if self._error is not None:
             raise RuntimeError("the state flusher failed") from self._error
+
+    def on_flushed(self, listener: Any) -> None:
+        """Call ``listener(height)`` each time state.db reaches a new height (from the flusher thread)."""
+        self._flush_listeners.append(listener)
 
     def wait_flushed(self, height: int, timeout: float) -> bool:
         with self._cond:
@@ -304,6 +312,8 @@ class StateStore:
                 self.flushed_height = layer.height
                 self._flushed = layer
                 self._cond.notify_all()
+            for listener in self._flush_listeners:
+                listener(layer.height)
 
     def _write_layer(self, layer: _Layer) -> None:
         c = self._write
