@@ -77,7 +77,7 @@ def prepare_folder(data: Path) -> None:
 
 def run_demo(data: Path, *, serve: bool, port: int, console: Console) -> None:
     prepare_folder(data)
-    genesis = init_chain(data, chain="blokauto-demo", orgs=FOUNDERS, quorum=1, node_orgs=1)
+    genesis = init_chain(data, chain="blokauto-demo", orgs=FOUNDERS, quorum=1, node_orgs=1, params=DEMO_PARAMS)
     keys = KeyStore(data / "keys")
     console.print(f"[bold]blokauto demo[/] — chain {genesis.chain!r} in {data}/")
     console.print(f"  founding organisations: {', '.join(o.name for o in genesis.organisations)}")
@@ -113,13 +113,18 @@ def run_demo(data: Path, *, serve: bool, port: int, console: Console) -> None:
     console.print(f"node stopped; data kept in {data}/ (`blokauto node start --data {data}` resumes it)")
 
 
+# The story compresses years of a car's life into seconds of block time: readings thousands of km
+# apart arrive moments apart, so the demo chains allow larger jumps between trusted readings.
+DEMO_PARAMS = {"odometer_jump_slack_km": 20_000}
+
+
 def run_network_demo(base: Path, *, serve: bool, orgs: int, console: Console) -> None:
     """The same story on a local consortium: NATS JetStream servers and one node per organisation."""
     from ..node.network import network_down, network_status, network_up
 
     prepare_folder(base)
     console.print(f"[bold]blokauto demo --network[/] — a consortium in {base}/")
-    state = network_up(base, orgs=orgs, founders=len(FOUNDERS), chain="blokauto-demo-net",
+    state = network_up(base, orgs=orgs, founders=len(FOUNDERS), chain="blokauto-demo-net", params=DEMO_PARAMS,
                        say=lambda s: console.print(f"  {s}", soft_wrap=True))
     keys = KeyStore(base / "consortium" / "keys")
     url = state.nodes[0].url

@@ -14,6 +14,10 @@ from ..keystore import KeyStore
 from ..modules import default_registry
 from .node import GENESIS_FILE
 
+#: Rules a new chain turns on from its genesis (chains created before a rule existed keep it off
+#: until their governance votes it on, so their blocks replay to the same state).
+NEW_CHAIN_PARAMS = {"odometer_max_kmh": 300}
+
 
 @dataclass(frozen=True)
 class OrgSpec:
@@ -62,7 +66,7 @@ def init_chain(data_dir: Path, *, chain: str, orgs: list[OrgSpec], quorum: int =
         time=genesis_time if genesis_time is not None else time.time_ns() // 1_000_000,
         organisations=members,
         quorum=quorum,
-        params=dict(sorted((params or {}).items())),
+        params=dict(sorted({**NEW_CHAIN_PARAMS, **(params or {})}.items())),
     )
     MemoryLedger(default_registry(), genesis)  # refuses an invalid genesis before anything is written
     keys = KeyStore(data_dir / "keys")

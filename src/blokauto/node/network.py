@@ -356,7 +356,7 @@ def node_status(node: OrgNode, timeout: float = 2.0) -> dict[str, Any] | None:
 def network_up(base: Path, *, orgs: int = 4, chain: str = "blokauto-net", quorum: int | None = None,
                nats_server: str | None = None, workers: int | None = None, timeout: float = 60.0,
                say: Callable[[str], None] = lambda s: None, key_factory: Any = None,
-               founders: int | None = None, block_ms: int = 0) -> NetworkState:
+               founders: int | None = None, block_ms: int = 0, params: dict[str, int] | None = None) -> NetworkState:
     """Create and start a network of ``orgs`` organisations' nodes. ``founders`` (at least ``orgs``)
     founding organisations enter the genesis; the first ``orgs`` of them run nodes. An existing
     network in ``base`` is resumed instead."""
@@ -369,7 +369,8 @@ def network_up(base: Path, *, orgs: int = 4, chain: str = "blokauto-net", quorum
     specs = org_specs(max(orgs, founders or orgs))
     q = quorum or default_quorum(orgs)
     staging = base / "consortium"
-    genesis = init_chain(staging, chain=chain, orgs=specs, quorum=q, node_orgs=orgs, key_factory=key_factory)
+    genesis = init_chain(staging, chain=chain, orgs=specs, quorum=q, node_orgs=orgs, key_factory=key_factory,
+                         params=params)
     say(f"chain {chain!r}: {len(specs)} founding organisations, {orgs} running nodes, quorum {q}, "
         f"trust anchor {staging / 'genesis.json'}")
     servers = [NatsServer(f"n{i + 1}", free_port(), free_port()) for i in range(SERVERS)]

@@ -16,7 +16,7 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, Tabl
 from xml.sax.saxutils import escape
 
 LABELS = {
-    "odometer_rollback": "Odometer rollback suspected", "odometer_not_actual": "Odometer not actual",
+    "odometer_rollback": "Odometer rollback suspected", "odometer_implausible_jump": "Odometer reading implausible for the time elapsed", "odometer_not_actual": "Odometer not actual",
     "odometer_exceeds_mechanical_limits": "Odometer exceeds mechanical limits", "salvage": "Salvage title",
     "total_loss": "Total loss", "junk": "Junk title", "flood": "Flood damage", "fire": "Fire damage",
     "hail": "Hail damage", "lemon": "Lemon / buy-back", "rebuilt": "Rebuilt", "stolen": "Reported stolen",

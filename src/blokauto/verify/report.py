@@ -103,7 +103,7 @@ def summarize(record: dict[str, Any], entries: list[dict[str, Any]],
     recalls = recalls or []
     odo = record["odometer"]
     usages: list[str] = []
-    accidents, series, rollbacks, beyond = [], [], [], []
+    accidents, series, rollbacks, beyond, implausible = [], [], [], [], []
     services = inspections = 0
     last_service: dict[str, Any] | None = None
     last_inspection: dict[str, Any] | None = None
@@ -127,6 +127,8 @@ def summarize(record: dict[str, Any], entries: list[dict[str, Any]],
                 rollbacks.append({"seq": e["seq"], "time": e["time"], "km": km, "by": e["by"], "org": e["org"]})
             elif flag == "exceeds_mechanical_limits":
                 beyond.append({"seq": e["seq"], "time": e["time"], "km": km, "by": e["by"], "org": e["org"]})
+            elif flag == "implausible_jump":
+                implausible.append({"seq": e["seq"], "time": e["time"], "km": km, "by": e["by"], "org": e["org"]})
         if kind == "service":
             services += 1
             last_service = {"seq": e["seq"], "time": e["time"], "km": d.get("km", 0)}
@@ -137,6 +139,8 @@ def summarize(record: dict[str, Any], entries: list[dict[str, Any]],
     warnings = []
     if odo["status"] != "actual" or rollbacks:
         warnings.append("odometer_" + ("rollback" if rollbacks else odo["status"]))
+    if implausible:
+        warnings.append("odometer_implausible_jump")
     warnings += [b for b in WARNING_BRANDS if b in brands]
     if record["status"] == "stolen" and "stolen" not in warnings:
         warnings.append("stolen")
@@ -148,6 +152,10 @@ def summarize(record: dict[str, Any], entries: list[dict[str, Any]],
         warnings.append("open_recall")
     if any(not r["remedied"] and r["do_not_drive"] for r in recalls):
         warnings.append("do_not_drive")
+    odometer = {"status": odo["status"], "last_km": odo["km"], "max_km": odo["max_km"], "readings": len(series),
+                "series": series, "suspected_rollbacks": rollbacks, "beyond_limits": beyond}
+    if implausible:  # only where there are any: reports of chains without the rule keep their exact form
+        odometer["implausible_jumps"] = implausible
     return {
         "vin": record["vin"],
         "vehicle": dict(record["birth"]),
@@ -161,9 +169,7 @@ def summarize(record: dict[str, Any], entries: list[dict[str, Any]],
         "usage_types": usages,
         "liens": len(record.get("liens", [])),
         "accidents": accidents,
-        "odometer": {"status": odo["status"], "last_km": odo["km"], "max_km": odo["max_km"],
-                     "readings": len(series), "series": series, "suspected_rollbacks": rollbacks,
-                     "beyond_limits": beyond},
+        "odometer": odometer,
         "services": {"count": services, "last": last_service},
         "inspections": {"count": inspections, "last": last_inspection},
         "entries": len(entries),

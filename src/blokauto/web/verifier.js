@@ -309,7 +309,7 @@
   function summarize(record, entries, recalls) {
     recalls = recalls || [];
     const odo = record.odometer;
-    const usages = [], accidents = [], series = [], rollbacks = [], beyond = [];
+    const usages = [], accidents = [], series = [], rollbacks = [], beyond = [], implausible = [];
     let services = 0, inspections = 0, lastService = null, lastInspection = null;
     for (const e of entries) {
       const d = e.data, kind = e.type;
@@ -326,6 +326,7 @@
         if (km !== null) series.push({ seq: e.seq, time: e.time, km, flag });
         if (flag === "suspected_rollback") rollbacks.push({ seq: e.seq, time: e.time, km, by: e.by, org: e.org });
         else if (flag === "exceeds_mechanical_limits") beyond.push({ seq: e.seq, time: e.time, km, by: e.by, org: e.org });
+        else if (flag === "implausible_jump") implausible.push({ seq: e.seq, time: e.time, km, by: e.by, org: e.org });
       }
       if (kind === "service") { services++; lastService = { seq: e.seq, time: e.time, km: "km" in d ? d.km : 0 }; }
       if (kind === "inspection") { inspections++; lastInspection = { seq: e.seq, time: e.time, result: d.result }; }
@@ -333,19 +334,21 @@
     const brands = record.brands.slice();
     const warnings = [];
     if (odo.status !== "actual" || rollbacks.length) warnings.push("odometer_" + (rollbacks.length ? "rollback" : odo.status));
+    if (implausible.length) warnings.push("odometer_implausible_jump");
     for (const b of WARNING_BRANDS) if (brands.includes(b)) warnings.push(b);
     if (record.status === "stolen" && !warnings.includes("stolen")) warnings.push("stolen");
     if (record.status === "scrapped") warnings.push("scrapped");
     if (record.liens && record.liens.length) warnings.push("lien");
     if (recalls.some((r) => !r.remedied)) warnings.push("open_recall");
     if (recalls.some((r) => !r.remedied && r.do_not_drive)) warnings.push("do_not_drive");
+    const odometer = { status: odo.status, last_km: odo.km, max_km: odo.max_km, readings: series.length, series,
+      suspected_rollbacks: rollbacks, beyond_limits: beyond };
+    if (implausible.length) odometer.implausible_jumps = implausible;  // only where there are any (as in Python)
     return {
       vin: record.vin, vehicle: Object.assign({}, record.birth), manufacturer: record.manufacturer,
       country: record.country, status: record.status, certificate: record.certificate || "",
       title_brands: brands, holder_kind: record.holder.startsWith("org:") ? "organisation" : "person",
-      owners: record.owners, usage_types: usages, liens: (record.liens || []).length, accidents,
-      odometer: { status: odo.status, last_km: odo.km, max_km: odo.max_km, readings: series.length, series,
-        suspected_rollbacks: rollbacks, beyond_limits: beyond },
+      owners: record.owners, usage_types: usages, liens: (record.liens || []).length, accidents, odometer,
       services: { count: services, last: lastService }, inspections: { count: inspections, last: lastInspection },
       entries: entries.length, open_recalls: recalls, warnings,
     };

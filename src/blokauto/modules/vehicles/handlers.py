@@ -40,7 +40,8 @@ from .messages import (
     VehicleRegistered,
     WmiAssigned,
 )
-from .spec import BIRTHS, BY_HOLDER, HISTORY, HOLDERS, Organisations, module
+from .spec import (BIRTHS, BY_HOLDER, HISTORY, HOLDERS, ODOMETER_JUMP_SLACK_KM, ODOMETER_MAX_KMH, Organisations,
+                   module)
 from .state import ORG_PREFIX, VEHICLES, WMIS, Birth, Entry, History, Lien, Odometer, Vehicle
 from .vin import validate_vin, validate_wmi
 
@@ -140,13 +141,23 @@ def _data(msg: msgspec.Struct, **extra: Any) -> dict[str, Any]:
 
 
 def _reading(ctx: Context, v: Vehicle, value: int, unit: str) -> tuple[Odometer, str, int]:
-    """Judge an odometer reading: returns the new odometer state, a flag ("" if none) and km."""
+    """Judge an odometer reading: returns the new odometer state, a flag ("" if none) and km.
+
+    Against the highest trusted reading so far (cluster offset applied): a value beyond the
+    cluster's mechanical limit is ``exceeds_mechanical_limits``; a lower one is a
+    ``suspected_rollback`` (the odometer becomes ``not_actual``); with the plausibility rule on,
+    a higher one that the time since that reading cannot explain (``odometer_max_kmh``, plus
+    ``odometer_jump_slack_km``) is an ``implausible_jump``. Every reading is kept; a flagged one
+    never becomes the highest trusted reading, so it cannot make later honest readings look like
+    rollbacks.
+    """
     o = v.odometer
     shown_km = to_km(value, unit)
     km = shown_km + o.offset_km
     flag = ""
     status = o.status
     rollbacks = o.rollbacks
+    max_kmh = ctx.param(ODOMETER_MAX_KMH.name)
     if shown_km > o.limit_km:
         flag = "exceeds_mechanical_limits"
         status = "exceeds_mechanical_limits" if status == "actual" else status
@@ -154,11 +165,20 @@ def _reading(ctx: Context, v: Vehicle, value: int, unit: str) -> tuple[Odometer,
         flag = "suspected_rollback"
         rollbacks += 1
         status = "not_actual"
+    elif max_kmh and o.max_at is not msgspec.UNSET and \
+            km - o.max_km > ctx.param(ODOMETER_JUMP_SLACK_KM.name) + (ctx.time - o.max_at) * max_kmh // 3_600_000:
+        flag = "implausible_jump"
     if flag:
         ctx.emit(OdometerFlagged(vin=v.vin, flag=flag, value_km=max(km, 0), max_km=o.max_km))
-    new = Odometer(km=max(km, 0), max_km=max(o.max_km, km) if flag != "exceeds_mechanical_limits" else o.max_km,
+    trusted = not flag
+    new = Odometer(km=max(km, 0), max_km=max(o.max_km, km) if trusted else o.max_km,
                    offset_km=o.offset_km, limit_km=o.limit_km, status=status, readings=o.readings + 1,
-                   rollbacks=rollbacks)
+                   rollbacks=rollbacks, max_at=o.max_at, implausible=o.implausible)
+    if max_kmh:
+        if trusted and km >= o.max_km:
+            new = msgspec.structs.replace(new, max_at=ctx.time)
+        if flag == "implausible_jump":
+            new = msgspec.structs.replace(new, implausible=(0 if o.implausible is msgspec.UNSET else o.implausible) + 1)
     return new, flag, km
 
 
@@ -356,7 +376,7 @@ def replace_cluster(state: Overlay, ctx: Context, msg: ReplaceCluster) -> None:
     new_km = to_km(msg.new_value, msg.unit)
     # An old value beyond the mechanical limit is not trusted: the offset starts from the highest
     # reading on record instead, so it cannot inflate every later reading.
-    trusted = odo.max_km if flag == "exceeds_mechanical_limits" else max(old_km, odo.max_km)
+    trusted = odo.max_km if flag in ("exceeds_mechanical_limits", "implausible_jump") else max(old_km, odo.max_km)
     offset = trusted - new_km
     odo = msgspec.structs.replace(odo, offset_km=offset, km=new_km + offset)
     append(state, ctx, v, "cluster_replaced", _data(msg, offset_km=offset, flag=flag or None), flag, odometer=odo)

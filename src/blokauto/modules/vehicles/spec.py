@@ -13,6 +13,19 @@ module = Module(
     "inspections, accidents, theft and end of life, as a hash-chained history.",
 )
 
+ODOMETER_MAX_KMH = module.param(
+    "odometer_max_kmh", 0, min=0, max=1_000,
+    doc="Highest average speed (km/h) a reading may imply since the highest trusted reading (plus "
+        "odometer_jump_slack_km); a larger jump is kept, flagged implausible_jump and not trusted, so later "
+        "honest readings are not judged against it. 0 turns the rule off (chains created before it); "
+        "`blokauto init` sets 300.",
+)
+ODOMETER_JUMP_SLACK_KM = module.param(
+    "odometer_jump_slack_km", 2_000, min=0, max=100_000,
+    doc="Distance a reading may exceed the highest trusted one by, however little time passed (readings "
+        "recorded late, rounding).",
+)
+
 HISTORY = module.index(
     "history",
     columns=[("vin", "TEXT"), ("seq", "INTEGER"), ("height", "INTEGER"), ("time", "INTEGER"), ("type", "TEXT"),

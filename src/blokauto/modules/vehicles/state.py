@@ -54,6 +54,11 @@ class Odometer(msgspec.Struct, frozen=True):
     status: OdometerStatus = "actual"
     readings: Uint = 0
     rollbacks: Uint = 0
+    # Set only where the plausibility rule is on (odometer_max_kmh > 0), so records of chains that
+    # never turned it on keep their exact bytes: block time of the highest trusted reading, and
+    # how many readings were flagged implausible_jump.
+    max_at: Uint | msgspec.UnsetType = msgspec.UNSET
+    implausible: Uint | msgspec.UnsetType = msgspec.UNSET
 
 
 class History(msgspec.Struct, frozen=True):
