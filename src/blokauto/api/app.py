@@ -75,6 +75,11 @@ class UnsupportedMediaType(RequestError):
     template = "Transactions are sent as application/json, not {got!r}; set the Content-Type header."
 
 
+class UnknownQuery(NotFound):
+    code = "unknown_query"
+    template = "This node knows no query {name!r}; GET /v1/queries lists them (or run `blokauto query --list`)."
+
+
 class HeightNotReached(NotFound):
     code = "height_not_reached"
     template = ("Block {height} is not committed yet (this node is at height {head}); ask again once it is "
@@ -251,6 +256,11 @@ def create_app(node: Node) -> Litestar:
 
         return handler
 
+    @get("/v1/q/{module:str}/{name:str}", summary="An unknown query", include_in_schema=False)
+    async def unknown_query(module: FromPath[str], name: FromPath[str]) -> None:
+        """Declared queries have routes of their own: anything else here is a query this node does not know."""
+        raise UnknownQuery(name=f"{module}.{name}"[:120])
+
     @get("/v1/events", summary="Committed events as server-sent events (resumable)")
     async def events(request: Request, from_height: FromQuery[int] = -1) -> ServerSentEvent:
         """Reconnect with the ``Last-Event-ID`` header (or ``?from_height=H``) to miss nothing."""
@@ -337,7 +347,7 @@ def create_app(node: Node) -> Litestar:
 
     handlers: list[Any] = [submit_tx, submit_batch, get_tx, latest_block, get_block, latest_checkpoint,
                            get_checkpoint, snapshot_chain, get_state, status, genesis, messages, params, queries, events,
-                           report_json, report_pdf, report_page, index]
+                           report_json, report_pdf, report_page, index, unknown_query]
     handlers.append(consensus_changes)
     handlers += [query_route(m, n, spec.doc) for (m, n), spec in sorted(registry.queries.items())]
 

@@ -116,6 +116,7 @@ def _error(code: str, message: str, detail: dict[str, Any], status: int) -> Blok
     if cls is None:
         return ApiError(code, message, detail, status)
     err = cls.__new__(cls)
+    err.fallback = message  # the node's own sentence, if this version's template needs detail it did not send
     BlokautoError.__init__(err, **detail)
     return err
 

@@ -40,6 +40,10 @@ class BlokautoError(Exception):
                 raise TypeError(f"error code {cls.code!r} used by {other.__name__} and {cls.__name__}")
             _REGISTRY[cls.code] = cls
 
+    #: The sentence to show when ``detail`` cannot fill the template (an error a remote node answered
+    #: with detail this code does not expect carries the node's own sentence here).
+    fallback: str | None = None
+
     def __init__(self, **detail: Any) -> None:
         self.detail = detail
         super().__init__(self.message)
@@ -48,8 +52,8 @@ class BlokautoError(Exception):
     def message(self) -> str:
         try:
             return self.template.format(**self.detail)
-        except (KeyError, IndexError, ValueError):
-            return self.template
+        except (KeyError, IndexError, ValueError, AttributeError):
+            return self.fallback or f"Refused with code {self.code}."
 
     def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message, "detail": self.detail}
@@ -68,6 +72,13 @@ def render(code: str, detail: dict[str, Any]) -> str:
     err = cls.__new__(cls)
     err.detail = detail
     return err.message
+
+
+def template_fields(cls: type[BlokautoError]) -> list[str]:
+    """The detail fields ``cls``'s sentence names (``{what}``, ``{key!r}`` -> ``what``, ``key``)."""
+    import string
+
+    return [name.split(".")[0].split("[")[0] for _, name, _, _ in string.Formatter().parse(cls.template) if name]
 
 
 def all_error_classes() -> list[type[BlokautoError]]:

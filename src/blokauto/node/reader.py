@@ -194,7 +194,7 @@ class ChainReader:
     def query(self, module: str, name: str, params: dict[str, Any]) -> dict[str, Any]:
         spec = self.registry.queries.get((module, name))
         if spec is None:
-            raise NotFound(what="Query", key=f"{module}.{name}")
+            raise NotFound(what="Query", key=f"{module}.{name}"[:120])
         args: list[Any] = []
         if spec.params is not None:
             too_long = next((k for k, v in params.items() if len(str(v)) > MAX_PARAM_CHARS), None)
