@@ -1,9 +1,11 @@
-"""The API's listening socket: how it is set up matters for every keep-alive client."""
+"""The API server: its listening socket (it matters for every keep-alive client) and its schema page."""
 
 from __future__ import annotations
 
 import socket
 from typing import Any
+
+import httpx
 
 
 def test_the_api_socket_disables_nagle_so_keep_alive_responses_do_not_wait_for_delayed_acks(live_node: Any) -> None:
@@ -17,3 +19,15 @@ def test_the_api_socket_disables_nagle_so_keep_alive_responses_do_not_wait_for_d
         assert server.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
     finally:
         server.sock.close()
+
+
+def test_the_schema_page_loads_nothing_from_other_hosts(live_node):
+    """/schema works offline: every script, style and icon it loads is served by the node."""
+    import re
+
+    page = httpx.get(live_node.url + "/schema", timeout=10)
+    assert page.status_code == 200
+    refs = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page.text)
+    assert refs and all(ref.startswith("/") for ref in refs), refs
+    for ref in refs:
+        assert httpx.get(live_node.url + ref, timeout=10).status_code == 200, ref

@@ -23,6 +23,9 @@ from typing import Any, AsyncIterator
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.static_files import create_static_files_router
+from swagger_ui_bundle import swagger_ui_path
 from litestar.params import FromPath, FromQuery
 from litestar.background_tasks import BackgroundTask
 from litestar.response import File, ServerSentEvent
@@ -91,6 +94,18 @@ def _json_body(request: Request) -> None:
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != "application/json":
         raise UnsupportedMediaType(got=media or "no content type")
+
+
+SCHEMA_ASSETS = "/schema-assets"
+
+
+def _swagger_ui() -> SwaggerRenderPlugin:
+    """The interactive API page at /schema, with its JavaScript served by the node itself (it works
+    offline and loads nothing from public CDNs)."""
+    return SwaggerRenderPlugin(path=["/", "/swagger"], js_url=f"{SCHEMA_ASSETS}/swagger-ui-bundle.js",
+                               css_url=f"{SCHEMA_ASSETS}/swagger-ui.css",
+                               standalone_preset_js_url=f"{SCHEMA_ASSETS}/swagger-ui-standalone-preset.js",
+                               favicon=f"<link rel='icon' type='image/png' href='{SCHEMA_ASSETS}/favicon-32x32.png'>")
 
 
 def _more_read_threads() -> None:
@@ -350,12 +365,15 @@ def create_app(node: Node) -> Litestar:
                            report_json, report_pdf, report_page, index, unknown_query]
     handlers.append(consensus_changes)
     handlers += [query_route(m, n, spec.doc) for (m, n), spec in sorted(registry.queries.items())]
+    handlers.append(create_static_files_router(path=SCHEMA_ASSETS, directories=[swagger_ui_path],
+                                               include_in_schema=False, name="schema-assets"))
 
     app = Litestar(
         route_handlers=handlers,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         openapi_config=OpenAPIConfig(title="blokauto node API", version="1", path="/schema",
-                                     description="A permissioned ledger for the whole life of a vehicle."),
+                                     description="A permissioned ledger for the whole life of a vehicle.",
+                                     render_plugins=[_swagger_ui()]),
         request_max_body_size=MAX_OTHER_BODY,
         on_startup=[_more_read_threads],
         logging_config=None,
