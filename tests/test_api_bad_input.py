@@ -545,7 +545,7 @@ def unknown_route(live):
 
 @case
 def unknown_query(live):
-    return Bad(None, 404, "not_found", "GET", "/v1/q/governance/secrets")
+    return Bad(None, 404, "unknown_query", "GET", "/v1/q/governance/secrets")
 
 
 @case

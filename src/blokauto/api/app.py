@@ -18,30 +18,34 @@ import asyncio
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Annotated, Any, AsyncIterator
 
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, get, post
+from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import OpenAPIHeader, OpenAPIType, Parameter, Schema
 from litestar.static_files import create_static_files_router
 from swagger_ui_bundle import swagger_ui_path
 from litestar.params import FromPath, FromQuery
+from litestar.params import QueryParameter
 from litestar.background_tasks import BackgroundTask
 from litestar.response import File, ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
 from ..core.encoding import to_builtins
-from ..core.errors import MalformedTx, NotFound, RequestError, TxTooLarge
+from ..core.errors import BlokautoError, MalformedTx, NotFound, RequestError, TxTooLarge, Unavailable
 from ..node.consensus_log import consensus_changes as _consensus_changes
 from ..node.engine import CommittedBlock
 from ..node.node import Node
 from ..node.reader import ChainReader, block_events, parse_event_id
 from ..report import build_report
-from ..report.html import render_html, web_asset
+from ..report.html import render_error_page, render_html, web_asset
 from ..report.pdf import render_pdf
 from .errors import EXCEPTION_HANDLERS
 from .limits import HeightWaiter
+from .openapi import BATCH_ITEMS, HTTP_DATE, TX_ID_PATTERN, documented, json_body, query_parameters, signed_tx_schema
 
 MAX_BATCH = 5_000
 MAX_BATCH_BYTES = 16 * 2**20  # a batch's body; checked as it arrives, before anything is decoded
@@ -108,6 +112,16 @@ def _swagger_ui() -> SwaggerRenderPlugin:
                                favicon=f"<link rel='icon' type='image/png' href='{SCHEMA_ASSETS}/favicon-32x32.png'>")
 
 
+def _html_error(_: Request, err: BlokautoError) -> Response:
+    """A refusal on a page a person reads is a page too (same status and code as the API's)."""
+    return Response(render_error_page(err), status_code=err.http_status, media_type=MediaType.HTML)
+
+
+def _html_http_error(request: Request, exc: HTTPException) -> Response:
+    err = RequestError(reason=str(exc.detail)) if exc.status_code < 500 else Unavailable(reason=str(exc.detail))
+    return Response(render_error_page(err), status_code=exc.status_code, media_type=MediaType.HTML)
+
+
 def _more_read_threads() -> None:
     """Reads run in the loop's default executor (``asyncio.to_thread``): give it enough threads that
     a few slow reads do not queue the others (the default is cores + 4)."""
@@ -130,10 +144,18 @@ def _wait_s(wait: float) -> float:
     return max(0.0, min(float(wait), MAX_WAIT_S))
 
 
+MAX_HEIGHT = 2**53 - 1  # any height a query names; exact in JSON Schema (a float there) and in JavaScript
+MinHeight = Annotated[int, QueryParameter(ge=-1, le=MAX_HEIGHT, description=(
+    "Wait (up to 10 s) until the state reflects this block (read your own writes); -1: do not wait."))]
+WaitSeconds = Annotated[float, QueryParameter(ge=0, le=MAX_WAIT_S,
+                                                 description="Seconds to wait for the receipt (0-60).")]
+
+
 def create_app(node: Node) -> Litestar:
     engine = node.engine
     registry = node.registry
     heights = HeightWaiter(engine.state)
+    signed_tx = signed_tx_schema(registry.codec.tx_type, engine.chain)
 
     async def _reach(height: int, timeout: float = MAX_FLUSH_WAIT_S) -> None:
         """Wait (holding no thread) until queries read ``height``; a block not committed yet is refused."""
@@ -155,8 +177,11 @@ def create_app(node: Node) -> Litestar:
                 engine.forget_waiter(txid, fut)
         return await asyncio.to_thread(lambda: reader.tx(txid, engine.locate(txid)))
 
-    @post("/v1/txs", status_code=202, summary="Submit a signed transaction", request_max_body_size=MAX_TX_BODY)
-    async def submit_tx(request: Request, wait: FromQuery[float] = 0.0) -> Response:
+    @post("/v1/txs", status_code=202, summary="Submit a signed transaction", request_max_body_size=MAX_TX_BODY,
+          operation_class=documented(errors=(400, 401, 403, 404, 409, 413, 415),
+                                     request_body=json_body(signed_tx, "One signed transaction."),
+                                     also_ok={200: "With ?wait: the receipt, as GET /v1/txs/{tx_id} answers it."}))
+    async def submit_tx(request: Request, wait: WaitSeconds = 0.0) -> Response:
         """Stateless checks, replay and authorisation run before the answer: a refusal is a 4xx
         with a stable code. ``wait`` (seconds, up to 60) also waits for the receipt."""
         _json_body(request)
@@ -170,7 +195,9 @@ def create_app(node: Node) -> Litestar:
         return Response({"id": txid.hex(), "status": "accepted"}, status_code=202)
 
     @post("/v1/txs/batch", status_code=200, summary="Submit many signed transactions",
-          request_max_body_size=MAX_BATCH_BYTES)
+          request_max_body_size=MAX_BATCH_BYTES,
+          operation_class=documented(errors=(400, 413, 415), request_body=json_body(
+              {"type": "array", "items": BATCH_ITEMS, "maxItems": MAX_BATCH}, f"Up to {MAX_BATCH} signed transactions.")))
     async def submit_batch(request: Request) -> dict[str, Any]:
         """A JSON array of signed transactions; each gets its id or its own refusal."""
         _json_body(request)
@@ -189,27 +216,34 @@ def create_app(node: Node) -> Litestar:
         out = [{"error": r.to_dict()} if isinstance(r, Exception) else {"id": r.hex()} for r in results]
         return {"accepted": sum(1 for r in out if "id" in r), "results": out}
 
-    @get("/v1/txs/{tx_id:str}", summary="A transaction's receipt with inclusion proofs")
-    async def get_tx(tx_id: FromPath[str], wait: FromQuery[float] = 0.0) -> dict[str, Any]:
+    @get("/v1/txs/{tx_id:str}", summary="A transaction's receipt with inclusion proofs",
+         operation_class=documented(errors=(400, 404), path_patterns={"tx_id": TX_ID_PATTERN}))
+    async def get_tx(tx_id: FromPath[str], wait: WaitSeconds = 0.0) -> dict[str, Any]:
         return await _receipt(_txid(tx_id), _wait_s(wait))
 
-    @get("/v1/blocks/latest", sync_to_thread=True, summary="The newest block")
+    @get("/v1/blocks/latest", sync_to_thread=True, summary="The newest block", operation_class=documented(errors=(400,)))
     def latest_block(full: FromQuery[bool] = False) -> dict[str, Any]:
         return reader.block(engine.head.height, full=full)  # type: ignore[union-attr]
 
-    @get("/v1/blocks/{height:int}", sync_to_thread=True, summary="A block's header, ids and attestations")
+    @get("/v1/blocks/{height:int}", sync_to_thread=True, summary="A block's header, ids and attestations",
+         operation_class=documented(errors=(400, 404)))
     def get_block(height: FromPath[int], full: FromQuery[bool] = False) -> dict[str, Any]:
         return reader.block(height, full=full)
 
-    @get("/v1/checkpoints/latest", sync_to_thread=True, summary="The newest checkpoint")
+    @get("/v1/checkpoints/latest", sync_to_thread=True, summary="The newest checkpoint",
+         operation_class=documented())
     def latest_checkpoint() -> dict[str, Any]:
         return to_builtins(reader.checkpoint(engine.head.height))  # type: ignore[union-attr]
 
-    @get("/v1/checkpoints/{height:int}", sync_to_thread=True, summary="A header with its node attestations")
+    @get("/v1/checkpoints/{height:int}", sync_to_thread=True, summary="A header with its node attestations",
+         operation_class=documented(errors=(404,)))
     def get_checkpoint(height: FromPath[int]) -> dict[str, Any]:
         return to_builtins(reader.checkpoint(height))
 
     @get("/v1/snapshot/chain", sync_to_thread=True, summary="A consistent copy of this node's block log (chain.db)",
+         operation_class=documented(success_media="application/vnd.sqlite3", success_headers={
+             "last-modified": OpenAPIHeader(schema=Schema(type=OpenAPIType.STRING, description=HTTP_DATE)),
+             "etag": OpenAPIHeader(schema=Schema(type=OpenAPIType.STRING))}),
          media_type="application/vnd.sqlite3")
     def snapshot_chain() -> File:
         """For a new node joining the chain: every block, receipt and attestation, and the ordering
@@ -220,28 +254,30 @@ def create_app(node: Node) -> Litestar:
         return File(path=name, filename="chain.db", media_type="application/vnd.sqlite3",
                     background=BackgroundTask(os.remove, name))
 
-    @get("/v1/state/{key:path}", summary="A state value with its proof")
-    async def get_state(key: FromPath[str], min_height: FromQuery[int] = -1) -> dict[str, Any]:
+    @get("/v1/state/{key:path}", summary="A state value with its proof", operation_class=documented(errors=(400, 404)))
+    async def get_state(key: FromPath[str], min_height: MinHeight = -1) -> dict[str, Any]:
         """``min_height`` waits (up to 10 s) until the state reflects that block, for read-your-writes."""
         if min_height > engine.state.flushed_height:
             await _reach(min_height)
         return await asyncio.to_thread(reader.state_value, key.lstrip("/").encode())
 
-    @get("/v1/consensus/changes", sync_to_thread=True,
+    @get("/v1/consensus/changes", sync_to_thread=True, operation_class=documented(errors=(400,)),
          summary="Changes of the node keys and quorum after a height, each proven at the block that made it")
-    def consensus_changes(after: FromQuery[int] = 0) -> dict[str, Any]:
+    def consensus_changes(after: Annotated[int, QueryParameter(ge=0, le=MAX_HEIGHT, description="A block height.")] = 0) -> dict[str, Any]:
         """For a verifier to follow governance from its trust anchor (``verify.follow_consensus``)."""
         return _consensus_changes(engine.blocks, engine.data_dir / "chain.db", after)
 
-    @get("/v1/status", summary="Node status")
+    @get("/v1/status", summary="Node status", operation_class=documented())
     async def status() -> dict[str, Any]:
         return node.status()
 
-    @get("/v1/genesis", summary="The trust anchor: chain id, founding organisations, node keys, quorum")
+    @get("/v1/genesis", summary="The trust anchor: chain id, founding organisations, node keys, quorum",
+         operation_class=documented())
     async def genesis() -> dict[str, Any]:
         return {**to_builtins(engine.genesis), "hash": engine.genesis.hash().hex()}
 
-    @get("/v1/messages", summary="Message types, who may send them and their JSON schema")
+    @get("/v1/messages", summary="Message types, who may send them and their JSON schema",
+         operation_class=documented())
     async def messages() -> list[dict[str, Any]]:
         out = []
         for t, spec in sorted(registry.messages.items()):
@@ -251,20 +287,22 @@ def create_app(node: Node) -> Litestar:
                         "schema": msgspec.json.schema(spec.struct)})
         return out
 
-    @get("/v1/params", summary="Chain parameters: value, bounds, meaning")
+    @get("/v1/params", summary="Chain parameters: value, bounds, meaning", operation_class=documented())
     async def params() -> list[dict[str, Any]]:
         values = engine.params
         return [{"name": p.name, "value": values.get(p.name, p.default), "default": p.default,
                  "min": p.min, "max": p.max, "doc": p.doc} for p in registry.params.values()]
 
-    @get("/v1/queries", summary="Module queries and their parameters")
+    @get("/v1/queries", summary="Module queries and their parameters", operation_class=documented())
     async def queries() -> list[dict[str, Any]]:
         return [{"module": m, "name": n, "path": f"/v1/q/{m}/{n}", "doc": spec.doc,
                  "params": msgspec.json.schema(spec.params) if spec.params else None}
                 for (m, n), spec in sorted(registry.queries.items())]
 
-    def query_route(module: str, name: str, doc: str):  # one documented route per declared query
+    def query_route(module: str, name: str, doc: str, params: type | None):  # one documented route per query
         @get(f"/v1/q/{module}/{name}", sync_to_thread=True, summary=f"{module}.{name}", description=doc,
+             operation_class=documented(errors=(400, 404), parameters=query_parameters(params),
+                                        replace_parameters=True),
              operation_id=f"query_{module}_{name}", name=f"query-{module}-{name}")
         def handler(request: Request) -> dict[str, Any]:
             return reader.query(module, name, dict(request.query_params))
@@ -276,12 +314,16 @@ def create_app(node: Node) -> Litestar:
         """Declared queries have routes of their own: anything else here is a query this node does not know."""
         raise UnknownQuery(name=f"{module}.{name}"[:120])
 
-    @get("/v1/events", summary="Committed events as server-sent events (resumable)")
-    async def events(request: Request, from_height: FromQuery[int] = -1) -> ServerSentEvent:
+    @get("/v1/events", summary="Committed events as server-sent events (resumable)", media_type="text/event-stream",
+         operation_class=documented(errors=(400,), success_media="text/event-stream", parameters=[
+             Parameter(name="Last-Event-ID", param_in="header", required=False,
+                       description="Resume after this event id (height:tx:event[:derived]).",
+                       schema=Schema(type=OpenAPIType.STRING, pattern=r"^\d{1,18}(:\d{1,18}:\d{1,18}(:\d{1,18})?)?$"))]))
+    async def events(request: Request, from_height: Annotated[int, QueryParameter(ge=-1, le=MAX_HEIGHT, description="Start at this block (-1: at the head).")] = -1) -> ServerSentEvent:
         """Reconnect with the ``Last-Event-ID`` header (or ``?from_height=H``) to miss nothing."""
         last = request.headers.get("last-event-id")
         end = 1 << 62
-        after = parse_event_id(last) if last else (from_height - 1 if from_height >= 0 else engine.head.height, end, end, end)  # type: ignore[union-attr]
+        after = parse_event_id(last) if last is not None else (from_height - 1 if from_height >= 0 else engine.head.height, end, end, end)  # type: ignore[union-attr]
         return ServerSentEvent(_event_stream(after))
 
     async def _event_stream(after: tuple[int, int, int, int]) -> AsyncIterator[ServerSentEventMessage]:
@@ -339,20 +381,25 @@ def create_app(node: Node) -> Litestar:
         node.health.check_state()
         return await asyncio.to_thread(build_report, engine.blocks, engine.state, vin, reader.checkpoint)
 
-    @get("/v1/reports/{vin:str}", summary="A vehicle's verifiable history report (blokauto-report/1)")
-    async def report_json(vin: FromPath[str], min_height: FromQuery[int] = -1) -> dict[str, Any]:
+    @get("/v1/reports/{vin:str}", summary="A vehicle's verifiable history report (blokauto-report/1)",
+         operation_class=documented(errors=(400, 404)))
+    async def report_json(vin: FromPath[str], min_height: MinHeight = -1) -> dict[str, Any]:
         return await _report(vin, min_height)
 
-    @get("/v1/reports/{vin:str}/pdf", summary="The report as a PDF", media_type="application/pdf")
-    async def report_pdf(vin: FromPath[str], min_height: FromQuery[int] = -1) -> Response:
+    @get("/v1/reports/{vin:str}/pdf", summary="The report as a PDF", media_type="application/pdf",
+         operation_class=documented(errors=(400, 404), success_media="application/pdf"))
+    async def report_pdf(vin: FromPath[str], min_height: MinHeight = -1) -> Response:
         report = await _report(vin, min_height)
         pdf = await asyncio.to_thread(render_pdf, report)
         return Response(pdf, media_type="application/pdf",
                         headers={"Content-Disposition": f'inline; filename="history-{vin}.pdf"'})
 
     @get("/reports/{vin:str}", summary="The report as a page that verifies itself in the browser",
+         operation_class=documented(errors=(400, 404), error_media="text/html"),
+         exception_handlers={HTTPException: _html_http_error, BlokautoError: _html_error},
          media_type=MediaType.HTML, include_in_schema=True)
-    async def report_page(vin: FromPath[str], min_height: FromQuery[int] = -1) -> Response:
+    async def report_page(vin: FromPath[str], min_height: MinHeight = -1) -> Response:
+        """A person reads this page: a refusal is a page too (with the same status and code)."""
         report = await _report(vin, min_height)
         return Response(render_html(report, engine.genesis), media_type=MediaType.HTML)
 
@@ -364,7 +411,7 @@ def create_app(node: Node) -> Litestar:
                            get_checkpoint, snapshot_chain, get_state, status, genesis, messages, params, queries, events,
                            report_json, report_pdf, report_page, index, unknown_query]
     handlers.append(consensus_changes)
-    handlers += [query_route(m, n, spec.doc) for (m, n), spec in sorted(registry.queries.items())]
+    handlers += [query_route(m, n, spec.doc, spec.params) for (m, n), spec in sorted(registry.queries.items())]
     handlers.append(create_static_files_router(path=SCHEMA_ASSETS, directories=[swagger_ui_path],
                                                include_in_schema=False, name="schema-assets"))
 

@@ -41,7 +41,9 @@ def http_error(_: Request, exc: HTTPException) -> Response:
     if isinstance(exc, ValidationException):
         message = f"The request parameters are not valid: {exc.detail}"
         detail = {"errors": exc.extra} if exc.extra else {}
-    return Response(error_body(code, message, detail), status_code=status)
+    # e.g. Allow on 405 (RFC 9110 requires it), Retry-After on 429/503
+    headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() in ("allow", "retry-after")}
+    return Response(error_body(code, message, detail), status_code=status, headers=headers or None)
 
 
 def damaged_data(request: Request, exc: DamagedData) -> Response:

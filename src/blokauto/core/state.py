@@ -6,7 +6,7 @@ they declare a ``StateMap`` (prefix + value type) or an ``Item`` (one key) once 
 
 from __future__ import annotations
 
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Annotated, Any, Generic, Protocol, TypeVar
 
 import msgspec
 
@@ -41,6 +41,11 @@ class Overlay:
 
     def delete(self, key: bytes) -> None:
         self.writes[key] = None
+
+
+KeyPart = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern="^[^/]+$",
+                                      description="An identifier: 1-200 characters without '/'.")]
+"""A string that may name a state map entry (what ``_key_part`` accepts), for messages and queries."""
 
 
 def _key_part(part: str | int) -> str:

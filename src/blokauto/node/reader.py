@@ -18,7 +18,7 @@ import msgspec
 from ..core import crypto, merkle, smt
 from ..core.block import Checkpoint, Header, NodeSignature, Receipt, attestation_bytes
 from ..core.encoding import decode, to_builtins
-from ..core.errors import MalformedTx, NotFound, RequestError
+from ..core.errors import NotFound, RequestError
 from ..core.registry import Registry
 from ..store.blocks import BlockLog, StoredBlock
 from ..store.state import StateStore
@@ -55,13 +55,23 @@ def event_id(height: int, tx_index: int, event_index: int, derived: int = 0) -> 
     return f"{height}:{tx_index}:{event_index}" + (f":{derived}" if derived else "")
 
 
+class BadEventId(RequestError):
+    code = "bad_event_id"
+    template = ("{value!r} is not an event id: height:tx:event[:derived], as the event stream sends them, or a "
+                "height alone (everything after that block).")
+
+
 def parse_event_id(value: str) -> tuple[int, int, int, int]:
+    """``height:tx:event[:derived]`` (an event the client saw), or a bare ``height`` (after that block)."""
     try:
         parts = [int(x) for x in value.split(":")]
-        if len(parts) not in (3, 4) or min(parts) < 0:
+        if len(parts) not in (1, 3, 4) or min(parts) < 0 or max(parts) >= 2**62:
             raise ValueError
     except ValueError:
-        raise MalformedTx(reason=f"{value!r} is not an event id (height:tx:event[:derived])") from None
+        raise BadEventId(value=value[:80]) from None
+    if len(parts) == 1:
+        end = 1 << 62
+        return (parts[0], end, end, end)
     return (parts[0], parts[1], parts[2], parts[3] if len(parts) == 4 else 0)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from importlib import resources
 from typing import Any
@@ -34,3 +35,14 @@ def render_html(report: dict[str, Any], genesis: Genesis) -> str:
     fill = {"__REPORT_JSON__": _embed(report), "__ANCHOR_JSON__": _embed(to_builtins(genesis)),
             "/*__VERIFIER__*/": web_asset("verifier.js")}
     return _SLOTS.sub(lambda m: fill[m.group(0)], web_asset("report.html"))
+
+
+def render_error_page(err: Any) -> str:
+    """A refusal as a small page a person can read (the same code and sentence the API gives)."""
+    message, code = html.escape(err.message), html.escape(err.code)
+    return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>blokauto: " + code + "</title>"
+            "<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;color:#222}"
+            "code{background:#eee;padding:0 .3em}</style></head><body>"
+            "<h1>No report</h1><p id=\"message\">" + message + "</p>"
+            "<p>Error code <code id=\"code\">" + code + "</code>. <a href=\"/\">Back to the start page</a>.</p>"
+            "</body></html>")

@@ -9,16 +9,17 @@ import msgspec
 from ...core.encoding import Uint, to_builtins
 from ...core.errors import NotFound
 from ...core.module import QueryView
+from ...core.state import KeyPart
 from .spec import MEMBERS_BY_ORG, PROPOSALS_BY_STATUS, module
 from .state import ACTIVE_ORGS, CONSENSUS, MEMBERS, ORGS, PROPOSALS
 
 
 class OrgQuery(msgspec.Struct):
-    id: str
+    id: KeyPart
 
 
 class MemberQuery(msgspec.Struct):
-    did: str
+    did: KeyPart
 
 
 class ProposalQuery(msgspec.Struct):

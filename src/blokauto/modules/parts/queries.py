@@ -9,21 +9,22 @@ import msgspec
 from ...core.encoding import Uint, to_builtins
 from ...core.errors import NotFound
 from ...core.module import QueryView
+from ...core.state import KeyPart
 from .handlers import _nested
 from .spec import LOT_USES, PART_HISTORY, module
 from .state import BATCHES, BOMS, LOTS, PART_TYPES, PARTS
 
 
 class RefQuery(msgspec.Struct):
-    id: str
+    id: KeyPart
 
 
 class VinQuery(msgspec.Struct):
-    vin: str
+    vin: KeyPart
 
 
 class TraceQuery(msgspec.Struct):
-    id: str
+    id: KeyPart
     limit: Uint = 500
     offset: Uint = 0
 

@@ -9,6 +9,7 @@ import msgspec
 from ...core.encoding import Uint, to_builtins
 from ...core.errors import NotFound
 from ...core.module import QueryView
+from ...core.state import KeyPart
 from .handlers import affected_vehicle
 from .resolve import affected, affected_count
 from .spec import REMEDIED, module
@@ -31,11 +32,11 @@ class PreviewQuery(msgspec.Struct):
 
 
 class VinQuery(msgspec.Struct):
-    vin: str
+    vin: KeyPart
 
 
 class HolderQuery(msgspec.Struct):
-    holder: str
+    holder: KeyPart
 
 
 def _campaign(view: QueryView, cid: int) -> Campaign:

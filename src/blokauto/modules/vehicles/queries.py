@@ -9,29 +9,30 @@ import msgspec
 from ...core.encoding import Uint, to_builtins
 from ...core.errors import NotFound
 from ...core.module import QueryView
+from ...core.state import KeyPart
 from .spec import BY_HOLDER, HISTORY, module
 from .state import VEHICLES, WMIS
 from .vin import decode
 
 
 class VinQuery(msgspec.Struct):
-    vin: str
+    vin: KeyPart
 
 
 class HistoryQuery(msgspec.Struct):
-    vin: str
+    vin: KeyPart
     limit: Uint = 100
     offset: Uint = 0
 
 
 class HolderQuery(msgspec.Struct):
-    holder: str
+    holder: KeyPart
     limit: Uint = 100
     offset: Uint = 0
 
 
 class WmiQuery(msgspec.Struct):
-    wmi: str
+    wmi: KeyPart
 
 
 @module.query("vehicle", VinQuery, proof_keys=lambda q: [VEHICLES.key(q.vin)])

@@ -1,0 +1,48 @@
+"""The OpenAPI document describes the API as it is: schemathesis, with every check, against a node
+holding the demo chain finds no failure (statuses, bodies, headers and media types as declared,
+schema-valid requests accepted, schema-violating ones refused, no server error)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import NodeProcess, run_cli
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+CONFIG = Path(__file__).parent / "schemathesis.toml"
+
+
+def test_schemathesis_with_every_check_finds_nothing(tmp_path):
+    data = tmp_path / "demo"
+    r = run_cli("demo", "--data", str(data), timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
+    node = NodeProcess(data, "--workers", "1", "--scrub-minutes", "0")
+    try:
+        out = subprocess.run(
+            [str(Path(sys.executable).with_name("schemathesis")), "--config-file", str(CONFIG), "run",
+             f"{node.url}/schema/openapi.json", "--checks", "all", "--max-examples", "10", "--seed", "20261206",
+             "--phases", "examples,coverage,fuzzing,stateful", "--no-color"],
+            capture_output=True, text=True, timeout=1200)
+    finally:
+        node.stop()
+    tail = out.stdout[-6000:]
+    assert out.returncode == 0, tail
+    import re
+
+    counts = re.search(r"(\d+) generated, (\d+) passed", tail)
+    assert counts and counts.group(1) == counts.group(2) and int(counts.group(1)) > 1000, tail
+
+
+def test_an_unknown_vin_on_the_report_page_is_a_page(live_node):
+    import httpx
+
+    r = httpx.get(f"{live_node.url}/reports/WVWZZZ1JZ00000000", timeout=10)
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+    assert "No vehicle with VIN" in r.text and "unknown_vin" in r.text and "{" not in r.text
+    r = httpx.get(f"{live_node.url}/reports/WVWZZZ1JZ00000000", params={"min_height": "soon"}, timeout=10)
+    assert r.status_code == 400 and r.headers["content-type"].startswith("text/html")
