@@ -127,6 +127,9 @@ def test_the_page_served_by_a_node_verifies_itself(world: World, page: Any):
     assert [r[0] for r in rows].count("flagged") == 1 and rows[8][0] == "flagged"
     assert rows[8][4] == "city-motors" and "18,000 km" in rows[8][5] and "suspected rollback" in rows[8][5]
     assert rows[6][5] == "moderate, front/front_left"
+    # the accident's own date and the day it was recorded are different facts: both are shown
+    assert re.fullmatch(r"2024-02-11 \(recorded \d{4}-\d\d-\d\d\)", rows[6][2]), rows[6][2]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d", rows[5][2])  # a service has no date of its own
     assert texts(page, "#accidents p") == ["2024-02-11: moderate, front/front_left, airbags deployed"]
     assert world.genesis.hash().hex() in page.text_content("#anchorline")
     screenshot(page, "report-green.png")

@@ -389,13 +389,19 @@ def print_history(bc: Client, story: Story, vin: str) -> None:
                   "title_transfer": lambda: f"{_who(d['from'])} → {_who(d['to'])}",
                   "odometer": lambda: f"{d['value']:,} {d['unit']}" + (f"  ⚠ {d['flag']}" if d.get("flag") else ""),
                   "service": lambda: f"{d['odometer']:,} km: {', '.join(d['items'])}",
-                  "accident": lambda: f"{d['severity']}, {'/'.join(d['impact_areas'])}, airbags {d['airbags_deployed']}",
+                  "accident": lambda: f"{d['severity']} on {d['date']} (recorded {day(e['time'])}), "
+                                      f"{'/'.join(d['impact_areas'])}, airbags {d['airbags_deployed']}",
                   "repair": lambda: f"{d['odometer']:,} km: {', '.join(d['items'])}",
                   "parts_installed": lambda: ", ".join(i.get("part") or f"{i['qty']}× {i['batch']}" for i in d["items"]),
                   "parts_removed": lambda: ", ".join(i.get("part") or f"{i['qty']}× {i['batch']}" for i in d["items"]),
                   "recall_remedied": lambda: f"recall {d['number']} ({d['method']})"}.get(e["type"], lambda: "")()
-        story.say(f"  {e['seq']:>2}. block {e['height']:>3}  {e['type']:<15} by {e['org'] or orgs['']:<22} {escape(detail)}")
+        story.say(f"  {e['seq']:>2}. block {e['height']:>3} {day(e['time'])}  {e['type']:<15} by {e['org'] or orgs['']:<22} {escape(detail)}")
     story.say(f"  history head {hist['head'][:16]}… over {hist['total']} entries (proven in the vehicle record)")
+
+
+def day(ms: int) -> str:
+    """A block time (ms) as the UTC date it falls on."""
+    return time.strftime("%Y-%m-%d", time.gmtime(ms / 1000))
 
 
 def _who(holder: str) -> str:

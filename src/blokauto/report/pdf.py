@@ -57,6 +57,12 @@ def describe_entry(e: dict[str, Any]) -> str:
     return ", ".join(f"{k}: {d[k]}" for k in sorted(d))
 
 
+def _when(e: dict[str, Any]) -> str:
+    """A record's own date (an accident's) beside the day it was recorded, where they differ."""
+    recorded, own = _day(e["time"]), (e.get("data") or {}).get("date")
+    return f"{own} (recorded {recorded})" if own and own != recorded else recorded
+
+
 def _day(ms: int) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(ms / 1000))
 
@@ -141,9 +147,9 @@ def render_pdf(report: dict[str, Any]) -> bytes:
     timeline = [["#", "Date", "Event", "Recorded by", "Details", "Block"]]
     for e in report["timeline"]:
         details = describe_entry(e)[:300]
-        timeline.append([str(e["seq"]), _day(e["time"]), e["type"].replace("_", " "), e["org"] or "owner or device key",
+        timeline.append([str(e["seq"]), Paragraph(escape(_when(e)), cell), e["type"].replace("_", " "), e["org"] or "owner or device key",
                          Paragraph(escape(details), cell), str(e["height"])])
-    tt = Table(timeline, colWidths=[8 * mm, 20 * mm, 24 * mm, 30 * mm, 78 * mm, 12 * mm], repeatRows=1)
+    tt = Table(timeline, colWidths=[8 * mm, 24 * mm, 24 * mm, 30 * mm, 74 * mm, 12 * mm], repeatRows=1)
     style = [("FONTSIZE", (0, 0), (-1, -1), 8), ("GRID", (0, 0), (-1, -1), 0.25, colors.HexColor("#e4e7ec")),
              ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#f2f4f7")), ("VALIGN", (0, 0), (-1, -1), "TOP")]
     for i, e in enumerate(report["timeline"], start=1):
