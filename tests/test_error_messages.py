@@ -34,5 +34,9 @@ def test_an_error_without_its_detail_falls_back_to_the_nodes_sentence(cls):
 
 def test_an_unknown_query_names_itself(live_node):
     r = run_cli("query", "vehicles", "nosuch", "--node", live_node.url)
-    assert r.returncode == 1
-    assert "{" not in r.stderr and "vehicles.nosuch" in r.stderr and "/v1/queries" in r.stderr, r.stderr
+    assert r.returncode == 2  # a usage error: the CLI knows the queries
+    assert "{" not in r.stderr and "vehicles nosuch" in r.stderr and "query --list" in r.stderr, r.stderr
+    import httpx
+
+    body = httpx.get(f"{live_node.url}/v1/q/vehicles/nosuch", timeout=10).json()["error"]
+    assert body["code"] == "unknown_query" and "vehicles.nosuch" in body["message"] and "/v1/queries" in body["message"]

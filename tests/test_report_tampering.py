@@ -269,13 +269,13 @@ def _cli_params() -> list[Any]:
 @pytest.mark.parametrize("name", _cli_params())
 def test_cli_verify_refuses_each_forged_file_and_says_why(world: World, cli_verdicts: dict[str, Any], name: str):
     r, c = cli_verdicts[name], world.case(name)
-    assert r.exit_code == 1, f"exit {r.exit_code}\n{r.stdout}\n{r.stderr}"
+    assert r.exit_code == 3, f"exit {r.exit_code}\n{r.stdout}\n{r.stderr}"
     assert "NOT VERIFIED" in r.stderr and "VERIFIED:" not in r.stdout
     assert c.expect in r.stderr, f"{name}: {r.stderr!r} does not say {c.expect!r}"
 
 
 def test_the_blokauto_executable_verifies_and_refuses(world: World, report_files: dict[str, list[str]]):
-    """The real executable, in child processes: exit 0 and VERIFIED, or exit 1 and the reason."""
+    """The real executable, in child processes: exit 0 and VERIFIED, or exit 3 and the reason."""
     runs = {"genuine_new": [], "drop_accident": [], "wrong_trust_anchor": [], "replay_old_below_min_height": [],
             "summary_accident_severity": ["--json"]}
     with ThreadPoolExecutor(2) as pool:
@@ -283,11 +283,11 @@ def test_the_blokauto_executable_verifies_and_refuses(world: World, report_files
     ok = done.pop("genuine_new")
     assert ok.returncode == 0 and ok.stdout.startswith("VERIFIED: VIN " + VIN), ok.stderr
     as_json = done.pop("summary_accident_severity")
-    assert as_json.returncode == 1
+    assert as_json.returncode == 3
     assert json.loads(as_json.stdout) == {"ok": False, "error": "the summary is not what the entries say: "
                                           "summary.accidents[0].severity ('minor' vs 'moderate')"}
     for name, r in done.items():
-        assert r.returncode == 1 and r.stdout == "", (name, r.stdout, r.stderr)
+        assert r.returncode == 3 and r.stdout == "", (name, r.stdout, r.stderr)
         assert r.stderr.startswith("NOT VERIFIED: ") and world.case(name).expect in r.stderr, (name, r.stderr)
 
 
@@ -298,7 +298,7 @@ def test_cli_verify_json_output(world: World, report_files: dict[str, list[str]]
                                      "time": header_of(world.new).time, "attestations": 1,
                                      "warnings": ["odometer_rollback"]}
     bad = blokauto("verify", *report_files["drop_accident"], "--json")
-    assert bad.exit_code == 1
+    assert bad.exit_code == 3
     doc = json.loads(bad.stdout)
     assert doc["ok"] is False and HISTORY in doc["error"]
 
@@ -307,12 +307,14 @@ def test_cli_verify_refuses_what_is_not_a_report(tmp_path: Path, world: World):
     junk = tmp_path / "junk.json"
     junk.write_text("this is not JSON")
     r = blokauto("verify", str(junk), "--trust", str(world.data / "genesis.json"))
-    assert r.exit_code == 1 and "NOT VERIFIED" in r.stderr
+    assert r.exit_code == 2 and "is not JSON" in r.stderr and "NOT VERIFIED" not in r.stderr
     junk.write_text("[1, 2, 3]")
     r = blokauto("verify", str(junk), "--trust", str(world.data / "genesis.json"))
-    assert r.exit_code == 1 and "malformed" in r.stderr
+    assert r.exit_code == 3 and "malformed" in r.stderr
     r = blokauto("verify", str(tmp_path / "missing.json"), "--trust", str(world.data / "genesis.json"))
-    assert r.exit_code == 1 and "NOT VERIFIED" in r.stderr
+    assert r.exit_code == 2 and "does not exist" in r.stderr and "NOT VERIFIED" not in r.stderr
+    r = blokauto("verify", str(junk), "--trust", str(tmp_path / "missing-genesis.json"))
+    assert r.exit_code == 2 and "trust anchor file" in r.stderr
 
 
 # ---------------------------------------------------------------- blokauto report
@@ -344,9 +346,13 @@ def test_cli_report_from_a_node(world: World, tmp_path: Path):
                 "--trust", str(world.data / "genesis.json"), env=ENV)
     assert r.returncode == 0, r.stderr
     _check_outputs(world, tmp_path, 15)
-    printed = run_cli("report", VIN, "--node", world.node.url, env=ENV)  # no file: the JSON on stdout
+    printed = run_cli("report", VIN, "--node", world.node.url, "--json", "-", env=ENV)  # the JSON on stdout
     assert printed.returncode == 0, printed.stderr
     assert verify_report(json.loads(printed.stdout), world.anchor).entries == 15
+    assert "NOT pinned" not in printed.stderr and "not pinned" in printed.stderr  # the node's own anchor, and it says so
+    summary = run_cli("report", VIN, "--node", world.node.url, "--trust", str(world.data / "genesis.json"), env=ENV)
+    assert summary.returncode == 0 and len(summary.stdout.splitlines()) < 8  # a summary, not 700 lines of JSON
+    assert "verified" in summary.stdout and "odometer_rollback" in summary.stdout and "--json FILE" in summary.stdout
 
 
 def test_cli_report_of_an_unknown_vin(world: World):

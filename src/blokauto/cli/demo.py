@@ -66,17 +66,19 @@ class Story:
         raise AssertionError(f"the ledger accepted: {what}")
 
 
-def prepare_folder(data: Path) -> None:
+def prepare_folder(data: Path, console: Console | None = None) -> None:
     if data.exists() and any(data.iterdir()):
         if not (data / MARKER).exists():
             raise FileExistsError(f"{data} holds other data; the demo only replaces its own. Use --data NEWDIR.")
+        if console is not None:
+            console.print(f"[yellow]replacing {data}/, the folder of an earlier demo run[/]")
         shutil.rmtree(data)
     data.mkdir(parents=True, exist_ok=True)
     (data / MARKER).write_text("created by `blokauto demo`; the next demo run replaces this folder\n")
 
 
 def run_demo(data: Path, *, serve: bool, port: int, console: Console) -> None:
-    prepare_folder(data)
+    prepare_folder(data, console)
     genesis = init_chain(data, chain="blokauto-demo", orgs=FOUNDERS, quorum=1, node_orgs=1, params=DEMO_PARAMS)
     keys = KeyStore(data / "keys")
     console.print(f"[bold]blokauto demo[/] — chain {genesis.chain!r} in {data}/")
@@ -84,7 +86,12 @@ def run_demo(data: Path, *, serve: bool, port: int, console: Console) -> None:
     console.print(f"  trust anchor: {data / 'genesis.json'} (hash {genesis.hash().hex()[:16]}…)")
     node = Node(data)
     node.start()
-    server = ApiServer(node, "127.0.0.1", port)
+    wanted = port if serve else 0  # only a served demo needs a known port
+    try:
+        server = ApiServer(node, "127.0.0.1", wanted)
+    except OSError as exc:  # the port is taken (another node?): any free one, and say so
+        server = ApiServer(node, "127.0.0.1", 0)
+        console.print(f"[yellow]port {wanted} is taken ({exc.strerror}); the demo's API uses port {server.port}[/]")
     url = server.start()
     console.print(f"  node {node.node_did[:24]}… serving {url} (OpenAPI at {url}/schema)\n")
     try:
@@ -122,7 +129,7 @@ def run_network_demo(base: Path, *, serve: bool, orgs: int, console: Console) ->
     """The same story on a local consortium: NATS JetStream servers and one node per organisation."""
     from ..node.network import network_down, network_status, network_up
 
-    prepare_folder(base)
+    prepare_folder(base, console)
     console.print(f"[bold]blokauto demo --network[/] — a consortium in {base}/")
     state = network_up(base, orgs=orgs, founders=len(FOUNDERS), chain="blokauto-demo-net", params=DEMO_PARAMS,
                        say=lambda s: console.print(f"  {s}", soft_wrap=True))
@@ -158,7 +165,7 @@ def run_network_demo(base: Path, *, serve: bool, orgs: int, console: Console) ->
 
 
 def tell_story(bc: Client, keys: KeyStore, story: Story) -> None:
-    kba, bmw, allied = keys.load("kba-admin"), keys.load("bavaria-motors-admin"), keys.load("allied-insurance-admin")
+    bmw, allied = keys.load("bavaria-motors-admin"), keys.load("allied-insurance-admin")
     line = keys.create("bavaria-line-7", org="bavaria-motors")
     claims = keys.create("allied-claims", org="allied-insurance")
 
@@ -199,7 +206,7 @@ def tell_story(bc: Client, keys: KeyStore, story: Story) -> None:
     story.refused("the stolen key tries to act", lambda: bc.send(gov.RevokeMember(member=claims.did), claims))
 
     story.say("\n[bold]Verifiable reads[/]")
-    dealer = bc.state(f"gov/org/city-motors", min_height=bc.status()["height"])
+    dealer = bc.state("gov/org/city-motors", min_height=bc.status()["height"])
     story.say(f"[green]✓[/] City Motors' record, proven against the checkpoint at height {dealer.height} "
               f"({len(dealer.checkpoint.attestations)} node attestation): roles {dealer.value['roles']}")
     revoked = bc.state(f"gov/member/{claims.did}")
@@ -341,7 +348,7 @@ def recall_story(bc: Client, keys: KeyStore, story: Story) -> None:
              bc.send(parts.Install(vin=vin, items=[parts.InstallItem(part=pack), parts.InstallItem(batch=pads, qty=4)]), bmw),
              bc.send(veh.TransferTitle(vin=vin, to="org:city-motors"), bmw, dealer),
              bc.send(veh.TransferTitle(vin=vin, to=owner.did), dealer, owner))
-    story.say(f"  two more E5s were built (pads from B2024-07 and B2024-08) and sold to Carla and Dan")
+    story.say("  two more E5s were built (pads from B2024-07 and B2024-08) and sold to Carla and Dan")
     info = story.committed(
         "Stopwell finds cracking pads in batch B2024-07; Bavaria Motors opens recall 24V-117",
         bc.send(recalls.OpenCampaign(number="24V-117", component="front brake pads (SW-PAD-44)",

@@ -14,7 +14,6 @@ from typing import Any, Callable
 
 import msgspec
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from ..core.errors import BlokautoError
@@ -22,8 +21,8 @@ from ..node.backup import BackupError
 from ..node.faults import NodeFault
 from ..store.damage import DamagedData
 from ..verify import VerificationError
+from .common import err_console
 
-err_console = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
 
 
 def fail(message: str, code: int = 1) -> None:

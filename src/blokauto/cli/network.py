@@ -11,9 +11,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .common import group
 from .errors import cli_errors
 
-network_app = typer.Typer(help="A local consortium network on NATS JetStream.", no_args_is_help=True)
+network_app = group("A local consortium network on NATS JetStream.")
 console = Console()
 BaseOpt = typer.Option(Path("blokauto-net"), "--base", "-b", envvar="BLOKAUTO_NET",
                        help="Folder holding the network (servers, organisations' data, PIDs).")

@@ -128,6 +128,9 @@ class Client:
         self._http = httpx.Client(base_url=self.url, timeout=httpx.Timeout(timeout, connect=10.0))
         self.registry = default_registry()
         self.verify = verify
+        #: Where the trust anchor comes from: a file, a Genesis given in code, or (not pinned) the node itself.
+        self.trust_source = (str(trust) if isinstance(trust, Path) else "a genesis document given by the caller"
+                             if trust is not None else f"the genesis {self.url} serves (not pinned)")
         if isinstance(trust, Path):
             trust = trust.read_bytes()
         if isinstance(trust, bytes):

@@ -49,6 +49,12 @@ def load_genesis(data_dir: Path) -> Genesis | None:
     return decode(path.read_bytes(), Genesis) if path.exists() else None
 
 
+def node_keys_of(data_dir: Path, genesis: Genesis) -> list[str]:
+    """Names of the keys in DATA/keys that are node keys of this chain, in the order one is chosen."""
+    nodes = genesis.node_keys()
+    return [e.name for e in KeyStore(data_dir / "keys").entries() if e.kind == "node" and e.did in nodes]
+
+
 def find_node_key(data_dir: Path, genesis: Genesis, name: str | None = None) -> KeyPair:
     """The node key to attest with: ``name`` if given, else the first node key of the chain in the keystore."""
     store = KeyStore(data_dir / "keys")

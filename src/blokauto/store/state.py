@@ -418,6 +418,28 @@ class StateStore:
         return None if row is None else row[0]
 
 
+class ReadOnlyState:
+    """``snapshot()`` reads of another process's ``state.db`` (a running node's), never writing."""
+
+    def __init__(self, path: Path, registry: Registry) -> None:
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist")
+        self.registry = registry
+        self._conn = connect(path, durable=False, readonly=True)
+        self._tables = {t.name: t for t in registry.indexes}
+
+    @contextmanager
+    def snapshot(self) -> Iterator["Snapshot"]:
+        self._conn.execute("BEGIN")
+        try:
+            yield Snapshot(self._conn, self._tables, self.registry.provider, self.registry.chains)
+        finally:
+            self._conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self._conn.close()
+
+
 class IdFilter:
     """A Bloom filter of transaction ids (10 bits and 6 probes per id: under 1% false positives
     at capacity). Ids are SHA-256 outputs, so their own bytes are the probe positions."""

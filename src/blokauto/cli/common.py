@@ -1,0 +1,113 @@
+"""What every command group shares: options, output, the SDK client and where its trust comes from.
+
+Every option has a help text and a metavar that says what to type (``DIR``, ``URL``, ``NAME``,
+``SECONDS``), and flags show none: ``tests/cli/test_help.py`` checks this for every command.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from ..core.encoding import to_builtins
+
+console = Console(highlight=False, emoji=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, emoji=False, soft_wrap=True)
+
+DEFAULT_DATA = Path("blokauto-data")
+DEFAULT_NODE = "http://127.0.0.1:8545"
+DEFAULT_PORT = 8545
+
+
+def group(help: str) -> typer.Typer:
+    return typer.Typer(help=help, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                       rich_markup_mode="markdown")
+
+
+def _help_option_shows_no_type() -> None:
+    """Typer labels its own --help with the Python type ``<bool>``: give it an empty metavar, like
+    every flag here. (typer is pinned; this uses its Command.get_help_option.)"""
+    from typer._click import core as click_core
+
+    original = click_core.Command.get_help_option
+    if getattr(original, "_blokauto", False):
+        return
+
+    def get_help_option(self: Any, ctx: Any) -> Any:
+        opt = original(self, ctx)
+        if opt is not None and opt.metavar is None:
+            opt.metavar = ""
+        return opt
+
+    get_help_option._blokauto = True  # type: ignore[attr-defined]
+    click_core.Command.get_help_option = get_help_option  # type: ignore[method-assign]
+
+
+_help_option_shows_no_type()
+
+
+def flag(name: str, help: str, default: bool = False, *short: str) -> Any:
+    """A switch (no value): help text only, no type shown."""
+    return typer.Option(default, name, *short, help=help, metavar="")
+
+
+def DataOpt(help: str = "Data folder of the chain (genesis.json, keys/, the node's files).") -> Any:  # noqa: N802
+    return typer.Option(DEFAULT_DATA, "--data", "-d", envvar="BLOKAUTO_DATA", help=help, metavar="DIR")
+
+
+def OptionalDataOpt(help: str) -> Any:  # noqa: N802
+    return typer.Option(None, "--data", "-d", envvar="BLOKAUTO_DATA", help=help, metavar="DIR")
+
+
+NodeOpt = typer.Option(DEFAULT_NODE, "--node", "-n", envvar="BLOKAUTO_NODE", help="Base URL of a node's API.",
+                       metavar="URL")
+JsonOpt = flag("--json", "Print JSON instead of text.")
+TrustOpt = typer.Option(None, "--trust", metavar="FILE",
+                        help="The consortium's genesis.json to verify against (default: DATA/genesis.json if there "
+                             "is one; else the node's own, which the command then says).")
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(to_builtins(data), indent=2, sort_keys=True) + "\n")
+
+
+def when(ms: int | None) -> str:
+    """A block time (ms since the epoch) as a UTC date and time people read."""
+    if ms is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ms / 1000))
+
+
+def client(node: str, data: Optional[Path] = None, trust: Optional[Path] = None) -> Any:
+    """The SDK client for ``node``, verifying against the trust anchor the user has: ``--trust``,
+    else ``DATA/genesis.json``; with neither it uses the node's own genesis and says so (on
+    stderr, so JSON output stays clean) — a served anchor is never trusted silently."""
+    from ..client import Client
+
+    pinned = trust or (data / "genesis.json" if data is not None and (data / "genesis.json").exists() else None)
+    return Client(node, trust=pinned)
+
+
+def say_trust(c: Any) -> None:
+    """Say which trust anchor what follows was verified against (a served one is never trusted silently)."""
+    note = f"verified against trust anchor {c.trust_source} (genesis hash {c.genesis.hash().hex()[:16]}…)"
+    if "not pinned" in c.trust_source:
+        err_console.print(f"[yellow]{escape(note)}: pass --trust genesis.json or --data DIR to verify against "
+                          f"your own copy[/]")
+    else:
+        err_console.print(f"[dim]{escape(note)}[/]")
+
+
+def yes_no(value: Any) -> str:
+    if value is True:
+        return "yes"
+    if value is False:
+        return "no"
+    return "-" if value is None else str(value)

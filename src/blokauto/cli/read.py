@@ -1,0 +1,246 @@
+"""Reading the ledger: ``status``, ``state``, ``query``, ``events``, ``report``, ``verify``, ``audit``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import msgspec
+import typer
+from rich.markup import escape
+
+from ..core.encoding import decode
+from .common import (DataOpt, JsonOpt, NodeOpt, OptionalDataOpt, TrustOpt, client, console, err_console, flag,
+                     print_json, say_trust, when, yes_no)
+from .errors import cli_errors, fail
+from .progress import progress_bar
+
+_TIMES = {"time"}
+
+
+@cli_errors
+def status(node: str = NodeOpt,
+           data: Optional[Path] = OptionalDataOpt("Read a stopped node's folder instead of asking a node."),
+           as_json: bool = JsonOpt) -> None:
+    """Chain, height, head and health of a node."""
+    if data is not None:
+        st = _offline_status(data)
+    else:
+        with client(node) as c:
+            st = c.status()
+    if as_json:
+        print_json(st)
+        return
+    for k, v in st.items():
+        if isinstance(v, dict):
+            console.print(f"{k:<22} " + ", ".join(f"{sk}: {escape(json.dumps(sv))}" for sk, sv in v.items()))
+        else:
+            shown = when(v) if k in _TIMES and isinstance(v, int) else yes_no(v)
+            console.print(f"{k:<22} {escape(shown)}")
+
+
+def _offline_status(data: Path) -> dict[str, Any]:
+    from ..store.blocks import BlockLog
+
+    if not (data / "chain.db").exists():
+        raise FileNotFoundError(f"{data} holds no chain (no chain.db)")
+    log = BlockLog(data / "chain.db", readonly=True)
+    try:
+        h = log.height()
+        header = log.header(h)
+        genesis = log.genesis()
+        return {"chain": genesis.chain if genesis else None, "height": h,
+                "head": header.hash().hex() if header else None, "time": header.time if header else None,
+                "state_root": header.state_root if header else None,
+                "attestations": len(log.stored_attestations(h))}
+    finally:
+        log.close()
+
+
+@cli_errors
+def state(key: str = typer.Argument(..., metavar="KEY", help="A state key, e.g. veh/v/VIN or gov/org/ID."),
+          node: str = NodeOpt, data: Path = DataOpt(), trust: Optional[Path] = TrustOpt,
+          as_json: bool = JsonOpt) -> None:
+    """A state value with its proof verified against a quorum checkpoint."""
+    with client(node, data, trust) as c:
+        v = c.state(key)
+        say_trust(c)
+        source = c.trust_source
+    if as_json:
+        print_json({"key": v.key, "value": v.value, "height": v.height, "verified": True, "trust": source})
+        return
+    console.print(f"[green]verified[/] at height {v.height} ({when(v.checkpoint.header.time)}) against "
+                  f"{len(v.checkpoint.attestations)} attestation(s)")
+    console.print_json(json.dumps(v.value)) if v.value is not None else console.print(f"{key}: absent (proven)")
+
+
+@cli_errors
+def query(module: Optional[str] = typer.Argument(None, metavar="MODULE", help="e.g. vehicles."),
+          name: Optional[str] = typer.Argument(None, metavar="QUERY", help="e.g. history."),
+          params: list[str] = typer.Argument(None, metavar="KEY=VALUE...", help="The query's parameters."),
+          node: str = NodeOpt, list_: bool = flag("--list", "List the queries and their parameters.")) -> None:
+    """Run a module query, e.g. `blokauto query vehicles history vin=WZZ3E5C22NM400117`. Answers are
+    what the node found; for proven values use `blokauto state` or `blokauto report`."""
+    from ..modules import default_registry
+
+    registry = default_registry()
+    if list_ or module is None:
+        for (m, n), spec in sorted(registry.queries.items()):
+            fields = [f.name for f in msgspec.structs.fields(spec.params)] if spec.params else []
+            console.print(f"{m} {n} {' '.join(f'{f}=…' for f in fields)}  [dim]{escape(spec.doc.splitlines()[0])}[/]")
+        return
+    if name is None or (module, name) not in registry.queries:
+        fail(f"no query {module} {name or ''}; `blokauto query --list` lists them", 2)
+    kv = {}
+    for p in params or []:
+        k, sep, v = p.partition("=")
+        if not sep:
+            fail(f"{p!r} is not KEY=VALUE", 2)
+        kv[k] = v
+    with client(node) as c:
+        print_json(c.query(module, name, **kv))
+
+
+@cli_errors
+def events(node: str = NodeOpt,
+           from_height: Optional[int] = typer.Option(None, metavar="HEIGHT", help="Start at this block (default: new ones)."),
+           follow: bool = typer.Option(True, "--follow/--no-follow", metavar="",
+                                       help="Keep following new events (--no-follow: stop once caught up).")) -> None:
+    """Print committed events as JSON lines (resumes after disconnects)."""
+    with client(node) as c:
+        for ev in c.events(from_height=from_height, reconnect=follow, idle_timeout=None if follow else 3):
+            sys.stdout.write(json.dumps({"id": ev.id, **ev.data}, sort_keys=True) + "\n")
+            sys.stdout.flush()
+
+
+@cli_errors
+def audit(data: Path = DataOpt(),
+          workers: Optional[int] = typer.Option(None, metavar="N", help="Signature-checking processes (default: one per core)."),
+          as_json: bool = JsonOpt) -> None:
+    """Re-verify a stopped node's whole folder from genesis: links, roots, every signature, every
+    state root, and every row of its state and index tables. Exits 1 on any problem."""
+    from ..node.audit import audit as run_audit
+
+    if not data.is_dir():
+        raise FileNotFoundError(f"{data} is not a folder")
+    with progress_bar("auditing blocks", quiet=as_json) as advance:
+        report = run_audit(data, workers=workers, progress=advance)
+    if as_json:
+        print_json({"ok": report.ok, "height": report.height, "blocks": report.blocks, "txs": report.txs,
+                    "signatures": report.signatures, "state_height": report.state_height,
+                    "state_entries": report.state_entries, "findings": [str(f) for f in report.findings]})
+    else:
+        for f in report.findings:
+            console.print(f"[red]✗[/] {escape(str(f))}")
+        verdict = "[green]OK[/]" if report.ok else f"[red]{len(report.findings)} problem(s)[/]"
+        console.print(f"audit {verdict}: {report.blocks} blocks, {report.txs} transactions, "
+                      f"{report.signatures} signatures, {report.state_entries} state entries checked "
+                      f"(state.db at height {report.state_height})")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@cli_errors
+def report(vin: str = typer.Argument(..., metavar="VIN", help="The vehicle's VIN."),
+           data: Optional[Path] = OptionalDataOpt("Read a local data folder (node running or not) instead of a node."),
+           node: str = NodeOpt,
+           json_out: Optional[Path] = typer.Option(None, "--json", metavar="FILE", help="Write the report JSON here (-: to stdout)."),
+           html_out: Optional[Path] = typer.Option(None, "--html", metavar="FILE", help="Write a self-verifying HTML page here."),
+           pdf_out: Optional[Path] = typer.Option(None, "--pdf", metavar="FILE", help="Write a PDF here."),
+           trust: Optional[Path] = TrustOpt) -> None:
+    """A vehicle's history report, verified, then summarised (and written as JSON, HTML and/or PDF)."""
+    from ..core.block import Genesis
+    from ..report.html import render_html
+    from ..report.pdf import render_pdf
+    from ..verify import TrustAnchor
+    from ..verify.report import verify_report
+
+    if data is not None:
+        doc, genesis, source = _local_report(data, vin)
+    else:
+        with client(node, None, trust) as c:
+            doc = c.report(vin)
+            genesis = c.genesis
+            source = c.trust_source
+    if trust is not None:
+        genesis, source = decode(trust.read_bytes(), Genesis), str(trust)
+    proof = verify_report(doc, TrustAnchor.from_genesis(genesis))
+    err_console.print(f"[dim]verified against trust anchor {escape(source)} (genesis hash {genesis.hash().hex()[:16]}…)[/]")
+    if json_out is not None and str(json_out) == "-":
+        sys.stdout.write(msgspec.json.encode(doc).decode() + "\n")
+        return
+    if json_out:
+        json_out.write_bytes(msgspec.json.encode(doc))
+    if html_out:
+        html_out.write_text(render_html(doc, genesis), encoding="utf-8")
+    if pdf_out:
+        pdf_out.write_bytes(render_pdf(doc))
+    s = doc["summary"]
+    console.print(f"[green]verified[/] {escape(proof.describe())}")
+    console.print(f"{s['vehicle'].get('make', '')} {s['vehicle'].get('model', '')} {s['vehicle'].get('model_year', '')}, "
+                  f"status {s['status']}, {s['owners']} owner(s), {len(s['accidents'])} accident(s), odometer "
+                  f"{s['odometer']['status']} (highest {s['odometer']['max_km']:,} km), as of {when(doc['as_of']['time'])}")
+    console.print(f"warnings: {', '.join(s['warnings']) or 'none'}")
+    for label, path in (("JSON", json_out), ("HTML", html_out), ("PDF", pdf_out)):
+        if path:
+            console.print(f"wrote {label} {path}")
+    if not (json_out or html_out or pdf_out):
+        console.print("[dim]the whole report: --json FILE (or --json - for stdout), --html FILE, --pdf FILE[/]")
+
+
+def _local_report(data: Path, vin: str) -> tuple[dict[str, Any], Any, str]:
+    from ..modules import default_registry
+    from ..report import build_report
+    from ..store.blocks import BlockLog
+    from ..store.state import ReadOnlyState
+
+    if not (data / "chain.db").exists():
+        raise FileNotFoundError(f"{data} holds no chain (no chain.db)")
+    blocks, st = BlockLog(data / "chain.db", readonly=True), ReadOnlyState(data / "state.db", default_registry())
+    try:
+        doc = build_report(blocks, st, vin)
+        genesis = blocks.genesis()
+    finally:
+        blocks.close()
+        st.close()
+    return doc, genesis, f"{data / 'chain.db'} (the folder's own genesis)"
+
+
+@cli_errors
+def verify(report_file: Path = typer.Argument(..., metavar="REPORT", help="A blokauto-report/1 JSON file."),
+           trust: Path = typer.Option(..., metavar="FILE", help="The consortium's genesis.json (the trust anchor)."),
+           max_age_days: Optional[int] = typer.Option(None, metavar="DAYS", help="Refuse a report whose checkpoint is older than this."),
+           min_height: Optional[int] = typer.Option(None, metavar="HEIGHT", help="Refuse a report older than a checkpoint you know."),
+           as_json: bool = JsonOpt) -> None:
+    """Verify a report offline: no node, no network. Exits 0 and says what it proved, or 3 and says
+    what failed (2 when a file cannot be read)."""
+    import time as _time
+
+    from ..verify import TrustAnchor, VerificationError
+    from ..verify.report import verify_report
+
+    for path, what in ((report_file, "report"), (trust, "trust anchor")):
+        if not path.is_file():
+            fail(f"the {what} file {path} does not exist", 2)
+    try:
+        doc = msgspec.json.decode(report_file.read_bytes())
+    except msgspec.DecodeError as exc:
+        fail(f"{report_file} is not JSON ({exc})", 2)
+    try:
+        anchor = TrustAnchor.load(trust.read_bytes())
+        proof = verify_report(doc, anchor, now_ms=_time.time_ns() // 1_000_000,
+                              max_age_ms=max_age_days * 86_400_000 if max_age_days is not None else None,
+                              min_height=min_height)
+    except VerificationError as exc:
+        if as_json:
+            print_json({"ok": False, "error": str(exc)})
+        else:
+            err_console.print(f"[bold red]NOT VERIFIED[/]: {escape(str(exc))}")
+        raise typer.Exit(3)
+    if as_json:
+        print_json({"ok": True, "vin": proof.vin, "entries": proof.entries, "height": proof.height, "time": proof.time,
+                    "attestations": proof.attestations, "warnings": proof.warnings})
+    else:
+        console.print(f"[bold green]VERIFIED[/]: {escape(proof.describe())}")
