@@ -363,3 +363,44 @@ def test_kill_9_at_random_moments_twenty_times_loses_no_acknowledged_id(node_pro
             again.stop()
         report = audit(f.data, workers=1)
         assert report.ok, (cycle, [str(x) for x in report.findings])
+
+
+@pytest.mark.parametrize("damage", ["flip-a-byte-in-the-last-group", "delete-the-journal", "cut-the-last-group-short"])
+def test_acknowledged_transactions_lost_from_a_damaged_journal_stop_the_node(node_process, damage):
+    """Found by an outside attack: a damaged last group was set aside as a torn write and 1,500
+    acknowledged transactions vanished; a deleted journal went unnoticed. head.json records how
+    many groups were answered, so each of these is refused (exit 4), never started over."""
+    from blokauto.node.journal import JOURNAL_FILE
+
+    f = node_process
+    node = f.start("--workers", "1", "--block-ms", "500")
+    lock = sqlite3.connect(f.data / "chain.db", timeout=5, isolation_level=None)
+
+    def submit(n: int) -> str:
+        key = K(f"{damage}-{n}")
+        raw = build_tx(K("oem-admin"), AddMember(member=key.did, roles=["manufacturer"]), key,
+                       chain=f.genesis.chain, expires=now_ms() + 600_000)
+        r = httpx.post(node.url + "/v1/txs", headers=JSON_POST, content=raw, timeout=10)
+        assert r.status_code == 202, r.text
+        return r.json()["id"]
+
+    try:
+        lock.execute("BEGIN IMMEDIATE")  # answered, but no block can be committed
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(submit, range(4)))
+        node.kill()
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    journal = f.data / JOURNAL_FILE
+    data = bytearray(journal.read_bytes())
+    if damage == "flip-a-byte-in-the-last-group":
+        data[-40] ^= 0x01
+        journal.write_bytes(bytes(data))
+    elif damage == "delete-the-journal":
+        journal.unlink()
+    else:
+        journal.write_bytes(bytes(data[:-10]))
+    with pytest.raises(RuntimeError) as err:
+        f.start("--workers", "1")
+    assert "exited with 4" in str(err.value) and "intake.journal" in str(err.value), str(err.value)[-1500:]

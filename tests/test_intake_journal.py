@@ -58,7 +58,7 @@ def test_a_flipped_byte_in_an_acknowledged_group_stops_the_node(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(JournalDamaged) as err:
         IntakeJournal(tmp_path).read()
-    assert "damaged at byte 8" in str(err.value) and "acknowledged" in str(err.value)
+    assert "damaged at byte 16" in str(err.value) and "acknowledged" in str(err.value)
     assert path.read_bytes() == bytes(data)  # nothing changed
 
 
@@ -131,3 +131,61 @@ def test_the_writer_reports_a_failed_write_to_the_group_it_stopped(tmp_path, mon
     j.close()
     assert len(errors) == 1 and isinstance(errors[0], OSError)
     assert IntakeJournal(tmp_path).read().txs == []
+
+
+def test_a_flipped_byte_in_the_last_complete_group_is_damage_not_a_torn_write(tmp_path):
+    """The group's own length says it is complete: it was fsynced and answered, so it is not set aside."""
+    journal_with(tmp_path, [b"first"], [b"acknowledged-last"])
+    path = tmp_path / JOURNAL_FILE
+    data = bytearray(path.read_bytes())
+    data[data.index(b"acknowledged-last") + 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(JournalDamaged, match="a complete group does not match its checksum"):
+        IntakeJournal(tmp_path).read()
+    assert not (tmp_path / f"{JOURNAL_FILE}.torn-1").exists()
+
+
+def test_groups_missing_from_what_head_json_records_as_answered_are_damage(tmp_path):
+    journal_with(tmp_path, [b"one"], [b"two"], [b"three"])
+    path = tmp_path / JOURNAL_FILE
+    data = path.read_bytes()
+    path.write_bytes(data[: data.index(b"GRP1", data.index(b"two"))])  # the third group cut away cleanly
+    with pytest.raises(JournalDamaged, match="holds 2 group"):
+        IntakeJournal(tmp_path).read(answered=(0, 3))
+    assert IntakeJournal(tmp_path).read(answered=(0, 2)).txs == [b"one", b"two"]
+
+
+def test_a_deleted_journal_with_answered_groups_on_record_is_damage(tmp_path):
+    with pytest.raises(JournalDamaged, match="the file is missing"):
+        IntakeJournal(tmp_path).read(answered=(4, 1))
+    assert IntakeJournal(tmp_path).read(answered=(4, 0)).txs == []  # nothing answered since it was emptied
+
+
+def test_an_older_journal_put_back_is_damage(tmp_path):
+    j = journal_with(tmp_path, [b"old"])
+    old = (tmp_path / JOURNAL_FILE).read_bytes()
+    j = IntakeJournal(tmp_path)
+    j.read()
+    j.open()
+    j.clear()  # generation 1 now
+    j.append([b"new"])
+    j.close()
+    (tmp_path / JOURNAL_FILE).write_bytes(old)
+    with pytest.raises(JournalDamaged, match="generation 0"):
+        IntakeJournal(tmp_path).read(answered=(1, 1))
+
+
+def test_emptying_starts_a_new_generation_and_reports_it(tmp_path):
+    seen: list[tuple[int, int]] = []
+    j = IntakeJournal(tmp_path)
+    j.read()
+    j.on_durable = seen.append
+    j.open()
+    j.append([b"a"])
+    j.append([b"b"])
+    j.clear()
+    j.append([b"c"])
+    j.close()
+    assert seen == [(0, 1), (0, 2), (1, 0), (1, 1)]
+    got = IntakeJournal(tmp_path).read(answered=(1, 1))
+    assert (got.txs, got.generation, got.groups) == ([b"c"], 1, 1)

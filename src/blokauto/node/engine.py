@@ -125,6 +125,7 @@ class Engine:
         self.journal = IntakeJournal(data_dir) if self.intake_journal else None
         self._journal_writer: JournalWriter | None = None
         self.recovered_from_journal = 0
+        self._recorded: Any = None  # head.json as found at start
         self.expect_head: Any = None  # a head committed before a repair: when re-formed, it must be identical
         self.window = StoredReplayWindow(self.state)
         self.signers = SignerCache(registry.directory.watched)  # shared by pre-check and execution
@@ -138,6 +139,7 @@ class Engine:
         self._thread: threading.Thread | None = None
         self._stopping = False
         self.failure: BaseException | None = None
+        self._halt: BaseException | None = None
         self.started_at = time.monotonic()
         self.committed_txs = 0
 
@@ -198,7 +200,7 @@ class Engine:
         known: list[tuple[int, str]] = []
         if self.state.flushed_height > height:
             known.append((self.state.flushed_height, "state.db"))
-        marker = self.head_marker.read()
+        marker = self._recorded = self.head_marker.read()
         if marker is not None and marker.height > height:
             known.append((marker.height, self.head_marker.path.name))
         if known:
@@ -219,7 +221,11 @@ class Engine:
         """Order whatever the intake journal holds that no committed block does (solo ordering)."""
         if self.journal is None:
             return
-        contents = self.journal.read()
+        recorded = self._recorded
+        contents = self.journal.read(answered=recorded.journal if recorded is not None else None)
+        assert self.head is not None
+        self.head_marker.write(self.head)  # the head as of now, before the journal's state is recorded with it
+        self.journal.on_durable = lambda state: self.head_marker.write(journal=state)
         self.journal.open()
         params = self.params or self.registry.read_params(self.state)
         pending: list[CheckedTx] = []
@@ -261,14 +267,14 @@ class Engine:
         for _, sub, i in self._inbox:
             sub.answer(i, Unavailable(reason="the node is stopping"))
         self._inbox.clear()
-        if self.head is not None and self.failure is None:
-            self.head_marker.write(self.head, durable=True)
         if self._journal_writer is not None:
             self._journal_writer.close()  # every group asked for is written (and answered) first
         if self.journal is not None:
-            if self.failure is None and self.journal.size:  # every journaled transaction is in a block now
+            if self.failure is None and self.journal.state[1]:  # every journaled transaction is in a block now
                 self.journal.clear()
             self.journal.close()
+        if self.head is not None and self.failure is None:
+            self.head_marker.write(self.head, durable=True)
         self.state.close()
         self.blocks.close()
 
@@ -289,36 +295,55 @@ class Engine:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
-    def _take_batch(self) -> list[tuple[CheckedTx, Submission, int]]:
-        limit = min(self.config.block_max_txs, self.params.get("max_block_txs", self.config.block_max_txs))
-        interval = self.config.block_interval_ms / 1000
+    def _block_limit(self) -> int:
+        return min(self.config.block_max_txs, self.params.get("max_block_txs", self.config.block_max_txs))
+
+    def _take_arrived(self, deadline: float | None) -> list[tuple[CheckedTx, Submission, int]]:
+        """What arrived in the inbox, waiting for something (or until ``deadline``, if a block is open)."""
         with self._inbox_cond:
-            while not self._inbox and not self._stopping:
-                self._inbox_cond.wait()
-            if self._stopping:
-                return []
-            deadline = time.monotonic() + interval
-            while len(self._inbox) < limit and not self._stopping:
-                left = deadline - time.monotonic()
-                if left <= 0:
+            while not self._inbox and not self._stopping and self._halt is None:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
                     break
                 self._inbox_cond.wait(left)
-            n = min(limit, len(self._inbox))
-            return [self._inbox.popleft() for _ in range(n)]
+            items = list(self._inbox)
+            self._inbox.clear()
+            return items
 
     def _loop(self) -> None:
-        """Solo ordering: this node cuts blocks from its own inbox."""
+        """Solo ordering: transactions are checked, journaled and answered as they arrive (so an id
+        is answered as soon as it is durable, whatever the block window), and a block is cut from
+        what was accepted at ``block_max_txs`` or ``block_interval_ms`` after its first one."""
+        interval = self.config.block_interval_ms / 1000
+        accepted: list[tuple[CheckedTx, Submission, int]] = []
+        seen: set[bytes] = set()
+        deadline: float | None = None
         while not self._stopping:
-            batch = self._take_batch()
-            if not batch:
-                continue
-            accepted = self._precheck(batch)
-            if not accepted:
-                continue
-            self._journal(accepted)
-            self.produce([checked for checked, _, _ in accepted])
-            assert self._journal_writer is not None
-            self._journal_writer.committed()
+            if self._halt is not None:
+                raise self._halt
+            arrived = self._take_arrived(deadline)
+            if arrived:
+                new = self._precheck(arrived, seen)
+                if new:
+                    self._journal(new)
+                    accepted += new
+                    if deadline is None:
+                        deadline = time.monotonic() + interval
+            limit = self._block_limit()
+            while accepted and (len(accepted) >= limit or time.monotonic() >= deadline or self._stopping):
+                block, accepted = accepted[:limit], accepted[limit:]
+                self.produce([checked for checked, _, _ in block])
+                seen.difference_update(checked.id for checked, _, _ in block)
+                assert self._journal_writer is not None
+                self._journal_writer.committed()
+                deadline = time.monotonic() + interval if accepted else None
+
+    def halt(self, reason: BaseException) -> None:
+        """Stop ordering and executing (the engine fails with ``reason``): the node's own data can no
+        longer be trusted to decide what a new block does."""
+        self._halt = reason
+        with self._inbox_cond:
+            self._inbox_cond.notify_all()
 
     def _run(self) -> None:
         try:
@@ -332,11 +357,12 @@ class Engine:
             for _, sub, i in items:
                 sub.answer(i, Unavailable(reason="the engine stopped"))
 
-    def _precheck(self, batch: list[tuple[CheckedTx, Submission, int]]) -> list[tuple[CheckedTx, Submission, int]]:
-        """Refuse, before ordering, what execution would refuse for replay or authorisation."""
+    def _precheck(self, batch: list[tuple[CheckedTx, Submission, int]],
+                  seen: set[bytes]) -> list[tuple[CheckedTx, Submission, int]]:
+        """Refuse, before ordering, what execution would refuse for replay or authorisation (``seen``:
+        ids accepted for the block being formed, updated)."""
         assert self.head is not None
         accepted: list[tuple[CheckedTx, Submission, int]] = []
-        seen: set[bytes] = set()
         for item in batch:
             checked, sub, i = item
             err = self.check_stateful(checked, seen)

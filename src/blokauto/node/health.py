@@ -40,6 +40,9 @@ class Health:
         self.damaged_heights: set[int] = set()
         self.state_damage: dict[str, Any] | None = None
         self.last_scrub: dict[str, Any] | None = None
+        #: Called once when state.db is found damaged: what the node decides from it (replay, roles)
+        #: can no longer be trusted, so the node wires this to stop ordering and executing.
+        self.on_state_damage: Any = None
 
     @property
     def ok(self) -> bool:
@@ -53,14 +56,18 @@ class Health:
                 return
             if len(self.damage) < 100:
                 self.damage.append(entry)
+            first = damage.scope == "state" and self.state_damage is None
             if damage.scope == "state":
                 self.state_damage = self.state_damage or entry
             elif damage.height is not None:
                 self.damaged_heights.add(damage.height)
         log.error("damaged data: %s", damage)
         self._save()
+        if first:
+            self._state_damaged(entry)
 
     def note_scrub(self, report: ScrubReport, seconds: float) -> None:
+        first: dict[str, Any] | None = None
         with self._lock:
             self.last_scrub = {"ok": report.ok, "height": report.height, "state_height": report.state_height,
                                "findings": len(report.findings), "seconds": round(seconds, 1),
@@ -72,13 +79,22 @@ class Health:
                          "reason": f"[{f.kind}] {f.message}", "scope": scope, "height": f.height}
                 if entry not in self.damage and len(self.damage) < 100:
                     self.damage.append(entry)
-                if scope == "state":
-                    self.state_damage = self.state_damage or entry
-                elif f.height is not None:
+                if scope == "state" and self.state_damage is None:
+                    self.state_damage = entry
+                    first = entry
+                elif f.height is not None and scope == "block":
                     self.damaged_heights.add(f.height)
         if report.findings:
             log.error("the scrubber found %d problem(s), first: %s", len(report.findings), report.findings[0])
         self._save()
+        if first is not None:
+            self._state_damaged(first)
+
+    def _state_damaged(self, entry: dict[str, Any]) -> None:
+        log.error("state.db is damaged (%s at %s: %s): this node orders and executes nothing more until it is "
+                  "restarted, which rebuilds state.db from its block log", entry["what"], entry["where"], entry["reason"])
+        if self.on_state_damage is not None:
+            self.on_state_damage(entry)
 
     def check_block(self, height: int) -> None:
         if height in self.damaged_heights:

@@ -5,19 +5,23 @@ in ``DATA/intake.journal``: the engine appends each group of transactions it acc
 with one ``write`` and one ``fsync`` (group commit), then answers their ids. At start, every
 journaled transaction that no committed block holds is ordered again, so a node killed at any
 moment loses nothing it acknowledged. Once the blocks holding them are committed (``chain.db``
-is fsynced per block), the journal is emptied.
+is fsynced per block), the journal is emptied and its generation counted up.
 
 File format (integers little-endian)::
 
-    header  b"BLKJ" | u32 version
+    header  b"BLKJ" | u32 version (2) | u64 generation
     group   b"GRP1" | u32 count | u32 payload length | payload | 32-byte SHA-256 of all before it
     payload (u32 length | transaction bytes) * count
 
-A group is fsynced before any of its ids is answered. A damaged or incomplete group at the end
-of the file, with no intact group after it, was being written when the node stopped, so none of
-its ids was answered: it is set aside (``intake.journal.torn-N``) with a warning. Damage with an
-intact group after it destroyed acknowledged transactions: the node refuses to start until an
-operator decides.
+A group is fsynced before any of its ids is answered, and then ``head.json`` records how many
+groups of which generation were answered, so damage is never mistaken for a crash:
+
+- a group cut short at the end of the file (its length runs past the end, no intact group
+  after it) was being written when the node stopped and was never answered: it is set aside
+  (``intake.journal.torn-N``) with a warning;
+- anything else — a complete group that does not match its hash, damage with an intact group
+  after it, fewer groups than ``head.json`` records as answered, a missing or older journal —
+  lost acknowledged transactions: the node refuses to start until an operator decides.
 """
 
 from __future__ import annotations
@@ -38,8 +42,8 @@ log = logging.getLogger("blokauto.journal")
 
 JOURNAL_FILE = "intake.journal"
 MAGIC = b"BLKJ"
-VERSION = 1
-_HEADER = MAGIC + struct.pack("<I", VERSION)
+VERSION = 2
+_HEADER = struct.Struct("<4sIQ")
 GROUP_MAGIC = b"GRP1"
 _GROUP = struct.Struct("<4sII")
 _DIGEST = 32
@@ -63,6 +67,12 @@ class JournalDamaged(NodeFault):
 class JournalContents:
     txs: list[bytes]
     torn_bytes: int  # bytes set aside from a group that was being written when the node stopped
+    generation: int = 0
+    groups: int = 0
+
+
+def _header(generation: int) -> bytes:
+    return _HEADER.pack(MAGIC, VERSION, generation)
 
 
 def _group_at(data: bytes, pos: int) -> tuple[list[bytes], int] | None:
@@ -90,28 +100,43 @@ def _group_at(data: bytes, pos: int) -> tuple[list[bytes], int] | None:
     return (txs, end) if p == len(payload) else None
 
 
-def parse_journal(data: bytes, path: Path) -> tuple[list[bytes], int]:
-    """The transactions of every intact group, and where the intact part ends."""
+def parse_journal(data: bytes, path: Path) -> tuple[list[bytes], int, int, int]:
+    """(transactions of every intact group, where the intact part ends, generation, groups)."""
     if not data:
-        return [], 0
-    if not data.startswith(_HEADER):
-        if len(data) < len(_HEADER) and _HEADER.startswith(data):
-            return [], 0  # the header itself was being written
+        return [], 0, 0, 0
+    if len(data) < _HEADER.size:
+        if MAGIC.startswith(data[:len(MAGIC)]):
+            return [], 0, 0, 0  # the header of a new journal was being written
         raise JournalDamaged(path, 0, "it does not start with a journal header", 0)
+    magic, version, generation = _HEADER.unpack_from(data, 0)
+    if magic != MAGIC or version != VERSION:
+        raise JournalDamaged(path, 0, "it does not start with a journal header of this version", 0)
     txs: list[bytes] = []
-    pos = len(_HEADER)
+    groups = 0
+    pos = _HEADER.size
     while pos < len(data):
         group = _group_at(data, pos)
         if group is None:
-            later = data.find(GROUP_MAGIC, pos + 1)
-            while later != -1:
-                if _group_at(data, later) is not None:  # an intact group after the damage: not a torn write
-                    raise JournalDamaged(path, pos, "a group does not match its checksum", len(txs))
-                later = data.find(GROUP_MAGIC, later + 1)
-            return txs, pos
+            if _cut_short(data, pos):
+                later = data.find(GROUP_MAGIC, pos + 1)
+                while later != -1:
+                    if _group_at(data, later) is not None:  # an intact group after the damage: not a torn write
+                        raise JournalDamaged(path, pos, "a group does not match its checksum", len(txs))
+                    later = data.find(GROUP_MAGIC, later + 1)
+                return txs, pos, generation, groups
+            raise JournalDamaged(path, pos, "a complete group does not match its checksum", len(txs))
         txs.extend(group[0])
+        groups += 1
         pos = group[1]
-    return txs, pos
+    return txs, pos, generation, groups
+
+
+def _cut_short(data: bytes, pos: int) -> bool:
+    """Whether the group at ``pos`` runs past the end of the file (a write the node died in)."""
+    if pos + _GROUP.size > len(data):
+        return True
+    magic, _count, length = _GROUP.unpack_from(data, pos)
+    return magic == GROUP_MAGIC and pos + _GROUP.size + length + _DIGEST > len(data)
 
 
 class IntakeJournal:
@@ -123,13 +148,25 @@ class IntakeJournal:
         self._fd: int | None = None
         self.size = 0
         self.appended_txs = 0
+        #: (generation, groups answered in it): one tuple, replaced whole, so readers see a consistent pair
+        self.state: tuple[int, int] = (0, 0)
+        self.on_durable: Callable[[tuple[int, int]], None] | None = None  # after each group's fsync
 
-    def read(self) -> JournalContents:
-        """Every journaled transaction (committed or not), after setting aside a torn last group."""
+    def read(self, answered: tuple[int, int] | None = None) -> JournalContents:
+        """Every journaled transaction (committed or not), after setting aside a torn last group.
+        ``answered``: (generation, groups) that head.json records as answered; fewer is damage."""
         if not self.path.exists():
-            return JournalContents([], 0)
+            if answered is not None and answered[1] > 0:
+                raise JournalDamaged(self.path, 0, f"the file is missing, but head.json records {answered[1]} "
+                                                   f"acknowledged group(s) of generation {answered[0]}", 0)
+            self.state = (answered[0] + 1 if answered is not None else 0, 0)
+            return JournalContents([], 0, *self.state)
         data = self.path.read_bytes()
-        txs, end = parse_journal(data, self.path)
+        txs, end, generation, groups = parse_journal(data, self.path)
+        if answered is not None and (generation < answered[0] or (generation == answered[0] and groups < answered[1])):
+            raise JournalDamaged(self.path, end, f"it holds {groups} group(s) of generation {generation}; head.json "
+                                                 f"records {answered[1]} acknowledged group(s) of generation {answered[0]}",
+                                 len(txs))
         torn = len(data) - end
         if torn:
             n = 1
@@ -141,14 +178,15 @@ class IntakeJournal:
                 os.fsync(f.fileno())
             log.warning("%s ended with %d bytes of a group that was being written when the node stopped (never "
                         "acknowledged); they were set aside in %s", self.path, torn, aside.name)
-        return JournalContents(txs, torn)
+        self.state = (generation, groups)
+        return JournalContents(txs, torn, generation, groups)
 
     def open(self) -> None:
         """Open for appending (after ``read``)."""
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self.size = os.fstat(self._fd).st_size
         if self.size == 0:
-            self._write(_HEADER)
+            self._write(_header(self.state[0]))
         _fsync_dir(self.path.parent)
 
     def append(self, raws: list[bytes]) -> None:
@@ -159,6 +197,9 @@ class IntakeJournal:
         group = _GROUP.pack(GROUP_MAGIC, len(raws), len(payload)) + payload
         self._write(group + hashlib.sha256(group).digest())
         self.appended_txs += len(raws)
+        self.state = (self.state[0], self.state[1] + 1)
+        if self.on_durable is not None:
+            self.on_durable(self.state)
 
     def _write(self, data: bytes) -> None:
         """Append and fsync; on failure the file is cut back to where it was (nothing half-written stays)."""
@@ -180,11 +221,25 @@ class IntakeJournal:
             self.clear()
 
     def clear(self) -> None:
+        """Empty the journal (every group is in a committed block) and start its next generation."""
         if self._fd is None:
             return
-        os.ftruncate(self._fd, 0)
-        self.size = 0
-        self._write(_HEADER)
+        generation = self.state[0] + 1
+        tmp = self.path.with_name(JOURNAL_FILE + ".new")  # replaced whole: a crash leaves the old or the new file
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, _header(generation))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+        _fsync_dir(self.path.parent)
+        os.close(self._fd)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        self.size = _HEADER.size
+        self.state = (generation, 0)
+        if self.on_durable is not None:
+            self.on_durable(self.state)
 
     def close(self) -> None:
         if self._fd is not None:

@@ -90,6 +90,9 @@ class Node:
             self._set_state_aside(f"the scrubber found it damaged: {recorded['reason']}")
         self.engine = self._new_engine()
         self.health = Health(self.data_dir)
+        self.health.on_state_damage = lambda d: self.engine.halt(
+            IntegrityFault(d["what"], d["where"], d["reason"] + "; restart the node: it rebuilds state.db from its block log",
+                           scope="state"))
         self.scrubber = Scrubber(self.data_dir, self.health, interval_s=scrub_interval_s)
         self.workers = workers
         self.verifier: VerifierPool | None = None
@@ -221,6 +224,26 @@ class Node:
         if root.hex() != e.head.state_root:
             raise IntegrityFault("state.db", "the state tree's root node", "it does not hash to the head's state root",
                                  scope="state")
+        self._check_replay_window()
+
+    def _check_replay_window(self) -> None:
+        """Every transaction of the blocks whose ids may not have expired yet has its tx-index row:
+        the replay check reads it, and a row missing would let a committed transaction in again."""
+        e = self.engine
+        assert e.head is not None
+        cutoff = e.head.time - e.params.get("max_tx_ttl_ms", 0)
+        h = e.head.height
+        while h > 0:
+            header = e.blocks.header(h)
+            if header is None or header.time < cutoff:
+                break
+            ids = e.blocks.ids(h)
+            missing = e.state.missing_tx_ids(ids) if ids else []
+            if missing:
+                raise IntegrityFault("the tx index", f"block {h}",
+                                     f"it has no row for {len(missing)} of the block's transactions (first "
+                                     f"{missing[0].hex()}), so the replay check could accept them again", scope="state")
+            h -= 1
 
     def stop(self) -> None:
         self.scrubber.stop()
@@ -239,6 +262,7 @@ class Node:
         """Check and queue transactions. ``submission.future`` resolves to a list with, per input,
         its id (accepted for ordering) or the ``BlokautoError`` refusing it."""
         engine = self.engine
+        self.health.check_state()  # what the pre-check reads (replay window, roles) must be intact
         if engine.failure is not None:
             raise Unavailable(reason="the engine stopped after an error; see the node log")
         with self._lock:

@@ -194,6 +194,9 @@ class StreamEngine(Engine):
             self._queued += len(items)
         self._queue.put(("submit", items))
 
+    def halt(self, reason: BaseException) -> None:
+        self._queue.put(("fatal", reason))
+
     def _received_order(self, seq: int, kind: str, ts_ms: int, data: bytes) -> None:
         self._queue.put(("order", seq, kind, ts_ms, data))
 

@@ -407,6 +407,16 @@ class StateStore:
 
         return n, ids()
 
+    def missing_tx_ids(self, ids: list[bytes]) -> list[bytes]:
+        """Those of ``ids`` that the tx index (state.db and the engine's layers) has no row for."""
+        missing: list[bytes] = []
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            found = {bytes(r[0]) for r in self._engine.execute(f"SELECT id FROM tx_index WHERE id IN ({marks})", chunk)}
+            missing += [t for t in chunk if t not in found and self.pending_tx_location(t) is None]
+        return missing
+
     def consumed_at(self, txid: bytes) -> int | None:
         """The height of the block whose transaction consumed ``txid`` (engine layers, then state.db)."""
         for layer in (self._live, self._flushing):
