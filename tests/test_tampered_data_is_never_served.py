@@ -32,6 +32,7 @@ from blokauto.api.server import ApiServer
 from blokauto.node.audit import audit
 from blokauto.node.faults import NodeFault
 from blokauto.node.node import Node
+from blokauto.store.damage import DamagedData
 
 from conftest import run_cli
 
@@ -199,7 +200,7 @@ def test_one_changed_value_anywhere_is_never_served_as_genuine(demo, all_cases, 
 def judge(copy: Path, paths: list[str], golden: dict[str, tuple[int, Any]], label: str) -> str:
     try:
         served = Served(copy)
-    except (NodeFault, ValueError) as exc:
+    except (NodeFault, DamagedData, ValueError) as exc:
         return f"refused at start ({type(exc).__name__})"
     try:
         refused = 0

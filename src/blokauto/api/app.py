@@ -122,6 +122,15 @@ def _html_http_error(request: Request, exc: HTTPException) -> Response:
     return Response(render_error_page(err), status_code=exc.status_code, media_type=MediaType.HTML)
 
 
+async def _messages(events: list[tuple[str, dict[str, Any]]]) -> AsyncIterator[ServerSentEventMessage]:
+    """Events as SSE messages, letting the loop run every few (a client that went away is noticed at
+    once, instead of each further write failing and being logged)."""
+    for n, (eid, ev) in enumerate(events, start=1):
+        yield ServerSentEventMessage(data=msgspec.json.encode(ev).decode(), event=ev["type"], id=eid)
+        if n % 64 == 0:
+            await asyncio.sleep(0)
+
+
 def _more_read_threads() -> None:
     """Reads run in the loop's default executor (``asyncio.to_thread``): give it enough threads that
     a few slow reads do not queue the others (the default is cores + 4)."""
@@ -164,7 +173,8 @@ def create_app(node: Node) -> Litestar:
             raise HeightNotReached(height=height, head=head)
         await heights.wait(height, timeout)
 
-    reader = ChainReader(registry, engine.blocks, engine.state, health=node.health, node_keys=lambda: engine.known_nodes)
+    reader = ChainReader(registry, engine.blocks, engine.state, health=node.health, node_keys=lambda: engine.known_nodes,
+                         own_node=engine.own_node)
 
     async def _receipt(txid: bytes, wait: float) -> dict[str, Any]:
         if wait > 0:
@@ -341,8 +351,8 @@ def create_app(node: Node) -> Litestar:
                 if not await heights.wait(head, 30.0):
                     return  # the client reconnects with Last-Event-ID and misses nothing
                 backlog = await asyncio.to_thread(lambda: list(reader.events(after, head)))
-                for eid, ev in backlog:
-                    yield ServerSentEventMessage(data=msgspec.json.encode(ev).decode(), event=ev["type"], id=eid)
+                async for message in _messages(backlog):
+                    yield message
             sent_height = max(head, after[0])
             while True:
                 try:
@@ -360,8 +370,8 @@ def create_app(node: Node) -> Litestar:
                     if not await heights.wait(h - 1, 30.0):
                         return
                     gap = await asyncio.to_thread(lambda: list(reader.events((sent_height, end, end, end), h - 1)))
-                    for eid, ev in gap:
-                        yield ServerSentEventMessage(data=msgspec.json.encode(ev).decode(), event=ev["type"], id=eid)
+                    async for message in _messages(gap):
+                        yield message
                 expand = None
                 if reader.expands(block.receipts):  # derived events read indexes: wait until they hold block h
                     if not await heights.wait(h, 30.0):
@@ -369,8 +379,8 @@ def create_app(node: Node) -> Litestar:
                     expand = reader.expand
                 events = await asyncio.to_thread(
                     lambda: list(block_events(h, block.header.time, block.tx_ids, block.receipts, expand=expand)))
-                for eid, ev in events:
-                    yield ServerSentEventMessage(data=msgspec.json.encode(ev).decode(), event=ev["type"], id=eid)
+                async for message in _messages(events):
+                    yield message
                 sent_height = h
         finally:
             unsubscribe()

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import functools
+import sqlite3
 from typing import Any, Callable
 
 import msgspec
@@ -43,6 +44,11 @@ def cli_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             fail(f"verification failed: {exc}", 3)
         except (NodeFault, DamagedData) as exc:
             fail(str(exc), 4)
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "malformed" not in str(exc):
+                fail(f"SQLite failed: {exc}", 2)
+            fail(f"SQLite cannot read the data folder's databases ({exc}): see "
+                 f"docs/operations.md#when-the-node-finds-damaged-data", 4)
         except BackupError as exc:
             fail(str(exc), 1)
         except ConnectionError as exc:

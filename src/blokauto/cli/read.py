@@ -130,11 +130,15 @@ def audit(data: Path = DataOpt(),
     if as_json:
         print_json({"ok": report.ok, "height": report.height, "blocks": report.blocks, "txs": report.txs,
                     "signatures": report.signatures, "state_height": report.state_height,
-                    "state_entries": report.state_entries, "findings": [str(f) for f in report.findings]})
+                    "state_entries": report.state_entries, "problems": report.problems,
+                    "findings": [str(f) for f in report.findings]})
     else:
         for f in report.findings:
             console.print(f"[red]✗[/] {escape(str(f))}")
-        verdict = "[green]OK[/]" if report.ok else f"[red]{len(report.findings)} problem(s)[/]"
+        if report.problems > len(report.findings):
+            console.print(f"[red]… {report.problems - len(report.findings)} more problem(s) (the first "
+                          f"{len(report.findings)} are listed)[/]")
+        verdict = "[green]OK[/]" if report.ok else f"[red]{report.problems} problem(s)[/]"
         console.print(f"audit {verdict}: {report.blocks} blocks, {report.txs} transactions, "
                       f"{report.signatures} signatures, {report.state_entries} state entries checked "
                       f"(state.db at height {report.state_height})")

@@ -10,6 +10,7 @@ replayed ledger. Each problem is reported with its height and what failed.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -34,6 +35,7 @@ from .verifier import VerifierPool
 
 @dataclass
 class AuditReport:
+    problems: int = 0  # every problem found; ``findings`` lists the first ``max_findings`` of them
     height: int = -1
     blocks: int = 0
     txs: int = 0
@@ -55,15 +57,26 @@ def audit(data_dir: Path, *, registry: Registry | None = None, workers: int | No
     found = report.findings
 
     def finding(height: int | None, kind: str, message: str) -> None:
+        report.problems += 1
         if len(found) < max_findings:
             found.append(Finding(height, kind, message))
 
     chain_path = data_dir / "chain.db"
     if not chain_path.exists():
         finding(None, "missing", f"{chain_path} does not exist")
+        report.state_height = _state_height(data_dir)
         return report
-    blocks = BlockLog(chain_path, readonly=True)
-    state = _open_state(data_dir, finding)
+    try:
+        blocks = BlockLog(chain_path, readonly=True)
+        blocks.height()
+    except sqlite3.DatabaseError as exc:
+        finding(None, "block", f"SQLite cannot read chain.db ({exc})")
+        return report
+    try:
+        state = _open_state(data_dir, finding)
+    except sqlite3.DatabaseError as exc:
+        finding(None, "state", f"SQLite cannot read state.db ({exc}); the node rebuilds it from the block log")
+        state = None
     try:
         genesis = blocks.genesis()
         if genesis is None:
@@ -87,6 +100,9 @@ def audit(data_dir: Path, *, registry: Registry | None = None, workers: int | No
         pool = VerifierPool(genesis.chain, registry, workers=workers)
         try:
             _replay(blocks, height, registry, ledger, last_write, pool, state, state_height, report, finding, progress)
+        except sqlite3.DatabaseError as exc:
+            finding(report.blocks, "block", f"SQLite cannot read chain.db or state.db to the end ({exc}); the "
+                                            f"audit stopped at block {report.blocks}")
         finally:
             pool.close()
     finally:
@@ -94,6 +110,18 @@ def audit(data_dir: Path, *, registry: Registry | None = None, workers: int | No
         if state is not None:
             state.close()
     return report
+
+
+def _state_height(data_dir: Path) -> int:
+    try:
+        conn = connect(data_dir / "state.db", durable=False, readonly=True)
+        try:
+            row = conn.execute("SELECT v FROM meta WHERE k='height'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return -1
+    return -1 if row is None else int(row[0])
 
 
 def _open_state(data_dir: Path, finding: Callable[[int | None, str, str], None]) -> Any:

@@ -35,11 +35,13 @@ from ..core.block import Genesis
 from ..core.encoding import decode
 from ..core.registry import Registry
 from ..store.blocks import BlockLog
-from .journal import JOURNAL_FILE
+from .journal import JOURNAL_FILE, JournalDamaged, parse_journal
 from .netconfig import NETWORK_FILE
 from .scrub import ScrubReport, scrub
 
 MANIFEST = "backup.json"
+#: Files of a node's own that a restore must never mix with a backup's (another chain's state, head, journal).
+NODE_FILES = ("chain.db", "state.db", "head.json", "intake.journal", "integrity.json")
 FORMAT = "blokauto-backup/1"
 
 
@@ -117,6 +119,12 @@ def _check_structure(folder: Path, registry: Registry, genesis: Genesis, say: Sa
     report = scrub(folder, registry)
     if not report.ok:
         raise BackupError(f"the copy in {folder} does not verify: " + "; ".join(str(f) for f in report.findings[:5]))
+    journal = folder / JOURNAL_FILE
+    if journal.exists():
+        try:
+            parse_journal(journal.read_bytes(), journal)  # a torn last group is a backup taken mid-write: fine
+        except JournalDamaged as exc:
+            raise BackupError(f"the copy's intake journal does not verify: {exc}") from None
     log = BlockLog(folder / "chain.db", readonly=True)
     try:
         stored = log.genesis()
@@ -136,6 +144,8 @@ def backup(data_dir: Path, dest: Path, registry: Registry, *, say: Say = lambda 
     data_dir, dest = Path(data_dir), Path(dest)
     if not (data_dir / "chain.db").exists():
         raise BackupError(f"{data_dir} holds no chain (no chain.db)")
+    if dest.exists() and [p.name for p in dest.iterdir()] == [".partial"]:
+        shutil.rmtree(dest / ".partial")  # what an interrupted backup into this folder left: start again
     if dest.exists() and any(dest.iterdir()):
         raise BackupError(f"{dest} is not empty; back up into a new folder")
     genesis = _genesis(data_dir)
@@ -177,6 +187,13 @@ def backup(data_dir: Path, dest: Path, registry: Registry, *, say: Say = lambda 
     return BackupResult(dest, manifest, report)
 
 
+def _same_anchor(path: Path, genesis: Genesis) -> bool:
+    try:
+        return _genesis(path.parent).hash() == genesis.hash()
+    except BackupError:
+        return False
+
+
 def read_manifest(folder: Path) -> Manifest:
     try:
         return msgspec.json.decode((Path(folder) / MANIFEST).read_bytes(), type=Manifest)
@@ -212,20 +229,23 @@ def restore(src: Path, data_dir: Path, registry: Registry, *, say: Say = lambda 
     if (height, head) != (manifest.height, manifest.head):
         raise BackupError(f"the backup's block log ends at {height} ({head[:16]}…), its manifest says "
                           f"{manifest.height} ({manifest.head[:16]}…)")
+    targets = {name: data_dir / name for name in manifest.files}
+    clashes = [str(p) for name, p in targets.items() if p.exists() and not (name == "genesis.json" and _same_anchor(p, genesis))]
+    clashes += [str(data_dir / n) for n in NODE_FILES if (data_dir / n).exists() and n not in manifest.files]
+    if clashes:  # checked before anything is copied: a refused restore leaves the folder as it was
+        raise BackupError(f"{clashes[0]} exists; restore into a new folder")
     data_dir.mkdir(parents=True, exist_ok=True)
+    staging = data_dir / ".restoring"
+    shutil.rmtree(staging, ignore_errors=True)  # an interrupted restore's leftovers
     say(f"copying into {data_dir}")
-    for name in sorted(manifest.files):
-        target = data_dir / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists() and name != "genesis.json":
-            raise BackupError(f"{target} exists; restore into a new folder")
-        if name == "genesis.json" and target.exists():
-            if _genesis(data_dir).hash() != genesis.hash():
-                raise BackupError(f"{target} is another chain's trust anchor than the backup's")
-            continue
-        tmp = target.with_name(target.name + ".restoring")
-        shutil.copy2(src / name, tmp)
-        _fsync(tmp)
-        os.replace(tmp, target)
+    for name in manifest.files:
+        (staging / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src / name, staging / name)
+        _fsync(staging / name)
+    # into place, chain.db last: a folder holds a chain only once everything else is there
+    for name in sorted(manifest.files, key=lambda n: n == "chain.db"):
+        targets[name].parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging / name, targets[name])
+    shutil.rmtree(staging, ignore_errors=True)
     _fsync(data_dir)
     return manifest

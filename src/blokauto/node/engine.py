@@ -13,6 +13,7 @@ holds that no block does. A networked ordering feeds the same loop.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -35,6 +36,7 @@ from ..modules.governance.state import CONSENSUS
 from ..store.blocks import BlockLog
 from ..store.head import HeadMarker
 from ..store.state import StateStore, StoredReplayWindow
+from ..store.damage import DamagedData
 from .faults import Divergence, IntegrityFault, LogBehindCommitted
 from .journal import IntakeJournal, JournalWriter
 from .replay import stored_txs
@@ -104,8 +106,12 @@ class Engine:
         self.registry = registry
         self.node_key = node_key
         self.config = config or EngineConfig()
-        self.blocks = BlockLog(data_dir / "chain.db")
-        stored = self.blocks.genesis()
+        self._refuse_a_missing_log(data_dir)
+        try:
+            self.blocks = BlockLog(data_dir / "chain.db")
+            stored = self.blocks.genesis()
+        except sqlite3.DatabaseError as exc:
+            raise IntegrityFault("the block log", "chain.db", f"SQLite cannot read it ({exc})", scope="block") from None
         if stored is None:
             if self.blocks.height() >= 0:
                 raise IntegrityFault("the block log", "its meta table", "it holds blocks but no genesis document",
@@ -118,8 +124,15 @@ class Engine:
             raise ValueError("genesis.json does not match the chain stored in chain.db")
         self.genesis: Genesis = stored
         self.chain = stored.chain
-        self.state = StateStore(data_dir / "state.db", registry)
+        try:
+            self.state = StateStore(data_dir / "state.db", registry)
+        except sqlite3.DatabaseError as exc:
+            self.blocks.close()
+            raise DamagedData("state.db", str(data_dir / "state.db"), f"SQLite cannot read it ({exc})",
+                              scope="state") from None
         self.known_nodes: set[str] = set(stored.node_keys())  # every node key ever in force: attestations count
+        #: A solo node whose key is a node key attests every block it commits: its attestation must be there.
+        self.own_node: str | None = node_key.did if self.intake_journal and node_key.did in stored.node_keys() else None
         self._consensus_history_read = False
         self.head_marker = HeadMarker(data_dir)
         self.journal = IntakeJournal(data_dir) if self.intake_journal else None
@@ -142,6 +155,15 @@ class Engine:
         self._halt: BaseException | None = None
         self.started_at = time.monotonic()
         self.committed_txs = 0
+
+    @staticmethod
+    def _refuse_a_missing_log(data_dir: Path) -> None:
+        """A folder whose node committed blocks but has no chain.db lost its log: never start a new one."""
+        if (data_dir / "chain.db").exists():
+            return
+        marker = HeadMarker(data_dir).read()
+        if marker is not None:
+            raise LogBehindCommitted(-1, marker.height, [HeadMarker(data_dir).path.name])
 
     # ---------------------------------------------------------------- recovery
 

@@ -133,6 +133,31 @@ class Health:
             return None
         return next((d for d in data.get("damage", []) if d.get("scope") == "state"), None)
 
+    @staticmethod
+    def recorded_block_damage(data_dir: Path) -> list[int]:
+        """Heights of damaged blocks a previous run recorded (checked again at the next start)."""
+        path = Path(data_dir) / INTEGRITY_FILE
+        try:
+            data = json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):
+            return []
+        return sorted({d["height"] for d in data.get("damage", []) if d.get("scope") == "block"
+                       and isinstance(d.get("height"), int)})
+
+    @staticmethod
+    def clear_recorded_state_damage(data_dir: Path) -> None:
+        """state.db was set aside: the damage on record is in that file now, not in the one being rebuilt
+        (an interrupted rebuild resumes at the next start instead of being set aside again)."""
+        path = Path(data_dir) / INTEGRITY_FILE
+        try:
+            data = json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):
+            return
+        data["damage"] = [d for d in data.get("damage", []) if d.get("scope") != "state"]
+        tmp = path.with_name(INTEGRITY_FILE + ".tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, path)
+
     def forget_state_damage(self) -> None:
         """state.db was rebuilt: earlier state damage no longer applies."""
         with self._lock:

@@ -26,7 +26,7 @@ from ..core import crypto, merkle, smt
 from ..core.block import Header, NodeSignature, attestation_bytes
 from ..core.module import IndexTable
 from ..store.blocks import BlockLog, CorruptBlock, StoredBlock
-from ..store.state import index_row_hash
+from ..store.state import digest_key, index_row_hash, unpack_digest
 from .faults import IntegrityFault
 
 _SIGS = b',"sigs":['
@@ -61,11 +61,13 @@ def tx_id_of(raw: bytes) -> bytes | None:
 
 
 def block_problems(b: StoredBlock, *, prev: bytes | None, attestations: list[NodeSignature],
-                   nodes: Collection[str], require_attestation: bool = False) -> list[tuple[str, str]]:
+                   nodes: Collection[str], require_attestation: bool = False,
+                   own_node: str | None = None) -> list[tuple[str, str]]:
     """(kind, message) for everything wrong with one stored block. ``prev``: the previous header's
     hash (None: not checked); ``nodes``: node keys whose attestations count. A block may lack
     attestations on a node that does not attest (an observer) until its peers' arrive; with
-    ``require_attestation`` (a solo chain's audit) it must have one."""
+    ``require_attestation`` (a solo chain's audit) it must have one; with ``own_node`` (a solo
+    node, which attests every block it commits) that node's own."""
     out: list[tuple[str, str]] = []
     h = b.header
     header_hash = h.hash()
@@ -86,6 +88,8 @@ def block_problems(b: StoredBlock, *, prev: bytes | None, attestations: list[Nod
             break
     message = attestation_bytes(header_hash)
     valid = 0
+    if own_node is not None and not any(att.node == own_node for att in attestations):
+        out.append(("attestation", f"this node's own attestation ({own_node}) is missing"))
     for att in attestations:
         try:
             ok = crypto.verify_signature(crypto.public_key_from_did(att.node), bytes.fromhex(att.sig), message)
@@ -100,7 +104,7 @@ def block_problems(b: StoredBlock, *, prev: bytes | None, attestations: list[Nod
     return out
 
 
-def verify_block(log: BlockLog, height: int, nodes: Collection[str]) -> StoredBlock | None:
+def verify_block(log: BlockLog, height: int, nodes: Collection[str], own_node: str | None = None) -> StoredBlock | None:
     """The stored block at ``height`` after checking it; raises ``IntegrityFault`` if it is damaged."""
     try:
         b = log.block(height)
@@ -108,7 +112,8 @@ def verify_block(log: BlockLog, height: int, nodes: Collection[str]) -> StoredBl
         raise IntegrityFault("the block log", f"block {height}", exc.reason, scope="block", height=height) from None
     if b is None:
         return None
-    problems = block_problems(b, prev=None, attestations=log.stored_attestations(height), nodes=nodes)
+    problems = block_problems(b, prev=None, attestations=log.stored_attestations(height), nodes=nodes,
+                              own_node=own_node)
     if b.header.height != height:
         problems.append(("header", f"the header stored under height {height} says height {b.header.height}"))
     if height > 0:
@@ -122,7 +127,7 @@ def verify_block(log: BlockLog, height: int, nodes: Collection[str]) -> StoredBl
 
 
 def block_findings(log: BlockLog, start: int, end: int, nodes: Callable[[int], Collection[str]],
-                   progress: Callable[[int], None] | None = None) -> Iterator[Finding]:
+                   progress: Callable[[int], None] | None = None, own_node: str | None = None) -> Iterator[Finding]:
     """Every problem of blocks ``start``..``end`` (each must link to the one before it)."""
     before = log.header(start - 1) if start > 0 else None
     prev = before.hash() if before is not None else None
@@ -140,7 +145,7 @@ def block_findings(log: BlockLog, start: int, end: int, nodes: Callable[[int], C
         if b.header.height != height:
             yield Finding(height, "header", f"the header stored under height {height} says height {b.header.height}")
         for kind, message in block_problems(b, prev=prev, attestations=log.stored_attestations(height),
-                                            nodes=nodes(height)):
+                                            nodes=nodes(height), own_node=own_node):
             yield Finding(height, kind, message)
         prev = b.header.hash()
         if progress is not None:
@@ -167,15 +172,24 @@ def state_findings(conn: sqlite3.Connection, header: Header | None, tables: list
     yield from _tree_findings(conn, height, root)
     for table in tables:
         cols = ", ".join(table.column_names)
-        bad = 0
-        for r in conn.execute(f"SELECT {cols}, _height, _h FROM {table.name}"):
-            if index_row_hash(table.name, tuple(r[:-2]), r[-2]) != r[-1]:
+        bad = count = 0
+        total = 0
+        for r in conn.execute(f"SELECT {cols}, _height, CAST(_h AS BLOB) FROM {table.name}"):
+            count += 1
+            total = (total + int.from_bytes(bytes(r[-1]), "big")) % _MOD
+            if index_row_hash(table.name, tuple(r[:-2]), r[-2]) != bytes(r[-1]):
                 bad += 1
                 if bad <= 3:
                     yield Finding(r[-2], "index-row", f"{table.name} row {tuple(r[:-2])!r:.160} does not match "
                                                       f"its check hash")
         if bad > 3:
             yield Finding(height, "index-row", f"{table.name}: {bad} rows in all do not match their check hash")
+        row = conn.execute("SELECT v FROM meta WHERE k=?", (digest_key(table.name),)).fetchone()
+        want = unpack_digest(row[0] if row else None)
+        if (count, total) != want:
+            yield Finding(height, "index-row", f"{table.name} holds {count} rows whose check hashes do not add up to "
+                                               f"the digest written with them ({want[0]} rows): a row was removed, "
+                                               f"added or changed behind the node")
     if log is not None:
         yield from _tx_index_findings(conn, log, height)
 

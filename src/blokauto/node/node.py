@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
 import time
 from concurrent.futures import Future
@@ -49,6 +50,24 @@ def load_genesis(data_dir: Path) -> Genesis | None:
     return decode(path.read_bytes(), Genesis) if path.exists() else None
 
 
+def damaged_file(data_dir: Path, exc: sqlite3.DatabaseError) -> DamagedData:
+    """Which of the two databases SQLite could not read (a quick check of each), as damage."""
+    from ..store.sqlite import connect
+
+    for name, scope in (("state.db", "state"), ("chain.db", "block")):
+        try:
+            conn = connect(data_dir / name, durable=False, readonly=True)
+            try:
+                ok = conn.execute("PRAGMA quick_check(1)").fetchone()[0] == "ok"
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError:
+            ok = False
+        if not ok:
+            return DamagedData(name, str(data_dir / name), f"SQLite cannot read it ({exc})", scope=scope)  # type: ignore[arg-type]
+    return DamagedData("the node's databases", str(data_dir), f"SQLite failed to read them ({exc})", scope="state")
+
+
 def node_keys_of(data_dir: Path, genesis: Genesis) -> list[str]:
     """Names of the keys in DATA/keys that are node keys of this chain, in the order one is chosen."""
     nodes = genesis.node_keys()
@@ -85,10 +104,18 @@ class Node:
         self.rebuilt_state: str | None = None
         self.repaired: str | None = None
         self.expect_head: Any = None  # the head committed before a repair, which must come back identical
+        self._recorded_block_damage = Health.recorded_block_damage(self.data_dir)
         recorded = Health.recorded_state_damage(self.data_dir)
         if recorded is not None:
-            self._set_state_aside(f"the scrubber found it damaged: {recorded['reason']}")
-        self.engine = self._new_engine()
+            self._set_state_aside(f"it was found damaged ({recorded['what']} at {recorded['where']}: "
+                                  f"{recorded['reason']})")
+        try:
+            self.engine = self._new_engine()
+        except DamagedData as exc:
+            if exc.scope != "state" or self.rebuilt_state is not None:
+                raise
+            self._set_state_aside(str(exc))
+            self.engine = self._new_engine()
         self.health = Health(self.data_dir)
         self.health.on_state_damage = lambda d: self.engine.halt(
             IntegrityFault(d["what"], d["where"], d["reason"] + "; restart the node: it rebuilds state.db from its block log",
@@ -118,6 +145,7 @@ class Node:
             side = path.with_name("state.db" + suffix)
             if side.exists():
                 os.replace(side, aside.with_name(aside.name + suffix))
+        Health.clear_recorded_state_damage(self.data_dir)
         self.rebuilt_state = f"state.db was set aside as {aside.name} and rebuilt from the block log ({reason})"
         log.warning("%s", self.rebuilt_state)
 
@@ -135,8 +163,7 @@ class Node:
         stream or a peer), start the signature workers, the engine and the scrubber. Returns
         blocks replayed."""
         try:
-            replayed = self.engine.recover(progress)
-            self._check_at_start()
+            replayed = self._recover(progress)
         except (Divergence, DamagedData, LogBehindCommitted) as exc:
             if self._state_damage(exc):
                 self.engine.stop()
@@ -147,10 +174,14 @@ class Node:
             else:
                 raise
             self.engine = self._new_engine()
-            replayed = self.engine.recover(progress)
-            self._check_at_start()
+            replayed = self._recover(progress)
         if self.rebuilt_state is not None:
             self.health.forget_state_damage()
+        for height in self._recorded_block_damage:  # damage found before a restart is still damage until repaired
+            try:
+                verify_block(self.engine.blocks, height, self.engine.known_nodes, self.engine.own_node)
+            except DamagedData as exc:
+                self.health.note(exc)
         if self.expect_head is not None:
             self.engine.expect_head = self.expect_head
         self.verifier = VerifierPool(self.chain, self.registry, workers=self.workers)
@@ -161,6 +192,15 @@ class Node:
             self.verifier.close()
             raise
         self.scrubber.start()
+        return replayed
+
+    def _recover(self, progress: Callable[[int, int], None] | None) -> int:
+        """Recovery and the checks at start; SQLite failing to read a file is damage to that file."""
+        try:
+            replayed = self.engine.recover(progress)
+            self._check_at_start()
+        except sqlite3.DatabaseError as exc:
+            raise damaged_file(self.data_dir, exc) from None
         return replayed
 
     def _repair_networked_log(self, exc: Exception) -> None:
@@ -218,7 +258,7 @@ class Node:
         assert e.head is not None
         top = e.head.height
         for h in range(max(0, top - START_CHECK_BLOCKS + 1), top + 1):
-            verify_block(e.blocks, h, e.known_nodes)
+            verify_block(e.blocks, h, e.known_nodes, e.own_node)
         root_node = e.state.get_node("")
         root = smt.node_hash(root_node) if root_node is not None else smt.EMPTY_ROOT
         if root.hex() != e.head.state_root:

@@ -79,13 +79,14 @@ class ChainReader:
     VERIFIED_HEADERS = 4096  # headers kept after a full check of their block
 
     def __init__(self, registry: Registry, blocks: BlockLog, state: StateStore, *, health: Health | None = None,
-                 node_keys: Callable[[], Collection[str]] | None = None) -> None:
+                 node_keys: Callable[[], Collection[str]] | None = None, own_node: str | None = None) -> None:
         self.registry = registry
         self.blocks = blocks
         self.state = state
         self.health = health
         self.node_keys = node_keys or (lambda: (blocks.genesis() or _NO_GENESIS).node_keys())
         self._verified: OrderedDict[int, Header] = OrderedDict()
+        self.own_node = own_node  # a solo node's key: its attestation of every block must be there
 
     # ---------------------------------------------------------------- blocks and checkpoints
 
@@ -94,7 +95,7 @@ class ChainReader:
             raise NotFound(what="Block", key=str(height))
         if self.health is not None:
             self.health.check_block(height)
-        b = verify_block(self.blocks, height, self.node_keys())
+        b = verify_block(self.blocks, height, self.node_keys(), self.own_node)
         if b is None:
             if height <= self.blocks.height():
                 raise IntegrityFault("the block log", f"block {height}", "it is missing below the last block",
@@ -121,6 +122,9 @@ class ChainReader:
     def attestations(self, header: Header) -> list[NodeSignature]:
         """The stored attestations of ``header`` (after the quorum wait); each is checked, and a bad one is damage."""
         atts = self.blocks.attestations(header.height)
+        if self.own_node is not None and not any(a.node == self.own_node for a in atts):
+            raise IntegrityFault("the block log", f"block {header.height}",
+                                 "this node's own attestation of it is missing", scope="block", height=header.height)
         message = attestation_bytes(header.hash())
         for att in atts:
             try:

@@ -74,16 +74,29 @@ def known_node_keys(data_dir: Path, log: BlockLog) -> set[str]:
 
 
 def _sqlite_findings(path: Path) -> list[Finding]:
-    with closing(connect(path, durable=False, readonly=True)) as c:
-        try:
+    try:
+        with closing(connect(path, durable=False, readonly=True)) as c:
             rows = [r[0] for r in c.execute("PRAGMA integrity_check(20)")]
-        except sqlite3.DatabaseError as exc:
-            return [Finding(None, "state-db" if path.name == "state.db" else "block",
-                            f"{path.name} cannot be read by SQLite ({exc})")]
+    except sqlite3.DatabaseError as exc:
+        return [Finding(None, "state-db" if path.name == "state.db" else "block",
+                        f"{path.name} cannot be read by SQLite ({exc})")]
     if rows == ["ok"]:
         return []
     kind = "state-db" if path.name == "state.db" else "block"
     return [Finding(None, kind, f"SQLite finds {path.name} damaged: {'; '.join(rows[:5])}")]
+
+
+def own_node_key(data_dir: Path, genesis: Any) -> str | None:
+    """The did of a solo node's own node key (it attests every block it commits), if DATA holds one;
+    None for a networked node, whose blocks may lack its attestation (an observer, a key added later)."""
+    from ..keystore import KeyStore
+    from .netconfig import NETWORK_FILE
+
+    if genesis is None or (Path(data_dir) / NETWORK_FILE).exists() or not (Path(data_dir) / "keys").is_dir():
+        return None
+    nodes = genesis.node_keys()
+    return next((e.did for e in KeyStore(Path(data_dir) / "keys").entries() if e.kind == "node" and e.did in nodes),
+                None)
 
 
 def scrub(data_dir: Path, registry: Registry, *, progress: Callable[[int, int], None] | None = None,
@@ -94,32 +107,48 @@ def scrub(data_dir: Path, registry: Registry, *, progress: Callable[[int, int], 
     for name in ("chain.db", "state.db"):
         if (data_dir / name).exists():
             found += _sqlite_findings(data_dir / name)
-    log = BlockLog(data_dir / "chain.db", readonly=True)
     try:
+        log = BlockLog(data_dir / "chain.db", readonly=True)
         report.height = log.height()
+    except (sqlite3.DatabaseError, FileNotFoundError) as exc:
+        found.append(Finding(None, "block", f"chain.db cannot be read ({exc})"))
+        return report
+    try:
         for key in log.unknown_meta():
             found.append(Finding(None, "block", f"chain.db's meta table holds {key!r}, which this software never writes"))
         if (data_dir / "state.db").exists():
-            with closing(connect(data_dir / "state.db", durable=False, readonly=True)) as conn:
-                conn.execute("BEGIN")  # one consistent picture of state.db
-                try:
-                    row = conn.execute("SELECT v FROM meta WHERE k='height'").fetchone()
-                    report.state_height = -1 if row is None else int(row[0])
-                    header = log.header(report.state_height) if report.state_height >= 0 else None
-                    for f in state_findings(conn, header, list(registry.indexes), log):
-                        if len(found) < max_findings:
-                            found.append(f)
-                finally:
-                    conn.execute("COMMIT")
-        nodes = known_node_keys(data_dir, log)
-        for f in block_findings(log, 0, report.height, lambda _h: nodes,
-                                progress=(lambda h: progress(h + 1, report.height + 1)) if progress else None):
-            if len(found) < max_findings:
-                found.append(f)
+            try:
+                _scrub_state(data_dir, log, registry, report, max_findings)
+            except sqlite3.DatabaseError as exc:
+                found.append(Finding(report.state_height if report.state_height >= 0 else None, "state-db",
+                                     f"state.db cannot be read to the end ({exc})"))
+        try:
+            nodes = known_node_keys(data_dir, log)
+            own = own_node_key(data_dir, log.genesis())
+            for f in block_findings(log, 0, report.height, lambda _h: nodes, own_node=own,
+                                    progress=(lambda h: progress(h + 1, report.height + 1)) if progress else None):
+                if len(found) < max_findings:
+                    found.append(f)
+        except sqlite3.DatabaseError as exc:
+            found.append(Finding(None, "block", f"chain.db cannot be read to the end ({exc})"))
         report.blocks = report.height + 1
     finally:
         log.close()
     return report
+
+
+def _scrub_state(data_dir: Path, log: BlockLog, registry: Registry, report: ScrubReport, max_findings: int) -> None:
+    with closing(connect(data_dir / "state.db", durable=False, readonly=True)) as conn:
+        conn.execute("BEGIN")  # one consistent picture of state.db
+        try:
+            row = conn.execute("SELECT v FROM meta WHERE k='height'").fetchone()
+            report.state_height = -1 if row is None else int(row[0])
+            header = log.header(report.state_height) if report.state_height >= 0 else None
+            for f in state_findings(conn, header, list(registry.indexes), log):
+                if len(report.findings) < max_findings:
+                    report.findings.append(f)
+        finally:
+            conn.execute("COMMIT")
 
 
 def _lower_priority() -> None:

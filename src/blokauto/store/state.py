@@ -40,7 +40,7 @@ _MISS = object()
 log = logging.getLogger("blokauto.store")
 
 #: ``PRAGMA user_version`` of the state.db layout; a file of another version is set aside and rebuilt.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _ROW_TAG = b"blokauto/index-row/v1\x00"
 _pack_row = msgspec.msgpack.Encoder().encode
 
@@ -48,6 +48,26 @@ _pack_row = msgspec.msgpack.Encoder().encode
 def index_row_hash(table: str, values: tuple, height: int) -> bytes:
     """The check hash stored with each index row (``_h``): its table, values and height."""
     return hashlib.sha256(_ROW_TAG + table.encode() + b"\x00" + _pack_row((*values, height))).digest()
+
+
+_MOD = 1 << 256
+
+
+def digest_key(table: str) -> str:
+    """The meta key of a table's digest: the count of its rows and the sum of their check hashes
+    (mod 2^256), kept as rows are written, so a row removed or added behind the node's back shows."""
+    return f"digest:{table}"
+
+
+def pack_digest(count: int, total: int) -> bytes:
+    return count.to_bytes(8, "big") + total.to_bytes(32, "big")
+
+
+def unpack_digest(raw: bytes | None) -> tuple[int, int]:
+    if raw is None:
+        return 0, 0
+    raw = bytes(raw)
+    return int.from_bytes(raw[:8], "big"), int.from_bytes(raw[8:], "big")
 
 BASE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB NOT NULL);
@@ -355,12 +375,34 @@ class StateStore:
                 dels.append(pk)
         for name, (puts, dels) in by_table.items():
             table = self._tables[name]
+            key_pos = [table.column_names.index(k) for k in table.key]
+            row = c.execute("SELECT v FROM meta WHERE k=?", (digest_key(name),)).fetchone()
+            count, total = unpack_digest(row[0] if row else None)
+            for old in self._existing_row_hashes(c, table, [tuple(p[i] for i in key_pos) for p in puts] + dels):
+                count, total = count - 1, (total - int.from_bytes(old, "big")) % _MOD
+            for p in puts:
+                count, total = count + 1, (total + int.from_bytes(p[-1], "big")) % _MOD
             if puts:
                 marks = ",".join("?" * (len(table.columns) + 2))
                 c.executemany(f"INSERT OR REPLACE INTO {name} VALUES ({marks})", puts)
             if dels:
                 where = " AND ".join(f"{k}=?" for k in table.key)
                 c.executemany(f"DELETE FROM {name} WHERE {where}", dels)
+            c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (digest_key(name), pack_digest(count, total)))
+
+    @staticmethod
+    def _existing_row_hashes(c: sqlite3.Connection, table: IndexTable, keys: list[tuple]) -> list[bytes]:
+        """The check hashes of the rows now stored under ``keys`` (rows about to be replaced or deleted)."""
+        out: list[bytes] = []
+        cols = ", ".join(table.key)
+        per = len(table.key)
+        for i in range(0, len(keys), 250):
+            chunk = keys[i:i + 250]
+            values = ",".join("(" + ",".join("?" * per) + ")" for _ in chunk)
+            args = [v for k in chunk for v in k]
+            out += [bytes(h) for (h,) in c.execute(
+                f"SELECT _h FROM {table.name} WHERE ({cols}) IN (VALUES {values})", args)]
+        return out
 
     # ---------------------------------------------------------------- snapshot reads (queries, proofs)
 
