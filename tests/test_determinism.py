@@ -197,8 +197,9 @@ def check_invariants(ledger: MemoryLedger) -> None:
         if m.status == "active":
             assert set(m.roles) <= set(orgs[m.org].roles) | {"admin"}, m
         if m.status == "rotated":
-            successor = members[m.successor]
-            assert (successor.org, successor.roles) == (m.org, m.roles)
+            # A key hands over to a successor in its own organisation (which takes its roles then; an
+            # admin may change the successor's roles afterwards, so only the organisation is for ever).
+            assert members[m.successor].org == m.org
     for o in active:
         admins = sum(1 for m in members.values() if m.org == o.id and m.status == "active" and "admin" in m.roles)
         assert admins >= 1, f"organisation {o.id} has no active admin"

@@ -113,19 +113,39 @@ def demo(tmp_path_factory) -> tuple[Path, list[str], dict[str, tuple[int, Any]]]
 # ---------------------------------------------------------------- the changes
 
 
-def changed_value(value: Any, far: bool = False) -> Any:
+def changed_values(value: Any) -> Iterator[Any]:
+    """Values that differ from ``value`` in one small place, nearest first (later ones for when a
+    changed key collides with another row's)."""
     if isinstance(value, int):
-        return value + (1_000_000 if far else 1)
-    if isinstance(value, str):
+        yield from (value + 1, value + 1_000_000, value - 1_000_003)
+    elif isinstance(value, str):
         if not value:
-            return "x"
-        i = len(value) // 2
-        return value[:i] + ("1" if value[i] != "1" else "2") + value[i + 1:]
-    data = bytearray(value)
-    if not data:
-        return b"\x00"
-    data[len(data) // 2] ^= 0x01
-    return bytes(data)
+            yield "x"
+            return
+        for i in (len(value) // 2, len(value) - 1, 0):
+            for ch in "12":
+                if value[i] != ch:
+                    yield value[:i] + ch + value[i + 1:]
+    else:
+        if not value:
+            yield b"\x00"
+            return
+        for i in (len(value) // 2, len(value) - 1, 0):
+            for bit in (0x01, 0x80, 0x10):
+                data = bytearray(value)
+                data[i] ^= bit
+                yield bytes(data)
+
+
+def _update_first_free(c: sqlite3.Connection, sql: str, value: Any, key: tuple) -> None:
+    """Run ``sql`` with the first changed value that collides with no other row."""
+    for candidate in changed_values(value):
+        try:
+            c.execute(sql, (candidate, *key))
+            return
+        except sqlite3.IntegrityError:
+            continue
+    raise AssertionError(f"every changed value of {value!r:.60} collides with another row")
 
 
 def table_columns(db: Path) -> Iterator[tuple[str, str, str]]:
@@ -148,19 +168,13 @@ def change(db: Path, table: str, column: str) -> str:
         rows = c.execute(f"SELECT rowid, {column} FROM {table}").fetchall() if _has_rowid(c, table) else None
         if rows is not None:
             rowid, value = rows[len(rows) // 2]
-            try:
-                c.execute(f"UPDATE {table} SET {column}=? WHERE rowid=?", (changed_value(value), rowid))
-            except sqlite3.IntegrityError:  # the changed key collides with another row: move it far away
-                c.execute(f"UPDATE {table} SET {column}=? WHERE rowid=?", (changed_value(value, far=True), rowid))
+            _update_first_free(c, f"UPDATE {table} SET {column}=? WHERE rowid=?", value, (rowid,))
             return f"{table}.{column} of rowid {rowid}"
         pk = [r[1] for r in sorted(c.execute(f"PRAGMA table_info({table})").fetchall(), key=lambda r: r[5]) if r[5]]
         all_rows = c.execute(f"SELECT {', '.join(pk)}, {column} FROM {table} ORDER BY {', '.join(pk)}").fetchall()
         row = all_rows[len(all_rows) // 2]
         where = " AND ".join(f"{k}=?" for k in pk)
-        try:
-            c.execute(f"UPDATE {table} SET {column}=? WHERE {where}", (changed_value(row[-1]), *row[:-1]))
-        except sqlite3.IntegrityError:  # the changed key collides with another row: change it the other way
-            c.execute(f"UPDATE {table} SET {column}=? WHERE {where}", (changed_value(row[-1], far=True), *row[:-1]))
+        _update_first_free(c, f"UPDATE {table} SET {column}=? WHERE {where}", row[-1], tuple(row[:-1]))
         return f"{table}.{column} of row {row[:-1]!r:.80}"
 
 

@@ -32,9 +32,13 @@ def group(help: str) -> typer.Typer:
 
 
 def _help_option_shows_no_type() -> None:
-    """Typer labels its own --help with the Python type ``<bool>``: give it an empty metavar, like
-    every flag here. (typer is pinned; this uses its Command.get_help_option.)"""
+    """Typer labels its own --help with the Python type ``<bool>``, and arguments with theirs
+    (``<str>``) beside their metavar: the help says what to type in words instead. (typer is
+    pinned; this uses its Command.get_help_option and TyperArgument.display_type_rich.)"""
+    from typer import core as typer_core
     from typer._click import core as click_core
+
+    typer_core.TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign]
 
     original = click_core.Command.get_help_option
     if getattr(original, "_blokauto", False):

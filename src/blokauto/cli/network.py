@@ -16,18 +16,20 @@ from .errors import cli_errors
 
 network_app = group("A local consortium network on NATS JetStream.")
 console = Console()
-BaseOpt = typer.Option(Path("blokauto-net"), "--base", "-b", envvar="BLOKAUTO_NET",
+BaseOpt = typer.Option(Path("blokauto-net"), "--base", "-b", envvar="BLOKAUTO_NET", metavar="DIR",
                        help="Folder holding the network (servers, organisations' data, PIDs).")
 
 
 @network_app.command("up")
 @cli_errors
 def up(base: Path = BaseOpt,
-       orgs: int = typer.Option(4, help="Organisations, each running a node."),
-       chain: str = typer.Option("blokauto-net", help="Chain id of a new network."),
-       quorum: Optional[int] = typer.Option(None, help="Attestations per checkpoint (default: more than 2/3)."),
-       nats_server: Optional[str] = typer.Option(None, help="Path of a nats-server binary (default: the pinned one)."),
-       workers: Optional[int] = typer.Option(None, help="Signature-checking processes per node.")) -> None:
+       orgs: int = typer.Option(4, metavar="N", help="Organisations, each running a node."),
+       chain: str = typer.Option("blokauto-net", "--chain-id", "--chain", metavar="ID",
+                                 help="Chain id of a new network (as `blokauto init --chain-id`)."),
+       quorum: Optional[int] = typer.Option(None, metavar="N", help="Attestations per checkpoint (default: more than 2/3)."),
+       nats_server: Optional[str] = typer.Option(None, metavar="FILE",
+                                                 help="Path of a nats-server binary (default: the pinned one)."),
+       workers: Optional[int] = typer.Option(None, metavar="N", help="Signature-checking processes per node.")) -> None:
     """Start 3 NATS servers and one node per organisation on 127.0.0.1 (or resume a stopped network)."""
     from ..node.network import network_up
 
@@ -39,7 +41,7 @@ def up(base: Path = BaseOpt,
 
 @network_app.command("status")
 @cli_errors
-def status(base: Path = BaseOpt, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def status(base: Path = BaseOpt, as_json: bool = typer.Option(False, "--json", metavar="", help="Print JSON.")) -> None:
     """Each server and node: running, height, state root; exits 1 if any is down or out of step."""
     from ..node.network import network_status
 
@@ -49,7 +51,7 @@ def status(base: Path = BaseOpt, as_json: bool = typer.Option(False, "--json", h
     else:
         t = Table(title=f"chain {st['chain']} in {st['base']}")
         for col in ("process", "url", "pid", "running", "height", "state root"):
-            t.add_column(col)
+            t.add_column(col, overflow="fold")  # URLs are copied from here: never cut
         for s in st["servers"]:
             t.add_row(f"nats {s['name']}", s["url"], str(s["pid"]), _yes(s["running"]), "", "")
         for n in st["nodes"]:

@@ -23,6 +23,7 @@ keeps its ports, which its organisations' files name).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import signal
@@ -158,6 +159,9 @@ def org_specs(count: int) -> list[OrgSpec]:
 def default_quorum(nodes: int) -> int:
     """More than two thirds of the node keys."""
     return nodes * 2 // 3 + 1
+
+
+log = logging.getLogger("blokauto.network")
 
 
 # -------------------------------------------------------------------- NATS configuration
@@ -314,7 +318,14 @@ def stream_configs(chain: str) -> list[Any]:
 
 async def admin_connect(state: NetworkState, **kw: Any) -> Any:
     """A NATS connection as the operator's admin user (who alone manages the streams)."""
+    kw.setdefault("error_cb", _expected_while_forming)
     return await nats.connect(**state.admin_options(), connect_timeout=2, **kw)
+
+
+async def _expected_while_forming(exc: Exception) -> None:
+    """Refused connections while the servers start are expected (the caller retries until its
+    deadline and reports what failed then): no traceback for them."""
+    log.debug("NATS while the network forms: %s", exc)
 
 
 async def _create_streams(state: NetworkState, timeout: float) -> None:

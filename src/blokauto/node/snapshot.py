@@ -71,7 +71,7 @@ def fetch_snapshot(url: str, data_dir: Path, *, progress: Callable[[int, int], N
 def verify_block_log(path: Path, anchor: TrustAnchor) -> tuple[int, int, int]:
     """(height, stream position, attestations at the head) of a block log that links from the
     anchor's genesis to a quorum checkpoint; raises ``VerificationError`` otherwise."""
-    log = BlockLog(path)
+    log = BlockLog(path)  # our own downloaded copy (closing it checkpoints and removes its -wal and -shm)
     try:
         genesis = log.genesis()
         if genesis is None or genesis.hash() != anchor.genesis_hash:
