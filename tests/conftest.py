@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Self
 
 import httpx
 import pytest
@@ -219,10 +219,55 @@ def node_process(tmp_path: Path) -> Iterator[Any]:
                 p.kill()
 
 
+@pytest.fixture
+def net(tmp_path: Path) -> Iterator[Any]:
+    """A consortium network (3 NATS JetStream servers, 4 organisations' nodes) as real processes: a
+    ``helpers_network.Net``, stopped after the test."""
+    from helpers_network import Net
+
+    n = Net.up(tmp_path / "net")
+    try:
+        yield n
+    finally:
+        n.close()
+
+
+class Served:
+    """A node on the data folder ``data`` with its HTTP API in this process (threads), on 127.0.0.1;
+    ``stop()`` stops both (or use it as a context manager)."""
+
+    def __init__(self, data: Path, **kw: Any) -> None:
+        from blokauto.api.server import ApiServer
+        from blokauto.node.node import Node
+
+        self.data = data
+        self.node = Node(data, workers=1, **kw)
+        self.node.start()
+        self.server = ApiServer(self.node, "127.0.0.1", 0)
+        self.url = self.server.start()
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.node.stop()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run the real ``blokauto`` CLI."""
     return subprocess.run([sys.executable, "-m", "blokauto.cli", *args], capture_output=True, text=True,
                           cwd=cwd, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def make_demo(data: Path) -> str:
+    """The demo chain in ``data``, built by the real ``blokauto demo``; returns what it printed."""
+    r = run_cli("demo", "--data", str(data), timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
 
 
 def change_one_index_row(state_db: Path) -> str:

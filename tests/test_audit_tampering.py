@@ -23,7 +23,7 @@ from blokauto.core.block import Header
 from blokauto.core.encoding import canonical
 from blokauto.keystore import KeyStore
 
-from conftest import run_cli
+from conftest import make_demo, run_cli
 
 pytestmark = pytest.mark.e2e  # starts real node processes
 
@@ -34,16 +34,14 @@ pack = msgspec.msgpack.encode
 @pytest.fixture(scope="module")
 def demo_chain(tmp_path_factory) -> Path:
     data = tmp_path_factory.mktemp("audit") / "demo"
-    r = run_cli("demo", "--data", str(data), timeout=180)
-    assert r.returncode == 0 and "audit: OK" in r.stdout, r.stdout + r.stderr
+    out = make_demo(data)
+    assert "audit: OK" in out, out
     return data
 
 
 @pytest.fixture
 def copy(demo_chain, tmp_path) -> Path:
-    dst = tmp_path / "copy"
-    shutil.copytree(demo_chain, dst)
-    return dst
+    return shutil.copytree(demo_chain, tmp_path / "copy")
 
 
 def sql(path: Path, statement: str, *args: Any) -> int:

@@ -15,7 +15,9 @@ import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import httpx
 import pytest
@@ -38,6 +40,28 @@ def wait_until(pred: Callable[[], bool], timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"gave up waiting for {what}")
         time.sleep(0.05)
+
+
+def submit_new_member(url: str, genesis: Genesis, label: str) -> str:
+    """POST one add_member transaction for the key ``label``; its id, which the node answers once it is durable."""
+    key = K(label)
+    raw = build_tx(K("oem-admin"), AddMember(member=key.did, roles=["manufacturer"]), key,
+                   chain=genesis.chain, expires=now_ms() + 600_000)
+    r = httpx.post(url + "/v1/txs", headers=JSON_POST, content=raw, timeout=10)
+    assert r.status_code == 202, r.text
+    return r.json()["id"]
+
+
+@contextmanager
+def block_log_locked(data: Path) -> Iterator[None]:
+    """Hold chain.db's write lock: the node still answers submissions, but cannot commit a block."""
+    lock = sqlite3.connect(data / "chain.db", timeout=5, isolation_level=None)
+    try:
+        lock.execute("BEGIN IMMEDIATE")
+        yield
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
 
 
 class Load:
@@ -292,25 +316,11 @@ def test_kill_9_after_single_submissions_are_answered_but_before_their_block_los
     chain.db's write lock, so the node answers but cannot commit the block; it is killed then."""
     f = node_process
     node = f.start("--workers", "1", "--block-ms", "500")  # the ten land in one block
-    lock = sqlite3.connect(f.data / "chain.db", timeout=5, isolation_level=None)
-
-    def submit(n: int) -> str:
-        key = K(f"single-{n}")
-        raw = build_tx(K("oem-admin"), AddMember(member=key.did, roles=["manufacturer"]), key,
-                       chain=f.genesis.chain, expires=now_ms() + 600_000)
-        r = httpx.post(node.url + "/v1/txs", headers=JSON_POST, content=raw, timeout=10)
-        assert r.status_code == 202, r.text
-        return r.json()["id"]
-
-    try:
-        lock.execute("BEGIN IMMEDIATE")  # the node's next block append waits for this lock
+    with block_log_locked(f.data):  # the node's next block append waits for this lock
         with ThreadPoolExecutor(10) as pool:
-            acked = list(pool.map(submit, range(10)))
+            acked = list(pool.map(lambda n: submit_new_member(node.url, f.genesis, f"single-{n}"), range(10)))
         assert status(node.url)["height"] == 0  # answered, and no block holds them
         node.kill()
-    finally:
-        lock.execute("ROLLBACK")
-        lock.close()
     again = f.start("--workers", "1")
     try:
         with httpx.Client(timeout=30) as http:
@@ -374,24 +384,10 @@ def test_acknowledged_transactions_lost_from_a_damaged_journal_stop_the_node(nod
 
     f = node_process
     node = f.start("--workers", "1", "--block-ms", "500")
-    lock = sqlite3.connect(f.data / "chain.db", timeout=5, isolation_level=None)
-
-    def submit(n: int) -> str:
-        key = K(f"{damage}-{n}")
-        raw = build_tx(K("oem-admin"), AddMember(member=key.did, roles=["manufacturer"]), key,
-                       chain=f.genesis.chain, expires=now_ms() + 600_000)
-        r = httpx.post(node.url + "/v1/txs", headers=JSON_POST, content=raw, timeout=10)
-        assert r.status_code == 202, r.text
-        return r.json()["id"]
-
-    try:
-        lock.execute("BEGIN IMMEDIATE")  # answered, but no block can be committed
+    with block_log_locked(f.data):  # answered, but no block can be committed
         with ThreadPoolExecutor(4) as pool:
-            list(pool.map(submit, range(4)))
+            list(pool.map(lambda n: submit_new_member(node.url, f.genesis, f"{damage}-{n}"), range(4)))
         node.kill()
-    finally:
-        lock.execute("ROLLBACK")
-        lock.close()
     journal = f.data / JOURNAL_FILE
     data = bytearray(journal.read_bytes())
     if damage == "flip-a-byte-in-the-last-group":

@@ -12,10 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from blokauto.api.server import ApiServer
-from blokauto.node.node import Node
 
-from conftest import run_cli
+from conftest import Served, make_demo, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -23,36 +21,18 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
     data = tmp_path_factory.mktemp("attack") / "demo"
-    r = run_cli("demo", "--data", str(data), timeout=180)
-    assert r.returncode == 0, r.stdout + r.stderr
+    make_demo(data)
     return data
 
 
 @pytest.fixture
 def copy(demo, tmp_path) -> Path:
-    dst = tmp_path / "copy"
-    shutil.copytree(demo, dst)
-    return dst
+    return shutil.copytree(demo, tmp_path / "copy")
 
 
 def sql(path: Path, statement: str, *args) -> int:
     with closing(sqlite3.connect(path, isolation_level=None)) as c:
         return c.execute(statement, args).rowcount
-
-
-class Served:
-    def __init__(self, data: Path) -> None:
-        self.node = Node(data, workers=1)
-        self.node.start()
-        self.server = ApiServer(self.node, "127.0.0.1", 0)
-        self.url = self.server.start()
-
-    def __enter__(self) -> "Served":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.stop()
-        self.node.stop()
 
 
 def scrub(data: Path) -> tuple[int, dict]:

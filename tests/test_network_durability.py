@@ -44,15 +44,6 @@ def slow_cut_net(tmp_path_factory) -> Iterator[Net]:
         n.close()
 
 
-@pytest.fixture
-def net(tmp_path: Path) -> Iterator[Net]:
-    n = Net.up(tmp_path / "net")
-    try:
-        yield n
-    finally:
-        n.close()
-
-
 def add_member_tx(net: Net, label: str) -> bytes:
     member = K(label)
     return build_tx(K("kba-admin"), AddMember(member=member.did, roles=["inspector"]), member,

@@ -46,15 +46,6 @@ LOAD_DURING = 100  # ... and after it, while it lasts
 PAUSE_S = 8  # how long a node stays stopped: well past its NATS client's ping window (3 x 2 s)
 
 
-@pytest.fixture
-def net(tmp_path: Path) -> Iterator[Net]:
-    n = Net.up(tmp_path / "net")
-    try:
-        yield n
-    finally:
-        n.close()
-
-
 @pytest.fixture(scope="module")
 def quiet_net(tmp_path_factory) -> Iterator[Net]:
     """One network without load for the security cases."""

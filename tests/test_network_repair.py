@@ -8,7 +8,6 @@ from __future__ import annotations
 import sqlite3
 from contextlib import closing
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -16,15 +15,6 @@ import pytest
 from helpers_network import Load, Net, check_nothing_acknowledged_lost, status, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-@pytest.fixture
-def net(tmp_path: Path) -> Iterator[Net]:
-    n = Net.up(tmp_path / "net")
-    try:
-        yield n
-    finally:
-        n.close()
 
 
 def loaded(net: Net, prefix: str, victim_org: str) -> Load:

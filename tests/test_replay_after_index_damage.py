@@ -12,23 +12,9 @@ from typing import Any
 
 import httpx
 
-from blokauto.api.server import ApiServer
 from blokauto.modules.governance.messages import AddMember
-from blokauto.node.node import Node
 
-from conftest import JSON_POST, K, build_tx, now_ms, write_chain
-
-
-class Served:
-    def __init__(self, data: Any, **kw: Any) -> None:
-        self.node = Node(data, workers=1, **kw)
-        self.node.start()
-        self.server = ApiServer(self.node, "127.0.0.1", 0)
-        self.url = self.server.start()
-
-    def stop(self) -> None:
-        self.server.stop()
-        self.node.stop()
+from conftest import JSON_POST, K, Served, build_tx, now_ms, write_chain
 
 
 def committed_batch(url: str, genesis: Any, label: str, n: int = 5) -> tuple[list[bytes], int]:

@@ -28,13 +28,11 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from blokauto.api.server import ApiServer
 from blokauto.node.audit import audit
 from blokauto.node.faults import NodeFault
-from blokauto.node.node import Node
 from blokauto.store.damage import DamagedData
 
-from conftest import run_cli
+from conftest import Served, make_demo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -81,24 +79,10 @@ def answer(http: httpx.Client, path: str) -> tuple[int, Any]:
     return r.status_code, body
 
 
-class Served:
-    def __init__(self, data: Path) -> None:
-        self.data = data
-        self.node = Node(data, workers=1)
-        self.node.start()
-        self.server = ApiServer(self.node, "127.0.0.1", 0)
-        self.url = self.server.start()
-
-    def stop(self) -> None:
-        self.server.stop()
-        self.node.stop()
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> tuple[Path, list[str], dict[str, tuple[int, Any]]]:
     data = tmp_path_factory.mktemp("tamper") / "demo"
-    r = run_cli("demo", "--data", str(data), timeout=180)
-    assert r.returncode == 0, r.stdout + r.stderr
+    make_demo(data)
     served = Served(data)
     try:
         paths = probes(served.url, data)

@@ -75,6 +75,17 @@ def print_receipt(info: Any, as_json: bool) -> None:
         raise typer.Exit(1)
 
 
+def submit_and_report(c: Any, tx: Tx[Any] | bytes, wait: float, as_json: bool) -> None:
+    """Submit ``tx``; print its id (``wait`` 0), or wait for its receipt and print that (exit 1 if it failed)."""
+    txid = c.submit(tx)
+    if wait <= 0:
+        console.print(txid)
+        return
+    info = c.receipt(txid, wait=wait)
+    say_trust(c)
+    print_receipt(info, as_json)
+
+
 @tx_app.command("send")
 @cli_errors
 def tx_send(
@@ -95,13 +106,7 @@ def tx_send(
     with client(node, data, trust) as c:
         msg = c.message(type_, message_fields(data_json, sets))
         tx = c.sign(c.build(msg, sender, ttl_ms=ttl_s * 1000), sender, *cosigners)
-        txid = c.submit(tx)
-        if wait <= 0:
-            console.print(txid)
-            return
-        info = c.receipt(txid, wait=wait)
-        say_trust(c)
-        print_receipt(info, as_json)
+        submit_and_report(c, tx, wait, as_json)
 
 
 @tx_app.command("build")
@@ -152,13 +157,7 @@ def tx_submit(path: Path = typer.Argument(..., metavar="FILE", help="A signed tr
               as_json: bool = JsonOpt) -> None:
     """Submit a signed transaction file (exit 1 if it failed at execution)."""
     with client(node, data, trust) as c:
-        txid = c.submit(path.read_bytes().strip())
-        if wait <= 0:
-            console.print(txid)
-            return
-        info = c.receipt(txid, wait=wait)
-        say_trust(c)
-        print_receipt(info, as_json)
+        submit_and_report(c, path.read_bytes().strip(), wait, as_json)
 
 
 @tx_app.command("get")

@@ -35,7 +35,7 @@ from ..core.block import Genesis
 from ..core.encoding import decode
 from ..core.registry import Registry
 from ..store.blocks import BlockLog
-from .journal import JOURNAL_FILE, JournalDamaged, parse_journal
+from .journal import JOURNAL_FILE, JournalDamaged, fsync_path, parse_journal
 from .netconfig import NETWORK_FILE
 from .scrub import ScrubReport, scrub
 
@@ -83,21 +83,13 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _copy_database(src: Path, dest: Path) -> None:
     """SQLite's online backup in one step: one read transaction, a consistent copy however busy the writer."""
     with closing(sqlite3.connect(f"file:{src}?mode=ro", uri=True)) as source, closing(sqlite3.connect(dest)) as out:
         source.execute("PRAGMA busy_timeout=10000")
         source.backup(out, pages=-1)
         out.execute("PRAGMA journal_mode=DELETE")  # a self-contained file: no -wal beside it
-    _fsync(dest)
+    fsync_path(dest)
 
 
 def _files(folder: Path) -> list[Path]:
@@ -171,7 +163,7 @@ def backup(data_dir: Path, dest: Path, registry: Registry, *, say: Say = lambda 
             shutil.copy2(data_dir / JOURNAL_FILE, staging / JOURNAL_FILE)
         report, height, head = _check_structure(staging, registry, genesis, say)
         for p in _files(staging):
-            _fsync(p)
+            fsync_path(p)
         files = {str(p.relative_to(staging)): BackupFile(p.stat().st_size, _sha256(p)) for p in _files(staging)}
         manifest = Manifest(genesis.chain, genesis.hash().hex(), height, head, state_height,
                             time.time_ns() // 1_000_000, files)
@@ -179,8 +171,8 @@ def backup(data_dir: Path, dest: Path, registry: Registry, *, say: Say = lambda 
             os.replace(p, dest / p.name)
         staging.rmdir()
         (dest / MANIFEST).write_bytes(msgspec.json.format(msgspec.json.encode(manifest)) + b"\n")
-        _fsync(dest / MANIFEST)
-        _fsync(dest)
+        fsync_path(dest / MANIFEST)
+        fsync_path(dest)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -241,11 +233,11 @@ def restore(src: Path, data_dir: Path, registry: Registry, *, say: Say = lambda 
     for name in manifest.files:
         (staging / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src / name, staging / name)
-        _fsync(staging / name)
+        fsync_path(staging / name)
     # into place, chain.db last: a folder holds a chain only once everything else is there
     for name in sorted(manifest.files, key=lambda n: n == "chain.db"):
         targets[name].parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging / name, targets[name])
     shutil.rmtree(staging, ignore_errors=True)
-    _fsync(data_dir)
+    fsync_path(data_dir)
     return manifest

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from typing import Any, Callable, Collection, Iterator
+from typing import Any, Callable, Collection, Iterable, Iterator
 
 from ..core import crypto, merkle, smt
 from ..core.block import Header, NodeSignature, attestation_bytes
@@ -60,6 +60,19 @@ def tx_id_of(raw: bytes) -> bytes | None:
 # ---------------------------------------------------------------- blocks
 
 
+def checked_attestations(attestations: Iterable[NodeSignature],
+                         header_hash: bytes) -> Iterator[tuple[NodeSignature, bool]]:
+    """Each attestation with whether it is a valid signature by its node key over the header with
+    ``header_hash`` (an unreadable key or signature is not)."""
+    message = attestation_bytes(header_hash)
+    for att in attestations:
+        try:
+            ok = crypto.verify_signature(crypto.public_key_from_did(att.node), bytes.fromhex(att.sig), message)
+        except (ValueError, crypto.InvalidKey):
+            ok = False
+        yield att, ok
+
+
 def block_problems(b: StoredBlock, *, prev: bytes | None, attestations: list[NodeSignature],
                    nodes: Collection[str], require_attestation: bool = False,
                    own_node: str | None = None) -> list[tuple[str, str]]:
@@ -86,15 +99,10 @@ def block_problems(b: StoredBlock, *, prev: bytes | None, attestations: list[Nod
         if tx_id_of(raw) != txid:
             out.append(("tx-id", f"the stored id of transaction {i} is not the hash of its body"))
             break
-    message = attestation_bytes(header_hash)
     valid = 0
     if own_node is not None and not any(att.node == own_node for att in attestations):
         out.append(("attestation", f"this node's own attestation ({own_node}) is missing"))
-    for att in attestations:
-        try:
-            ok = crypto.verify_signature(crypto.public_key_from_did(att.node), bytes.fromhex(att.sig), message)
-        except (ValueError, crypto.InvalidKey):
-            ok = False
+    for att, ok in checked_attestations(attestations, header_hash):
         if not ok:
             out.append(("attestation", f"the attestation by {att.node} does not verify"))
         elif att.node in nodes:

@@ -187,7 +187,7 @@ class IntakeJournal:
         self.size = os.fstat(self._fd).st_size
         if self.size == 0:
             self._write(_header(self.state[0]))
-        _fsync_dir(self.path.parent)
+        fsync_path(self.path.parent)
 
     def append(self, raws: list[bytes]) -> None:
         """Write one group and fsync it; returns once every transaction in it is durable."""
@@ -233,7 +233,7 @@ class IntakeJournal:
         finally:
             os.close(fd)
         os.replace(tmp, self.path)
-        _fsync_dir(self.path.parent)
+        fsync_path(self.path.parent)
         os.close(self._fd)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         self.size = _HEADER.size
@@ -292,8 +292,8 @@ class JournalWriter:
                 done(None)
 
 
-def _fsync_dir(path: Path) -> None:
-    """Make a file's creation durable (its directory entry)."""
+def fsync_path(path: Path) -> None:
+    """Flush a file, or a directory (to make the creation of the files in it durable), to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

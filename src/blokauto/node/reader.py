@@ -15,8 +15,8 @@ from typing import Any, Callable, Collection, Iterator
 
 import msgspec
 
-from ..core import crypto, merkle, smt
-from ..core.block import Checkpoint, Header, NodeSignature, Receipt, attestation_bytes
+from ..core import merkle, smt
+from ..core.block import Checkpoint, Header, NodeSignature, Receipt
 from ..core.encoding import decode, to_builtins
 from ..core.errors import NotFound, RequestError
 from ..core.registry import Registry
@@ -24,7 +24,7 @@ from ..store.blocks import BlockLog, StoredBlock
 from ..store.state import StateStore
 from .faults import IntegrityFault
 from .health import Health
-from .integrity import tx_id_of, verify_block
+from .integrity import checked_attestations, tx_id_of, verify_block
 
 
 class UnknownTx(NotFound):
@@ -125,12 +125,7 @@ class ChainReader:
         if self.own_node is not None and not any(a.node == self.own_node for a in atts):
             raise IntegrityFault("the block log", f"block {header.height}",
                                  "this node's own attestation of it is missing", scope="block", height=header.height)
-        message = attestation_bytes(header.hash())
-        for att in atts:
-            try:
-                ok = crypto.verify_signature(crypto.public_key_from_did(att.node), bytes.fromhex(att.sig), message)
-            except (ValueError, crypto.InvalidKey):
-                ok = False
+        for att, ok in checked_attestations(atts, header.hash()):
             if not ok:
                 raise IntegrityFault("the block log", f"block {header.height}",
                                      f"the stored attestation by {att.node} does not verify", scope="block",
