@@ -41,7 +41,7 @@ def build_fleet(path: Path, *, vehicles: int, mean_events: int = 1, block_txs: i
     shutil.rmtree(path, ignore_errors=True)
     genesis = init_chain(path, chain=CHAIN, orgs=[OrgSpec.parse(o) for o in ORGS], quorum=1, node_orgs=1)
     registry = default_registry()
-    engine = Engine(path, registry, find_node_key(path, genesis), EngineConfig(), genesis=genesis)
+    engine = Engine(path, registry, find_node_key(path, genesis), EngineConfig(state_writer_process=True), genesis=genesis)
     engine.recover()
     keys = fleet_keys(KeyStore(path / "keys").load)
     codec = registry.codec

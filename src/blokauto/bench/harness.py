@@ -68,14 +68,15 @@ class NodeProcess:
 
 class RssSampler:
     """Peak resident memory of a process and all its children, sampled every ``interval`` s,
-    and the CPU seconds each used while sampling (main process vs its children)."""
+    and the CPU seconds each used while sampling: the main process, its verifier workers (and any
+    other child), and its state writer process."""
 
     def __init__(self, pid: int, interval: float = 0.1) -> None:
         self.pid = pid
         self.interval = interval
         self.peak = 0
         self.cpu_start = self._cpu()
-        self.cpu = (0.0, 0.0)
+        self.cpu = (0.0, 0.0, 0.0)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -93,18 +94,24 @@ class RssSampler:
             self.peak = max(self.peak, total)
             self._stop.wait(self.interval)
 
-    def _cpu(self) -> tuple[float, float]:
+    def _cpu(self) -> tuple[float, float, float]:
         try:
             root = psutil.Process(self.pid)
             t = root.cpu_times()
-            kids = sum(sum(c.cpu_times()[:2]) for c in root.children(recursive=True))
-            return t.user + t.system, kids
+            kids = writer = 0.0
+            for c in root.children(recursive=True):
+                used = sum(c.cpu_times()[:2])
+                if "blokauto.store.layer_writer" in c.cmdline():
+                    writer += used
+                else:
+                    kids += used
+            return t.user + t.system, kids, writer
         except psutil.Error:
-            return 0.0, 0.0
+            return 0.0, 0.0, 0.0
 
     def stop(self) -> int:
-        main, kids = self._cpu()
-        self.cpu = (main - self.cpu_start[0], kids - self.cpu_start[1])
+        now = self._cpu()
+        self.cpu = (now[0] - self.cpu_start[0], now[1] - self.cpu_start[1], now[2] - self.cpu_start[2])
         self._stop.set()
         self._thread.join()
         return self.peak

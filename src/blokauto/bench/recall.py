@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import statistics
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -165,7 +166,7 @@ def build_recall_fleet(path: Path, *, vehicles: int, parts: int, block_txs: int 
     else:
         genesis = load_genesis(path)
     registry = default_registry()
-    engine = Engine(path, registry, find_node_key(path, genesis), EngineConfig(), genesis=genesis)
+    engine = Engine(path, registry, find_node_key(path, genesis), EngineConfig(state_writer_process=True), genesis=genesis)
     engine.recover()
     keys = fleet_keys(KeyStore(path / "keys").load)
     supplier = KeyStore(path / "keys").load(f"{SUPPLIER}-admin")
@@ -233,7 +234,7 @@ def _query(http: httpx.Client, module: str, name: str, **params: Any) -> Any:
     return r.json()["result"]
 
 
-def _open_campaign(url: str, data: Path, batch: str, part_number: str) -> tuple[int, int]:
+def _open_campaign(url: str, data: Path, batch: str, part_number: str) -> tuple[int, int, float]:
     from ..client import Client
 
     oem = KeyStore(data / "keys").load(f"{ORGS[1].split(':')[0]}-admin")
@@ -242,26 +243,49 @@ def _open_campaign(url: str, data: Path, batch: str, part_number: str) -> tuple[
                        consequence="None: a benchmark", remedy="Replace the part",
                        scope=Scope(batches=[BatchRef(part_number=part_number, batch=batch)]))
     with Client(url, trust=data / "genesis.json") as c:
+        submitted = time.perf_counter()
         info = c.send(msg, oem, wait=120).raise_for_status()
     (ev,) = [e for e in info.events if e["type"] == "recalls.campaign_opened"]
-    return ev["campaign"], info.height
+    return ev["campaign"], info.height, submitted
 
 
-def _stream_notifications(url: str, height: int, campaign: int, expected: int) -> float:
-    """Milliseconds until every owner notification of ``campaign`` arrived on the event stream."""
-    from ..client import Client
+class _Notifications(threading.Thread):
+    """Follows the event stream from ``height`` on (started before the campaign is submitted) and
+    notes, per campaign, when its ``expected``-th owner notification arrived."""
 
-    t = time.perf_counter()
-    got = 0
-    with Client(url, verify=False) as c:
-        for ev in c.events(from_height=height, reconnect=False, idle_timeout=60):
-            if ev.type == "recalls.owner_notified" and ev.data["campaign"] == campaign:
-                got += 1
-                if got == expected:
-                    break
-    if got != expected:
-        raise RuntimeError(f"{got} of {expected} notifications arrived")
-    return round((time.perf_counter() - t) * 1000, 1)
+    def __init__(self, url: str, height: int, expected: int) -> None:
+        super().__init__(daemon=True)
+        self.url, self.height, self.expected = url, height, expected
+        self.counts: dict[int, int] = {}
+        self.done_at: dict[int, float] = {}
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        from ..client import Client
+
+        try:
+            with Client(self.url, verify=False) as c:
+                for ev in c.events(from_height=self.height, reconnect=False, idle_timeout=120):
+                    if self._stop.is_set():
+                        return
+                    if ev.type != "recalls.owner_notified":
+                        continue
+                    n = self.counts[ev.data["campaign"]] = self.counts.get(ev.data["campaign"], 0) + 1
+                    if n == self.expected:
+                        self.done_at[ev.data["campaign"]] = time.perf_counter()
+        except BaseException as exc:  # reported by the bench
+            self.error = exc
+
+    def wait_for(self, campaign: int, timeout: float) -> float:
+        deadline = time.monotonic() + timeout
+        while campaign not in self.done_at:
+            if self.error is not None or not self.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.counts.get(campaign, 0)} of {self.expected} owner notifications "
+                                   f"arrived ({self.error!r})")
+            time.sleep(0.01)
+        self._stop.set()
+        return self.done_at[campaign]
 
 
 def run(*, vehicles: int = 1_000_000, parts: int = 20_000_000, samples: int = 20, cache: Path | None = None,
@@ -277,7 +301,12 @@ def run(*, vehicles: int = 1_000_000, parts: int = 20_000_000, samples: int = 20
     try:
         node.wait_ready(timeout=600)
         sampler = RssSampler(node.pid)
-        campaign, height = _open_campaign(node.url, data, batch, part_number)
+        with httpx.Client(base_url=node.url, timeout=30) as http:
+            now = http.get("/v1/status").json()["height"]
+        notes = _Notifications(node.url, now + 1, in_batch)
+        notes.start()
+        campaign, height, submitted = _open_campaign(node.url, data, batch, part_number)
+        notify_ms = round((notes.wait_for(campaign, 600) - submitted) * 1000, 1)
         with httpx.Client(base_url=node.url, timeout=120) as http:
             http.get("/v1/state/recall/next", params={"min_height": height})  # queries see the campaign
             resolve_ms, page = _p50(lambda: _query(http, "recalls", "affected", campaign=campaign, limit=in_batch),
@@ -292,7 +321,6 @@ def run(*, vehicles: int = 1_000_000, parts: int = 20_000_000, samples: int = 20
                                f"expected {in_batch}")
         if not trace["history"] or not any(x["campaign"] == campaign for x in of_vehicle):
             raise RuntimeError("the part's trace or the vehicle's recalls came back empty")
-        notify_ms = _stream_notifications(node.url, height, campaign, in_batch)
         peak = sampler.stop()
     finally:
         node.stop()

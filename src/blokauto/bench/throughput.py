@@ -204,6 +204,7 @@ def _measure(data: Path, setup_bodies: list[bytes], setup_n: int, bodies: list[b
         "peak_rss_mb": round(peak / 2**20, 1),
         "node_main_cpu_us_per_tx": round(sampler.cpu[0] / max(1, done) * 1e6),
         "node_workers_cpu_us_per_tx": round(sampler.cpu[1] / max(1, done) * 1e6),
+        "node_writer_cpu_us_per_tx": round(sampler.cpu[2] / max(1, done) * 1e6),
         "ack_p50_ms": round(acks[len(acks) // 2], 1),
         "ack_p99_ms": round(acks[min(len(acks) - 1, int(len(acks) * 0.99))], 1),
         "ack_batch": BATCH,

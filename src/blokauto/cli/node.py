@@ -43,7 +43,7 @@ def node_start(
 
     key = KeyStore(data / "keys").load(node_key) if node_key else None
     node = Node(data, node_key=key, config=EngineConfig(block_max_txs=block_txs, block_interval_ms=block_ms,
-                                                        durable_acks=not unsafe_acks),
+                                                        durable_acks=not unsafe_acks, state_writer_process=True),
                 workers=workers, scrub_interval_s=scrub_minutes * 60)
     genesis = load_genesis(data)
     if node_key is None and genesis is not None:

@@ -90,6 +90,8 @@ class EngineConfig:
     #: False only to measure what the journal costs (``bench throughput``): ids are then answered
     #: before they are durable, and a crash can lose acknowledged transactions.
     durable_acks: bool = True
+    #: Write state layers in a process of their own (a node; in-process engines write in a thread).
+    state_writer_process: bool = False
 
 
 def now_ms() -> int:
@@ -125,7 +127,8 @@ class Engine:
         self.genesis: Genesis = stored
         self.chain = stored.chain
         try:
-            self.state = StateStore(data_dir / "state.db", registry)
+            self.state = StateStore(data_dir / "state.db", registry,
+                                    writer_process=self.config.state_writer_process)
         except sqlite3.DatabaseError as exc:
             self.blocks.close()
             raise DamagedData("state.db", str(data_dir / "state.db"), f"SQLite cannot read it ({exc})",

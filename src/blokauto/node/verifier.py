@@ -2,8 +2,10 @@
 
 Signature verification is the most expensive thing a node does per transaction, and it needs no
 state, so it runs on every core in separate processes. Transactions travel in batches as msgpack
-(one message per batch, not per transaction); each comes back as its id and canonical bytes, or
-as the stable error code and detail that refused it.
+(one message per batch, not per transaction); each comes back as its id, its canonical bytes and
+the decoded transaction re-encoded as msgpack (the node reads that back about four times faster
+than it would parse the JSON again: it is the decoding the node's own interpreter no longer
+does), or as the stable error code and detail that refused it.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ def _load_registry(factory: str) -> Any:
 def _worker_main(rfd: int, wfd: int, chain: str, factory: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the node stops its workers
     codec = _load_registry(factory).codec
+    encode_tx = msgspec.msgpack.Encoder().encode
     inbox, conn = Connection(rfd, writable=False), Connection(wfd, readable=False)
     while True:
         try:
@@ -52,7 +55,7 @@ def _worker_main(rfd: int, wfd: int, chain: str, factory: str) -> None:
         for raw in raws:
             try:
                 c = check_stateless(raw, codec, chain=chain, max_bytes=max_bytes, now_ms=now_ms, max_ttl_ms=max_ttl)
-                out.append((0, c.id, c.raw))
+                out.append((0, c.id, c.raw, encode_tx(c.tx)))
             except RequestError as err:
                 out.append((1, err.code, err.detail))
             except INPUT_FAILURES as exc:  # a worker must never die from what a client sent
@@ -80,6 +83,7 @@ class VerifierPool:
                  registry_factory: str = "blokauto.modules:default_registry") -> None:
         self.chain = chain
         self._codec = registry.codec
+        self._decode_tx = msgspec.msgpack.Decoder(registry.codec.tx_type).decode
         self._factory = registry_factory
         self.workers = workers or os.cpu_count() or 1
         self._outboxes: list[queue.SimpleQueue | None] = [None] * self.workers
@@ -151,7 +155,7 @@ class VerifierPool:
             batch.future.set_result(batch.results)
 
     def _read_loop(self, worker: int, conn: Connection) -> None:
-        decode = self._codec.decode
+        decode = self._decode_tx
         while True:
             try:
                 data = conn.recv_bytes()
@@ -162,9 +166,9 @@ class VerifierPool:
             with self._lock:
                 batch, offset, _, _ = self._pending.pop(cid)
             results = batch.results
-            for j, (status, a, b) in enumerate(out):
+            for j, (status, a, b, *tx) in enumerate(out):
                 if status == 0:
-                    results[offset + j] = CheckedTx(decode(b), a, b)
+                    results[offset + j] = CheckedTx(decode(tx[0]), a, b)
                 else:
                     cls = error_class(a) or RequestError
                     err = cls.__new__(cls)

@@ -2,8 +2,9 @@
 
 ``state.db`` holds, as of one height: every state value, every state tree node, the tx index
 (id -> block, position, expiry) and the modules' derived index tables. The engine applies each
-committed block to an in-memory layer; a flusher thread writes layers to ``state.db`` in one SQL
-transaction each, coalescing as many blocks as arrived while the previous flush ran. Random
+committed block to an in-memory layer; a flusher thread hands layers to the writer (a process of
+its own in a node, see ``layer_writer``), which writes each to ``state.db`` in one SQL
+transaction, coalescing as many blocks as arrived while the previous flush ran. Random
 writes are what SQLite does slowest (each dirties a page); coalescing them is what lets a node
 commit thousands of transactions a second while ``chain.db`` stays the fsynced source of truth.
 
@@ -15,7 +16,6 @@ Readers:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import sqlite3
@@ -26,14 +26,14 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Iterator
 
-import msgspec
-
 from ..core import smt
 from ..core.chain import BlockOutcome, merge_tx_index
 from ..core.crypto import TAG_HISTORY, tagged_hash
 from ..core.module import HistoryChain, IndexTable
 from ..core.registry import Registry
 from .damage import DamagedData
+from .layer_writer import (LayerRows, LayerWriterGone, LayerWriterProcess, digest_key,  # noqa: F401
+                           index_row_hash, pack_digest, unpack_digest, write_layer)
 from .sqlite import connect
 
 _MISS = object()
@@ -41,33 +41,7 @@ log = logging.getLogger("blokauto.store")
 
 #: ``PRAGMA user_version`` of the state.db layout; a file of another version is set aside and rebuilt.
 SCHEMA_VERSION = 3
-_ROW_TAG = b"blokauto/index-row/v1\x00"
-_pack_row = msgspec.msgpack.Encoder().encode
 
-
-def index_row_hash(table: str, values: tuple, height: int) -> bytes:
-    """The check hash stored with each index row (``_h``): its table, values and height."""
-    return hashlib.sha256(_ROW_TAG + table.encode() + b"\x00" + _pack_row((*values, height))).digest()
-
-
-_MOD = 1 << 256
-
-
-def digest_key(table: str) -> str:
-    """The meta key of a table's digest: the count of its rows and the sum of their check hashes
-    (mod 2^256), kept as rows are written, so a row removed or added behind the node's back shows."""
-    return f"digest:{table}"
-
-
-def pack_digest(count: int, total: int) -> bytes:
-    return count.to_bytes(8, "big") + total.to_bytes(32, "big")
-
-
-def unpack_digest(raw: bytes | None) -> tuple[int, int]:
-    if raw is None:
-        return 0, 0
-    raw = bytes(raw)
-    return int.from_bytes(raw[:8], "big"), int.from_bytes(raw[8:], "big")
 
 BASE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB NOT NULL);
@@ -106,7 +80,7 @@ class _Layer:
 
 class StateStore:
     def __init__(self, path: Path, registry: Registry, *, cache_entries: int = 300_000,
-                 max_dirty: int = 600_000) -> None:
+                 max_dirty: int = 600_000, writer_process: bool = False) -> None:
         self.path = path
         self.registry = registry
         self._tables = {t.name: t for t in registry.indexes}
@@ -135,6 +109,9 @@ class StateStore:
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._flush_listeners: list[Any] = []  # called with each new flushed height (from the flusher)
+        #: Layers are written by a process of their own once the flusher starts (a node), else here.
+        self._writer_process = writer_process
+        self._process: LayerWriterProcess | None = None
 
     def _open_current(self, path: Path) -> sqlite3.Connection:
         """A write connection to a state.db of this layout; a file of another layout (it is derived
@@ -162,6 +139,8 @@ class StateStore:
 
     def start(self) -> None:
         if self._thread is None:
+            if self._writer_process:
+                self._process = LayerWriterProcess(self.path, self._tables)
             self._thread = threading.Thread(target=self._flush_loop, name="state-flusher", daemon=True)
             self._thread.start()
 
@@ -174,6 +153,9 @@ class StateStore:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        if self._process is not None:
+            self._process.close()
+            self._process = None
         with self._readers_lock:
             readers, self._readers = self._readers, []
         for conn in readers:
@@ -335,74 +317,26 @@ class StateStore:
             for listener in self._flush_listeners:
                 listener(layer.height)
 
+    def _rows(self, layer: _Layer) -> LayerRows:
+        encode = smt.encode_node
+        return LayerRows(layer.height, layer.root, list(layer.state.items()),
+                         [(p, None if n is None else encode(n)) for p, n in layer.nodes.items()],
+                         list(layer.txs.values()), [(t.name, put, row, h) for t, put, row, h in layer.index_ops])
+
     def _write_layer(self, layer: _Layer) -> None:
-        c = self._write
-        c.execute("BEGIN IMMEDIATE")
-        try:
-            puts = [(k, v) for k, v in layer.state.items() if v is not None]
-            dels = [(k,) for k, v in layer.state.items() if v is None]
-            c.executemany("INSERT OR REPLACE INTO state VALUES (?,?)", puts)
-            c.executemany("DELETE FROM state WHERE k=?", dels)
-            encode = smt.encode_node
-            c.executemany("INSERT OR REPLACE INTO smt VALUES (?,?)",
-                          [(p, encode(n)) for p, n in layer.nodes.items() if n is not None])
-            c.executemany("DELETE FROM smt WHERE path=?", [(p,) for p, n in layer.nodes.items() if n is None])
-            # A row for an id that consumed it (expires > 0) is never replaced by a later copy.
-            c.executemany(
-                "INSERT INTO tx_index VALUES (?,?,?,?) ON CONFLICT(id) DO UPDATE SET height=excluded.height, "
-                "idx=excluded.idx, expires=excluded.expires WHERE tx_index.expires = 0 AND excluded.expires > 0",
-                list(layer.txs.values()))
-            self._write_index_ops(c, layer.index_ops)
-            c.execute("INSERT OR REPLACE INTO meta VALUES ('height', ?)", (layer.height,))
-            c.execute("INSERT OR REPLACE INTO meta VALUES ('root', ?)", (layer.root,))
-            c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
-
-    def _write_index_ops(self, c: sqlite3.Connection, ops: list) -> None:
-        # The last operation on a row wins: a put replaces the whole row, a delete removes it.
-        final: dict[tuple[str, tuple], tuple[IndexTable, bool, dict[str, Any], int]] = {}
-        for table, put, row, height in ops:
-            final[(table.name, tuple(row[k] for k in table.key))] = (table, put, row, height)
-        by_table: dict[str, tuple[list, list]] = {}
-        for (name, pk), (table, put, row, height) in final.items():
-            puts, dels = by_table.setdefault(name, ([], []))
-            if put:
-                values = tuple(row[col] for col in table.column_names)
-                puts.append(values + (height, index_row_hash(name, values, height)))
-            else:
-                dels.append(pk)
-        for name, (puts, dels) in by_table.items():
-            table = self._tables[name]
-            key_pos = [table.column_names.index(k) for k in table.key]
-            row = c.execute("SELECT v FROM meta WHERE k=?", (digest_key(name),)).fetchone()
-            count, total = unpack_digest(row[0] if row else None)
-            for old in self._existing_row_hashes(c, table, [tuple(p[i] for i in key_pos) for p in puts] + dels):
-                count, total = count - 1, (total - int.from_bytes(old, "big")) % _MOD
-            for p in puts:
-                count, total = count + 1, (total + int.from_bytes(p[-1], "big")) % _MOD
-            if puts:
-                marks = ",".join("?" * (len(table.columns) + 2))
-                c.executemany(f"INSERT OR REPLACE INTO {name} VALUES ({marks})", puts)
-            if dels:
-                where = " AND ".join(f"{k}=?" for k in table.key)
-                c.executemany(f"DELETE FROM {name} WHERE {where}", dels)
-            c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (digest_key(name), pack_digest(count, total)))
-
-    @staticmethod
-    def _existing_row_hashes(c: sqlite3.Connection, table: IndexTable, keys: list[tuple]) -> list[bytes]:
-        """The check hashes of the rows now stored under ``keys`` (rows about to be replaced or deleted)."""
-        out: list[bytes] = []
-        cols = ", ".join(table.key)
-        per = len(table.key)
-        for i in range(0, len(keys), 250):
-            chunk = keys[i:i + 250]
-            values = ",".join("(" + ",".join("?" * per) + ")" for _ in chunk)
-            args = [v for k in chunk for v in k]
-            out += [bytes(h) for (h,) in c.execute(
-                f"SELECT _h FROM {table.name} WHERE ({cols}) IN (VALUES {values})", args)]
-        return out
+        rows = self._rows(layer)
+        if self._process is not None:
+            try:
+                self._process.write(rows)
+            except LayerWriterGone as exc:
+                # Its SQL transaction died with it (nothing of the layer is in state.db): a new
+                # writer writes the same layer again. Twice in a row is a fault.
+                log.warning("%s; starting another and writing height %d again", exc, layer.height)
+                self._process.close()
+                self._process = LayerWriterProcess(self.path, self._tables)
+                self._process.write(rows)
+        else:
+            write_layer(self._write, self._tables, rows)
 
     # ---------------------------------------------------------------- snapshot reads (queries, proofs)
 
