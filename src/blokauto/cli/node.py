@@ -39,7 +39,7 @@ def node_start(
     from ..api.server import ApiServer
     from ..keystore import KeyStore
     from ..node.engine import EngineConfig
-    from ..node.node import Node, load_genesis, node_keys_of
+    from ..node.node import Node, load_genesis, node_keys_of, tune_gc_for_serving
 
     key = KeyStore(data / "keys").load(node_key) if node_key else None
     node = Node(data, node_key=key, config=EngineConfig(block_max_txs=block_txs, block_interval_ms=block_ms,
@@ -68,6 +68,7 @@ def node_start(
                 err_console.print(f"[yellow]{escape(note)}[/]")
         console.print(f"API on {server.url}  (OpenAPI: {server.url}/schema)  pid {os.getpid()}  — Ctrl-C stops it")
         sys.stdout.flush()
+        tune_gc_for_serving()
         server.run()
     finally:
         node.stop()

@@ -16,7 +16,7 @@ from . import crypto, merkle
 from .encoding import Hex32, Hex64, Uint, canonical
 
 
-class Header(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+class Header(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False):
     chain: str
     height: Uint
     time: Uint  # block time, ms since the Unix epoch (the only clock the ledger knows)
@@ -30,7 +30,7 @@ class Header(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         return crypto.tagged_hash(crypto.TAG_HEADER, canonical(self))
 
 
-class Receipt(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+class Receipt(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False):
     """What executing one transaction did. ``code`` is empty on success."""
 
     tx: Hex32
@@ -40,7 +40,7 @@ class Receipt(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     events: list[dict[str, Any]] = []
 
 
-class NodeSignature(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+class NodeSignature(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False):
     node: str  # the node key's did:key
     sig: Hex64
 

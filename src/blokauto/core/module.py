@@ -29,7 +29,7 @@ T = TypeVar("T")
 MessageT = TypeVar("MessageT", bound=Message)
 
 
-class Event(msgspec.Struct, tag_field="type", frozen=True, kw_only=True):
+class Event(msgspec.Struct, tag_field="type", frozen=True, kw_only=True, gc=False):
     """Base of every event. Subclasses set ``tag="module.event_name"``."""
 
 

@@ -9,6 +9,7 @@ the refusal. ``engine.receipt_future(id)`` then resolves when its block is commi
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sqlite3
@@ -362,3 +363,17 @@ class Node:
             **e.ordering_status(),
         }
 
+
+#: Allocations between young-generation collections while serving (CPython's default is 700).
+GC_YOUNG_THRESHOLD = 100_000
+
+
+def tune_gc_for_serving() -> None:
+    """Collect garbage cycles less often once a node serves: freeze what start-up built (the
+    registry, caches, recovery's objects) so full collections no longer walk it, and let the
+    young generation grow to ``GC_YOUNG_THRESHOLD`` allocations. Every transaction allocates a few
+    hundred container objects and almost none form cycles; with the defaults the collector ran
+    every few transactions and cost a quarter of the node's interpreter time (``bench throughput``:
+    node main-process CPU 102–115 µs per transaction with the defaults, 75–81 µs with this)."""
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 50, 1000)
