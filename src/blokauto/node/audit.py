@@ -10,6 +10,7 @@ replayed ledger. Each problem is reported with its height and what failed.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from ..store.blocks import BlockLog, CorruptBlock, StoredBlock
 from ..store.head import HeadMarker
 from ..store.sqlite import connect
 from ..store.state import SCHEMA_VERSION, index_row_hash
+from .folder_lock import FolderInUse, holder
 from .integrity import Finding, block_problems
 from .journal import JOURNAL_FILE, JournalDamaged, parse_journal
 from .verifier import VerifierPool
@@ -51,7 +53,14 @@ class AuditReport:
 
 def audit(data_dir: Path, *, registry: Registry | None = None, workers: int | None = None,
           progress: Callable[[int, int], None] | None = None, max_findings: int = 200) -> AuditReport:
-    """Every problem of a data folder, each with height, kind and message; the folder is only read."""
+    """Every problem of a data folder, each with height, kind and message; the folder is only read.
+
+    Refused while another process's node runs on the folder: the blocks it writes meanwhile would
+    show as problems (its own process may audit it, idle, as the demo does)."""
+    pid = holder(data_dir)
+    if pid is not None and pid != os.getpid():
+        raise FolderInUse(data_dir, pid or None, "audit it (blocks being written would look like damage; "
+                                                  "`blokauto node scrub` checks a running node's files)")
     registry = registry or default_registry()
     report = AuditReport()
     found = report.findings

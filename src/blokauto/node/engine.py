@@ -38,6 +38,7 @@ from ..store.head import HeadMarker
 from ..store.state import StateStore, StoredReplayWindow
 from ..store.damage import DamagedData
 from .faults import Divergence, IntegrityFault, LogBehindCommitted
+from .folder_lock import FolderLock
 from .journal import IntakeJournal, JournalWriter
 from .replay import stored_txs
 from .scrub import known_node_keys
@@ -109,6 +110,14 @@ class Engine:
         self.node_key = node_key
         self.config = config or EngineConfig()
         self._refuse_a_missing_log(data_dir)
+        self._folder_lock = FolderLock(data_dir)  # one node per data folder, before anything is opened
+        try:
+            self._open(data_dir, registry, node_key, genesis)
+        except BaseException:
+            self._folder_lock.release()
+            raise
+
+    def _open(self, data_dir: Path, registry: Registry, node_key: KeyPair, genesis: Genesis | None) -> None:
         try:
             self.blocks = BlockLog(data_dir / "chain.db")
             stored = self.blocks.genesis()
@@ -133,6 +142,7 @@ class Engine:
             self.blocks.close()
             raise DamagedData("state.db", str(data_dir / "state.db"), f"SQLite cannot read it ({exc})",
                               scope="state") from None
+        self.state.on_flushed(self._state_flushed)
         self.known_nodes: set[str] = set(stored.node_keys())  # every node key ever in force: attestations count
         #: A solo node whose key is a node key attests every block it commits: its attestation must be there.
         self.own_node: str | None = node_key.did if self.intake_journal and node_key.did in stored.node_keys() else None
@@ -149,6 +159,7 @@ class Engine:
         self.params: dict[str, int] = {}
         self._inbox: deque[tuple[CheckedTx, Submission, int]] = deque()
         self._inbox_cond = threading.Condition()
+        self._flush_done = False  # the state flusher finished a layer: hand it what waits (engine thread)
         self._notify_lock = threading.Lock()
         self._waiters: dict[bytes, list[Future]] = {}
         self._listeners: list[Callable[[CommittedBlock], None]] = []
@@ -298,10 +309,13 @@ class Engine:
             if self.failure is None and self.journal.state[1]:  # every journaled transaction is in a block now
                 self.journal.clear()
             self.journal.close()
-        if self.head is not None and self.failure is None:
-            self.head_marker.write(self.head, durable=True)
-        self.state.close()
-        self.blocks.close()
+        try:
+            if self.head is not None and self.failure is None:
+                self.head_marker.write(self.head, durable=True)
+            self.state.close()
+            self.blocks.close()
+        finally:
+            self._folder_lock.release()
 
     @property
     def pending(self) -> int:
@@ -323,10 +337,21 @@ class Engine:
     def _block_limit(self) -> int:
         return min(self.config.block_max_txs, self.params.get("max_block_txs", self.config.block_max_txs))
 
+    def _state_flushed(self, height: int) -> None:
+        """The state flusher wrote a layer (flusher thread): wake the engine to hand it the next."""
+        with self._inbox_cond:
+            self._flush_done = True
+            self._inbox_cond.notify()
+
+    def _catch_up_state(self) -> None:
+        if self._flush_done:
+            self._flush_done = False
+            self.state.catch_up()
+
     def _take_arrived(self, deadline: float | None) -> list[tuple[CheckedTx, Submission, int]]:
         """What arrived in the inbox, waiting for something (or until ``deadline``, if a block is open)."""
         with self._inbox_cond:
-            while not self._inbox and not self._stopping and self._halt is None:
+            while not self._inbox and not self._stopping and self._halt is None and not self._flush_done:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     break
@@ -347,6 +372,7 @@ class Engine:
             if self._halt is not None:
                 raise self._halt
             arrived = self._take_arrived(deadline)
+            self._catch_up_state()
             if arrived:
                 new = self._precheck(arrived, seen)
                 if new:

@@ -219,9 +219,12 @@ class ChainReader:
             raise QueryParamsInvalid(reason=f"{module}.{name} takes no parameters")
         if self.health is not None:
             self.health.check_state()
-        with self.state.snapshot() as snap:
-            result = spec.func(snap, *args)
-            height = snap.height
+        with self.state.snapshot(verified=True) as snap:
+            height, root = snap.height, snap.root
+            if height >= 0 and self.header(height).state_root != root.hex():
+                raise IntegrityFault("state.db", f"height {height}", "its state root is not the header's",
+                                     scope="state")
+            result = spec.func(snap, *args)  # every state value it reads is proven against that root
         return {"height": height, "result": result}
 
     # ---------------------------------------------------------------- events

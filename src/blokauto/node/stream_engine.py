@@ -197,6 +197,9 @@ class StreamEngine(Engine):
     def halt(self, reason: BaseException) -> None:
         self._queue.put(("fatal", reason))
 
+    def _state_flushed(self, height: int) -> None:
+        self._queue.put(("flushed",))
+
     def _received_order(self, seq: int, kind: str, ts_ms: int, data: bytes) -> None:
         self._queue.put(("order", seq, kind, ts_ms, data))
 
@@ -224,6 +227,8 @@ class StreamEngine(Engine):
                 self._publish(item[1])
             elif kind == "attest":
                 self._attestation(item[1])
+            elif kind == "flushed":  # the state flusher is idle: hand it the blocks applied meanwhile
+                self.state.catch_up()
             elif kind == "reconnected":  # whatever failed during the outage: try again now
                 self._cut_asked_at = 0.0
                 for entry in self._unseen.values():

@@ -239,6 +239,17 @@ class StateStore:
                 self._fold_flushed()
                 self._handoff()
 
+    def catch_up(self) -> None:
+        """Hand the blocks applied since the last handoff to an idle flusher (engine thread). Called
+        when a flush completes: without it, blocks applied while the flusher was busy would wait in
+        memory, unreadable by queries and proofs, until the next block arrived."""
+        if self._thread is None:
+            return
+        self._fold_flushed()
+        with self._cond:
+            if self._flushing is None:
+                self._handoff()
+
     def _handoff(self) -> None:
         live = self._live
         if live.size == 0 and live.height == self.flushed_height:
@@ -349,12 +360,13 @@ class StateStore:
         return conn
 
     @contextmanager
-    def snapshot(self) -> Iterator["Snapshot"]:
-        """A consistent read of ``state.db`` (state, proofs, indexes) at its flushed height."""
+    def snapshot(self, *, verified: bool = False) -> Iterator["Snapshot"]:
+        """A consistent read of ``state.db`` (state, proofs, indexes) at its flushed height;
+        ``verified``: every state value read is proven against the snapshot's root (module queries)."""
         conn = self._reader()
         conn.execute("BEGIN")
         try:
-            yield Snapshot(conn, self._tables, self.registry.provider, self.registry.chains)
+            yield Snapshot(conn, self._tables, self.registry.provider, self.registry.chains, verified=verified)
         finally:
             conn.execute("COMMIT")
 
@@ -509,8 +521,10 @@ class Snapshot:
     """Read-only view of ``state.db`` inside one read transaction; implements ``QueryView``."""
 
     def __init__(self, conn: sqlite3.Connection, tables: dict[str, IndexTable], need: Any = None,
-                 chains: dict[str, HistoryChain] | None = None) -> None:
+                 chains: dict[str, HistoryChain] | None = None, *, verified: bool = False) -> None:
         self.conn = conn
+        #: Prove every state value read against ``root`` (tree nodes read once per snapshot).
+        self._nodes: dict[str, smt.Node | None] | None = {} if verified else None
         self._tables = tables
         self._need = need
         self._chains = chains or {}
@@ -520,12 +534,30 @@ class Snapshot:
         self.root: bytes = smt.EMPTY_ROOT if row is None else bytes(row[0])
 
     def get(self, key: bytes) -> bytes | None:
-        row = self.conn.execute("SELECT v FROM state WHERE k=?", (key,)).fetchone()
-        return None if row is None else row[0]
+        row = self.conn.execute("SELECT CAST(v AS BLOB) FROM state WHERE k=?", (key,)).fetchone()
+        value = None if row is None else bytes(row[0])
+        if self._nodes is not None:
+            self._prove_read(key, value)
+        return value
+
+    def _prove_read(self, key: bytes, value: bytes | None) -> None:
+        nodes = self._nodes
+        assert nodes is not None
+
+        def node(path: str) -> smt.Node | None:
+            if path not in nodes:
+                nodes[path] = self.get_node(path)
+            return nodes[path]
+
+        try:
+            smt.verify_proof(self.root, key, value, smt.prove(node, smt.key_hash(key)))
+        except (smt.StateProofError, KeyError, ValueError) as exc:
+            raise DamagedData("state.db", f"key {key.decode(errors='replace')!r}",
+                              f"the stored value or tree does not prove it ({exc})", scope="state") from None
 
     def get_node(self, path: str) -> smt.Node | None:
-        row = self.conn.execute("SELECT node FROM smt WHERE path=?", (path,)).fetchone()
-        return None if row is None else smt.decode_node(row[0])
+        row = self.conn.execute("SELECT CAST(node AS BLOB) FROM smt WHERE path=?", (path,)).fetchone()
+        return None if row is None else smt.decode_node(bytes(row[0]))
 
     def prove(self, key: bytes) -> tuple[bytes | None, smt.StateProof]:
         return self.get(key), smt.prove(self.get_node, smt.key_hash(key))

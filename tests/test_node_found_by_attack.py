@@ -1,0 +1,133 @@
+"""What a second outside attack found in the node itself, each now a test."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from conftest import K, build_tx, now_ms
+
+from blokauto.modules.governance.messages import AddMember
+
+
+def member_batches(n_batches: int, per: int) -> list[bytes]:
+    exp = now_ms() + 600_000
+    out = []
+    for b in range(n_batches):
+        raws = [build_tx(K("oem-admin"), AddMember(member=K(f"flush-{b}-{i}").did, roles=["manufacturer"]),
+                         K(f"flush-{b}-{i}"), expires=exp) for i in range(per)]
+        out.append(b"[" + b",".join(raws) + b"]")
+    return out
+
+
+@pytest.mark.timeout(300)
+def test_blocks_applied_while_the_flusher_was_busy_reach_state_db_without_new_traffic(node_process) -> None:
+    """A burst ends while the state flusher is busy: the newest blocks must still reach state.db
+    (and so queries, proofs, reports and event replay) once the node is idle, not only when the
+    next transaction arrives."""
+    node = node_process.start()
+    bodies = member_batches(3, 1500)
+    with httpx.Client(base_url=node.url, timeout=120) as http:
+        for body in bodies:
+            r = http.post("/v1/txs/batch", content=body, headers={"content-type": "application/json"})
+            assert r.status_code == 200, r.text
+        deadline = time.monotonic() + 120
+        while http.get("/v1/status").json()["committed_txs"] < 4500:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        deadline = time.monotonic() + 10
+        while True:
+            st = http.get("/v1/status").json()
+            if st["flushed_height"] == st["height"]:
+                break
+            assert time.monotonic() < deadline, f"state.db stays at {st['flushed_height']}, blocks reach {st['height']}"
+            time.sleep(0.1)
+
+
+@pytest.mark.timeout(60)
+def test_a_block_applied_during_a_slow_flush_is_flushed_once_the_node_is_idle(tmp_path) -> None:
+    """The same, made certain: every flush takes 0.3 s, and two blocks commit back to back."""
+    from blokauto.core.tx import check_stateless
+    from blokauto.modules import default_registry
+    from blokauto.node.engine import Engine, EngineConfig, Submission
+    from conftest import CHAIN, write_chain
+
+    data = tmp_path / "data"
+    genesis = write_chain(data)
+    registry = default_registry()
+    engine = Engine(data, registry, K("reg-node"), EngineConfig(block_max_txs=1, block_interval_ms=1),
+                    genesis=genesis)
+    engine.recover()
+    write = engine.state._write_layer
+    engine.state._write_layer = lambda layer: (time.sleep(0.3), write(layer))[1]
+    engine.start()
+    try:
+        start = engine.head.height
+        exp = now_ms() + 600_000
+        for i in range(2):
+            raw = build_tx(K("oem-admin"), AddMember(member=K(f"slow-{i}").did, roles=["manufacturer"]),
+                           K(f"slow-{i}"), expires=exp)
+            engine.enqueue([(check_stateless(raw, registry.codec, chain=CHAIN, max_bytes=1 << 20), Submission(1), 0)])
+        deadline = time.monotonic() + 20
+        while engine.head.height < start + 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        deadline = time.monotonic() + 3
+        while engine.state.flushed_height < engine.head.height:
+            assert time.monotonic() < deadline, (engine.state.flushed_height, engine.head.height)
+            time.sleep(0.02)
+    finally:
+        engine.stop()
+
+
+@pytest.mark.timeout(180)
+def test_a_second_node_on_the_same_folder_is_refused_and_a_killed_one_does_not_block_a_restart(node_process) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import free_port, run_cli
+
+    first = node_process.start()
+    second = subprocess.run([sys.executable, "-m", "blokauto.cli", "node", "start", "--data", str(node_process.data),
+                             "--host", "127.0.0.1", "--port", str(free_port())],
+                            capture_output=True, text=True, timeout=60)
+    assert second.returncode == 2, second.stdout + second.stderr
+    assert f"is in use by a node (pid {first.pid})" in second.stderr
+    assert "Traceback" not in second.stderr
+    audit = run_cli("audit", "--data", str(node_process.data))
+    assert audit.returncode == 2 and "in use" in audit.stderr and "node scrub" in audit.stderr, audit.stderr
+    assert httpx.get(first.url + "/v1/status", timeout=10).json()["healthy"] is True  # the first one is untouched
+    os.kill(first.pid, signal.SIGKILL)
+    first.proc.wait(30)
+    first.kill()  # its workers, by PID
+    again = node_process.start()  # the lock died with the process; the file left behind does not matter
+    assert httpx.get(again.url + "/v1/status", timeout=10).json()["healthy"] is True
+
+
+@pytest.mark.timeout(180)
+def test_a_module_query_never_serves_a_changed_state_value(node_process) -> None:
+    """One byte of an organisation's record changed in state.db after a clean stop: the module
+    query that reads it answers integrity_failure (503), as a state read with proof would."""
+    import sqlite3
+    from contextlib import closing
+
+    node = node_process.start()
+    with httpx.Client(base_url=node.url, timeout=30) as http:
+        good = http.get("/v1/q/governance/organisation", params={"id": "oem"})
+        assert good.status_code == 200 and "oem" in good.text
+    node.stop()
+    with closing(sqlite3.connect(node_process.data / "state.db", isolation_level=None)) as c:
+        (value,) = c.execute("SELECT v FROM state WHERE k=?", (b"gov/org/oem",)).fetchone()
+        changed = bytes(value).replace(b'"name":"', b'"name":"X', 1)
+        assert changed != bytes(value)
+        c.execute("UPDATE state SET v=? WHERE k=?", (changed, b"gov/org/oem"))
+    again = node_process.start()
+    with httpx.Client(base_url=again.url, timeout=30) as http:
+        r = http.get("/v1/q/governance/organisation", params={"id": "oem"})
+        assert r.status_code == 503 and r.json()["error"]["code"] == "integrity_failure", r.text
+        assert "X" not in r.text.split('"name"')[-1][:3]
+        other = http.get("/v1/q/governance/organisation", params={"id": "ins"})
+        assert other.status_code == 503  # state.db as a whole is no longer served until rebuilt
