@@ -189,3 +189,19 @@ def test_emptying_starts_a_new_generation_and_reports_it(tmp_path):
     assert seen == [(0, 1), (0, 2), (1, 0), (1, 1)]
     got = IntakeJournal(tmp_path).read(answered=(1, 1))
     assert (got.txs, got.generation, got.groups) == ([b"c"], 1, 1)
+
+
+def test_a_journal_moved_aside_as_the_refusal_says_starts_without_its_groups(tmp_path):
+    """The documented remedy, followed literally: `mv intake.journal intake.journal.damaged`."""
+    journal_with(tmp_path, [b"one"], [b"two"])
+    (tmp_path / JOURNAL_FILE).rename(tmp_path / f"{JOURNAL_FILE}.damaged")
+    j = IntakeJournal(tmp_path)
+    contents = j.read(answered=(0, 2))
+    assert contents.txs == [] and j.started_without == 2
+    assert j.state == (1, 0)  # a new generation: the moved copy can never pass as this one
+
+
+def test_a_torn_tail_the_node_set_aside_is_not_an_operators_decision(tmp_path):
+    (tmp_path / f"{JOURNAL_FILE}.torn-1").write_bytes(b"x")
+    with pytest.raises(JournalDamaged, match="the file is missing.*mv "):
+        IntakeJournal(tmp_path).read(answered=(0, 2))

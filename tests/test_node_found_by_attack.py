@@ -131,3 +131,42 @@ def test_a_module_query_never_serves_a_changed_state_value(node_process) -> None
         assert "X" not in r.text.split('"name"')[-1][:3]
         other = http.get("/v1/q/governance/organisation", params={"id": "ins"})
         assert other.status_code == 503  # state.db as a whole is no longer served until rebuilt
+
+
+@pytest.mark.timeout(180)
+def test_a_changed_head_json_is_blamed_on_head_json_not_on_an_intact_block_log(node_process) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from conftest import free_port
+
+    node = node_process.start()
+    with httpx.Client(base_url=node.url, timeout=60) as http:
+        for body in member_batches(1, 20):
+            assert http.post("/v1/txs/batch", content=body, headers={"content-type": "application/json"}
+                             ).status_code == 200
+        deadline = time.monotonic() + 60
+        while http.get("/v1/status").json()["committed_txs"] < 20:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        height = http.get("/v1/status").json()["height"]
+    node.stop()
+    head = node_process.data / "head.json"
+    marker = json.loads(head.read_text())
+    assert marker["height"] == height
+    marker["hash"] = ("0" if marker["hash"][0] != "0" else "1") + marker["hash"][1:]
+    head.write_text(json.dumps(marker))
+    r = subprocess.run([sys.executable, "-m", "blokauto.cli", "node", "start", "--data", str(node_process.data),
+                        "--host", "127.0.0.1", "--port", str(free_port())], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 4, r.stdout + r.stderr
+    assert "head.json was changed, not the block log" in r.stderr and "mv " in r.stderr, r.stderr
+    from conftest import run_cli
+
+    scrubbed = run_cli("node", "scrub", "--data", str(node_process.data))
+    assert scrubbed.returncode != 0 and "head.json records hash" in scrubbed.stdout + scrubbed.stderr, scrubbed
+    head.rename(head.with_name("head.json.damaged"))  # what the message says to do
+    again = node_process.start()
+    with httpx.Client(base_url=again.url, timeout=30) as http:
+        st = http.get("/v1/status").json()
+        assert st["healthy"] is True and st["height"] == height

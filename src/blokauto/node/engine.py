@@ -37,8 +37,9 @@ from ..store.blocks import BlockLog
 from ..store.head import HeadMarker
 from ..store.state import StateStore, StoredReplayWindow
 from ..store.damage import DamagedData
-from .faults import Divergence, IntegrityFault, LogBehindCommitted
+from .faults import Divergence, HeadMarkerDamaged, IntegrityFault, LogBehindCommitted
 from .folder_lock import FolderLock
+from .integrity import checked_attestations
 from .journal import IntakeJournal, JournalWriter
 from .replay import stored_txs
 from .scrub import known_node_keys
@@ -246,12 +247,23 @@ class Engine:
             raise IntegrityFault("the block log", f"block {gaps[0]}",
                                  f"blocks are missing below the last block {height} (first missing: "
                                  f"{', '.join(map(str, gaps))})", scope="block", height=gaps[0])
-        if marker is not None:
-            stored = self.blocks.header(marker.height)
-            if stored is None or stored.hash().hex() != marker.hash:
-                raise IntegrityFault("the block log", f"block {marker.height}",
-                                     f"its header is not the one this node committed ({self.head_marker.path.name} "
-                                     f"records hash {marker.hash})", scope="block", height=marker.height)
+        if marker is None:
+            if height > 0:
+                log.warning("%s is missing: this node cannot confirm that its block log holds every block it "
+                            "committed (it is written again now, at block %d)", self.head_marker.path.name, height)
+            return
+        stored = self.blocks.header(marker.height)
+        if stored is not None and stored.hash().hex() != marker.hash and self._attested_by_me(stored):
+            # This node signed the stored block and never signs two blocks at one height: head.json changed.
+            raise HeadMarkerDamaged(self.head_marker.path, marker.height, marker.hash)
+        if stored is None or stored.hash().hex() != marker.hash:
+            raise IntegrityFault("the block log", f"block {marker.height}",
+                                 f"its header is not the one this node committed ({self.head_marker.path.name} "
+                                 f"records hash {marker.hash})", scope="block", height=marker.height)
+
+    def _attested_by_me(self, header: Header) -> bool:
+        mine = [a for a in self.blocks.attestations(header.height) if a.node == self.node_key.did]
+        return any(ok for _, ok in checked_attestations(mine, header.hash()))
 
     def _recover_intake(self) -> None:
         """Order whatever the intake journal holds that no committed block does (solo ordering)."""

@@ -4,6 +4,7 @@
     ├── Divergence              re-executing a stored block gives a different header
     ├── LogBehindCommitted      chain.db ends before blocks this node committed
     ├── JournalDamaged          acknowledged transactions in the intake journal are unreadable
+    ├── HeadMarkerDamaged       head.json names a block other than the intact one this node signed
     └── IntegrityFault          stored data does not match what it was committed as
 
 A request that would be answered from damaged data is refused with ``DataIntegrity``
@@ -11,6 +12,8 @@ A request that would be answered from damaged data is refused with ``DataIntegri
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from ..core.block import Header
 from ..core.errors import BlokautoError
@@ -50,6 +53,19 @@ class LogBehindCommitted(NodeFault):
             f"head.json, they are the evidence of what was committed. Restore the data folder from a backup "
             f"(`blokauto node restore --from BACKUP --data NEW_FOLDER`) or, in a network, rejoin from another "
             f"organisation's node (`blokauto node snapshot`); see {RECOVERY_DOC}.")
+
+
+class HeadMarkerDamaged(NodeFault):
+    """``head.json`` records a hash at a height where the block log holds an intact block this node
+    attested: the marker, not the log, was changed."""
+
+    def __init__(self, path: Path, height: int, recorded: str) -> None:
+        self.path, self.height = path, height
+        super().__init__(
+            f"{path} records hash {recorded} for block {height}, but the block log's block {height} is intact and "
+            f"attested by this node's own key, which never signs two blocks at one height: {path.name} was changed, "
+            f"not the block log. Nothing was changed. Check with `blokauto audit`; then move {path.name} aside "
+            f"(`mv {path} {path}.damaged`): the node writes it again at its next start. See {RECOVERY_DOC}.")
 
 
 class IntegrityFault(NodeFault, DamagedData):

@@ -58,9 +58,10 @@ class JournalDamaged(NodeFault):
         super().__init__(
             f"{path} is damaged at byte {offset} ({reason}); it holds transactions this node acknowledged "
             f"but had not yet committed, and {readable} before the damage are readable. Nothing was changed. "
-            f"Keep a copy of the file for the investigation. To start without the damaged part, move the file "
-            f"aside: the readable transactions are then lost too unless their senders send them again "
-            f"(a sender finds its id unknown with GET /v1/txs/ID).")
+            f"Keep a copy of the file for the investigation. To start without these transactions, move the file "
+            f"aside inside the data folder (`mv {path} {path}.damaged`; a copy named {path.name}.<anything> there "
+            f"is how the node knows it was your decision): the readable transactions are then lost too unless "
+            f"their senders send them again (a sender finds its id unknown with GET /v1/txs/ID).")
 
 
 @dataclass(frozen=True)
@@ -151,14 +152,28 @@ class IntakeJournal:
         #: (generation, groups answered in it): one tuple, replaced whole, so readers see a consistent pair
         self.state: tuple[int, int] = (0, 0)
         self.on_durable: Callable[[tuple[int, int]], None] | None = None  # after each group's fsync
+        self.started_without = 0  # acknowledged groups the operator chose to do without (file moved aside)
+
+    def moved_aside(self) -> list[Path]:
+        """Copies of the journal an operator moved aside in the data folder (``intake.journal.*``; not
+        the torn tails the node sets aside itself)."""
+        return sorted(p for p in self.path.parent.glob(JOURNAL_FILE + ".*") if ".torn-" not in p.name)
 
     def read(self, answered: tuple[int, int] | None = None) -> JournalContents:
         """Every journaled transaction (committed or not), after setting aside a torn last group.
         ``answered``: (generation, groups) that head.json records as answered; fewer is damage."""
         if not self.path.exists():
             if answered is not None and answered[1] > 0:
-                raise JournalDamaged(self.path, 0, f"the file is missing, but head.json records {answered[1]} "
-                                                   f"acknowledged group(s) of generation {answered[0]}", 0)
+                aside = self.moved_aside()
+                if not aside:
+                    raise JournalDamaged(self.path, 0, f"the file is missing, but head.json records {answered[1]} "
+                                                       f"acknowledged group(s) of generation {answered[0]}", 0)
+                # The operator's decision, as docs/operations.md describes it: start without them.
+                log.warning("the intake journal was moved aside (%s): the transactions of %d acknowledged group(s) "
+                            "of generation %d that head.json records are not ordered; their senders find their "
+                            "ids unknown and may send them again", ", ".join(p.name for p in aside), answered[1],
+                            answered[0])
+                self.started_without = answered[1]
             self.state = (answered[0] + 1 if answered is not None else 0, 0)
             return JournalContents([], 0, *self.state)
         data = self.path.read_bytes()

@@ -24,6 +24,7 @@ import msgspec
 
 from ..core.registry import Registry
 from ..store.blocks import BlockLog
+from ..store.head import HeadMarker
 from ..store.sqlite import connect
 from .integrity import Finding, block_findings, state_findings
 
@@ -132,9 +133,26 @@ def scrub(data_dir: Path, registry: Registry, *, progress: Callable[[int, int], 
         except sqlite3.DatabaseError as exc:
             found.append(Finding(None, "block", f"chain.db cannot be read to the end ({exc})"))
         report.blocks = report.height + 1
+        found += _head_marker_findings(data_dir, log)
     finally:
         log.close()
     return report
+
+
+def _head_marker_findings(data_dir: Path, log: BlockLog) -> list[Finding]:
+    """head.json must name a block of the log by its hash (a marker ahead of the log is left to the
+    node's start check: a running node writes it right after each commit)."""
+    marker = HeadMarker(data_dir)
+    head = marker.read()
+    if marker.unreadable:
+        return [Finding(None, "head", marker.unreadable)]
+    if head is None or head.height > log.height():
+        return []
+    stored = log.header(head.height)
+    if stored is None or stored.hash().hex() != head.hash:
+        return [Finding(None, "head", f"head.json records hash {head.hash} for block {head.height}, which is not "
+                                      f"the stored block's hash")]
+    return []
 
 
 def _scrub_state(data_dir: Path, log: BlockLog, registry: Registry, report: ScrubReport, max_findings: int) -> None:
