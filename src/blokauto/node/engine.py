@@ -37,7 +37,7 @@ from ..store.blocks import BlockLog
 from ..store.head import HeadMarker
 from ..store.state import StateStore, StoredReplayWindow
 from ..store.damage import DamagedData
-from .faults import Divergence, HeadMarkerDamaged, IntegrityFault, LogBehindCommitted
+from .faults import Divergence, HeadMarkerDamaged, IntegrityFault, LogBehindCommitted, NodeFault
 from .folder_lock import FolderLock
 from .integrity import checked_attestations
 from .journal import IntakeJournal, JournalWriter
@@ -294,8 +294,8 @@ class Engine:
             self.produce(pending[i:i + limit])
         self.recovered_from_journal = len(pending)
         if pending:
-            log.warning("ordered %d acknowledged transactions from the intake journal that no block held yet",
-                        len(pending))
+            log.info("ordered %d acknowledged transactions from the intake journal that no block held yet",
+                     len(pending))
         self.journal.clear()
 
     # ---------------------------------------------------------------- running
@@ -413,7 +413,10 @@ class Engine:
             self._loop()
         except BaseException as exc:  # the engine must never die silently
             self.failure = exc
-            log.exception("engine stopped")
+            if isinstance(exc, (NodeFault, DamagedData)):  # a finding about its data: the message says it all
+                log.error("engine stopped: %s", exc)
+            else:
+                log.exception("engine stopped")
             with self._inbox_cond:
                 items = list(self._inbox)
                 self._inbox.clear()

@@ -60,7 +60,10 @@ def _worker_main(rfd: int, wfd: int, chain: str, factory: str) -> None:
                 out.append((1, err.code, err.detail))
             except INPUT_FAILURES as exc:  # a worker must never die from what a client sent
                 out.append((1, "malformed_tx", {"reason": f"the transaction could not be read ({type(exc).__name__})"}))
-        conn.send_bytes(_pack((batch_id, out)))
+        try:
+            conn.send_bytes(_pack((batch_id, out)))
+        except OSError:
+            return  # the node is gone (killed): nothing to answer
 
 
 class _Batch:
