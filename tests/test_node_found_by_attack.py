@@ -170,3 +170,29 @@ def test_a_changed_head_json_is_blamed_on_head_json_not_on_an_intact_block_log(n
     with httpx.Client(base_url=again.url, timeout=30) as http:
         st = http.get("/v1/status").json()
         assert st["healthy"] is True and st["height"] == height
+
+
+def test_a_body_signed_without_its_default_fields_is_told_the_id_the_node_computed() -> None:
+    import json
+
+    from conftest import CHAIN
+
+    from blokauto.core import crypto
+    from blokauto.core.errors import BadSignature
+    from blokauto.core.tx import check_stateless, tx_id
+    from blokauto.modules import default_registry
+
+    codec = default_registry().codec
+    key = K("oem-admin")
+    body = {"chain": CHAIN, "sender": key.did, "nonce": "ab" * 16, "expires": now_ms() + 60_000,
+            "msg": {"type": "vehicles.record_odometer", "vin": "WZZZZZ1JZ00000001", "value": 1200}}  # no "unit"
+    raw_body = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    naive_id = crypto.tagged_hash(crypto.TAG_TX_ID, raw_body)
+    sig = key.sign(crypto.TAG_TX_SIG + naive_id).hex()
+    raw = json.dumps({"body": body, "sigs": [{"signer": key.did, "sig": sig}]}).encode()
+    with pytest.raises(BadSignature) as err:
+        check_stateless(raw, codec, chain=CHAIN, max_bytes=1 << 20)
+    computed = tx_id(codec.decode(raw).body).hex()
+    assert err.value.detail["tx_id"] == computed != naive_id.hex()
+    assert '"unit":"km"' in err.value.detail["canonical_body"]
+    assert computed in err.value.message and "defaults" in err.value.message

@@ -128,7 +128,9 @@ class ExpiryTooFar(RequestError):
 class BadSignature(RequestError):
     code = "bad_signature"
     http_status = 401
-    template = "The signature of {signer} does not verify for this transaction. Sign the transaction id again with that key."
+    template = ("The signature of {signer} does not verify for this transaction, whose id is {tx_id}. Sign that id "
+                "again with that key: the id is the hash of the canonical body, optional fields filled in with their "
+                "defaults (see detail.canonical_body and docs/protocol.md).")
 
 
 class MissingSignature(RequestError):

@@ -165,6 +165,10 @@ def check_stateless(
 def verify_signatures(tx: Tx[Any], txid: bytes) -> None:
     """Every signature verifies over the id, no key signs twice, and the sender signed."""
     message = crypto.TAG_TX_SIG + txid
+
+    def bad(signer: str) -> BadSignature:
+        return BadSignature(signer=signer, tx_id=txid.hex(), canonical_body=canonical(tx.body).decode()[:4096])
+
     seen: set[str] = set()
     for s in tx.sigs:
         if s.signer in seen:
@@ -173,9 +177,9 @@ def verify_signatures(tx: Tx[Any], txid: bytes) -> None:
         try:
             key = crypto.public_key_from_did(s.signer)
         except InvalidKey:
-            raise BadSignature(signer=s.signer[:80]) from None
+            raise bad(s.signer[:80]) from None
         if not crypto.verify_signature(key, bytes.fromhex(s.sig), message):
-            raise BadSignature(signer=s.signer)
+            raise bad(s.signer)
     if tx.body.sender not in seen:
         raise MissingSignature(sender=tx.body.sender)
 
