@@ -40,6 +40,7 @@ from .messages import (
     VehicleRegistered,
     WmiAssigned,
 )
+from .odometer import birth_anchor, is_rollback, plausible, tighter, to_km
 from .spec import (BIRTHS, BY_HOLDER, HISTORY, HOLDERS, ODOMETER_JUMP_SLACK_KM, ODOMETER_MAX_KMH, Organisations,
                    module)
 from .state import ORG_PREFIX, VEHICLES, WMIS, Birth, Entry, History, Lien, Odometer, Vehicle
@@ -65,13 +66,6 @@ READING_ROLES = frozenset({"workshop", "inspector", "dealer", "regulator", "insu
 
 #: Holders in the trade: a title passing to them does not count as an owner.
 TRADE_ROLES = frozenset({"manufacturer", "dealer"})
-
-KM_PER_MILE_MICRO = 1_609_344  # 1 mile = 1.609344 km, in millionths
-
-
-def to_km(value: int, unit: str) -> int:
-    return value if unit == "km" else value * KM_PER_MILE_MICRO // 1_000_000
-
 
 # ---------------------------------------------------------------- helpers
 
@@ -143,13 +137,14 @@ def _data(msg: msgspec.Struct, **extra: Any) -> dict[str, Any]:
 def _reading(ctx: Context, v: Vehicle, value: int, unit: str) -> tuple[Odometer, str, int]:
     """Judge an odometer reading: returns the new odometer state, a flag ("" if none) and km.
 
-    Against the highest trusted reading so far (cluster offset applied): a value beyond the
-    cluster's mechanical limit is ``exceeds_mechanical_limits``; a lower one is a
-    ``suspected_rollback`` (the odometer becomes ``not_actual``); with the plausibility rule on,
-    a higher one that the time since that reading cannot explain (``odometer_max_kmh``, plus
-    ``odometer_jump_slack_km``) is an ``implausible_jump``. Every reading is kept; a flagged one
-    never becomes the highest trusted reading, so it cannot make later honest readings look like
-    rollbacks.
+    In order, the first that applies (cluster offset applied; rules in ``odometer.py``):
+    a value beyond the cluster's mechanical limit is ``exceeds_mechanical_limits``; one below the
+    highest trusted reading is a ``suspected_rollback`` (the odometer becomes ``not_actual``);
+    with the plausibility rule on (``odometer_max_kmh`` > 0), one that the time since the anchor
+    (the trusted reading, or the birth, that bounds it hardest) cannot explain, plus
+    ``odometer_jump_slack_km``, is an ``implausible_jump``. Every reading is kept; a flagged one
+    is not trusted: it never becomes the highest reading or the anchor, so it cannot make later
+    honest readings look like rollbacks or jumps.
     """
     o = v.odometer
     shown_km = to_km(value, unit)
@@ -158,25 +153,27 @@ def _reading(ctx: Context, v: Vehicle, value: int, unit: str) -> tuple[Odometer,
     status = o.status
     rollbacks = o.rollbacks
     max_kmh = ctx.param(ODOMETER_MAX_KMH.name)
+    anchor = None
+    if max_kmh:  # a vehicle registered before the rule was on has no anchor yet: its birth is one
+        anchor = birth_anchor(v.birth.build_date, ctx.time) if o.anchor is msgspec.UNSET else o.anchor
     if shown_km > o.limit_km:
         flag = "exceeds_mechanical_limits"
         status = "exceeds_mechanical_limits" if status == "actual" else status
-    elif km < o.max_km:
+    elif is_rollback(value, unit, o.offset_km, o.max_km, whole_units=anchor is not None):
         flag = "suspected_rollback"
         rollbacks += 1
         status = "not_actual"
-    elif max_kmh and o.max_at is not msgspec.UNSET and \
-            km - o.max_km > ctx.param(ODOMETER_JUMP_SLACK_KM.name) + (ctx.time - o.max_at) * max_kmh // 3_600_000:
+    elif anchor is not None and not plausible(km, ctx.time, anchor, max_kmh, ctx.param(ODOMETER_JUMP_SLACK_KM.name)):
         flag = "implausible_jump"
     if flag:
         ctx.emit(OdometerFlagged(vin=v.vin, flag=flag, value_km=max(km, 0), max_km=o.max_km))
     trusted = not flag
     new = Odometer(km=max(km, 0), max_km=max(o.max_km, km) if trusted else o.max_km,
                    offset_km=o.offset_km, limit_km=o.limit_km, status=status, readings=o.readings + 1,
-                   rollbacks=rollbacks, max_at=o.max_at, implausible=o.implausible)
-    if max_kmh:
-        if trusted and km >= o.max_km:
-            new = msgspec.structs.replace(new, max_at=ctx.time)
+                   rollbacks=rollbacks, anchor=o.anchor, implausible=o.implausible)
+    if anchor is not None:
+        if trusted:
+            new = msgspec.structs.replace(new, anchor=tighter(anchor, max(km, 0), ctx.time, max_kmh))
         if flag == "implausible_jump":
             new = msgspec.structs.replace(new, implausible=(0 if o.implausible is msgspec.UNSET else o.implausible) + 1)
     return new, flag, km
@@ -247,9 +244,12 @@ def register(state: Overlay, ctx: Context, msg: RegisterVehicle) -> None:
     holder = ORG_PREFIX + ctx.member.org
     ctx.index_put(HOLDERS, vin=vin, since=ctx.height, holder=holder)
     ctx.index_put(BIRTHS, vin=vin, manufacturer=ctx.member.org, build_date=msg.build_date, height=ctx.height)
+    odometer = Odometer(limit_km=msg.odometer_limit_km)
+    if ctx.param(ODOMETER_MAX_KMH.name):  # the first reading is judged against the birth (0 km)
+        odometer = msgspec.structs.replace(odometer, anchor=birth_anchor(msg.build_date, ctx.time))
     v = Vehicle(vin=vin, manufacturer=ctx.member.org, birth=birth, registered=ctx.height, holder=holder,
                 holder_since=ctx.time, owners=0, usage="private", country=msg.country,
-                device_keys=list(msg.device_keys), odometer=Odometer(limit_km=msg.odometer_limit_km))
+                device_keys=list(msg.device_keys), odometer=odometer)
     ctx.index_put(BY_HOLDER, holder=holder, vin=vin, since=ctx.time)
     ctx.emit(VehicleRegistered(vin=vin, manufacturer=ctx.member.org))
     append(state, ctx, v, "birth", _data(msg, manufacturer=ctx.member.org))

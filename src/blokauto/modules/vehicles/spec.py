@@ -15,15 +15,17 @@ module = Module(
 
 ODOMETER_MAX_KMH = module.param(
     "odometer_max_kmh", 0, min=0, max=1_000,
-    doc="Highest average speed (km/h) a reading may imply since the highest trusted reading (plus "
-        "odometer_jump_slack_km); a larger jump is kept, flagged implausible_jump and not trusted, so later "
-        "honest readings are not judged against it. 0 turns the rule off (chains created before it); "
-        "`blokauto init` sets 300.",
+    doc="Highest average speed (km/h) a reading may imply since any earlier trusted reading and since the "
+        "vehicle's birth (0 km at 00:00 UTC of its build date, or at its registration if earlier), plus "
+        "odometer_jump_slack_km; a larger jump is kept, flagged implausible_jump and not trusted, so later "
+        "honest readings are not judged against it. Above 0 it also judges a reading in miles by the upper "
+        "end of what its display can mean (no rollback from rounding). 0 turns these rules off (chains "
+        "created before them); `blokauto init` sets 300.",
 )
 ODOMETER_JUMP_SLACK_KM = module.param(
     "odometer_jump_slack_km", 2_000, min=0, max=100_000,
-    doc="Distance a reading may exceed the highest trusted one by, however little time passed (readings "
-        "recorded late, rounding).",
+    doc="Distance a reading may exceed any earlier trusted one (or the birth's 0 km) by, however little time "
+        "passed (readings recorded late, rounding).",
 )
 
 HISTORY = module.index(

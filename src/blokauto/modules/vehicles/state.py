@@ -46,6 +46,14 @@ class Lien(msgspec.Struct, frozen=True):
     since: Uint  # height
 
 
+class OdometerAnchor(msgspec.Struct, frozen=True):
+    """The trusted reading (or the birth: 0 km) that bounds later readings hardest: ``km`` at block
+    time ``at`` (see ``odometer.py``)."""
+
+    km: Uint
+    at: Uint
+
+
 class Odometer(msgspec.Struct, frozen=True):
     km: Uint = 0  # last reading, in km, cluster offset applied
     max_km: Uint = 0  # highest reading so far
@@ -55,9 +63,10 @@ class Odometer(msgspec.Struct, frozen=True):
     readings: Uint = 0
     rollbacks: Uint = 0
     # Set only where the plausibility rule is on (odometer_max_kmh > 0), so records of chains that
-    # never turned it on keep their exact bytes: block time of the highest trusted reading, and
-    # how many readings were flagged implausible_jump.
-    max_at: Uint | msgspec.UnsetType = msgspec.UNSET
+    # never turned it on keep their exact bytes: the anchor every later reading is judged against
+    # (stored at registration, or at the first trusted reading once the rule is on), and how many
+    # readings were flagged implausible_jump.
+    anchor: OdometerAnchor | msgspec.UnsetType = msgspec.UNSET
     implausible: Uint | msgspec.UnsetType = msgspec.UNSET
 
 
