@@ -233,7 +233,7 @@ def test_unknown_message_type_and_bad_fields(running):
 
 def test_tx_get_with_a_bad_or_unknown_id(running):
     r = cli("tx", "get", "not-an-id", "--data", running.data, "--node", running.url, ok=False)
-    assert r.returncode == 1 and "[bad_tx_id]" in r.stderr
+    assert r.returncode == 2 and "'not-an-id' is not a transaction id" in r.stderr  # a usage error, checked locally
     r = cli("tx", "get", "ab" * 32, "--data", running.data, "--node", running.url, ok=False)
     assert r.returncode == 1 and "[unknown_tx]" in r.stderr
 

@@ -310,7 +310,7 @@ def test_cli_verify_refuses_what_is_not_a_report(tmp_path: Path, world: World):
     assert r.exit_code == 2 and "is not JSON" in r.stderr and "NOT VERIFIED" not in r.stderr
     junk.write_text("[1, 2, 3]")
     r = blokauto("verify", str(junk), "--trust", str(world.data / "genesis.json"))
-    assert r.exit_code == 3 and "malformed" in r.stderr
+    assert r.exit_code == 2 and "cannot be read as a report" in r.stderr and "NOT VERIFIED" not in r.stderr
     r = blokauto("verify", str(tmp_path / "missing.json"), "--trust", str(world.data / "genesis.json"))
     assert r.exit_code == 2 and "does not exist" in r.stderr and "NOT VERIFIED" not in r.stderr
     r = blokauto("verify", str(junk), "--trust", str(tmp_path / "missing-genesis.json"))

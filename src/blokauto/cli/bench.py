@@ -12,18 +12,18 @@ from .errors import cli_errors
 
 bench_app = group("Benchmarks; each prints one JSON object (docs/benchmarks.md explains every field).")
 
-WorkersOpt = typer.Option(None, metavar="N", help="Signature-checking processes of the node (default: one per core).")
+WorkersOpt = typer.Option(None, metavar="N", min=1, help="Signature-checking processes of the node (default: one per core).")
 CacheOpt = typer.Option(None, metavar="DIR", help="Where data sets are kept between runs (default ~/.cache/blokauto/bench).")
-VehiclesOpt = typer.Option(1_000_000, metavar="N", help="Vehicles in the data set (cached between runs).")
+VehiclesOpt = typer.Option(1_000_000, metavar="N", min=1, help="Vehicles in the data set (cached between runs).")
 
 
 @bench_app.command("throughput")
 @cli_errors
-def bench_throughput(txs: int = typer.Option(200_000, metavar="N", help="Transactions to commit."),
+def bench_throughput(txs: int = typer.Option(200_000, metavar="N", min=1, help="Transactions to commit."),
                      workload: str = typer.Option("vehicles", metavar="vehicles|members",
                                                   help="Transaction mix: vehicle lifecycle events, or member registrations."),
                      workers: Optional[int] = WorkersOpt,
-                     block_txs: int = typer.Option(2000, metavar="N", help="Transactions per block."),
+                     block_txs: int = typer.Option(2000, metavar="N", min=1, help="Transactions per block."),
                      keep: Optional[Path] = typer.Option(None, metavar="DIR", help="Keep the node's data folder here."),
                      compare_journal: bool = typer.Option(True, "--compare-journal/--no-compare-journal", metavar="",
                                                           help="Run a second time with ids answered before the intake "
@@ -38,8 +38,8 @@ def bench_throughput(txs: int = typer.Option(200_000, metavar="N", help="Transac
 @bench_app.command("history")
 @cli_errors
 def bench_history(vehicles: int = VehiclesOpt,
-                  queries: int = typer.Option(300, metavar="N", help="History queries to time."),
-                  txs: int = typer.Option(50_000, metavar="N", help="Lifecycle transactions to commit on top."),
+                  queries: int = typer.Option(300, metavar="N", min=1, help="History queries to time."),
+                  txs: int = typer.Option(50_000, metavar="N", min=1, help="Lifecycle transactions to commit on top."),
                   cache: Optional[Path] = CacheOpt, workers: Optional[int] = WorkersOpt) -> None:
     """History query latency and lifecycle throughput at fleet scale."""
     from ..bench.history import run
@@ -50,7 +50,7 @@ def bench_history(vehicles: int = VehiclesOpt,
 @bench_app.command("report")
 @cli_errors
 def bench_report(vehicles: int = VehiclesOpt,
-                 samples: int = typer.Option(50, metavar="N", help="Repetitions per measurement."),
+                 samples: int = typer.Option(50, metavar="N", min=1, help="Repetitions per measurement."),
                  cache: Optional[Path] = CacheOpt,
                  browser: bool = typer.Option(True, "--browser/--no-browser", metavar="",
                                               help="Also time the verifier in Chromium.")) -> None:
@@ -63,8 +63,8 @@ def bench_report(vehicles: int = VehiclesOpt,
 @bench_app.command("recall")
 @cli_errors
 def bench_recall(vehicles: int = VehiclesOpt,
-                 parts: int = typer.Option(20_000_000, metavar="N", help="Installed parts across the fleet."),
-                 samples: int = typer.Option(20, metavar="N", help="Repetitions per measurement."),
+                 parts: int = typer.Option(20_000_000, metavar="N", min=1, help="Installed parts across the fleet."),
+                 samples: int = typer.Option(20, metavar="N", min=1, help="Repetitions per measurement."),
                  cache: Optional[Path] = CacheOpt, workers: Optional[int] = WorkersOpt) -> None:
     """Recall resolution over the installation record, a part's trace, owner notifications and the
     node's memory at fleet scale."""
@@ -75,9 +75,9 @@ def bench_recall(vehicles: int = VehiclesOpt,
 
 @bench_app.command("network")
 @cli_errors
-def bench_network(orgs: int = typer.Option(4, metavar="N", help="Organisations, each running a node."),
-                  txs: int = typer.Option(20_000, metavar="N", help="Transactions to commit."),
-                  workers: Optional[int] = typer.Option(1, metavar="N", help="Signature-checking processes per networked node."),
+def bench_network(orgs: int = typer.Option(4, metavar="N", min=1, help="Organisations, each running a node."),
+                  txs: int = typer.Option(20_000, metavar="N", min=1, help="Transactions to commit."),
+                  workers: Optional[int] = typer.Option(1, metavar="N", min=1, help="Signature-checking processes per networked node."),
                   failover: bool = typer.Option(True, "--failover/--no-failover", metavar="",
                                                 help="Also measure the stall when the stream leader is killed."),
                   keep: Optional[Path] = typer.Option(None, metavar="DIR", help="Keep the data folders here.")) -> None:

@@ -89,14 +89,47 @@ def when(ms: int | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ms / 1000))
 
 
+def data_given(name: str = "data") -> bool:
+    """Whether the user named ``--data`` (on the command line or in BLOKAUTO_DATA) rather than
+    leaving its default."""
+    from typer._click.core import ParameterSource
+    from typer._click.globals import get_current_context
+
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return True
+    return ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP, None)
+
+
+def no_genesis(data: Path) -> str:
+    return f"{data} holds no genesis.json: is it a data folder? (--data DIR verifies against DIR/genesis.json)"
+
+
+def trust_anchor(data: Optional[Path], trust: Optional[Path]) -> Optional[Path]:
+    """The one rule for what a command verifies against: ``--trust FILE``, else ``DATA/genesis.json``.
+    A ``--data`` the user named must hold a genesis.json (a mistyped folder never silently drops the
+    pin); the default folder, when it holds none, leaves the anchor to the node (and the command says
+    so). Exit 2 for a named file or folder that is missing."""
+    if trust is not None:
+        if not trust.is_file():
+            raise FileNotFoundError(f"the trust anchor file {trust} does not exist")
+        return trust
+    if data is None:
+        return None
+    if (data / "genesis.json").is_file():
+        return data / "genesis.json"
+    if data_given():
+        raise FileNotFoundError(no_genesis(data))
+    return None
+
+
 def client(node: str, data: Optional[Path] = None, trust: Optional[Path] = None) -> Any:
-    """The SDK client for ``node``, verifying against the trust anchor the user has: ``--trust``,
-    else ``DATA/genesis.json``; with neither it uses the node's own genesis and says so (on
-    stderr, so JSON output stays clean) — a served anchor is never trusted silently."""
+    """The SDK client for ``node``, verifying against the trust anchor the user has
+    (:func:`trust_anchor`); with none it uses the node's own genesis and says so (on stderr, so JSON
+    output stays clean) — a served anchor is never trusted silently."""
     from ..client import Client
 
-    pinned = trust or (data / "genesis.json" if data is not None and (data / "genesis.json").exists() else None)
-    return Client(node, trust=pinned)
+    return Client(node, trust=trust_anchor(data, trust))
 
 
 def say_trust(c: Any) -> None:

@@ -66,15 +66,45 @@ class Story:
         raise AssertionError(f"the ledger accepted: {what}")
 
 
+MARKER_TEXT = "created by `blokauto demo`; the next demo run replaces this folder\n"
+
+#: What a demo writes at the top of its folder: a one-node chain's files, or a local network's
+#: (servers' and organisations' folders). A folder holding anything else is not replaced.
+DEMO_NAMES = frozenset({
+    MARKER, "genesis.json", "keys", "chain.db", "chain.db-wal", "chain.db-shm", "chain.db-journal", "state.db",
+    "state.db-wal", "state.db-shm", "state.db-journal", "head.json", "intake.journal", "integrity.json", "node.lock",
+    "node.log", "consortium", "orgs", "nats", "tls", "operator.nk", "network.json",
+})
+DEMO_PREFIXES = ("intake.journal.torn-", "damaged-")  # a journal's torn tail, damage set aside by a node
+
+
 def prepare_folder(data: Path, console: Console | None = None) -> None:
+    """Make ``data`` an empty folder for a demo. A folder that is not empty is replaced only if it
+    is an earlier demo's: its marker is the one a demo writes and it holds nothing a demo does not
+    write (else FileExistsError, naming what is there: nobody's files are deleted)."""
+    if data.exists() and not data.is_dir():
+        raise FileExistsError(f"{data} is a file; the demo needs a folder. Use --data NEWDIR.")
     if data.exists() and any(data.iterdir()):
-        if not (data / MARKER).exists():
-            raise FileExistsError(f"{data} holds other data; the demo only replaces its own. Use --data NEWDIR.")
+        try:
+            genuine = (data / MARKER).is_file() and (data / MARKER).read_text(encoding="utf-8") == MARKER_TEXT
+        except (OSError, UnicodeDecodeError):
+            genuine = False
+        foreign = sorted(p.name for p in data.iterdir()
+                         if p.name not in DEMO_NAMES and not p.name.startswith(DEMO_PREFIXES))
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        if not genuine:
+            why = (f"its {MARKER} is not the one a demo writes" if (data / MARKER).exists()
+                   else f"it has no {MARKER} marker")
+            raise FileExistsError(f"{data} holds other data ({why}" + (f"; it holds {shown}" if foreign else "")
+                                  + "); the demo only replaces its own. Use --data NEWDIR.")
+        if foreign:
+            raise FileExistsError(f"{data} is an earlier demo's folder but also holds {shown}, which a demo does "
+                                  f"not write: it is not replaced. Move those away, or use --data NEWDIR.")
         if console is not None:
             console.print(f"[yellow]replacing {data}/, the folder of an earlier demo run[/]")
         shutil.rmtree(data)
     data.mkdir(parents=True, exist_ok=True)
-    (data / MARKER).write_text("created by `blokauto demo`; the next demo run replaces this folder\n")
+    (data / MARKER).write_text(MARKER_TEXT)
 
 
 def run_demo(data: Path, *, serve: bool, port: int, console: Console) -> None:

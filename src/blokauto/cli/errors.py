@@ -25,6 +25,14 @@ from ..verify import VerificationError
 from .common import err_console
 
 
+def os_error_sentence(exc: OSError) -> str:
+    """An operating system's refusal as a sentence naming the path (never a raw ``[Errno N]``)."""
+    if exc.strerror and exc.filename:
+        return f"cannot use {exc.filename}: {exc.strerror[0].lower()}{exc.strerror[1:]}"
+    if exc.strerror:
+        return f"the operating system refused: {exc.strerror[0].lower()}{exc.strerror[1:]}"
+    return str(exc)
+
 
 def fail(message: str, code: int = 1) -> None:
     err_console.print(f"[bold red]error[/]: {escape(message)}")
@@ -53,7 +61,13 @@ def cli_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             fail(str(exc), 1)
         except ConnectionError as exc:
             fail(str(exc), 2)
-        except (FileNotFoundError, FileExistsError, ValueError, msgspec.ValidationError) as exc:
+        except (FileNotFoundError, FileExistsError) as exc:
+            fail(os_error_sentence(exc), 2)
+        except (ValueError, msgspec.ValidationError) as exc:
             fail(str(exc), 2)
+        except RecursionError:
+            fail("the input is nested too deeply to be read", 2)
+        except OSError as exc:  # a folder where a file was named, no permission, an address that is taken
+            fail(os_error_sentence(exc), 2)
 
     return wrapper

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import typer
@@ -9,7 +10,7 @@ from rich.table import Column, Table
 
 from ..keystore import KeyStore
 from .common import DataOpt, JsonOpt, console, flag, group, print_json
-from .errors import cli_errors
+from .errors import cli_errors, fail
 
 keys_app = group("Signing keys kept in DATA/keys (mode 0600).")
 
@@ -21,19 +22,50 @@ def init(
                                  help="Chain id: every transaction names it, so none can be replayed on another chain."),
     org: list[str] = typer.Option(None, "--org", metavar="ID:ROLE[,ROLE...][:NAME]",
                                   help="A founding organisation; repeat (default: one regulator, 'operator')."),
-    quorum: int = typer.Option(1, metavar="N", help="Node attestations a checkpoint needs."),
-    nodes_per_org: int = typer.Option(1, metavar="N", help="Node keys made for each organisation."),
+    quorum: int = typer.Option(1, metavar="N", min=1, help="Node attestations a checkpoint needs (at most the node keys)."),
+    nodes_per_org: int = typer.Option(1, metavar="N", min=1, help="Node keys made for each organisation."),
 ) -> None:
-    """Create a new chain: founding keys and genesis.json (the consortium's trust anchor)."""
+    """Create a new chain: founding keys and genesis.json (the consortium's trust anchor). A refused
+    chain (a bad id, role or quorum) leaves nothing behind."""
+    from ..core.errors import BlokautoError
     from ..node.init import OrgSpec, init_chain
+    from ..node.netconfig import Subjects
 
+    try:
+        Subjects(chain_id)  # the chain id names the network's NATS subjects and streams: one rule for both
+    except ValueError:
+        fail(f"{chain_id!r} is not a chain id: 1-64 letters, digits, '-' or '_'", 2)
     specs = [OrgSpec.parse(o) for o in (org or ["operator:regulator:Operator"])]
-    genesis = init_chain(data, chain=chain_id, orgs=specs, quorum=quorum, nodes_per_org=nodes_per_org)
+    nodes = len(specs) * nodes_per_org
+    if quorum > nodes:
+        fail(f"a quorum of {quorum} is impossible with {nodes} node key(s); it must be between 1 and {nodes}", 2)
+    created = _first_missing(data)
+    try:
+        genesis = init_chain(data, chain=chain_id, orgs=specs, quorum=quorum, nodes_per_org=nodes_per_org)
+    except BaseException as exc:
+        if created is not None:  # it did not exist before this command: what is in it is ours
+            shutil.rmtree(created, ignore_errors=True)
+        if isinstance(exc, BlokautoError):  # a founding organisation's id or role: a bad value given here
+            fail(f"[{exc.code}] {exc.message}", 2)
+        if isinstance(exc, OSError) and exc.strerror and not isinstance(exc, FileExistsError):
+            where = f" ({exc.filename})" if exc.filename and Path(exc.filename) != data else ""
+            fail(f"cannot create the chain in {data}: {exc.strerror[0].lower()}{exc.strerror[1:]}{where}", 2)
+        raise
     console.print(f"[green]created chain[/] {genesis.chain!r} in {data}")
     console.print(f"  trust anchor  {data / 'genesis.json'}  (hash {genesis.hash().hex()})")
     for entry in KeyStore(data / "keys").entries():
         console.print(f"  key {entry.name:<24} {entry.kind:<7} {entry.did}")
     console.print(f"next: blokauto node start --data {data}   (in its own terminal: it runs until Ctrl-C)")
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (what creating it would add), or None."""
+    missing = None
+    for p in (path, *path.parents):
+        if p.exists():
+            break
+        missing = p
+    return missing
 
 
 @keys_app.command("new")

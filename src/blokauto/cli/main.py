@@ -44,12 +44,13 @@ app.add_typer(bench_app, name="bench")
 
 @app.command()
 @cli_errors
-def demo(data: Path = DataOpt("Folder for the demo chain (a previous demo's folder is replaced; any other is refused)."),
+def demo(data: Path = DataOpt("Folder for the demo chain (an earlier demo's folder is replaced if it holds only what a "
+                                   "demo writes; any other is refused)."),
          serve: bool = flag("--serve", "Keep the node and its API running after the story (Ctrl-C stops it)."),
-         port: int = typer.Option(DEFAULT_PORT, metavar="PORT",
+         port: int = typer.Option(DEFAULT_PORT, metavar="PORT", min=0, max=65535,
                                   help="API port with --serve (0: any free port; if it is taken, the demo says which it used)."),
          network: bool = flag("--network", "Run the story on a local NATS JetStream consortium instead."),
-         orgs: int = typer.Option(4, metavar="N", help="With --network: organisations running nodes.")) -> None:
+         orgs: int = typer.Option(4, metavar="N", min=1, help="With --network: organisations running nodes.")) -> None:
     """Start a one-node chain in DATA and tell a car's story through real signed transactions."""
     from .demo import run_demo, run_network_demo
 

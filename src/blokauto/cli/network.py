@@ -23,13 +23,13 @@ BaseOpt = typer.Option(Path("blokauto-net"), "--base", "-b", envvar="BLOKAUTO_NE
 @network_app.command("up")
 @cli_errors
 def up(base: Path = BaseOpt,
-       orgs: int = typer.Option(4, metavar="N", help="Organisations, each running a node."),
+       orgs: int = typer.Option(4, metavar="N", min=1, help="Organisations, each running a node."),
        chain: str = typer.Option("blokauto-net", "--chain-id", "--chain", metavar="ID",
                                  help="Chain id of a new network (as `blokauto init --chain-id`)."),
-       quorum: Optional[int] = typer.Option(None, metavar="N", help="Attestations per checkpoint (default: more than 2/3)."),
+       quorum: Optional[int] = typer.Option(None, metavar="N", min=1, help="Attestations per checkpoint (default: more than 2/3)."),
        nats_server: Optional[str] = typer.Option(None, metavar="FILE",
                                                  help="Path of a nats-server binary (default: the pinned one)."),
-       workers: Optional[int] = typer.Option(None, metavar="N", help="Signature-checking processes per node.")) -> None:
+       workers: Optional[int] = typer.Option(None, metavar="N", min=1, help="Signature-checking processes per node.")) -> None:
     """Start 3 NATS servers and one node per organisation on 127.0.0.1 (or resume a stopped network)."""
     from ..node.network import network_up
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
+import msgspec
 import typer
 from rich.markup import escape
 
 from .common import DEFAULT_PORT, DataOpt, JsonOpt, console, err_console, group, print_json
-from .errors import cli_errors
+from .errors import cli_errors, fail
 from .progress import progress_bar
 
 node_app = group("Run a node, join a chain, back up and restore its data.")
@@ -22,13 +25,16 @@ node_app = group("Run a node, join a chain, back up and restore its data.")
 def node_start(
     data: Path = DataOpt(),
     host: str = typer.Option("127.0.0.1", metavar="ADDRESS", help="Address to listen on."),
-    port: int = typer.Option(DEFAULT_PORT, metavar="PORT", help="Port to listen on (0: any free port)."),
-    node_key: Optional[str] = typer.Option(None, metavar="NAME", help="The node key in DATA/keys to attest with "
-                                           "(default: the first node key of this chain there; the node says which)."),
-    block_txs: int = typer.Option(2000, metavar="N", help="Cut a block at this many transactions..."),
-    block_ms: int = typer.Option(50, metavar="MS", help="...or this many ms after the first one arrived."),
-    workers: Optional[int] = typer.Option(None, metavar="N", help="Signature-checking processes (default: one per core)."),
-    scrub_minutes: float = typer.Option(60.0, "--scrub-minutes", metavar="MINUTES",
+    port: int = typer.Option(DEFAULT_PORT, metavar="PORT", min=0, max=65535,
+                             help="Port to listen on (0: any free port)."),
+    node_key: Optional[str] = typer.Option(None, metavar="NAME", help="The node key in DATA/keys to attest with: "
+                                           "one of the chain's node keys (default: the first of them there; the node "
+                                           "says which)."),
+    block_txs: int = typer.Option(2000, metavar="N", min=1, help="Cut a block at this many transactions..."),
+    block_ms: int = typer.Option(50, metavar="MS", min=0, help="...or this many ms after the first one arrived."),
+    workers: Optional[int] = typer.Option(None, metavar="N", min=1,
+                                          help="Signature-checking processes (default: one per core)."),
+    scrub_minutes: float = typer.Option(60.0, "--scrub-minutes", metavar="MINUTES", min=0,
                                         help="Minutes between re-verifications of all stored data by a low-priority "
                                              "process (0: never; the first runs 30 s after start)."),
     unsafe_acks: bool = typer.Option(False, "--unsafe-acks-before-journal", hidden=True, metavar="",
@@ -39,14 +45,21 @@ def node_start(
     from ..api.server import ApiServer
     from ..keystore import KeyStore
     from ..node.engine import EngineConfig
+    from ..node.netconfig import NETWORK_FILE
     from ..node.node import Node, load_genesis, node_keys_of, tune_gc_for_serving
 
+    # Everything that can refuse the start is checked before the node writes anything into DATA.
+    genesis = load_genesis(data)
+    if genesis is None:
+        raise FileNotFoundError(f"{data} holds no genesis.json; run `blokauto init --data {data}` first")
+    if not (data / NETWORK_FILE).exists():
+        node_key = check_solo_node_key(data, genesis, node_key)
+    check_can_listen(host, port)
     key = KeyStore(data / "keys").load(node_key) if node_key else None
     node = Node(data, node_key=key, config=EngineConfig(block_max_txs=block_txs, block_interval_ms=block_ms,
                                                         durable_acks=not unsafe_acks, state_writer_process=True),
                 workers=workers, scrub_interval_s=scrub_minutes * 60)
-    genesis = load_genesis(data)
-    if node_key is None and genesis is not None:
+    if node_key is None:
         candidates = node_keys_of(data, genesis)
         if len(candidates) > 1:
             err_console.print(f"[yellow]{len(candidates)} node keys of this chain in {data / 'keys'} "
@@ -54,7 +67,10 @@ def node_start(
     with progress_bar("replaying blocks") as advance:
         replayed = node.start(progress=advance)
     try:
-        server = ApiServer(node, host, port)
+        try:
+            server = ApiServer(node, host, port)
+        except OSError as exc:  # taken since check_can_listen: another process was quicker
+            fail(listen_problem(host, port, exc), 2)
         st = node.status()
         integrity = st["integrity"]
         console.print(f"node {st['node']} of chain {st['chain']!r} at height {st['height']}"
@@ -73,6 +89,84 @@ def node_start(
     finally:
         node.stop()
     console.print("node stopped cleanly")
+
+
+def consortium_node_keys(data: Path, genesis: Any) -> dict[str, str]:
+    """Node key did -> organisation: genesis' node keys, and the current consensus record's in
+    DATA/state.db when it can be read (node keys changed by governance since genesis)."""
+    import sqlite3
+    from contextlib import closing
+    from urllib.parse import quote
+
+    from ..modules.governance.state import CONSENSUS
+    from ..store.state import Snapshot
+
+    nodes = dict(genesis.node_keys())
+    path = data / "state.db"
+    if path.is_file():
+        # read-only, and without a write-ahead log it is read as an immutable file: SQLite then
+        # creates no -wal or -shm file beside it (this runs before the start may be refused)
+        wal = path.with_name("state.db-wal").exists() or path.with_name("state.db-shm").exists()
+        uri = f"file:{quote(str(path.absolute()))}?mode=ro" + ("" if wal else "&immutable=1")
+        try:
+            with closing(sqlite3.connect(uri, uri=True, isolation_level=None)) as conn:
+                consensus = CONSENSUS.get(Snapshot(conn, {}))
+        except (sqlite3.Error, msgspec.DecodeError, OSError):
+            consensus = None  # unreadable: genesis decides, and the node's own checks report the damage
+        if consensus is not None:
+            nodes.update({n.did: n.org for n in consensus.nodes})
+    return nodes
+
+
+def check_solo_node_key(data: Path, genesis: Any, name: Optional[str]) -> Optional[str]:
+    """A solo node attests every block it commits: with a key that is not a node key of the chain,
+    no verifier would accept its blocks and the folder could never be run with the right key again.
+    Refused (exit 2) before anything is written. Returns the key to use (None: the node's default,
+    the first of genesis' node keys in DATA/keys)."""
+    from ..keystore import KeyStore
+    from ..node.node import node_keys_of
+
+    nodes = consortium_node_keys(data, genesis)
+    store = KeyStore(data / "keys")
+    here = [e.name for e in store.entries() if e.did in nodes] if (data / "keys").is_dir() else []
+    listed = (f"node keys of this chain in {data / 'keys'}: {', '.join(here)}" if here else
+              f"{data / 'keys'} holds none of this chain's node keys ("
+              + ", ".join(f"{did} of {org}" for did, org in sorted(nodes.items(), key=lambda kv: kv[1])) + ")")
+    if name is not None:
+        entry = store.entry(name)
+        if entry.did not in nodes:
+            fail(f"{name} ({entry.kind} key {entry.did}) is not a node key of chain {genesis.chain!r}: blocks it "
+                 f"attested would be refused by every verifier. {listed[0].upper()}{listed[1:]}", 2)
+        return name
+    if not here:
+        fail(f"no node key to attest with: {listed}. Copy your organisation's node key file into "
+             f"{data / 'keys'}", 2)
+    # the node's default is the first of genesis' node keys here; a chain whose node keys changed since
+    # genesis may hold only a newer one
+    return None if node_keys_of(data, genesis) else here[0]
+
+
+def listen_problem(host: str, port: int, exc: OSError) -> str:
+    if isinstance(exc, socket.gaierror):
+        return f"cannot listen on {host!r}: it is not an address of this machine ({exc.strerror})"
+    if exc.errno == errno.EADDRINUSE:
+        return f"port {port} on {host} is in use (another node?); choose another with --port"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"cannot listen on {host}: it is not an address of this machine"
+    return f"cannot listen on {host} port {port}: {exc.strerror or exc}"
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """Bind the API's address once, as the server will (exit 2 with a sentence if it cannot), so a
+    start that would fail there changes nothing in DATA."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+    except (OSError, UnicodeError) as exc:
+        if isinstance(exc, UnicodeError):  # an address IDNA cannot encode (an empty label, too long)
+            fail(f"cannot listen on {host!r}: it is not an address of this machine", 2)
+        fail(listen_problem(host, port, exc), 2)
 
 
 @node_app.command("snapshot")
@@ -98,6 +192,10 @@ def node_backup(data: Path = DataOpt(),
     from ..modules import default_registry
     from ..node.backup import backup
 
+    if not data.is_dir():
+        fail(f"{data} is not a folder: name a node's data folder with --data", 2)
+    if not (data / "chain.db").is_file():
+        fail(f"{data} holds no chain (no chain.db): name a node's data folder with --data", 2)
     with err_console.status("backing up") as spinner:
         result = backup(data, to, default_registry(), say=lambda m: spinner.update(m))
     m = result.manifest
@@ -111,10 +209,13 @@ def node_backup(data: Path = DataOpt(),
 @cli_errors
 def node_restore(src: Path = typer.Option(..., "--from", metavar="DIR",
                                           help="A backup folder written by `blokauto node backup`."),
-                 data: Path = DataOpt("A new folder to restore into (it must not hold a chain).")) -> None:
-    """Restore a backup into a data folder that holds no chain yet, after checking it completely."""
+                 data: Path = DataOpt("A new or empty folder to restore into.")) -> None:
+    """Restore a backup into a new or empty folder, after checking it completely."""
     from ..modules import default_registry
     from ..node.backup import restore
+
+    if not src.is_dir():
+        fail(f"{src} is not a folder: name a backup folder (written by `blokauto node backup`) with --from", 2)
 
     with err_console.status("restoring") as spinner:
         m = restore(src, data, default_registry(), say=lambda msg: spinner.update(msg))

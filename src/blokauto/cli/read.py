@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -13,11 +15,12 @@ from rich.markup import escape
 
 from ..core.encoding import decode
 from .common import (DataOpt, JsonOpt, NodeOpt, OptionalDataOpt, TrustOpt, client, console, err_console, flag,
-                     print_json, say_trust, when, yes_no)
+                     no_genesis, print_json, say_trust, trust_anchor, when, yes_no)
 from .errors import cli_errors, fail
 from .progress import progress_bar
 
 _TIMES = {"time"}
+_JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "true or false", type(None): "null"}
 
 
 @cli_errors
@@ -99,25 +102,98 @@ def query(module: Optional[str] = typer.Argument(None, metavar="MODULE", help="e
         if not sep:
             fail(f"{p!r} is not KEY=VALUE", 2)
         kv[k] = v
+    _check_query_params(module, name, registry.queries[(module, name)], kv)
     with client(node) as c:
         print_json(c.query(module, name, **kv))
 
 
+def _check_query_params(module: str, name: str, spec: Any, kv: dict[str, str]) -> None:
+    """Parameter names are checked here (a usage error, exit 2); their values by the node."""
+    fields = msgspec.structs.fields(spec.params) if spec.params else ()
+    known = [f.name for f in fields]
+    unknown = sorted(set(kv) - set(known))
+    missing = [f.name for f in fields if f.required and f.name not in kv]
+    usage = f"{module} {name} {' '.join(f'{f}=…' for f in known) or '(no parameters)'}"
+    if unknown:
+        fail(f"the query {module} {name} has no parameter {', '.join(unknown)}; it takes: {usage}", 2)
+    if missing:
+        fail(f"the query {module} {name} needs {', '.join(f'{m}=…' for m in missing)}; it takes: {usage}", 2)
+
+
 @cli_errors
 def events(node: str = NodeOpt,
-           from_height: Optional[int] = typer.Option(None, metavar="HEIGHT", help="Start at this block (default: new ones)."),
+           from_height: Optional[int] = typer.Option(None, metavar="HEIGHT", min=0,
+                                                     help="Start at this block (default: new ones)."),
            follow: bool = typer.Option(True, "--follow/--no-follow", metavar="",
                                        help="Keep following new events (--no-follow: stop once caught up).")) -> None:
-    """Print committed events as JSON lines (resumes after disconnects)."""
+    """Print committed events as JSON lines. Following, it resumes after a disconnect (saying so on
+    stderr) and misses nothing; a stream that breaks off with --no-follow, or that the node ends
+    with an error, exits 1 (the error's code and message on stderr)."""
+    import httpx
+
+    last: Optional[str] = None
+    first = True
     with client(node) as c:
-        for ev in c.events(from_height=from_height, reconnect=follow, idle_timeout=None if follow else 3):
-            sys.stdout.write(json.dumps({"id": ev.id, **ev.data}, sort_keys=True) + "\n")
-            sys.stdout.flush()
+        while True:
+            try:
+                for ev in c.events(from_height=from_height, last_event_id=last, reconnect=False,
+                                   idle_timeout=None if follow else 3):
+                    if ev.type == "error":
+                        code, message = _error_event(ev)
+                        if not (follow and code == "unavailable"):
+                            fail(f"the node {node} ended the event stream with an error: [{code}] {message}", 1)
+                        raise _Unavailable(f"[{code}] {message}")
+                    sys.stdout.write(json.dumps({"id": ev.id, **ev.data}, sort_keys=True) + "\n")
+                    sys.stdout.flush()
+                    last = ev.id
+            except (httpx.TransportError, httpx.StreamError, _Unavailable) as exc:
+                if first and isinstance(exc, httpx.ConnectError):
+                    fail(f"cannot reach the node at {node}: {_why(exc)}", 2)
+                first = False
+                where = f" after event {last}" if last else ""
+                if not follow:
+                    fail(f"the event stream from {node} broke off{where}: {_why(exc)}", 1)
+                err_console.print(f"[yellow]the event stream from {escape(node)} broke off{where} "
+                                  f"({escape(_why(exc))}); reconnecting…[/]")
+                time.sleep(1.0)
+                continue
+            first = False
+            if not follow:
+                return
+            err_console.print(f"[yellow]the node {escape(node)} ended the event stream"
+                              f"{f' after event {last}' if last else ''}; reconnecting…[/]")
+            time.sleep(0.5)
+
+
+def _why(exc: Exception) -> str:
+    """What broke a stream, as a phrase (httpx's own message, or the kind of failure when it has none)."""
+    import httpx
+
+    said = re.sub(r"\[Errno -?\d+\]\s*", "", str(exc)).strip()
+    said = said[0].lower() + said[1:] if said else ""
+    if isinstance(exc, _Unavailable):
+        return f"the node ended it with {exc}"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return f"the node closed the connection mid-way ({said})" if said else "the node closed the connection mid-way"
+    if isinstance(exc, httpx.ConnectError):
+        return said or "the connection was refused"
+    return said or type(exc).__name__
+
+
+class _Unavailable(Exception):
+    """The node ended the stream with ``unavailable`` (its state is behind for now): a follower reconnects."""
+
+
+def _error_event(ev: Any) -> tuple[str, str]:
+    """The code and message of the ``error`` event a node ends a stream with (an error body)."""
+    err = ev.data.get("error") if isinstance(ev.data.get("error"), dict) else ev.data
+    return str(err.get("code", "error")), str(err.get("message", json.dumps(ev.data, sort_keys=True)))
 
 
 @cli_errors
 def audit(data: Path = DataOpt(),
-          workers: Optional[int] = typer.Option(None, metavar="N", help="Signature-checking processes (default: one per core)."),
+          workers: Optional[int] = typer.Option(None, metavar="N", min=1,
+                                                help="Signature-checking processes (default: one per core)."),
           as_json: bool = JsonOpt) -> None:
     """Re-verify a stopped node's whole folder from genesis: links, roots, every signature, every
     state root, and every row of its state and index tables. Exits 1 on any problem."""
@@ -161,8 +237,12 @@ def report(vin: str = typer.Argument(..., metavar="VIN", help="The vehicle's VIN
     from ..verify import TrustAnchor
     from ..verify.report import verify_report
 
+    outputs = [("--json", json_out), ("--html", html_out), ("--pdf", pdf_out)]
+    for option, path in outputs:
+        if path is not None and str(path) != "-":
+            _check_output_file(option, path)
     if data is not None:
-        doc, genesis, source = _local_report(data, vin)
+        doc, genesis, source = _local_report(data, vin, trust)
     else:
         with client(node, None, trust) as c:
             doc = c.report(vin)
@@ -194,35 +274,58 @@ def report(vin: str = typer.Argument(..., metavar="VIN", help="The vehicle's VIN
         console.print("[dim]the whole report: --json FILE (or --json - for stdout), --html FILE, --pdf FILE[/]")
 
 
-def _local_report(data: Path, vin: str) -> tuple[dict[str, Any], Any, str]:
+def _check_output_file(option: str, path: Path) -> None:
+    """An output the report can be written to, checked before anything is built (exit 2 if not)."""
+    if path.is_dir():
+        fail(f"{option} {path} is a folder; name a file, e.g. {path / ('report' + _SUFFIX[option])}", 2)
+    if not path.parent.is_dir():
+        fail(f"{option} {path}: the folder {path.parent} does not exist", 2)
+
+
+_SUFFIX = {"--json": ".json", "--html": ".html", "--pdf": ".pdf"}
+
+
+def _local_report(data: Path, vin: str, trust: Optional[Path]) -> tuple[dict[str, Any], Any, str]:
+    """The report from a local folder, and the anchor it is verified against: ``--trust``, else
+    DATA/genesis.json (the folder's block log must hold that same chain; exit 3 if it does not)."""
+    from ..core.block import Genesis
     from ..modules import default_registry
     from ..report import build_report
     from ..store.blocks import BlockLog
     from ..store.state import ReadOnlyState
 
+    anchor = trust_anchor(data, trust)
+    if anchor is None:
+        raise FileNotFoundError(no_genesis(data))
     if not (data / "chain.db").exists():
         raise FileNotFoundError(f"{data} holds no chain (no chain.db)")
+    genesis = decode(anchor.read_bytes(), Genesis)
     blocks, st = BlockLog(data / "chain.db", readonly=True), ReadOnlyState(data / "state.db", default_registry())
     try:
+        stored = blocks.genesis()
+        if trust is None and (stored is None or stored.hash() != genesis.hash()):
+            fail(f"not verified: the block log {data / 'chain.db'} is not of the chain {anchor} anchors (genesis hash "
+                 f"{stored.hash().hex()[:16] + '…' if stored else 'none'} vs {genesis.hash().hex()[:16]}…); "
+                 f"nothing in it is trusted", 3)
         doc = build_report(blocks, st, vin)
-        genesis = blocks.genesis()
     finally:
         blocks.close()
         st.close()
-    return doc, genesis, f"{data / 'chain.db'} (the folder's own genesis)"
+    return doc, genesis, str(anchor)
 
 
 @cli_errors
 def verify(report_file: Path = typer.Argument(..., metavar="REPORT", help="A blokauto-report/1 JSON file."),
            trust: Path = typer.Option(..., metavar="FILE", help="The consortium's genesis.json (the trust anchor)."),
-           max_age_days: Optional[int] = typer.Option(None, metavar="DAYS", help="Refuse a report whose checkpoint is older than this."),
-           min_height: Optional[int] = typer.Option(None, metavar="HEIGHT", help="Refuse a report older than a checkpoint you know."),
+           max_age_days: Optional[int] = typer.Option(None, metavar="DAYS", min=0, help="Refuse a report whose checkpoint is older than this."),
+           min_height: Optional[int] = typer.Option(None, metavar="HEIGHT", min=0, help="Refuse a report older than a checkpoint you know."),
            as_json: bool = JsonOpt) -> None:
     """Verify a report offline: no node, no network. Exits 0 and says what it proved, or 3 and says
     what failed (2 when a file cannot be read)."""
     import time as _time
 
     from ..verify import TrustAnchor, VerificationError
+    from ..verify.report import FORMAT as REPORT_FORMAT
     from ..verify.report import verify_report
 
     for path, what in ((report_file, "report"), (trust, "trust anchor")):
@@ -232,11 +335,25 @@ def verify(report_file: Path = typer.Argument(..., metavar="REPORT", help="A blo
         doc = msgspec.json.decode(report_file.read_bytes())
     except msgspec.DecodeError as exc:
         fail(f"{report_file} is not JSON ({exc})", 2)
+    except RecursionError:
+        fail(f"{report_file} cannot be read: its JSON is nested too deeply to be a report", 2)
+    if not isinstance(doc, dict):
+        fail(f"{report_file} cannot be read as a report: it holds a JSON {_JSON_KINDS.get(type(doc), 'value')}, "
+             f"not a {REPORT_FORMAT} document (a JSON object)", 2)
+    if doc.get("format") != REPORT_FORMAT:
+        fail(f"{report_file} cannot be read as a report: its format is {doc.get('format')!r}, not {REPORT_FORMAT!r}",
+             2)
     try:
         anchor = TrustAnchor.load(trust.read_bytes())
+    except (VerificationError, RecursionError) as exc:
+        why = exc if isinstance(exc, VerificationError) else "its JSON is nested too deeply"
+        fail(f"the trust anchor file {trust} cannot be read: {why}", 2)
+    try:
         proof = verify_report(doc, anchor, now_ms=_time.time_ns() // 1_000_000,
                               max_age_ms=max_age_days * 86_400_000 if max_age_days is not None else None,
                               min_height=min_height)
+    except RecursionError:
+        fail(f"{report_file} cannot be read: a part of it is nested too deeply to be a report", 2)
     except VerificationError as exc:
         if as_json:
             print_json({"ok": False, "error": str(exc)})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Optional
 
@@ -18,12 +19,14 @@ from .common import DataOpt, JsonOpt, NodeOpt, TrustOpt, client, console, print_
 from .common import group
 from .errors import cli_errors, fail
 
+TX_ID = re.compile(r"[0-9a-f]{64}")
+
 tx_app = group("Build, sign, submit and look up transactions.")
 
 TypeArg = typer.Argument(..., metavar="TYPE", help="Message type, e.g. governance.add_member (`blokauto messages` lists them).")
 DataArg = typer.Argument(None, metavar="FIELDS", help="Message fields as a JSON object, or @file.json.")
 SetOpt = typer.Option(None, "--set", "-s", metavar="KEY=VALUE", help="One message field (JSON, or text); repeat.")
-WaitOpt = typer.Option(30.0, metavar="SECONDS", help="Seconds to wait for the receipt (0: print the id and return).")
+WaitOpt = typer.Option(30.0, metavar="SECONDS", min=0, help="Seconds to wait for the receipt (0: print the id and return).")
 
 
 def message_type(type_: str) -> str:
@@ -93,7 +96,7 @@ def tx_send(
     key: str = typer.Option(..., "--key", "-k", metavar="NAME", help="Sender key (its name in DATA/keys)."),
     cosign: list[str] = typer.Option(None, "--cosign", "-c", metavar="NAME", help="A co-signer's key name; repeat."),
     sets: list[str] = SetOpt,
-    ttl_s: int = typer.Option(600, metavar="SECONDS",
+    ttl_s: int = typer.Option(600, metavar="SECONDS", min=1,
                               help="Seconds the transaction stays valid (at most the chain's max_tx_ttl_ms)."),
     wait: float = WaitOpt, data: Path = DataOpt(), node: str = NodeOpt, trust: Optional[Path] = TrustOpt,
     as_json: bool = JsonOpt,
@@ -116,7 +119,7 @@ def tx_build(
     sender: str = typer.Option(..., "--sender", metavar="NAME|DID", help="Sender: a key name in DATA/keys, or a did:key."),
     sets: list[str] = SetOpt,
     out: Path = typer.Option(..., "--out", "-o", metavar="FILE", help="Where to write the unsigned transaction."),
-    ttl_s: int = typer.Option(3600, metavar="SECONDS",
+    ttl_s: int = typer.Option(3600, metavar="SECONDS", min=1,
                               help="Seconds the transaction stays valid: long enough for every co-signer to sign "
                                    "(at most the chain's max_tx_ttl_ms)."),
     data: Path = DataOpt(), node: str = NodeOpt, trust: Optional[Path] = TrustOpt,
@@ -163,10 +166,12 @@ def tx_submit(path: Path = typer.Argument(..., metavar="FILE", help="A signed tr
 @tx_app.command("get")
 @cli_errors
 def tx_get(tx_id: str = typer.Argument(..., metavar="ID", help="A transaction id (64 hex digits)."),
-           wait: float = typer.Option(0.0, metavar="SECONDS", help="Seconds to wait for it to be committed."),
+           wait: float = typer.Option(0.0, metavar="SECONDS", min=0, help="Seconds to wait for it to be committed."),
            node: str = NodeOpt, data: Path = DataOpt(), trust: Optional[Path] = TrustOpt,
            as_json: bool = JsonOpt) -> None:
     """A transaction's receipt, with its inclusion proofs verified (exit 1 if it failed at execution)."""
+    if not TX_ID.fullmatch(tx_id):
+        fail(f"{tx_id!r} is not a transaction id (64 lowercase hex digits, as `tx send` prints)", 2)
     with client(node, data, trust) as c:
         info = c.receipt(tx_id, wait=wait)
         say_trust(c)

@@ -13,8 +13,8 @@ Each database is copied in one read transaction, so the copy is consistent while
 coming. The backup is verified as it is written: both copies pass SQLite's integrity check and
 the scrubber's structural checks (every block from genesis, the state tree and index rows against
 the header) before ``backup.json`` exists; a folder without it is not a backup. ``restore``
-checks the manifest's hashes and the same structure again, and only then copies into a data
-folder that holds no chain yet.
+checks the manifest's hashes and the same structure again, and only then copies into a new or
+empty folder.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ MANIFEST = "backup.json"
 #: Files of a node's own that a restore must never mix with a backup's (another chain's state, head, journal).
 NODE_FILES = ("chain.db", "state.db", "head.json", "intake.journal", "integrity.json")
 FORMAT = "blokauto-backup/1"
+RESTORING = ".restoring"  # where a restore stages its copy inside the target folder
 
 
 class BackupError(Exception):
@@ -179,13 +180,6 @@ def backup(data_dir: Path, dest: Path, registry: Registry, *, say: Say = lambda 
     return BackupResult(dest, manifest, report)
 
 
-def _same_anchor(path: Path, genesis: Genesis) -> bool:
-    try:
-        return _genesis(path.parent).hash() == genesis.hash()
-    except BackupError:
-        return False
-
-
 def read_manifest(folder: Path) -> Manifest:
     try:
         return msgspec.json.decode((Path(folder) / MANIFEST).read_bytes(), type=Manifest)
@@ -196,15 +190,36 @@ def read_manifest(folder: Path) -> Manifest:
         raise BackupError(f"{Path(folder) / MANIFEST} cannot be read ({exc})") from None
 
 
+def _check_restore_target(data_dir: Path) -> None:
+    """A restore writes only into a new or empty folder (or one an interrupted restore left).
+
+    A folder holding another node's files is refused as :class:`BackupError`; any other folder that
+    is not empty (a mistyped ``--data``: a node's ``keys/``, someone's documents) as
+    ``FileExistsError``, a usage error. Checked before anything is copied: a refused restore leaves
+    the folder as it was."""
+    if not data_dir.exists():
+        return
+    if not data_dir.is_dir():
+        raise FileExistsError(f"{data_dir} is a file, not a folder; restore into a new or empty folder")
+    if (data_dir / "chain.db").exists():
+        raise BackupError(f"{data_dir} already holds a chain; restore into a new folder (move the old one aside "
+                          f"first and keep it until the restored node runs)")
+    node_files = [n for n in NODE_FILES if (data_dir / n).exists()]
+    if node_files:
+        raise BackupError(f"{data_dir / node_files[0]} exists; restore into a new folder")
+    found = sorted(p.name for p in data_dir.iterdir() if p.name != RESTORING)
+    if found:
+        shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+        raise FileExistsError(f"{data_dir} is not empty (it holds {shown}); restore into a new or empty folder")
+
+
 def restore(src: Path, data_dir: Path, registry: Registry, *, say: Say = lambda _m: None) -> Manifest:
-    """Check the backup in ``src`` completely, then copy it into ``data_dir`` (which holds no chain)."""
+    """Check the backup in ``src`` completely, then copy it into ``data_dir`` (new or empty)."""
     src, data_dir = Path(src), Path(data_dir)
     manifest = read_manifest(src)
     if manifest.format != FORMAT:
         raise BackupError(f"{src} is a {manifest.format} backup; this software restores {FORMAT}")
-    if (data_dir / "chain.db").exists():
-        raise BackupError(f"{data_dir} already holds a chain; restore into a new folder (move the old one aside "
-                          f"first and keep it until the restored node runs)")
+    _check_restore_target(data_dir)
     say("checking every file against the manifest")
     present = {str(p.relative_to(src)) for p in _files(src)}
     missing = sorted(set(manifest.files) - present)
@@ -222,12 +237,9 @@ def restore(src: Path, data_dir: Path, registry: Registry, *, say: Say = lambda 
         raise BackupError(f"the backup's block log ends at {height} ({head[:16]}…), its manifest says "
                           f"{manifest.height} ({manifest.head[:16]}…)")
     targets = {name: data_dir / name for name in manifest.files}
-    clashes = [str(p) for name, p in targets.items() if p.exists() and not (name == "genesis.json" and _same_anchor(p, genesis))]
-    clashes += [str(data_dir / n) for n in NODE_FILES if (data_dir / n).exists() and n not in manifest.files]
-    if clashes:  # checked before anything is copied: a refused restore leaves the folder as it was
-        raise BackupError(f"{clashes[0]} exists; restore into a new folder")
+    _check_restore_target(data_dir)  # again, just before copying: nothing may have arrived meanwhile
     data_dir.mkdir(parents=True, exist_ok=True)
-    staging = data_dir / ".restoring"
+    staging = data_dir / RESTORING
     shutil.rmtree(staging, ignore_errors=True)  # an interrupted restore's leftovers
     say(f"copying into {data_dir}")
     for name in manifest.files:
