@@ -131,6 +131,10 @@ def test_a_module_query_never_serves_a_changed_state_value(node_process) -> None
         assert "X" not in r.text.split('"name"')[-1][:3]
         other = http.get("/v1/q/governance/organisation", params={"id": "ins"})
         assert other.status_code == 503  # state.db as a whole is no longer served until rebuilt
+    again.stop()  # SIGTERM: its engine had halted on the damage, so it did not stop "cleanly"
+    assert again.proc.returncode == 4
+    log = (node_process.data / "node.log").read_text()
+    assert "its engine had stopped earlier" in log and log.rstrip().endswith("node stopped cleanly") is False
 
 
 @pytest.mark.timeout(180)
@@ -196,3 +200,36 @@ def test_a_body_signed_without_its_default_fields_is_told_the_id_the_node_comput
     assert err.value.detail["tx_id"] == computed != naive_id.hex()
     assert '"unit":"km"' in err.value.detail["canonical_body"]
     assert computed in err.value.message and "defaults" in err.value.message
+
+
+@pytest.mark.timeout(300)
+def test_a_demo_never_replaces_the_folder_of_a_demo_still_serving_it(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from conftest import free_port, run_cli
+
+    data, port = tmp_path / "demo", free_port()
+    log = open(tmp_path / "serve.log", "wb")
+    serving = subprocess.Popen([sys.executable, "-m", "blokauto.cli", "demo", "--data", str(data), "--serve",
+                                "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            assert serving.poll() is None, (tmp_path / "serve.log").read_text()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/status", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        before = sorted(p.name for p in data.iterdir())
+        second = run_cli("demo", "--data", str(data), timeout=120)
+        assert second.returncode == 2 and "in use" in second.stderr, second.stdout + second.stderr
+        assert sorted(p.name for p in data.iterdir()) == before
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/status", timeout=10).json()["healthy"] is True
+    finally:
+        serving.terminate()
+        serving.wait(60)
+        log.close()

@@ -23,6 +23,7 @@ from ..modules.recalls import messages as recalls
 from ..modules.recalls import state as recall_state
 from ..modules.vehicles import messages as veh
 from ..node.audit import audit
+from ..node.folder_lock import refuse_if_in_use
 from ..node.init import init_chain
 from ..node.network import NETWORK_ORGS
 from ..node.node import Node
@@ -100,6 +101,10 @@ def prepare_folder(data: Path, console: Console | None = None) -> None:
         if foreign:
             raise FileExistsError(f"{data} is an earlier demo's folder but also holds {shown}, which a demo does "
                                   f"not write: it is not replaced. Move those away, or use --data NEWDIR.")
+        refuse_if_in_use(data, "replace it (a demo is still serving it)")
+        if (data / "orgs").is_dir():
+            for node_dir in (data / "orgs").iterdir():
+                refuse_if_in_use(node_dir, "replace it (a node of the demo network still runs on it)")
         if console is not None:
             console.print(f"[yellow]replacing {data}/, the folder of an earlier demo run[/]")
         shutil.rmtree(data)

@@ -45,8 +45,10 @@ def node_start(
     from ..api.server import ApiServer
     from ..keystore import KeyStore
     from ..node.engine import EngineConfig
+    from ..node.faults import NodeFault
     from ..node.netconfig import NETWORK_FILE
     from ..node.node import Node, load_genesis, node_keys_of, tune_gc_for_serving
+    from ..store.damage import DamagedData
 
     # Everything that can refuse the start is checked before the node writes anything into DATA.
     genesis = load_genesis(data)
@@ -88,6 +90,10 @@ def node_start(
         server.run()
     finally:
         node.stop()
+    failure = node.engine.failure
+    if failure is not None:  # the API was served, but ordering and execution had stopped
+        damaged = isinstance(failure, (NodeFault, DamagedData))
+        fail(f"node stopped; its engine had stopped earlier: {failure}", 4 if damaged else 1)
     console.print("node stopped cleanly")
 
 
