@@ -438,7 +438,9 @@ def _log_size(path: Path) -> int:
 
 
 def _port_taken(log: str) -> bool:
-    return "address already in use" in log.lower()
+    """Whether a process's log says its port was taken (NATS's words, or `node start`'s check)."""
+    text = log.lower()
+    return "address already in use" in text or ("port " in text and " is in use" in text)
 
 
 def _start_servers(state: NetworkState, *, timeout: float, new: bool) -> None:
