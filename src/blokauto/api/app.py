@@ -10,15 +10,28 @@
     GET  /v1/events              server-sent events, resumable with Last-Event-ID or ?from_height
     GET  /v1/status, /v1/genesis, /v1/messages, /v1/params, /v1/queries
     GET  /schema                 OpenAPI
+
+Before any route, ``_checked_request`` refuses a path or query that is not UTF-8 once
+percent-decoded, a query parameter the route does not take, and one given twice. What one
+request may hold is bounded: event streams and snapshot downloads are produced only as fast as
+their clients take them (see ``_event_stream`` and ``Snapshots``); connections are bounded below
+HTTP (``connections``), requests in flight per client by ``limits.ClientLimits``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import re
+import sqlite3
 import tempfile
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, AsyncIterator
+from typing import Annotated, Any, AsyncIterator, Iterator
+from urllib.parse import unquote_to_bytes
 
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, get, post
@@ -28,10 +41,10 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import OpenAPIHeader, OpenAPIType, Parameter, Schema
 from litestar.static_files import create_static_files_router
 from swagger_ui_bundle import swagger_ui_path
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath, FromQuery, PathParameter
 from litestar.params import QueryParameter
 from litestar.background_tasks import BackgroundTask
-from litestar.response import File, ServerSentEvent
+from litestar.response import File, Stream
 from litestar.response.sse import ServerSentEventMessage
 
 from ..core.encoding import to_builtins
@@ -39,13 +52,17 @@ from ..core.errors import BlokautoError, MalformedTx, NotFound, RequestError, Tx
 from ..node.consensus_log import consensus_changes as _consensus_changes
 from ..node.engine import CommittedBlock
 from ..node.node import Node
-from ..node.reader import ChainReader, block_events, parse_event_id
+from ..node.faults import DataIntegrity
+from ..node.reader import ChainReader, QueryParamsInvalid, block_events, event_id, parse_event_id
+from ..store.damage import DamagedData
 from ..report import build_report
 from ..report.html import render_error_page, render_html, web_asset
 from ..report.pdf import render_pdf
-from .errors import EXCEPTION_HANDLERS
+from .errors import EXCEPTION_HANDLERS, RepeatedParameter, UnknownParameter, as_blokauto_error, error_body
 from .limits import HeightWaiter
 from .openapi import BATCH_ITEMS, HTTP_DATE, TX_ID_PATTERN, documented, json_body, query_parameters, signed_tx_schema
+
+log = logging.getLogger("blokauto.api")
 
 MAX_BATCH = 5_000
 MAX_BATCH_BYTES = 16 * 2**20  # a batch's body; checked as it arrives, before anything is decoded
@@ -93,6 +110,45 @@ class HeightNotReached(NotFound):
                 "(GET /v1/txs/ID?wait=S answers with the height of a transaction).")
 
 
+SNAPSHOT_CHUNK = 65_536  # a snapshot download is read and sent this much at a time
+MAX_SNAPSHOTS = 2  # snapshot downloads served at once
+SNAPSHOT_RETRY_S = 10
+
+
+class Snapshots:
+    """Copies of the block log being downloaded: at most ``limit`` at once (each is a full copy on
+    disk), made one at a time by a thread of their own (so the SQLite page cache a copy fills is one,
+    not one per read thread), and removed once sent or abandoned."""
+
+    def __init__(self, limit: int = MAX_SNAPSHOTS) -> None:
+        self.limit = limit
+        self.serving = 0
+        self._copier = ThreadPoolExecutor(1, thread_name_prefix="api-snapshot")
+
+    async def copy(self, blocks: Any) -> str:
+        if self.serving >= self.limit:
+            err = Unavailable(reason=f"it is sending {self.serving} snapshots, the most it sends at once")
+            err.retry_after = SNAPSHOT_RETRY_S  # type: ignore[attr-defined]
+            raise err
+        self.serving += 1
+        try:
+            fd, name = tempfile.mkstemp(prefix="blokauto-snapshot-", suffix=".db")
+            os.close(fd)
+            try:
+                await asyncio.get_running_loop().run_in_executor(self._copier, blocks.backup_to, Path(name))
+            except BaseException:
+                os.remove(name)
+                raise
+            return name
+        except BaseException:
+            self.serving -= 1
+            raise
+
+    async def done(self, name: str) -> None:
+        self.serving -= 1
+        os.remove(name)
+
+
 def _json_body(request: Request) -> None:
     """Refuse a submission that is not declared JSON (form data, XML, text or nothing)."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -118,17 +174,150 @@ def _html_error(_: Request, err: BlokautoError) -> Response:
 
 
 def _html_http_error(request: Request, exc: HTTPException) -> Response:
-    err = RequestError(reason=str(exc.detail)) if exc.status_code < 500 else Unavailable(reason=str(exc.detail))
+    err = as_blokauto_error(request, exc)
     return Response(render_error_page(err), status_code=exc.status_code, media_type=MediaType.HTML)
 
 
-async def _messages(events: list[tuple[str, dict[str, Any]]]) -> AsyncIterator[ServerSentEventMessage]:
-    """Events as SSE messages, letting the loop run every few (a client that went away is noticed at
-    once, instead of each further write failing and being logged)."""
-    for n, (eid, ev) in enumerate(events, start=1):
-        yield ServerSentEventMessage(data=msgspec.json.encode(ev).decode(), event=ev["type"], id=eid)
-        if n % 64 == 0:
-            await asyncio.sleep(0)
+def _utf8(raw: bytes, where: str) -> str:
+    try:
+        return unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        raise RequestError(reason=f"the {where} is not UTF-8 once percent-decoded ({raw[:80].decode('ascii', 'replace')}); "
+                                  f"percent-encode the UTF-8 bytes of the text.") from None
+
+
+ANY_PARAMETER: frozenset[str] = frozenset({"*"})  # a route that refuses for another reason whatever it is given
+_FROM_SIGNATURE = frozenset({"(from the signature)"})  # the handler's own parameters, read at its first request
+
+
+def _query_names(request: Request) -> frozenset[str] | None:
+    """The query parameters the matched route takes (None: a route this module does not declare)."""
+    handler = request.route_handler
+    names = handler.opt.get("query")
+    if names is _FROM_SIGNATURE:
+        skip = set(request.path_params) | {"request", "state", "scope", "headers", "cookies", "data", "body"}
+        names = handler.opt["query"] = frozenset(n for n in handler.parsed_fn_signature.parameters if n not in skip)
+    return names  # None: the OpenAPI pages and static files
+
+
+async def _checked_request(request: Request) -> None:
+    """Before any route: the path and query are UTF-8, and every query parameter is one the route
+    takes, given once (a misspelt ``?wiat=30`` is refused, not ignored)."""
+    _utf8(request.scope.get("raw_path", b""), "path")
+    query: bytes = request.scope.get("query_string", b"")
+    names = _query_names(request)
+    if names is ANY_PARAMETER:
+        names = None
+    seen: dict[str, int] = {}
+    for part in query.split(b"&"):
+        if not part:
+            continue
+        name = _utf8(part.partition(b"=")[0].replace(b"+", b" "), "query string")
+        _utf8(part.partition(b"=")[2].replace(b"+", b" "), "query string")
+        seen[name] = seen.get(name, 0) + 1
+        if names is not None and name not in names:
+            handler = request.route_handler
+            route = f"{request.method} {re.sub(r':[a-z]+}', '}', min(handler.paths))}"
+            allowed = ", ".join(sorted(names)) or "none"
+            if handler.opt.get("module_query"):  # a module query's parameters are refused as invalid_query
+                raise QueryParamsInvalid(reason=f"{route} takes no parameter {name[:100]!r} (it takes: {allowed})")
+            raise UnknownParameter(name=name[:100], route=route, allowed=allowed)
+    for name, count in seen.items():
+        if count > 1:
+            raise RepeatedParameter(name=name[:100], count=count)
+
+
+EVENT_CHUNK_BLOCKS = 1  # blocks an event stream reads from the log at a time (their rows only while it reads)
+EVENT_READ_THREADS = 2  # threads reading and encoding events for every stream: what they read at once is bounded
+EVENT_BUDGET = 256 * 1024  # bytes of events a stream encodes at a time, sent before it reads on
+EVENT_BATCH = 64  # events sent in one write
+LIVE_BLOCKS = 32  # live blocks waiting for one event stream; beyond, it reads them back from the log
+_END = 1 << 62  # an event position after every event of its block
+_AFTER_BLOCK = (_END, _END, _END)
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+KEEP_ALIVE = b": keep-alive\r\n\r\n"
+
+
+class _LiveBlocks:
+    """The live blocks waiting for one event stream (event loop thread only)."""
+
+    def __init__(self) -> None:
+        self.blocks: deque[CommittedBlock] = deque()
+        self.overflowed = False
+        self.wake = asyncio.Event()
+
+    def push(self, block: CommittedBlock) -> None:
+        if len(self.blocks) >= LIVE_BLOCKS:
+            self.blocks.clear()  # the stream reads them back from the log once its client takes more
+            self.overflowed = True
+        elif not self.overflowed:
+            self.blocks.append(block)
+        self.wake.set()
+
+    def next_after(self, height: int) -> CommittedBlock | None:
+        while self.blocks and self.blocks[0].header.height <= height:
+            self.blocks.popleft()
+        return self.blocks[0] if self.blocks else None
+
+
+class _StreamEnds(Exception):
+    def __init__(self, error: BlokautoError) -> None:
+        self.error = error
+
+
+def _position_id(position: tuple[int, int, int, int]) -> str | None:
+    """The event id to resume from ``position`` (None before block 0: resume with the same request)."""
+    h, i, j, k = position
+    if h < 0:
+        return None
+    if (i, j, k) == _AFTER_BLOCK:
+        return str(h)
+    return event_id(h, i, j, k)
+
+
+def _sse(data: str, event: str, eid: str | None) -> bytes:
+    return ServerSentEventMessage(data=data, event=event, id=eid).encode()
+
+
+def _error_message(err: BlokautoError, resume: tuple[int, int, int, int]) -> bytes:
+    """The last message of a stream that cannot go on: the error, as every error body, with the id to resume at."""
+    return _sse(msgspec.json.encode(error_body(err.code, err.message, err.detail)).decode(), "error",
+                _position_id(resume))
+
+
+@dataclass
+class _Encoded:
+    """Events encoded for sending: pieces of at most ``EVENT_BATCH`` events with the id of the last one;
+    ``done`` once the events asked for ran out (not cut at the budget); the error met after them, if any."""
+
+    pieces: list[tuple[str, bytes]]
+    done: bool
+    failed: Exception | None = None
+
+
+def _encode(events: Iterator[tuple[str, dict[str, Any]]], budget: int = EVENT_BUDGET) -> _Encoded:
+    """Encode events until about ``budget`` bytes (then stop: the rest is read again when these are sent)."""
+    out = _Encoded([], False)
+    batch: list[bytes] = []
+    size, last = 0, ""
+    try:
+        for eid, ev in events:
+            message = _sse(msgspec.json.encode(ev).decode(), ev["type"], eid)
+            batch.append(message)
+            size += len(message)
+            last = eid
+            if len(batch) >= EVENT_BATCH:
+                out.pieces.append((last, b"".join(batch)))
+                batch = []
+            if size >= budget:
+                break
+        else:
+            out.done = True
+    except Exception as exc:  # noqa: BLE001 - damage or a refusal: sent after the events read before it
+        out.failed = exc
+    if batch:
+        out.pieces.append((last, b"".join(batch)))
+    return out
 
 
 def _more_read_threads() -> None:
@@ -154,6 +343,8 @@ def _wait_s(wait: float) -> float:
 
 
 MAX_HEIGHT = 2**53 - 1  # any height a query names; exact in JSON Schema (a float there) and in JavaScript
+PathHeight = Annotated[int, PathParameter(ge=0, le=MAX_HEIGHT, description=(
+    "A block height (0 to 2^53-1); beyond the head: 404 height_not_reached."))]
 MinHeight = Annotated[int, QueryParameter(ge=-1, le=MAX_HEIGHT, description=(
     "Wait (up to 10 s) until the state reflects this block (read your own writes); -1: do not wait."))]
 WaitSeconds = Annotated[float, QueryParameter(ge=0, le=MAX_WAIT_S,
@@ -235,9 +426,15 @@ def create_app(node: Node) -> Litestar:
     def latest_block(full: FromQuery[bool] = False) -> dict[str, Any]:
         return reader.block(engine.head.height, full=full)  # type: ignore[union-attr]
 
+    def _committed(height: int) -> None:
+        head = engine.head.height  # type: ignore[union-attr]
+        if height > head:
+            raise HeightNotReached(height=height, head=head)
+
     @get("/v1/blocks/{height:int}", sync_to_thread=True, summary="A block's header, ids and attestations",
          operation_class=documented(errors=(400, 404)))
-    def get_block(height: FromPath[int], full: FromQuery[bool] = False) -> dict[str, Any]:
+    def get_block(height: PathHeight, full: FromQuery[bool] = False) -> dict[str, Any]:
+        _committed(height)
         return reader.block(height, full=full)
 
     @get("/v1/checkpoints/latest", sync_to_thread=True, summary="The newest checkpoint",
@@ -246,27 +443,31 @@ def create_app(node: Node) -> Litestar:
         return to_builtins(reader.checkpoint(engine.head.height))  # type: ignore[union-attr]
 
     @get("/v1/checkpoints/{height:int}", sync_to_thread=True, summary="A header with its node attestations",
-         operation_class=documented(errors=(404,)))
-    def get_checkpoint(height: FromPath[int]) -> dict[str, Any]:
+         operation_class=documented(errors=(400, 404)))
+    def get_checkpoint(height: PathHeight) -> dict[str, Any]:
+        _committed(height)
         return to_builtins(reader.checkpoint(height))
 
-    @get("/v1/snapshot/chain", sync_to_thread=True, summary="A consistent copy of this node's block log (chain.db)",
+    snapshots = Snapshots()
+    event_reads = ThreadPoolExecutor(EVENT_READ_THREADS, thread_name_prefix="api-events")
+
+    @get("/v1/snapshot/chain", summary="A consistent copy of this node's block log (chain.db)",
          operation_class=documented(success_media="application/vnd.sqlite3", success_headers={
              "last-modified": OpenAPIHeader(schema=Schema(type=OpenAPIType.STRING, description=HTTP_DATE)),
              "etag": OpenAPIHeader(schema=Schema(type=OpenAPIType.STRING))}),
          media_type="application/vnd.sqlite3")
-    def snapshot_chain() -> File:
+    async def snapshot_chain() -> File:
         """For a new node joining the chain: every block, receipt and attestation, and the ordering
-        stream position; `blokauto node snapshot` checks it against a quorum checkpoint."""
-        fd, name = tempfile.mkstemp(prefix="blokauto-snapshot-", suffix=".db")
-        os.close(fd)
-        engine.blocks.backup_to(Path(name))
+        stream position; `blokauto node snapshot` checks it against a quorum checkpoint. At most
+        two are served at once (503 ``unavailable`` with Retry-After beyond)."""
+        name = await snapshots.copy(engine.blocks)
         return File(path=name, filename="chain.db", media_type="application/vnd.sqlite3",
-                    background=BackgroundTask(os.remove, name))
+                    chunk_size=SNAPSHOT_CHUNK, background=BackgroundTask(snapshots.done, name))
 
     @get("/v1/state/{key:path}", summary="A state value with its proof", operation_class=documented(errors=(400, 404)))
     async def get_state(key: FromPath[str], min_height: MinHeight = -1) -> dict[str, Any]:
-        """``min_height`` waits (up to 10 s) until the state reflects that block, for read-your-writes."""
+        """``min_height`` waits (up to 10 s) until the state reflects that block, for read-your-writes.
+        A key is UTF-8 text: percent-encoded bytes that are not UTF-8 are refused before this runs."""
         if min_height > engine.state.flushed_height:
             await _reach(min_height)
         return await asyncio.to_thread(reader.state_value, key.lstrip("/").encode())
@@ -313,13 +514,16 @@ def create_app(node: Node) -> Litestar:
         @get(f"/v1/q/{module}/{name}", sync_to_thread=True, summary=f"{module}.{name}", description=doc,
              operation_class=documented(errors=(400, 404), parameters=query_parameters(params),
                                         replace_parameters=True),
-             operation_id=f"query_{module}_{name}", name=f"query-{module}-{name}")
+             operation_id=f"query_{module}_{name}", name=f"query-{module}-{name}",
+             opt={"query": frozenset(f.name for f in msgspec.structs.fields(params)) if params else frozenset(),
+                  "module_query": True})
         def handler(request: Request) -> dict[str, Any]:
             return reader.query(module, name, dict(request.query_params))
 
         return handler
 
-    @get("/v1/q/{module:str}/{name:str}", summary="An unknown query", include_in_schema=False)
+    @get("/v1/q/{module:str}/{name:str}", summary="An unknown query", include_in_schema=False,
+         opt={"query": ANY_PARAMETER})
     async def unknown_query(module: FromPath[str], name: FromPath[str]) -> None:
         """Declared queries have routes of their own: anything else here is a query this node does not know."""
         raise UnknownQuery(name=f"{module}.{name}"[:120])
@@ -329,61 +533,108 @@ def create_app(node: Node) -> Litestar:
              Parameter(name="Last-Event-ID", param_in="header", required=False,
                        description="Resume after this event id (height:tx:event[:derived]).",
                        schema=Schema(type=OpenAPIType.STRING, pattern=r"^\d{1,18}(:\d{1,18}:\d{1,18}(:\d{1,18})?)?$"))]))
-    async def events(request: Request, from_height: Annotated[int, QueryParameter(ge=-1, le=MAX_HEIGHT, description="Start at this block (-1: at the head).")] = -1) -> ServerSentEvent:
-        """Reconnect with the ``Last-Event-ID`` header (or ``?from_height=H``) to miss nothing."""
+    async def events(request: Request, from_height: Annotated[int, QueryParameter(ge=-1, le=MAX_HEIGHT, description="Start at this block (-1: at the head).")] = -1) -> Stream:
+        """Reconnect with the ``Last-Event-ID`` header (or ``?from_height=H``) to miss nothing. A stream
+        that cannot go on ends with one ``error`` event: an error body (``integrity_failure``,
+        ``unavailable``) whose id is the last event sent."""
         last = request.headers.get("last-event-id")
         end = 1 << 62
         after = parse_event_id(last) if last is not None else (from_height - 1 if from_height >= 0 else engine.head.height, end, end, end)  # type: ignore[union-attr]
-        return ServerSentEvent(_event_stream(after))
+        return Stream(_event_stream(after), media_type="text/event-stream", headers=SSE_HEADERS)
 
-    async def _event_stream(after: tuple[int, int, int, int]) -> AsyncIterator[ServerSentEventMessage]:
+    async def _event_stream(after: tuple[int, int, int, int]) -> AsyncIterator[bytes]:
+        """Events strictly after ``after``: from the block log, then from live blocks.
+
+        What a stream holds is bounded whatever its client does: it encodes about ``EVENT_BUDGET``
+        bytes of events at a time (reading one block for them, on one of ``EVENT_READ_THREADS``
+        threads shared by every stream, so the blocks read at once are bounded too) and reads on
+        only once its client took them (a write waits while the connection's buffer is full); where
+        it stopped is an event id, not a block held. Live blocks waiting for it are shared with every
+        other stream and at most ``LIVE_BLOCKS``; a stream whose live blocks pile up past that reads
+        them back from the log instead. A refusal met on the way (damaged
+        data, state not flushed in time) ends the stream with an ``error`` event whose id is the last
+        event sent, so a client resumes there."""
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[CommittedBlock | None] = asyncio.Queue()
+        live = _LiveBlocks()
 
-        def on_block(block: CommittedBlock) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, block)
+        def on_block(block: CommittedBlock) -> None:  # engine thread
+            loop.call_soon_threadsafe(live.push, block)
 
         unsubscribe = engine.subscribe(on_block)
+        position = after  # the last event sent, or (h, END, END, END): every event of block h sent
+        resume = after  # the last event sent (or where the stream started): the id of a final error event
         try:
-            # Catch up from the block log, then follow live blocks, skipping what was sent.
-            head = engine.head.height  # type: ignore[union-attr]
-            if after[0] <= head:  # derived events read indexes: they must hold the backlog's blocks first
-                if not await heights.wait(head, 30.0):
-                    return  # the client reconnects with Last-Event-ID and misses nothing
-                backlog = await asyncio.to_thread(lambda: list(reader.events(after, head)))
-                async for message in _messages(backlog):
-                    yield message
-            sent_height = max(head, after[0])
             while True:
-                try:
-                    block = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
-                except asyncio.TimeoutError:
-                    yield ServerSentEventMessage(comment="keep-alive", data=None)
+                whole = position[1:] == _AFTER_BLOCK
+                sent = position[0] if whole else position[0] - 1  # blocks wholly sent
+                head = engine.head.height  # type: ignore[union-attr]
+                block = live.next_after(sent)
+                if sent < head and (not whole or live.overflowed or block is None
+                                    or block.header.height != sent + 1):
+                    # from the log: the backlog, the rest of a block, a gap, or what piled up unread
+                    live.overflowed = False
+                    target = await _flushed_part(sent + 1, min(head, sent + EVENT_CHUNK_BLOCKS))
+                    start = position if not whole else (sent + 1, -1, -1, -1)  # (the log read starts at start[0])
+                    encoded = await loop.run_in_executor(event_reads, _from_log, start, target)
+                elif block is not None:
+                    live.blocks.popleft()
+                    h, target = block.header.height, block.header.height
+                    expand = None
+                    if reader.expands(block.receipts):  # derived events read indexes: they must hold block h
+                        await _flushed_part(h, h)
+                        expand = reader.expand
+                    encoded = await loop.run_in_executor(event_reads, _from_block, block, position, expand)
+                else:
+                    live.wake.clear()
+                    try:
+                        await asyncio.wait_for(live.wake.wait(), HEARTBEAT_S)
+                    except asyncio.TimeoutError:
+                        yield KEEP_ALIVE
                     continue
-                if block is None or queue.qsize() > 10_000:
-                    return  # the client is too slow: it reconnects with Last-Event-ID and misses nothing
-                h = block.header.height
-                if h <= sent_height:
-                    continue
-                if h > sent_height + 1:  # should not happen; fill any gap from the log
-                    end = 1 << 62
-                    if not await heights.wait(h - 1, 30.0):
-                        return
-                    gap = await asyncio.to_thread(lambda: list(reader.events((sent_height, end, end, end), h - 1)))
-                    async for message in _messages(gap):
-                        yield message
-                expand = None
-                if reader.expands(block.receipts):  # derived events read indexes: wait until they hold block h
-                    if not await heights.wait(h, 30.0):
-                        return
-                    expand = reader.expand
-                events = await asyncio.to_thread(
-                    lambda: list(block_events(h, block.header.time, block.tx_ids, block.receipts, expand=expand)))
-                async for message in _messages(events):
-                    yield message
-                sent_height = h
+                for eid, piece in encoded.pieces:
+                    yield piece
+                    position = resume = parse_event_id(eid)
+                if encoded.failed is not None:
+                    raise encoded.failed
+                if encoded.done:
+                    position = (target, *_AFTER_BLOCK)  # the rest of a block cut at the budget is read from the log
+        except _StreamEnds as end:
+            yield _error_message(end.error, resume)
+        except BlokautoError as err:  # known damage (DataIntegrity), or another refusal of a read
+            log.warning("event stream ended: %s", err.message)
+            yield _error_message(err, resume)
+        except (DamagedData, sqlite3.DatabaseError) as exc:  # found by this read: the node turns unhealthy
+            if isinstance(exc, sqlite3.OperationalError) and "malformed" not in str(exc):
+                raise
+            damage = exc if isinstance(exc, DamagedData) else DamagedData(
+                "the block log", "the event stream", f"SQLite cannot read it ({exc})", scope="block")
+            node.health.note(damage)
+            err = DataIntegrity.of(damage)
+            log.warning("event stream ended: %s", err.message)
+            yield _error_message(err, resume)
         finally:
             unsubscribe()
+
+    def _from_log(start: tuple[int, int, int, int], until: int) -> _Encoded:
+        return _encode(reader.events(start, until))
+
+    def _from_block(block: CommittedBlock, start: tuple[int, int, int, int], expand: Any) -> _Encoded:
+        return _encode(block_events(block.header.height, block.header.time, block.tx_ids, block.receipts, start,
+                                    expand))
+
+    async def _flushed_part(first: int, last: int) -> int:
+        """The last height of ``first..last`` that queries read (derived events need it), waiting up to
+        30 s for ``first``; a stream whose state does not reach it ends (its client resumes later)."""
+        flushed = engine.state.flushed_height
+        if flushed >= last:
+            return last
+        if flushed >= first:
+            return flushed
+        if not await heights.wait(first, 30.0):
+            raise _StreamEnds(Unavailable(reason=f"its state has not reached block {first} within 30 s, and "
+                                                 "derived events are never sent incomplete; reconnect with "
+                                                 "Last-Event-ID"))
+        return max(first, min(last, engine.state.flushed_height))
 
     async def _report(vin: str, min_height: int) -> dict[str, Any]:
         if min_height > engine.state.flushed_height:
@@ -422,6 +673,8 @@ def create_app(node: Node) -> Litestar:
                            report_json, report_pdf, report_page, index, unknown_query]
     handlers.append(consensus_changes)
     handlers += [query_route(m, n, spec.doc, spec.params) for (m, n), spec in sorted(registry.queries.items())]
+    for h in handlers:  # every route of the API refuses query parameters it does not take
+        h.opt.setdefault("query", _FROM_SIGNATURE)
     handlers.append(create_static_files_router(path=SCHEMA_ASSETS, directories=[swagger_ui_path],
                                                include_in_schema=False, name="schema-assets"))
 
@@ -433,6 +686,7 @@ def create_app(node: Node) -> Litestar:
                                      render_plugins=[_swagger_ui()]),
         request_max_body_size=MAX_OTHER_BODY,
         on_startup=[_more_read_threads],
+        before_request=_checked_request,
         logging_config=None,
         debug=False,
     )

@@ -1,4 +1,17 @@
-"""Every error leaves the API as ``{"error": {"code", "message", "detail"}}`` with a 4xx/5xx status."""
+"""Every error leaves the API as ``{"error": {"code", "message", "detail"}}`` with a 4xx/5xx status.
+
+Litestar's own refusals (no such route, a method a route does not take, a parameter that does not
+validate, a body over a route's limit) are translated here into blokauto errors with a stable code
+and a sentence naming what to change, like every other refusal. The errors of the HTTP layer:
+
+    RequestTooLarge (413)      a body over its route's limit
+    MethodNotAllowed (405)     a method a route does not take
+    UnknownParameter (400)     a query parameter a route does not take (a typo is not ignored)
+    RepeatedParameter (400)    a query parameter given more than once
+    TooManyRequests (429)      too many requests of one client in flight
+    TooManyConnections (429)   too many connections of one client address
+    RequestTimeout (408)       a request head that did not arrive in time
+"""
 
 from __future__ import annotations
 
@@ -6,44 +19,136 @@ import logging
 import sqlite3
 from typing import Any
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from ..core.errors import BlokautoError
+from ..core.errors import BlokautoError, NotFound, RequestError, Unavailable
 from ..node.faults import DataIntegrity
 from ..store.damage import DamagedData
 
 log = logging.getLogger("blokauto.api")
 
-_HTTP_CODES = {
-    400: ("bad_request", "The request is not valid."),
-    404: ("not_found", "There is nothing at this address; GET /schema lists the API."),
-    405: ("method_not_allowed", "This address does not accept that method; GET /schema lists the API."),
-    413: ("request_too_large", "The request body is too large."),
-    429: ("too_many_requests", "Too many requests; retry shortly."),
-    503: ("unavailable", "The node cannot take this now; retry shortly."),
-}
+
+class RequestTooLarge(RequestError):
+    code = "request_too_large"
+    http_status = 413
+    template = ("{route} accepts a request body of at most {limit} bytes, and this one is larger. Send less: "
+                "split a batch into several (POST /v1/txs/batch takes up to 16 MiB), keep a transaction under "
+                "the chain's max_tx_bytes (GET /v1/params); other routes need no body.")
+
+
+class MethodNotAllowed(RequestError):
+    code = "method_not_allowed"
+    http_status = 405
+    template = "{path} does not accept {method}; it accepts {allowed}. GET /schema lists the API."
+
+
+class UnknownParameter(RequestError):
+    code = "unknown_parameter"
+    template = ("{route} takes no query parameter {name!r} (it takes: {allowed}); check its spelling, or leave "
+                "it out.")
+
+
+class RepeatedParameter(RequestError):
+    code = "repeated_parameter"
+    template = "The query parameter {name!r} is given {count} times; give it once."
+
+
+class TooManyRequests(BlokautoError):
+    code = "too_many_requests"
+    http_status = 429
+    retryable = True
+    template = ("This client already has {limit} requests in flight on this node; wait for some to finish "
+                "(fewer parallel requests, or batches: POST /v1/txs/batch).")
+
+
+class TooManyConnections(BlokautoError):
+    code = "too_many_connections"
+    http_status = 429
+    retryable = True
+    template = ("This client address already has {limit} connections open to this node; reuse connections "
+                "(HTTP keep-alive) and close the ones it does not need.")
+
+
+class RequestTimeout(RequestError):
+    code = "request_timeout"
+    http_status = 408
+    template = ("The request line and headers did not arrive within {seconds} s, so the connection was closed; "
+                "send the whole request head at once.")
+
+
+class NoRoute(NotFound):
+    """No route matches the path (the code stays ``not_found``)."""
+
+    template = "There is nothing at {path}; GET /schema lists the API."
 
 
 def error_body(code: str, message: str, detail: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "detail": detail or {}}}
 
 
+def error_bytes(err: BlokautoError) -> bytes:
+    """An error body as bytes, for answers written below Litestar (connection limits, timeouts)."""
+    return msgspec.json.encode(error_body(err.code, err.message, err.detail))
+
+
 def blokauto_error(_: Request, exc: BlokautoError) -> Response:
-    headers = {"Retry-After": "1"} if exc.retryable else None
+    headers = {"Retry-After": str(getattr(exc, "retry_after", 1))} if exc.retryable else None
     return Response(error_body(exc.code, exc.message, exc.detail), status_code=exc.http_status, headers=headers)
 
 
-def http_error(_: Request, exc: HTTPException) -> Response:
-    status = exc.status_code if 400 <= exc.status_code < 600 else 500
-    code, message = _HTTP_CODES.get(status, ("http_error", str(exc.detail)))
-    detail: dict[str, Any] = {}
+def _validation_reason(request: Request, exc: ValidationException) -> str:
+    """Litestar's validation errors as one sentence: which parameter, where, the value sent and why."""
+    parts = []
+    for e in exc.extra if isinstance(exc.extra, list) else []:
+        if not isinstance(e, dict) or not e.get("key"):
+            continue
+        source = getattr(e.get("source"), "value", e.get("source")) or "request"
+        key = str(e["key"])
+        values = {"query": request.query_params, "path": request.path_params, "header": request.headers}.get(str(source))
+        sent = values.get(key) if values is not None else None
+        shown = key if sent is None else f"{key}={str(sent)[:40]}"
+        why = str(e.get("message", "not valid"))
+        parts.append(f"{source} parameter {shown}: {why[:1].lower() + why[1:]}")
+    return "; ".join(parts) or str(exc.detail)
+
+
+def as_blokauto_error(request: Request, exc: HTTPException) -> BlokautoError:
+    """Litestar's own refusal as a blokauto error with a stable code and an actionable sentence."""
+    status = exc.status_code
     if isinstance(exc, ValidationException):
-        message = f"The request parameters are not valid: {exc.detail}"
-        detail = {"errors": exc.extra} if exc.extra else {}
+        reason = _validation_reason(request, exc)
+        err: BlokautoError = RequestError(reason=reason[:1000] + ("." if not reason.endswith(".") else ""))
+        if isinstance(exc.extra, list) and exc.extra:
+            err.detail["errors"] = exc.extra
+        return err
+    if status == 413:
+        handler = request.scope.get("route_handler")
+        limit = handler.resolve_request_max_body_size() if handler is not None else None
+        detail: dict[str, Any] = {"route": f"{request.method} {request.url.path}", "limit": limit}
+        length = request.headers.get("content-length", "")
+        if length.isdigit():
+            detail["size"] = int(length)
+        return RequestTooLarge(**detail)
+    if status == 405:
+        allowed = (exc.headers or {}).get("allow", "")
+        return MethodNotAllowed(method=request.method, path=request.url.path, allowed=allowed or "no method")
+    if status == 404:
+        return NoRoute(path=request.url.path[:200])
+    if status >= 500:
+        return Unavailable(reason=str(exc.detail))
+    return RequestError(reason=f"{exc.detail}.")
+
+
+def http_error(request: Request, exc: HTTPException) -> Response:
+    err = as_blokauto_error(request, exc)
+    status = exc.status_code if 400 <= exc.status_code < 600 else 500
     # e.g. Allow on 405 (RFC 9110 requires it), Retry-After on 429/503
     headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() in ("allow", "retry-after")}
-    return Response(error_body(code, message, detail), status_code=status, headers=headers or None)
+    if err.retryable:
+        headers.setdefault("Retry-After", "1")
+    return Response(error_body(err.code, err.message, err.detail), status_code=status, headers=headers or None)
 
 
 def damaged_data(request: Request, exc: DamagedData) -> Response:

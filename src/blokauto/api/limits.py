@@ -13,9 +13,7 @@ import heapq
 import itertools
 from typing import Any
 
-import msgspec
-
-from .errors import error_body
+from .errors import TooManyRequests, error_bytes
 
 MAX_CLIENT_REQUESTS = 64  # requests one client address may have in flight at once
 
@@ -89,10 +87,7 @@ class ClientLimits:
 
 
 async def _too_many(send: Any, limit: int) -> None:
-    body = msgspec.json.encode(error_body(
-        "too_many_requests", f"This client already has {limit} requests in flight on this node; wait for some "
-                             f"to finish (fewer parallel requests, or batches: POST /v1/txs/batch).",
-        {"limit": limit}))
+    body = error_bytes(TooManyRequests(limit=limit))
     await send({"type": "http.response.start", "status": 429,
                 "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1"),
                             (b"content-length", str(len(body)).encode())]})

@@ -30,20 +30,26 @@ from litestar.openapi.spec import (
 )
 
 ERROR_STATUSES = {
-    400: "The request is not valid (a stable code says why).",
+    400: ("The request is not valid (a stable code says why): among others a query parameter the route does not "
+          "take (unknown_parameter) or given twice (repeated_parameter), or a path or query that is not UTF-8 "
+          "once percent-decoded (bad_request)."),
     401: "A signature does not verify.",
     403: "The signer may not do this.",
-    404: "Not found (or not committed yet).",
+    404: "Not found, or a block not committed yet (height_not_reached).",
+    408: "The request line and headers did not arrive within 10 s (request_timeout); the connection is closed.",
     409: "Conflicts with the ledger (a replayed transaction).",
-    413: "The body or batch is over its limit.",
+    413: "The body or batch is over its limit (request_too_large names the route and its limit in bytes).",
     415: "Not sent as application/json.",
     422: "A ledger rule refused it.",
-    429: "This client has too many requests in flight.",
+    429: ("This client has too many requests in flight (too_many_requests) or its address too many connections "
+          "open (too_many_connections); Retry-After says when to retry."),
     500: "The node failed to answer; a bug to report.",
-    503: "The node cannot take this now (retry), or its copy of the data is damaged (integrity_failure).",
+    503: ("The node cannot take this now (unavailable, with Retry-After: busy, its connection or snapshot limit "
+          "reached), or its copy of the data is damaged (integrity_failure)."),
 }
-#: What every route can answer: too many requests, a bug, or unavailable/damaged data.
-ALWAYS = (429, 500, 503)
+#: What every route can answer: a query parameter it does not take, a head too slow, too many requests or
+#: connections, a bug, or unavailable/damaged data.
+ALWAYS = (400, 408, 429, 500, 503)
 
 _TYPES = {"object": OpenAPIType.OBJECT, "array": OpenAPIType.ARRAY, "string": OpenAPIType.STRING,
           "integer": OpenAPIType.INTEGER, "number": OpenAPIType.NUMBER, "boolean": OpenAPIType.BOOLEAN,

@@ -1,8 +1,13 @@
-"""Serving the API with uvicorn on a socket we bind ourselves (so port 0 works and is known)."""
+"""Serving the API with uvicorn on a socket we bind ourselves (so port 0 works and is known).
+
+Connections are served by ``connections.GuardedH11Protocol``: a deadline for request heads and for
+readers that stopped, and caps on connections per client address and in all (see there).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 import socket
@@ -12,23 +17,33 @@ import uvicorn
 
 from ..node.node import Node
 from .app import create_app
+from .connections import ConnectionGuard, GuardedH11Protocol, ListeningSocket, quiet_resource_errors
 from .limits import ClientLimits
 
 
+class _Server(uvicorn.Server):
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        quiet_resource_errors(asyncio.get_running_loop())
+        await super().serve(sockets)
+
+
 class ApiServer:
-    def __init__(self, node: Node, host: str = "127.0.0.1", port: int = 0, *, log_level: str = "warning") -> None:
+    def __init__(self, node: Node, host: str = "127.0.0.1", port: int = 0, *, log_level: str = "warning",
+                 guard: ConnectionGuard | None = None) -> None:
         self.node = node
+        self.guard = guard or ConnectionGuard()
         # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say they are TCP; without it
         # a response written in two parts waits for the client's delayed ACK (40 ms per keep-alive request)
-        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM,
-                                  socket.IPPROTO_TCP)
+        self.sock = ListeningSocket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM,
+                                    socket.IPPROTO_TCP)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.bind((host, port))
         self.host, self.port = self.sock.getsockname()[:2]
         config = uvicorn.Config(ClientLimits(create_app(node)), log_level=log_level, access_log=False, lifespan="on",
-                                timeout_graceful_shutdown=2)
-        self.server = uvicorn.Server(config)
+                                timeout_graceful_shutdown=2,
+                                http=functools.partial(GuardedH11Protocol, guard=self.guard))  # type: ignore[arg-type]
+        self.server = _Server(config)
         self._thread: threading.Thread | None = None
 
     @property
