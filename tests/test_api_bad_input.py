@@ -504,18 +504,18 @@ def tx_id_unknown(live):
 
 
 @case
-def unknown_block_height(live):
-    return Bad(None, 404, "not_found", "GET", "/v1/blocks/999")
+def block_height_not_reached(live):
+    return Bad(None, 404, "height_not_reached", "GET", "/v1/blocks/999")
 
 
 @case
 def negative_block_height(live):
-    return Bad(None, 404, "not_found", "GET", "/v1/blocks/-1")
+    return Bad(None, 400, "bad_request", "GET", "/v1/blocks/-1")
 
 
 @case
-def unknown_checkpoint_height(live):
-    return Bad(None, 404, "not_found", "GET", "/v1/checkpoints/999")
+def checkpoint_height_not_reached(live):
+    return Bad(None, 404, "height_not_reached", "GET", "/v1/checkpoints/999")
 
 
 @case
@@ -718,9 +718,9 @@ def test_deeply_nested_batch_is_malformed(live_node):
 
 
 @pytest.mark.parametrize("path", ["/v1/blocks/99999999999999999999", "/v1/checkpoints/99999999999999999999"])
-def test_absurd_block_height_is_not_found(live_node, path):
+def test_a_height_beyond_two_to_the_53_is_a_bad_request(live_node, path):
     r = HTTP.get(live_node.url + path, timeout=10)
-    assert_refusal(r, 404, "not_found")
+    assert_refusal(r, 400, "bad_request")
 
 
 # ---------------------------------------------------------------- the SDK raises the matching class
