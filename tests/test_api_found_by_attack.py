@@ -405,11 +405,19 @@ def test_reading_events_across_a_damaged_block_ends_with_an_integrity_error_even
         assert data["error"]["code"] == "integrity_failure" and f"block {damaged}" in data["error"]["message"]
         assert len(got) == 6
         assert httpx.get(node.url + "/v1/status", timeout=10).json()["healthy"] is False
+        from blokauto.client import Client
+        from blokauto.node.faults import DataIntegrity
+
+        seen = []
+        with Client(node.url, verify=False) as c, pytest.raises(DataIntegrity, match=f"block {damaged}"):
+            for ev in c.events(from_height=0, reconnect=True):  # the SDK raises instead of yielding "error"
+                seen.append(ev.id)
+        assert seen == [e[0] for e in before[:5]]
     finally:
         node.stop()
     text = log.read_bytes()[offset:].decode(errors="replace")
     assert "Traceback" not in text and "Exception in ASGI application" not in text, text[-3000:]
-    assert text.count("event stream ended") == 1, text[-3000:]
+    assert text.count("event stream ended") == 2, text[-3000:]
 
 
 # ---------------------------------------------------------------- 4. refusals of the HTTP layer

@@ -347,8 +347,18 @@ class Client:
                         e = r.json()["error"]
                         raise _error(e["code"], e["message"], e.get("detail") or {}, r.status_code)
                     for ev in _parse_sse(r.iter_lines()):
+                        if ev.type == "error" and isinstance(ev.data.get("error"), dict):
+                            e = ev.data["error"]  # the node ended the stream with a refusal
+                            err = _error(e.get("code", ""), e.get("message", ""), e.get("detail") or {}, 503)
+                            if e.get("code") == "unavailable" and reconnect:
+                                last = ev.id or last
+                                raise _Retry from None
+                            raise err
                         last = ev.id
                         yield ev
+            except _Retry:
+                time.sleep(1.0)  # the node asked us to come back later; resume after the last event
+                continue
             except (httpx.TransportError, httpx.StreamError) as exc:
                 if not reconnect:
                     if isinstance(exc, httpx.ReadTimeout) and idle_timeout is not None:
@@ -358,6 +368,10 @@ class Client:
                 continue
             if not reconnect:
                 return
+
+
+class _Retry(Exception):
+    """The event stream ended with ``unavailable``: reconnect after the last event."""
 
 
 def _height(doc: dict[str, Any]) -> int:
