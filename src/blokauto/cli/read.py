@@ -14,6 +14,7 @@ import typer
 from rich.markup import escape
 
 from ..core.encoding import decode
+from ..core.errors import BlokautoError
 from .common import (DataOpt, JsonOpt, NodeOpt, OptionalDataOpt, TrustOpt, client, console, err_console, flag,
                      no_genesis, print_json, say_trust, trust_anchor, when, yes_no)
 from .errors import cli_errors, fail
@@ -136,16 +137,21 @@ def events(node: str = NodeOpt,
     with client(node) as c:
         while True:
             try:
-                for ev in c.events(from_height=from_height, last_event_id=last, reconnect=False,
-                                   idle_timeout=None if follow else 3):
-                    if ev.type == "error":
-                        code, message = _error_event(ev)
-                        if not (follow and code == "unavailable"):
-                            fail(f"the node {node} ended the event stream with an error: [{code}] {message}", 1)
-                        raise _Unavailable(f"[{code}] {message}")
-                    sys.stdout.write(json.dumps({"id": ev.id, **ev.data}, sort_keys=True) + "\n")
-                    sys.stdout.flush()
-                    last = ev.id
+                try:
+                    for ev in c.events(from_height=from_height, last_event_id=last, reconnect=False,
+                                       idle_timeout=None if follow else 3):
+                        if ev.type == "error":
+                            code, message = _error_event(ev)
+                            if not (follow and code == "unavailable"):
+                                fail(f"the node {node} ended the event stream with an error: [{code}] {message}", 1)
+                            raise _Unavailable(f"[{code}] {message}")
+                        sys.stdout.write(json.dumps({"id": ev.id, **ev.data}, sort_keys=True) + "\n")
+                        sys.stdout.flush()
+                        last = ev.id
+                except BlokautoError as err:  # the SDK raises the error event the node ended the stream with
+                    if not (follow and err.code == "unavailable"):
+                        fail(f"the node {node} ended the event stream with an error: [{err.code}] {err.message}", 1)
+                    raise _Unavailable(f"[{err.code}] {err.message}") from None
             except (httpx.TransportError, httpx.StreamError, _Unavailable) as exc:
                 if first and isinstance(exc, httpx.ConnectError):
                     fail(f"cannot reach the node at {node}: {_why(exc)}", 2)
