@@ -107,9 +107,10 @@ def changed_values(value: Any) -> Iterator[Any]:
             yield "x"
             return
         for i in (len(value) // 2, len(value) - 1, 0):
-            for ch in "12":
+            for ch in "12zy":
                 if value[i] != ch:
                     yield value[:i] + ch + value[i + 1:]
+        yield value + "0"
     else:
         if not value:
             yield b"\x00"
