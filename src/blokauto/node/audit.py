@@ -27,8 +27,9 @@ from ..modules import default_registry
 from ..modules.governance.state import CONSENSUS
 from ..store.blocks import BlockLog, CorruptBlock, StoredBlock
 from ..store.head import HeadMarker
+from ..store.layer_writer import index_row_hash
 from ..store.sqlite import connect
-from ..store.state import SCHEMA_VERSION, index_row_hash
+from ..store.state import SCHEMA_VERSION
 from .folder_lock import FolderInUse, holder
 from .integrity import Finding, block_problems
 from .journal import JOURNAL_FILE, JournalDamaged, parse_journal

@@ -26,7 +26,7 @@ from ..core import crypto, merkle, smt
 from ..core.block import Header, NodeSignature, attestation_bytes
 from ..core.module import IndexTable
 from ..store.blocks import BlockLog, CorruptBlock, StoredBlock
-from ..store.state import digest_key, index_row_hash, unpack_digest
+from ..store.layer_writer import digest_key, index_row_hash, unpack_digest
 from .faults import IntegrityFault
 
 _SIGS = b',"sigs":['

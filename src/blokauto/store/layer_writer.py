@@ -214,7 +214,9 @@ def _writer_main(rfd: int, wfd: int, path: str) -> None:
             try:
                 write_layer(conn, tables, _decode_layer(data))
                 answer = None
-            except Exception as exc:  # answered: the node fails its flusher with this reason
+            except (sqlite3.Error, msgspec.MsgspecError, KeyError, ValueError, TypeError) as exc:
+                # a layer SQLite refuses or a message that does not read: answered, the node fails its
+                # flusher with this reason (anything else ends this process: the node sees it gone)
                 answer = f"{type(exc).__name__}: {exc}"
             try:
                 outbox.send_bytes(_encode(answer))

@@ -32,8 +32,7 @@ from ..core.crypto import TAG_HISTORY, tagged_hash
 from ..core.module import HistoryChain, IndexTable
 from ..core.registry import Registry
 from .damage import DamagedData
-from .layer_writer import (LayerRows, LayerWriterGone, LayerWriterProcess, digest_key,  # noqa: F401
-                           index_row_hash, pack_digest, unpack_digest, write_layer)
+from .layer_writer import LayerRows, LayerWriterGone, LayerWriterProcess, index_row_hash, write_layer
 from .sqlite import connect
 
 _MISS = object()
@@ -541,19 +540,19 @@ class Snapshot:
         return value
 
     def _prove_read(self, key: bytes, value: bytes | None) -> None:
-        nodes = self._nodes
-        assert nodes is not None
-
-        def node(path: str) -> smt.Node | None:
-            if path not in nodes:
-                nodes[path] = self.get_node(path)
-            return nodes[path]
-
         try:
-            smt.verify_proof(self.root, key, value, smt.prove(node, smt.key_hash(key)))
+            smt.verify_proof(self.root, key, value, smt.prove(self._node_once, smt.key_hash(key)))
         except (smt.StateProofError, KeyError, ValueError) as exc:
             raise DamagedData("state.db", f"key {key.decode(errors='replace')!r}",
                               f"the stored value or tree does not prove it ({exc})", scope="state") from None
+
+    def _node_once(self, path: str) -> smt.Node | None:
+        """A tree node, read once per verified snapshot (the upper levels serve every proof)."""
+        nodes = self._nodes
+        assert nodes is not None
+        if path not in nodes:
+            nodes[path] = self.get_node(path)
+        return nodes[path]
 
     def get_node(self, path: str) -> smt.Node | None:
         row = self.conn.execute("SELECT CAST(node AS BLOB) FROM smt WHERE path=?", (path,)).fetchone()
