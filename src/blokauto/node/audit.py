@@ -30,7 +30,7 @@ from ..store.head import HeadMarker
 from ..store.layer_writer import index_row_hash
 from ..store.sqlite import connect
 from ..store.state import SCHEMA_VERSION
-from .folder_lock import FolderInUse, holder
+from .folder_lock import refuse_if_in_use
 from .integrity import Finding, block_problems
 from .journal import JOURNAL_FILE, JournalDamaged, parse_journal
 from .verifier import VerifierPool
@@ -58,10 +58,8 @@ def audit(data_dir: Path, *, registry: Registry | None = None, workers: int | No
 
     Refused while another process's node runs on the folder: the blocks it writes meanwhile would
     show as problems (its own process may audit it, idle, as the demo does)."""
-    pid = holder(data_dir)
-    if pid is not None and pid != os.getpid():
-        raise FolderInUse(data_dir, pid or None, "audit it (blocks being written would look like damage; "
-                                                  "`blokauto node scrub` checks a running node's files)")
+    refuse_if_in_use(data_dir, "audit it (blocks being written would look like damage; `blokauto node scrub` "
+                               "checks a running node's files)", unless_pid=os.getpid())
     registry = registry or default_registry()
     report = AuditReport()
     found = report.findings

@@ -176,9 +176,10 @@ class Engine:
         """A folder whose node committed blocks but has no chain.db lost its log: never start a new one."""
         if (data_dir / "chain.db").exists():
             return
-        marker = HeadMarker(data_dir).read()
+        head = HeadMarker(data_dir)
+        marker = head.read()
         if marker is not None:
-            raise LogBehindCommitted(-1, marker.height, [HeadMarker(data_dir).path.name])
+            raise LogBehindCommitted(-1, marker.height, [head.path.name])
 
     # ---------------------------------------------------------------- recovery
 

@@ -77,7 +77,8 @@ def holder(data_dir: Path) -> int | None:
         os.close(fd)
 
 
-def refuse_if_in_use(data_dir: Path, doing: str) -> None:
+def refuse_if_in_use(data_dir: Path, doing: str, *, unless_pid: int | None = None) -> None:
+    """Raise ``FolderInUse`` if a node holds ``data_dir`` (other than process ``unless_pid``)."""
     pid = holder(data_dir)
-    if pid is not None:
+    if pid is not None and pid != unless_pid:
         raise FolderInUse(data_dir, pid or None, doing)
