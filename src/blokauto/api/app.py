@@ -538,8 +538,7 @@ def create_app(node: Node) -> Litestar:
         that cannot go on ends with one ``error`` event: an error body (``integrity_failure``,
         ``unavailable``) whose id is the last event sent."""
         last = request.headers.get("last-event-id")
-        end = 1 << 62
-        after = parse_event_id(last) if last is not None else (from_height - 1 if from_height >= 0 else engine.head.height, end, end, end)  # type: ignore[union-attr]
+        after = parse_event_id(last) if last is not None else (from_height - 1 if from_height >= 0 else engine.head.height, *_AFTER_BLOCK)  # type: ignore[union-attr]
         return Stream(_event_stream(after), media_type="text/event-stream", headers=SSE_HEADERS)
 
     async def _event_stream(after: tuple[int, int, int, int]) -> AsyncIterator[bytes]:

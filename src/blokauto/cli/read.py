@@ -140,11 +140,6 @@ def events(node: str = NodeOpt,
                 try:
                     for ev in c.events(from_height=from_height, last_event_id=last, reconnect=False,
                                        idle_timeout=None if follow else 3):
-                        if ev.type == "error":
-                            code, message = _error_event(ev)
-                            if not (follow and code == "unavailable"):
-                                fail(f"the node {node} ended the event stream with an error: [{code}] {message}", 1)
-                            raise _Unavailable(f"[{code}] {message}")
                         sys.stdout.write(json.dumps({"id": ev.id, **ev.data}, sort_keys=True) + "\n")
                         sys.stdout.flush()
                         last = ev.id
@@ -188,12 +183,6 @@ def _why(exc: Exception) -> str:
 
 class _Unavailable(Exception):
     """The node ended the stream with ``unavailable`` (its state is behind for now): a follower reconnects."""
-
-
-def _error_event(ev: Any) -> tuple[str, str]:
-    """The code and message of the ``error`` event a node ends a stream with (an error body)."""
-    err = ev.data.get("error") if isinstance(ev.data.get("error"), dict) else ev.data
-    return str(err.get("code", "error")), str(err.get("message", json.dumps(ev.data, sort_keys=True)))
 
 
 @cli_errors
