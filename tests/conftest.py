@@ -6,6 +6,7 @@ Every server a test starts listens on 127.0.0.1 and is stopped by the test, by i
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -286,3 +287,24 @@ def change_one_index_row(state_db: Path) -> str:
             c.execute(f"UPDATE {name} SET {text} = {text} || 'x' WHERE _h = (SELECT _h FROM {name} LIMIT 1)")
             return name
     raise AssertionError("no index row to change")
+
+
+def parse_sse(lines: Iterator[str]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(id, event type, JSON data) of each event of a text/event-stream, parsed apart from the SDK's
+    parser so that the tests check the SDK rather than share its mistakes."""
+    eid = etype = ""
+    data: list[str] = []
+    for line in lines:
+        if line == "":
+            if data:
+                yield eid, etype, json.loads("\n".join(data))
+            eid, etype, data = "", "", []
+        elif not line.startswith(":"):
+            field, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if field == "id":
+                eid = value
+            elif field == "event":
+                etype = value
+            elif field == "data":
+                data.append(value)

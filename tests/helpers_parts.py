@@ -9,9 +9,8 @@ what needs SQL (recall resolution, module queries, the event stream).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 import httpx
 import msgspec
@@ -39,7 +38,7 @@ from blokauto.modules.recalls.messages import OpenCampaign
 from blokauto.modules.recalls.state import BatchRef, DateRange, Scope, SerialRange, VinRange
 from blokauto.modules.vehicles.messages import AssignWmi
 
-from conftest import JSON_POST, Chain, K, build_tx, now_ms, write_chain
+from conftest import JSON_POST, Chain, K, build_tx, now_ms, parse_sse, write_chain
 from helpers_vehicles import ORGS, WMI, admin, register_msg, vehicles_genesis, vin_for
 
 #: Organisations the parts tests add to the vehicles consortium.
@@ -316,28 +315,7 @@ class Sse:
         params = {"from_height": from_height} if from_height is not None else None
         self.cm = self.http.stream("GET", url + "/v1/events", headers=headers, params=params)
         self.r = self.cm.__enter__()
-        self.it = self._parse(self.r.iter_lines())
-
-    @staticmethod
-    def _parse(lines: Iterator[str]) -> Iterator[tuple[str, str, dict[str, Any]]]:
-        eid = etype = ""
-        data: list[str] = []
-        for line in lines:
-            if line == "":
-                if data:
-                    yield eid, etype, json.loads("\n".join(data))
-                eid, etype, data = "", "", []
-            elif line.startswith(":"):
-                continue
-            else:
-                field, _, value = line.partition(":")
-                value = value[1:] if value.startswith(" ") else value
-                if field == "id":
-                    eid = value
-                elif field == "event":
-                    etype = value
-                elif field == "data":
-                    data.append(value)
+        self.it = parse_sse(self.r.iter_lines())
 
     def take(self, n: int) -> list[tuple[str, str, dict[str, Any]]]:
         return [next(self.it) for _ in range(n)]

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import resource
 import socket
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import msgspec
@@ -33,7 +32,7 @@ import pytest
 from blokauto.api.connections import HEAD_TIMEOUT_S, MAX_CLIENT_CONNECTIONS, quiet_resource_errors
 from blokauto.modules.governance.messages import AddMember
 
-from conftest import JSON_POST, K, NodeProcess, build_tx, now_ms, write_chain
+from conftest import JSON_POST, K, NodeProcess, build_tx, now_ms, parse_sse, write_chain
 
 # ---------------------------------------------------------------- helpers
 
@@ -101,25 +100,6 @@ def dechunked(response: bytes) -> bytes:
 def error_of(response: bytes) -> dict[str, Any]:
     _, _, body = response.partition(b"\r\n\r\n")
     return msgspec.json.decode(body)["error"]
-
-
-def parse_sse(lines: Iterator[str]) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    eid = etype = ""
-    data: list[str] = []
-    for line in lines:
-        if line == "":
-            if data:
-                yield eid, etype, json.loads("\n".join(data))
-            eid, etype, data = "", "", []
-        elif not line.startswith(":"):
-            field, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            if field == "id":
-                eid = value
-            elif field == "event":
-                etype = value
-            elif field == "data":
-                data.append(value)
 
 
 def events_until(url: str, from_height: int, count: int, timeout: float = 120) -> list[tuple[str, str, dict]]:

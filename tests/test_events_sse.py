@@ -6,8 +6,7 @@ The expected sequence is always rebuilt independently from the committed blocks'
 
 from __future__ import annotations
 
-import json
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import msgspec
@@ -17,7 +16,7 @@ from blokauto.client import Client
 from blokauto.modules.governance import state as gov_state
 from blokauto.modules.governance.messages import AddMember, Propose
 
-from conftest import JSON_POST, K
+from conftest import JSON_POST, K, parse_sse
 
 Ev = tuple[str, str, dict[str, Any]]  # (id, event type, data)
 
@@ -72,27 +71,6 @@ def expected_events(live: Any, from_height: int = 0) -> list[Ev]:
                 data = {"height": h, "time": b["header"]["time"], "tx": b["tx_ids"][i], **ev}
                 out.append((f"{h}:{i}:{j}", ev["type"], data))
     return out
-
-
-def parse_sse(lines: Iterator[str]) -> Iterator[Ev]:
-    eid = etype = ""
-    data: list[str] = []
-    for line in lines:
-        if line == "":
-            if data:
-                yield eid, etype, json.loads("\n".join(data))
-            eid, etype, data = "", "", []
-        elif line.startswith(":"):
-            continue
-        else:
-            field, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            if field == "id":
-                eid = value
-            elif field == "event":
-                etype = value
-            elif field == "data":
-                data.append(value)
 
 
 class Stream:
