@@ -52,13 +52,13 @@ from ..core.errors import BlokautoError, MalformedTx, NotFound, RequestError, Tx
 from ..node.consensus_log import consensus_changes as _consensus_changes
 from ..node.engine import CommittedBlock
 from ..node.node import Node
-from ..node.faults import DataIntegrity
 from ..node.reader import ChainReader, QueryParamsInvalid, block_events, event_id, parse_event_id
 from ..store.damage import DamagedData
 from ..report import build_report
 from ..report.html import render_error_page, render_html, web_asset
 from ..report.pdf import render_pdf
-from .errors import EXCEPTION_HANDLERS, RepeatedParameter, UnknownParameter, as_blokauto_error, error_body
+from .errors import (EXCEPTION_HANDLERS, RepeatedParameter, UnknownParameter, as_blokauto_error, error_body, read_damage,
+                     refuse_damage)
 from .limits import HeightWaiter
 from .openapi import BATCH_ITEMS, HTTP_DATE, TX_ID_PATTERN, documented, json_body, query_parameters, signed_tx_schema
 
@@ -603,12 +603,10 @@ def create_app(node: Node) -> Litestar:
             log.warning("event stream ended: %s", err.message)
             yield _error_message(err, resume)
         except (DamagedData, sqlite3.DatabaseError) as exc:  # found by this read: the node turns unhealthy
-            if isinstance(exc, sqlite3.OperationalError) and "malformed" not in str(exc):
+            damage = read_damage(exc, "the block log", "the event stream", scope="block")
+            if damage is None:
                 raise
-            damage = exc if isinstance(exc, DamagedData) else DamagedData(
-                "the block log", "the event stream", f"SQLite cannot read it ({exc})", scope="block")
-            node.health.note(damage)
-            err = DataIntegrity.of(damage)
+            err = refuse_damage(node, damage)
             log.warning("event stream ended: %s", err.message)
             yield _error_message(err, resume)
         finally:

@@ -151,17 +151,34 @@ def http_error(request: Request, exc: HTTPException) -> Response:
     return Response(error_body(err.code, err.message, err.detail), status_code=status, headers=headers or None)
 
 
+def read_damage(exc: DamagedData | sqlite3.DatabaseError, what: str, where: str,
+                scope: Any = "state") -> DamagedData | None:
+    """The damage a failed read stands for: ``exc`` itself, or SQLite unable to read a file
+    (``database disk image is malformed``) as damage to ``what``; None for a SQLite error that
+    is not damage (a bug, or a lock)."""
+    if isinstance(exc, DamagedData):
+        return exc
+    if isinstance(exc, sqlite3.OperationalError) and "malformed" not in str(exc):
+        return None
+    return DamagedData(what, where, f"SQLite cannot read it ({exc})", scope=scope)
+
+
+def refuse_damage(node: Any, damage: DamagedData) -> DataIntegrity:
+    """Never serve damaged data: the node turns unhealthy, and the read is refused with this."""
+    node.health.note(damage)
+    return DataIntegrity.of(damage)
+
+
 def damaged_data(request: Request, exc: DamagedData) -> Response:
     """A read met data that does not match what the node committed: never serve it; the node turns unhealthy."""
-    request.app.state.node.health.note(exc)
-    return blokauto_error(request, DataIntegrity.of(exc))
+    return blokauto_error(request, refuse_damage(request.app.state.node, exc))
 
 
 def database_error(request: Request, exc: sqlite3.DatabaseError) -> Response:
     """SQLite cannot read a database file (``database disk image is malformed``): damage, not a bug."""
-    if isinstance(exc, sqlite3.OperationalError) and "malformed" not in str(exc):
+    damage = read_damage(exc, "the node's databases", request.url.path)
+    if damage is None:
         return internal_error(request, exc)
-    damage = DamagedData("the node's databases", request.url.path, f"SQLite cannot read them ({exc})", scope="state")
     return damaged_data(request, damage)
 
 
