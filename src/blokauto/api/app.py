@@ -52,7 +52,7 @@ from ..core.errors import BlokautoError, MalformedTx, NotFound, RequestError, Tx
 from ..node.consensus_log import consensus_changes as _consensus_changes
 from ..node.engine import CommittedBlock
 from ..node.node import Node
-from ..node.reader import ChainReader, QueryParamsInvalid, block_events, event_id, parse_event_id
+from ..node.reader import AFTER_BLOCK, ChainReader, QueryParamsInvalid, block_events, event_id, parse_event_id
 from ..store.damage import DamagedData
 from ..report import build_report
 from ..report.html import render_error_page, render_html, web_asset
@@ -232,8 +232,6 @@ EVENT_READ_THREADS = 2  # threads reading and encoding events for every stream: 
 EVENT_BUDGET = 256 * 1024  # bytes of events a stream encodes at a time, sent before it reads on
 EVENT_BATCH = 64  # events sent in one write
 LIVE_BLOCKS = 32  # live blocks waiting for one event stream; beyond, it reads them back from the log
-_END = 1 << 62  # an event position after every event of its block
-_AFTER_BLOCK = (_END, _END, _END)
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 KEEP_ALIVE = b": keep-alive\r\n\r\n"
 
@@ -270,7 +268,7 @@ def _position_id(position: tuple[int, int, int, int]) -> str | None:
     h, i, j, k = position
     if h < 0:
         return None
-    if (i, j, k) == _AFTER_BLOCK:
+    if (i, j, k) == AFTER_BLOCK:
         return str(h)
     return event_id(h, i, j, k)
 
@@ -538,7 +536,7 @@ def create_app(node: Node) -> Litestar:
         that cannot go on ends with one ``error`` event: an error body (``integrity_failure``,
         ``unavailable``) whose id is the last event sent."""
         last = request.headers.get("last-event-id")
-        after = parse_event_id(last) if last is not None else (from_height - 1 if from_height >= 0 else engine.head.height, *_AFTER_BLOCK)  # type: ignore[union-attr]
+        after = parse_event_id(last) if last is not None else (from_height - 1 if from_height >= 0 else engine.head.height, *AFTER_BLOCK)  # type: ignore[union-attr]
         return Stream(_event_stream(after), media_type="text/event-stream", headers=SSE_HEADERS)
 
     async def _event_stream(after: tuple[int, int, int, int]) -> AsyncIterator[bytes]:
@@ -564,7 +562,7 @@ def create_app(node: Node) -> Litestar:
         resume = after  # the last event sent (or where the stream started): the id of a final error event
         try:
             while True:
-                whole = position[1:] == _AFTER_BLOCK
+                whole = position[1:] == AFTER_BLOCK
                 sent = position[0] if whole else position[0] - 1  # blocks wholly sent
                 head = engine.head.height  # type: ignore[union-attr]
                 block = live.next_after(sent)
@@ -596,7 +594,7 @@ def create_app(node: Node) -> Litestar:
                 if encoded.failed is not None:
                     raise encoded.failed
                 if encoded.done:
-                    position = (target, *_AFTER_BLOCK)  # the rest of a block cut at the budget is read from the log
+                    position = (target, *AFTER_BLOCK)  # the rest of a block cut at the budget is read from the log
         except _StreamEnds as end:
             yield _error_message(end.error, resume)
         except BlokautoError as err:  # known damage (DataIntegrity), or another refusal of a read

@@ -61,6 +61,10 @@ class BadEventId(RequestError):
                 "height alone (everything after that block).")
 
 
+#: An event position (transaction, event, derived event) after every event of its block.
+AFTER_BLOCK = (1 << 62, 1 << 62, 1 << 62)
+
+
 def parse_event_id(value: str) -> tuple[int, int, int, int]:
     """``height:tx:event[:derived]`` (an event the client saw), or a bare ``height`` (after that block)."""
     try:
@@ -70,8 +74,7 @@ def parse_event_id(value: str) -> tuple[int, int, int, int]:
     except ValueError:
         raise BadEventId(value=value[:80]) from None
     if len(parts) == 1:
-        end = 1 << 62
-        return (parts[0], end, end, end)
+        return (parts[0], *AFTER_BLOCK)
     return (parts[0], parts[1], parts[2], parts[3] if len(parts) == 4 else 0)
 
 
@@ -262,7 +265,7 @@ def block_events(height: int, time: int, tx_ids: list[bytes], receipts: list[Rec
             base = {"height": height, "time": time, "tx": tx_ids[i].hex(), **ev}
             if (height, i, j, 0) > after:
                 yield event_id(height, i, j), base
-            if expand is not None and (height, i, j, 1 << 62) > after:
+            if expand is not None and (height, i, j, AFTER_BLOCK[0]) > after:
                 for k, derived in enumerate(expand(base), start=1):
                     if (height, i, j, k) > after:
                         yield event_id(height, i, j, k), {"height": height, "time": time, "tx": tx_ids[i].hex(), **derived}
