@@ -233,3 +233,19 @@ def test_a_demo_never_replaces_the_folder_of_a_demo_still_serving_it(tmp_path) -
         serving.terminate()
         serving.wait(60)
         log.close()
+
+
+@pytest.mark.timeout(120)
+def test_deleting_node_lock_does_not_let_a_second_node_in(node_process) -> None:
+    import subprocess
+    import sys
+
+    from conftest import free_port
+
+    first = node_process.start()
+    (node_process.data / "node.lock").unlink()  # the lock is on the folder, the file only names the pid
+    second = subprocess.run([sys.executable, "-m", "blokauto.cli", "node", "start", "--data", str(node_process.data),
+                             "--host", "127.0.0.1", "--port", str(free_port())],
+                            capture_output=True, text=True, timeout=60)
+    assert second.returncode == 2 and "is in use by another node" in second.stderr, second.stderr
+    assert httpx.get(first.url + "/v1/status", timeout=10).json()["healthy"] is True

@@ -2,8 +2,9 @@
 
 Two nodes on one folder would both append blocks to ``chain.db`` and write ``state.db``: the
 second one's blocks fail to commit and ids it acknowledged are lost. A node takes an exclusive
-``flock`` on ``DATA/node.lock`` before it opens anything and holds it until it stops; the kernel
-drops the lock when the process dies, even by ``kill -9``, so a stale file never blocks a restart.
+``flock`` on the data folder itself before it opens anything and holds it until it stops (so
+deleting a file cannot lift it), and writes its pid to ``DATA/node.lock`` for the messages; the
+kernel drops the lock when the process dies, even by ``kill -9``, so nothing stale blocks a restart.
 Commands that must not run beside a node (``audit``, which would see blocks being written as
 problems; replacing the folder) ask ``holder()`` first.
 """
@@ -27,12 +28,16 @@ class FolderInUse(FileExistsError):
                          f"served by one node at a time. Stop that node first (Ctrl-C, or `kill {pid or 'PID'}`).")
 
 
-def _pid_in(fd: int) -> int | None:
+def _pid_of(data_dir: Path) -> int | None:
     try:
-        text = os.pread(fd, 32, 0).decode().strip()
+        text = (data_dir / LOCK_FILE).read_text().strip()
         return int(text) if text.isdigit() else None
     except (OSError, UnicodeDecodeError):
         return None
+
+
+def _folder_fd(data_dir: Path) -> int:
+    return os.open(data_dir, os.O_RDONLY | os.O_DIRECTORY)
 
 
 class FolderLock:
@@ -42,15 +47,13 @@ class FolderLock:
         self._fd: int | None = None
         if not data_dir.is_dir():
             return  # nothing to protect yet; opening the folder reports what is missing
-        fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _folder_fd(data_dir)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            pid = _pid_in(fd)
             os.close(fd)
-            raise FolderInUse(data_dir, pid) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            raise FolderInUse(data_dir, _pid_of(data_dir)) from None
+        (data_dir / LOCK_FILE).write_text(f"{os.getpid()}\n")
         self._fd = fd
 
     def release(self) -> None:
@@ -62,15 +65,14 @@ class FolderLock:
 
 def holder(data_dir: Path) -> int | None:
     """The pid of the node holding ``data_dir`` (0 if unknown), or None if no node holds it."""
-    path = data_dir / LOCK_FILE
-    if not path.exists():
+    if not data_dir.is_dir():
         return None
-    fd = os.open(path, os.O_RDONLY)
+    fd = _folder_fd(data_dir)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            return _pid_in(fd) or 0
+            return _pid_of(data_dir) or 0
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
