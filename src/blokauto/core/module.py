@@ -1,10 +1,12 @@
 """The module framework: a domain module declares itself once, the framework does the rest.
 
 A ``Module`` declares its messages (a Struct, a handler, which roles may send it and which
-parties must co-sign), its events, parameters, derived index tables, queries, and any small
-Protocol it provides to other modules. The framework checks signers and roles before calling a
-handler, so handlers hold only domain rules; the API, CLI and SDK are generated from these
-declarations.
+parties must co-sign), its events, parameters, derived index tables, queries, and its *doors*:
+the typed Protocols through which other modules and the outer layers (reports, the node) read
+its state, each wired to one implementation with ``Module.provide`` in the module's package
+``__init__`` and reached through ``Registry.provider``. The framework checks signers and roles
+before calling a handler, so handlers hold only domain rules; the API, CLI and SDK are generated
+from these declarations.
 """
 
 from __future__ import annotations
@@ -268,6 +270,28 @@ class Module:
         spec = ParamSpec(name, default, min, max, doc)
         self.params.append(spec)
         return spec
+
+    def provide(self, door: type[T], impl: T) -> T:
+        """Wire ``impl`` as this module's implementation of ``door``, a ``runtime_checkable``
+        Protocol; refused if ``impl`` lacks one of its members or the door is wired twice."""
+        if not getattr(door, "_is_runtime_protocol", False):
+            raise TypeError(f"{door.__name__} is not a runtime_checkable Protocol")
+        if door in self.provides:
+            raise ValueError(f"module {self.name} provides {door.__name__} twice")
+        if not isinstance(impl, door):
+            missing = sorted(m for m in _protocol_members(door) if not hasattr(impl, m))
+            raise TypeError(f"{type(impl).__name__} does not implement {door.__name__} (lacks {', '.join(missing)})")
+        self.provides[door] = impl
+        return impl
+
+
+def _protocol_members(protocol: type) -> set[str]:
+    members = getattr(protocol, "__protocol_attrs__", None)  # Python 3.12+
+    if members is None:
+        from typing import _get_protocol_attrs  # type: ignore[attr-defined]
+
+        members = _get_protocol_attrs(protocol)
+    return set(members)
 
 
 class Context:

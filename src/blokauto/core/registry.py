@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterable, TypeVar
 
 from .block import Genesis
-from .errors import DomainError
+from .errors import InvalidParameter
 from .module import Context, Directory, HistoryChain, IndexTable, MessageSpec, Module, ParamSpec, QuerySpec
 from .state import Item, Overlay, StateReader
 from .tx import TxCodec
@@ -20,11 +20,6 @@ CORE_PARAMS = (
 )
 
 PARAMS: Item[dict[str, int]] = Item("chain/params", dict[str, int], default=dict)
-
-
-class InvalidParameter(DomainError):
-    code = "invalid_parameter"
-    template = "Parameter {name!r} {reason}."
 
 
 class Registry:
@@ -51,15 +46,19 @@ class Registry:
                 if p.name in self.params:
                     raise ValueError(f"parameter {p.name} declared twice")
                 self.params[p.name] = p
-            self._providers.update(m.provides)
+            for door, impl in m.provides.items():
+                if door in self._providers:
+                    raise ValueError(f"{door.__name__} is provided by two modules")
+                self._providers[door] = impl
             self.expanders.update(m.expanders)
         self.codec = TxCodec({t: s.struct for t, s in self.messages.items()},
                              {t: s.new_keys for t, s in self.messages.items() if s.new_keys is not None})
         self.directory: Directory = self.provider(Directory)
 
     def provider(self, protocol: type[T]) -> T:
-        """The implementation of ``protocol``: registered for it, or any provided object that
-        satisfies it structurally (a module declares what it needs; another one has it)."""
+        """The implementation of ``protocol``: the one a module wired for it (its declared door), or
+        any provided object that satisfies it structurally (a module declares what it needs;
+        another one has it)."""
         impl = self._providers.get(protocol)
         if impl is None:
             impl = next((o for o in self._providers.values() if isinstance(o, protocol)), None)

@@ -24,7 +24,7 @@ from ..core.errors import BlokautoError
 from ..core.execute import BlockTx, RefusedTx
 from ..core.registry import Registry
 from ..modules import default_registry
-from ..modules.governance.state import CONSENSUS
+from ..modules.governance import GovernanceReader
 from ..store.blocks import BlockLog, CorruptBlock, StoredBlock
 from ..store.head import HeadMarker
 from ..store.layer_writer import index_row_hash
@@ -193,7 +193,7 @@ def _replay(blocks: BlockLog, height: int, registry: Registry, ledger: MemoryLed
             finding(h, "missing-block", f"block {h} is missing from the block log")
             prev_hash, executing = None, _stop_executing(h, executing, finding)
             continue
-        nodes = _node_keys(ledger)
+        nodes = _node_keys(registry, ledger)
         for kind, message in block_problems(b, prev=prev_hash, attestations=blocks.stored_attestations(h), nodes=nodes,
                                             require_attestation=True):
             finding(h, kind, message)
@@ -247,9 +247,10 @@ def _reexecute(b: StoredBlock, registry: Registry, ledger: MemoryLedger, last_wr
     return True
 
 
-def _node_keys(ledger: MemoryLedger) -> set[str]:
-    consensus = CONSENSUS.get(ledger)
-    return {n.did for n in consensus.nodes} if consensus else set(ledger.genesis.node_keys())
+def _node_keys(registry: Registry, ledger: MemoryLedger) -> set[str]:
+    """The node keys in force: the consensus record's (read through governance's door), or genesis'."""
+    consensus = registry.provider(GovernanceReader).consensus(ledger)
+    return set(consensus.nodes) if consensus else set(ledger.genesis.node_keys())
 
 
 def _checked_txs(pool: VerifierPool, b: StoredBlock,

@@ -1,4 +1,10 @@
-"""Assembling a ``blokauto-report/1`` document from a node's data."""
+"""Assembling a ``blokauto-report/1`` document from a node's data.
+
+Each module gives its evidence through its door (``VehicleDoor``, ``PartsDoor``, ``RecallsDoor``):
+which state keys prove what, the vehicle's history, and which open recalls covered it by the
+recalls module's own rules. This file proves the keys at one snapshot and never reads a module's
+tables or records itself. The report is checked by the independent verifier before it leaves.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +13,17 @@ from typing import Any, Callable
 
 import msgspec
 
-from ..core.encoding import canonical, to_builtins
-from ..core.errors import NotFound
-from ..modules.parts.state import BOMS, PARTS
-from ..modules.recalls.state import CAMPAIGNS, OPEN, REMEDIES
-from ..modules.vehicles.spec import HISTORY
-from ..modules.vehicles.state import VEHICLES
 from ..core.block import Checkpoint
+from ..core.encoding import canonical, to_builtins
+from ..modules.vehicles.errors import UnknownVehicleReport
+from ..modules.parts import PartsDoor
+from ..modules.recalls import RecallsDoor
+from ..modules.vehicles import VehicleDoor
 from ..store.blocks import BlockLog
 from ..store.damage import DamagedData
 from ..store.state import StateStore
 from ..verify import VerificationError
-from ..verify.report import FORMAT, open_recalls, summarize, verify_report_evidence
-
-
-class UnknownVehicleReport(NotFound):
-    code = "unknown_vin"
-    template = "No vehicle with VIN {vin!r} is on this ledger (as of block {height})."
+from ..verify.report import FORMAT, summarize, verify_report_evidence
 
 
 def _proven(snap: Any, key: bytes) -> dict[str, Any]:
@@ -36,33 +36,13 @@ def recall_evidence(snap: Any, vin: str) -> dict[str, Any]:
     campaigns, the vehicle's bill of parts with its removals, the serialized parts on it (and any
     components a campaign names, also those a removed assembly held), and whether each campaign was
     remedied on it."""
-    open_ev = _proven(snap, OPEN.key)
-    open_ids = msgspec.json.decode(open_ev["raw"]) if open_ev["raw"] else []
-    campaigns = [_proven(snap, CAMPAIGNS.key(cid)) for cid in open_ids]
-    named: set[str] = set()
-    for c in campaigns:
-        scope = msgspec.json.decode(c["raw"])["scope"]
-        named |= set(scope["part_numbers"]) | {b["part_number"] for b in scope["batches"]} | \
-            {r["part_number"] for r in scope["serial_ranges"]}
-    bom_ev = _proven(snap, BOMS.key(vin))
-    parts: list[dict[str, Any]] = []
-    if bom_ev["raw"]:
-        bom = msgspec.json.decode(bom_ev["raw"])
-        refs = [i["ref"] for i in bom["items"] if i["kind"] == "part"] + \
-            [r["ref"] for r in bom["removed"] if r["kind"] == "part"] + \
-            [x for r in bom["removed"] for x in r["nested"] if x.partition(":")[0] in named]
-        seen: set[str] = set()
-        while refs:
-            ref = refs.pop()
-            if ref in seen:
-                continue
-            seen.add(ref)
-            ev = _proven(snap, PARTS.key(ref))
-            parts.append(ev)
-            if ev["raw"]:
-                refs += [c for c in msgspec.json.decode(ev["raw"])["components"] if c.partition(":")[0] in named]
-    remedies = [_proven(snap, REMEDIES.key(cid, vin)) for cid in open_ids]
-    return {"open": open_ev, "campaigns": campaigns, "bom": bom_ev, "parts": parts, "remedies": remedies}
+    recalls = snap.need(RecallsDoor).recall_evidence(snap, vin)
+    parts = snap.need(PartsDoor).recall_evidence(snap, vin, recalls.named)
+    return {"open": _proven(snap, recalls.open_key),
+            "campaigns": [_proven(snap, k) for k in recalls.campaign_keys],
+            "bom": _proven(snap, parts.bom_key),
+            "parts": [_proven(snap, k) for k in parts.part_keys],
+            "remedies": [_proven(snap, k) for k in recalls.remedy_keys]}
 
 
 def build_report(blocks: BlockLog, state: StateStore, vin: str,
@@ -74,18 +54,20 @@ def build_report(blocks: BlockLog, state: StateStore, vin: str,
     ``DamagedData`` instead of leaving."""
     genesis = blocks.genesis()
     assert genesis is not None
-    key = VEHICLES.key(vin)
     with state.snapshot() as snap:
-        raw, proof = snap.prove(key)
-        if raw is None:
+        vehicle = snap.need(VehicleDoor).evidence(snap, vin)
+        if vehicle is None:
             raise UnknownVehicleReport(vin=vin, height=snap.height)
-        rows = snap.conn.execute(f"SELECT entry FROM {HISTORY.name} WHERE vin=? ORDER BY seq", (vin,)).fetchall()
+        key = vehicle.key
+        raw, proof = snap.prove(key)
+        assert raw is not None
         recalls_ev = recall_evidence(snap, vin)
+        recalls = [to_builtins(r) for r in snap.need(RecallsDoor).open_recalls(snap, snap.need, vin)]
         height = snap.height
     checkpoint = (checkpoint_of or blocks.checkpoint)(height)
     assert checkpoint is not None
     try:
-        entries_raw = [bytes(r[0]).decode() for r in rows]
+        entries_raw = [e.decode() for e in vehicle.entries]
         entries = [msgspec.json.decode(r) for r in entries_raw]
         record = msgspec.json.decode(raw)
     except (UnicodeDecodeError, msgspec.DecodeError) as exc:
@@ -97,7 +79,7 @@ def build_report(blocks: BlockLog, state: StateStore, vin: str,
         "generated_at": time.time_ns() // 1_000_000,
         "as_of": {"height": height, "time": checkpoint.header.time},
         "trust": {"chain": genesis.chain, "genesis_hash": genesis.hash().hex()},
-        "summary": summarize(record, entries, open_recalls(record, recalls_ev)),
+        "summary": summarize(record, entries, recalls),
         "timeline": entries,
         "evidence": {
             "entries": entries_raw,

@@ -6,7 +6,7 @@ import re
 
 from ...core.block import Genesis
 from ...core.crypto import check_did
-from ...core.module import MEMBER, Context, Directory, KeyParty, SignerInfo
+from ...core.module import MEMBER, Context, KeyParty, SignerInfo
 from ...core.state import Overlay, StateReader
 from . import errors
 from .messages import (
@@ -73,8 +73,6 @@ class GovernanceDirectory:
         o = ORGS.get(state, org)
         return frozenset(o.roles) if o is not None and o.status == "active" else None
 
-
-module.provides[Directory] = GovernanceDirectory()
 
 
 # ---------------------------------------------------------------- helpers

@@ -8,6 +8,7 @@ import msgspec
 
 from ...core.encoding import Uint
 from ...core.state import Item, StateMap
+from . import keys
 
 #: Roles an organisation (and so its member keys) may hold. ``admin`` is a member-level role:
 #: it manages the organisation's keys and votes for it.
@@ -92,10 +93,10 @@ class Proposal(msgspec.Struct, frozen=True):
     note: str = ""
 
 
-ORGS = StateMap("gov/org/", Organisation)
-MEMBERS = StateMap("gov/member/", Member)
-PROPOSALS = StateMap("gov/proposal/", Proposal)
-ACTIVE_ORGS: Item[list[str]] = Item("gov/active-orgs", list[str], default=list)
-CONSENSUS: Item[Consensus | None] = Item("gov/consensus", Consensus)
-NEXT_PROPOSAL: Item[int] = Item("gov/next-proposal", int, default=1)
-ADMIN_COUNT: StateMap[int] = StateMap("gov/admin-count/", int)  # active admin keys per organisation
+ORGS = StateMap(keys.ORG, Organisation)
+MEMBERS = StateMap(keys.MEMBER, Member)
+PROPOSALS = StateMap(keys.PROPOSAL, Proposal)
+ACTIVE_ORGS: Item[list[str]] = Item(keys.ACTIVE_ORGS, list[str], default=list)
+CONSENSUS: Item[Consensus | None] = Item(keys.CONSENSUS, Consensus)
+NEXT_PROPOSAL: Item[int] = Item(keys.NEXT_PROPOSAL, int, default=1)
+ADMIN_COUNT: StateMap[int] = StateMap(keys.ADMIN_COUNT, int)  # active admin keys per organisation

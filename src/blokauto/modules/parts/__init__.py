@@ -1,7 +1,14 @@
 """Parts: catalogue, serialized twins and batches, custody, condition logs, raw materials,
-assemblies, installation and removal."""
+assemblies, installation and removal.
 
-from . import handlers, queries  # noqa: F401  (they register on the module)
+The module's definition: its messages and queries (declared in ``handlers`` and ``queries``) and
+its door, wired here: ``PartsDoor``, what recalls and the history report may ask.
+"""
+
+from . import handlers, queries  # noqa: F401  (messages and queries declare themselves on the module)
+from .doors import CarriedPart, InstalledParts, PartsDoor, PartsEvidence
 from .spec import module
 
-__all__ = ["module"]
+module.provide(PartsDoor, InstalledParts())
+
+__all__ = ["CarriedPart", "PartsDoor", "PartsEvidence", "module"]

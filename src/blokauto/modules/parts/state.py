@@ -13,6 +13,7 @@ import msgspec
 
 from ...core.encoding import Uint
 from ...core.state import StateMap
+from . import keys
 
 Ident = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 Text = Annotated[str, msgspec.Meta(max_length=200)]
@@ -135,9 +136,9 @@ class Bom(msgspec.Struct, frozen=True):
     removed: list[RemovedItem] = []
 
 
-PART_TYPES = StateMap("parts/type/", PartType)
-PARTS = StateMap("parts/p/", Part)
-BATCHES = StateMap("parts/b/", Batch)
-LOTS = StateMap("parts/lot/", MaterialLot)
-LOGGERS = StateMap("parts/logger/", str)  # logger device did -> organisation that registered it
-BOMS = StateMap("parts/bom/", Bom)
+PART_TYPES = StateMap(keys.PART_TYPE, PartType)
+PARTS = StateMap(keys.PART, Part)
+BATCHES = StateMap(keys.BATCH, Batch)
+LOTS = StateMap(keys.LOT, MaterialLot)
+LOGGERS = StateMap(keys.LOGGER, str)  # logger device did -> organisation that registered it
+BOMS = StateMap(keys.BOM, Bom)

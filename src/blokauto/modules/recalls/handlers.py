@@ -11,23 +11,26 @@ from ...core.module import Context
 from ...core.state import Overlay, StateReader
 from . import errors
 from .messages import CampaignClosed, CampaignOpened, CloseCampaign, OpenCampaign, RecordRemedy, Remedied
+from ..parts.doors import CarriedPart
+from ..vehicles.doors import BirthFacts
 from .spec import REMEDIED, PartsOnBoard, VehicleFacts, module
 from .state import BY_PART_NUMBER, CAMPAIGNS, NEXT, NUMBERS, OPEN, REMEDIES, Campaign, Remedy, Scope
 
 
-def affects(scope: Scope, vin: str, manufacturer: str, build_date: str, carried: list[tuple[str, str, str]]) -> bool:
-    """Whether ``scope`` covers a vehicle with these birth facts carrying these (pn, batch, serial)."""
-    if not scope.covers_vehicle(vin, manufacturer, build_date):
+def affects(scope: Scope, vin: str, facts: BirthFacts, carried: list[CarriedPart]) -> bool:
+    """Whether ``scope`` covers a vehicle with these birth facts carrying these parts."""
+    if not scope.covers_vehicle(vin, facts.manufacturer, facts.build_date):
         return False
-    return not scope.has_part_criteria or any(scope.covers_part(*item) for item in carried)
+    return not scope.has_part_criteria or any(scope.covers_part(p.part_number, p.batch, p.serial) for p in carried)
 
 
-def affected_vehicle(state: StateReader, ctx_need, c: Campaign, vin: str) -> bool:
-    facts = ctx_need(VehicleFacts).birth_facts(state, vin)
-    if facts is None or facts[2] > c.opened:  # a vehicle registered later was not covered when it opened
+def affected_vehicle(state: StateReader, need: Callable[[type], Any], c: Campaign, vin: str) -> bool:
+    """Whether campaign ``c`` covered ``vin`` when it opened (what the vehicle carried then)."""
+    facts = need(VehicleFacts).birth_facts(state, vin)
+    if facts is None or facts.registered > c.opened:  # a vehicle registered later was not covered when it opened
         return False
-    carried = ctx_need(PartsOnBoard).installed_at(state, vin, c.opened) if c.scope.has_part_criteria else []
-    return affects(c.scope, vin, facts[0], facts[1], carried)
+    carried = need(PartsOnBoard).installed_at(state, vin, c.opened) if c.scope.has_part_criteria else []
+    return affects(c.scope, vin, facts, carried)
 
 
 def _campaign(state: StateReader, cid: int) -> Campaign:
@@ -116,7 +119,7 @@ def record_remedy(state: Overlay, ctx: Context, msg: RecordRemedy) -> None:
         if msg.method != "software":
             raise errors.NotYourCampaign(reason="a manufacturer attests only over-the-air remedies; "
                                                 "a workshop or dealer attests a workshop remedy")
-        if facts is None or facts[0] != ctx.member.org:
+        if facts is None or facts.manufacturer != ctx.member.org:
             raise errors.NotYourCampaign(reason=f"{msg.vin} was not made by {ctx.member.org!r}")
     done = REMEDIES.get(state, c.id, msg.vin)
     if done is not None:
@@ -127,23 +130,3 @@ def record_remedy(state: Overlay, ctx: Context, msg: RecordRemedy) -> None:
     ctx.need(VehicleFacts).record_event(state, ctx, msg.vin, "recall_remedied",
                                         {"campaign": c.id, "number": c.number, "method": msg.method})
     ctx.emit(Remedied(campaign=c.id, vin=msg.vin))
-
-
-class RecallGate:
-    """Provided to parts: is a part covered by an open campaign for this vehicle?"""
-
-    def blocking_campaign(self, state: StateReader, need: Callable[[type], Any], part_number: str, batch: str,
-                          serial: str, vin: str) -> tuple[int, str] | None:
-        for cid in BY_PART_NUMBER.get(state, part_number) or []:
-            c = CAMPAIGNS.get(state, cid)
-            if c is None or c.status != "open" or not c.scope.covers_part(part_number, batch, serial):
-                continue
-            if c.scope.manufacturer or c.scope.build_dates or c.scope.vin_ranges:
-                facts = need(VehicleFacts).birth_facts(state, vin)
-                if facts is None or not c.scope.covers_vehicle(vin, facts[0], facts[1]):
-                    continue
-            return c.id, c.number
-        return None
-
-
-module.provides[RecallGate] = RecallGate()

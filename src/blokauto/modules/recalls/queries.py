@@ -10,10 +10,10 @@ from ...core.encoding import Uint, to_builtins
 from ...core.errors import NotFound
 from ...core.module import QueryView
 from ...core.state import KeyPart
-from .handlers import affected_vehicle
+from .doors import RecallsDoor
 from .resolve import affected, affected_count
 from .spec import REMEDIED, module
-from .state import CAMPAIGNS, OPEN, REMEDIES, Campaign, Scope
+from .state import CAMPAIGNS, OPEN, Campaign, Scope
 
 
 class CampaignQuery(msgspec.Struct):
@@ -88,14 +88,9 @@ def preview(view: QueryView, q: PreviewQuery) -> dict[str, Any]:
 @module.query("of_vehicle", VinQuery)
 def of_vehicle(view: QueryView, q: VinQuery) -> list[dict[str, Any]]:
     """Open campaigns covering a vehicle, and whether each is remedied (what a history report shows)."""
-    out = []
-    for cid in OPEN.get(view):
-        c = CAMPAIGNS.get(view, cid)
-        if c is not None and q.vin.isalnum() and affected_vehicle(view, view.need, c, q.vin):
-            remedy = REMEDIES.get(view, c.id, q.vin)
-            out.append({"campaign": c.id, "number": c.number, "component": c.component, "summary": c.summary,
-                        "do_not_drive": c.do_not_drive, "remedied": remedy is not None})
-    return out
+    return [{"campaign": r.campaign, "number": r.number, "component": r.component, "summary": r.summary,
+             "do_not_drive": r.do_not_drive, "remedied": r.remedied}
+            for r in view.need(RecallsDoor).open_recalls(view, view.need, q.vin)]
 
 
 @module.expander("recalls.campaign_opened")

@@ -1,4 +1,4 @@
-"""The recalls module's declaration and the Protocols it needs."""
+"""The recalls module's declaration and the Protocols it needs (satisfied by the parts and vehicles doors)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from ...core.module import Context, Module
 from ...core.state import Overlay, StateReader
+from ..parts.doors import CarriedPart
+from ..vehicles.doors import BirthFacts
 
 module = Module(
     "recalls",
@@ -23,7 +25,7 @@ class PartsOnBoard(Protocol):
 
     tables: dict[str, Any]
 
-    def installed_at(self, state: StateReader, vin: str, height: int) -> list[tuple[str, str, str]]: ...
+    def installed_at(self, state: StateReader, vin: str, height: int) -> list[CarriedPart]: ...
 
     def part_installed(self, state: StateReader, part_number: str) -> int: ...
 
@@ -36,8 +38,7 @@ class VehicleFacts(Protocol):
 
     tables: dict[str, Any]
 
-    def birth_facts(self, state: StateReader, vin: str) -> tuple[str, str, int] | None:
-        """(manufacturer, build date, height registered)"""
+    def birth_facts(self, state: StateReader, vin: str) -> BirthFacts | None: ...
 
     def record_event(self, state: Overlay, ctx: Context, vin: str, kind: str, data: dict[str, Any], *,
                      after_scrapping: bool = False) -> None: ...

@@ -8,6 +8,7 @@ import msgspec
 
 from ...core.encoding import Uint
 from ...core.state import Item, StateMap
+from . import keys
 
 Ident = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 Text = Annotated[str, msgspec.Meta(max_length=2000)]
@@ -100,9 +101,9 @@ class Remedy(msgspec.Struct, frozen=True):
     notes: str = ""
 
 
-CAMPAIGNS = StateMap("recall/c/", Campaign)
-NUMBERS = StateMap("recall/number/", int)  # campaign number -> id
-BY_PART_NUMBER = StateMap("recall/pn/", list[int])  # part number -> open campaigns naming it
-REMEDIES = StateMap("recall/remedy/", Remedy)  # (campaign, vin)
-OPEN: Item[list[int]] = Item("recall/open", list[int], default=list)
-NEXT: Item[int] = Item("recall/next", int, default=1)
+CAMPAIGNS = StateMap(keys.CAMPAIGN, Campaign)
+NUMBERS = StateMap(keys.NUMBER, int)  # campaign number -> id
+BY_PART_NUMBER = StateMap(keys.BY_PART_NUMBER, list[int])  # part number -> open campaigns naming it
+REMEDIES = StateMap(keys.REMEDY, Remedy)  # (campaign, vin)
+OPEN: Item[list[int]] = Item(keys.OPEN, list[int], default=list)
+NEXT: Item[int] = Item(keys.NEXT, int, default=1)

@@ -448,34 +448,3 @@ def deregister(state: Overlay, ctx: Context, msg: Deregister) -> None:
     ctx.index_delete(BY_HOLDER, holder=v.holder, vin=v.vin)
     ctx.emit(VehicleDeregistered(vin=v.vin, certificate=msg.certificate))
     append(state, ctx, v, "deregistered", _data(msg), status="scrapped", certificate=msg.certificate)
-
-
-class VehicleRegistry:
-    """What other modules may ask of vehicles (they never touch vehicle state directly)."""
-
-    tables = {"births": BIRTHS, "holders": HOLDERS}
-
-    def require_vehicle(self, state: StateReader, vin: str, *, allow_scrapped: bool = False) -> tuple[str, str]:
-        """(manufacturer, status) of ``vin``; refused (unknown_vehicle, vehicle_scrapped) unless it can
-        take another module's fact."""
-        v = _vehicle(state, vin, writable=not allow_scrapped)
-        return v.manufacturer, v.status
-
-    def record_event(self, state: Overlay, ctx: Context, vin: str, kind: str, data: dict[str, Any], *,
-                     after_scrapping: bool = False) -> None:
-        """Another module's fact about a vehicle (parts fitted or removed, a recall remedied), in its
-        history; ``after_scrapping`` allows it on a deregistered vehicle (harvested parts)."""
-        v = _vehicle(state, vin, writable=not after_scrapping)
-        append(state, ctx, v, kind, data)
-
-    def birth_facts(self, state: StateReader, vin: str) -> tuple[str, str, int] | None:
-        """(manufacturer, build date, height registered) of a registered vehicle."""
-        v = VEHICLES.get(state, vin) if vin.isalnum() else None
-        return None if v is None else (v.manufacturer, v.birth.build_date, v.registered)
-
-    def holder(self, state: StateReader, vin: str) -> str | None:
-        v = VEHICLES.get(state, vin) if vin.isalnum() else None
-        return None if v is None else v.holder
-
-
-module.provides[VehicleRegistry] = VehicleRegistry()

@@ -12,6 +12,7 @@ import msgspec
 
 from ...core.encoding import Uint
 from ...core.state import StateMap
+from . import keys
 
 Date = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$", description="YYYY-MM-DD")]
 Country = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")]
@@ -113,5 +114,5 @@ class Entry(msgspec.Struct, frozen=True):
     data: dict
 
 
-VEHICLES = StateMap("veh/v/", Vehicle)
-WMIS = StateMap("veh/wmi/", str)  # manufacturer code -> organisation id
+VEHICLES = StateMap(keys.VEHICLE, Vehicle)
+WMIS = StateMap(keys.WMI, str)  # manufacturer code -> organisation id

@@ -1,0 +1,96 @@
+"""The vehicles module's door: what other modules and the outer layers may ask of vehicles.
+
+Other modules never touch vehicle state: parts and recalls declare what they need (``Vehicles``,
+``VehicleFacts`` in their ``spec``) and the registry hands them this module's ``VehicleDoor``;
+the history report reads a vehicle's evidence through it (``VehicleDoor.evidence``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import msgspec
+
+from ...core.module import Context, IndexTable, QueryView
+from ...core.state import Overlay, StateReader
+from .handlers import _vehicle, append
+from .spec import BIRTHS, HISTORY, HOLDERS
+from .state import VEHICLES
+
+
+class BirthFacts(msgspec.Struct, frozen=True):
+    """What a recall's vehicle criteria judge: who made the vehicle, when, and the height at
+    which it entered the ledger."""
+
+    manufacturer: str
+    build_date: str
+    registered: int
+
+
+class VehicleEvidence(msgspec.Struct, frozen=True):
+    """A vehicle's record key (to prove against a checkpoint) and every history entry, oldest
+    first, as the canonical bytes the record's running hash commits to."""
+
+    key: bytes
+    entries: list[bytes]
+
+
+@runtime_checkable
+class VehicleDoor(Protocol):
+    """The vehicles module's door."""
+
+    #: Its index tables other modules may join on (recall resolution): ``births``, ``holders``.
+    tables: dict[str, IndexTable]
+
+    def require_vehicle(self, state: StateReader, vin: str, *, allow_scrapped: bool = False) -> tuple[str, str]:
+        """(manufacturer, status) of ``vin``; refused (unknown_vehicle, vehicle_scrapped) unless it can
+        take another module's fact."""
+        ...
+
+    def record_event(self, state: Overlay, ctx: Context, vin: str, kind: str, data: dict[str, Any], *,
+                     after_scrapping: bool = False) -> None:
+        """Another module's fact about a vehicle, appended to its history."""
+        ...
+
+    def birth_facts(self, state: StateReader, vin: str) -> BirthFacts | None:
+        """The birth facts of a registered vehicle (None if ``vin`` is not registered)."""
+        ...
+
+    def record_key(self, vin: str) -> bytes:
+        """The state key of ``vin``'s record."""
+        ...
+
+    def evidence(self, view: QueryView, vin: str) -> VehicleEvidence | None:
+        """The record's key and the full history of ``vin`` (None if it is not registered); the
+        history rows are checked against the record's running hash as they are read."""
+        ...
+
+
+class VehicleRegistry:
+    """The implementation of ``VehicleDoor`` wired in the module's definition."""
+
+    tables = {"births": BIRTHS, "holders": HOLDERS}
+
+    def require_vehicle(self, state: StateReader, vin: str, *, allow_scrapped: bool = False) -> tuple[str, str]:
+        v = _vehicle(state, vin, writable=not allow_scrapped)
+        return v.manufacturer, v.status
+
+    def record_event(self, state: Overlay, ctx: Context, vin: str, kind: str, data: dict[str, Any], *,
+                     after_scrapping: bool = False) -> None:
+        """``after_scrapping`` allows it on a deregistered vehicle (harvested parts)."""
+        v = _vehicle(state, vin, writable=not after_scrapping)
+        append(state, ctx, v, kind, data)
+
+    def birth_facts(self, state: StateReader, vin: str) -> BirthFacts | None:
+        v = VEHICLES.get(state, vin) if vin.isalnum() else None
+        return None if v is None else BirthFacts(v.manufacturer, v.birth.build_date, v.registered)
+
+    def record_key(self, vin: str) -> bytes:
+        return VEHICLES.key(vin)
+
+    def evidence(self, view: QueryView, vin: str) -> VehicleEvidence | None:
+        v = VEHICLES.get(view, vin)
+        if v is None:
+            return None
+        rows = view.rows(HISTORY, {"vin": vin}, order=("seq",), limit=v.history.count)
+        return VehicleEvidence(VEHICLES.key(vin), [bytes(r["entry"]) for r in rows])
