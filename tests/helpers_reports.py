@@ -39,7 +39,6 @@ RICH_VIN = "WZZ3E5C27NM400200"
 DAY_MS = 86_400_000
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
-VERIFIER_JS = ROOT / "src" / "blokauto" / "web" / "verifier.js"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]

@@ -17,12 +17,13 @@ import pytest
 
 from blokauto.core.crypto import verify_signature
 from blokauto.core.encoding import canonical, to_builtins
+from blokauto.report.html import verifier_script
 from blokauto.verify import VerificationError
 from blokauto.verify.report import open_recalls, summarize
 
 pytest.register_assert_rewrite("helpers_reports")
 
-from helpers_reports import VERIFIER_JS, CASES, World, entries_of, record_of  # noqa: E402
+from helpers_reports import CASES, World, entries_of, record_of  # noqa: E402
 
 pytest_plugins = ["helpers_reports"]
 
@@ -54,7 +55,7 @@ def js(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     page = browser.new_page()
     try:
         page.goto(blank.as_uri())
-        page.add_script_tag(content=VERIFIER_JS.read_text(encoding="utf-8"))
+        page.add_script_tag(content=verifier_script())
         assert page.evaluate("() => window.isSecureContext && typeof window.BlokautoVerifier.verifyReport") == "function"
         yield page
     finally:

@@ -10,6 +10,7 @@ import pytest
 
 from blokauto.modules import default_registry
 from blokauto.report import build_report
+from blokauto.report.html import verifier_script
 from blokauto.store.blocks import BlockLog
 from blokauto.store.state import StateStore
 from blokauto.verify import VerificationError
@@ -33,13 +34,11 @@ def reports(world: Any) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def js(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from helpers_reports import VERIFIER_JS
-
     blank = tmp_path_factory.mktemp("blank") / "blank.html"
     blank.write_text("<!doctype html><meta charset='utf-8'>")
     page = browser.new_page()
     page.goto(blank.as_uri())
-    page.add_script_tag(content=VERIFIER_JS.read_text(encoding="utf-8"))
+    page.add_script_tag(content=verifier_script())
     yield page
     page.close()
 

@@ -22,7 +22,7 @@ from ..core import crypto
 from ..core.block import attestation_bytes
 from ..modules import default_registry
 from ..report import build_report
-from ..report.html import web_asset
+from ..report.html import verifier_script
 from ..store.blocks import BlockLog
 from ..store.state import StateStore
 from ..verify import TrustAnchor
@@ -68,7 +68,7 @@ def _browser_verify_ms(report: dict[str, Any], genesis: dict[str, Any], n: int) 
     with sync_playwright() as p, tempfile.TemporaryDirectory() as tmp:
         # WebCrypto needs a secure context: a file:// page is one, about:blank is not.
         page_file = Path(tmp) / "verify.html"
-        page_file.write_text("<!doctype html><title>bench</title><script>" + web_asset("verifier.js") + "</script>")
+        page_file.write_text("<!doctype html><title>bench</title><script>" + verifier_script() + "</script>")
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()

@@ -27,13 +27,22 @@ def web_asset(name: str) -> str:
     return resources.files("blokauto.web").joinpath(name).read_text(encoding="utf-8")
 
 
+#: The browser verifier and, first, the state keys it reads (generated; see ``blokauto.docgen``).
+VERIFIER_SCRIPTS = ("state_keys.js", "verifier.js")
+
+
+def verifier_script() -> str:
+    """The browser verifier as one script to inline in a page."""
+    return "\n".join(web_asset(name) for name in VERIFIER_SCRIPTS)
+
+
 _SLOTS = re.compile(r"__REPORT_JSON__|__ANCHOR_JSON__|/\*__VERIFIER__\*/")
 
 
 def render_html(report: dict[str, Any], genesis: Genesis) -> str:
     """One pass over the template, so nothing inserted is ever scanned for slots again."""
     fill = {"__REPORT_JSON__": _embed(report), "__ANCHOR_JSON__": _embed(to_builtins(genesis)),
-            "/*__VERIFIER__*/": web_asset("verifier.js")}
+            "/*__VERIFIER__*/": verifier_script()}
     return _SLOTS.sub(lambda m: fill[m.group(0)], web_asset("report.html"))
 
 

@@ -3,6 +3,8 @@
  * Trusts only a genesis document (the consortium's trust anchor). Uses WebCrypto for SHA-256
  * and Ed25519, and applies libsodium's extra rules first (canonical S, no small-order R or key,
  * canonical key encoding), so a signature is accepted here exactly when the nodes accept it.
+ * The state keys it checks proofs for come from state_keys.js (generated from the modules'
+ * declarations by `python -m blokauto.docgen`), which must be loaded first.
  * Exposes window.BlokautoVerifier (and module.exports under Node).
  */
 (function (root) {
@@ -19,6 +21,9 @@
     smtLeaf: "blokauto/smt-leaf/v1\0", smtNode: "blokauto/smt-node/v1\0", history: "blokauto/history/v1\0",
   };
   const FORMAT = "blokauto-report/1";
+  const KEYS = root.BlokautoStateKeys ||
+    (typeof require === "function" ? require("./state_keys.js") : undefined);
+  if (!KEYS) throw new Error("blokauto verifier: load state_keys.js before verifier.js");
 
   function concat(...parts) {
     const n = parts.reduce((a, p) => a + p.length, 0);
@@ -269,28 +274,28 @@
     await verifyState(header, key, item.raw, item.proof);
     return item.raw === null ? null : JSON.parse(item.raw);
   }
-  const pad16 = (n) => String(n).padStart(16, "0");
+  const number = (n) => String(n).padStart(KEYS.numberDigits, "0");
   async function verifyRecallEvidence(header, vin, ev) {
     exactKeys(ev, ["open", "campaigns", "bom", "parts", "remedies"], [], "recall evidence");
-    const openIds = (await provenValue(header, ev.open, "recall/open", "open campaign list")) || [];
+    const openIds = (await provenValue(header, ev.open, KEYS.openCampaigns, "open campaign list")) || [];
     if (ev.campaigns.length !== openIds.length || ev.remedies.length !== openIds.length) {
       fail("the recall evidence does not cover every open campaign");
     }
     const named = new Set();
     for (let i = 0; i < openIds.length; i++) {
       const cid = openIds[i];
-      const c = await provenValue(header, ev.campaigns[i], `recall/c/${pad16(cid)}`, `campaign ${cid}`);
+      const c = await provenValue(header, ev.campaigns[i], KEYS.campaign + number(cid), `campaign ${cid}`);
       if (c === null) fail(`the report is malformed: open campaign ${cid} is proven absent`);
       for (const pn of c.scope.part_numbers) named.add(pn);
       for (const b of c.scope.batches) named.add(b.part_number);
       for (const r of c.scope.serial_ranges) named.add(r.part_number);
-      await provenValue(header, ev.remedies[i], `recall/remedy/${pad16(cid)}/${vin}`, `remedy of campaign ${cid}`);
+      await provenValue(header, ev.remedies[i], `${KEYS.remedy}${number(cid)}/${vin}`, `remedy of campaign ${cid}`);
     }
-    const bom = await provenValue(header, ev.bom, `parts/bom/${vin}`, "bill of parts");
+    const bom = await provenValue(header, ev.bom, KEYS.bom + vin, "bill of parts");
     const given = {};
     for (const p of ev.parts) {
-      const id = p && typeof p.key === "string" && p.key.startsWith("parts/p/") ? p.key.slice(8) : "";
-      given[id] = await provenValue(header, p, `parts/p/${id}`, `part ${id}`);
+      const id = p && typeof p.key === "string" && p.key.startsWith(KEYS.part) ? p.key.slice(KEYS.part.length) : "";
+      given[id] = await provenValue(header, p, KEYS.part + id, `part ${id}`);
     }
     const need = bom ? bom.items.filter((i) => i.kind === "part").map((i) => i.ref)
       .concat(bom.removed.filter((r) => r.kind === "part").map((r) => r.ref))
@@ -389,7 +394,7 @@
       const header = await verifyCheckpoint(ev.checkpoint.header_raw, ev.checkpoint.attestations, anchor);
       await verifyState(header, ev.vehicle.key, ev.vehicle.raw, ev.vehicle.proof);
       const record = JSON.parse(ev.vehicle.raw);
-      if (ev.vehicle.key !== "veh/v/" + report.vin || record.vin !== report.vin) fail("the proven vehicle record is not the report's VIN");
+      if (ev.vehicle.key !== KEYS.vehicle + report.vin || record.vin !== report.vin) fail("the proven vehicle record is not the report's VIN");
       let head = new Uint8Array(32);
       for (const raw of ev.entries) head = await tagged(TAG.history, concat(head, utf8(raw)));
       if (ev.entries.length !== record.history.count || hex(head) !== record.history.head) {

@@ -1,0 +1,53 @@
+"""The state keys a verifier checks proofs for, built from the prefixes the modules declare (so
+they are written once; the browser verifier gets them from ``web/state_keys.js``, generated from
+``STATE_KEYS`` by ``python -m blokauto.docgen``)."""
+
+from __future__ import annotations
+
+from ..modules.governance import keys as governance
+from ..modules.parts import keys as parts
+from ..modules.recalls import keys as recalls
+from ..modules.vehicles import keys as vehicles
+
+#: Digits of a number in a state key (numbers are zero-padded so keys sort numerically).
+NUMBER_DIGITS = 16
+
+#: What the browser verifier needs, by the name it uses.
+STATE_KEYS: dict[str, str | int] = {
+    "vehicle": vehicles.VEHICLE,
+    "openCampaigns": recalls.OPEN,
+    "campaign": recalls.CAMPAIGN,
+    "remedy": recalls.REMEDY,
+    "bom": parts.BOM,
+    "part": parts.PART,
+    "consensus": governance.CONSENSUS,
+    "numberDigits": NUMBER_DIGITS,
+}
+
+CONSENSUS_KEY = governance.CONSENSUS.encode()
+OPEN_CAMPAIGNS_KEY = recalls.OPEN
+PART_PREFIX = parts.PART
+
+
+def _number(n: int) -> str:
+    return f"{n:0{NUMBER_DIGITS}d}"
+
+
+def vehicle_key(vin: str) -> str:
+    return vehicles.VEHICLE + vin
+
+
+def campaign_key(campaign: int) -> str:
+    return recalls.CAMPAIGN + _number(campaign)
+
+
+def remedy_key(campaign: int, vin: str) -> str:
+    return f"{recalls.REMEDY}{_number(campaign)}/{vin}"
+
+
+def bom_key(vin: str) -> str:
+    return parts.BOM + vin
+
+
+def part_key(part_id: str) -> str:
+    return parts.PART + part_id
