@@ -48,13 +48,17 @@ def _roles(spec) -> str:
 
 
 def _fields(struct: type) -> str:
-    parts = []
+    """The fields of a message or query, required ones first (a struct's inherited fields, such as
+    paging or a registration's birth record, come first in its own order)."""
+    required, optional = [], []
     for f in msgspec.structs.fields(struct):
         if f.name == "type":
             continue
-        optional = f.default is not msgspec.NODEFAULT or f.default_factory is not msgspec.NODEFAULT
-        parts.append(f"`{f.name}`" + ("?" if optional else ""))
-    return ", ".join(parts)
+        if f.default is not msgspec.NODEFAULT or f.default_factory is not msgspec.NODEFAULT:
+            optional.append(f"`{f.name}`?")
+        else:
+            required.append(f"`{f.name}`")
+    return ", ".join(required + optional)
 
 
 def messages_md(registry: Registry) -> str:

@@ -18,6 +18,7 @@ from typing import Any, Callable, Final, Iterable, Protocol, TypeVar, runtime_ch
 
 import msgspec
 
+from .encoding import Uint
 from .state import Overlay, StateReader
 from .tx import Message
 
@@ -182,6 +183,19 @@ class QueryView(Protocol):
         ...
 
     def need(self, protocol: type[T]) -> T: ...
+
+
+class Page(msgspec.Struct, kw_only=True):
+    """Paging parameters of a query that lists: at most ``limit`` items (capped by the query's
+    declared maximum, see ``size``) from ``offset``. A query's parameters subclass it (and may
+    set another default ``limit``)."""
+
+    limit: Uint = 100
+    offset: Uint = 0
+
+    def size(self, maximum: int) -> int:
+        """``limit``, at most ``maximum`` (a module constant of the query)."""
+        return min(self.limit, maximum)
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,15 @@ import msgspec
 
 from ...core.encoding import Uint, to_builtins
 from ...core.errors import NotFound
-from ...core.module import QueryView
+from ...core.module import Page, QueryView
 from ...core.state import KeyPart
 from .spec import MEMBERS_BY_ORG, PROPOSALS_BY_STATUS, module
 from .state import ACTIVE_ORGS, CONSENSUS, MEMBERS, ORGS, PROPOSALS
+
+#: Most proposals one page of ``proposals`` returns.
+PROPOSALS_PAGE_MAX = 500
+#: Most member keys ``organisation`` lists.
+MEMBERS_MAX = 10_000
 
 
 class OrgQuery(msgspec.Struct):
@@ -26,10 +31,9 @@ class ProposalQuery(msgspec.Struct):
     id: Uint
 
 
-class ProposalsQuery(msgspec.Struct):
+class ProposalsQuery(Page, kw_only=True):
     status: str = "open"
     limit: Uint = 50
-    offset: Uint = 0
 
 
 @module.query("organisations")
@@ -49,7 +53,7 @@ def organisation(view: QueryView, q: OrgQuery) -> dict[str, Any]:
     org = ORGS.get(view, q.id)
     if org is None:
         raise NotFound(what="Organisation", key=q.id)
-    members = view.rows(MEMBERS_BY_ORG, {"org": q.id}, order=("did",), limit=10_000)
+    members = view.rows(MEMBERS_BY_ORG, {"org": q.id}, order=("did",), limit=MEMBERS_MAX)
     return {**to_builtins(org), "members": [
         {"did": m["did"], "roles": m["roles"].split(",") if m["roles"] else [], "status": m["status"], "since": m["since"]}
         for m in members]}
@@ -83,6 +87,6 @@ def proposal(view: QueryView, q: ProposalQuery) -> dict[str, Any]:
 def proposals(view: QueryView, q: ProposalsQuery) -> dict[str, Any]:
     """Proposals by status (open, passed, rejected), newest first."""
     rows = view.rows(PROPOSALS_BY_STATUS, {"status": q.status}, order=("id",), descending=True,
-                     limit=min(q.limit, 500), offset=q.offset)
+                     limit=q.size(PROPOSALS_PAGE_MAX), offset=q.offset)
     items = [to_builtins(PROPOSALS.get(view, r["id"])) for r in rows]
     return {"items": items, "total": view.count(PROPOSALS_BY_STATUS, {"status": q.status})}

@@ -8,11 +8,16 @@ import msgspec
 
 from ...core.encoding import Uint, to_builtins
 from ...core.errors import NotFound
-from ...core.module import QueryView
+from ...core.module import Page, QueryView
 from ...core.state import KeyPart
 from .handlers import _nested
 from .spec import LOT_USES, PART_HISTORY, module
 from .state import BATCHES, BOMS, LOTS, PART_TYPES, PARTS
+
+#: Most history entries one page of ``trace`` returns.
+TRACE_PAGE_MAX = 5000
+#: Most batches ``lot`` lists as using a material lot.
+LOT_USES_MAX = 10_000
 
 
 class RefQuery(msgspec.Struct):
@@ -23,10 +28,9 @@ class VinQuery(msgspec.Struct):
     vin: KeyPart
 
 
-class TraceQuery(msgspec.Struct):
+class TraceQuery(Page, kw_only=True):
     id: KeyPart
     limit: Uint = 500
-    offset: Uint = 0
 
 
 def _lots_of(view: QueryView, batch_id: str) -> list[dict[str, Any]]:
@@ -65,7 +69,7 @@ def trace(view: QueryView, q: TraceQuery) -> dict[str, Any]:
     p = PARTS.get(view, q.id) if "/" not in q.id else None
     if p is None:
         raise NotFound(what="Part", key=q.id)
-    rows = view.rows(PART_HISTORY, {"part": q.id}, order=("seq",), limit=min(q.limit, 5000), offset=q.offset)
+    rows = view.rows(PART_HISTORY, {"part": q.id}, order=("seq",), limit=q.size(TRACE_PAGE_MAX), offset=q.offset)
     t = PART_TYPES.get(view, p.part_number)
     return {"part": to_builtins(p), "type": to_builtins(t) if t else None,
             "history": [msgspec.json.decode(r["entry"]) for r in rows],
@@ -87,7 +91,7 @@ def lot(view: QueryView, q: RefQuery) -> dict[str, Any]:
     lot_ = LOTS.get(view, q.id) if "/" not in q.id else None
     if lot_ is None:
         raise NotFound(what="Material lot", key=q.id)
-    uses = view.rows(LOT_USES, {"lot": q.id}, order=("batch",), limit=10_000)
+    uses = view.rows(LOT_USES, {"lot": q.id}, order=("batch",), limit=LOT_USES_MAX)
     return {**to_builtins(lot_), "used_by": [{"batch": u["batch"], "mass_g": u["mass_g"]} for u in uses]}
 
 

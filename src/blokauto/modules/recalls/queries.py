@@ -8,22 +8,25 @@ import msgspec
 
 from ...core.encoding import Uint, to_builtins
 from ...core.errors import NotFound
-from ...core.module import QueryView
+from ...core.module import Page, QueryView
 from ...core.state import KeyPart
 from .doors import RecallsDoor
 from .resolve import affected, affected_count
 from .spec import REMEDIED, module
 from .state import CAMPAIGNS, OPEN, Campaign, Scope
 
+#: Most vehicles one page of ``affected`` returns.
+AFFECTED_PAGE_MAX = 10_000
+#: Most vehicles ``preview`` lists (it counts them all).
+PREVIEW_MAX = 1000
+
 
 class CampaignQuery(msgspec.Struct):
     id: Uint
 
 
-class AffectedQuery(msgspec.Struct):
+class AffectedQuery(Page, kw_only=True):
     campaign: Uint
-    limit: Uint = 100
-    offset: Uint = 0
 
 
 class PreviewQuery(msgspec.Struct):
@@ -68,7 +71,7 @@ def open_campaigns(view: QueryView) -> list[dict[str, Any]]:
 def affected_vehicles(view: QueryView, q: AffectedQuery) -> dict[str, Any]:
     """The vehicles a campaign covered when it opened, with the holder then and whether each is remedied."""
     c = _campaign(view, q.campaign)
-    rows = affected(view, c.scope, c.opened, limit=min(q.limit, 10_000), offset=q.offset)
+    rows = affected(view, c.scope, c.opened, limit=q.size(AFFECTED_PAGE_MAX), offset=q.offset)
     remedied = {vin for (vin,) in view.sql("SELECT vin FROM {remedied} WHERE campaign = ? AND vin BETWEEN ? AND ?",
                                            [c.id, rows[0][0], rows[-1][0]], remedied=REMEDIED)} if rows else set()
     return {"campaign": c.id, "number": c.number, "progress": progress_of(view, c),
@@ -82,7 +85,7 @@ def preview(view: QueryView, q: PreviewQuery) -> dict[str, Any]:
     ``scope.manufacturer`` to see that."""
     return {"height": view.height, "affected": affected_count(view, q.scope, view.height),
             "first": [{"vin": vin, "holder": holder}
-                      for vin, holder in affected(view, q.scope, view.height, limit=min(q.limit, 1000))]}
+                      for vin, holder in affected(view, q.scope, view.height, limit=min(q.limit, PREVIEW_MAX))]}
 
 
 @module.query("of_vehicle", VinQuery)

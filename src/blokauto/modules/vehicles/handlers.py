@@ -239,8 +239,7 @@ def register(state: Overlay, ctx: Context, msg: RegisterVehicle) -> None:
         raise errors.InvalidField(field="device_keys", reason="lists a key twice")
     if msg.odometer_limit_km < 9_999:
         raise errors.InvalidField(field="odometer_limit_km", reason="must be at least 9999")
-    birth = Birth(make=msg.make, model=msg.model, model_year=msg.model_year, body=msg.body, powertrain=msg.powertrain,
-                  plant=msg.plant, build_date=msg.build_date, battery_wh=msg.battery_wh)
+    birth = Birth(**{f: getattr(msg, f) for f in Birth.__struct_fields__})  # the message carries the birth record
     holder = ORG_PREFIX + ctx.member.org
     ctx.index_put(HOLDERS, vin=vin, since=ctx.height, holder=holder)
     ctx.index_put(BIRTHS, vin=vin, manufacturer=ctx.member.org, build_date=msg.build_date, height=ctx.height)

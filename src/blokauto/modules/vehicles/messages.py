@@ -9,7 +9,7 @@ import msgspec
 from ...core.encoding import Uint
 from ...core.module import Event
 from ...core.tx import Message
-from .state import Brand, Country, Currency, Date, Powertrain, Text, Unit, Usage
+from .state import Birth, Brand, Country, Currency, Date, Text, Unit, Usage
 
 Vin = Annotated[str, msgspec.Meta(min_length=1, max_length=40, description="17-character ISO 3779 VIN")]
 Reading = Annotated[int, msgspec.Meta(ge=0, le=100_000_000, description="odometer value in the given unit")]
@@ -30,19 +30,14 @@ class AssignWmi(Message, tag="vehicles.assign_wmi"):
     org: str
 
 
-class RegisterVehicle(Message, tag="vehicles.register"):
-    """A manufacturer records a vehicle's birth under one of its own WMIs; it holds the title."""
+class RegisterVehicle(Message, Birth, tag="vehicles.register", kw_only=True):
+    """A manufacturer records a vehicle's birth under one of its own WMIs; it holds the title.
+
+    The birth record's fields (``Birth``: make, model, ..., battery_wh) are the message's own, at
+    its top level, next to these."""
 
     vin: Vin
-    make: Text
-    model: Text
-    model_year: Uint
-    body: Text
-    powertrain: Powertrain
-    plant: Text
-    build_date: Date
     country: Country
-    battery_wh: Uint = 0
     device_keys: Annotated[list[str], msgspec.Meta(max_length=8)] = []
     odometer_limit_km: Reading = 999_999
 

@@ -6,29 +6,30 @@ from typing import Any
 
 import msgspec
 
-from ...core.encoding import Uint, to_builtins
+from ...core.encoding import to_builtins
 from ...core.errors import NotFound
-from ...core.module import QueryView
+from ...core.module import Page, QueryView
 from ...core.state import KeyPart
 from .spec import BY_HOLDER, HISTORY, module
 from .state import VEHICLES, WMIS
 from .vin import decode
+
+#: Most history entries one page of ``history`` returns.
+HISTORY_PAGE_MAX = 1000
+#: Most vehicles one page of ``vehicles_of`` returns.
+HOLDER_PAGE_MAX = 1000
 
 
 class VinQuery(msgspec.Struct):
     vin: KeyPart
 
 
-class HistoryQuery(msgspec.Struct):
+class HistoryQuery(Page, kw_only=True):
     vin: KeyPart
-    limit: Uint = 100
-    offset: Uint = 0
 
 
-class HolderQuery(msgspec.Struct):
+class HolderQuery(Page, kw_only=True):
     holder: KeyPart
-    limit: Uint = 100
-    offset: Uint = 0
 
 
 class WmiQuery(msgspec.Struct):
@@ -58,7 +59,7 @@ def history(view: QueryView, q: HistoryQuery) -> dict[str, Any]:
     v = VEHICLES.get(view, q.vin)
     if v is None:
         raise NotFound(what="Vehicle", key=q.vin)
-    rows = view.rows(HISTORY, {"vin": q.vin}, order=("seq",), limit=min(q.limit, 1000), offset=q.offset)
+    rows = view.rows(HISTORY, {"vin": q.vin}, order=("seq",), limit=q.size(HISTORY_PAGE_MAX), offset=q.offset)
     return {"vin": q.vin, "total": v.history.count, "head": v.history.head,
             "entries": [msgspec.json.decode(r["entry"]) for r in rows]}
 
@@ -66,7 +67,8 @@ def history(view: QueryView, q: HistoryQuery) -> dict[str, Any]:
 @module.query("vehicles_of", HolderQuery)
 def vehicles_of(view: QueryView, q: HolderQuery) -> dict[str, Any]:
     """VINs whose title a key (did:key) or an organisation (org:<id>) holds."""
-    rows = view.rows(BY_HOLDER, {"holder": q.holder}, order=("vin",), limit=min(q.limit, 1000), offset=q.offset)
+    rows = view.rows(BY_HOLDER, {"holder": q.holder}, order=("vin",), limit=q.size(HOLDER_PAGE_MAX),
+                     offset=q.offset)
     return {"holder": q.holder, "total": view.count(BY_HOLDER, {"holder": q.holder}),
             "vehicles": [{"vin": r["vin"], "since": r["since"]} for r in rows]}
 
