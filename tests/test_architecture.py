@@ -6,7 +6,16 @@
 - ``core/`` imports nothing from ``modules/`` (modules plug into the core, not the reverse);
 - the state transition is deterministic: no ``time``, ``datetime``, ``random``, ``secrets``,
   ``uuid`` or ``os.urandom``; no floats (literals, ``float()``, ``float`` in annotations or type
-  expressions, true division ``/``).
+  expressions, true division ``/``);
+- modules meet only at their declared doors: a module imports of another module only its
+  ``doors`` (the typed door and the records it returns) and ``messages``; the report, the
+  verifiers, the API, the SDK and the audit import of a module only its package (which exports
+  its door), ``doors``, ``messages``, ``errors`` and ``keys`` (its state-key prefixes);
+- no raw SQL on a module's index tables outside that module: no other file names them
+  (``ix_<module>_...``) or imports the ``spec`` that declares them (generic code such as the
+  store and the audit walks ``registry.indexes`` and names no table);
+- ``verify/`` runs offline: it imports neither the node, the store, the API, the CLI, the SDK nor
+  the report assembly.
 
 Every violation is reported as ``file:line: what``. The checker is itself tested on snippets,
 so a rule cannot silently stop matching.
@@ -256,3 +265,184 @@ def test_checker_flags_nondeterminism(source):
 ])
 def test_checker_allows_deterministic_code(source):
     assert determinism_violations(CORE_FILE, ast.parse(source)) == []
+
+
+# ---------------------------------------------------------------- doors between modules
+
+MODULES = PACKAGE / "modules"
+MODULE_NAMES = sorted(p.name for p in MODULES.iterdir() if (p / "__init__.py").exists())
+#: What a module may import of another: its door and its messages.
+DOOR_PARTS = ("doors", "messages")
+#: What code outside the modules (report, verifiers, API, SDK, audit) may import of a module.
+PUBLIC_PARTS = ("doors", "messages", "keys", "errors")
+#: Code outside the modules that reads module state only through doors (the lead moves the node's
+#: remaining direct reads of governance's state to ``GovernanceReader``).
+DOOR_CHECKED = ("report", "verify", "api", "client", "web", "node/audit.py")
+VERIFY_FORBIDDEN = ("node", "store", "api", "cli", "client", "report")
+
+
+def _module_of(name: str) -> tuple[str, str] | None:
+    """``blokauto.modules.parts.state.Part`` -> ("parts", "state"); the package alone -> ("parts", "")."""
+    parts = name.split(".")
+    if len(parts) < 3 or parts[:2] != ["blokauto", "modules"] or parts[2] not in MODULE_NAMES:
+        return None
+    return parts[2], parts[3] if len(parts) > 3 else ""
+
+
+def _submodule(name: str, part: str) -> bool:
+    """Is ``part`` a file or package of module ``name`` (rather than a name its package exports)?"""
+    return bool(part) and ((MODULES / name / f"{part}.py").exists() or (MODULES / name / part).is_dir())
+
+
+def door_violations(path: Path, tree: ast.AST) -> list[str]:
+    rel = path.relative_to(SRC)
+    mod = module_name(path)
+    own = _module_of(mod)
+    allowed = DOOR_PARTS if own is not None else PUBLIC_PARTS
+    out = []
+    for imp in imports_of(tree, path):
+        target = _module_of(imp.name)
+        if target is None or (own is not None and target[0] == own[0]):
+            continue
+        name, part = target
+        if _submodule(name, part) and part not in allowed:
+            where = "a module reads another" if own is not None else "outside the module, read it"
+            out.append(f"{rel}:{imp.line}: {mod} imports {imp.name}: {where} only through its door "
+                       f"(blokauto.modules.{name}.doors)")
+    return sorted(set(out))
+
+
+def table_sql_violations(path: Path, tree: ast.AST) -> list[str]:
+    """A module's index tables named, or their declarations imported, outside the module."""
+    rel = path.relative_to(SRC)
+    own = _module_of(module_name(path))
+    out = []
+    for name in MODULE_NAMES:
+        if own is not None and own[0] == name:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and f"ix_{name}_" in node.value:
+                out.append(f"{rel}:{node.lineno}: names a table of the {name} module (ix_{name}_...)")
+        for imp in imports_of(tree, path):
+            if _module_of(imp.name) == (name, "spec"):
+                out.append(f"{rel}:{imp.line}: imports {imp.name}, where the {name} module declares its tables")
+    return sorted(set(out))
+
+
+def verify_violations(path: Path, tree: ast.AST) -> list[str]:
+    rel = path.relative_to(SRC)
+    out = []
+    for imp in imports_of(tree, path):
+        for layer in VERIFY_FORBIDDEN:
+            if _is_under(imp.name, f"blokauto.{layer}"):
+                out.append(f"{rel}:{imp.line}: verify imports {imp.name} (the '{layer}' layer: verification runs "
+                           f"offline, without a node)")
+        target = _module_of(imp.name)
+        if target is not None and target[1] not in ("keys", ""):
+            out.append(f"{rel}:{imp.line}: verify imports {imp.name}; of a module it needs only its state-key "
+                       f"prefixes (keys), and has its own rules")
+    return sorted(set(out))
+
+
+def _door_checked() -> list[Path]:
+    out: list[Path] = []
+    for f in DOOR_CHECKED:
+        target = PACKAGE / f
+        out += [target] if target.suffix == ".py" else sorted(target.rglob("*.py"))
+    return out
+
+
+def test_modules_meet_only_at_their_doors():
+    files = _sources("modules") + _door_checked()
+    violations = [v for p in files for v in door_violations(p, _parse(p))]
+    assert not violations, "state read around a module's door:\n" + "\n".join(violations)
+
+
+def test_no_raw_sql_on_a_module_tables_outside_it():
+    violations = [v for p in sorted(PACKAGE.rglob("*.py")) for v in table_sql_violations(p, _parse(p))]
+    assert not violations, "a module's tables read outside it:\n" + "\n".join(violations)
+
+
+def test_verify_needs_no_node_and_no_store():
+    files = _sources("verify")
+    assert {"blokauto.verify", "blokauto.verify._report"} <= {module_name(p) for p in files}
+    violations = [v for p in files for v in verify_violations(p, _parse(p))]
+    assert not violations, "verify/ depends on more than the core and the modules' keys:\n" + "\n".join(violations)
+
+
+def test_every_module_wires_its_door_in_its_definition():
+    """Each module's door is wired in its package ``__init__`` with ``module.provide`` (an explicit
+    list a reader finds in one place), never as a side effect at the bottom of another file."""
+    for name in MODULE_NAMES:
+        for path in sorted((MODULES / name).rglob("*.py")):
+            text = path.read_text()
+            assert ".provides[" not in text, f"{path.relative_to(SRC)} registers a provider by hand"
+            if path.name != "__init__.py":
+                assert "module.provide(" not in text, f"{path.relative_to(SRC)} wires a door outside the definition"
+        assert "module.provide(" in (MODULES / name / "__init__.py").read_text(), f"{name} wires no door"
+
+
+PARTS_FILE = PACKAGE / "modules" / "parts" / "example.py"
+REPORT_FILE = PACKAGE / "report" / "example.py"
+VERIFY_FILE = PACKAGE / "verify" / "example.py"
+
+DOOR_CASES = [
+    (PARTS_FILE, "from ..vehicles.state import VEHICLES"),
+    (PARTS_FILE, "from ..vehicles import handlers"),
+    (PARTS_FILE, "from ...modules.recalls.spec import REMEDIED"),
+    (PARTS_FILE, "from blokauto.modules.governance.state import CONSENSUS"),
+    (PARTS_FILE, "from ..vehicles import state"),
+    (REPORT_FILE, "from ..modules.vehicles.state import VEHICLES"),
+    (REPORT_FILE, "from ..modules.parts import handlers"),
+    (REPORT_FILE, "from ..modules.recalls.queries import of_vehicle"),
+]
+
+
+@pytest.mark.parametrize("path, source", DOOR_CASES, ids=[f"{c[0].parent.name}:{c[1]}" for c in DOOR_CASES])
+def test_checker_flags_reading_around_a_door(path, source):
+    assert door_violations(path, ast.parse(source)), source
+
+
+@pytest.mark.parametrize("path, source", [
+    (PARTS_FILE, "from ..vehicles.doors import BirthFacts"),
+    (PARTS_FILE, "from ..recalls.messages import OpenCampaign"),
+    (PARTS_FILE, "from .state import PARTS"),
+    (PARTS_FILE, "from . import handlers"),
+    (REPORT_FILE, "from ..modules.vehicles import VehicleDoor"),
+    (REPORT_FILE, "from ..modules.parts.doors import PartsDoor"),
+    (REPORT_FILE, "from ..modules import default_registry"),
+    (REPORT_FILE, "from ..modules.recalls.keys import OPEN"),
+])
+def test_checker_allows_doors(path, source):
+    assert door_violations(path, ast.parse(source)) == []
+
+
+@pytest.mark.parametrize("path, source", [
+    (REPORT_FILE, "rows = snap.conn.execute('SELECT entry FROM ix_vehicles_history WHERE vin=?', (vin,))"),
+    (REPORT_FILE, "from ..modules.vehicles.spec import HISTORY"),
+    (PARTS_FILE, "view.sql('SELECT vin FROM ix_recalls_remedied')"),
+    (PARTS_FILE, "from ..vehicles.spec import BIRTHS"),
+])
+def test_checker_flags_raw_sql_on_another_module_tables(path, source):
+    assert table_sql_violations(path, ast.parse(source)), source
+
+
+def test_checker_allows_a_module_its_own_tables():
+    assert table_sql_violations(PARTS_FILE, ast.parse("from .spec import INSTALLATIONS\nq = 'ix_parts_history'")) == []
+
+
+@pytest.mark.parametrize("source", [
+    "from ..node.engine import Engine",
+    "from ..store.state import StateStore",
+    "import blokauto.store.blocks",
+    "from ..report.assemble import build_report",
+    "from ..modules.recalls.state import CAMPAIGNS",
+])
+def test_checker_flags_verify_reaching_the_node(source):
+    assert verify_violations(VERIFY_FILE, ast.parse(source)), source
+
+
+@pytest.mark.parametrize("source", ["from ..core import smt", "from ..modules.recalls import keys",
+                                    "from ..modules.parts.keys import BOM"])
+def test_checker_allows_verify_the_core_and_keys(source):
+    assert verify_violations(VERIFY_FILE, ast.parse(source)) == []
