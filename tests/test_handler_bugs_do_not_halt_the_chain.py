@@ -4,6 +4,7 @@ instead of stopping block production (a denial of service any key could otherwis
 import msgspec
 import pytest
 
+from blokauto.api.errors import http_status
 from blokauto.core.chain import MemoryLedger
 from blokauto.core.errors import InvalidKeyPart
 from blokauto.core.module import ANYONE, Module
@@ -58,4 +59,4 @@ def test_replaying_a_handler_failure_gives_the_same_receipt(ledger: MemoryLedger
 def test_an_identifier_with_a_slash_is_a_stable_refusal() -> None:
     with pytest.raises(InvalidKeyPart) as info:
         NOTES.key("a/b")
-    assert info.value.code == "invalid_identifier_format" and info.value.http_status == 400
+    assert info.value.code == "invalid_identifier_format" and http_status(info.value) == 400

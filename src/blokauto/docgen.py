@@ -18,6 +18,7 @@ from .modules import default_registry
 
 # Modules whose errors are defined outside core must be imported for their classes to register.
 from .api import app as _api  # noqa: F401
+from .api.errors import http_status
 from .node import reader as _reader  # noqa: F401
 
 
@@ -30,12 +31,14 @@ def errors_md() -> str:
            "Every refusal carries a stable `code`, a sentence a person can act on, and a `detail` object with the",
            "data that caused it. Over HTTP: `{\"error\": {\"code\", \"message\", \"detail\"}}` with the status below.",
            "A transaction that fails during execution is still recorded, with a failure receipt holding the code",
-           "and detail. Generated from the code by `python -m blokauto.docgen docs/reference`.", "",
-           "| code | HTTP | family | message template |", "|---|---|---|---|"]
+           "and detail. `detail` lists the fields each carries (`?`: optional); see [../errors.md](../errors.md)",
+           "for the exception tree. Generated from the code by `python -m blokauto.docgen docs/reference`.", "",
+           "| code | HTTP | family | detail | message template |", "|---|---|---|---|---|"]
     for cls in all_error_classes():
         family = next((b.__name__ for b in cls.__mro__[1:] if b is not BlokautoError and issubclass(b, BlokautoError)
                        and b.__module__.endswith("core.errors")), "BlokautoError")
-        out.append(f"| `{cls.code}` | {cls.http_status} | {family} | {_cell(cls.template)} |")
+        detail = ", ".join([f"`{f}`" for f in cls.fields] + [f"`{f}`?" for f in cls.optional]) or "-"
+        out.append(f"| `{cls.code}` | {http_status(cls)} | {family} | {detail} | {_cell(cls.template)} |")
     return "\n".join(out) + "\n"
 
 

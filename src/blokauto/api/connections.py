@@ -39,7 +39,7 @@ import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..core.errors import BlokautoError, Unavailable
-from .errors import RequestTimeout, TooManyConnections, error_bytes
+from .errors import RequestTimeout, TooManyConnections, error_bytes, http_status
 
 log = logging.getLogger("blokauto.api")
 
@@ -139,7 +139,7 @@ class GuardedH11Protocol(H11Protocol):
     def data_received(self, data: bytes) -> None:
         if self._refusal is not None:  # beyond a cap: answer its request with the refusal, and close
             if not self.transport.is_closing():
-                self.transport.write(raw_response(self._refusal.http_status, self._refusal))
+                self.transport.write(raw_response(http_status(self._refusal), self._refusal))
                 self.transport.close()
             return
         super().data_received(data)

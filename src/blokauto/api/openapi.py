@@ -29,6 +29,7 @@ from litestar.openapi.spec import (
     Schema,
 )
 
+#: What each status an error can answer with means (api/errors.py's HTTP_STATUS decides which error answers which).
 ERROR_STATUSES = {
     400: ("The request is not valid (a stable code says why): among others a query parameter the route does not "
           "take (unknown_parameter) or given twice (repeated_parameter), or a path or query that is not UTF-8 "
@@ -36,6 +37,7 @@ ERROR_STATUSES = {
     401: "A signature does not verify.",
     403: "The signer may not do this.",
     404: "Not found, or a block not committed yet (height_not_reached).",
+    405: "The route does not take this method (method_not_allowed); the Allow header lists those it takes.",
     408: "The request line and headers did not arrive within 10 s (request_timeout); the connection is closed.",
     409: "Conflicts with the ledger (a replayed transaction).",
     413: "The body or batch is over its limit (request_too_large names the route and its limit in bytes).",

@@ -73,8 +73,9 @@ class IntegrityFault(NodeFault, DamagedData):
 
 
 class DataIntegrity(BlokautoError):
+    """The refusal of a read that would be answered from damaged data (not a fault: the request is refused)."""
+
     code = "integrity_failure"
-    http_status = 503
     template = ("This node's copy of {what} at {where} does not match what it committed ({reason}), so it will not "
                 "serve it. Read it from another node of the consortium; the node's operator should run `blokauto "
                 "audit` and restore from a backup or a peer (" + RECOVERY_DOC + ").")

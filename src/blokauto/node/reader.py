@@ -18,7 +18,7 @@ import msgspec
 from ..core import merkle, smt
 from ..core.block import Checkpoint, Header, NodeSignature, Receipt
 from ..core.encoding import decode, to_builtins
-from ..core.errors import NotFound, RequestError
+from ..core.errors import BadEventId, NotFound, QueryParamsInvalid, UnknownTx
 from ..core.registry import Registry
 from ..store.blocks import BlockLog, StoredBlock
 from ..store.state import StateStore
@@ -27,18 +27,7 @@ from .health import Health
 from .integrity import checked_attestations, tx_id_of, verify_block
 
 
-class UnknownTx(NotFound):
-    code = "unknown_tx"
-    template = ("Transaction {tx_id} is not in any committed block; if it was just accepted, ask again with "
-                "?wait=SECONDS to wait for its receipt.")
-
-
 MAX_PARAM_CHARS = 8_192  # one query parameter's value (a recall scope as JSON fits many times over)
-
-
-class QueryParamsInvalid(RequestError):
-    code = "invalid_query"
-    template = "The query parameters are not valid: {reason}"
 
 
 class _NoGenesis:
@@ -53,12 +42,6 @@ _NO_GENESIS = _NoGenesis()
 def event_id(height: int, tx_index: int, event_index: int, derived: int = 0) -> str:
     """``height:tx:event``, and ``height:tx:event:k`` for the k-th event a node derives from it."""
     return f"{height}:{tx_index}:{event_index}" + (f":{derived}" if derived else "")
-
-
-class BadEventId(RequestError):
-    code = "bad_event_id"
-    template = ("{value!r} is not an event id: height:tx:event[:derived], as the event stream sends them, or a "
-                "height alone (everything after that block).")
 
 
 #: An event position (transaction, event, derived event) after every event of its block.

@@ -173,10 +173,7 @@ class VerifierPool:
                 if status == 0:
                     results[offset + j] = CheckedTx(decode(tx[0]), a, b)
                 else:
-                    cls = error_class(a) or RequestError
-                    err = cls.__new__(cls)
-                    BlokautoError.__init__(err, **b)
-                    results[offset + j] = err
+                    results[offset + j] = (error_class(a) or RequestError).recorded(b)
             self._complete(batch)
 
     def _worker_died(self, worker: int) -> None:

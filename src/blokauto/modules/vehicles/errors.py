@@ -1,6 +1,6 @@
 """Vehicle lifecycle refusals."""
 
-from ...core.errors import DomainError
+from ...core.errors import DomainError, NotFound
 
 
 class InvalidVin(DomainError):
@@ -32,6 +32,13 @@ class VehicleExists(DomainError):
 class UnknownVehicle(DomainError):
     code = "unknown_vehicle"
     template = "No vehicle with VIN {vin} is registered."
+
+
+class UnknownVehicleReport(NotFound):
+    """A history report was asked for a VIN this ledger does not hold (a read, not a rule)."""
+
+    code = "unknown_vin"
+    template = "No vehicle with VIN {vin!r} is on this ledger (as of block {height})."
 
 
 class VehicleScrapped(DomainError):
