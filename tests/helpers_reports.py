@@ -429,7 +429,7 @@ def _new_cp_old_entries(w: World) -> Case:
 @case("as_of_claims_newer_block", "fraud")
 def _as_of(w: World) -> Case:
     x = edited(w.old, lambda r: r.update(as_of=copy.deepcopy(w.new["as_of"])))
-    return Case(x, w.genesis, "")
+    return Case(x, w.genesis, f"but its checkpoint is block {w.old['as_of']['height']} at time {w.old['as_of']['time']}")
 
 
 # the summary and the timeline
@@ -500,9 +500,9 @@ def _other_vin_key(w: World) -> Case:
     x = edited(w.rich, lambda r: r.update(vin=VIN))
     x["summary"]["vin"] = VIN
     x["evidence"]["vehicle"]["key"] = "veh/v/" + VIN
-    # the proof no longer fits the key's path: "not proven ... a proof entry is malformed" or "... leads to a
-    # different root", depending on the tree's shape (verifier.js leaves out the "not proven" preamble)
-    return Case(x, w.genesis, "proof")
+    # the proof no longer fits the key's path: "... a proof entry is malformed ..." or "... leads to a
+    # different root", depending on the tree's shape; both verifiers name the key first
+    return Case(x, w.genesis, f"'veh/v/{VIN}' is not proven holding that value")
 
 
 @case("wrong_trust_anchor", "fraud")
@@ -550,7 +550,7 @@ def _twice(w: World) -> Case:
 def _sig_upper(w: World) -> Case:
     x = edited(w.new, lambda r: r["evidence"]["checkpoint"]["attestations"][0].update(
         sig=r["evidence"]["checkpoint"]["attestations"][0]["sig"].upper()))
-    return Case(x, w.genesis, "")
+    return Case(x, w.genesis, "an attestation is malformed")
 
 
 @case("entries_missing", "variant")
@@ -587,14 +587,14 @@ BUG_SURROGATE = ("BUG: verify_report lets UnicodeEncodeError escape (str.encode 
 @case("attestation_extra_field", "variant")
 def _att_extra(w: World) -> Case:
     x = edited(w.new, lambda r: r["evidence"]["checkpoint"]["attestations"][0].update(note="ok"))
-    return Case(x, w.genesis, "")
+    return Case(x, w.genesis, "the report is malformed: the attestation has")
 
 
 @case("proof_uppercase_hex", "variant")
 def _proof_upper(w: World) -> Case:
     x = edited(w.new, lambda r: r["evidence"]["vehicle"]["proof"].update(
         levels=[[s.upper() for s in level] for level in r["evidence"]["vehicle"]["proof"]["levels"]]))
-    return Case(x, w.genesis, "")
+    return Case(x, w.genesis, f"'veh/v/{w.new['vin']}' is not proven holding that value")
 
 
 @case("entry_with_lone_surrogate", "variant")

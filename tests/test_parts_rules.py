@@ -304,14 +304,20 @@ def test_units_of_a_serialized_types_batch_cannot_be_installed_without_serials()
 
 
 def test_a_serialized_part_is_installed_as_exactly_one_unit() -> None:
+    """Five units of one serial are refused, changing nothing; the part itself, as one unit, is
+    then accepted and counted once on the bill, in the event and in the vehicle's history."""
     chain = rules_chain()
-    receipt = chain.run(OEM, install(V1, InstallItem(part="BRK:S1", qty=5)))
-    if not receipt.ok:
-        return  # refusing the line is a correct answer too
+    before = snapshot(chain)
+    refused = chain.run(OEM, install(V1, InstallItem(part="BRK:S1", qty=5)))
+    assert (refused.ok, refused.code) == (False, "assembly_rule"), refused
+    assert refused.detail["reason"] == "BRK:S1 is one serialized part: leave qty at 1, not 5", refused.detail
+    assert snapshot(chain) == before
+    receipt = ok(chain, OEM, install(V1, InstallItem(part="BRK:S1")))
     (line,) = bom(chain, V1).items
     (ev,) = [e for e in receipt.events if e["type"] == "parts.installed"]
     (item,) = history(chain, V1)[-1]["data"]["items"]
-    assert (line.qty, ev["qty"], item["qty"]) == (1, 1, 1)
+    assert (line.ref, line.kind, line.qty, ev["qty"], item["qty"]) == ("BRK:S1", "part", 1, 1, 1)
+    assert (part(chain, "BRK:S1").status, ptype(chain, "BRK").installed) == ("installed", 1)
 
 
 def test_a_serial_cannot_shadow_a_batch_of_the_same_part_number() -> None:

@@ -208,6 +208,12 @@ def test_every_fraud_in_the_catalogue_is_covered_above():
     assert not missing
 
 
+def test_every_refusal_in_the_catalogue_names_what_failed(world: World):
+    """An expected message is words of the real refusal, never a string every message contains."""
+    vague = {n: c.expect for n, c in ((n, world.case(n)) for n in CASES) if c.expect is not None and len(c.expect) < 8}
+    assert not vague, vague
+
+
 # ---------------------------------------------------------------- blokauto verify
 
 

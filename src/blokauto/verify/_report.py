@@ -328,7 +328,15 @@ def _report_checkpoint(report: dict[str, Any]) -> Checkpoint:
     _exact_keys(ev["checkpoint"], {"header_raw", "attestations"}, "checkpoint")
     header_raw = _utf8(ev["checkpoint"]["header_raw"])
     header = msgspec.json.decode(header_raw, type=Header)
-    atts = msgspec.convert(ev["checkpoint"]["attestations"], list[NodeSignature])
+    atts_raw = ev["checkpoint"]["attestations"]
+    if not isinstance(atts_raw, list):
+        raise VerificationError("the attestations are not a list")
+    for att in atts_raw:
+        _exact_keys(att, {"node", "sig"}, "attestation")
+    try:
+        atts = msgspec.convert(atts_raw, list[NodeSignature])
+    except msgspec.ValidationError as exc:
+        raise VerificationError(f"an attestation is malformed: {exc}") from None
     if msgspec.json.encode(header, order="sorted") != header_raw:
         raise VerificationError("the checkpoint header is not in canonical form")
     return Checkpoint(header, atts)
