@@ -385,3 +385,19 @@ def test_unit_rounding_just_below_a_cluster_offset_keeps_a_whole_anchor():
     assert (o.km, o.max_km, o.anchor, o.status) == (0, 0, OdometerAnchor(km=0, at=T0 + 2 * HOUR), "actual")
     record = msgspec.json.decode(chain.ledger.get(VEHICLES.key(VIN)))
     assert record["odometer"]["anchor"] == {"km": 0, "at": T0 + 2 * HOUR}
+
+
+# ================================================================ THE ROLLBACK BOUNDARY
+
+@pytest.mark.parametrize("rule", [RULE, {}], ids=["rule-on", "rule-off"])
+@pytest.mark.parametrize("second,flag", [(9_999, "suspected_rollback"), (10_000, ""), (10_001, "")],
+                         ids=["one-km-below-the-maximum", "at-the-maximum", "one-km-above"])
+def test_rollback_boundary_a_reading_one_km_below_the_maximum_is_a_rollback(rule, second, flag):
+    """The highest trusted reading is 10,000 km: 9,999 km is a rollback, 10,000 km is not (with the
+    plausibility rule on, a km display is whole: 9,999 means less than 10,000)."""
+    chain = make_chain(**rule)
+    assert read(chain, ACME, 10_000, HOUR) == ""
+    assert read(chain, ACME, second, 2 * HOUR) == flag
+    o = vehicle(chain, VIN).odometer
+    assert (o.max_km, o.rollbacks, o.status) == (max(10_000, second), 1 if flag else 0,
+                                                 "not_actual" if flag else "actual")
