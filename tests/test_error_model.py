@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 import blokauto
@@ -214,3 +215,38 @@ def test_every_domain_error_of_every_module_is_422():
     for cls in CHECKED:
         if issubclass(cls, DomainError):
             assert http_status(cls) == 422, cls
+
+
+# ---------------------------------------------------------------- node faults under one base
+
+
+def test_every_node_fault_has_one_base():
+    from blokauto.node.backup import BackupError
+    from blokauto.node.faults import (Divergence, HeadMarkerDamaged, IntegrityFault, LogBehindCommitted, NodeFault,
+                                      StateDiverged, StreamGap)
+    from blokauto.node.jetstream import OrderStreamReplaced
+    from blokauto.node.journal import JournalDamaged
+
+    assert StateDiverged is Divergence
+    for fault in (Divergence, LogBehindCommitted, HeadMarkerDamaged, JournalDamaged, IntegrityFault, StreamGap,
+                  OrderStreamReplaced, BackupError):
+        assert issubclass(fault, NodeFault) and not issubclass(fault, BlokautoError), fault
+
+
+def test_one_divergence_says_which_check_found_it():
+    from blokauto.core.block import Header
+    from blokauto.node.faults import Divergence
+
+    stored = Header(chain="c", height=7, time=1, prev="00" * 32, tx_count=0, tx_root="11" * 32,
+                    receipt_root="22" * 32, state_root="aa" * 32)
+    replayed = Divergence(7, stored, msgspec.structs.replace(stored, state_root="bb" * 32))
+    assert "does not re-execute to its stored header (state_root: stored " + "aa" * 32 in str(replayed)
+    assert (replayed.our_root, replayed.quorum_root, replayed.nodes) == ("aa" * 32, "bb" * 32, [])
+
+    class Attested:  # what a node of the consortium attested at that height
+        state_root = "cc" * 32
+
+    quorum = Divergence(7, stored, Attested(), ["n2", "n1"])
+    assert str(quorum).startswith(f"block 7: this node's state root is {'aa' * 32} but 2 nodes of the consortium "
+                                  f"(n1, n2) attested state root {'cc' * 32}; this node stopped executing.")
+    assert (quorum.our_root, quorum.quorum_root) == ("aa" * 32, "cc" * 32)

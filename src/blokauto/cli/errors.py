@@ -4,7 +4,9 @@
     1  refused: the node or a rule refused the request, or a check found problems
     2  usage: a missing file, a bad value, a node that cannot be reached
     3  verification failed: what was served is not proven against the trust anchor
-    4  the data folder is damaged: the node will not run on it until an operator acts
+    4  the data folder is damaged, or the node's state differs from the consortium's: a
+       ``node.faults.NodeFault`` (except ``BackupError``: 1); the node will not run until an
+       operator acts
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ def cli_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             fail(f"[{exc.code}] {exc.message}", 1)
         except VerificationError as exc:
             fail(f"verification failed: {exc}", 3)
+        except BackupError as exc:  # a node fault that damages nothing: the backup or restore was refused
+            fail(str(exc), 1)
         except (NodeFault, DamagedData) as exc:
             fail(str(exc), 4)
         except sqlite3.DatabaseError as exc:
@@ -57,8 +61,6 @@ def cli_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
                 fail(f"SQLite failed: {exc}", 2)
             fail(f"SQLite cannot read the data folder's databases ({exc}): see "
                  f"docs/operations.md#when-the-node-finds-damaged-data", 4)
-        except BackupError as exc:
-            fail(str(exc), 1)
         except ConnectionError as exc:
             fail(str(exc), 2)
         except (FileNotFoundError, FileExistsError) as exc:

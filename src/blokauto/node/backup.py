@@ -35,6 +35,7 @@ from ..core.block import Genesis
 from ..core.encoding import decode
 from ..core.registry import Registry
 from ..store.blocks import BlockLog
+from .faults import NodeFault
 from .journal import JOURNAL_FILE, JournalDamaged, fsync_path, parse_journal
 from .netconfig import NETWORK_FILE
 from .scrub import ScrubReport, scrub
@@ -46,7 +47,7 @@ FORMAT = "blokauto-backup/1"
 RESTORING = ".restoring"  # where a restore stages its copy inside the target folder
 
 
-class BackupError(Exception):
+class BackupError(NodeFault):
     """A backup cannot be written, or a folder is not a backup that restores; the message says why."""
 
 

@@ -1,19 +1,29 @@
-"""What stops a node, or makes it unhealthy: its own data disagrees with what it committed.
+"""What stops a node, or makes it unhealthy: its own data, or its view of the consortium, cannot be
+trusted any more. A fault is not a refusal (``core.errors.BlokautoError``): no request caused it,
+and no retry helps; its message says what an operator does.
 
-    NodeFault                   the node cannot go on safely; the message says what to do
-    ├── Divergence              re-executing a stored block gives a different header
+    NodeFault                   base of every node fault; the message says what to do
+    ├── Divergence              this node's state is not the one it must be: re-executing a stored block
+    │                           gives another header, or a quorum attested another state root at a
+    │                           height this node committed (``StateDiverged`` is the same class)
     ├── LogBehindCommitted      chain.db ends before blocks this node committed
-    ├── JournalDamaged          acknowledged transactions in the intake journal are unreadable
     ├── HeadMarkerDamaged       head.json names a block other than the intact one this node signed
-    └── IntegrityFault          stored data does not match what it was committed as
+    ├── JournalDamaged          acknowledged transactions in the intake journal are unreadable (node.journal)
+    ├── IntegrityFault          stored data does not match what it was committed as (also a DamagedData)
+    ├── StreamGap               the ordering stream skipped a sequence number
+    ├── OrderStreamReplaced     the ordering stream was deleted and created again (node.jetstream)
+    └── BackupError             a backup cannot be written, or a folder is not a backup that restores
+                                (node.backup; refused before anything is written)
 
 A request that would be answered from damaged data is refused with ``DataIntegrity``
-(``integrity_failure``), naming what and where; the node never serves it as genuine.
+(``integrity_failure``, a ``BlokautoError``), naming what and where; the node never serves it
+as genuine. The CLI exits 4 on a node fault (1 on ``BackupError``: nothing is damaged).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Sequence
 
 from ..core.block import Header
 from ..core.errors import BlokautoError
@@ -27,17 +37,48 @@ class NodeFault(Exception):
 
 
 class Divergence(NodeFault):
-    """Re-executing a stored block gave a different header: the database was changed or the
-    code is not the code that wrote it. The node stops rather than continue on a forked state."""
+    """This node's state is not the one it must be, so it stops rather than continue on a forked
+    state: re-executing a stored block gave a different header (the database was changed or the
+    code is not the code that wrote it), or ``nodes``, a quorum of the consortium, attested a
+    different state root at a height this node committed.
 
-    def __init__(self, height: int, stored: Header, computed: Header) -> None:
+    ``stored`` is the header this node committed at ``height``; ``computed`` what it was checked
+    against: the header re-execution gave, or (with ``nodes``) the quorum's attestation.
+    """
+
+    def __init__(self, height: int, stored: Header, computed: Any, nodes: Sequence[str] = ()) -> None:
         self.height = height
         self.stored = stored
         self.computed = computed
-        fields = [f for f in stored.__struct_fields__ if getattr(stored, f) != getattr(computed, f)]
-        details = "; ".join(f"{f}: stored {getattr(stored, f)}, re-execution {getattr(computed, f)}" for f in fields)
-        super().__init__(f"block {height} does not re-execute to its stored header ({details}); the database was "
-                         f"changed or this software differs from the one that wrote it. Run `blokauto audit`.")
+        self.nodes = sorted(nodes)
+        if self.nodes:
+            message = (f"block {height}: this node's state root is {stored.state_root} but {len(self.nodes)} nodes of "
+                       f"the consortium ({', '.join(self.nodes)}) attested state root {computed.state_root}; this node "
+                       f"stopped executing. Its database or software differs from theirs: run `blokauto audit` and "
+                       f"rejoin from a verified snapshot.")
+        else:
+            fields = [f for f in stored.__struct_fields__ if getattr(stored, f) != getattr(computed, f)]
+            details = "; ".join(f"{f}: stored {getattr(stored, f)}, re-execution {getattr(computed, f)}" for f in fields)
+            message = (f"block {height} does not re-execute to its stored header ({details}); the database was "
+                       f"changed or this software differs from the one that wrote it. Run `blokauto audit`.")
+        super().__init__(message)
+
+    @property
+    def our_root(self) -> str:
+        return self.stored.state_root
+
+    @property
+    def quorum_root(self) -> str:
+        """The state root it was checked against (a quorum's, or re-execution's)."""
+        return self.computed.state_root
+
+
+#: The name the networked engine used for a quorum's divergence; the same class (one concept, one name).
+StateDiverged = Divergence
+
+
+class StreamGap(NodeFault):
+    """The ordering stream skipped a sequence number; forming blocks past it could fork."""
 
 
 class LogBehindCommitted(NodeFault):

@@ -27,6 +27,7 @@ import nats.errors
 import nats.js.errors
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from .faults import NodeFault
 from .netconfig import NetworkSettings, Subjects
 
 log = logging.getLogger("blokauto.jetstream")
@@ -50,10 +51,11 @@ def content_id(data: bytes) -> str:
 
 
 class OrderingUnavailable(Exception):
-    """The ordering service did not confirm in time; the same transaction may safely be sent again."""
+    """The ordering service did not confirm in time; the same transaction may safely be sent again.
+    Neither a refusal nor a fault: the reason a submission is answered ``Unavailable`` (retryable)."""
 
 
-class OrderStreamReplaced(ConnectionError):
+class OrderStreamReplaced(NodeFault):
     """The ordering stream is not the one this node's blocks were formed from (deleted and created again)."""
 
     def __init__(self, stream: str, pinned: str, current: str) -> None:
