@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Self
 
-import httpx
 import pytest
 
+from blokauto.bench.harness import wait_ready
 from blokauto.core.block import Genesis, GenesisOrganisation
 from blokauto.core.chain import MemoryLedger
 from blokauto.core.crypto import KeyPair
@@ -119,11 +119,11 @@ def now_ms() -> int:
 def live_node(tmp_path: Path) -> Iterator[Any]:
     """A node with its HTTP API in this process (threads), on 127.0.0.1."""
     from blokauto.api.server import ApiServer
-    from blokauto.node.engine import EngineConfig
+    from blokauto.node.ordering import NodeConfig
     from blokauto.node.node import Node
 
     genesis = write_chain(tmp_path / "data")
-    node = Node(tmp_path / "data", config=EngineConfig(block_interval_ms=20), workers=1)
+    node = Node(tmp_path / "data", config=NodeConfig(block_interval_ms=20), workers=1)
     node.start()
     server = ApiServer(node, "127.0.0.1", 0)
     url = server.start()
@@ -158,17 +158,7 @@ class NodeProcess:
         self.wait_ready()
 
     def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"node exited with {self.proc.returncode}: {(self.data / 'node.log').read_text()[-2000:]}")
-            try:
-                if httpx.get(self.url + "/v1/status", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError("node did not start")
+        wait_ready(self.proc, self.url, timeout, self.data / "node.log")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Kill the node and its verifier workers (by PID)."""

@@ -554,6 +554,6 @@ def attestation_stream_messages(net: Net, subject: str) -> list[bytes]:
 
 
 def decode_attestation(data: bytes) -> Any:
-    from blokauto.node.stream_engine import Attestation
+    from blokauto.node.jetstream_ordering import Attestation
 
     return msgspec.json.decode(data, type=Attestation)

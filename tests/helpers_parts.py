@@ -221,11 +221,11 @@ class PartsNode:
 
     def __init__(self, tmp: Path) -> None:
         from blokauto.api.server import ApiServer
-        from blokauto.node.engine import EngineConfig
+        from blokauto.node.ordering import NodeConfig
         from blokauto.node.node import Node
 
         self.genesis = write_chain(tmp / "data", parts_genesis(time=now_ms() - 1000))
-        self.node = Node(tmp / "data", config=EngineConfig(block_interval_ms=20), workers=1)
+        self.node = Node(tmp / "data", config=NodeConfig(block_interval_ms=20), workers=1)
         self.node.start()
         self.server = ApiServer(self.node, "127.0.0.1", 0)
         self.url = self.server.start()

@@ -567,12 +567,12 @@ def wrong_method_delete_status(live):
 def shared_node(tmp_path_factory):
     """One node for the whole table, built like conftest's ``live_node`` (each row takes its own baseline)."""
     from blokauto.api.server import ApiServer
-    from blokauto.node.engine import EngineConfig
+    from blokauto.node.ordering import NodeConfig
     from blokauto.node.node import Node
 
     data = tmp_path_factory.mktemp("bad-input") / "data"
     genesis = write_chain(data)
-    node = Node(data, config=EngineConfig(block_interval_ms=20), workers=1)
+    node = Node(data, config=NodeConfig(block_interval_ms=20), workers=1)
     node.start()
     server = ApiServer(node, "127.0.0.1", 0)
 

@@ -65,12 +65,12 @@ def chain(tmp_path_factory):
     """A node (built like conftest's ``live_node``) with some history: single-tx blocks, a
     multi-tx batch, a revoked key and an open proposal."""
     from blokauto.api.server import ApiServer
-    from blokauto.node.engine import EngineConfig
+    from blokauto.node.ordering import NodeConfig
     from blokauto.node.node import Node
 
     data = tmp_path_factory.mktemp("reads") / "data"
     genesis = write_chain(data)
-    node = Node(data, config=EngineConfig(block_interval_ms=50), workers=1)
+    node = Node(data, config=NodeConfig(block_interval_ms=50), workers=1)
     node.start()
     server = ApiServer(node, "127.0.0.1", 0)
 

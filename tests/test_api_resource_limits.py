@@ -91,7 +91,7 @@ def test_waiting_for_a_height_far_ahead_is_answered_at_once(live_node):
 
 def hold_the_flusher(live: Any) -> tuple[threading.Event, Any]:
     """The state flusher waits until released: state.db stays behind the newest block."""
-    store = live.node.engine.state
+    store = live.node.committer.state
     release = threading.Event()
     write_layer = store._write_layer
 

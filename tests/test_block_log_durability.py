@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from blokauto.modules import default_registry
-from blokauto.node.engine import Engine
+from blokauto.node.committer import BlockCommitter
 from blokauto.node.faults import IntegrityFault, LogBehindCommitted
 from blokauto.store.blocks import BlockLog
 from blokauto.store.state import StateStore
@@ -110,41 +110,41 @@ def test_a_damaged_wal_frame_after_a_crash_is_refused_not_served_as_a_shorter_ch
 def test_a_block_log_replaced_by_an_older_copy_is_refused(tmp_path):
     data = tmp_path / "data"
     genesis = write_chain(data)
-    engine = Engine(data, default_registry(), K("reg-node"), genesis=genesis)
+    engine = BlockCommitter(data, default_registry(), K("reg-node"), genesis=genesis)
     engine.recover()
-    engine.stop()
+    engine.close()
     shutil.copy(data / "chain.db", tmp_path / "old-chain.db")  # a backup at height 0
-    engine = Engine(data, default_registry(), K("reg-node"), genesis=genesis)
+    engine = BlockCommitter(data, default_registry(), K("reg-node"), genesis=genesis)
     engine.recover()
     for _ in range(3):
         engine.produce([])
-    engine.stop()
+    engine.close()
     (data / "state.db").unlink()  # even without state.db, head.json remembers
     for suffix in ("-wal", "-shm"):
         (data / f"state.db{suffix}").unlink(missing_ok=True)
     shutil.copy(tmp_path / "old-chain.db", data / "chain.db")
-    engine = Engine(data, default_registry(), K("reg-node"), genesis=genesis)
+    engine = BlockCommitter(data, default_registry(), K("reg-node"), genesis=genesis)
     with pytest.raises(LogBehindCommitted, match=r"ends at block 0, but this node committed blocks up to 3 \(recorded in head.json\)"):
         engine.recover()
-    engine.stop()
+    engine.close()
 
 
 def test_a_block_log_rewritten_at_the_committed_height_is_refused(tmp_path):
     data = tmp_path / "data"
     genesis = write_chain(data)
-    engine = Engine(data, default_registry(), K("reg-node"), genesis=genesis)
+    engine = BlockCommitter(data, default_registry(), K("reg-node"), genesis=genesis)
     engine.recover()
     engine.produce([])
-    engine.stop()
+    engine.close()
     with sqlite3.connect(data / "chain.db") as c:  # the head block's time changed: its hash is not head.json's
         header = json.loads(c.execute("SELECT header FROM blocks WHERE height = 1").fetchone()[0])
         header["time"] += 1
         c.execute("UPDATE blocks SET header = ? WHERE height = 1",
                   (json.dumps(header, sort_keys=True, separators=(",", ":")).encode(),))
-    engine = Engine(data, default_registry(), K("reg-node"), genesis=genesis)
+    engine = BlockCommitter(data, default_registry(), K("reg-node"), genesis=genesis)
     with pytest.raises(IntegrityFault, match="not the one this node committed"):
         engine.recover()
-    engine.stop()
+    engine.close()
 
 
 @pytest.mark.slow

@@ -16,9 +16,9 @@ active organisation has an active admin, and the stored admin count is the real 
 consensus quorum is between 1 and the number of node keys, and node keys are exactly the active
 organisations' ones, each with one purpose.
 
-The engine is driven without its thread: ``Engine.produce`` takes the block time from the wall
-clock, so blocks are made with ``make_block`` at the recorded times and committed with the
-private ``Engine._commit`` (the same call ``produce`` makes), which is acceptable in a test.
+The block committer is driven without an ordering: ``BlockCommitter.produce`` takes the block time
+from the wall clock, so blocks are made with ``make_block`` at the recorded times and committed
+with ``BlockCommitter.commit`` (the same call ``produce`` makes).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from blokauto.modules.governance.state import (
     SetParameter,
     SetQuorum,
 )
-from blokauto.node.engine import Engine
+from blokauto.node.committer import BlockCommitter
 
 from conftest import CHAIN, T0, K, consortium, write_chain
 
@@ -254,7 +254,7 @@ def test_replaying_the_same_blocks_gives_the_same_headers_receipts_and_roots(spe
 # ---------------------------------------------------------------- the on-disk engine
 
 
-def engine_check(engine: Engine, raw: bytes) -> BlockTx:
+def engine_check(engine: BlockCommitter, raw: bytes) -> BlockTx:
     """The stateless checks a node repeats before executing an ordered transaction (as
     ``MemoryLedger.check`` does them: no wall clock, expiry is judged at the block time)."""
     params = engine.registry.read_params(engine.state)
@@ -264,19 +264,19 @@ def engine_check(engine: Engine, raw: bytes) -> BlockTx:
         return RefusedTx(crypto.tagged_hash(crypto.TAG_TX_ID, raw), raw, err.code, dict(err.detail))
 
 
-def open_engine(data: Path, genesis: Genesis = GENESIS) -> Engine:
-    return Engine(data, default_registry(), K("reg-node"), genesis=genesis)
+def open_engine(data: Path, genesis: Genesis = GENESIS) -> BlockCommitter:
+    return BlockCommitter(data, default_registry(), K("reg-node"), genesis=genesis)
 
 
-def commit(engine: Engine, block: Block) -> BlockOutcome:
+def commit(engine: BlockCommitter, block: Block) -> BlockOutcome:
     assert engine.head is not None
     outcome = make_block(engine.registry, engine.state, engine.window, prev=engine.head, time=block.time,
                          txs=[engine_check(engine, r) for r in block.raws])
-    engine._commit(outcome)  # private: what Engine.produce does after making the block
+    engine.commit(outcome)  # what BlockCommitter.produce does after making the block
     return outcome
 
 
-def assert_engine_matches(engine: Engine, ledger: MemoryLedger) -> None:
+def assert_engine_matches(engine: BlockCommitter, ledger: MemoryLedger) -> None:
     """Head, state root, state values, tree nodes and replay window equal the in-memory run's."""
     assert engine.head == ledger.head
     assert engine.state.root == ledger.root
@@ -290,9 +290,9 @@ def assert_engine_matches(engine: Engine, ledger: MemoryLedger) -> None:
             assert engine.window.height_of(txid) == ledger.window.height_of(txid) == height
 
 
-def stop(engine: Engine) -> None:
+def stop(engine: BlockCommitter) -> None:
     engine.state.start()  # recover() starts the state flusher only when it succeeds; stop() flushes through it
-    engine.stop()
+    engine.close()
 
 
 def run_through_engine(data: Path, blocks: list[Block], ledger: MemoryLedger) -> None:

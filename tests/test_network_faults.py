@@ -33,7 +33,7 @@ from blokauto.core.encoding import canonical
 from blokauto.modules.governance.messages import AddMember
 from blokauto.node.netconfig import Subjects
 from blokauto.node.network import alive, stop_pid
-from blokauto.node.stream_engine import Attestation
+from blokauto.node.jetstream_ordering import Attestation
 
 from conftest import JSON_POST, build_tx, now_ms
 from helpers_network import (ROLE_OF, K, Load, Net, attestation_stream_messages, check_nothing_acknowledged_lost,

@@ -50,25 +50,27 @@ def test_a_block_applied_during_a_slow_flush_is_flushed_once_the_node_is_idle(tm
     """The same, made certain: every flush takes 0.3 s, and two blocks commit back to back."""
     from blokauto.core.tx import check_stateless
     from blokauto.modules import default_registry
-    from blokauto.node.engine import Engine, EngineConfig, Submission
+    from blokauto.node.committer import BlockCommitter
+    from blokauto.node.ordering import NodeConfig, Submission
+    from blokauto.node.solo import SoloOrdering
     from conftest import CHAIN, write_chain
 
     data = tmp_path / "data"
     genesis = write_chain(data)
     registry = default_registry()
-    engine = Engine(data, registry, K("reg-node"), EngineConfig(block_max_txs=1, block_interval_ms=1),
-                    genesis=genesis)
-    engine.recover()
+    engine = BlockCommitter(data, registry, K("reg-node"), genesis=genesis)
+    ordering = SoloOrdering(engine, NodeConfig(block_max_txs=1, block_interval_ms=1))
+    ordering.recover()
     write = engine.state._write_layer
     engine.state._write_layer = lambda layer: (time.sleep(0.3), write(layer))[1]
-    engine.start()
+    ordering.start()
     try:
         start = engine.head.height
         exp = now_ms() + 600_000
         for i in range(2):
             raw = build_tx(K("oem-admin"), AddMember(member=K(f"slow-{i}").did, roles=["manufacturer"]),
                            K(f"slow-{i}"), expires=exp)
-            engine.enqueue([(check_stateless(raw, registry.codec, chain=CHAIN, max_bytes=1 << 20), Submission(1), 0)])
+            ordering.enqueue([(check_stateless(raw, registry.codec, chain=CHAIN, max_bytes=1 << 20), Submission(1), 0)])
         deadline = time.monotonic() + 20
         while engine.head.height < start + 2:
             assert time.monotonic() < deadline
@@ -78,7 +80,8 @@ def test_a_block_applied_during_a_slow_flush_is_flushed_once_the_node_is_idle(tm
             assert time.monotonic() < deadline, (engine.state.flushed_height, engine.head.height)
             time.sleep(0.02)
     finally:
-        engine.stop()
+        ordering.stop()
+        engine.close()
 
 
 @pytest.mark.timeout(180)

@@ -421,7 +421,7 @@ def test_a_client_connecting_before_the_state_flush_still_gets_every_notificatio
     (hose,) = w.parts("HOSE", "H1")
     net.must(OEM, install(v, hose))
     net.flushed()
-    store = net.node.engine.state
+    store = net.node.committer.state
     release = threading.Event()
     write_layer = store._write_layer
 
@@ -429,7 +429,7 @@ def test_a_client_connecting_before_the_state_flush_still_gets_every_notificatio
         release.wait(60)
         write_layer(layer)
 
-    from blokauto.api.limits import HeightWaiter
+    from blokauto.node.event_feed import HeightWaiter
 
     async def waits(self: Any, height: int, timeout: float) -> bool:  # whoever waits for the flush gets it
         release.set()

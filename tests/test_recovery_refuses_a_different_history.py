@@ -21,7 +21,7 @@ from blokauto.core.encoding import canonical
 from blokauto.core.tx import check_stateless
 from blokauto.modules import default_registry
 from blokauto.modules.governance.messages import AddMember
-from blokauto.node.engine import Engine
+from blokauto.node.committer import BlockCommitter
 from blokauto.node.faults import Divergence
 from blokauto.node.node import Node
 
@@ -31,7 +31,7 @@ from conftest import K, build_tx, now_ms, write_chain
 def chain_with_blocks(data: Path, n: int = 4) -> list[Header]:
     genesis = write_chain(data)
     registry = default_registry()
-    engine = Engine(data, registry, K("reg-node"), genesis=genesis)
+    engine = BlockCommitter(data, registry, K("reg-node"), genesis=genesis)
     engine.recover()
     headers = []
     for i in range(n):
@@ -40,7 +40,7 @@ def chain_with_blocks(data: Path, n: int = 4) -> list[Header]:
                        expires=now_ms() + 600_000)
         checked = check_stateless(raw, registry.codec, chain=genesis.chain, max_bytes=1 << 20)
         headers.append(engine.produce([checked]).header)
-    engine.stop()
+    engine.close()
     return headers
 
 
@@ -53,7 +53,7 @@ def test_a_state_db_whose_root_is_not_the_headers_is_set_aside_and_rebuilt(tmp_p
     node.start()
     try:
         assert node.rebuilt_state is not None and "state_root: stored" in node.rebuilt_state
-        assert node.engine.state.root.hex() == headers[-1].state_root
+        assert node.committer.state.root.hex() == headers[-1].state_root
         assert node.status()["healthy"] is True
     finally:
         node.stop()
@@ -78,7 +78,7 @@ def test_a_block_that_re_executes_differently_stops_the_node_naming_the_height(t
     node = Node(data, workers=1)
     with pytest.raises(Divergence) as err:
         node.start()
-    node.engine.stop()
+    node.stop()
     message = str(err.value)
     assert f"block {last.height} does not re-execute" in message
     assert "ab" * 32 in message and last.state_root in message

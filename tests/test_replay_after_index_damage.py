@@ -59,7 +59,7 @@ def test_once_the_scrubber_finds_the_index_damaged_the_node_accepts_nothing(tmp_
     served = Served(data)
     try:
         raws, height = committed_batch(served.url, genesis, "live")
-        served.node.engine.state.flush()
+        served.node.committer.state.flush()
         with closing(sqlite3.connect(data / "state.db", isolation_level=None, timeout=10)) as c:
             c.execute("DELETE FROM tx_index WHERE height=?", (height,))
         report = served.node.scrubber.run_once()

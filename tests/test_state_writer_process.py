@@ -20,7 +20,7 @@ from blokauto.core.tx import check_stateless
 from blokauto.modules import default_registry
 from blokauto.modules.governance.messages import AddMember
 from blokauto.modules.vehicles.messages import AssignWmi, RecordOdometer
-from blokauto.node.engine import Engine, EngineConfig
+from blokauto.node.committer import BlockCommitter
 
 TABLES_SQL = "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name"
 
@@ -52,8 +52,7 @@ def run_engine(data: Path, blocks: list[list[bytes]], *, writer_process: bool,
                genesis: Genesis | None = None) -> tuple[str, int | None]:
     genesis = write_chain(data, genesis)
     registry = default_registry()
-    engine = Engine(data, registry, K("reg-node"), EngineConfig(state_writer_process=writer_process),
-                    genesis=genesis)
+    engine = BlockCommitter(data, registry, K("reg-node"), state_writer_process=writer_process, genesis=genesis)
     engine.recover()
     pid = engine.state._process.pid if engine.state._process is not None else None
     t = genesis.time
@@ -63,7 +62,7 @@ def run_engine(data: Path, blocks: list[list[bytes]], *, writer_process: bool,
         assert all(r.ok for r in outcome.receipts), [r for r in outcome.receipts if not r.ok]
     root = engine.head.state_root
     engine.state.flush()
-    engine.stop()
+    engine.close()
     return root, pid
 
 
@@ -87,7 +86,7 @@ def test_a_killed_writer_is_replaced_and_its_layer_written_again(tmp_path: Path)
     data = tmp_path / "d"
     genesis = write_chain(data)
     registry = default_registry()
-    engine = Engine(data, registry, K("reg-node"), EngineConfig(state_writer_process=True), genesis=genesis)
+    engine = BlockCommitter(data, registry, K("reg-node"), state_writer_process=True, genesis=genesis)
     engine.recover()
     first = engine.state._process
     assert first is not None
@@ -100,7 +99,7 @@ def test_a_killed_writer_is_replaced_and_its_layer_written_again(tmp_path: Path)
     engine.state.flush()  # raises if a layer was lost
     assert engine.state._process is not first
     height, root = engine.head.height, engine.head.state_root
-    engine.stop()
+    engine.close()
     with closing(sqlite3.connect(data / "state.db")) as c:
         assert c.execute("SELECT v FROM meta WHERE k='height'").fetchone()[0] == height
         assert bytes(c.execute("SELECT v FROM meta WHERE k='root'").fetchone()[0]).hex() == root

@@ -26,15 +26,15 @@ import os
 import re
 import sqlite3
 import tempfile
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, AsyncIterator, Iterator
+from typing import Annotated, Any, AsyncIterator
 from urllib.parse import unquote_to_bytes
 
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, get, post
+from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
@@ -49,17 +49,14 @@ from litestar.response.sse import ServerSentEventMessage
 
 from ..core.encoding import to_builtins
 from ..core.errors import BlokautoError, MalformedTx, NotFound, RequestError, TxTooLarge, Unavailable
-from ..node.consensus_log import consensus_changes as _consensus_changes
-from ..node.engine import CommittedBlock
+from ..node.event_feed import EventFeed, FeedEnds, HeightWaiter
 from ..node.node import Node
-from ..node.reader import AFTER_BLOCK, ChainReader, QueryParamsInvalid, block_events, event_id, parse_event_id
+from ..node.reader import AFTER_BLOCK, ChainReader, QueryParamsInvalid, event_id, parse_event_id
 from ..store.damage import DamagedData
-from ..report import build_report
 from ..report.html import render_error_page, render_html, web_asset
 from ..report.pdf import render_pdf
 from .errors import (EXCEPTION_HANDLERS, RepeatedParameter, UnknownParameter, as_blokauto_error, error_body, read_damage,
                      refuse_damage)
-from .limits import HeightWaiter
 from .openapi import BATCH_ITEMS, HTTP_DATE, TX_ID_PATTERN, documented, json_body, query_parameters, signed_tx_schema
 
 log = logging.getLogger("blokauto.api")
@@ -71,7 +68,6 @@ MAX_TX_BODY = 1_048_576  # the largest max_tx_bytes a chain may set; the chain's
 MAX_OTHER_BODY = 65_536
 MAX_WAIT_S = 60.0
 MAX_FLUSH_WAIT_S = 10.0
-HEARTBEAT_S = 15.0
 READ_THREADS = 32  # threads answering reads; waits for a height or a receipt hold none
 
 
@@ -125,7 +121,7 @@ class Snapshots:
         self.serving = 0
         self._copier = ThreadPoolExecutor(1, thread_name_prefix="api-snapshot")
 
-    async def copy(self, blocks: Any) -> str:
+    async def copy(self, node: Node) -> str:
         if self.serving >= self.limit:
             err = Unavailable(reason=f"it is sending {self.serving} snapshots, the most it sends at once")
             err.retry_after = SNAPSHOT_RETRY_S  # type: ignore[attr-defined]
@@ -135,7 +131,7 @@ class Snapshots:
             fd, name = tempfile.mkstemp(prefix="blokauto-snapshot-", suffix=".db")
             os.close(fd)
             try:
-                await asyncio.get_running_loop().run_in_executor(self._copier, blocks.backup_to, Path(name))
+                await asyncio.get_running_loop().run_in_executor(self._copier, node.copy_chain_to, Path(name))
             except BaseException:
                 os.remove(name)
                 raise
@@ -195,7 +191,7 @@ def _query_names(request: Request) -> frozenset[str] | None:
     handler = request.route_handler
     names = handler.opt.get("query")
     if names is _FROM_SIGNATURE:
-        skip = set(request.path_params) | {"request", "state", "scope", "headers", "cookies", "data", "body"}
+        skip = set(request.path_params) | {"request", "state", "scope", "headers", "cookies", "data", "body", "api"}
         names = handler.opt["query"] = frozenset(n for n in handler.parsed_fn_signature.parameters if n not in skip)
     return names  # None: the OpenAPI pages and static files
 
@@ -227,40 +223,8 @@ async def _checked_request(request: Request) -> None:
             raise RepeatedParameter(name=name[:100], count=count)
 
 
-EVENT_CHUNK_BLOCKS = 1  # blocks an event stream reads from the log at a time (their rows only while it reads)
-EVENT_READ_THREADS = 2  # threads reading and encoding events for every stream: what they read at once is bounded
-EVENT_BUDGET = 256 * 1024  # bytes of events a stream encodes at a time, sent before it reads on
-EVENT_BATCH = 64  # events sent in one write
-LIVE_BLOCKS = 32  # live blocks waiting for one event stream; beyond, it reads them back from the log
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 KEEP_ALIVE = b": keep-alive\r\n\r\n"
-
-
-class _LiveBlocks:
-    """The live blocks waiting for one event stream (event loop thread only)."""
-
-    def __init__(self) -> None:
-        self.blocks: deque[CommittedBlock] = deque()
-        self.overflowed = False
-        self.wake = asyncio.Event()
-
-    def push(self, block: CommittedBlock) -> None:
-        if len(self.blocks) >= LIVE_BLOCKS:
-            self.blocks.clear()  # the stream reads them back from the log once its client takes more
-            self.overflowed = True
-        elif not self.overflowed:
-            self.blocks.append(block)
-        self.wake.set()
-
-    def next_after(self, height: int) -> CommittedBlock | None:
-        while self.blocks and self.blocks[0].header.height <= height:
-            self.blocks.popleft()
-        return self.blocks[0] if self.blocks else None
-
-
-class _StreamEnds(Exception):
-    def __init__(self, error: BlokautoError) -> None:
-        self.error = error
 
 
 def _position_id(position: tuple[int, int, int, int]) -> str | None:
@@ -277,45 +241,14 @@ def _sse(data: str, event: str, eid: str | None) -> bytes:
     return ServerSentEventMessage(data=data, event=event, id=eid).encode()
 
 
+def _sse_event(eid: str, ev: dict[str, Any]) -> bytes:
+    return _sse(msgspec.json.encode(ev).decode(), ev["type"], eid)
+
+
 def _error_message(err: BlokautoError, resume: tuple[int, int, int, int]) -> bytes:
     """The last message of a stream that cannot go on: the error, as every error body, with the id to resume at."""
     return _sse(msgspec.json.encode(error_body(err.code, err.message, err.detail)).decode(), "error",
                 _position_id(resume))
-
-
-@dataclass
-class _Encoded:
-    """Events encoded for sending: pieces of at most ``EVENT_BATCH`` events with the id of the last one;
-    ``done`` once the events asked for ran out (not cut at the budget); the error met after them, if any."""
-
-    pieces: list[tuple[str, bytes]]
-    done: bool
-    failed: Exception | None = None
-
-
-def _encode(events: Iterator[tuple[str, dict[str, Any]]], budget: int = EVENT_BUDGET) -> _Encoded:
-    """Encode events until about ``budget`` bytes (then stop: the rest is read again when these are sent)."""
-    out = _Encoded([], False)
-    batch: list[bytes] = []
-    size, last = 0, ""
-    try:
-        for eid, ev in events:
-            message = _sse(msgspec.json.encode(ev).decode(), ev["type"], eid)
-            batch.append(message)
-            size += len(message)
-            last = eid
-            if len(batch) >= EVENT_BATCH:
-                out.pieces.append((last, b"".join(batch)))
-                batch = []
-            if size >= budget:
-                break
-        else:
-            out.done = True
-    except Exception as exc:  # noqa: BLE001 - damage or a refusal: sent after the events read before it
-        out.failed = exc
-    if batch:
-        out.pieces.append((last, b"".join(batch)))
-    return out
 
 
 def _more_read_threads() -> None:
@@ -349,332 +282,317 @@ WaitSeconds = Annotated[float, QueryParameter(ge=0, le=MAX_WAIT_S,
                                                  description="Seconds to wait for the receipt (0-60).")]
 
 
-def create_app(node: Node) -> Litestar:
-    engine = node.engine
-    registry = node.registry
-    heights = HeightWaiter(engine.state)
-    signed_tx = signed_tx_schema(registry.codec.tx_type, engine.chain)
+@dataclass
+class Api:
+    """What every route of one app shares: the node's door and the waits and copies it serves."""
 
-    async def _reach(height: int, timeout: float = MAX_FLUSH_WAIT_S) -> None:
-        """Wait (holding no thread) until queries read ``height``; a block not committed yet is refused."""
-        head = engine.head.height  # type: ignore[union-attr]
+    node: Node
+    heights: HeightWaiter
+    events: EventFeed
+    snapshots: Snapshots
+
+    @property
+    def reader(self) -> ChainReader:
+        assert self.node.reader is not None, "the node serves once it started"
+        return self.node.reader
+
+    def committed(self, height: int) -> None:
+        """Refuse a height beyond the head (404 ``height_not_reached``)."""
+        head = self.node.head_height
         if height > head:
             raise HeightNotReached(height=height, head=head)
-        await heights.wait(height, timeout)
 
-    reader = ChainReader(registry, engine.blocks, engine.state, health=node.health, node_keys=lambda: engine.known_nodes,
-                         own_node=engine.own_node)
+    async def reach(self, min_height: int, timeout: float = MAX_FLUSH_WAIT_S) -> None:
+        """Wait (holding no thread) until queries read ``min_height``; a block not committed yet is refused."""
+        if min_height > self.node.flushed_height:
+            self.committed(min_height)
+            await self.heights.wait(min_height, timeout)
 
-    async def _receipt(txid: bytes, wait: float) -> dict[str, Any]:
+    async def receipt(self, txid: bytes, wait: float) -> dict[str, Any]:
         if wait > 0:
-            fut = engine.receipt_future(txid)
+            fut = self.node.receipt_future(txid)
             try:
                 await asyncio.wait_for(asyncio.wrap_future(fut), wait)
             except asyncio.TimeoutError:
                 pass
             finally:
-                engine.forget_waiter(txid, fut)
-        return await asyncio.to_thread(lambda: reader.tx(txid, engine.locate(txid)))
+                self.node.forget_receipt_future(txid, fut)
+        return await asyncio.to_thread(self.node.tx, txid)
 
+    async def report(self, vin: str, min_height: int) -> dict[str, Any]:
+        await self.reach(min_height)
+        return await asyncio.to_thread(self.node.report, vin)
+
+
+#: A route's ``api`` parameter: the app's ``Api``, injected by name.
+ApiDep = NamedDependency[Api]
+
+
+# ---------------------------------------------------------------- transactions
+
+def submit_tx_route(signed_tx: dict[str, Any]) -> Any:
+    """POST /v1/txs, its body documented with the chain's own transaction schema."""
     @post("/v1/txs", status_code=202, summary="Submit a signed transaction", request_max_body_size=MAX_TX_BODY,
           operation_class=documented(errors=(400, 401, 403, 404, 409, 413, 415),
                                      request_body=json_body(signed_tx, "One signed transaction."),
                                      also_ok={200: "With ?wait: the receipt, as GET /v1/txs/{tx_id} answers it."}))
-    async def submit_tx(request: Request, wait: WaitSeconds = 0.0) -> Response:
+    async def submit_tx(request: Request, api: ApiDep, wait: WaitSeconds = 0.0) -> Response:
         """Stateless checks, replay and authorisation run before the answer: a refusal is a 4xx
         with a stable code. ``wait`` (seconds, up to 60) also waits for the receipt."""
         _json_body(request)
         raw = await request.body()
-        limit = engine.params.get("max_tx_bytes", 65_536)
+        limit = api.node.params.get("max_tx_bytes", 65_536)
         if len(raw) > limit:
             raise TxTooLarge(size=len(raw), limit=limit)
-        txid = await asyncio.wrap_future(node.submit_one(raw))
+        txid = await asyncio.wrap_future(api.node.submit_one(raw))
         if wait > 0:
-            return Response(await _receipt(txid, _wait_s(wait)), status_code=200)
+            return Response(await api.receipt(txid, _wait_s(wait)), status_code=200)
         return Response({"id": txid.hex(), "status": "accepted"}, status_code=202)
 
-    @post("/v1/txs/batch", status_code=200, summary="Submit many signed transactions",
-          request_max_body_size=MAX_BATCH_BYTES,
-          operation_class=documented(errors=(400, 413, 415), request_body=json_body(
-              {"type": "array", "items": BATCH_ITEMS, "maxItems": MAX_BATCH}, f"Up to {MAX_BATCH} signed transactions.")))
-    async def submit_batch(request: Request) -> dict[str, Any]:
-        """A JSON array of signed transactions; each gets its id or its own refusal."""
-        _json_body(request)
-        body = await request.body()
-        commas = body.count(b",")
-        if commas > MAX_BATCH_COMMAS:
-            raise BatchBodyTooComplex(commas=commas, limit=MAX_BATCH, max_commas=MAX_BATCH_COMMAS)
-        try:
-            items = msgspec.json.decode(body, type=list[msgspec.Raw])
-        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as exc:
-            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-            raise MalformedTx(reason=f"a batch is a JSON array of transactions ({reason})") from None
-        if len(items) > MAX_BATCH:
-            raise BatchTooLarge(limit=MAX_BATCH, size=len(items))
-        results = await asyncio.wrap_future(node.submit([bytes(i) for i in items]).future)
-        out = [{"error": r.to_dict()} if isinstance(r, Exception) else {"id": r.hex()} for r in results]
-        return {"accepted": sum(1 for r in out if "id" in r), "results": out}
+    return submit_tx
 
-    @get("/v1/txs/{tx_id:str}", summary="A transaction's receipt with inclusion proofs",
-         operation_class=documented(errors=(400, 404), path_patterns={"tx_id": TX_ID_PATTERN}))
-    async def get_tx(tx_id: FromPath[str], wait: WaitSeconds = 0.0) -> dict[str, Any]:
-        return await _receipt(_txid(tx_id), _wait_s(wait))
 
-    @get("/v1/blocks/latest", sync_to_thread=True, summary="The newest block", operation_class=documented(errors=(400,)))
-    def latest_block(full: FromQuery[bool] = False) -> dict[str, Any]:
-        return reader.block(engine.head.height, full=full)  # type: ignore[union-attr]
+@post("/v1/txs/batch", status_code=200, summary="Submit many signed transactions",
+      request_max_body_size=MAX_BATCH_BYTES,
+      operation_class=documented(errors=(400, 413, 415), request_body=json_body(
+          {"type": "array", "items": BATCH_ITEMS, "maxItems": MAX_BATCH}, f"Up to {MAX_BATCH} signed transactions.")))
+async def submit_batch(request: Request, api: ApiDep) -> dict[str, Any]:
+    """A JSON array of signed transactions; each gets its id or its own refusal."""
+    _json_body(request)
+    body = await request.body()
+    commas = body.count(b",")
+    if commas > MAX_BATCH_COMMAS:
+        raise BatchBodyTooComplex(commas=commas, limit=MAX_BATCH, max_commas=MAX_BATCH_COMMAS)
+    try:
+        items = msgspec.json.decode(body, type=list[msgspec.Raw])
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise MalformedTx(reason=f"a batch is a JSON array of transactions ({reason})") from None
+    if len(items) > MAX_BATCH:
+        raise BatchTooLarge(limit=MAX_BATCH, size=len(items))
+    results = await asyncio.wrap_future(api.node.submit([bytes(i) for i in items]).future)
+    out = [{"error": r.to_dict()} if isinstance(r, Exception) else {"id": r.hex()} for r in results]
+    return {"accepted": sum(1 for r in out if "id" in r), "results": out}
 
-    def _committed(height: int) -> None:
-        head = engine.head.height  # type: ignore[union-attr]
-        if height > head:
-            raise HeightNotReached(height=height, head=head)
 
-    @get("/v1/blocks/{height:int}", sync_to_thread=True, summary="A block's header, ids and attestations",
-         operation_class=documented(errors=(400, 404)))
-    def get_block(height: PathHeight, full: FromQuery[bool] = False) -> dict[str, Any]:
-        _committed(height)
-        return reader.block(height, full=full)
+@get("/v1/txs/{tx_id:str}", summary="A transaction's receipt with inclusion proofs",
+     operation_class=documented(errors=(400, 404), path_patterns={"tx_id": TX_ID_PATTERN}))
+async def get_tx(api: ApiDep, tx_id: FromPath[str], wait: WaitSeconds = 0.0) -> dict[str, Any]:
+    return await api.receipt(_txid(tx_id), _wait_s(wait))
 
-    @get("/v1/checkpoints/latest", sync_to_thread=True, summary="The newest checkpoint",
-         operation_class=documented())
-    def latest_checkpoint() -> dict[str, Any]:
-        return to_builtins(reader.checkpoint(engine.head.height))  # type: ignore[union-attr]
 
-    @get("/v1/checkpoints/{height:int}", sync_to_thread=True, summary="A header with its node attestations",
-         operation_class=documented(errors=(400, 404)))
-    def get_checkpoint(height: PathHeight) -> dict[str, Any]:
-        _committed(height)
-        return to_builtins(reader.checkpoint(height))
+# ---------------------------------------------------------------- blocks, checkpoints, state
 
-    snapshots = Snapshots()
-    event_reads = ThreadPoolExecutor(EVENT_READ_THREADS, thread_name_prefix="api-events")
+@get("/v1/blocks/latest", sync_to_thread=True, summary="The newest block", operation_class=documented(errors=(400,)))
+def latest_block(api: ApiDep, full: FromQuery[bool] = False) -> dict[str, Any]:
+    return api.reader.block(api.node.head_height, full=full)
 
-    @get("/v1/snapshot/chain", summary="A consistent copy of this node's block log (chain.db)",
-         operation_class=documented(success_media="application/vnd.sqlite3", success_headers={
-             "last-modified": OpenAPIHeader(schema=Schema(type=OpenAPIType.STRING, description=HTTP_DATE)),
-             "etag": OpenAPIHeader(schema=Schema(type=OpenAPIType.STRING))}),
-         media_type="application/vnd.sqlite3")
-    async def snapshot_chain() -> File:
-        """For a new node joining the chain: every block, receipt and attestation, and the ordering
-        stream position; `blokauto node snapshot` checks it against a quorum checkpoint. At most
-        two are served at once (503 ``unavailable`` with Retry-After beyond)."""
-        name = await snapshots.copy(engine.blocks)
-        return File(path=name, filename="chain.db", media_type="application/vnd.sqlite3",
-                    chunk_size=SNAPSHOT_CHUNK, background=BackgroundTask(snapshots.done, name))
 
-    @get("/v1/state/{key:path}", summary="A state value with its proof", operation_class=documented(errors=(400, 404)))
-    async def get_state(key: FromPath[str], min_height: MinHeight = -1) -> dict[str, Any]:
-        """``min_height`` waits (up to 10 s) until the state reflects that block, for read-your-writes.
-        A key is UTF-8 text: percent-encoded bytes that are not UTF-8 are refused before this runs."""
-        if min_height > engine.state.flushed_height:
-            await _reach(min_height)
-        return await asyncio.to_thread(reader.state_value, key.lstrip("/").encode())
+@get("/v1/blocks/{height:int}", sync_to_thread=True, summary="A block's header, ids and attestations",
+     operation_class=documented(errors=(400, 404)))
+def get_block(api: ApiDep, height: PathHeight, full: FromQuery[bool] = False) -> dict[str, Any]:
+    api.committed(height)
+    return api.reader.block(height, full=full)
 
-    @get("/v1/consensus/changes", sync_to_thread=True, operation_class=documented(errors=(400,)),
-         summary="Changes of the node keys and quorum after a height, each proven at the block that made it")
-    def consensus_changes(after: Annotated[int, QueryParameter(ge=0, le=MAX_HEIGHT, description="A block height.")] = 0) -> dict[str, Any]:
-        """For a verifier to follow governance from its trust anchor (``verify.follow_consensus``)."""
-        return _consensus_changes(engine.blocks, engine.data_dir / "chain.db", after)
 
-    @get("/v1/status", summary="Node status", operation_class=documented())
-    async def status() -> dict[str, Any]:
-        return node.status()
+@get("/v1/checkpoints/latest", sync_to_thread=True, summary="The newest checkpoint",
+     operation_class=documented())
+def latest_checkpoint(api: ApiDep) -> dict[str, Any]:
+    return to_builtins(api.reader.checkpoint(api.node.head_height))
 
-    @get("/v1/genesis", summary="The trust anchor: chain id, founding organisations, node keys, quorum",
-         operation_class=documented())
-    async def genesis() -> dict[str, Any]:
-        return {**to_builtins(engine.genesis), "hash": engine.genesis.hash().hex()}
 
-    @get("/v1/messages", summary="Message types, who may send them and their JSON schema",
-         operation_class=documented())
-    async def messages() -> list[dict[str, Any]]:
-        out = []
-        for t, spec in sorted(registry.messages.items()):
-            roles = spec.roles if isinstance(spec.roles, str) else sorted(spec.roles)
-            out.append({"type": t, "module": spec.module, "doc": spec.doc, "roles": roles,
-                        "cosigners": spec.cosigners is not None,
-                        "schema": msgspec.json.schema(spec.struct)})
-        return out
+@get("/v1/checkpoints/{height:int}", sync_to_thread=True, summary="A header with its node attestations",
+     operation_class=documented(errors=(400, 404)))
+def get_checkpoint(api: ApiDep, height: PathHeight) -> dict[str, Any]:
+    api.committed(height)
+    return to_builtins(api.reader.checkpoint(height))
 
-    @get("/v1/params", summary="Chain parameters: value, bounds, meaning", operation_class=documented())
-    async def params() -> list[dict[str, Any]]:
-        values = engine.params
-        return [{"name": p.name, "value": values.get(p.name, p.default), "default": p.default,
-                 "min": p.min, "max": p.max, "doc": p.doc} for p in registry.params.values()]
 
-    @get("/v1/queries", summary="Module queries and their parameters", operation_class=documented())
-    async def queries() -> list[dict[str, Any]]:
-        return [{"module": m, "name": n, "path": f"/v1/q/{m}/{n}", "doc": spec.doc,
-                 "params": msgspec.json.schema(spec.params) if spec.params else None}
-                for (m, n), spec in sorted(registry.queries.items())]
+@get("/v1/snapshot/chain", summary="A consistent copy of this node's block log (chain.db)",
+     operation_class=documented(success_media="application/vnd.sqlite3", success_headers={
+         "last-modified": OpenAPIHeader(schema=Schema(type=OpenAPIType.STRING, description=HTTP_DATE)),
+         "etag": OpenAPIHeader(schema=Schema(type=OpenAPIType.STRING))}),
+     media_type="application/vnd.sqlite3")
+async def snapshot_chain(api: ApiDep) -> File:
+    """For a new node joining the chain: every block, receipt and attestation, and the ordering
+    stream position; `blokauto node snapshot` checks it against a quorum checkpoint. At most
+    two are served at once (503 ``unavailable`` with Retry-After beyond)."""
+    name = await api.snapshots.copy(api.node)
+    return File(path=name, filename="chain.db", media_type="application/vnd.sqlite3",
+                chunk_size=SNAPSHOT_CHUNK, background=BackgroundTask(api.snapshots.done, name))
 
-    def query_route(module: str, name: str, doc: str, params: type | None):  # one documented route per query
-        @get(f"/v1/q/{module}/{name}", sync_to_thread=True, summary=f"{module}.{name}", description=doc,
-             operation_class=documented(errors=(400, 404), parameters=query_parameters(params),
-                                        replace_parameters=True),
-             operation_id=f"query_{module}_{name}", name=f"query-{module}-{name}",
-             opt={"query": frozenset(f.name for f in msgspec.structs.fields(params)) if params else frozenset(),
-                  "module_query": True})
-        def handler(request: Request) -> dict[str, Any]:
-            return reader.query(module, name, dict(request.query_params))
 
-        return handler
+@get("/v1/state/{key:path}", summary="A state value with its proof", operation_class=documented(errors=(400, 404)))
+async def get_state(api: ApiDep, key: FromPath[str], min_height: MinHeight = -1) -> dict[str, Any]:
+    """``min_height`` waits (up to 10 s) until the state reflects that block, for read-your-writes.
+    A key is UTF-8 text: percent-encoded bytes that are not UTF-8 are refused before this runs."""
+    await api.reach(min_height)
+    return await asyncio.to_thread(api.reader.state_value, key.lstrip("/").encode())
 
-    @get("/v1/q/{module:str}/{name:str}", summary="An unknown query", include_in_schema=False,
-         opt={"query": ANY_PARAMETER})
-    async def unknown_query(module: FromPath[str], name: FromPath[str]) -> None:
-        """Declared queries have routes of their own: anything else here is a query this node does not know."""
-        raise UnknownQuery(name=f"{module}.{name}"[:120])
 
-    @get("/v1/events", summary="Committed events as server-sent events (resumable)", media_type="text/event-stream",
-         operation_class=documented(errors=(400,), success_media="text/event-stream", parameters=[
-             Parameter(name="Last-Event-ID", param_in="header", required=False,
-                       description="Resume after this event id (height:tx:event[:derived]).",
-                       schema=Schema(type=OpenAPIType.STRING, pattern=r"^\d{1,18}(:\d{1,18}:\d{1,18}(:\d{1,18})?)?$"))]))
-    async def events(request: Request, from_height: Annotated[int, QueryParameter(ge=-1, le=MAX_HEIGHT, description="Start at this block (-1: at the head).")] = -1) -> Stream:
-        """Reconnect with the ``Last-Event-ID`` header (or ``?from_height=H``) to miss nothing. A stream
-        that cannot go on ends with one ``error`` event: an error body (``integrity_failure``,
-        ``unavailable``) whose id is the last event sent."""
-        last = request.headers.get("last-event-id")
-        after = parse_event_id(last) if last is not None else (from_height - 1 if from_height >= 0 else engine.head.height, *AFTER_BLOCK)  # type: ignore[union-attr]
-        return Stream(_event_stream(after), media_type="text/event-stream", headers=SSE_HEADERS)
+@get("/v1/consensus/changes", sync_to_thread=True, operation_class=documented(errors=(400,)),
+     summary="Changes of the node keys and quorum after a height, each proven at the block that made it")
+def consensus_changes(api: ApiDep, after: Annotated[int, QueryParameter(ge=0, le=MAX_HEIGHT, description="A block height.")] = 0) -> dict[str, Any]:
+    """For a verifier to follow governance from its trust anchor (``verify.follow_consensus``)."""
+    return api.node.consensus_changes(after)
 
-    async def _event_stream(after: tuple[int, int, int, int]) -> AsyncIterator[bytes]:
-        """Events strictly after ``after``: from the block log, then from live blocks.
 
-        What a stream holds is bounded whatever its client does: it encodes about ``EVENT_BUDGET``
-        bytes of events at a time (reading one block for them, on one of ``EVENT_READ_THREADS``
-        threads shared by every stream, so the blocks read at once are bounded too) and reads on
-        only once its client took them (a write waits while the connection's buffer is full); where
-        it stopped is an event id, not a block held. Live blocks waiting for it are shared with every
-        other stream and at most ``LIVE_BLOCKS``; a stream whose live blocks pile up past that reads
-        them back from the log instead. A refusal met on the way (damaged
-        data, state not flushed in time) ends the stream with an ``error`` event whose id is the last
-        event sent, so a client resumes there."""
-        loop = asyncio.get_running_loop()
-        live = _LiveBlocks()
+# ---------------------------------------------------------------- about the chain
 
-        def on_block(block: CommittedBlock) -> None:  # engine thread
-            loop.call_soon_threadsafe(live.push, block)
+@get("/v1/status", summary="Node status", operation_class=documented())
+async def status(api: ApiDep) -> dict[str, Any]:
+    return api.node.status()
 
-        unsubscribe = engine.subscribe(on_block)
-        position = after  # the last event sent, or (h, END, END, END): every event of block h sent
-        resume = after  # the last event sent (or where the stream started): the id of a final error event
-        try:
-            while True:
-                whole = position[1:] == AFTER_BLOCK
-                sent = position[0] if whole else position[0] - 1  # blocks wholly sent
-                head = engine.head.height  # type: ignore[union-attr]
-                block = live.next_after(sent)
-                if sent < head and (not whole or live.overflowed or block is None
-                                    or block.header.height != sent + 1):
-                    # from the log: the backlog, the rest of a block, a gap, or what piled up unread
-                    live.overflowed = False
-                    target = await _flushed_part(sent + 1, min(head, sent + EVENT_CHUNK_BLOCKS))
-                    start = position if not whole else (sent + 1, -1, -1, -1)  # (the log read starts at start[0])
-                    encoded = await loop.run_in_executor(event_reads, _from_log, start, target)
-                elif block is not None:
-                    live.blocks.popleft()
-                    h, target = block.header.height, block.header.height
-                    expand = None
-                    if reader.expands(block.receipts):  # derived events read indexes: they must hold block h
-                        await _flushed_part(h, h)
-                        expand = reader.expand
-                    encoded = await loop.run_in_executor(event_reads, _from_block, block, position, expand)
-                else:
-                    live.wake.clear()
-                    try:
-                        await asyncio.wait_for(live.wake.wait(), HEARTBEAT_S)
-                    except asyncio.TimeoutError:
-                        yield KEEP_ALIVE
-                    continue
-                for eid, piece in encoded.pieces:
-                    yield piece
-                    position = resume = parse_event_id(eid)
-                if encoded.failed is not None:
-                    raise encoded.failed
-                if encoded.done:
-                    position = (target, *AFTER_BLOCK)  # the rest of a block cut at the budget is read from the log
-        except _StreamEnds as end:
-            yield _error_message(end.error, resume)
-        except BlokautoError as err:  # known damage (DataIntegrity), or another refusal of a read
-            log.warning("event stream ended: %s", err.message)
-            yield _error_message(err, resume)
-        except (DamagedData, sqlite3.DatabaseError) as exc:  # found by this read: the node turns unhealthy
-            damage = read_damage(exc, "the block log", "the event stream", scope="block")
-            if damage is None:
-                raise
-            err = refuse_damage(node, damage)
-            log.warning("event stream ended: %s", err.message)
-            yield _error_message(err, resume)
-        finally:
-            unsubscribe()
 
-    def _from_log(start: tuple[int, int, int, int], until: int) -> _Encoded:
-        return _encode(reader.events(start, until))
+@get("/v1/genesis", summary="The trust anchor: chain id, founding organisations, node keys, quorum",
+     operation_class=documented())
+async def genesis(api: ApiDep) -> dict[str, Any]:
+    g = api.node.genesis
+    return {**to_builtins(g), "hash": g.hash().hex()}
 
-    def _from_block(block: CommittedBlock, start: tuple[int, int, int, int], expand: Any) -> _Encoded:
-        return _encode(block_events(block.header.height, block.header.time, block.tx_ids, block.receipts, start,
-                                    expand))
 
-    async def _flushed_part(first: int, last: int) -> int:
-        """The last height of ``first..last`` that queries read (derived events need it), waiting up to
-        30 s for ``first``; a stream whose state does not reach it ends (its client resumes later)."""
-        flushed = engine.state.flushed_height
-        if flushed >= last:
-            return last
-        if flushed >= first:
-            return flushed
-        if not await heights.wait(first, 30.0):
-            raise _StreamEnds(Unavailable(reason=f"its state has not reached block {first} within 30 s, and "
-                                                 "derived events are never sent incomplete; reconnect with "
-                                                 "Last-Event-ID"))
-        return max(first, min(last, engine.state.flushed_height))
+@get("/v1/messages", summary="Message types, who may send them and their JSON schema",
+     operation_class=documented())
+async def messages(api: ApiDep) -> list[dict[str, Any]]:
+    out = []
+    for t, spec in sorted(api.node.registry.messages.items()):
+        roles = spec.roles if isinstance(spec.roles, str) else sorted(spec.roles)
+        out.append({"type": t, "module": spec.module, "doc": spec.doc, "roles": roles,
+                    "cosigners": spec.cosigners is not None,
+                    "schema": msgspec.json.schema(spec.struct)})
+    return out
 
-    async def _report(vin: str, min_height: int) -> dict[str, Any]:
-        if min_height > engine.state.flushed_height:
-            await _reach(min_height)
-        node.health.check_state()
-        return await asyncio.to_thread(build_report, engine.blocks, engine.state, vin, reader.checkpoint)
 
-    @get("/v1/reports/{vin:str}", summary="A vehicle's verifiable history report (blokauto-report/1)",
-         operation_class=documented(errors=(400, 404)))
-    async def report_json(vin: FromPath[str], min_height: MinHeight = -1) -> dict[str, Any]:
-        return await _report(vin, min_height)
+@get("/v1/params", summary="Chain parameters: value, bounds, meaning", operation_class=documented())
+async def params(api: ApiDep) -> list[dict[str, Any]]:
+    values = api.node.params
+    return [{"name": p.name, "value": values.get(p.name, p.default), "default": p.default,
+             "min": p.min, "max": p.max, "doc": p.doc} for p in api.node.registry.params.values()]
 
-    @get("/v1/reports/{vin:str}/pdf", summary="The report as a PDF", media_type="application/pdf",
-         operation_class=documented(errors=(400, 404), success_media="application/pdf"))
-    async def report_pdf(vin: FromPath[str], min_height: MinHeight = -1) -> Response:
-        report = await _report(vin, min_height)
-        pdf = await asyncio.to_thread(render_pdf, report)
-        return Response(pdf, media_type="application/pdf",
-                        headers={"Content-Disposition": f'inline; filename="history-{vin}.pdf"'})
 
-    @get("/reports/{vin:str}", summary="The report as a page that verifies itself in the browser",
-         operation_class=documented(errors=(400, 404), error_media="text/html"),
-         exception_handlers={HTTPException: _html_http_error, BlokautoError: _html_error},
-         media_type=MediaType.HTML, include_in_schema=True)
-    async def report_page(vin: FromPath[str], min_height: MinHeight = -1) -> Response:
-        """A person reads this page: a refusal is a page too (with the same status and code)."""
-        report = await _report(vin, min_height)
-        return Response(render_html(report, engine.genesis), media_type=MediaType.HTML)
+@get("/v1/queries", summary="Module queries and their parameters", operation_class=documented())
+async def queries(api: ApiDep) -> list[dict[str, Any]]:
+    return [{"module": m, "name": n, "path": f"/v1/q/{m}/{n}", "doc": spec.doc,
+             "params": msgspec.json.schema(spec.params) if spec.params else None}
+            for (m, n), spec in sorted(api.node.registry.queries.items())]
 
-    @get("/", media_type=MediaType.HTML, include_in_schema=False)
-    async def index() -> Response:
-        return Response(web_asset("index.html"), media_type=MediaType.HTML)
 
-    handlers: list[Any] = [submit_tx, submit_batch, get_tx, latest_block, get_block, latest_checkpoint,
-                           get_checkpoint, snapshot_chain, get_state, status, genesis, messages, params, queries, events,
-                           report_json, report_pdf, report_page, index, unknown_query]
-    handlers.append(consensus_changes)
-    handlers += [query_route(m, n, spec.doc, spec.params) for (m, n), spec in sorted(registry.queries.items())]
+def query_route(module: str, name: str, doc: str, params: type | None) -> Any:
+    """One documented route per declared module query."""
+    @get(f"/v1/q/{module}/{name}", sync_to_thread=True, summary=f"{module}.{name}", description=doc,
+         operation_class=documented(errors=(400, 404), parameters=query_parameters(params),
+                                    replace_parameters=True),
+         operation_id=f"query_{module}_{name}", name=f"query-{module}-{name}",
+         opt={"query": frozenset(f.name for f in msgspec.structs.fields(params)) if params else frozenset(),
+              "module_query": True})
+    def handler(request: Request, api: ApiDep) -> dict[str, Any]:
+        return api.reader.query(module, name, dict(request.query_params))
+
+    return handler
+
+
+@get("/v1/q/{module:str}/{name:str}", summary="An unknown query", include_in_schema=False,
+     opt={"query": ANY_PARAMETER})
+async def unknown_query(module: FromPath[str], name: FromPath[str]) -> None:
+    """Declared queries have routes of their own: anything else here is a query this node does not know."""
+    raise UnknownQuery(name=f"{module}.{name}"[:120])
+
+
+# ---------------------------------------------------------------- events
+
+@get("/v1/events", summary="Committed events as server-sent events (resumable)", media_type="text/event-stream",
+     operation_class=documented(errors=(400,), success_media="text/event-stream", parameters=[
+         Parameter(name="Last-Event-ID", param_in="header", required=False,
+                   description="Resume after this event id (height:tx:event[:derived]).",
+                   schema=Schema(type=OpenAPIType.STRING, pattern=r"^\d{1,18}(:\d{1,18}:\d{1,18}(:\d{1,18})?)?$"))]))
+async def events(request: Request, api: ApiDep, from_height: Annotated[int, QueryParameter(ge=-1, le=MAX_HEIGHT, description="Start at this block (-1: at the head).")] = -1) -> Stream:
+    """Reconnect with the ``Last-Event-ID`` header (or ``?from_height=H``) to miss nothing. A stream
+    that cannot go on ends with one ``error`` event: an error body (``integrity_failure``,
+    ``unavailable``) whose id is the last event sent."""
+    last = request.headers.get("last-event-id")
+    after = parse_event_id(last) if last is not None else (
+        from_height - 1 if from_height >= 0 else api.node.head_height, *AFTER_BLOCK)
+    return Stream(_event_stream(api, after), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+async def _event_stream(api: ApiDep, after: tuple[int, int, int, int]) -> AsyncIterator[bytes]:
+    """The node's event feed as server-sent events (``node.event_feed`` bounds what it holds). A
+    refusal met on the way (damaged data, state not flushed in time) ends the stream with an
+    ``error`` event whose id is the last event sent, so a client resumes there."""
+    resume = after  # the last event sent (or where the stream started): the id of a final error event
+    try:
+        async for eid, piece in api.events.since(after, _sse_event):
+            if not piece:
+                yield KEEP_ALIVE
+                continue
+            yield piece
+            resume = parse_event_id(eid)
+    except FeedEnds as end:
+        yield _error_message(end.error, resume)
+    except BlokautoError as err:  # known damage (DataIntegrity), or another refusal of a read
+        log.warning("event stream ended: %s", err.message)
+        yield _error_message(err, resume)
+    except (DamagedData, sqlite3.DatabaseError) as exc:  # found by this read: the node turns unhealthy
+        damage = read_damage(exc, "the block log", "the event stream", scope="block")
+        if damage is None:
+            raise
+        err = refuse_damage(api.node, damage)
+        log.warning("event stream ended: %s", err.message)
+        yield _error_message(err, resume)
+
+
+# ---------------------------------------------------------------- reports
+
+@get("/v1/reports/{vin:str}", summary="A vehicle's verifiable history report (blokauto-report/1)",
+     operation_class=documented(errors=(400, 404)))
+async def report_json(api: ApiDep, vin: FromPath[str], min_height: MinHeight = -1) -> dict[str, Any]:
+    return await api.report(vin, min_height)
+
+
+@get("/v1/reports/{vin:str}/pdf", summary="The report as a PDF", media_type="application/pdf",
+     operation_class=documented(errors=(400, 404), success_media="application/pdf"))
+async def report_pdf(api: ApiDep, vin: FromPath[str], min_height: MinHeight = -1) -> Response:
+    report = await api.report(vin, min_height)
+    pdf = await asyncio.to_thread(render_pdf, report)
+    return Response(pdf, media_type="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="history-{vin}.pdf"'})
+
+
+@get("/reports/{vin:str}", summary="The report as a page that verifies itself in the browser",
+     operation_class=documented(errors=(400, 404), error_media="text/html"),
+     exception_handlers={HTTPException: _html_http_error, BlokautoError: _html_error},
+     media_type=MediaType.HTML, include_in_schema=True)
+async def report_page(api: ApiDep, vin: FromPath[str], min_height: MinHeight = -1) -> Response:
+    """A person reads this page: a refusal is a page too (with the same status and code)."""
+    report = await api.report(vin, min_height)
+    return Response(render_html(report, api.node.genesis), media_type=MediaType.HTML)
+
+
+@get("/", media_type=MediaType.HTML, include_in_schema=False)
+async def index() -> Response:
+    return Response(web_asset("index.html"), media_type=MediaType.HTML)
+
+
+#: Every route of the API but those made from the chain's declarations (the submission's schema, module queries).
+ROUTES: list[Any] = [submit_batch, get_tx, latest_block, get_block, latest_checkpoint, get_checkpoint,
+                     snapshot_chain, get_state, consensus_changes, status, genesis, messages, params, queries, events,
+                     report_json, report_pdf, report_page, index, unknown_query]
+
+
+def create_app(node: Node) -> Litestar:
+    """The API of a started node: the route table, one route per module query, the shared ``Api``."""
+    heights = HeightWaiter(lambda: node.flushed_height, node.on_flushed)
+    assert node.reader is not None, "start the node before serving it"
+    api = Api(node, heights, EventFeed(node.reader, head=lambda: node.head_height, heights=heights,
+                                       subscribe=node.subscribe), Snapshots())
+    handlers = [submit_tx_route(signed_tx_schema(node.registry.codec.tx_type, node.chain)), *ROUTES]
+    handlers += [query_route(m, n, spec.doc, spec.params) for (m, n), spec in sorted(node.registry.queries.items())]
     for h in handlers:  # every route of the API refuses query parameters it does not take
         h.opt.setdefault("query", _FROM_SIGNATURE)
-    handlers.append(create_static_files_router(path=SCHEMA_ASSETS, directories=[swagger_ui_path],
-                                               include_in_schema=False, name="schema-assets"))
-
     app = Litestar(
-        route_handlers=handlers,
+        route_handlers=[*handlers, create_static_files_router(path=SCHEMA_ASSETS, directories=[swagger_ui_path],
+                                                              include_in_schema=False, name="schema-assets")],
+        dependencies={"api": Provide(lambda: api, use_cache=True, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         openapi_config=OpenAPIConfig(title="blokauto node API", version="1", path="/schema",
                                      description="A permissioned ledger for the whole life of a vehicle.",

@@ -1,8 +1,8 @@
-"""What one client may hold of a node: requests in flight, and waits for a height, without threads.
+"""What one client may hold of a node: requests in flight.
 
-A client that waits (``?min_height``, ``?wait``, an event stream catching up) holds no thread:
-``HeightWaiter`` resolves asyncio futures when ``state.db`` reaches a height. ``ClientLimits``, an
-ASGI middleware, caps the requests one client (by address) has in flight; beyond it, 429 with
+A client that waits (``?min_height``, ``?wait``, an event stream catching up) holds no thread
+(``node.event_feed.HeightWaiter`` resolves asyncio futures when ``state.db`` reaches a height).
+``ClientLimits``, an ASGI middleware, caps the requests one client (by address) has in flight; beyond it, 429 with
 ``Retry-After``, so one client cannot take every slot of a node from the others.
 """
 
@@ -16,47 +16,6 @@ from typing import Any
 from .errors import TooManyRequests, error_bytes
 
 MAX_CLIENT_REQUESTS = 64  # requests one client address may have in flight at once
-
-
-class HeightWaiter:
-    """``await wait(height, timeout)`` until the state store has flushed ``height`` (no thread held)."""
-
-    def __init__(self, state: Any) -> None:
-        self.state = state
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._waiting: list[tuple[int, int, asyncio.Future]] = []
-        self._seq = itertools.count()
-        state.on_flushed(self._flushed)
-
-    def _flushed(self, height: int) -> None:
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._release, height)
-
-    def _release(self, height: int) -> None:
-        while self._waiting and self._waiting[0][0] <= height:
-            _, _, fut = heapq.heappop(self._waiting)
-            if not fut.done():
-                fut.set_result(True)
-
-    async def wait(self, height: int, timeout: float) -> bool:
-        if self.state.flushed_height >= height:
-            return True
-        self._loop = asyncio.get_running_loop()
-        fut = self._loop.create_future()
-        heapq.heappush(self._waiting, (height, next(self._seq), fut))
-        if self.state.flushed_height >= height:  # flushed between the check and the registration
-            self._release(self.state.flushed_height)
-        try:
-            await asyncio.wait_for(asyncio.shield(fut), timeout)
-            return True
-        except asyncio.TimeoutError:
-            return False
-        finally:
-            if not fut.done():
-                fut.cancel()
-            self._waiting = [w for w in self._waiting if not w[2].done()]
-            heapq.heapify(self._waiting)
 
 
 class ClientLimits:

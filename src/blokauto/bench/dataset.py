@@ -1,5 +1,5 @@
 """Cached benchmark data sets: a chain holding a whole fleet, built by feeding signed
-transactions straight into an in-process engine (real execution, real blocks, fsynced)."""
+transactions straight into an in-process block committer (real execution, real blocks, fsynced)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from ..core.encoding import canonical
 from ..core.tx import CheckedTx
 from ..keystore import KeyStore
 from ..modules import default_registry
-from ..node.engine import Engine, EngineConfig
+from ..node.committer import BlockCommitter
 from ..node.init import OrgSpec, init_chain
 from ..node.node import find_node_key, load_genesis
 from .fleet import ORGS, TxFactory, fleet_keys, signed_lives
@@ -41,8 +41,8 @@ def build_fleet(path: Path, *, vehicles: int, mean_events: int = 1, block_txs: i
     shutil.rmtree(path, ignore_errors=True)
     genesis = init_chain(path, chain=CHAIN, orgs=[OrgSpec.parse(o) for o in ORGS], quorum=1, node_orgs=1)
     registry = default_registry()
-    engine = Engine(path, registry, find_node_key(path, genesis), EngineConfig(state_writer_process=True), genesis=genesis)
-    engine.recover()
+    committer = BlockCommitter(path, registry, find_node_key(path, genesis), genesis=genesis, state_writer_process=True)
+    committer.recover()
     keys = fleet_keys(KeyStore(path / "keys").load)
     codec = registry.codec
     failed = 0
@@ -56,7 +56,7 @@ def build_fleet(path: Path, *, vehicles: int, mean_events: int = 1, block_txs: i
             for raw in raws[s:s + block_txs]:
                 tx = codec.decode(raw)
                 batch.append(CheckedTx(tx, crypto.tagged_hash(crypto.TAG_TX_ID, canonical(tx.body)), raw))
-            outcome = engine.produce(batch)
+            outcome = committer.produce(batch)
             failed += sum(1 for r in outcome.receipts if not r.ok)
             txs += len(batch)
 
@@ -70,10 +70,10 @@ def build_fleet(path: Path, *, vehicles: int, mean_events: int = 1, block_txs: i
                 rate = txs / (time.perf_counter() - t0)
                 print(f"\rbuilding data set: {done:,}/{vehicles:,} vehicles, {txs:,} txs ({rate:,.0f} tx/s)",
                       end="", file=sys.stderr, flush=True)
-        engine.state.flush()
-        height = engine.head.height if engine.head else -1
+        committer.state.flush()
+        height = committer.head.height if committer.head else -1
     finally:
-        engine.stop()
+        committer.close()
     if not quiet:
         print(file=sys.stderr)
     info = {"params": params, "txs": txs, "failed": failed, "height": height,

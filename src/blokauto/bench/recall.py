@@ -4,7 +4,7 @@ A cached data set holds N vehicles, each built with K installed parts: one seria
 digital twin minted, shipped and received before it is fitted) and K-1 units from batches of
 other part numbers. A batch of each part number goes into 10,000 consecutive vehicles, so a
 campaign on one batch covers 10,000 vehicles. Everything is real signed transactions through the
-engine (real execution, blocks fsynced); building is resumable and the result is cached.
+block committer (real execution, blocks fsynced); building is resumable and the result is cached.
 
 A real node process then serves it. The bench opens a campaign on one batch and measures, in one
 run: resolving the campaign's affected vehicles with their holders (the ``recalls.affected``
@@ -145,7 +145,7 @@ def build_recall_fleet(path: Path, *, vehicles: int, parts: int, block_txs: int 
                        quiet: bool = False) -> dict[str, Any]:
     """The data folder at ``path`` (reused when it matches; a build that was stopped resumes)."""
     from ..modules import default_registry
-    from ..node.engine import Engine, EngineConfig
+    from ..node.committer import BlockCommitter
     from ..node.init import OrgSpec, init_chain
     from ..node.node import find_node_key, load_genesis
 
@@ -166,8 +166,8 @@ def build_recall_fleet(path: Path, *, vehicles: int, parts: int, block_txs: int 
     else:
         genesis = load_genesis(path)
     registry = default_registry()
-    engine = Engine(path, registry, find_node_key(path, genesis), EngineConfig(state_writer_process=True), genesis=genesis)
-    engine.recover()
+    committer = BlockCommitter(path, registry, find_node_key(path, genesis), genesis=genesis, state_writer_process=True)
+    committer.recover()
     keys = fleet_keys(KeyStore(path / "keys").load)
     supplier = KeyStore(path / "keys").load(f"{SUPPLIER}-admin")
     seeds = [keys.oem.seed, keys.dealer.seed, keys.shop.seed, keys.insurer.seed, keys.registry.seed, supplier.seed]
@@ -181,7 +181,7 @@ def build_recall_fleet(path: Path, *, vehicles: int, parts: int, block_txs: int 
             for raw in raws[s:s + block_txs]:
                 tx = codec.decode(raw)
                 batch.append(CheckedTx(tx, crypto.tagged_hash(crypto.TAG_TX_ID, canonical(tx.body)), raw))
-            outcome = engine.produce(batch)
+            outcome = committer.produce(batch)
             bad = [r for r in outcome.receipts if not r.ok]
             progress["failed"] += len(bad)
             first_errors.extend(f"{r.code}: {r.detail}" for r in bad[:3 - len(first_errors)])
@@ -195,7 +195,7 @@ def build_recall_fleet(path: Path, *, vehicles: int, parts: int, block_txs: int 
             commit(raws)
             progress["done"] = min(vehicles, progress["done"] + CHUNK)
             progress["build_s"] = round(time.perf_counter() - t0, 1)
-            engine.state.flush()
+            committer.state.flush()
             progress_file.write_bytes(msgspec.json.encode(progress))
             if first_errors:
                 raise RuntimeError(f"the data set's transactions were refused: {first_errors}")
@@ -204,10 +204,10 @@ def build_recall_fleet(path: Path, *, vehicles: int, parts: int, block_txs: int 
                 print(f"\rbuilding recall data set: {progress['done']:,}/{vehicles:,} vehicles, "
                       f"{progress['done'] * k:,} parts fitted, {progress['txs']:,} txs ({rate:,.0f} tx/s)",
                       end="", file=sys.stderr, flush=True)
-        engine.state.flush()
-        height = engine.head.height if engine.head else -1
+        committer.state.flush()
+        height = committer.head.height if committer.head else -1
     finally:
-        engine.stop()
+        committer.close()
     if not quiet:
         print(file=sys.stderr)
     info = {**progress, "height": height, "installed_parts": vehicles * k}

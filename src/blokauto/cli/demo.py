@@ -133,7 +133,7 @@ def run_demo(data: Path, *, serve: bool, port: int, console: Console) -> None:
         with Client(url, trust=genesis) as bc:
             tell_story(bc, keys, Story(console))
         st = node.status()
-        node.engine.state.flush()
+        node.committer.state.flush()
         report = audit(data)
         console.print(f"\nchain height {st['height']}, {st['committed_txs']} transactions, state root {st['state_root'][:16]}…")
         console.print(f"audit: {'[green]OK[/]' if report.ok else '[red]FAILED[/]'} — re-executed {report.blocks} blocks, "

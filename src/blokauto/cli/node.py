@@ -44,7 +44,7 @@ def node_start(
     for the other commands)."""
     from ..api.server import ApiServer
     from ..keystore import KeyStore
-    from ..node.engine import EngineConfig
+    from ..node.ordering import NodeConfig
     from ..node.faults import NodeFault
     from ..node.netconfig import NETWORK_FILE
     from ..node.node import Node, load_genesis, node_keys_of, tune_gc_for_serving
@@ -58,7 +58,7 @@ def node_start(
         node_key = check_solo_node_key(data, genesis, node_key)
     check_can_listen(host, port)
     key = KeyStore(data / "keys").load(node_key) if node_key else None
-    node = Node(data, node_key=key, config=EngineConfig(block_max_txs=block_txs, block_interval_ms=block_ms,
+    node = Node(data, node_key=key, config=NodeConfig(block_max_txs=block_txs, block_interval_ms=block_ms,
                                                         durable_acks=not unsafe_acks, state_writer_process=True),
                 workers=workers, scrub_interval_s=scrub_minutes * 60)
     if node_key is None:
@@ -90,7 +90,7 @@ def node_start(
         server.run()
     finally:
         node.stop()
-    failure = node.engine.failure
+    failure = node.failure
     if failure is not None:  # the API was served, but ordering and execution had stopped
         damaged = isinstance(failure, (NodeFault, DamagedData))
         fail(f"node stopped; its engine had stopped earlier: {failure}", 4 if damaged else 1)

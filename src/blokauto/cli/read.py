@@ -58,7 +58,7 @@ def _offline_status(data: Path) -> dict[str, Any]:
         return {"chain": genesis.chain if genesis else None, "height": h,
                 "head": header.hash().hex() if header else None, "time": header.time if header else None,
                 "state_root": header.state_root if header else None,
-                "attestations": len(log.stored_attestations(h))}
+                "attestations": len(log.attestations(h))}
     finally:
         log.close()
 

@@ -194,10 +194,10 @@ def _replay(blocks: BlockLog, height: int, registry: Registry, ledger: MemoryLed
             prev_hash, executing = None, _stop_executing(h, executing, finding)
             continue
         nodes = _node_keys(registry, ledger)
-        for kind, message in block_problems(b, prev=prev_hash, attestations=blocks.stored_attestations(h), nodes=nodes,
+        for kind, message in block_problems(b, prev=prev_hash, attestations=blocks.attestations(h), nodes=nodes,
                                             require_attestation=True):
             finding(h, kind, message)
-        for att in blocks.stored_attestations(h):
+        for att in blocks.attestations(h):
             if att.node not in nodes:
                 finding(h, "attestation", f"{att.node} attested but is not a node key of the consortium")
         prev_hash = b.header.hash()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import msgspec
 
@@ -49,12 +49,12 @@ def changes_after(chain_db: Path, after: int) -> list[tuple[int, bytes, smt.Stat
     return [(h, bytes(v), msgspec.json.decode(p, type=smt.StateProof)) for h, v, p in rows]
 
 
-def consensus_changes(blocks: Any, chain_db: Path, after: int) -> dict[str, Any]:
+def consensus_changes(checkpoint_of: Callable[[int], Any], chain_db: Path, after: int) -> dict[str, Any]:
     """The API's answer: every change above ``after``, with the record's bytes, its proof and the
-    checkpoint of the block that made it (``blocks`` is the node's block log)."""
+    checkpoint of the block that made it (``checkpoint_of(height)``: the node's, None if absent)."""
     out = []
     for height, value, proof in changes_after(chain_db, after):
-        checkpoint = blocks.checkpoint(height)
+        checkpoint = checkpoint_of(height)
         if checkpoint is None:
             continue
         if not _proves(checkpoint.header.state_root, value, proof):  # never serve what does not verify

@@ -120,7 +120,7 @@ def verify_block(log: BlockLog, height: int, nodes: Collection[str], own_node: s
         raise IntegrityFault("the block log", f"block {height}", exc.reason, scope="block", height=height) from None
     if b is None:
         return None
-    problems = block_problems(b, prev=None, attestations=log.stored_attestations(height), nodes=nodes,
+    problems = block_problems(b, prev=None, attestations=log.attestations(height), nodes=nodes,
                               own_node=own_node)
     if b.header.height != height:
         problems.append(("header", f"the header stored under height {height} says height {b.header.height}"))
@@ -152,7 +152,7 @@ def block_findings(log: BlockLog, start: int, end: int, nodes: Callable[[int], C
             continue
         if b.header.height != height:
             yield Finding(height, "header", f"the header stored under height {height} says height {b.header.height}")
-        for kind, message in block_problems(b, prev=prev, attestations=log.stored_attestations(height),
+        for kind, message in block_problems(b, prev=prev, attestations=log.attestations(height),
                                             nodes=nodes(height), own_node=own_node):
             yield Finding(height, kind, message)
         prev = b.header.hash()

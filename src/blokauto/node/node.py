@@ -1,10 +1,13 @@
-"""A blokauto node: data folder, engine, signature workers, and the submission path.
+"""A blokauto node: its roles wired together, and the one door the HTTP API uses.
 
-    raw tx bytes --(worker processes: decode, size, chain, expiry, signatures)-->
-    engine inbox --(replay + authorisation against the newest state)--> block --> chain.db
+    raw tx bytes --(VerifierPool: worker processes decode, size, chain, expiry, signatures)-->
+    Ordering (solo | JetStream: replay + authorisation against the newest state, durable, answered)
+    --> BlockCommitter (execute, append to chain.db, apply to state, notify) --> CheckpointService
 
 ``submit`` answers each transaction with a future: its id once it is accepted for ordering, or
-the refusal. ``engine.receipt_future(id)`` then resolves when its block is committed.
+the refusal. ``receipt_future(id)`` then resolves when its block is committed. The API reads
+through ``reader`` (blocks, proofs, queries), ``events`` (the event feed) and the few methods
+below ``# the door``; it never reaches into the committer, the stores or the ordering.
 """
 
 from __future__ import annotations
@@ -25,18 +28,23 @@ from ..core import smt
 from ..core.block import Genesis
 from ..core.crypto import KeyPair
 from ..core.encoding import decode
-from ..core.errors import BlokautoError, Unavailable
+from ..core.errors import BlokautoError, NotFound, Unavailable
 from ..core.registry import Registry
 from ..keystore import KeyStore
 from ..modules import default_registry
+from ..report.assemble import build_report
 from ..store.damage import DamagedData
 from ..store.head import HeadMarker
 from ..verify import VerificationError
-from .engine import Engine, EngineConfig, Submission, now_ms
+from .consensus_log import consensus_changes
+from .committer import BlockCommitter, CommittedBlock, TxResult, now_ms
 from .faults import Divergence, IntegrityFault, LogBehindCommitted
 from .health import Health, Scrubber
 from .integrity import verify_block
 from .netconfig import load_network
+from .ordering import NodeConfig, Ordering, Submission
+from .reader import ChainReader
+from .solo import SoloOrdering
 from .verifier import VerifierPool
 
 log = logging.getLogger("blokauto.node")
@@ -91,7 +99,7 @@ def find_node_key(data_dir: Path, genesis: Genesis, name: str | None = None) -> 
 
 
 class Node:
-    def __init__(self, data_dir: Path, *, node_key: KeyPair | None = None, config: EngineConfig | None = None,
+    def __init__(self, data_dir: Path, *, node_key: KeyPair | None = None, config: NodeConfig | None = None,
                  workers: int | None = None, registry: Registry | None = None, scrub_interval_s: float = 0.0) -> None:
         self.data_dir = Path(data_dir)
         self.registry = registry or default_registry()
@@ -100,7 +108,7 @@ class Node:
             raise FileNotFoundError(f"{self.data_dir} holds no {GENESIS_FILE}; run `blokauto init --data {self.data_dir}` first")
         self._genesis = genesis
         self._key = node_key or find_node_key(self.data_dir, genesis)
-        self._config = config
+        self.config = config or NodeConfig()
         self.network = load_network(self.data_dir)
         self.rebuilt_state: str | None = None
         self.repaired: str | None = None
@@ -111,31 +119,41 @@ class Node:
             self._set_state_aside(f"it was found damaged ({recorded['what']} at {recorded['where']}: "
                                   f"{recorded['reason']})")
         try:
-            self.engine = self._new_engine()
+            self.committer = self._open_committer()
         except DamagedData as exc:
             if exc.scope != "state" or self.rebuilt_state is not None:
                 raise
             self._set_state_aside(str(exc))
-            self.engine = self._new_engine()
+            self.committer = self._open_committer()
+        self.ordering: Ordering | None = None
         self.health = Health(self.data_dir)
-        self.health.on_state_damage = lambda d: self.engine.halt(
+        self.health.on_state_damage = lambda d: self._halt(
             IntegrityFault(d["what"], d["where"], d["reason"] + "; restart the node: it rebuilds state.db from its block log",
                            scope="state"))
         self.scrubber = Scrubber(self.data_dir, self.health, interval_s=scrub_interval_s)
         self.workers = workers
         self.verifier: VerifierPool | None = None
+        self.reader: ChainReader | None = None
         self._inflight = 0
         self._lock = threading.Lock()
 
-    def _new_engine(self) -> Engine:
+    def _open_committer(self) -> BlockCommitter:
+        return BlockCommitter(self.data_dir, self.registry, self._key, genesis=self._genesis,
+                              attests_every_block=self.network is None,
+                              state_writer_process=self.config.state_writer_process)
+
+    def _new_ordering(self) -> Ordering:
         if self.network is None:
-            return Engine(self.data_dir, self.registry, self._key, self._config, genesis=self._genesis)
-        from .stream_engine import StreamEngine  # NATS is only imported by networked nodes
-        return StreamEngine(self.data_dir, self.registry, self._key, self._config, genesis=self._genesis,
-                            settings=self.network)
+            return SoloOrdering(self.committer, self.config)
+        from .jetstream_ordering import JetStreamOrdering  # NATS is only imported by networked nodes
+        return JetStreamOrdering(self.committer, self.config, settings=self.network, verifier=self.verifier)
+
+    def _halt(self, reason: BaseException) -> None:
+        if self.ordering is not None:
+            self.ordering.halt(reason)
 
     def _set_state_aside(self, reason: str) -> None:
-        """Move a damaged state.db aside (kept as evidence); the engine rebuilds it from the block log."""
+        """Move a damaged state.db aside (kept as evidence); the committer rebuilds it from the block log."""
         path = self.data_dir / "state.db"
         n = 1
         while (aside := path.with_name(f"state.db.damaged-{n}")).exists():
@@ -152,53 +170,63 @@ class Node:
 
     @property
     def chain(self) -> str:
-        return self.engine.chain
+        return self.committer.chain
 
     @property
     def node_did(self) -> str:
-        return self.engine.node_key.did
+        return self.committer.node_key.did
 
     def start(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Recover (checking the head of the log and the state; a damaged state.db is set aside and
         rebuilt; a networked node whose block log lost or damaged blocks repairs it from the
-        stream or a peer), start the signature workers, the engine and the scrubber. Returns
+        stream or a peer), start the signature workers, the ordering and the scrubber. Returns
         blocks replayed."""
-        try:
-            replayed = self._recover(progress)
-        except (Divergence, DamagedData, LogBehindCommitted) as exc:
-            if self._state_damage(exc):
-                self.engine.stop()
-                self._set_state_aside(str(exc))
-            elif self.network is not None and self.repaired is None and not isinstance(exc, Divergence):
-                self.engine.stop()
-                self._repair_networked_log(exc)
-            else:
-                raise
-            self.engine = self._new_engine()
-            replayed = self._recover(progress)
-        if self.rebuilt_state is not None:
-            self.health.forget_state_damage()
-        for height in self._recorded_block_damage:  # damage found before a restart is still damage until repaired
-            try:
-                verify_block(self.engine.blocks, height, self.engine.known_nodes, self.engine.own_node)
-            except DamagedData as exc:
-                self.health.note(exc)
-        if self.expect_head is not None:
-            self.engine.expect_head = self.expect_head
         self.verifier = VerifierPool(self.chain, self.registry, workers=self.workers)
-        self.engine.verifier = self.verifier
         try:
-            self.engine.start()
+            replayed = self._start_ordering(progress)
         except BaseException:
             self.verifier.close()
             raise
         self.scrubber.start()
         return replayed
 
+    def _start_ordering(self, progress: Callable[[int, int], None] | None) -> int:
+        self.ordering = self._new_ordering()
+        try:
+            replayed = self._recover(progress)
+        except (Divergence, DamagedData, LogBehindCommitted) as exc:
+            if self._state_damage(exc):
+                self.committer.close(healthy=False)
+                self._set_state_aside(str(exc))
+            elif self.network is not None and self.repaired is None and not isinstance(exc, Divergence):
+                self.committer.close(healthy=False)
+                self._repair_networked_log(exc)
+            else:
+                raise
+            self.committer = self._open_committer()
+            self.ordering = self._new_ordering()
+            replayed = self._recover(progress)
+        c = self.committer
+        if self.rebuilt_state is not None:
+            self.health.forget_state_damage()
+        for height in self._recorded_block_damage:  # damage found before a restart is still damage until repaired
+            try:
+                verify_block(c.blocks, height, c.known_nodes, c.own_node)
+            except DamagedData as exc:
+                self.health.note(exc)
+        if self.expect_head is not None:
+            c.expect_head = self.expect_head
+        self.reader = ChainReader(self.registry, c.blocks, c.state, health=self.health,
+                                  node_keys=lambda: c.known_nodes, own_node=c.own_node,
+                                  attestations=c.checkpoints.attestations)
+        self.ordering.start()
+        return replayed
+
     def _recover(self, progress: Callable[[int, int], None] | None) -> int:
         """Recovery and the checks at start; SQLite failing to read a file is damage to that file."""
+        assert self.ordering is not None
         try:
-            replayed = self.engine.recover(progress)
+            replayed = self.ordering.recover(progress)
             self._check_at_start()
         except sqlite3.DatabaseError as exc:
             raise damaged_file(self.data_dir, exc) from None
@@ -250,12 +278,12 @@ class Node:
         if self.rebuilt_state is not None:
             return False
         if isinstance(exc, Divergence):  # the state root recorded in state.db is not the stored header's
-            return exc.height == self.engine.state.flushed_height and exc.stored.state_root != exc.computed.state_root
+            return exc.height == self.committer.state.flushed_height and exc.stored.state_root != exc.computed.state_root
         return isinstance(exc, DamagedData) and exc.scope == "state"
 
     def _check_at_start(self) -> None:
         """The cheap structural checks: the newest blocks in full, the state tree's root node."""
-        e = self.engine
+        e = self.committer
         assert e.head is not None
         top = e.head.height
         for h in range(max(0, top - START_CHECK_BLOCKS + 1), top + 1):
@@ -270,7 +298,7 @@ class Node:
     def _check_replay_window(self) -> None:
         """Every transaction of the blocks whose ids may not have expired yet has its tx-index row:
         the replay check reads it, and a row missing would let a committed transaction in again."""
-        e = self.engine
+        e = self.committer
         assert e.head is not None
         cutoff = e.head.time - e.params.get("max_tx_ttl_ms", 0)
         h = e.head.height
@@ -288,7 +316,9 @@ class Node:
 
     def stop(self) -> None:
         self.scrubber.stop()
-        self.engine.stop()
+        if self.ordering is not None:
+            self.ordering.stop()
+        self.committer.close(healthy=self.ordering is not None and self.ordering.failure is None)
         if self.verifier is not None:
             self.verifier.close()
 
@@ -299,19 +329,90 @@ class Node:
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
+    # ---------------------------------------------------------------- the door (what the API uses)
+
+    @property
+    def failure(self) -> BaseException | None:
+        """Why the node stopped ordering (None while it runs)."""
+        return None if self.ordering is None else self.ordering.failure
+
+    @property
+    def genesis(self) -> Genesis:
+        return self.committer.genesis
+
+    @property
+    def params(self) -> dict[str, int]:
+        return self.committer.params
+
+    @property
+    def head_height(self) -> int:
+        head = self.committer.head
+        return -1 if head is None else head.height
+
+    @property
+    def flushed_height(self) -> int:
+        """The height queries and proofs read (state.db reaches a block shortly after its commit)."""
+        return self.committer.state.flushed_height
+
+    def on_flushed(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(height)`` each time queries can read a new height (from the flusher thread)."""
+        self.committer.state.on_flushed(listener)
+
+    def subscribe(self, listener: Callable[[CommittedBlock], None]) -> Callable[[], None]:
+        """Call ``listener`` with every block committed from now on; returns the unsubscribe."""
+        return self.committer.subscribe(listener)
+
+    def receipt_future(self, txid: bytes) -> Future:
+        """A future of the ``TxResult`` of ``txid``, resolved once its block is committed."""
+        return self.committer.receipt_future(txid)
+
+    def forget_receipt_future(self, txid: bytes, fut: Future) -> None:
+        self.committer.forget_waiter(txid, fut)
+
+    def tx(self, txid: bytes) -> dict[str, Any]:
+        """A committed transaction with its receipt and proofs (``NotFound`` if it is not committed)."""
+        assert self.reader is not None
+        return self.reader.tx(txid, self.committer.locate(txid))
+
+    def tx_result(self, txid: bytes) -> TxResult | None:
+        return self.committer.tx_result(txid)
+
+    def copy_chain_to(self, path: Path) -> None:
+        """A consistent copy of the block log (for a joining node's snapshot), while blocks keep coming."""
+        self.committer.blocks.backup_to(path)
+
+    def consensus_changes(self, after: int) -> dict[str, Any]:
+        """Node-key and quorum changes after ``after``, each with its proof and checkpoint."""
+        assert self.reader is not None
+        reader = self.reader
+
+        def checkpoint_of(height: int) -> Any:
+            try:
+                return reader.checkpoint(height)
+            except NotFound:
+                return None
+
+        return consensus_changes(checkpoint_of, self.data_dir / "chain.db", after)
+
+    def report(self, vin: str) -> dict[str, Any]:
+        """A vehicle's verifiable history report (blokauto-report/1) at the flushed height."""
+        assert self.reader is not None
+        self.health.check_state()
+        return build_report(self.committer.blocks, self.committer.state, vin, self.reader.checkpoint)
+
     def submit(self, raws: list[bytes]) -> Submission:
         """Check and queue transactions. ``submission.future`` resolves to a list with, per input,
         its id (accepted for ordering) or the ``BlokautoError`` refusing it."""
-        engine = self.engine
+        ordering = self.ordering
         self.health.check_state()  # what the pre-check reads (replay window, roles) must be intact
-        if engine.failure is not None:
+        if ordering is None or ordering.failure is not None:
             raise Unavailable(reason="the engine stopped after an error; see the node log")
         with self._lock:
-            if self._inflight + engine.pending + len(raws) > engine.config.max_pending:
-                raise Unavailable(reason=f"{self._inflight + engine.pending} transactions are waiting")
+            if self._inflight + ordering.pending + len(raws) > self.config.max_pending:
+                raise Unavailable(reason=f"{self._inflight + ordering.pending} transactions are waiting")
             self._inflight += len(raws)
         assert self.verifier is not None
-        params = engine.params
+        params = self.committer.params
         sub = Submission(len(raws))
         verified = self.verifier.check(raws, now_ms=now_ms(), max_bytes=params["max_tx_bytes"],
                                        max_ttl_ms=params["max_tx_ttl_ms"])
@@ -326,7 +427,7 @@ class Node:
                 else:
                     items.append((result, sub, i))
             if items:
-                engine.enqueue(items)
+                ordering.enqueue(items)
 
         verified.add_done_callback(on_verified)
         return sub
@@ -343,24 +444,27 @@ class Node:
         return out
 
     def status(self) -> dict[str, Any]:
-        e = self.engine
-        head = e.head
+        c = self.committer
+        head = c.head
+        failure = self.failure
+        pending = self.ordering.pending if self.ordering is not None else 0
+        recovered = getattr(self.ordering, "recovered_from_journal", 0)
         return {
-            "chain": e.chain,
+            "chain": c.chain,
             "node": self.node_did,
             "height": head.height if head else -1,
             "head": head.hash().hex() if head else None,
             "time": head.time if head else None,
             "state_root": head.state_root if head else None,
-            "flushed_height": e.state.flushed_height,
-            "pending": e.pending + self._inflight,
-            "committed_txs": e.committed_txs,
+            "flushed_height": c.state.flushed_height,
+            "pending": pending + self._inflight,
+            "committed_txs": c.committed_txs,
             "workers": self.verifier.workers if self.verifier else 0,
-            "healthy": e.failure is None and self.health.ok,
-            "error": None if e.failure is None else str(e.failure),
+            "healthy": failure is None and self.health.ok,
+            "error": None if failure is None else str(failure),
             "integrity": {**self.health.status(), "rebuilt_state": self.rebuilt_state, "repaired": self.repaired,
-                          "recovered_from_journal": e.recovered_from_journal},
-            **e.ordering_status(),
+                          "recovered_from_journal": recovered},
+            **(self.ordering.status() if self.ordering is not None else {"ordering": "solo" if self.network is None else "jetstream"}),
         }
 
 

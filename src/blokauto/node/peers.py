@@ -103,7 +103,7 @@ class PeerAttestations:
 
     def _fetch(self, http: httpx.Client, peer: str, height: int, held: set[str]) -> set[str]:
         """Hand over the attestations of ``height`` that ``peer`` holds and this node does not."""
-        from .stream_engine import Attestation
+        from .jetstream_ordering import Attestation
 
         try:
             r = http.get(f"{peer.rstrip('/')}/v1/checkpoints/{height}")

@@ -65,9 +65,13 @@ class ChainReader:
     VERIFIED_HEADERS = 4096  # headers kept after a full check of their block
 
     def __init__(self, registry: Registry, blocks: BlockLog, state: StateStore, *, health: Health | None = None,
-                 node_keys: Callable[[], Collection[str]] | None = None, own_node: str | None = None) -> None:
+                 node_keys: Callable[[], Collection[str]] | None = None, own_node: str | None = None,
+                 attestations: Callable[[int], list[NodeSignature]] | None = None) -> None:
+        """``attestations(height)``: how checkpoints read a block's attestations (a networked node's
+        ``CheckpointService`` waits for a quorum first); the block log's by default."""
         self.registry = registry
         self.blocks = blocks
+        self._attestations = attestations or blocks.attestations
         self.state = state
         self.health = health
         self.node_keys = node_keys or (lambda: (blocks.genesis() or _NO_GENESIS).node_keys())
@@ -107,7 +111,7 @@ class ChainReader:
 
     def attestations(self, header: Header) -> list[NodeSignature]:
         """The stored attestations of ``header`` (after the quorum wait); each is checked, and a bad one is damage."""
-        atts = self.blocks.attestations(header.height)
+        atts = self._attestations(header.height)
         if self.own_node is not None and not any(a.node == self.own_node for a in atts):
             raise IntegrityFault("the block log", f"block {header.height}",
                                  "this node's own attestation of it is missing", scope="block", height=header.height)

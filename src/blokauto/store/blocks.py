@@ -93,9 +93,6 @@ class BlockLog:
         self._readers: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._appended = 0
-        self._attested = threading.Condition()
-        self.quorum = 1  # attestations a served checkpoint waits for (a networked node sets the consortium's)
-        self.quorum_wait_s = 0.0
 
     def _read(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -166,8 +163,6 @@ class BlockLog:
     def add_attestation(self, height: int, att: NodeSignature) -> bool:
         with self._lock:
             cur = self._writer().execute("INSERT OR IGNORE INTO attestations VALUES (?,?,?)", (height, att.node, att.sig))
-        with self._attested:
-            self._attested.notify_all()
         return cur.rowcount == 1
 
     def backup_to(self, path: Path) -> None:
@@ -198,15 +193,8 @@ class BlockLog:
         row = self._read().execute("SELECT v FROM meta WHERE k='stream_seq'").fetchone()
         return 0 if row is None else int(row[0])
 
-    def wait_quorum(self, height: int) -> None:
-        """Wait (up to ``quorum_wait_s``) until ``height`` has ``quorum`` attestations, so what is
-        served with a checkpoint verifies; after the wait, serve what there is."""
-        if self.quorum <= 1 or self.quorum_wait_s <= 0:
-            return
-        count = lambda: self._read().execute("SELECT count(*) FROM attestations WHERE height=?",  # noqa: E731
-                                             (height,)).fetchone()[0]
-        with self._attested:
-            self._attested.wait_for(lambda: count() >= self.quorum, self.quorum_wait_s)
+    def attestation_count(self, height: int) -> int:
+        return self._read().execute("SELECT count(*) FROM attestations WHERE height=?", (height,)).fetchone()[0]
 
     # ---------------------------------------------------------------- reading
 
@@ -265,11 +253,7 @@ class BlockLog:
             raise CorruptBlock(height, f"the stored block cannot be read ({exc})") from None
 
     def attestations(self, height: int) -> list[NodeSignature]:
-        self.wait_quorum(height)
-        return self.stored_attestations(height)
-
-    def stored_attestations(self, height: int) -> list[NodeSignature]:
-        """The attestations stored for ``height`` now (no waiting for a quorum)."""
+        """The attestations stored for ``height`` (waiting for a quorum is the node's ``CheckpointService``)."""
         rows = self._read().execute("SELECT CAST(node AS BLOB), CAST(sig AS BLOB) FROM attestations WHERE height=? ORDER BY node",
                                     (height,)).fetchall()
         return [NodeSignature(bytes(n).decode(errors="replace"), bytes(s).decode(errors="replace")) for n, s in rows]

@@ -1,4 +1,4 @@
-"""The engine of a networked node: blocks formed from the JetStream ordering stream.
+"""JetStream ordering: the blocks of a networked node formed from the consortium's ordering stream.
 
 Every node reads the same stream and applies the same rule, so all form identical blocks without
 talking to each other:
@@ -30,24 +30,22 @@ import queue
 import threading
 import time
 from concurrent.futures import CancelledError, Future
-from pathlib import Path
 from typing import Any
 
 import msgspec
 import nats.errors
 
 from ..core import crypto
-from ..core.block import Genesis, Header, NodeSignature, attest, attestation_bytes
-from ..core.crypto import KeyPair
+from ..core.block import Header, NodeSignature, attest, attestation_bytes
 from ..core.encoding import canonical
 from ..core.errors import BlokautoError, Unavailable
-from ..core.registry import Registry
 from ..core.tx import CheckedTx
 from ..modules.governance.state import CONSENSUS
-from .engine import Engine, EngineConfig, Submission
+from .committer import BlockCommitter
 from .jetstream import JetStreamLink, OrderingUnavailable
 from .netconfig import NetworkSettings
 from .consensus_log import CONSENSUS_KEY, record_change
+from .ordering import Item, NodeConfig, Ordering, refuse_all
 from .peers import PeerAttestations
 
 log = logging.getLogger("blokauto.stream")
@@ -84,24 +82,28 @@ class StateDiverged(Exception):
 ORDER_STREAM_PIN = "order_stream_created"
 
 
-class StreamEngine(Engine):
+class JetStreamOrdering(Ordering):
     CUT_RETRY_S = 1.0  # ask for the cut again this long after the last request, while the block waits
     ATTEST_RETRY_S = 2.0  # publish an own attestation again if it was not read back from the stream by then
     ATTEST_TRACKED = 64  # own attestations of the newest heights watched that way
     EARLY_HEIGHTS = 10_000  # attestations kept for heights this node has not reached, at most this far ahead
 
-    intake_journal = False  # a client is answered once the stream acknowledged its transaction
+    name = "jetstream"
 
-    def __init__(self, data_dir: Path, registry: Registry, node_key: KeyPair, config: EngineConfig | None = None,
-                 *, genesis: Genesis | None = None, settings: NetworkSettings) -> None:
-        super().__init__(data_dir, registry, node_key, config, genesis=genesis)
+    def __init__(self, committer: BlockCommitter, config: NodeConfig, *, settings: NetworkSettings,
+                 verifier: Any) -> None:
+        """``verifier``: the node's signature workers (a block's transactions are checked again as
+        they come from the stream: a misbehaving publisher cannot put an unsigned one in)."""
+        super().__init__(committer, config)
         self.settings = settings
-        self.verifier: Any = None  # the node's VerifierPool, set before start
+        self.verifier = verifier
+        committer.attester = self.own_attestation
+        committer.state.on_flushed(self._state_flushed)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self.link = JetStreamLink(settings, self.chain, on_order=self._received_order,
+        self.link = JetStreamLink(settings, committer.chain, on_order=self._received_order,
                                   on_attestation=lambda data: self._queue.put(("attest", data)),
                                   on_reconnect=lambda: self._queue.put(("reconnected",)),
-                                  on_fatal=lambda exc: self._queue.put(("fatal", exc)), data_dir=data_dir)
+                                  on_fatal=lambda exc: self._queue.put(("fatal", exc)), data_dir=committer.data_dir)
         self.next_seq = 1
         self._block: list[tuple[int, bytes]] = []  # (stream seq, raw) of the block being formed
         self._block_since = 0.0
@@ -110,8 +112,8 @@ class StreamEngine(Engine):
         self._cut_future: Future | None = None
         self._unseen: dict[int, list[Any]] = {}  # height -> [own attestation bytes, last sent, publish future]
         self.peer_attestations = PeerAttestations(
-            data_dir, peers=settings.peers, head=lambda: self.head.height if self.head is not None else -1,
-            quorum=lambda: self.blocks.quorum, deliver=lambda data: self._queue.put(("attest", data)),
+            committer.data_dir, peers=settings.peers, head=lambda: self.committer.head.height if self.committer.head is not None else -1,
+            quorum=lambda: self.committer.checkpoints.quorum, deliver=lambda data: self._queue.put(("attest", data)),
             timeout_s=settings.quorum_wait_ms / 1000 + 5)
         self._early: dict[int, list[Attestation]] = {}
         self._conflicts: dict[int, dict[str, set[str]]] = {}
@@ -128,32 +130,30 @@ class StreamEngine(Engine):
 
         def replayed_one(done: int, total: int) -> None:  # record the consensus changes blocks re-execute
             v = self._consensus_version()
-            if v != version[0] and self.head is not None and self.head.height > 0:
-                record_change(self.data_dir / "chain.db", self.head.height, self.state)
+            if v != version[0] and self.committer.head is not None and self.committer.head.height > 0:
+                record_change(self.committer.data_dir / "chain.db", self.committer.head.height, self.committer.state)
             version[0] = v
             if progress is not None:
                 progress(done, total)
 
-        replayed = super().recover(replayed_one)
-        self.next_seq = self.blocks.stream_seq() + 1
+        replayed = self.committer.recover(replayed_one)
+        self.next_seq = self.committer.blocks.stream_seq() + 1
         self._refresh_consensus()
-        self.blocks.quorum_wait_s = self.settings.quorum_wait_ms / 1000
+        self.committer.checkpoints.set_policy(wait_s=self.settings.quorum_wait_ms / 1000)
         return replayed
 
     def start(self) -> None:
-        if self.verifier is None:
-            raise RuntimeError("a networked engine needs the node's signature workers before it starts")
         pinned = self._meta(ORDER_STREAM_PIN)
         identity = self.link.start(self.next_seq, pinned=pinned)
         if pinned is None:
             self._set_meta(ORDER_STREAM_PIN, identity)
-        genesis_block = self.blocks.header(0)
+        genesis_block = self.committer.blocks.header(0)
         if genesis_block is not None:  # block 0 is never cut from the stream: attest it here (same bytes every start)
             self._publish_attestation(genesis_block)
-        assert self.head is not None
+        assert self.committer.head is not None
         now = time.monotonic()
-        for h in range(max(1, self.head.height - 9), self.head.height + 1):  # sent before a crash? watch for them
-            header = self.blocks.header(h)
+        for h in range(max(1, self.committer.head.height - 9), self.committer.head.height + 1):  # sent before a crash? watch for them
+            header = self.committer.blocks.header(h)
             if header is not None:
                 self._track_attestation(header, now)
         super().start()
@@ -161,34 +161,35 @@ class StreamEngine(Engine):
 
     def _meta(self, key: str) -> str | None:
         """A value this node keeps in ``chain.db``'s meta table (beside the stream position)."""
-        return self.blocks.meta(key)
+        return self.committer.blocks.meta(key)
 
     def _set_meta(self, key: str, value: str) -> None:
-        self.blocks.set_meta(key, value)
+        self.committer.blocks.set_meta(key, value)
 
     def stop(self) -> None:
         self.peer_attestations.stop()
         self.link.close()
         self._stopping = True
         self._queue.put(None)
-        super().stop()
+        self.join()
+        refuse_all(self._drain(), "the node is stopping")
+
+    def _drain(self) -> list[Item]:
+        items: list[Item] = []
         while True:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                break
+                return items
             if item is not None and item[0] == "submit":
-                for _, sub, i in item[1]:
-                    sub.answer(i, Unavailable(reason="the node is stopping"))
+                items += item[1]
 
     @property
     def pending(self) -> int:
         return self._queued + len(self._block)
 
-    def enqueue(self, items: list[tuple[CheckedTx, Submission, int]]) -> None:
-        if self._stopping or self.failure is not None:
-            for _, sub, i in items:
-                sub.answer(i, Unavailable(reason="the node is stopping" if self._stopping else "the engine stopped"))
+    def enqueue(self, items: list[Item]) -> None:
+        if self.refused_now(items):
             return
         with self._queued_lock:
             self._queued += len(items)
@@ -228,7 +229,7 @@ class StreamEngine(Engine):
             elif kind == "attest":
                 self._attestation(item[1])
             elif kind == "flushed":  # the state flusher is idle: hand it the blocks applied meanwhile
-                self.state.catch_up()
+                self.committer.state.catch_up()
             elif kind == "reconnected":  # whatever failed during the outage: try again now
                 self._cut_asked_at = 0.0
                 for entry in self._unseen.values():
@@ -270,12 +271,12 @@ class StreamEngine(Engine):
             return self._block_since + self.config.block_interval_ms / 1000
         return self._cut_asked_at + self.CUT_RETRY_S
 
-    def _publish(self, items: list[tuple[CheckedTx, Submission, int]]) -> None:
+    def _publish(self, items: list[Item]) -> None:
         """Check against the newest state, then hand to the stream; answer once it acknowledged."""
-        to_send: list[tuple[CheckedTx, Submission, int]] = []
+        to_send: list[Item] = []
         seen: set[bytes] = set()
         for checked, sub, i in items:
-            err = self.check_stateful(checked, seen)
+            err = self.committer.check_stateful(checked, seen)
             if err is not None:
                 sub.answer(i, err)
             else:
@@ -305,7 +306,7 @@ class StreamEngine(Engine):
             if not self._block:
                 self._block_since = time.monotonic()
             self._block.append((seq, data))
-            if len(self._block) >= self.params["max_block_txs"]:
+            if len(self._block) >= self.committer.params["max_block_txs"]:
                 self._cut(seq, ts_ms)
         elif self._block:
             self._cut(seq, ts_ms)
@@ -313,12 +314,12 @@ class StreamEngine(Engine):
     def _cut(self, seq: int, ts_ms: int) -> None:
         raws = [raw for _, raw in self._block]
         self._block = []
-        params = self.params
+        params = self.committer.params
         checked = self.verifier.check(raws, now_ms=None, max_bytes=params["max_tx_bytes"], max_ttl_ms=None).result()
         txs: list[CheckedTx] = []
         seen: set[bytes] = set()
-        assert self.head is not None
-        block_time = max(self.head.time, ts_ms)
+        assert self.committer.head is not None
+        block_time = max(self.committer.head.time, ts_ms)
         for result in checked:
             if isinstance(result, BlokautoError):
                 self.dropped += 1
@@ -326,14 +327,14 @@ class StreamEngine(Engine):
                 continue
             # expired first: the replay window answers only for unexpired ids the same way on every node
             if (result.tx.body.expires < block_time or result.id in seen
-                    or self.window.height_of(result.id) is not None):
+                    or self.committer.window.height_of(result.id) is not None):
                 self.dropped += 1
                 continue
             seen.add(result.id)
             txs.append(result)
         if not txs:
             return
-        outcome = self.produce(txs, time=ts_ms, stream_seq=seq)
+        outcome = self.committer.produce(txs, time=ts_ms, stream_seq=seq)
         header = outcome.header
         # this block is attested, and others' attestations of it judged, by the node keys in force for it:
         # a change of the consensus record applies from the next block
@@ -342,7 +343,7 @@ class StreamEngine(Engine):
             self._admit(early, header)
         if outcome.writes:
             if CONSENSUS_KEY in outcome.writes:
-                record_change(self.data_dir / "chain.db", header.height, self.state)
+                record_change(self.committer.data_dir / "chain.db", header.height, self.committer.state)
             self._refresh_consensus()
 
     # ---------------------------------------------------------------- attestations
@@ -367,20 +368,20 @@ class StreamEngine(Engine):
     def own_attestation(self, header: Header) -> NodeSignature | None:
         """This node's signature on ``header``, if its key is a node key of the consortium (a node
         that is not, e.g. an observer started from a snapshot, follows without attesting)."""
-        nodes = self._consensus[0] if self._consensus is not None else frozenset(self.genesis.node_keys())
-        if self.node_key.did not in nodes:
+        nodes = self._consensus[0] if self._consensus is not None else frozenset(self.committer.genesis.node_keys())
+        if self.committer.node_key.did not in nodes:
             return None
-        return attest(header, self.node_key)  # Ed25519 is deterministic: the same signature as stored
+        return attest(header, self.committer.node_key)  # Ed25519 is deterministic: the same signature as stored
 
     def _consensus_version(self) -> int | None:
-        c = CONSENSUS.get(self.state)
+        c = CONSENSUS.get(self.committer.state)
         return None if c is None else c.version
 
     def _refresh_consensus(self) -> None:
-        c = CONSENSUS.get(self.state)
+        c = CONSENSUS.get(self.committer.state)
         if c is not None:
             self._consensus = (frozenset(n.did for n in c.nodes), c.quorum)
-            self.blocks.quorum = c.quorum
+            self.committer.checkpoints.set_policy(quorum=c.quorum)
 
     def _attestation(self, data: bytes) -> None:
         try:
@@ -396,15 +397,15 @@ class StreamEngine(Engine):
             self.refused_attestations += 1
             log.warning("refused an attestation of block %d by %s whose signature does not verify", att.height, att.node)
             return
-        if att.node == self.node_key.did:
+        if att.node == self.committer.node_key.did:
             self._unseen.pop(att.height, None)  # on the stream: every node can read it
             return
-        assert self.head is not None
-        if att.height > self.head.height:  # judged once this node commits that height, with the keys then
-            if att.height <= self.head.height + self.EARLY_HEIGHTS:
+        assert self.committer.head is not None
+        if att.height > self.committer.head.height:  # judged once this node commits that height, with the keys then
+            if att.height <= self.committer.head.height + self.EARLY_HEIGHTS:
                 self._early.setdefault(att.height, []).append(att)
             return
-        header = self.blocks.header(att.height)
+        header = self.committer.blocks.header(att.height)
         if header is not None:
             self._admit(att, header)
 
@@ -420,7 +421,7 @@ class StreamEngine(Engine):
 
     def _judge(self, att: Attestation, header: Header) -> None:
         if att.header == header.hash().hex():
-            self.blocks.add_attestation(att.height, NodeSignature(att.node, att.sig))
+            self.committer.checkpoints.add(att.height, NodeSignature(att.node, att.sig))
             return
         log.error("node %s attests block %d with state root %s; this node committed state root %s",
                   att.node, att.height, att.state_root, header.state_root)
@@ -432,9 +433,9 @@ class StreamEngine(Engine):
 
     # ---------------------------------------------------------------- status
 
-    def ordering_status(self) -> dict[str, Any]:
+    def status(self) -> dict[str, Any]:
         return {
-            "ordering": "jetstream",
+            "ordering": self.name,
             "org": self.settings.org,
             "stream_seq": self.next_seq - 1,
             "nats_connected": self.link.connected,
@@ -442,5 +443,5 @@ class StreamEngine(Engine):
             "dropped_messages": self.dropped,
             "refused_attestations": self.refused_attestations,
             "peer_attestations": self.peer_attestations.fetched,
-            "quorum": self.blocks.quorum,
+            "quorum": self.committer.checkpoints.quorum,
         }
