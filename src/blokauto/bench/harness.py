@@ -26,6 +26,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_ready(proc: subprocess.Popen, url: str, timeout: float = 60, log: Path | None = None) -> None:
+    """Wait until the node ``proc`` runs answers at ``url``; raise if it exits first (with the end of
+    ``log``) or does not answer within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = f": {log.read_text(errors='replace')[-2000:]}" if log is not None and log.exists() else ""
+            raise RuntimeError(f"the node exited with {proc.returncode}{tail}")
+        try:
+            if httpx.get(url + "/v1/status", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError("the node did not start")
+
+
 class NodeProcess:
     """``blokauto node start`` as a child process on 127.0.0.1, stopped by PID."""
 
@@ -43,17 +60,7 @@ class NodeProcess:
         self.pid = self.proc.pid
 
     def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the node exited with {self.proc.returncode}")
-            try:
-                if httpx.get(self.url + "/v1/status", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError("the node did not start")
+        wait_ready(self.proc, self.url, timeout)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
