@@ -24,7 +24,7 @@ import threading
 from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ..core import smt
 from ..core.chain import BlockOutcome, merge_tx_index
@@ -175,38 +175,29 @@ class StateStore:
     # ---------------------------------------------------------------- engine reads (newest state)
 
     def get(self, key: bytes) -> bytes | None:
-        v = self._live.state.get(key, _MISS)
-        if v is not _MISS:
-            return v  # type: ignore[return-value]
-        f = self._flushing
-        if f is not None:
-            v = f.state.get(key, _MISS)
-            if v is not _MISS:
-                return v  # type: ignore[return-value]
-        v = self._cache.get(key, _MISS)
-        if v is not _MISS:
-            return v  # type: ignore[return-value]
-        row = self._engine.execute("SELECT v FROM state WHERE k=?", (key,)).fetchone()
-        value = None if row is None else row[0]
-        self._cache_put(self._cache, key, value)
-        return value
+        v = self._live.state.get(key, _MISS)  # the newest layer inline: the engine's hottest read
+        return self._older(key, "state", self._cache, "SELECT v FROM state WHERE k=?", None) if v is _MISS else v
 
     def get_node(self, path: str) -> smt.Node | None:
         n = self._live.nodes.get(path, _MISS)
-        if n is not _MISS:
-            return n  # type: ignore[return-value]
+        return self._older(path, "nodes", self._node_cache, "SELECT node FROM smt WHERE path=?",
+                           smt.decode_node) if n is _MISS else n
+
+    def _older(self, key: Any, layer: str, cache: dict, sql: str, decode: Callable[[bytes], Any] | None) -> Any:
+        """``key`` below the live layer: in the layer being flushed, the read cache, or ``state.db``
+        (read with ``sql``, decoded, and cached); ``layer`` names the layers' map (state or nodes)."""
         f = self._flushing
         if f is not None:
-            n = f.nodes.get(path, _MISS)
-            if n is not _MISS:
-                return n  # type: ignore[return-value]
-        n = self._node_cache.get(path, _MISS)
-        if n is not _MISS:
-            return n  # type: ignore[return-value]
-        row = self._engine.execute("SELECT node FROM smt WHERE path=?", (path,)).fetchone()
-        node = None if row is None else smt.decode_node(row[0])
-        self._cache_put(self._node_cache, path, node)
-        return node
+            v = getattr(f, layer).get(key, _MISS)
+            if v is not _MISS:
+                return v
+        v = cache.get(key, _MISS)
+        if v is not _MISS:
+            return v
+        row = self._engine.execute(sql, (key,)).fetchone()
+        v = None if row is None else row[0] if decode is None else decode(row[0])
+        self._cache_put(cache, key, v)
+        return v
 
     def _cache_put(self, cache: dict, key: Any, value: Any) -> None:
         if len(cache) >= self._cache_entries:
