@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterable, TypeVar
 
 from .block import Genesis
-from .errors import DomainError
+from .errors import InvalidParameter
 from .module import Context, Directory, HistoryChain, IndexTable, MessageSpec, Module, ParamSpec, QuerySpec
 from .state import Item, Overlay, StateReader
 from .tx import TxCodec
@@ -20,11 +20,6 @@ CORE_PARAMS = (
 )
 
 PARAMS: Item[dict[str, int]] = Item("chain/params", dict[str, int], default=dict)
-
-
-class InvalidParameter(DomainError):
-    code = "invalid_parameter"
-    template = "Parameter {name!r} {reason}."
 
 
 class Registry:

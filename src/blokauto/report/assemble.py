@@ -15,7 +15,7 @@ import msgspec
 
 from ..core.block import Checkpoint
 from ..core.encoding import canonical, to_builtins
-from ..core.errors import NotFound
+from ..modules.vehicles.errors import UnknownVehicleReport
 from ..modules.parts import PartsDoor
 from ..modules.recalls import RecallsDoor
 from ..modules.vehicles import VehicleDoor
@@ -24,11 +24,6 @@ from ..store.damage import DamagedData
 from ..store.state import StateStore
 from ..verify import VerificationError
 from ..verify.report import FORMAT, summarize, verify_report_evidence
-
-
-class UnknownVehicleReport(NotFound):
-    code = "unknown_vin"
-    template = "No vehicle with VIN {vin!r} is on this ledger (as of block {height})."
 
 
 def _proven(snap: Any, key: bytes) -> dict[str, Any]:
