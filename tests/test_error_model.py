@@ -250,3 +250,10 @@ def test_one_divergence_says_which_check_found_it():
     assert str(quorum).startswith(f"block 7: this node's state root is {'aa' * 32} but 2 nodes of the consortium "
                                   f"(n1, n2) attested state root {'cc' * 32}; this node stopped executing.")
     assert (quorum.our_root, quorum.quorum_root) == ("aa" * 32, "cc" * 32)
+
+
+def test_a_code_is_defined_once():
+    with pytest.raises(TypeError, match="error code 'vehicle_stolen' used by blokauto.modules.vehicles.errors"):
+        class VehicleStolen(DomainError):  # noqa: F841 (the same name elsewhere: a second definition, not a reload)
+            code = "vehicle_stolen"
+            template = "Stolen: {vin}."

@@ -85,8 +85,9 @@ class BlokautoError(Exception):
                             f"so required; remove them from optional")
         if "code" in cls.__dict__:
             other = _REGISTRY.get(cls.code)
-            if other is not None and other.__qualname__ != cls.__qualname__:
-                raise TypeError(f"error code {cls.code!r} used by {other.__name__} and {cls.__name__}")
+            if other is not None and (other.__module__, other.__qualname__) != (cls.__module__, cls.__qualname__):
+                raise TypeError(f"error code {cls.code!r} used by {other.__module__}.{other.__qualname__} and "
+                                f"{cls.__module__}.{cls.__qualname__}")  # the same class defined again is a reload
             _REGISTRY[cls.code] = cls
 
     #: The sentence to show when ``detail`` cannot fill the template (an error a remote node answered
