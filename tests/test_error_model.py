@@ -241,7 +241,7 @@ def test_one_divergence_says_which_check_found_it():
                     receipt_root="22" * 32, state_root="aa" * 32)
     replayed = Divergence(7, stored, msgspec.structs.replace(stored, state_root="bb" * 32))
     assert "does not re-execute to its stored header (state_root: stored " + "aa" * 32 in str(replayed)
-    assert (replayed.our_root, replayed.quorum_root, replayed.nodes) == ("aa" * 32, "bb" * 32, [])
+    assert (replayed.stored.state_root, replayed.computed.state_root, replayed.nodes) == ("aa" * 32, "bb" * 32, [])
 
     class Attested:  # what a node of the consortium attested at that height
         state_root = "cc" * 32
@@ -249,7 +249,7 @@ def test_one_divergence_says_which_check_found_it():
     quorum = Divergence(7, stored, Attested(), ["n2", "n1"])
     assert str(quorum).startswith(f"block 7: this node's state root is {'aa' * 32} but 2 nodes of the consortium "
                                   f"(n1, n2) attested state root {'cc' * 32}; this node stopped executing.")
-    assert (quorum.our_root, quorum.quorum_root) == ("aa" * 32, "cc" * 32)
+    assert (quorum.height, quorum.nodes) == (7, ["n1", "n2"])
 
 
 def test_a_code_is_defined_once():

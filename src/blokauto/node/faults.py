@@ -63,15 +63,6 @@ class Divergence(NodeFault):
                        f"changed or this software differs from the one that wrote it. Run `blokauto audit`.")
         super().__init__(message)
 
-    @property
-    def our_root(self) -> str:
-        return self.stored.state_root
-
-    @property
-    def quorum_root(self) -> str:
-        """The state root it was checked against (a quorum's, or re-execution's)."""
-        return self.computed.state_root
-
 
 #: The name the networked engine used for a quorum's divergence; the same class (one concept, one name).
 StateDiverged = Divergence
