@@ -30,7 +30,7 @@ from ..core.execute import SignerCache, authorise
 from ..core.module import Context
 from ..core.registry import Registry
 from ..core.tx import CheckedTx
-from ..modules.governance.state import CONSENSUS
+from ..modules.governance import GovernanceReader
 from ..store.blocks import BlockLog
 from ..store.damage import DamagedData
 from ..store.head import HeadMarker
@@ -116,6 +116,7 @@ class BlockCommitter:
         self.recorded_head: Any = None  # head.json as found at start
         self.expect_head: Any = None  # a head committed before a repair: when re-formed, it must be identical
         self.window = StoredReplayWindow(self.state)
+        self.governance = registry.provider(GovernanceReader)
         self.signers = SignerCache(registry.directory.watched)  # shared by pre-check and execution
         self.head: Header | None = None
         self.params: dict[str, int] = {}
@@ -181,9 +182,9 @@ class BlockCommitter:
         if not self._consensus_history_read:  # keys removed since: their attestations of older blocks count
             self.known_nodes |= known_node_keys(self.data_dir, self.blocks)
             self._consensus_history_read = True
-        c = CONSENSUS.get(self.state)
+        c = self.governance.consensus(self.state)
         if c is not None:
-            self.known_nodes |= {n.did for n in c.nodes}
+            self.known_nodes |= c.node_keys
 
     def _check_log_complete(self, height: int) -> None:
         """Refuse a block log that ends before what this node is known to have committed."""
@@ -271,7 +272,7 @@ class BlockCommitter:
         self.head = outcome.header
         if outcome.writes or not self.params:
             self.params = self.registry.read_params(self.state)
-        if CONSENSUS.key in outcome.writes:
+        if self.governance.consensus_key in outcome.writes:
             self._note_consensus()
         self.committed_txs += len(outcome.tx_ids)
         self._notify(outcome)

@@ -22,9 +22,10 @@ import msgspec
 
 from ..core import smt
 from ..core.encoding import to_builtins
+from ..modules.governance import keys as governance_keys
 from ..store.sqlite import connect
 
-CONSENSUS_KEY = b"gov/consensus"
+CONSENSUS_KEY = governance_keys.CONSENSUS.encode()
 _SCHEMA = ("CREATE TABLE IF NOT EXISTS consensus_changes "
            "(height INTEGER PRIMARY KEY, value BLOB NOT NULL, proof BLOB NOT NULL)")
 

@@ -40,11 +40,11 @@ from ..core.block import Header, NodeSignature, attest, attestation_bytes
 from ..core.encoding import canonical
 from ..core.errors import BlokautoError, Unavailable
 from ..core.tx import CheckedTx
-from ..modules.governance.state import CONSENSUS
 from .committer import BlockCommitter
 from .jetstream import JetStreamLink, OrderingUnavailable
 from .netconfig import NetworkSettings
-from .consensus_log import CONSENSUS_KEY, record_change
+from .consensus_log import record_change
+from .faults import Divergence, StreamGap
 from .ordering import Item, NodeConfig, Ordering, refuse_all
 from .peers import PeerAttestations
 
@@ -59,23 +59,6 @@ class Attestation(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     state_root: str
     node: str
     sig: str
-
-
-class StreamGap(Exception):
-    """The ordering stream skipped a sequence number; forming blocks past it could fork."""
-
-
-class StateDiverged(Exception):
-    """A quorum of the consortium attested a different block at a height than this node committed."""
-
-    def __init__(self, height: int, ours: Header, theirs: Attestation, nodes: list[str]) -> None:
-        self.height = height
-        self.our_root = ours.state_root
-        self.quorum_root = theirs.state_root
-        super().__init__(
-            f"block {height}: this node's state root is {ours.state_root} but {len(nodes)} nodes of the consortium "
-            f"({', '.join(sorted(nodes))}) attested state root {theirs.state_root}; this node stopped executing. "
-            f"Its database or software differs from theirs: run `blokauto audit` and rejoin from a verified snapshot.")
 
 
 #: ``chain.db`` meta key holding the identity (creation time) of the ordering stream its blocks came from
@@ -342,7 +325,7 @@ class JetStreamOrdering(Ordering):
         for early in self._early.pop(header.height, []):
             self._admit(early, header)
         if outcome.writes:
-            if CONSENSUS_KEY in outcome.writes:
+            if self.committer.governance.consensus_key in outcome.writes:
                 record_change(self.committer.data_dir / "chain.db", header.height, self.committer.state)
             self._refresh_consensus()
 
@@ -374,13 +357,13 @@ class JetStreamOrdering(Ordering):
         return attest(header, self.committer.node_key)  # Ed25519 is deterministic: the same signature as stored
 
     def _consensus_version(self) -> int | None:
-        c = CONSENSUS.get(self.committer.state)
+        c = self.committer.governance.consensus(self.committer.state)
         return None if c is None else c.version
 
     def _refresh_consensus(self) -> None:
-        c = CONSENSUS.get(self.committer.state)
+        c = self.committer.governance.consensus(self.committer.state)
         if c is not None:
-            self._consensus = (frozenset(n.did for n in c.nodes), c.quorum)
+            self._consensus = (c.node_keys, c.quorum)
             self.committer.checkpoints.set_policy(quorum=c.quorum)
 
     def _attestation(self, data: bytes) -> None:
@@ -429,7 +412,7 @@ class JetStreamOrdering(Ordering):
         others.add(att.node)
         quorum = self._consensus[1] if self._consensus else 1
         if len(others) >= quorum:
-            raise StateDiverged(att.height, header, att, sorted(others))
+            raise Divergence(att.height, header, att, others)
 
     # ---------------------------------------------------------------- status
 
