@@ -7,7 +7,10 @@ its session fixtures exist once per session, whichever report test files run:
   the demo ended (``old``: 9 entries, block 22); then a node process started on that folder (stopped
   by its PID at the end of the session) and more history recorded through it, so a newer report of
   the same car (``new``: 15 entries, the demo's 13 plus two) and a second car with a richer life (``rich``: brands, a
-  replaced cluster, a reading beyond the mechanical limit, taxi use, reported stolen) exist too.
+  replaced cluster, a reading beyond the mechanical limit, taxi use, reported stolen) exist too; then two recalls
+  whose rules no other report exercises (``recall_reports``, see ``_live_recalls``): a serial range of a serialized
+  part, with cars carrying the serial at each end of the range and just outside it on either side, and a VIN range
+  with one car registered before the campaign opened and one registered after it (a late registration).
 - ``browser``: one Chromium (Debian's, never downloaded) driven by Playwright.
 
 ``CASES`` is the catalogue of genuine, stale and tampered reports shared by the tampering, browser
@@ -59,11 +62,23 @@ class World:
     node_key: KeyPair              # the consortium's (only) node key
     other_genesis: Genesis         # another consortium (chain "test-chain")
     twin_genesis: Genesis          # same chain id "blokauto-demo", other organisations and node keys
+    #: VIN -> its report, or why the node (or the client's check) refused it (see ``_live_recalls``)
+    recall_reports: dict[str, dict[str, Any] | str] = field(default_factory=dict)
+    #: campaign number -> the VINs the node's recalls module says it affected (``recalls/affected``)
+    recall_affected: dict[str, list[str]] = field(default_factory=dict)
     cases: dict[str, "Case"] = field(default_factory=dict)
 
     @property
     def anchor(self) -> TrustAnchor:
         return TrustAnchor.from_genesis(self.genesis)
+
+    def recall_report(self, vin: str) -> dict[str, Any]:
+        """The genuine report of a recall car; fails the calling test if the node would not serve it
+        (it checks each report with the Python verifier before serving it, and so does the client)."""
+        report = self.recall_reports[vin]
+        if isinstance(report, str):
+            pytest.fail(f"the genuine report of {vin} could not be obtained: {report}")
+        return report
 
     def case(self, name: str) -> "Case":
         if name not in self.cases:
@@ -122,6 +137,84 @@ def _live_more_history(node: NodeProcess, data: Path) -> tuple[dict[str, Any], d
     return new, rich
 
 
+# The recalls that no other report of the corpus exercises. Each car carries one part, or none, so
+# each report shows one rule's verdict; the expected open recalls are the documented rules
+# (docs/recalls.md, "Affected vehicles"): ranges are inclusive, and a vehicle registered after a
+# campaign opened is not affected by it, even when its VIN is in the campaign's range.
+SERIAL_PN = "BM-INF-12"
+SERIAL_CAMPAIGN = "25V-031"
+SERIAL_RANGE = ("INF-0100", "INF-0200")
+SERIAL_CARS = {  # VIN -> the serial of the inflator fitted at the line
+    "WZZ3E5C22NM400501": "INF-0100",   # the range's first serial: affected
+    "WZZ3E5C22NM400502": "INF-0200",   # its last serial: affected
+    "WZZ3E5C22NM400503": "INF-0099",   # just below it: not affected
+    "WZZ3E5C22NM400504": "INF-0201",   # just above it: not affected
+}
+VIN_CAMPAIGN = "25V-044"
+VIN_RANGE = ("WZZ3E5C22NM400600", "WZZ3E5C22NM400699")  # none of the other cars' VINs is in it
+EARLY_VIN = "WZZ3E5C22NM400610"  # registered before the campaign opened: affected
+LATE_VIN = "WZZ3E5C22NM400620"   # registered after it opened (a late registration): not affected
+#: VIN -> the numbers of the open campaigns its report must list (the rules above)
+RECALL_EXPECTED = {"WZZ3E5C22NM400501": [SERIAL_CAMPAIGN], "WZZ3E5C22NM400502": [SERIAL_CAMPAIGN],
+                   "WZZ3E5C22NM400503": [], "WZZ3E5C22NM400504": [], EARLY_VIN: [VIN_CAMPAIGN], LATE_VIN: []}
+
+
+def _live_recalls(node: NodeProcess, data: Path) -> tuple[dict[str, dict[str, Any] | str], dict[str, list[str]]]:
+    """Through the node: a serial-range recall of an airbag inflator Bavaria Motors makes and fits
+    itself, and a regulator's VIN-range recall opened between two registrations in its range.
+
+    Returns each car's report (or, as text, why it could not be had: a broken rule in the Python
+    verifier makes the node refuse to serve a genuine report, as damaged data, and stop serving
+    reports; that must fail the cases, not the whole session) and, per campaign, the VINs the
+    recalls module resolved as affected."""
+    from blokauto.client import Client
+    from blokauto.keystore import KeyStore
+    from blokauto.modules.parts import messages as parts
+    from blokauto.modules.recalls import messages as recalls
+    from blokauto.modules.recalls.state import Scope, SerialRange, VinRange
+    from blokauto.modules.vehicles import messages as veh
+
+    keys = KeyStore(data / "keys")
+    kba, bmw = keys.load("kba-admin"), keys.load("bavaria-motors-admin")
+
+    def register(c: Client, vin: str) -> int:
+        return _send(c, veh.RegisterVehicle(vin=vin, make="Bavaria", model="E3", model_year=2025, body="hatchback",
+                                            powertrain="bev", plant="Leipzig", build_date="2025-01-20", country="DE"),
+                     bmw)
+
+    def opened(c: Client, number: str, component: str, scope: Scope, sender: KeyPair) -> tuple[int, int]:
+        info = c.send(recalls.OpenCampaign(number=number, component=component, summary=f"{component} recall.",
+                                           consequence="Risk of injury.", remedy="Replace it free of charge.",
+                                           scope=scope), sender)
+        assert info.ok, f"OpenCampaign {number} failed: {info.error}"
+        return next(e["campaign"] for e in info.events if e["type"] == "recalls.campaign_opened"), info.height
+
+    with Client(node.url, trust=data / "genesis.json") as c:
+        _send(c, parts.RegisterPartType(part_number=SERIAL_PN, name="driver airbag inflator", category="airbag",
+                                        serialized=True), bmw)
+        _send(c, parts.MintParts(part_number=SERIAL_PN, serials=sorted(SERIAL_CARS.values()), produced="2025-01-06",
+                                 plant="Leipzig"), bmw)
+        for vin, serial in SERIAL_CARS.items():
+            register(c, vin)
+            _send(c, parts.Install(vin=vin, items=[parts.InstallItem(part=f"{SERIAL_PN}:{serial}",
+                                                                     position="steering wheel")]), bmw)
+        serial_id, _ = opened(c, SERIAL_CAMPAIGN, f"driver airbag inflator ({SERIAL_PN})",
+                              Scope(serial_ranges=[SerialRange(SERIAL_PN, *SERIAL_RANGE)]), bmw)
+        register(c, EARLY_VIN)
+        vin_id, at = opened(c, VIN_CAMPAIGN, "rear axle bolts", Scope(vin_ranges=[VinRange(*VIN_RANGE)]), kba)
+        h = register(c, LATE_VIN)
+        assert h > at, "the late car must be registered in a later block than the campaign opened"
+        affected = {number: [row["vin"] for row in c.query("recalls", "affected", campaign=cid)["vehicles"]]
+                    for number, cid in ((SERIAL_CAMPAIGN, serial_id), (VIN_CAMPAIGN, vin_id))}
+        reports: dict[str, dict[str, Any] | str] = {}
+        for vin in RECALL_EXPECTED:
+            try:
+                reports[vin] = c.report(vin, min_height=h)
+            except Exception as exc:  # noqa: BLE001 - reported by the cases that need this report
+                reports[vin] = f"{type(exc).__name__}: {exc}"
+    return reports, affected
+
+
 @pytest.fixture(scope="session")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     data = tmp_path_factory.mktemp("reports") / "demo"
@@ -135,8 +228,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     node = NodeProcess(data)
     try:
         new, rich = _live_more_history(node, data)
+        recall_reports, recall_affected = _live_recalls(node, data)
         yield World(data, genesis, old, new, rich, node, node_key,
-                    other_genesis=consortium(), twin_genesis=consortium(chain=genesis.chain, time=genesis.time))
+                    other_genesis=consortium(), twin_genesis=consortium(chain=genesis.chain, time=genesis.time),
+                    recall_reports=recall_reports, recall_affected=recall_affected)
     finally:
         try:
             node.stop()  # SIGTERM by PID
@@ -280,6 +375,55 @@ def _old_fresh_enough(w: World) -> Case:
     t = header_of(w.old).time
     return Case(w.old, w.genesis, None, now_ms=t + 29 * DAY_MS, max_age_ms=30 * DAY_MS,
                 min_height=header_of(w.old).height)
+
+
+# recalls: a serial range (its ends, just outside it) and a VIN range with a late registration
+
+
+def _recall_car(vin: str) -> Callable[[World], Case]:
+    return lambda w: Case(w.recall_report(vin), w.genesis, None)
+
+
+_SERIAL_FIRST, _SERIAL_LAST, _SERIAL_BELOW, _SERIAL_ABOVE = SERIAL_CARS
+case("recall_serial_range_first_serial", "genuine")(_recall_car(_SERIAL_FIRST))
+case("recall_serial_range_last_serial", "genuine")(_recall_car(_SERIAL_LAST))
+case("recall_serial_range_just_below", "genuine")(_recall_car(_SERIAL_BELOW))
+case("recall_serial_range_just_above", "genuine")(_recall_car(_SERIAL_ABOVE))
+case("recall_vin_range_registered_before", "genuine")(_recall_car(EARLY_VIN))
+case("recall_vin_range_late_registration", "genuine")(_recall_car(LATE_VIN))
+
+
+def _with_recalls(report: dict[str, Any], recalls: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a careful forger does: the summary (warnings included) recomputed for other open recalls."""
+    x = copy.deepcopy(report)
+    x["summary"] = summarize(record_of(x), entries_of(x), recalls)
+    return x
+
+
+def _recall_hidden(vin: str) -> Callable[[World], Case]:
+    def build(w: World) -> Case:
+        report = w.recall_report(vin)
+        assert report["summary"]["open_recalls"], f"{vin} should have an open recall to hide"
+        return Case(_with_recalls(report, []), w.genesis, f"{SUMMARY}: summary.open_recalls")
+    return build
+
+
+def _recall_claimed(vin: str, donor: str) -> Callable[[World], Case]:
+    """``vin``'s report claiming the open recall ``donor`` has (the same campaign)."""
+    def build(w: World) -> Case:
+        report = w.recall_report(vin)
+        assert report["summary"]["open_recalls"] == [], f"{vin} should have no open recall"
+        return Case(_with_recalls(report, copy.deepcopy(w.recall_report(donor)["summary"]["open_recalls"])), w.genesis,
+                    f"{SUMMARY}: summary.open_recalls")
+    return build
+
+
+case("serial_recall_hidden_at_first_serial", "fraud")(_recall_hidden(_SERIAL_FIRST))
+case("serial_recall_hidden_at_last_serial", "fraud")(_recall_hidden(_SERIAL_LAST))
+case("serial_recall_claimed_just_below", "fraud")(_recall_claimed(_SERIAL_BELOW, _SERIAL_FIRST))
+case("serial_recall_claimed_just_above", "fraud")(_recall_claimed(_SERIAL_ABOVE, _SERIAL_LAST))
+case("vin_range_recall_hidden", "fraud")(_recall_hidden(EARLY_VIN))
+case("late_registration_recall_claimed", "fraud")(_recall_claimed(LATE_VIN, EARLY_VIN))
 
 
 # the history

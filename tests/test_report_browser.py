@@ -1,8 +1,9 @@
 """The self-verifying report page in a real browser (Debian's Chromium through Playwright).
 
 (a) the page a node serves at /reports/{vin} turns green and shows the summary, the rollback
-warning, the odometer chart and the timeline; (b) the file ``blokauto report --html`` writes is
-green from file:// with no network; (c) every forged report of the catalogue, rendered as a page,
+warning, the odometer chart and the timeline, and each recall car's page lists exactly the open
+recalls the rules give (a serial range at its ends and just outside it, a VIN range with a late
+registration); (b) the file ``blokauto report --html`` writes is green from file:// with no network; (c) every forged report of the catalogue, rendered as a page,
 turns the badge red and says why; (d) pinning the trust anchor in the URL (#anchor=<hash>)
 refuses a page carrying another anchor, even a counterfeit consortium's perfectly signed report;
 (e) the landing page's VIN form opens the report. Screenshots go to test-artifacts/.
@@ -28,6 +29,7 @@ from helpers_reports import (  # noqa: E402
     ARTIFACTS,
     BADGE_SETTLED,
     CASES,
+    RECALL_EXPECTED,
     RICH_VIN,
     VIN,
     World,
@@ -145,6 +147,16 @@ def test_a_car_with_brands_and_a_replaced_cluster(world: World, page: Any):
     assert c["Usage"] == "private, taxi"
     assert c["Title brands"] == "total_loss, salvage, flood, stolen"
     assert "TOTAL LOSS" in page.text_content("#accidents")
+
+
+@pytest.mark.parametrize("vin", list(RECALL_EXPECTED))
+def test_a_recall_car_page_is_green_and_lists_its_open_recalls(world: World, page: Any, vin: str):
+    page.goto(f"{world.node.url}/reports/{vin}")
+    b = badge(page)
+    assert (b["state"], b["title"]) == ("ok", "✓ Verified"), b
+    listed = [t.split(":")[0] for t in texts(page, "#recalls p.warning")]
+    assert listed == RECALL_EXPECTED[vin]
+    assert ("Open recall, not remedied" in texts(page, "#warnings .warning")) is bool(RECALL_EXPECTED[vin])
 
 
 def test_the_pdf_route_and_an_unknown_vin(world: World, page: Any):

@@ -1,7 +1,9 @@
 """The Python verifier (``blokauto.verify.report``) and the browser's (``web/verifier.js``, run in
 Chromium) give the same verdict on every report of the shared catalogue (genuine, stale, forged,
-odd encodings and malformed), their ``summarize`` agree byte for byte on every genuine report, and
-their Ed25519 rules agree on all 151 Wycheproof vectors.
+odd encodings and malformed), their ``summarize`` agree byte for byte on every genuine report, both
+find the open recalls the documented rules give on the recall cars (a serial range at its ends and
+just outside, a VIN range with a late registration), and their Ed25519 rules agree on all 151
+Wycheproof vectors.
 
 verifier.js is injected into a blank page opened from a file:// URL: WebCrypto (crypto.subtle) only
 exists in a secure context, which about:blank is not.
@@ -13,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterator
 
+import msgspec
 import pytest
 
 from blokauto.core.crypto import verify_signature
@@ -23,7 +26,17 @@ from blokauto.verify.report import open_recalls, summarize
 
 pytest.register_assert_rewrite("helpers_reports")
 
-from helpers_reports import CASES, World, entries_of, record_of  # noqa: E402
+from helpers_reports import (  # noqa: E402
+    CASES,
+    LATE_VIN,
+    RECALL_EXPECTED,
+    SERIAL_CAMPAIGN,
+    VIN_CAMPAIGN,
+    World,
+    entries_of,
+    names,
+    record_of,
+)
 
 pytest_plugins = ["helpers_reports"]
 
@@ -108,7 +121,7 @@ def test_python_and_javascript_agree(world: World, js: Any, name: str):
             assert c.expect in verdict["error"], (verdict, c.expect)
 
 
-@pytest.mark.parametrize("name", ["genuine_old", "genuine_new", "genuine_rich"])
+@pytest.mark.parametrize("name", names("genuine"))
 def test_summarize_is_the_same_in_python_and_javascript(world: World, js: Any, name: str):
     report = world.case(name).report
     recalls = open_recalls(record_of(report), report["evidence"]["recalls"])  # the same rules in both languages
@@ -130,6 +143,37 @@ def test_summarize_agrees_on_every_prefix_of_each_history(world: World, js: Any)
             assert js.evaluate(JS_SUMMARIZE, [raw, entries, None]) == py, (report["vin"], n)
             checked += 1
     assert checked >= 20
+
+
+# ---------------------------------------------------------------- recalls: ranges and late registration
+
+JS_OPEN_RECALLS = """([recordRaw, recallEvidence]) =>
+  window.BlokautoVerifier.openRecalls(JSON.parse(recordRaw), recallEvidence).map((r) => r.number)"""
+
+
+def test_the_recall_cars_are_resolved_as_the_documented_rules_say(world: World):
+    """The node's recalls module (SQL over the installation index) agrees with the rules: both ends of
+    the serial range are in it, the serials just outside are not, and the car registered after the
+    VIN-range campaign opened is not affected (docs/recalls.md, "Affected vehicles")."""
+    assert world.recall_affected == {
+        SERIAL_CAMPAIGN: sorted(v for v, numbers in RECALL_EXPECTED.items() if SERIAL_CAMPAIGN in numbers),
+        VIN_CAMPAIGN: sorted(v for v, numbers in RECALL_EXPECTED.items() if VIN_CAMPAIGN in numbers)}
+    late = record_of(world.recall_report(LATE_VIN))
+    opened = {msgspec.json.decode(c["raw"])["number"]: msgspec.json.decode(c["raw"])["opened"]
+              for c in world.recall_report(LATE_VIN)["evidence"]["recalls"]["campaigns"]}
+    assert late["registered"] > opened[VIN_CAMPAIGN]  # the case is a late registration
+
+
+@pytest.mark.parametrize("vin", list(RECALL_EXPECTED))
+def test_both_verifiers_find_the_documented_open_recalls(world: World, js: Any, vin: str):
+    report = world.recall_report(vin)
+    record, evidence = record_of(report), report["evidence"]["recalls"]
+    expected = RECALL_EXPECTED[vin]
+    assert [r["number"] for r in report["summary"]["open_recalls"]] == expected  # what the node served
+    assert [r["number"] for r in open_recalls(record, evidence)] == expected, "the Python verifier's rules"
+    assert js.evaluate(JS_OPEN_RECALLS, [report["evidence"]["vehicle"]["raw"], evidence]) == expected, \
+        "verifier.js's rules"
+    assert ("open_recall" in report["summary"]["warnings"]) is bool(expected)
 
 
 # ---------------------------------------------------------------- Ed25519: Wycheproof

@@ -180,6 +180,16 @@ def test_a_changed_timeline_alone_is_detected(world: World):
     refused(world, "timeline_accident_dropped")
 
 
+@pytest.mark.parametrize("name", ["serial_recall_hidden_at_first_serial", "serial_recall_hidden_at_last_serial",
+                                  "serial_recall_claimed_just_below", "serial_recall_claimed_just_above",
+                                  "vin_range_recall_hidden", "late_registration_recall_claimed"])
+def test_a_hidden_or_claimed_recall_is_detected(world: World, name: str):
+    """The open recalls are recomputed from the proven campaigns, bill of parts and part twins: a
+    serial range includes both its ends and nothing beyond, and a car registered after a campaign
+    opened is not covered by it (the forger rewrote the warnings to match)."""
+    refused(world, name)
+
+
 # ---------------------------------------------------------------- record, VIN, trust anchor
 
 
