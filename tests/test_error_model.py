@@ -223,11 +223,10 @@ def test_every_domain_error_of_every_module_is_422():
 def test_every_node_fault_has_one_base():
     from blokauto.node.backup import BackupError
     from blokauto.node.faults import (Divergence, HeadMarkerDamaged, IntegrityFault, LogBehindCommitted, NodeFault,
-                                      StateDiverged, StreamGap)
+                                      StreamGap)
     from blokauto.node.jetstream import OrderStreamReplaced
     from blokauto.node.journal import JournalDamaged
 
-    assert StateDiverged is Divergence
     for fault in (Divergence, LogBehindCommitted, HeadMarkerDamaged, JournalDamaged, IntegrityFault, StreamGap,
                   OrderStreamReplaced, BackupError):
         assert issubclass(fault, NodeFault) and not issubclass(fault, BlokautoError), fault

@@ -48,15 +48,16 @@ from litestar.response import File, Stream
 from litestar.response.sse import ServerSentEventMessage
 
 from ..core.encoding import to_builtins
-from ..core.errors import BlokautoError, MalformedTx, NotFound, RequestError, TxTooLarge, Unavailable
+from ..core.errors import BlokautoError, MalformedTx, RequestError, TxTooLarge, Unavailable
 from ..node.event_feed import EventFeed, FeedEnds, HeightWaiter
 from ..node.node import Node
 from ..node.reader import AFTER_BLOCK, ChainReader, QueryParamsInvalid, event_id, parse_event_id
 from ..store.damage import DamagedData
 from ..report.html import render_error_page, render_html, web_asset
 from ..report.pdf import render_pdf
-from .errors import (EXCEPTION_HANDLERS, RepeatedParameter, UnknownParameter, as_blokauto_error, error_body, read_damage,
-                     refuse_damage)
+from .errors import (EXCEPTION_HANDLERS, BadTxId, BatchBodyTooComplex, BatchTooLarge, HeightNotReached,
+                     RepeatedParameter, UnknownParameter, UnknownQuery, UnsupportedMediaType, as_blokauto_error,
+                     error_body, http_status, read_damage, refuse_damage)
 from .openapi import BATCH_ITEMS, HTTP_DATE, TX_ID_PATTERN, documented, json_body, query_parameters, signed_tx_schema
 
 log = logging.getLogger("blokauto.api")
@@ -69,41 +70,6 @@ MAX_OTHER_BODY = 65_536
 MAX_WAIT_S = 60.0
 MAX_FLUSH_WAIT_S = 10.0
 READ_THREADS = 32  # threads answering reads; waits for a height or a receipt hold none
-
-
-class BadTxId(RequestError):
-    code = "bad_tx_id"
-    template = "{value!r} is not a transaction id (64 lowercase hex digits)."
-
-
-class BatchTooLarge(RequestError):
-    code = "batch_too_large"
-    http_status = 413
-    template = "A batch holds at most {limit} transactions, not {size}; split it."
-
-
-class BatchBodyTooComplex(RequestError):
-    code = "batch_too_complex"
-    http_status = 413
-    template = ("The batch body has {commas} commas; a batch of at most {limit} transactions has at most {max_commas}. "
-                "Send an array of signed transactions, split into smaller batches.")
-
-
-class UnsupportedMediaType(RequestError):
-    code = "unsupported_media_type"
-    http_status = 415
-    template = "Transactions are sent as application/json, not {got!r}; set the Content-Type header."
-
-
-class UnknownQuery(NotFound):
-    code = "unknown_query"
-    template = "This node knows no query {name!r}; GET /v1/queries lists them (or run `blokauto query --list`)."
-
-
-class HeightNotReached(NotFound):
-    code = "height_not_reached"
-    template = ("Block {height} is not committed yet (this node is at height {head}); ask again once it is "
-                "(GET /v1/txs/ID?wait=S answers with the height of a transaction).")
 
 
 SNAPSHOT_CHUNK = 65_536  # a snapshot download is read and sent this much at a time
@@ -166,7 +132,7 @@ def _swagger_ui() -> SwaggerRenderPlugin:
 
 def _html_error(_: Request, err: BlokautoError) -> Response:
     """A refusal on a page a person reads is a page too (same status and code as the API's)."""
-    return Response(render_error_page(err), status_code=err.http_status, media_type=MediaType.HTML)
+    return Response(render_error_page(err), status_code=http_status(err), media_type=MediaType.HTML)
 
 
 def _html_http_error(request: Request, exc: HTTPException) -> Response:

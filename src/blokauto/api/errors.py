@@ -96,6 +96,38 @@ class NoRoute(NotFound):
     template = "There is nothing at {path}; GET /schema lists the API."
 
 
+class BadTxId(RequestError):
+    code = "bad_tx_id"
+    template = "{value!r} is not a transaction id (64 lowercase hex digits)."
+
+
+class BatchTooLarge(RequestError):
+    code = "batch_too_large"
+    template = "A batch holds at most {limit} transactions, not {size}; split it."
+
+
+class BatchBodyTooComplex(RequestError):
+    code = "batch_too_complex"
+    template = ("The batch body has {commas} commas; a batch of at most {limit} transactions has at most {max_commas}. "
+                "Send an array of signed transactions, split into smaller batches.")
+
+
+class UnsupportedMediaType(RequestError):
+    code = "unsupported_media_type"
+    template = "Transactions are sent as application/json, not {got!r}; set the Content-Type header."
+
+
+class UnknownQuery(NotFound):
+    code = "unknown_query"
+    template = "This node knows no query {name!r}; GET /v1/queries lists them (or run `blokauto query --list`)."
+
+
+class HeightNotReached(NotFound):
+    code = "height_not_reached"
+    template = ("Block {height} is not committed yet (this node is at height {head}); ask again once it is "
+                "(GET /v1/txs/ID?wait=S answers with the height of a transaction).")
+
+
 #: The HTTP status of each family (by its code) and of each code answering otherwise. Codes, not
 #: classes, so that a refusal defined anywhere (api/app.py too) is mapped here without an import cycle.
 HTTP_STATUS: dict[str, int] = {
@@ -134,16 +166,6 @@ def http_status(err: BlokautoError | type[BlokautoError]) -> int:
     raise TypeError(f"{cls.__name__} is not a blokauto error")  # pragma: no cover (BlokautoError is mapped)
 
 
-class _StatusOfError:
-    """``err.http_status`` for code not yet switched to ``http_status(err)`` (api/app.py's HTML error
-    page). Transitional: remove once nothing reads the attribute. An instance may set its own (the
-    SDK records the status a node answered with)."""
-
-    def __get__(self, obj: BlokautoError | None, owner: type[BlokautoError]) -> int:
-        return http_status(owner if obj is None else obj)
-
-
-BlokautoError.http_status = _StatusOfError()  # type: ignore[attr-defined]
 
 
 def error_body(code: str, message: str, detail: Any = None) -> dict[str, Any]:

@@ -8,9 +8,6 @@ A client that waits (``?min_height``, ``?wait``, an event stream catching up) ho
 
 from __future__ import annotations
 
-import asyncio
-import heapq
-import itertools
 from typing import Any
 
 from .errors import TooManyRequests, error_bytes

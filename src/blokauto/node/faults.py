@@ -5,7 +5,7 @@ and no retry helps; its message says what an operator does.
     NodeFault                   base of every node fault; the message says what to do
     ├── Divergence              this node's state is not the one it must be: re-executing a stored block
     │                           gives another header, or a quorum attested another state root at a
-    │                           height this node committed (``StateDiverged`` is the same class)
+    │                           height this node committed
     ├── LogBehindCommitted      chain.db ends before blocks this node committed
     ├── HeadMarkerDamaged       head.json names a block other than the intact one this node signed
     ├── JournalDamaged          acknowledged transactions in the intake journal are unreadable (node.journal)
@@ -62,10 +62,6 @@ class Divergence(NodeFault):
             message = (f"block {height} does not re-execute to its stored header ({details}); the database was "
                        f"changed or this software differs from the one that wrote it. Run `blokauto audit`.")
         super().__init__(message)
-
-
-#: The name the networked engine used for a quorum's divergence; the same class (one concept, one name).
-StateDiverged = Divergence
 
 
 class StreamGap(NodeFault):
