@@ -530,12 +530,30 @@ def test_query_organisations_and_consensus(chain):
     ("/v1/q/governance/organisations", {"id": "oem"}, 400, "invalid_query"),
     ("/v1/q/governance/organisation", {"id": "no-such-org"}, 404, "not_found"),
     ("/v1/q/governance/member", {"did": "did:key:zNobody"}, 404, "not_found"),
+    ("/v1/q/governance/organisations", {"min_height": "soon"}, 400, "invalid_query"),
+    ("/v1/q/governance/organisations", {"min_height": "-2"}, 400, "invalid_query"),
+    ("/v1/q/governance/organisations", {"min_height": "1_0"}, 400, "invalid_query"),
+    ("/v1/q/governance/organisations", {"min_height": " 1"}, 400, "invalid_query"),
+    ("/v1/q/governance/organisations", {"min_height": str(2**53)}, 400, "invalid_query"),
+    ("/v1/q/governance/organisations", {"min_height": str(2**53 - 1)}, 404, "height_not_reached"),
 ])
 def test_bad_query_parameters_are_refused(chain, path, params, status, code):
     r = HTTP.get(chain.url + path, params=params)
     assert r.status_code == status, r.text
     err = r.json()["error"]
     assert err["code"] == code and err["message"] and isinstance(err["detail"], dict)
+
+
+def test_a_query_with_min_height_reads_the_write_just_committed(chain):
+    """Read your own writes: the query waits until the state it reads holds the block (a query
+    without it may answer from the state of a block or two before)."""
+    receipt = commit(chain, add(chain, "read-my-write"))
+    h = receipt["height"]
+    res = get_json(chain, "/v1/q/governance/member", did=K("read-my-write").did, min_height=h)
+    assert res["height"] >= h and res["result"]["org"] == "oem"
+    with Client(chain.url, trust=chain.genesis) as c:
+        assert c.query("governance", "member", did=K("read-my-write").did, min_height=h)["org"] == "oem"
+    assert get_json(chain, "/v1/q/governance/organisations", min_height=-1)["height"] >= 0
 
 
 def test_sdk_query(chain):

@@ -443,16 +443,34 @@ async def queries(api: ApiDep) -> list[dict[str, Any]]:
             for (m, n), spec in sorted(api.node.registry.queries.items())]
 
 
+MIN_HEIGHT_PARAMETER = Parameter(
+    name="min_height", param_in="query", required=False,
+    description="Wait (up to 10 s) until the state reflects this block (read your own writes); -1: do not wait.",
+    schema=Schema(type=OpenAPIType.INTEGER, minimum=-1, maximum=MAX_HEIGHT))
+
+
+def _min_height(raw: str | None) -> int:
+    """A module query's ``min_height`` (refused as ``invalid_query``, as its other parameters are)."""
+    if raw is None:
+        return -1
+    if re.fullmatch(r"-1|0|[1-9][0-9]{0,15}", raw, re.ASCII) and int(raw) <= MAX_HEIGHT:
+        return int(raw)
+    raise QueryParamsInvalid(reason=f"min_height is a block height from -1 to {MAX_HEIGHT}, not {raw[:40]!r}")
+
+
 def query_route(module: str, name: str, doc: str, params: type | None) -> Any:
-    """One documented route per declared module query."""
-    @get(f"/v1/q/{module}/{name}", sync_to_thread=True, summary=f"{module}.{name}", description=doc,
-         operation_class=documented(errors=(400, 404), parameters=query_parameters(params),
+    """One documented route per declared module query; ``min_height`` reads one's own writes."""
+    names = frozenset(f.name for f in msgspec.structs.fields(params)) if params else frozenset()
+
+    @get(f"/v1/q/{module}/{name}", summary=f"{module}.{name}", description=doc,
+         operation_class=documented(errors=(400, 404), parameters=[*query_parameters(params), MIN_HEIGHT_PARAMETER],
                                     replace_parameters=True),
          operation_id=f"query_{module}_{name}", name=f"query-{module}-{name}",
-         opt={"query": frozenset(f.name for f in msgspec.structs.fields(params)) if params else frozenset(),
-              "module_query": True})
-    def handler(request: Request, api: ApiDep) -> dict[str, Any]:
-        return api.reader.query(module, name, dict(request.query_params))
+         opt={"query": names | {"min_height"}, "module_query": True})
+    async def handler(request: Request, api: ApiDep) -> dict[str, Any]:
+        given = dict(request.query_params)
+        await api.reach(_min_height(given.pop("min_height", None)))
+        return await asyncio.to_thread(api.reader.query, module, name, given)
 
     return handler
 

@@ -393,7 +393,7 @@ def recall_story(bc: Client, keys: KeyStore, story: Story) -> None:
                                      scope=recall_state.Scope(batches=[recall_state.BatchRef(part_number="SW-PAD-44",
                                                                                              batch="B2024-07")])), bmw))
     campaign = next(e["campaign"] for e in info.events if e["type"] == "recalls.campaign_opened")
-    affected = bc.query("recalls", "affected", campaign=campaign)
+    affected = bc.query("recalls", "affected", campaign=campaign, min_height=info.height)
     owners = {k.did: n for n, k in (("Ben", keys.load("ben")), ("Carla", carla), ("Dan", dan))}
     for row in affected["vehicles"]:
         story.say(f"  → affected: {row['vin']}, owner notified: {owners.get(row['holder'], row['holder'][:24])}")
@@ -405,22 +405,23 @@ def recall_story(bc: Client, keys: KeyStore, story: Story) -> None:
     story.refused("someone tries to fit a battery pack serial Voltcell never made",
                   lambda: bc.send(parts.Install(vin="WZZ3E5C22NM400133",
                                                 items=[parts.InstallItem(part="VP-83:VP83-9999")]), bmw).raise_for_status())
-    story.committed("Meister Werkstatt replaces Ben's pads with batch B2024-09 and attests the remedy", _all(
+    remedy = story.committed("Meister Werkstatt replaces Ben's pads with batch B2024-09 and attests the remedy", _all(
         bc.send(parts.Remove(vin=DEMO_VIN, items=[parts.InstallItem(batch="SW-PAD-44:B2024-07", qty=4)]), shop),
         bc.send(parts.Install(vin=DEMO_VIN, items=[parts.InstallItem(batch="SW-PAD-44:B2024-09", qty=4,
                                                                       position="front axle")]), shop),
         bc.send(recalls.RecordRemedy(campaign=campaign, vin=DEMO_VIN, notes="pads replaced"), shop)))
-    p = bc.query("recalls", "campaign", id=campaign)["progress"]
+    p = bc.query("recalls", "campaign", id=campaign, min_height=remedy.height)["progress"]
     story.say(f"  recall 24V-117: {p['affected']} affected, {p['remedied']} remedied, {p['outstanding']} outstanding")
-    m = bc.query("parts", "materials_of", vin=DEMO_VIN)["lots"][0]
+    m = bc.query("parts", "materials_of", vin=DEMO_VIN, min_height=remedy.height)["lots"][0]
     att = m["attestations"][0]
     story.say(f"  the cobalt in Ben's battery: lot {m['lot']}, {m['mine']} mine ({m['country']}), "
               f"attested {att['result']} ({att['standard']}) by {att['auditor']}")
 
 
 def print_history(bc: Client, story: Story, vin: str) -> None:
-    v = bc.query("vehicles", "vehicle", vin=vin)
-    hist = bc.query("vehicles", "history", vin=vin)
+    head = bc.status()["height"]  # every block so far, read back from the state queries read
+    v = bc.query("vehicles", "vehicle", vin=vin, min_height=head)
+    hist = bc.query("vehicles", "history", vin=vin, min_height=head)
     story.say(f"\n[bold]History of {vin}[/] — {v['birth']['make']} {v['birth']['model']} {v['birth']['model_year']}, "
               f"{v['owners']} owner(s), {v['accidents']} accident(s), odometer [bold]{v['odometer']['status']}[/] "
               f"(highest {v['odometer']['max_km']:,} km, {v['odometer']['rollbacks']} suspected rollback)")

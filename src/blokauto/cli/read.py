@@ -84,9 +84,12 @@ def state(key: str = typer.Argument(..., metavar="KEY", help="A state key, e.g. 
 def query(module: Optional[str] = typer.Argument(None, metavar="MODULE", help="e.g. vehicles."),
           name: Optional[str] = typer.Argument(None, metavar="QUERY", help="e.g. history."),
           params: list[str] = typer.Argument(None, metavar="KEY=VALUE...", help="The query's parameters."),
-          node: str = NodeOpt, list_: bool = flag("--list", "List the queries and their parameters.")) -> None:
+          node: str = NodeOpt, list_: bool = flag("--list", "List the queries and their parameters."),
+          min_height: int = typer.Option(-1, "--min-height", metavar="HEIGHT", min=-1,
+                                         help="Wait (up to 10 s) until the node's state reflects this block.")) -> None:
     """Run a module query, e.g. `blokauto query vehicles history vin=WZZ3E5C22NM400117`. Answers are
-    what the node found; for proven values use `blokauto state` or `blokauto report`."""
+    what the node found; for proven values use `blokauto state` or `blokauto report`. After sending
+    a transaction, `--min-height` with its block reads your own write."""
     from ..modules import default_registry
 
     registry = default_registry()
@@ -105,7 +108,7 @@ def query(module: Optional[str] = typer.Argument(None, metavar="MODULE", help="e
         kv[k] = v
     _check_query_params(module, name, registry.queries[(module, name)], kv)
     with client(node) as c:
-        print_json(c.query(module, name, **kv))
+        print_json(c.query(module, name, min_height=min_height, **kv))
 
 
 def _check_query_params(module: str, name: str, spec: Any, kv: dict[str, str]) -> None:

@@ -204,9 +204,12 @@ class Client:
         raw = ev.get("raw")
         return StateValue(key, None if raw is None else msgspec.json.decode(raw), cp.header.height, cp)
 
-    def query(self, module: str, name: str, **params: Any) -> Any:
-        """A module query's result; structured parameters (dicts, lists, Structs) travel as JSON."""
+    def query(self, module: str, name: str, *, min_height: int = -1, **params: Any) -> Any:
+        """A module query's result; structured parameters (dicts, lists, Structs) travel as JSON.
+        ``min_height`` waits (up to 10 s) until the node's state reflects that block."""
         sent = {k: v if isinstance(v, (str, int)) else msgspec.json.encode(v).decode() for k, v in params.items()}
+        if min_height >= 0:
+            sent["min_height"] = min_height
         return self._request("GET", f"/v1/q/{module}/{name}", params=sent)["result"]
 
     def report(self, vin: str, *, min_height: int = -1, max_age_ms: int | None = None) -> dict[str, Any]:
