@@ -9,9 +9,10 @@ from ..core.registry import Registry
 
 @lru_cache(maxsize=1)
 def default_registry() -> Registry:
+    from .consent import module as consent
     from .governance import module as governance
     from .parts import module as parts
     from .recalls import module as recalls
     from .vehicles import module as vehicles
 
-    return Registry([governance, vehicles, parts, recalls])
+    return Registry([governance, vehicles, parts, recalls, consent])

@@ -27,6 +27,14 @@ class BirthFacts(msgspec.Struct, frozen=True):
     registered: int
 
 
+class Title(msgspec.Struct, frozen=True):
+    """Who holds a vehicle's title (a did:key or org:<id>) and since which block time (ms): a
+    holding is this pair, so a holder who sells and buys back starts a new one."""
+
+    holder: str
+    since: int
+
+
 class VehicleEvidence(msgspec.Struct, frozen=True):
     """A vehicle's record key (to prove against a checkpoint) and every history entry, oldest
     first, as the canonical bytes the record's running hash commits to."""
@@ -54,6 +62,10 @@ class VehicleDoor(Protocol):
 
     def birth_facts(self, state: StateReader, vin: str) -> BirthFacts | None:
         """The birth facts of a registered vehicle (None if ``vin`` is not registered)."""
+        ...
+
+    def title(self, state: StateReader, vin: str) -> Title | None:
+        """The title holder of ``vin`` (None if it is not registered)."""
         ...
 
     def record_key(self, vin: str) -> bytes:
@@ -84,6 +96,10 @@ class VehicleRegistry:
     def birth_facts(self, state: StateReader, vin: str) -> BirthFacts | None:
         v = VEHICLES.get(state, vin) if vin.isalnum() else None
         return None if v is None else BirthFacts(v.manufacturer, v.birth.build_date, v.registered)
+
+    def title(self, state: StateReader, vin: str) -> Title | None:
+        v = VEHICLES.get(state, vin) if vin.isalnum() else None
+        return None if v is None else Title(v.holder, v.holder_since)
 
     def record_key(self, vin: str) -> bytes:
         return VEHICLES.key(vin)

@@ -1,0 +1,74 @@
+"""Consent queries: a vehicle's grants, an organisation's grants, and whether a read is allowed,
+each as of a block time ``at`` (ms; the CLI and the SDK example pass the newest block's)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ...core.encoding import Uint, to_builtins
+from ...core.module import Page, QueryView
+from ...core.state import KeyPart
+from .doors import ConsentDoor
+from .spec import GRANTS, Titles, module
+from .state import GRANT_RECORDS, Grant, status
+
+#: Most grants one page of ``grants_of`` or ``grants_to`` returns.
+GRANTS_PAGE_MAX = 1000
+
+
+class VehicleGrantsQuery(Page, kw_only=True):
+    vin: KeyPart
+    at: Uint
+
+
+class OrgGrantsQuery(Page, kw_only=True):
+    org: KeyPart
+    at: Uint
+
+
+class AllowedQuery(msgspec.Struct):
+    vin: KeyPart
+    org: KeyPart
+    category: KeyPart
+    at: Uint
+
+
+def _with_status(view: QueryView, g: Grant, at: int) -> dict[str, Any]:
+    return {**to_builtins(g), "status": status(g, view.need(Titles).title(view, g.vin), at)}
+
+
+def _grants(view: QueryView, ids: list[int]) -> list[Grant]:
+    out = []
+    for gid in ids:
+        g = GRANT_RECORDS.get(view, gid)
+        if g is not None:
+            out.append(g)
+    return out
+
+
+@module.query("grants_of", VehicleGrantsQuery)
+def grants_of(view: QueryView, q: VehicleGrantsQuery) -> dict[str, Any]:
+    """A vehicle's consent grants, oldest first, each with its status at block time ``at``: active,
+    expired, revoked, or holder_changed (the title has passed on since it was granted)."""
+    rows = view.rows(GRANTS, {"vin": q.vin}, order=("id",), limit=q.size(GRANTS_PAGE_MAX), offset=q.offset)
+    return {"vin": q.vin, "at": q.at, "total": view.count(GRANTS, {"vin": q.vin}),
+            "grants": [_with_status(view, g, q.at) for g in _grants(view, [r["id"] for r in rows])]}
+
+
+@module.query("grants_to", OrgGrantsQuery)
+def grants_to(view: QueryView, q: OrgGrantsQuery) -> dict[str, Any]:
+    """The consent grants an organisation holds, oldest first, each with its status at block time ``at``."""
+    rows = view.rows(GRANTS, {"org": q.org}, order=("id",), limit=q.size(GRANTS_PAGE_MAX), offset=q.offset)
+    return {"org": q.org, "at": q.at, "total": view.count(GRANTS, {"org": q.org}),
+            "grants": [_with_status(view, g, q.at) for g in _grants(view, [r["id"] for r in rows])]}
+
+
+@module.query("allowed", AllowedQuery)
+def allowed(view: QueryView, q: AllowedQuery) -> dict[str, Any]:
+    """Whether the holder's consent lets ``org`` read ``category`` of ``vin`` at block time ``at``, and
+    the grant that allows it (None if none does)."""
+    gid = view.need(ConsentDoor).allows(view, view.need, q.vin, q.org, q.category, q.at)
+    return {"vin": q.vin, "org": q.org, "category": q.category, "at": q.at, "allowed": gid is not None,
+            "grant": gid}
