@@ -3,6 +3,7 @@
     init, keys ...        keys.py     a new chain's trust anchor and signing keys
     node ...              node.py     run a node, join from a snapshot, back up, restore, scrub
     tx ..., messages      tx.py       build, sign, submit and look up transactions
+    consent ...           consent.py  the holder grants, revokes and lists consent to a vehicle's data
     status, state, query, read.py     read the ledger, verify reports, audit a folder
     events, report, verify, audit
     demo                  demo.py     the story on a one-node chain (or a local network)
@@ -22,6 +23,7 @@ import typer
 from . import read, tx
 from .bench import bench_app
 from .common import DEFAULT_PORT, DataOpt, console, flag
+from .consent import consent_app
 from .errors import cli_errors
 from .keys import init, keys_app
 from .network import network_app
@@ -36,6 +38,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(node_app, name="node")
 app.add_typer(tx.tx_app, name="tx")
 app.command()(tx.messages)
+app.add_typer(consent_app, name="consent")
 for command in (read.status, read.state, read.query, read.events, read.report, read.verify, read.audit):
     app.command()(command)
 app.add_typer(network_app, name="network")
