@@ -1,0 +1,84 @@
+"""``blokauto consent`` end to end: a chain made with ``init``, a node started with ``node start`` in
+a child process (stopped by its PID), a vehicle sold to a person, who grants an insurer consent,
+lists it, and revokes it, each through the real command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from blokauto.keystore import KeyStore
+
+from conftest import NodeProcess, run_cli
+
+pytestmark = pytest.mark.e2e  # starts a real node process
+
+ENV = {"COLUMNS": "200", "NO_COLOR": "1"}
+VIN = "WVWZZZ1JZ00000042"
+
+
+def cli(*args: Any, ok: bool = True):
+    r = run_cli(*[str(a) for a in args], env=ENV)
+    if ok:
+        assert r.returncode == 0, f"{args}: exit {r.returncode}\nstdout: {r.stdout}\nstderr: {r.stderr}"
+    return r
+
+
+@pytest.fixture(scope="module")
+def sold(tmp_path_factory: pytest.TempPathFactory):
+    """A node on a fresh chain where oem made VIN and sold it to alice (a key in DATA/keys)."""
+    data: Path = tmp_path_factory.mktemp("consent") / "chain"
+    cli("init", "--data", data, "--org", "oem:manufacturer", "--org", "ins:insurer", "--org", "reg:regulator")
+    alice = KeyStore(data / "keys").create("alice").did
+    node = NodeProcess(data)
+    try:
+        at = ("--data", data, "--node", node.url)
+        cli("tx", "send", "vehicles.assign_wmi", "--key", "reg-admin", "--set", "wmi=WVW", "--set", "org=oem", *at)
+        birth = {"vin": VIN, "make": "Test", "model": "T", "model_year": 2027, "body": "sedan", "powertrain": "bev",
+                 "plant": "P1", "build_date": "2027-01-15", "country": "DE"}
+        cli("tx", "send", "vehicles.register", json.dumps(birth), "--key", "oem-admin", *at)
+        cli("tx", "send", "vehicles.transfer_title", "--key", "oem-admin", "--cosign", "alice", "--set", f"vin={VIN}",
+            "--set", f"to={alice}", *at)
+        yield node, at, alice
+    finally:
+        node.stop()
+        if node.proc.poll() is None:
+            node.kill()
+
+
+def test_holder_grants_lists_and_revokes_consent_through_the_cli(sold) -> None:
+    node, at, alice = sold
+    r = cli("consent", "grant", VIN, "--to", "ins", "--category", "history", "--category", "odometer",
+            "--purpose", "quote a policy", "--until", "30d", "--key", "alice", "--json", *at)
+    receipt = json.loads(r.stdout)["receipt"]
+    assert receipt["ok"] and receipt["events"][0]["type"] == "consent.granted"
+    gid = receipt["events"][0]["grant"]
+
+    listed = json.loads(cli("consent", "list", VIN, "--json", *at).stdout)
+    assert [(g["id"], g["org"], g["categories"], g["status"], g["holder"]) for g in listed["grants"]] == [
+        (gid, "ins", ["history", "odometer"], "active", alice)]
+    text = cli("consent", "list", VIN, *at).stdout
+    assert "active" in text and "quote a policy" in text
+
+    r = cli("consent", "revoke", VIN, gid, "--key", "alice", *at)
+    assert "committed" in r.stdout and "consent.revoked" in r.stdout
+    listed = json.loads(cli("consent", "list", VIN, "--json", *at).stdout)
+    assert [g["status"] for g in listed["grants"]] == ["revoked"]
+
+
+def test_refusals_name_their_code_and_exit_1(sold) -> None:
+    _, at, _ = sold
+    r = cli("consent", "grant", VIN, "--to", "ins", "--category", "history", "--purpose", "x", "--until", "1d",
+            "--key", "oem-admin", *at, ok=False)
+    assert r.returncode == 1 and "[not_holder]" in r.stdout + r.stderr
+    r = cli("consent", "grant", VIN, "--to", "ins", "--category", "history", "--purpose", "x", "--until", "400d",
+            "--key", "alice", *at, ok=False)
+    assert r.returncode == 1 and "[consent_too_long]" in r.stdout + r.stderr
+    r = cli("consent", "revoke", VIN, 999, "--key", "alice", *at, ok=False)
+    assert r.returncode == 1 and "[unknown_grant]" in r.stdout + r.stderr
+    r = cli("consent", "grant", VIN, "--to", "ins", "--category", "history", "--purpose", "x", "--until", "soon",
+            "--key", "alice", *at, ok=False)
+    assert r.returncode == 2 and "--until" in r.stderr
