@@ -82,3 +82,25 @@ def test_refusals_name_their_code_and_exit_1(sold) -> None:
     r = cli("consent", "grant", VIN, "--to", "ins", "--category", "history", "--purpose", "x", "--until", "soon",
             "--key", "alice", *at, ok=False)
     assert r.returncode == 2 and "--until" in r.stderr
+
+
+def test_the_sdk_example_of_docs_consent(sold) -> None:
+    """docs/consent.md's SDK example: Client.send and Client.query cover consent."""
+    from blokauto.client import Client
+    from blokauto.modules.consent.messages import GrantConsent, RevokeConsent
+
+    node, _, _ = sold
+    carla = KeyStore(node.data / "keys").load("alice")
+    with Client(node.url, trust=node.data / "genesis.json") as bc:
+        head = bc.checkpoint("latest").header
+        info = bc.send(GrantConsent(vin=VIN, org="ins", categories=["history", "odometer"],
+                                    purpose="quote for a comprehensive policy", until=head.time + 30 * 86_400_000), carla)
+        grant = info.events[0]["grant"]
+        answer = bc.query("consent", "allowed", vin=VIN, org="ins", category="history", at=head.time,
+                          min_height=info.height)
+        assert (answer["allowed"], answer["grant"]) == (True, grant)
+        revoked = bc.send(RevokeConsent(vin=VIN, grant=grant), carla)
+        assert revoked.ok
+        answer = bc.query("consent", "allowed", vin=VIN, org="ins", category="history", at=head.time,
+                          min_height=revoked.height)
+        assert answer["allowed"] is False
