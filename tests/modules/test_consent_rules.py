@@ -14,6 +14,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -23,7 +24,9 @@ from blokauto.modules.consent import ConsentDoor
 from blokauto.modules.consent import queries
 from blokauto.modules.consent.handlers import MAX_LIVE_GRANTS
 from blokauto.modules.consent.messages import GrantConsent, RevokeConsent
-from blokauto.modules.consent.state import GRANT_RECORDS, LIVE
+from blokauto.modules.consent.state import GRANT_RECORDS, LIVE, Grant, status
+from blokauto.modules.consent.state import allows as rule_allows
+from blokauto.modules.vehicles.doors import Title
 from blokauto.modules.vehicles.messages import AssignWmi, TransferTitle
 
 from conftest import T0, Chain, K, build_tx
@@ -269,6 +272,44 @@ def test_buying_the_vehicle_back_does_not_revive_old_grants() -> None:
     assert send(chain, ALICE, TransferTitle(vin=VIN, to=BOB.did), BOB).ok
     assert send(chain, BOB, TransferTitle(vin=VIN, to=ALICE.did), ALICE).ok
     assert allows(chain, VIN, "ins", "history", now(chain)) is None
+
+
+def test_a_sale_in_the_block_that_began_the_holding_still_ends_its_grants() -> None:
+    """The holding is (holder, since): a sale at the very block time the seller's holding began
+    leaves ``since`` unchanged, and the holder alone tells the holdings apart."""
+    chain = owned()
+    assert send(chain, ALICE, TransferTitle(vin=VIN, to=BOB.did), BOB).ok
+    t = now(chain) + 1
+    out = chain.block(tx(chain, BOB, TransferTitle(vin=VIN, to=CAROL.did), CAROL, at=t),
+                      tx(chain, CAROL, grant_msg(), at=t),
+                      tx(chain, CAROL, TransferTitle(vin=VIN, to=ALICE.did), ALICE, at=t), time=t)
+    assert all(rec.ok for rec in out.receipts), out.receipts
+    assert allows(chain, VIN, "ins", "history", t) is None
+
+
+# ---------------------------------------------------------------- the rule itself, one row per condition
+
+RULE_GRANT = Grant(id=1, vin=VIN, org="ins", categories=["history", "odometer"], purpose="p", until=T0 + 100,
+                   holder=ALICE.did, holder_since=T0, granted_by=ALICE.did, granted=T0, height=5)
+
+
+@pytest.mark.parametrize("grant,title,at,org,category,expected", [
+    (RULE_GRANT, Title(ALICE.did, T0), T0 + 99, "ins", "history", ("active", True)),
+    (RULE_GRANT, Title(ALICE.did, T0), T0 + 100, "ins", "history", ("expired", False)),
+    (RULE_GRANT, Title(ALICE.did, T0), T0 + 99, "bank", "history", ("active", False)),
+    (RULE_GRANT, Title(ALICE.did, T0), T0 + 99, "ins", "location", ("active", False)),
+    (RULE_GRANT, Title(BOB.did, T0), T0 + 99, "ins", "history", ("holder_changed", False)),
+    (RULE_GRANT, Title(ALICE.did, T0 + 7), T0 + 99, "ins", "history", ("holder_changed", False)),
+    (RULE_GRANT, None, T0 + 99, "ins", "history", ("holder_changed", False)),
+    (msgspec.structs.replace(RULE_GRANT, revoked=9), Title(ALICE.did, T0), T0 + 99, "ins", "history",
+     ("revoked", False)),
+    (msgspec.structs.replace(RULE_GRANT, revoked=9), Title(BOB.did, T0), T0 + 100, "ins", "history",
+     ("revoked", False)),
+], ids=["active", "at_until", "another_org", "another_category", "another_holder", "a_later_holding",
+        "no_vehicle", "revoked", "revoked_wins_over_the_rest"])
+def test_the_rule_for_a_grant(grant: Grant, title: Title | None, at: int, org: str, category: str,
+                              expected: tuple[str, bool]) -> None:
+    assert (status(grant, title, at), rule_allows(grant, title, at, org, category)) == expected
 
 
 # ---------------------------------------------------------------- queries

@@ -39,7 +39,8 @@ def title_of(state: StateReader, ctx: Context, vin: str) -> Title:
 
 
 def _sender_org(ctx: Context) -> str | None:
-    return ctx.member.org if ctx.member is not None and ctx.member.active else None
+    """The sender's organisation, if it is a member key (the framework refused inactive ones)."""
+    return ctx.member.org if ctx.member is not None else None
 
 
 @module.message(GrantConsent, roles=ANYONE)
