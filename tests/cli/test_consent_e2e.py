@@ -96,9 +96,13 @@ def test_the_sdk_example_of_docs_consent(sold) -> None:
         info = bc.send(GrantConsent(vin=VIN, org="ins", categories=["history", "odometer"],
                                     purpose="quote for a comprehensive policy", until=head.time + 30 * 86_400_000), carla)
         grant = info.events[0]["grant"]
-        answer = bc.query("consent", "allowed", vin=VIN, org="ins", category="history", at=head.time,
-                          min_height=info.height)
+        answer = bc.query("consent", "allowed", vin=VIN, org="ins", category="history",
+                          min_height=info.height)  # as of the time of the block the query reads
         assert (answer["allowed"], answer["grant"]) == (True, grant)
+        assert answer["at"] >= head.time  # a block after the grant's: never earlier than the head before it
+        later = bc.query("consent", "allowed", vin=VIN, org="ins", category="history",
+                         at=head.time + 31 * 86_400_000, min_height=info.height)
+        assert later["allowed"] is False  # an explicit moment after the grant ran out
         revoked = bc.send(RevokeConsent(vin=VIN, grant=grant), carla)
         assert revoked.ok
         answer = bc.query("consent", "allowed", vin=VIN, org="ins", category="history", at=head.time,

@@ -169,7 +169,8 @@ class HistoryChain:
 class QueryView(Protocol):
     """What a query may read: state values and index rows (never writes)."""
 
-    height: int
+    height: int  # the block the view reads the state of (-1: none yet)
+    time: int  # that block's time (ms; -1: none yet): "now" for a query
 
     def get(self, key: bytes) -> bytes | None: ...
 

@@ -211,9 +211,12 @@ class ChainReader:
             self.health.check_state()
         with self.state.snapshot(verified=True) as snap:
             height, root = snap.height, snap.root
-            if height >= 0 and self.header(height).state_root != root.hex():
-                raise IntegrityFault("state.db", f"height {height}", "its state root is not the header's",
-                                     scope="state")
+            if height >= 0:
+                header = self.header(height)
+                if header.state_root != root.hex():
+                    raise IntegrityFault("state.db", f"height {height}", "its state root is not the header's",
+                                         scope="state")
+                snap.time = header.time
             result = spec.func(snap, *args)  # every state value it reads is proven against that root
         return {"height": height, "result": result}
 

@@ -520,6 +520,7 @@ class Snapshot:
         self._chains = chains or {}
         row = conn.execute("SELECT v FROM meta WHERE k='height'").fetchone()
         self.height: int = -1 if row is None else int(row[0])
+        self.time: int = -1  # the time of block ``height`` (set by whoever knows its header: the node's reader)
         row = conn.execute("SELECT v FROM meta WHERE k='root'").fetchone()
         self.root: bytes = smt.EMPTY_ROOT if row is None else bytes(row[0])
 
