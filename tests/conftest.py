@@ -1,6 +1,24 @@
 """Shared fixtures: a test consortium in memory, a transaction builder, and real nodes.
 
 Every server a test starts listens on 127.0.0.1 and is stopped by the test, by its PID.
+
+The tests are grouped by area, each folder importing this file as ``conftest`` and the set-up of
+an area as ``helpers.*`` (pytest puts ``tests/`` on the path: ``pythonpath`` in pyproject.toml):
+
+- ``core/``: encoding, signatures, Merkle and state-tree proofs, committed vectors, determinism,
+  the error model, and the source's layering (``test_architecture.py``);
+- ``modules/``: each module's rules, permissions and invariants (governance, vehicles and the
+  odometer, parts, recalls);
+- ``node/``: a node's files and processes: recovery, journal, block log, roles, state writer,
+  verifier pool, tampering and audit, backup, snapshot join;
+- ``network/``: a consortium network's faults, durability and repair;
+- ``api/``: the HTTP API, its OpenAPI document and its event stream;
+- ``cli/``: the ``blokauto`` command line;
+- ``report/``: vehicle history reports, their verifiers (Python and browser) and the report page;
+- ``docs/``: the README's commands and the reference docs, as written;
+- ``data/``: committed vectors (``make_vectors.py`` regenerates blokauto's own).
+
+File names are unique across the folders (pytest imports each test file by its name).
 """
 
 from __future__ import annotations
@@ -25,7 +43,8 @@ from blokauto.core.encoding import canonical
 from blokauto.core.tx import Message, make_body, sign
 from blokauto.modules import default_registry
 
-DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).resolve().parent.parent  # the repository
+DATA = ROOT / "tests" / "data"  # committed vectors and their generator
 JSON_POST = {"content-type": "application/json"}  # transactions are submitted as JSON
 CHAIN = "test-chain"
 T0 = 1_800_000_000_000  # genesis time of test chains (ms)
@@ -213,8 +232,8 @@ def node_process(tmp_path: Path) -> Iterator[Any]:
 @pytest.fixture
 def net(tmp_path: Path) -> Iterator[Any]:
     """A consortium network (3 NATS JetStream servers, 4 organisations' nodes) as real processes: a
-    ``helpers_network.Net``, stopped after the test."""
-    from helpers_network import Net
+    ``helpers.network.Net``, stopped after the test."""
+    from helpers.network import Net
 
     n = Net.up(tmp_path / "net")
     try:

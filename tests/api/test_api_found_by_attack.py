@@ -32,7 +32,7 @@ import pytest
 from blokauto.api.connections import HEAD_TIMEOUT_S, MAX_CLIENT_CONNECTIONS, quiet_resource_errors
 from blokauto.modules.governance.messages import AddMember
 
-from conftest import JSON_POST, K, NodeProcess, build_tx, now_ms, parse_sse, write_chain
+from conftest import JSON_POST, ROOT, K, NodeProcess, build_tx, now_ms, parse_sse, write_chain
 
 # ---------------------------------------------------------------- helpers
 
@@ -404,7 +404,7 @@ def test_reading_events_across_a_damaged_block_ends_with_an_integrity_error_even
 
 
 def test_every_refusal_of_the_http_layer_has_a_documented_code():
-    reference = (Path(__file__).parent.parent / "docs" / "reference" / "errors.md").read_text()
+    reference = (ROOT / "docs" / "reference" / "errors.md").read_text()
     for code in ("request_too_large", "too_many_requests", "method_not_allowed", "unknown_parameter",
                  "repeated_parameter", "too_many_connections", "request_timeout", "bad_request", "not_found"):
         assert f"| `{code}` |" in reference, code

@@ -29,7 +29,9 @@ from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+from conftest import ROOT
+
+SRC = ROOT / "src"
 PACKAGE = SRC / "blokauto"
 OUTER_LAYERS = ("node", "api", "cli", "web", "store", "client")
 NONDETERMINISTIC_MODULES = ("time", "datetime", "random", "secrets", "uuid")

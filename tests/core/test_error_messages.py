@@ -1,6 +1,6 @@
 """Every refusal reads as a sentence: a client given less detail than its template needs shows the
 node's own sentence, and an unknown query names itself instead of an unfilled template. (Each
-template rendering with the detail it declares: tests/test_error_model.py.)"""
+template rendering with the detail it declares: tests/core/test_error_model.py.)"""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ import blokauto.docgen  # noqa: F401 (imports every module that defines errors)
 from blokauto.api.errors import http_status
 from blokauto.client._errors import remote_error
 from blokauto.core.errors import all_error_classes
+from blokauto.modules import default_registry
 
 from conftest import run_cli
+
+default_registry()  # imports every module, so each one's errors are among the cases (not only those imported before)
 
 
 @pytest.mark.parametrize("cls", all_error_classes(), ids=lambda c: c.code)

@@ -14,7 +14,6 @@ import copy
 import functools
 import importlib.util
 import json
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -25,7 +24,8 @@ from blokauto.core.encoding import MAX_SAFE_INT, canonical
 from blokauto.core.tx import check_stateless
 from blokauto.modules import default_registry
 
-DATA = Path(__file__).parent / "data"
+from conftest import DATA
+
 VECTORS_FILE = DATA / "blokauto-vectors.json"
 COMMITTED: dict[str, Any] = json.loads(VECTORS_FILE.read_text(encoding="ascii"))
 

@@ -29,7 +29,9 @@ from hypothesis import strategies as st
 
 from blokauto.core import merkle
 
-TESTDATA = Path(__file__).parent / "data" / "vectors" / "ct-merkle" / "testdata"
+from conftest import DATA
+
+TESTDATA = DATA / "vectors" / "ct-merkle" / "testdata"
 SKIPPED_FOLDERS = ("subtreeinclusion", "subtreeconsistency")
 
 #: The RFC 6962 reference tree (leaf data, hex) used by every happy path.

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from blokauto.core.crypto import verify_signature
 
-VECTORS = Path(__file__).parent / "data" / "vectors" / "wycheproof" / "ed25519_test.json"
+from conftest import DATA
+
+VECTORS = DATA / "vectors" / "wycheproof" / "ed25519_test.json"
 DOC = json.loads(VECTORS.read_text())
 
 #: Flags whose "acceptable" cases we would accept (flag -> why). Empty: we refuse them all.

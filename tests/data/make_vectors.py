@@ -2,7 +2,7 @@
 
     .venv/bin/python tests/data/make_vectors.py
 
-The committed file is the reference: ``tests/test_vectors_blokauto.py`` recomputes every value
+The committed file is the reference: ``tests/core/test_vectors_blokauto.py`` recomputes every value
 with the current code and compares. Regenerate only when a format change is intended (it
 forks every existing chain), and say so in the commit. Everything here is deterministic: fixed
 keys (``KeyPair.from_label``), fixed nonces and expiries, Ed25519 signatures (deterministic).

@@ -6,7 +6,9 @@ import pytest
 
 from blokauto.docgen import generate
 
-REFERENCE = Path(__file__).parent.parent / "docs" / "reference"
+from conftest import ROOT
+
+REFERENCE = ROOT / "docs" / "reference"
 
 
 @pytest.mark.parametrize("name", sorted(generate()))
@@ -16,7 +18,6 @@ def test_reference_doc_matches_the_code(name: str) -> None:
         f"docs/reference/{name} is stale; run: python -m blokauto.docgen docs/reference")
 
 
-ROOT = Path(__file__).parent.parent
 DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
 
 

@@ -15,9 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from conftest import ROOT
+
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).parent.parent
 BLOCK = re.compile(r"<!-- readme-test: ([\w-]+) -->\n```(\w+)\n(.*?)```", re.S)
 
 

@@ -1,7 +1,7 @@
 """Shared set-up for the parts and recalls tests.
 
 A consortium with every role the two modules care about (the vehicles consortium of
-``helpers_vehicles`` plus two suppliers and an auditor), message builders that read like the
+``helpers.vehicles`` plus two suppliers and an auditor), message builders that read like the
 domain, read helpers over a MemoryLedger, a supply scenario (``supplied``), and ``PartsNode``: a
 real node with its HTTP API in this process, on a data folder holding that same consortium, for
 what needs SQL (recall resolution, module queries, the event stream).
@@ -39,7 +39,7 @@ from blokauto.modules.recalls.state import BatchRef, DateRange, Scope, SerialRan
 from blokauto.modules.vehicles.messages import AssignWmi
 
 from conftest import JSON_POST, Chain, K, build_tx, now_ms, parse_sse, write_chain
-from helpers_vehicles import ORGS, WMI, admin, register_msg, vehicles_genesis, vin_for
+from helpers.vehicles import ORGS, WMI, admin, register_msg, vehicles_genesis, vin_for
 
 #: Organisations the parts tests add to the vehicles consortium.
 PARTS_EXTRA: list[tuple[str, list[str]]] = [("sup", ["supplier"]), ("sup2", ["supplier"]), ("audit", ["auditor"])]

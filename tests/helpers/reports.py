@@ -1,6 +1,6 @@
 """Shared fixtures and the fraud catalogue for the vehicle history report tests.
 
-Loaded as a pytest plugin (``pytest_plugins = ["helpers_reports"]`` in each report test module), so
+Loaded as a pytest plugin (``pytest_plugins = ["helpers.reports"]`` in each report test module), so
 its session fixtures exist once per session, whichever report test files run:
 
 - ``world``: ``blokauto demo`` run once into a temporary folder; the demo car's report taken when
@@ -35,12 +35,11 @@ from blokauto.core.encoding import canonical, decode
 from blokauto.verify import TrustAnchor, VerificationError
 from blokauto.verify.report import summarize, verify_report
 
-from conftest import NodeProcess, consortium, run_cli
+from conftest import ROOT, NodeProcess, consortium, run_cli
 
 VIN = DEMO_VIN
 RICH_VIN = "WZZ3E5C27NM400200"
 DAY_MS = 86_400_000
-ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

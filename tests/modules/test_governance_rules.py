@@ -43,7 +43,7 @@ from blokauto.modules.governance.state import (
 )
 
 from conftest import T0, Chain, K, build_tx
-from helpers_governance import (
+from helpers.governance import (
     INS_ADMIN,
     INS_WORKER,
     OEM_ADMIN,

@@ -16,7 +16,7 @@ from blokauto.modules.vehicles.state import VEHICLES
 from blokauto.verify.report import summarize
 
 from conftest import Chain, build_tx
-from helpers_vehicles import CHAIN, WMI, admin, assign_wmi, history, register, vehicle, vehicles_genesis, vin_for
+from helpers.vehicles import CHAIN, WMI, admin, assign_wmi, history, register, vehicle, vehicles_genesis, vin_for
 
 HOUR = 3_600_000
 SHOP, INS = admin("shop"), admin("ins")

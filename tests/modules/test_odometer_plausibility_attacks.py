@@ -33,7 +33,7 @@ from blokauto.modules.vehicles.odometer import birth_anchor, days_from_civil
 from blokauto.modules.vehicles.state import VEHICLES, OdometerAnchor
 
 from conftest import T0, Chain, build_tx
-from helpers_vehicles import (CHAIN, ORGS, WMI, admin, assign_wmi, history, register_msg, vehicle, vehicles_genesis,
+from helpers.vehicles import (CHAIN, ORGS, WMI, admin, assign_wmi, history, register_msg, vehicle, vehicles_genesis,
                               vin_for)
 
 HOUR = 3_600_000

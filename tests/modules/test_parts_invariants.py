@@ -43,7 +43,7 @@ from blokauto.modules.vehicles.handlers import history_head
 from blokauto.modules.vehicles.messages import AssignWmi, Deregister
 
 from conftest import Chain, build_tx
-from helpers_parts import (
+from helpers.parts import (
     OEM,
     OEM2,
     REG,

@@ -20,7 +20,7 @@ from blokauto.modules.recalls.messages import CloseCampaign, RecordRemedy
 from blokauto.modules.vehicles.messages import Deregister
 
 from conftest import Chain, K
-from helpers_parts import (
+from helpers.parts import (
     ALL_ORGS,
     B,
     LOGGER_SUP,
@@ -48,7 +48,7 @@ from helpers_parts import (
     ship,
     supplied,
 )
-from helpers_vehicles import snapshot
+from helpers.vehicles import snapshot
 
 #: The actors of the matrix: organisation admin keys (an admin key holds all its organisation's roles).
 ORG_ACTORS = ["sup", "sup2", "oem", "oem2", "shop", "dealer", "scrap", "audit", "reg", "ins"]

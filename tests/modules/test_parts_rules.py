@@ -1,7 +1,7 @@
 """The parts module's domain rules, one row per rule, then the accepted paths: custody handovers,
 condition logs, raw materials, assemblies, installation, removal and harvest at end of life.
 
-Refusals are one table (``REFUSALS``): each row starts from ``supplied`` (helpers_parts), runs
+Refusals are one table (``REFUSALS``): each row starts from ``supplied`` (helpers.parts), runs
 its own set-up, sends one transaction and names the stable code it must fail with. Every row
 also checks that the failed transaction changed nothing (state, index rows, state root) yet
 consumed its id, so the same signed bytes are refused as a replay afterwards.
@@ -22,7 +22,7 @@ from blokauto.modules.vehicles.handlers import history_head
 from blokauto.modules.vehicles.messages import Deregister
 
 from conftest import Chain, K, build_tx
-from helpers_parts import (
+from helpers.parts import (
     AUDIT,
     LOGGER_OEM,
     LOGGER_SUP,
@@ -58,7 +58,7 @@ from helpers_parts import (
     ship,
     supplied,
 )
-from helpers_vehicles import MemoryView, event_types, history, snapshot, vin_for
+from helpers.vehicles import MemoryView, event_types, history, snapshot, vin_for
 
 UNKNOWN_VIN = vin_for("WVW", 77)
 

@@ -24,7 +24,7 @@ from blokauto.modules.recalls.state import CAMPAIGNS
 from blokauto.modules.vehicles.messages import AssignWmi, TransferTitle
 
 from conftest import Chain, K, build_tx
-from helpers_parts import (
+from helpers.parts import (
     OEM,
     OEM2,
     REG,
@@ -57,7 +57,7 @@ from helpers_parts import (
     supplied,
     vin_for,
 )
-from helpers_vehicles import history, snapshot
+from helpers.vehicles import history, snapshot
 
 ALICE, BOB = K("alice"), K("bob")
 

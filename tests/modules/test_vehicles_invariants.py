@@ -36,7 +36,7 @@ from blokauto.modules.vehicles.spec import BY_HOLDER, HISTORY
 from blokauto.modules.vehicles.state import VEHICLES, Vehicle
 
 from conftest import Chain, K, build_tx
-from helpers_vehicles import ORGS, WMI, admin, register, vehicle, vehicles_chain, vin_for
+from helpers.vehicles import ORGS, WMI, admin, register, vehicle, vehicles_chain, vin_for
 
 EXTRA = [("bank2", ["lender"])]
 ROLES = {**ORGS, **dict(EXTRA)}

@@ -32,7 +32,7 @@ from blokauto.modules.vehicles.messages import (
 from blokauto.modules.vehicles.state import ORG_PREFIX
 
 from conftest import Chain, K
-from helpers_vehicles import ORGS, WMI, admin, register, register_msg, snapshot, vehicles_chain, vin_for
+from helpers.vehicles import ORGS, WMI, admin, register, register_msg, snapshot, vehicles_chain, vin_for
 
 VIN = vin_for(WMI["oem"], 1)
 OTHER_VIN = vin_for(WMI["oem"], 9)

@@ -38,7 +38,7 @@ from blokauto.modules.vehicles.messages import (
 from blokauto.modules.vehicles.state import ORG_PREFIX
 
 from conftest import Chain, K, build_tx
-from helpers_vehicles import (
+from helpers.vehicles import (
     WMI,
     MemoryView,
     admin,

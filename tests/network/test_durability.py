@@ -27,7 +27,7 @@ from blokauto.node.node import load_genesis
 from blokauto.verify import TrustAnchor, verify_checkpoint
 
 from conftest import JSON_POST, build_tx, now_ms
-from helpers_network import (K, Net, attestation_stream_messages, decode_attestation, log_tail, status, wait_in_step,
+from helpers.network import (K, Net, attestation_stream_messages, decode_attestation, log_tail, status, wait_in_step,
                              wait_until)
 
 pytestmark = pytest.mark.e2e  # starts real NATS servers and node processes

@@ -2,7 +2,7 @@
 all real processes on 127.0.0.1, each stopped by its PID.
 
 The fault scenarios run under a steady load of signed transactions posted over HTTP to several
-nodes (``helpers_network.Load``), recording every id acknowledged. After the fault the load
+nodes (``helpers.network.Load``), recording every id acknowledged. After the fault the load
 stops and every node must come back in step (same height, head and state root), every
 acknowledged transaction must be in exactly one block with a receipt on every node, and the
 clients must have seen nothing worse than a retryable 503 ``unavailable``.
@@ -36,7 +36,7 @@ from blokauto.node.network import alive, stop_pid
 from blokauto.node.jetstream_ordering import Attestation
 
 from conftest import JSON_POST, build_tx, now_ms
-from helpers_network import (ROLE_OF, K, Load, Net, attestation_stream_messages, check_nothing_acknowledged_lost,
+from helpers.network import (ROLE_OF, K, Load, Net, attestation_stream_messages, check_nothing_acknowledged_lost,
                              decode_attestation, log_tail, status, wait_in_step, wait_until)
 
 pytestmark = pytest.mark.e2e  # starts real NATS servers and node processes

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from helpers_network import Load, Net, check_nothing_acknowledged_lost, status, wait_until
+from helpers.network import Load, Net, check_nothing_acknowledged_lost, status, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -24,9 +24,9 @@ from blokauto.node.ordering import NodeConfig, Submission
 from blokauto.node.solo import SoloOrdering
 from blokauto.store.blocks import BlockLog
 
-from conftest import CHAIN, K, build_tx, now_ms, write_chain
+from conftest import CHAIN, ROOT, K, build_tx, now_ms, write_chain
 
-API = Path(__file__).resolve().parents[1] / "src" / "blokauto" / "api"
+API = ROOT / "src" / "blokauto" / "api"
 #: What the API may import of the node: the door, the event feed, the checked reads, the faults.
 API_MAY_IMPORT = {"blokauto.node.node", "blokauto.node.event_feed", "blokauto.node.reader", "blokauto.node.faults"}
 #: The node's insides the API must not touch (through the door only).

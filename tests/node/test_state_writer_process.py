@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import CHAIN, K, build_tx, consortium, now_ms, write_chain
-from helpers_vehicles import register_msg, vin_for
+from helpers.vehicles import register_msg, vin_for
 
 from blokauto.core.block import Genesis
 from blokauto.core.tx import check_stateless

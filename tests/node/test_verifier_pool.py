@@ -14,8 +14,8 @@ from blokauto.modules import default_registry
 from blokauto.modules.governance.messages import AddMember, Propose, Vote
 from blokauto.modules.governance.state import AdmitOrganisation, SetParameter
 from blokauto.node.verifier import VerifierPool
-from helpers_parts import B, P, assemble, install, lot, mint, mint_batch, part_type, receive, remove, ship
-from helpers_vehicles import register_msg, vin_for
+from helpers.parts import B, P, assemble, install, lot, mint, mint_batch, part_type, receive, remove, ship
+from helpers.vehicles import register_msg, vin_for
 
 
 def messages() -> list[Any]:

@@ -23,9 +23,9 @@ from blokauto.verify.report import verify_report
 
 from conftest import K, run_cli
 
-pytest.register_assert_rewrite("helpers_reports")
+pytest.register_assert_rewrite("helpers.reports")
 
-from helpers_reports import (  # noqa: E402
+from helpers.reports import (  # noqa: E402
     ARTIFACTS,
     BADGE_SETTLED,
     CASES,
@@ -37,7 +37,7 @@ from helpers_reports import (  # noqa: E402
     names,
 )
 
-pytest_plugins = ["helpers_reports"]
+pytest_plugins = ["helpers.reports"]
 
 BUG_PIN = ("BUG: web/report.html only honours a pin matching /anchor=([0-9a-f]{64})/; any other #anchor= value "
            "(upper-case hex, a truncated hash) is silently ignored, so the pinned page shows green for another anchor")

@@ -12,7 +12,6 @@ exists in a secure context, which about:blank is not.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any, Iterator
 
 import msgspec
@@ -24,9 +23,11 @@ from blokauto.report.html import verifier_script
 from blokauto.verify import VerificationError
 from blokauto.verify.report import open_recalls, summarize
 
-pytest.register_assert_rewrite("helpers_reports")
+from conftest import DATA
 
-from helpers_reports import (  # noqa: E402
+pytest.register_assert_rewrite("helpers.reports")
+
+from helpers.reports import (  # noqa: E402
     CASES,
     LATE_VIN,
     RECALL_EXPECTED,
@@ -38,9 +39,9 @@ from helpers_reports import (  # noqa: E402
     record_of,
 )
 
-pytest_plugins = ["helpers_reports"]
+pytest_plugins = ["helpers.reports"]
 
-WYCHEPROOF = Path(__file__).parent / "data" / "vectors" / "wycheproof" / "ed25519_test.json"
+WYCHEPROOF = DATA / "vectors" / "wycheproof" / "ed25519_test.json"
 
 JS_VERIFY = """async ([report, genesis, opts]) => {
   const V = window.BlokautoVerifier;

@@ -16,7 +16,7 @@ from blokauto.store.state import StateStore
 from blokauto.verify import VerificationError
 from blokauto.verify.report import verify_report
 
-pytest_plugins = ["helpers_reports"]
+pytest_plugins = ["helpers.reports"]
 
 CARLA = "WZZ3E5C22NM400125"  # the demo's second car: pads from the recalled batch, not remedied
 DAN = "WZZ3E5C22NM400133"  # pads from another batch: not covered

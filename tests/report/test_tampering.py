@@ -3,7 +3,7 @@ could try on a report is refused by the offline verifier, with a message that sa
 the genuine reports verify; ``blokauto verify`` says the same on the command line; and
 ``blokauto report`` writes the JSON, HTML and PDF, from a data folder or from a running node.
 
-The reports come from the real demo chain (``helpers_reports.world``): the demo car (VIN
+The reports come from the real demo chain (``helpers.reports.world``): the demo car (VIN
 WZZ3E5C22NM400117, an accident at seq 6 and a suspected odometer rollback at seq 8) as the demo left
 it (``old``, block 22) and after a service and an inspection were added through a node (``new``).
 """
@@ -24,9 +24,9 @@ from blokauto.verify.report import open_recalls, summarize, verify_report
 
 from conftest import run_cli
 
-pytest.register_assert_rewrite("helpers_reports")
+pytest.register_assert_rewrite("helpers.reports")
 
-from helpers_reports import (  # noqa: E402
+from helpers.reports import (  # noqa: E402
     BUG_AS_OF,
     BUG_BOOL,
     CASES,
@@ -41,7 +41,7 @@ from helpers_reports import (  # noqa: E402
     refusal,
 )
 
-pytest_plugins = ["helpers_reports"]
+pytest_plugins = ["helpers.reports"]
 
 ENV = {"COLUMNS": "240", "NO_COLOR": "1"}
 

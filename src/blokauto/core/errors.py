@@ -22,7 +22,7 @@
 A class declares its detail once: the fields its ``template`` names are required, and
 ``optional`` names any further detail it may carry. Building one with a field missing or
 unknown is a ``TypeError`` (a programming error: a misspelt field would otherwise fall back to a
-generic sentence), and ``tests/test_error_model.py`` checks every construction site in ``src/``
+generic sentence), and ``tests/core/test_error_model.py`` checks every construction site in ``src/``
 statically::
 
     class VehicleStolen(DomainError):
