@@ -588,4 +588,5 @@ def create_app(node: Node) -> Litestar:
         debug=False,
     )
     app.state.node = node
+    app.state.api = api
     return app

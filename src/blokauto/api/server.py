@@ -12,6 +12,7 @@ import logging
 import signal
 import socket
 import threading
+from typing import Any
 
 import uvicorn
 
@@ -22,9 +23,19 @@ from .limits import ClientLimits
 
 
 class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, app: Any) -> None:
+        super().__init__(config)
+        self.app = app
+
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         quiet_resource_errors(asyncio.get_running_loop())
         await super().serve(sockets)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """End the event streams first: they never end by themselves, and the graceful shutdown
+        would otherwise wait for them and then cancel them mid-write."""
+        self.app.state.api.events.close()
+        await super().shutdown(sockets)
 
 
 class ApiServer:
@@ -40,10 +51,11 @@ class ApiServer:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.bind((host, port))
         self.host, self.port = self.sock.getsockname()[:2]
-        config = uvicorn.Config(ClientLimits(create_app(node)), log_level=log_level, access_log=False, lifespan="on",
+        app = create_app(node)
+        config = uvicorn.Config(ClientLimits(app), log_level=log_level, access_log=False, lifespan="on",
                                 timeout_graceful_shutdown=2,
                                 http=functools.partial(GuardedH11Protocol, guard=self.guard))  # type: ignore[arg-type]
-        self.server = _Server(config)
+        self.server = _Server(config, app)
         self._thread: threading.Thread | None = None
 
     @property

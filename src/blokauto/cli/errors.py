@@ -15,6 +15,7 @@ import functools
 import sqlite3
 from typing import Any, Callable
 
+import httpx
 import msgspec
 import typer
 from rich.markup import escape
@@ -41,6 +42,14 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def _has_request(exc: httpx.RequestError) -> bool:
+    try:
+        exc.request
+    except RuntimeError:  # an error raised before a request was made (a URL httpx cannot use)
+        return False
+    return True
+
+
 def cli_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn refusals and usage problems into one clear line and a non-zero exit code."""
 
@@ -63,6 +72,11 @@ def cli_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
                  f"docs/operations.md#when-the-node-finds-damaged-data", 4)
         except ConnectionError as exc:
             fail(str(exc), 2)
+        except httpx.InvalidURL as exc:
+            fail(f"not a URL a node can be reached at ({exc}); give one like http://127.0.0.1:8545", 2)
+        except httpx.HTTPError as exc:  # the URL names nothing that answers, or not over HTTP
+            where = f" at {exc.request.url}" if isinstance(exc, httpx.RequestError) and _has_request(exc) else ""
+            fail(f"cannot reach a node{where}: {exc or type(exc).__name__}; check the URL and that the node runs", 2)
         except (FileNotFoundError, FileExistsError) as exc:
             fail(os_error_sentence(exc), 2)
         except (ValueError, msgspec.ValidationError) as exc:

@@ -168,12 +168,23 @@ def _check_committed_head(data_dir: Path, blocks: BlockLog, height: int, state_h
 
 
 def _check_journal(data_dir: Path, finding: Callable[[int | None, str, str], None]) -> None:
+    """The intake journal holds every group head.json records as answered (a start refuses otherwise)."""
     path = data_dir / JOURNAL_FILE
-    if path.exists():
-        try:
-            parse_journal(path.read_bytes(), path)
-        except JournalDamaged as exc:
-            finding(None, "journal", str(exc))
+    head = HeadMarker(data_dir).read()
+    answered = head.journal if head is not None else None
+    if not path.exists():
+        if answered is not None and answered[1] > 0 and not [p for p in data_dir.glob(f"{JOURNAL_FILE}.*") if ".torn-" not in p.name]:
+            finding(None, "journal", f"{path} is missing, but head.json records {answered[1]} acknowledged group(s) "
+                                     f"of generation {answered[0]}: their transactions may be in no block")
+        return
+    try:
+        _, _, generation, groups = parse_journal(path.read_bytes(), path, answered)
+    except JournalDamaged as exc:
+        finding(None, "journal", str(exc))
+        return
+    if answered is not None and (generation < answered[0] or (generation == answered[0] and groups < answered[1])):
+        finding(None, "journal", f"{path} holds {groups} group(s) of generation {generation}; head.json records "
+                                 f"{answered[1]} acknowledged group(s) of generation {answered[0]}")
 
 
 def _replay(blocks: BlockLog, height: int, registry: Registry, ledger: MemoryLedger, last_write: dict[bytes, int],

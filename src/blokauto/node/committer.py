@@ -201,6 +201,11 @@ class BlockCommitter:
             raise IntegrityFault("the block log", f"block {gaps[0]}",
                                  f"blocks are missing below the last block {height} (first missing: "
                                  f"{', '.join(map(str, gaps))})", scope="block", height=gaps[0])
+        if marker is None and self.head_marker.unreadable:
+            aside = self.head_marker.keep_damaged()
+            log.warning("%s was kept as %s; it is written again at block %d", self.head_marker.path.name, aside.name,
+                        height)
+            return
         if marker is None:
             if height > 0:
                 log.warning("%s is missing: this node cannot confirm that its block log holds every block it "

@@ -161,6 +161,15 @@ class EventFeed:
         self.heights = heights
         self.subscribe = subscribe
         self._reads = ThreadPoolExecutor(EVENT_READ_THREADS, thread_name_prefix="event-feed")
+        self._feeds: set[_LiveBlocks] = set()
+        self.closed = False
+
+    def close(self) -> None:
+        """End every feed at its next step (the server is stopping; consumers resume elsewhere or
+        later with their last event id). Call on the event loop's thread."""
+        self.closed = True
+        for live in self._feeds:
+            live.wake.set()
 
     async def since(self, after: Position, encode: Encode) -> AsyncIterator[tuple[str, bytes]]:
         loop = asyncio.get_running_loop()
@@ -170,9 +179,10 @@ class EventFeed:
             loop.call_soon_threadsafe(live.push, block)
 
         unsubscribe = self.subscribe(on_block)
+        self._feeds.add(live)
         position = after  # the last event handed on, or (h, AFTER_BLOCK): every event of block h handed on
         try:
-            while True:
+            while not self.closed:
                 whole = position[1:] == AFTER_BLOCK
                 sent = position[0] if whole else position[0] - 1  # blocks wholly handed on
                 head = self.head()
@@ -207,7 +217,9 @@ class EventFeed:
                     raise encoded.failed
                 if encoded.done:
                     position = (target, *AFTER_BLOCK)  # the rest of a block cut at the budget is read from the log
+            raise FeedEnds(Unavailable(reason="it is stopping; reconnect (to it or another node) with Last-Event-ID"))
         finally:
+            self._feeds.discard(live)
             unsubscribe()
 
     def _from_log(self, start: Position, until: int, encode: Encode) -> Encoded:

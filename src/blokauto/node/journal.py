@@ -101,8 +101,12 @@ def _group_at(data: bytes, pos: int) -> tuple[list[bytes], int] | None:
     return (txs, end) if p == len(payload) else None
 
 
-def parse_journal(data: bytes, path: Path) -> tuple[list[bytes], int, int, int]:
-    """(transactions of every intact group, where the intact part ends, generation, groups)."""
+def parse_journal(data: bytes, path: Path, answered: tuple[int, int] | None = None) -> tuple[list[bytes], int, int, int]:
+    """(transactions of every intact group, where the intact part ends, generation, groups).
+
+    ``answered``: the (generation, groups) head.json records as answered. Bytes that cannot be read
+    after that many intact groups of that generation were never answered (a group is answered only
+    once it is written and recorded): they end the journal like a torn write, not as damage."""
     if not data:
         return [], 0, 0, 0
     if len(data) < _HEADER.size:
@@ -118,6 +122,8 @@ def parse_journal(data: bytes, path: Path) -> tuple[list[bytes], int, int, int]:
     while pos < len(data):
         group = _group_at(data, pos)
         if group is None:
+            if answered is not None and generation == answered[0] and groups >= answered[1]:
+                return txs, pos, generation, groups  # past every answered group: an unanswered tail
             if _cut_short(data, pos):
                 later = data.find(GROUP_MAGIC, pos + 1)
                 while later != -1:
@@ -177,7 +183,7 @@ class IntakeJournal:
             self.state = (answered[0] + 1 if answered is not None else 0, 0)
             return JournalContents([], 0, *self.state)
         data = self.path.read_bytes()
-        txs, end, generation, groups = parse_journal(data, self.path)
+        txs, end, generation, groups = parse_journal(data, self.path, answered)
         if answered is not None and (generation < answered[0] or (generation == answered[0] and groups < answered[1])):
             raise JournalDamaged(self.path, end, f"it holds {groups} group(s) of generation {generation}; head.json "
                                                  f"records {answered[1]} acknowledged group(s) of generation {answered[0]}",
@@ -191,8 +197,9 @@ class IntakeJournal:
             with open(self.path, "r+b") as f:
                 f.truncate(end)
                 os.fsync(f.fileno())
-            log.warning("%s ended with %d bytes of a group that was being written when the node stopped (never "
-                        "acknowledged); they were set aside in %s", self.path, torn, aside.name)
+            log.warning("%s ended with %d bytes that are not an intact group after the %d group(s) answered (a group "
+                        "being written when the node stopped, never acknowledged, or bytes added since); they were "
+                        "set aside in %s", self.path, torn, groups, aside.name)
         self.state = (generation, groups)
         return JournalContents(txs, torn, generation, groups)
 

@@ -140,14 +140,19 @@ def scrub(data_dir: Path, registry: Registry, *, progress: Callable[[int, int], 
 
 
 def _head_marker_findings(data_dir: Path, log: BlockLog) -> list[Finding]:
-    """head.json must name a block of the log by its hash (a marker ahead of the log is left to the
-    node's start check: a running node writes it right after each commit)."""
+    """head.json must name a block of the log by its hash. It is read before the log's height: a
+    running node writes it right after each commit, so a marker ahead of the log is blocks lost."""
     marker = HeadMarker(data_dir)
     head = marker.read()
     if marker.unreadable:
         return [Finding(None, "head", marker.unreadable)]
-    if head is None or head.height > log.height():
+    if head is None:
         return []
+    height = log.height()
+    if head.height > height:
+        return [Finding(head.height, "missing-block", f"head.json records block {head.height} as committed, beyond "
+                                                      f"the last block {height} of chain.db: blocks were lost from "
+                                                      f"the block log")]
     stored = log.header(head.height)
     if stored is None or stored.hash().hex() != head.hash:
         return [Finding(None, "head", f"head.json records hash {head.hash} for block {head.height}, which is not "

@@ -65,7 +65,11 @@ def build_report(blocks: BlockLog, state: StateStore, vin: str,
         recalls = [to_builtins(r) for r in snap.need(RecallsDoor).open_recalls(snap, snap.need, vin)]
         height = snap.height
     checkpoint = (checkpoint_of or blocks.checkpoint)(height)
-    assert checkpoint is not None
+    if checkpoint is None:  # a state newer than the log: an older chain.db was put beside this state.db
+        raise DamagedData("the block log", "chain.db",
+                          f"state.db is at block {height} but the block log holds no block {height} (it ends at "
+                          f"{blocks.height()}): the folder's files do not belong together; run `blokauto audit`",
+                          scope="block")
     try:
         entries_raw = [e.decode() for e in vehicle.entries]
         entries = [msgspec.json.decode(r) for r in entries_raw]

@@ -65,6 +65,14 @@ class HeadMarker:
         journal = (h.journal_generation, h.journal_groups) if h.journal_generation >= 0 else None
         return CommittedHead(h.height, h.hash, h.state_root, journal)
 
+    def keep_damaged(self) -> Path:
+        """Copy an unreadable head.json aside (``head.json.damaged-N``, evidence) before it is written again."""
+        n = 1
+        while (aside := self.path.with_name(f"{HEAD_FILE}.damaged-{n}")).exists():
+            n += 1
+        aside.write_bytes(self.path.read_bytes())
+        return aside
+
     def write(self, header: Header | None = None, *, journal: tuple[int, int] | None = None,
               durable: bool = False) -> None:
         """Record ``header`` as committed, and/or the intake journal's answered groups (atomically:

@@ -1,0 +1,145 @@
+"""What a third outside attack (from the docs alone) found in the node and the CLI, each now a test."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import K, build_tx, now_ms, run_cli, write_chain
+
+from blokauto.modules.governance.messages import AddMember
+
+JSON = {"content-type": "application/json"}
+
+
+def _batch(prefix: str, n: int) -> bytes:
+    exp = now_ms() + 600_000
+    return b"[" + b",".join(build_tx(K("oem-admin"), AddMember(member=K(f"{prefix}-{i}").did, roles=["manufacturer"]),
+                                     K(f"{prefix}-{i}"), expires=exp) for i in range(n)) + b"]"
+
+
+@pytest.mark.timeout(120)
+def test_a_snapshot_of_a_chain_without_a_network_is_refused_so_no_second_orderer_forks_it(live_node, tmp_path):
+    """A one-node chain has one orderer: a snapshot started solo would sign other blocks at the
+    same heights with the same key."""
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copy(live_node.data / "genesis.json", copy / "genesis.json")
+    shutil.copytree(live_node.data / "keys", copy / "keys")
+    r = run_cli("node", "snapshot", "--from", live_node.url, "--data", str(copy))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "network.json" in r.stderr and "Traceback" not in r.stderr
+    assert not (copy / "chain.db").exists() and not (copy / "chain.db.part").exists()
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:1", "not a url", "ftp://127.0.0.1/x", "http://"])
+def test_a_snapshot_from_nowhere_is_a_usage_error_without_a_traceback(tmp_path, url):
+    data = tmp_path / "data"
+    write_chain(data)
+    (data / "network.json").write_text("{}")  # only its presence matters before the download
+    r = run_cli("node", "snapshot", "--from", url, "--data", str(data), timeout=60)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr and "error" in r.stderr
+    assert not (data / "chain.db").exists()
+
+
+@pytest.mark.timeout(240)
+def test_answered_ids_survive_bytes_added_after_the_journal_and_audit_sees_a_lost_journal(node_process, tmp_path):
+    data = node_process.data
+    node = node_process.start("--block-ms", "600000", "--block-txs", "100000")
+    ids = []
+    with httpx.Client(base_url=node.url, timeout=60) as http:
+        for b in range(3):
+            r = http.post("/v1/txs/batch", content=_batch(f"journal-{b}", 40), headers=JSON)
+            assert r.status_code == 200 and r.json()["accepted"] == 40, r.text
+            ids += [x["id"] for x in r.json()["results"]]
+    node.kill()  # answered, journaled, in no block yet
+    lost = tmp_path / "lost"
+    shutil.copytree(data, lost)
+    (lost / "node.lock").unlink(missing_ok=True)
+    (lost / "intake.journal").unlink()
+    audit = run_cli("audit", "--data", str(lost), timeout=180)
+    assert audit.returncode == 1 and "journal" in audit.stdout + audit.stderr, audit.stdout + audit.stderr
+
+    with open(data / "intake.journal", "ab") as f:  # bytes after every answered group: never answered
+        f.write(bytes(range(256)) * 12)
+    node = node_process.start()
+    with httpx.Client(base_url=node.url, timeout=60) as http:
+        for txid in ids:
+            r = http.get(f"/v1/txs/{txid}", params={"wait": 20})
+            assert r.status_code == 200 and r.json()["receipt"]["ok"], r.text
+    assert list(data.glob("intake.journal.torn-*")), "the added bytes are kept as evidence"
+    node.stop()
+
+
+@pytest.mark.timeout(240)
+def test_a_report_from_a_folder_whose_log_is_older_than_its_state_is_refused_not_a_traceback(tmp_path):
+    from conftest import make_demo
+
+    data = tmp_path / "demo"
+    make_demo(data)
+    early = tmp_path / "early"
+    shutil.copytree(data, early)
+    import sqlite3
+    with sqlite3.connect(early / "chain.db") as c:  # an older chain.db beside the newer state.db
+        top = c.execute("SELECT max(height) FROM blocks").fetchone()[0]
+        c.execute("DELETE FROM blocks WHERE height > 2")
+        c.execute("DELETE FROM attestations WHERE height > 2")
+    (early / "head.json").unlink()
+    vin = "WZZ3E5C22NM400117"
+    r = run_cli("report", vin, "--data", str(early))
+    assert r.returncode == 4, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr and "block log" in r.stderr and top > 2
+
+
+def test_scrub_finds_a_head_marker_ahead_of_the_block_log(live_node, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(live_node.data, copy, ignore=shutil.ignore_patterns("node.lock"))
+    head = json.loads((copy / "head.json").read_text())
+    head["height"] += 5
+    (copy / "head.json").write_text(json.dumps(head))
+    r = run_cli("node", "scrub", "--data", str(copy))
+    assert r.returncode != 0 and "head.json records block" in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+def test_a_damaged_head_marker_is_kept_as_evidence_before_it_is_written_again(tmp_path):
+    from blokauto.modules import default_registry
+    from blokauto.node.committer import BlockCommitter
+
+    data = tmp_path / "data"
+    genesis = write_chain(data)
+    c = BlockCommitter(data, default_registry(), K("reg-node"), genesis=genesis)
+    c.recover()
+    c.produce([])
+    c.close()
+    (data / "head.json").write_bytes(b"\x00garbage{")
+    c = BlockCommitter(data, default_registry(), K("reg-node"), genesis=genesis)
+    c.recover()
+    c.produce([])
+    c.close()
+    assert (data / "head.json.damaged-1").read_bytes() == b"\x00garbage{"
+    assert json.loads((data / "head.json").read_text())["height"] == 2
+
+
+@pytest.mark.timeout(120)
+def test_sigterm_ends_event_streams_with_an_error_event_and_no_traceback(node_process):
+    node = node_process.start()
+    events: list[str] = []
+    with httpx.Client(base_url=node.url, timeout=30) as http:
+        with http.stream("GET", "/v1/events", params={"from_height": 0}) as r:
+            assert r.status_code == 200
+            time.sleep(0.5)  # the stream is serving (block 0's events, then it waits for more)
+            t0 = time.monotonic()
+            node.proc.send_signal(signal.SIGTERM)
+            events += list(r.iter_lines())
+    node.proc.wait(30)
+    took = time.monotonic() - t0
+    log = (node_process.data / "node.log").read_text()
+    assert "Exception in ASGI application" not in log and "Traceback" not in log, log[-3000:]
+    assert "event: error" in events and any('"unavailable"' in e for e in events), events[-5:]
+    assert took < 10 and node.proc.returncode == 0, (took, node.proc.returncode)
