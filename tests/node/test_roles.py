@@ -164,3 +164,37 @@ def test_a_committer_signs_only_what_its_attester_says(tmp_path: Path) -> None:
         assert [a.node for a in committer.blocks.attestations(outcome.header.height)] == ["did:key:zX"]
     finally:
         committer.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_solo_quorum_never_waits_even_for_a_block_nobody_attested(tmp_path: Path) -> None:
+    committer = _committer(tmp_path)
+    try:
+        committer.attester = lambda header: None
+        height = committer.produce([]).header.height
+        committer.checkpoints.set_policy(quorum=1, wait_s=10.0)
+        t0 = time.monotonic()
+        assert committer.checkpoints.attestations(height) == []
+        assert time.monotonic() - t0 < 2  # quorum 1 is this node's own: nothing to wait for
+    finally:
+        committer.close()
+
+
+@pytest.mark.timeout(60)
+def test_answered_transactions_waiting_for_their_block_count_as_pending(tmp_path: Path) -> None:
+    committer = _committer(tmp_path, recover=False)
+    ordering = SoloOrdering(committer, NodeConfig(block_interval_ms=60_000))  # the block stays open
+    ordering.recover()
+    ordering.start()
+    try:
+        item, sub = _item(committer.registry, "waits-for-its-block")
+        ordering.enqueue([item])
+        assert sub.future.result(10) == [item[0].id]
+        deadline = time.monotonic() + 5
+        while ordering.pending != 1:
+            assert time.monotonic() < deadline, ordering.pending
+            time.sleep(0.01)
+    finally:
+        ordering.stop()
+        committer.close()
+    assert ordering.pending == 0  # committed on stop

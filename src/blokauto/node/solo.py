@@ -36,6 +36,7 @@ class SoloOrdering(Ordering):
         self._inbox_cond = threading.Condition()
         self._flush_done = False  # the state flusher finished a layer: hand it what waits (ordering thread)
         self._halt: BaseException | None = None
+        self._in_open_block = 0  # accepted (answered) transactions waiting for the block being formed
         committer.state.on_flushed(self._state_flushed)
 
     # ---------------------------------------------------------------- recovery
@@ -97,7 +98,7 @@ class SoloOrdering(Ordering):
 
     @property
     def pending(self) -> int:
-        return len(self._inbox)
+        return len(self._inbox) + self._in_open_block
 
     def enqueue(self, items: list[Item]) -> None:
         with self._inbox_cond:
@@ -169,6 +170,7 @@ class SoloOrdering(Ordering):
                 assert self._journal_writer is not None
                 self._journal_writer.committed()
                 deadline = time.monotonic() + interval if accepted else None
+            self._in_open_block = len(accepted)
 
     def _precheck(self, batch: list[Item], seen: set[bytes]) -> list[Item]:
         """Refuse, before ordering, what execution would refuse for replay or authorisation (``seen``:
