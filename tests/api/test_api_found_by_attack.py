@@ -530,7 +530,7 @@ def test_a_misspelt_module_query_parameter_is_an_invalid_query_naming_it_and_the
     r = httpx.get(live_node.url + "/v1/q/governance/proposals", params={"limt": "5"}, timeout=10)
     assert r.status_code == 400
     err = r.json()["error"]
-    assert err["code"] == "invalid_query" and "'limt'" in err["message"] and "limit, offset, status" in err["message"]
+    assert err["code"] == "invalid_query" and "'limt'" in err["message"] and "limit, min_height, offset, status" in err["message"]
 
 
 def test_a_misspelt_wait_is_refused_at_once_not_answered_unknown_tx(live_node):
@@ -563,3 +563,26 @@ def test_a_huge_limit_is_clamped_to_the_querys_page_and_one_beyond_2_53_refused(
     assert r.status_code == 200
     r = httpx.get(live_node.url + "/v1/q/governance/proposals", params={"limit": 2**53}, timeout=10)
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_query" and "limit" in r.text
+
+
+@pytest.mark.parametrize("path, params", [
+    ("/v1/blocks/%D9%A1", {}),  # an Arabic-Indic digit one
+    ("/v1/blocks/%201", {}),
+    ("/v1/checkpoints/%EF%BC%91", {}),  # a fullwidth one
+    ("/v1/events", {"from_height": "3e1"}),
+    ("/v1/events", {"from_height": " 1"}),
+    ("/v1/consensus/changes", {"after": "1_0"}),
+    ("/v1/state/gov/active-orgs", {"min_height": "+1"}),
+])
+def test_heights_are_ascii_digits_not_whatever_int_would_take(live_node, path, params):
+    """Found by a third outside attack: `/v1/blocks/%D9%A1` served block 1 and `from_height=3e1`
+    replayed from block 30; a height is written in ASCII digits or refused."""
+    r = httpx.get(live_node.url + path, params=params, timeout=10)
+    assert r.status_code == 400, (path, params, r.status_code, r.text[:200])
+    assert r.json()["error"]["code"] == "bad_request" and "ASCII digits" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("last_event_id", ["9007199254740992", "05", "+5", "5:1", "1_0"])
+def test_an_event_id_beyond_any_height_or_oddly_written_is_refused(live_node, last_event_id):
+    r = httpx.get(live_node.url + "/v1/events", headers={"last-event-id": last_event_id}, timeout=10)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "bad_event_id", r.text[:200]

@@ -148,6 +148,9 @@ def _utf8(raw: bytes, where: str) -> str:
                                   f"percent-encode the UTF-8 bytes of the text.") from None
 
 
+#: Integer query parameters of the API's own routes (module queries check theirs themselves).
+INTEGER_QUERY = frozenset({b"from_height", b"after", b"min_height"})
+_INTEGER = re.compile(rb"-?(0|[1-9][0-9]{0,18})")
 ANY_PARAMETER: frozenset[str] = frozenset({"*"})  # a route that refuses for another reason whatever it is given
 _FROM_SIGNATURE = frozenset({"(from the signature)"})  # the handler's own parameters, read at its first request
 
@@ -164,9 +167,20 @@ def _query_names(request: Request) -> frozenset[str] | None:
 
 async def _checked_request(request: Request) -> None:
     """Before any route: the path and query are UTF-8, and every query parameter is one the route
-    takes, given once (a misspelt ``?wiat=30`` is refused, not ignored)."""
-    _utf8(request.scope.get("raw_path", b""), "path")
+    takes, given once (a misspelt ``?wiat=30`` is refused, not ignored); a height is written in
+    ASCII digits (the parser would also take ``%201``, ``3e1`` or other scripts' digits)."""
+    path = _utf8(request.scope.get("raw_path", b""), "path")
+    for name, value in request.path_params.items():
+        if isinstance(value, int) and path.rstrip("/").rsplit("/", 1)[-1] != str(value):
+            raise RequestError(reason=f"the {name} in the path is not a number in ASCII digits "
+                                      f"({path.rsplit('/', 1)[-1][:40]!r}); write it like 42")
     query: bytes = request.scope.get("query_string", b"")
+    own_route = not request.route_handler.opt.get("module_query")
+    for part in query.split(b"&") if own_route else ():
+        name_raw, _, raw = part.partition(b"=")
+        if name_raw in INTEGER_QUERY and not _INTEGER.fullmatch(unquote_to_bytes(raw.replace(b"+", b" "))):
+            raise RequestError(reason=f"{name_raw.decode()} is a whole number in ASCII digits, not "
+                                      f"{raw[:40].decode('ascii', 'replace')!r}")
     names = _query_names(request)
     if names is ANY_PARAMETER:
         names = None
@@ -189,6 +203,9 @@ async def _checked_request(request: Request) -> None:
             raise RepeatedParameter(name=name[:100], count=count)
 
 
+_N = r"(0|[1-9][0-9]{0,17})"
+#: An event id as the stream sends them (no leading zeros; a height below 10^15 < 2^53, positions below 10^18).
+EVENT_ID_PATTERN = rf"^(0|[1-9][0-9]{{0,14}})(:{_N}:{_N}(:{_N})?)?$"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 KEEP_ALIVE = b": keep-alive\r\n\r\n"
 
@@ -488,7 +505,7 @@ async def unknown_query(module: FromPath[str], name: FromPath[str]) -> None:
      operation_class=documented(errors=(400,), success_media="text/event-stream", parameters=[
          Parameter(name="Last-Event-ID", param_in="header", required=False,
                    description="Resume after this event id (height:tx:event[:derived]).",
-                   schema=Schema(type=OpenAPIType.STRING, pattern=r"^\d{1,18}(:\d{1,18}:\d{1,18}(:\d{1,18})?)?$"))]))
+                   schema=Schema(type=OpenAPIType.STRING, pattern=EVENT_ID_PATTERN))]))
 async def events(request: Request, api: ApiDep, from_height: Annotated[int, QueryParameter(ge=-1, le=MAX_HEIGHT, description="Start at this block (-1: at the head).")] = -1) -> Stream:
     """Reconnect with the ``Last-Event-ID`` header (or ``?from_height=H``) to miss nothing. A stream
     that cannot go on ends with one ``error`` event: an error body (``integrity_failure``,

@@ -10,6 +10,7 @@ turns into ``integrity_failure`` and an unhealthy node; known damage is refused 
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from typing import Any, Callable, Collection, Iterator
 
@@ -48,14 +49,19 @@ def event_id(height: int, tx_index: int, event_index: int, derived: int = 0) -> 
 AFTER_BLOCK = (1 << 62, 1 << 62, 1 << 62)
 
 
+_DIGITS = re.compile(r"0|[1-9][0-9]{0,18}", re.ASCII)
+MAX_EVENT_HEIGHT = 2**53 - 1
+
+
 def parse_event_id(value: str) -> tuple[int, int, int, int]:
     """``height:tx:event[:derived]`` (an event the client saw), or a bare ``height`` (after that block)."""
-    try:
-        parts = [int(x) for x in value.split(":")]
-        if len(parts) not in (1, 3, 4) or min(parts) < 0 or max(parts) >= 2**62:
-            raise ValueError
-    except ValueError:
-        raise BadEventId(value=value[:80]) from None
+    fields = value.split(":")
+    # ASCII digits only (int() would take " 7", "+7", "1_0" and other scripts' digits); a height is
+    # below 2^53 as everywhere in the API, positions within a block below 2^62
+    if (len(fields) not in (1, 3, 4) or not all(_DIGITS.fullmatch(f) for f in fields)
+            or int(fields[0]) > MAX_EVENT_HEIGHT or max(int(f) for f in fields) >= 2**62):
+        raise BadEventId(value=value[:80])
+    parts = [int(f) for f in fields]
     if len(parts) == 1:
         return (parts[0], *AFTER_BLOCK)
     return (parts[0], parts[1], parts[2], parts[3] if len(parts) == 4 else 0)
