@@ -16,6 +16,7 @@ from ..client import Client, TxInfo
 from ..core.crypto import KeyPair
 from ..core.errors import BlokautoError
 from ..keystore import KeyStore
+from ..modules.consent import messages as consent
 from ..modules.governance import messages as gov
 from ..modules.governance import state as gov_state
 from ..modules.parts import messages as parts
@@ -365,6 +366,17 @@ def vehicle_story(bc: Client, keys: KeyStore, story: Story) -> None:
     story.committed("Anna sells to Ben through City Motors (the dealer sends; Anna and Ben sign)",
                     bc.send(veh.TransferTitle(vin=vin, to=ben.did), dealer, anna, ben))
     story.refused("a stranger tries to sell Ben's car", lambda: bc.send(veh.TransferTitle(vin=vin, to=anna.did), anna))
+    month = bc.checkpoint("latest").header.time + 30 * 86_400_000
+    granted = story.committed("Ben lets Allied Insurance read his car's history and odometer for 30 days, for a quote",
+                              bc.send(consent.GrantConsent(vin=vin, org="allied-insurance",
+                                                           categories=["history", "odometer"],
+                                                           purpose="usage-based insurance quote", until=month), ben))
+    story.refused("Anna, who sold the car, tries to grant consent on it",
+                  lambda: bc.send(consent.GrantConsent(vin=vin, org="allied-insurance", categories=["location"],
+                                                       purpose="marketing", until=month), anna).raise_for_status())
+    ok = bc.query("consent", "allowed", vin=vin, org="allied-insurance", category="odometer", min_height=granted.height)
+    story.say(f"  consent on record: Allied Insurance may read the odometer: {ok['allowed']} (grant {ok['grant']}); "
+              f"Ben can revoke it at any moment (`blokauto consent revoke`)")
 
 
 
