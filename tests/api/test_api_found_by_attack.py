@@ -586,3 +586,42 @@ def test_heights_are_ascii_digits_not_whatever_int_would_take(live_node, path, p
 def test_an_event_id_beyond_any_height_or_oddly_written_is_refused(live_node, last_event_id):
     r = httpx.get(live_node.url + "/v1/events", headers={"last-event-id": last_event_id}, timeout=10)
     assert r.status_code == 400 and r.json()["error"]["code"] == "bad_event_id", r.text[:200]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("length_header", [b"Content-Length: 500\r\n", b"Transfer-Encoding: chunked\r\n"])
+def test_a_request_body_that_never_arrives_is_answered_408_not_held_for_ever(tmp_path, length_header):
+    """Found by a third outside attack: a POST announcing 500 bytes and sending a few got no
+    answer after 140 s. The body's deadline is the head's plus its length at 64 KiB/s (60 s when
+    its length is not announced; shortened here with the guard's settings)."""
+    import blokauto.api.connections as connections
+    from blokauto.api.connections import ConnectionGuard
+    from blokauto.api.server import ApiServer
+    from blokauto.node.node import Node
+    from conftest import write_chain
+
+    data = tmp_path / "data"
+    write_chain(data)
+    node = Node(data, workers=1)
+    node.start()
+    chunked_s = connections.CHUNKED_BODY_S
+    connections.CHUNKED_BODY_S = 2.0
+    server = ApiServer(node, "127.0.0.1", 0, guard=ConnectionGuard(head_timeout=1))
+    server.start()
+    s = None
+    try:
+        t0 = time.monotonic()
+        s = raw_request(server.port, b"POST /v1/txs HTTP/1.1\r\nHost: n\r\nContent-Type: application/json\r\n"
+                                     + length_header + b"\r\n" + (b"3\r\n{\"a" if b"chunked" in length_header else b"{\"a"))
+        got, closed = read_until_closed(s, 30)
+        assert got.startswith(b"HTTP/1.1 408 "), got[:200]
+        assert b'"request_body_timeout"' in got and 0.9 < closed - t0 < 10, (got[-300:], closed - t0)
+        assert server.guard.timed_out == 1
+        with httpx.Client(timeout=10) as http:  # the node serves on
+            assert http.get(server.url + "/v1/status").status_code == 200
+    finally:
+        connections.CHUNKED_BODY_S = chunked_s
+        if s is not None:
+            s.close()
+        server.stop()
+        node.stop()

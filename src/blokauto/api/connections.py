@@ -8,6 +8,10 @@ adds, per connection:
 - a deadline for the request head: a connection whose request line and headers are not complete
   ``head_timeout`` seconds after it opened (or after the first byte of a later request on it) is
   answered 408 ``request_timeout`` and closed;
+- a deadline for the request body: once the head is in, its body must arrive within
+  ``head_timeout`` seconds plus its announced length at ``min_body_rate`` bytes a second (60 s for a
+  body of unannounced length), or the request is answered 408 ``request_body_timeout`` and closed
+  (a client that announces a length and sends a few bytes would otherwise hold a request for ever);
 - a deadline for a reader that stopped: a response whose bytes the client has not taken for
   ``write_stall`` seconds (the transport's buffer stayed over its high-water mark all that time) is
   aborted, so a client that never reads holds neither the connection nor what was written for it
@@ -39,12 +43,14 @@ import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..core.errors import BlokautoError, Unavailable
-from .errors import RequestTimeout, TooManyConnections, error_bytes, http_status
+from .errors import BodyTimeout, RequestTimeout, TooManyConnections, error_bytes, http_status
 
 log = logging.getLogger("blokauto.api")
 
 HEAD_TIMEOUT_S = 10.0  # a request line and headers arrive within this
 WRITE_STALL_S = 60.0  # a client takes some of what it is sent within this
+MIN_BODY_RATE = 64 * 1024  # bytes a second a request body arrives at, at least
+CHUNKED_BODY_S = 60.0  # a body of unannounced length arrives within this
 MAX_CLIENT_CONNECTIONS = 128  # open connections per client address (64 requests in flight, and idle ones)
 REFUSED_GRACE_S = 1.0  # a refused connection is answered if it sends a request within this, then closed
 
@@ -61,10 +67,12 @@ class ConnectionGuard:
     """The connections a server holds, per client address and in all, and its deadlines."""
 
     def __init__(self, *, per_client: int = MAX_CLIENT_CONNECTIONS, total: int | None = None,
-                 head_timeout: float = HEAD_TIMEOUT_S, write_stall: float = WRITE_STALL_S) -> None:
+                 head_timeout: float = HEAD_TIMEOUT_S, write_stall: float = WRITE_STALL_S,
+                 min_body_rate: int = MIN_BODY_RATE) -> None:
         self.per_client = per_client
         self.total = total if total is not None else default_max_connections()
         self.head_timeout = head_timeout
+        self.min_body_rate = min_body_rate
         self.write_stall = write_stall
         self.open: dict[str, int] = {}
         self.count = 0
@@ -112,6 +120,7 @@ class GuardedH11Protocol(H11Protocol):
         self._host: str | None = None  # set once the connection is counted
         self._refusal: BlokautoError | None = None
         self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
         self._stall_timer: asyncio.TimerHandle | None = None
 
     # ---------------------------------------------------------------- opening and closing
@@ -128,6 +137,7 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
+        self._cancel_body_timer()
         if self._stall_timer is not None:
             self._stall_timer.cancel()
             self._stall_timer = None
@@ -145,11 +155,17 @@ class GuardedH11Protocol(H11Protocol):
         super().data_received(data)
         if self.transport.is_closing():
             self._cancel_head_timer()
+            self._cancel_body_timer()
         elif self.conn.their_state is h11.IDLE:  # a request head has begun and is not complete
             if self._head_timer is None:
                 self._arm_head_timer()
         else:
             self._cancel_head_timer()
+            if self.conn.their_state is h11.SEND_BODY:  # the head is in; its body is still coming
+                if self._body_timer is None:
+                    self._arm_body_timer()
+            else:
+                self._cancel_body_timer()
 
     # ---------------------------------------------------------------- the request head's deadline
 
@@ -169,6 +185,33 @@ class GuardedH11Protocol(H11Protocol):
         if self.conn.our_state is h11.IDLE:
             seconds = int(self.guard.head_timeout) if self.guard.head_timeout.is_integer() else self.guard.head_timeout
             self.transport.write(raw_response(408, RequestTimeout(seconds=seconds)))
+        self.transport.close()
+
+    # ---------------------------------------------------------------- the request body's deadline
+
+    def _body_deadline(self) -> float:
+        length = next((v for k, v in self.headers if k == b"content-length"), None) if self.headers else None
+        if length is None or not length.isdigit():
+            return CHUNKED_BODY_S
+        return self.guard.head_timeout + int(length) / self.guard.min_body_rate
+
+    def _arm_body_timer(self) -> None:
+        self._body_timer = self.loop.call_later(self._body_deadline(), self._body_timed_out)
+
+    def _cancel_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_timed_out(self) -> None:
+        self._body_timer = None
+        if self.transport.is_closing() or self.conn.their_state is not h11.SEND_BODY:
+            return
+        self.guard.timed_out += 1
+        cycle = getattr(self, "cycle", None)
+        if cycle is None or not cycle.response_started:  # nothing of a response sent yet: say why, then close
+            seconds = round(self._body_deadline(), 1)
+            self.transport.write(raw_response(408, BodyTimeout(seconds=seconds, rate=self.guard.min_body_rate // 1024)))
         self.transport.close()
 
     # ---------------------------------------------------------------- a reader that stopped

@@ -90,6 +90,12 @@ class RequestTimeout(RequestError):
                 "send the whole request head at once.")
 
 
+class BodyTimeout(RequestError):
+    code = "request_body_timeout"
+    template = ("The request body did not arrive within {seconds} s (the request head announced it; a body "
+                "must come at {rate} KiB/s at least), so the connection was closed; send the whole request at once.")
+
+
 class NoRoute(NotFound):
     """No route matches the path (the code stays ``not_found``)."""
 
@@ -145,6 +151,7 @@ HTTP_STATUS: dict[str, int] = {
     "unexpected_signer": 401,
     "method_not_allowed": 405,
     "request_timeout": 408,
+    "request_body_timeout": 408,
     "tx_too_large": 413,
     "request_too_large": 413,
     "batch_too_large": 413,
