@@ -58,10 +58,11 @@ class JournalDamaged(NodeFault):
         super().__init__(
             f"{path} is damaged at byte {offset} ({reason}); it holds transactions this node acknowledged "
             f"but had not yet committed, and {readable} before the damage are readable. Nothing was changed. "
-            f"Keep a copy of the file for the investigation. To start without these transactions, move the file "
+            f"Keep a copy of the file for the investigation. To start without the unreadable ones, move the file "
             f"aside inside the data folder (`mv {path} {path}.damaged`; a copy named {path.name}.<anything> there "
-            f"is how the node knows it was your decision): the readable transactions are then lost too unless "
-            f"their senders send them again (a sender finds its id unknown with GET /v1/txs/ID).")
+            f"is how the node knows it was your decision): the node then orders every intact group of that copy "
+            f"(before and after the damage), and only the damaged group's transactions are lost unless their "
+            f"senders send them again (a sender finds its id unknown with GET /v1/txs/ID).")
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,27 @@ def parse_journal(data: bytes, path: Path, answered: tuple[int, int] | None = No
     return txs, pos, generation, groups
 
 
+def intact_groups(data: bytes) -> tuple[list[bytes], int]:
+    """The transactions of every intact group of a damaged journal, before and after the damage,
+    and how many groups were intact (what an operator's moved-aside copy still holds)."""
+    if len(data) < _HEADER.size or _HEADER.unpack_from(data, 0)[:2] != (MAGIC, VERSION):
+        return [], 0
+    txs: list[bytes] = []
+    groups = 0
+    pos = _HEADER.size
+    while pos < len(data):
+        group = _group_at(data, pos)
+        if group is None:
+            pos = data.find(GROUP_MAGIC, pos + 1)
+            if pos == -1:
+                break
+            continue
+        txs.extend(group[0])
+        groups += 1
+        pos = group[1]
+    return txs, groups
+
+
 def _cut_short(data: bytes, pos: int) -> bool:
     """Whether the group at ``pos`` runs past the end of the file (a write the node died in)."""
     if pos + _GROUP.size > len(data):
@@ -174,12 +196,21 @@ class IntakeJournal:
                 if not aside:
                     raise JournalDamaged(self.path, 0, f"the file is missing, but head.json records {answered[1]} "
                                                        f"acknowledged group(s) of generation {answered[0]}", 0)
-                # The operator's decision, as docs/operations.md describes it: start without them.
-                log.warning("the intake journal was moved aside (%s): the transactions of %d acknowledged group(s) "
-                            "of generation %d that head.json records are not ordered; their senders find their "
-                            "ids unknown and may send them again", ", ".join(p.name for p in aside), answered[1],
-                            answered[0])
-                self.started_without = answered[1]
+                # The operator's decision, as docs/operations.md describes it: start without what is unreadable,
+                # ordering every intact group the moved-aside copies still hold (answered transactions).
+                txs: list[bytes] = []
+                intact = 0
+                for p in aside:
+                    found, n = intact_groups(p.read_bytes())
+                    txs += found
+                    intact += n
+                log.warning("the intake journal was moved aside (%s): head.json records %d acknowledged group(s) of "
+                            "generation %d; %d intact group(s) of it are ordered (%d transactions), the rest are "
+                            "not: their senders find their ids unknown and may send them again",
+                            ", ".join(p.name for p in aside), answered[1], answered[0], intact, len(txs))
+                self.started_without = max(0, answered[1] - intact)
+                self.state = (answered[0] + 1, 0)
+                return JournalContents(txs, 0, *self.state)
             self.state = (answered[0] + 1 if answered is not None else 0, 0)
             return JournalContents([], 0, *self.state)
         data = self.path.read_bytes()
