@@ -182,3 +182,19 @@ def test_moving_a_damaged_journal_aside_still_orders_every_intact_answered_group
     assert all(found[t] == 200 for t in groups[0] + groups[2]), found
     assert all(found[t] == 404 for t in groups[1])  # the damaged group's: unknown, their senders send again
     node.stop()
+
+
+@pytest.mark.timeout(180)
+def test_a_restored_folder_records_its_head_so_its_first_start_knows_what_it_committed(live_node, tmp_path):
+    """Found by a third outside attack: backups carry no head.json, so every restored node started
+    with "head.json is missing" and could not tell a shortened log from its own."""
+    backup, restored = tmp_path / "backup", tmp_path / "restored"
+    r = run_cli("node", "backup", "--data", str(live_node.data), "--to", str(backup))
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = run_cli("node", "restore", "--from", str(backup), "--data", str(restored))
+    assert r.returncode == 0, r.stdout + r.stderr
+    manifest = json.loads((backup / "backup.json").read_text())
+    head = json.loads((restored / "head.json").read_text())
+    assert (head["height"], head["hash"]) == (manifest["height"], manifest["head"])
+    r = run_cli("audit", "--data", str(restored), timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -35,6 +35,7 @@ from ..core.block import Genesis
 from ..core.encoding import decode
 from ..core.registry import Registry
 from ..store.blocks import BlockLog
+from ..store.head import HeadMarker
 from .faults import NodeFault
 from .journal import JOURNAL_FILE, JournalDamaged, fsync_path, parse_journal
 from .netconfig import NETWORK_FILE
@@ -252,5 +253,18 @@ def restore(src: Path, data_dir: Path, registry: Registry, *, say: Say = lambda 
         targets[name].parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging / name, targets[name])
     shutil.rmtree(staging, ignore_errors=True)
+    _record_head(data_dir, manifest.height)
     fsync_path(data_dir)
     return manifest
+
+
+def _record_head(data_dir: Path, height: int) -> None:
+    """head.json for the restored chain: its last block is what this folder's node committed (a
+    backup carries none: the source's may name a block its copy of the log does not hold)."""
+    log = BlockLog(data_dir / "chain.db", readonly=True)
+    try:
+        header = log.header(height)
+    finally:
+        log.close()
+    if header is not None:
+        HeadMarker(data_dir).write(header, durable=True)
