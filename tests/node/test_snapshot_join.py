@@ -38,30 +38,34 @@ def commit_some(live, n: int = 3) -> int:
 
 @pytest.fixture
 def joined(live_node, tmp_path) -> tuple[object, Path]:
-    """A snapshot downloaded by a new node's folder holding only the trust anchor."""
+    """A snapshot downloaded by a new node's folder holding the trust anchor and its network.json
+    (a snapshot starts a node of a networked chain; only the file's presence matters here)."""
     height = commit_some(live_node)
     new = tmp_path / "new"
     new.mkdir()
     shutil.copyfile(live_node.data / "genesis.json", new / "genesis.json")
+    (new / "network.json").write_text("{}")
     snap = fetch_snapshot(live_node.url, new)
     assert snap.height >= height and snap.attestations == 1
     return live_node, new / "chain.db"
 
 
 def test_a_genuine_snapshot_verifies_and_the_node_rebuilds_the_same_state(joined, tmp_path):
+    """The joining node re-executes the downloaded log (its block committer's recovery) to the
+    same state root the serving node committed."""
     live, chain_db = joined
     anchor = TrustAnchor.from_genesis(live.genesis)
     height, _, _ = verify_block_log(chain_db, anchor)
-    from blokauto.node.node import Node
+    from blokauto.modules import default_registry
+    from blokauto.node.committer import BlockCommitter
 
-    node = Node(chain_db.parent, workers=1, node_key=K("joining-node"))
+    committer = BlockCommitter(chain_db.parent, default_registry(), K("joining-node"), attests_every_block=False)
     try:
-        node.start()
-        assert node.status()["height"] == height
+        assert committer.recover() == height + 1
         expected = httpx.get(f"{live.url}/v1/blocks/{height}").json()["header"]["state_root"]
-        assert node.status()["state_root"] == expected
+        assert committer.head is not None and committer.head.state_root == expected
     finally:
-        node.stop()
+        committer.close()
 
 
 def tamper(path: Path, statement: str, *args) -> None:
@@ -106,6 +110,7 @@ def test_the_cli_refuses_a_foreign_snapshot_and_leaves_no_block_log(live_node, t
     new = tmp_path / "foreign"
     new.mkdir()
     (new / "genesis.json").write_bytes(canonical(consortium(chain="another-chain")))
+    (new / "network.json").write_text("{}")
     r = run_cli("node", "snapshot", "--from", live_node.url, "--data", str(new))
     assert r.returncode == 3 and "another chain" in (r.stdout + r.stderr)
     assert not (new / "chain.db").exists() and not (new / "chain.db.part").exists()

@@ -47,15 +47,15 @@ def fetch_snapshot(url: str, data_dir: Path, *, progress: Callable[[int, int], N
     genesis = load_genesis(data_dir)
     if genesis is None:
         raise FileNotFoundError(f"{data_dir} holds no genesis.json: put the consortium's trust anchor there first")
+    target = data_dir / "chain.db"
+    if target.exists():
+        raise FileExistsError(f"{target} exists; a snapshot only starts a new node (use an empty data folder)")
     if not (data_dir / NETWORK_FILE).is_file():
         # Without network.json the node would order on its own: a second orderer of a one-node chain,
         # signing blocks at heights the first one signed differently (a fork under the same key).
         raise SnapshotRefused(f"{data_dir} holds no {NETWORK_FILE}: a snapshot starts another node of a networked "
                               f"chain (docs/network.md). A chain without a network has one node, the one that "
                               f"orders it; to read its data elsewhere, copy it with `blokauto node backup`")
-    target = data_dir / "chain.db"
-    if target.exists():
-        raise FileExistsError(f"{target} exists; a snapshot only starts a new node (use an empty data folder)")
     part = data_dir / "chain.db.part"
     size = 0
     with httpx.stream("GET", url.rstrip("/") + "/v1/snapshot/chain", timeout=60) as r:
