@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from blokauto.node.journal import JOURNAL_FILE, IntakeJournal, JournalDamaged
+from blokauto.node.journal import GROUP_MAGIC, JOURNAL_FILE, IntakeJournal, JournalDamaged
 
 
 def journal_with(tmp: Path, *groups: list[bytes]) -> IntakeJournal:
@@ -191,14 +191,30 @@ def test_emptying_starts_a_new_generation_and_reports_it(tmp_path):
     assert (got.txs, got.generation, got.groups) == ([b"c"], 1, 1)
 
 
-def test_a_journal_moved_aside_as_the_refusal_says_starts_without_its_groups(tmp_path):
-    """The documented remedy, followed literally: `mv intake.journal intake.journal.damaged`."""
+def test_a_journal_moved_aside_as_the_refusal_says_starts_with_its_intact_groups_only(tmp_path):
+    """The documented remedy, followed literally: `mv intake.journal intake.journal.damaged`. The
+    node orders every intact group of the moved copy (answered transactions), before and after
+    the damage, and does without the damaged one."""
+    journal_with(tmp_path, [b"one"], [b"two", b"deux"], [b"three"])
+    path = tmp_path / JOURNAL_FILE
+    raw = bytearray(path.read_bytes())
+    second = raw.find(GROUP_MAGIC, raw.find(GROUP_MAGIC) + 1)
+    raw[second + 20] ^= 0xFF  # inside the second group
+    path.write_bytes(bytes(raw))
+    with pytest.raises(JournalDamaged):
+        IntakeJournal(tmp_path).read(answered=(0, 3))
+    path.rename(tmp_path / f"{JOURNAL_FILE}.damaged")
+    j = IntakeJournal(tmp_path)
+    contents = j.read(answered=(0, 3))
+    assert contents.txs == [b"one", b"three"] and j.started_without == 1
+    assert j.state == (1, 0)  # a new generation: the moved copy can never pass as this one
+
+
+def test_a_whole_journal_moved_aside_gives_up_every_group(tmp_path):
     journal_with(tmp_path, [b"one"], [b"two"])
     (tmp_path / JOURNAL_FILE).rename(tmp_path / f"{JOURNAL_FILE}.damaged")
     j = IntakeJournal(tmp_path)
-    contents = j.read(answered=(0, 2))
-    assert contents.txs == [] and j.started_without == 2
-    assert j.state == (1, 0)  # a new generation: the moved copy can never pass as this one
+    assert j.read(answered=(0, 2)).txs == [b"one", b"two"] and j.started_without == 0
 
 
 def test_a_torn_tail_the_node_set_aside_is_not_an_operators_decision(tmp_path):
