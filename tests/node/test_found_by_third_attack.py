@@ -198,3 +198,29 @@ def test_a_restored_folder_records_its_head_so_its_first_start_knows_what_it_com
     assert (head["height"], head["hash"]) == (manifest["height"], manifest["head"])
     r = run_cli("audit", "--data", str(restored), timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_status_of_a_folder_whose_files_do_not_belong_together_says_blocks_were_lost(tmp_path):
+    """Found by a third outside attack: `status --data` on an older chain.db beside a newer
+    state.db showed the old height, exit 0, no warning."""
+    from blokauto.modules import default_registry
+    from blokauto.node.committer import BlockCommitter
+
+    data = tmp_path / "data"
+    genesis = write_chain(data)
+    c = BlockCommitter(data, default_registry(), K("reg-node"), genesis=genesis)
+    c.recover()
+    for _ in range(3):
+        c.produce([])
+    c.state.flush()
+    c.close()
+    ok = run_cli("status", "--data", str(data))
+    assert ok.returncode == 0 and "lost" not in ok.stdout + ok.stderr, ok.stdout + ok.stderr
+    import sqlite3
+    with sqlite3.connect(data / "chain.db") as db:  # an older chain.db: the last two blocks gone
+        db.execute("DELETE FROM blocks WHERE height > 1")
+        db.execute("DELETE FROM attestations WHERE height > 1")
+    r = run_cli("status", "--data", str(data))
+    assert r.returncode == 4, r.stdout + r.stderr
+    assert "head.json records block 3" in r.stderr and "state.db records block 3" in r.stderr, r.stderr
+    assert "blocks were lost from the block log" in r.stderr

@@ -34,15 +34,18 @@ def status(node: str = NodeOpt,
     else:
         with client(node) as c:
             st = c.status()
+    lost = st.pop("lost_blocks", None) if data is not None else None
     if as_json:
-        print_json(st)
-        return
-    for k, v in st.items():
-        if isinstance(v, dict):
-            console.print(f"{k:<22} " + ", ".join(f"{sk}: {escape(json.dumps(sv))}" for sk, sv in v.items()))
-        else:
-            shown = when(v) if k in _TIMES and isinstance(v, int) else yes_no(v)
-            console.print(f"{k:<22} {escape(shown)}")
+        print_json(st if lost is None else {**st, "lost_blocks": lost})
+    else:
+        for k, v in st.items():
+            if isinstance(v, dict):
+                console.print(f"{k:<22} " + ", ".join(f"{sk}: {escape(json.dumps(sv))}" for sk, sv in v.items()))
+            else:
+                shown = when(v) if k in _TIMES and isinstance(v, int) else yes_no(v)
+                console.print(f"{k:<22} {escape(shown)}")
+    if lost is not None:
+        fail(lost, 4)
 
 
 def _offline_status(data: Path) -> dict[str, Any]:
@@ -55,12 +58,42 @@ def _offline_status(data: Path) -> dict[str, Any]:
         h = log.height()
         header = log.header(h)
         genesis = log.genesis()
-        return {"chain": genesis.chain if genesis else None, "height": h,
-                "head": header.hash().hex() if header else None, "time": header.time if header else None,
-                "state_root": header.state_root if header else None,
-                "attestations": len(log.attestations(h))}
+        out: dict[str, Any] = {"chain": genesis.chain if genesis else None, "height": h,
+                               "head": header.hash().hex() if header else None,
+                               "time": header.time if header else None,
+                               "state_root": header.state_root if header else None,
+                               "attestations": len(log.attestations(h))}
     finally:
         log.close()
+    committed = _committed_elsewhere(data)
+    ahead = [(height, where) for height, where in committed if height > h]
+    if ahead:
+        out["lost_blocks"] = (f"{' and '.join(f'{w} records block {n}' for n, w in ahead)}, beyond the last block {h} "
+                              f"of chain.db: blocks were lost from the block log (this folder's files do not belong "
+                              f"together); run `blokauto audit --data {data}`")
+    return out
+
+
+def _committed_elsewhere(data: Path) -> list[tuple[int, str]]:
+    """The committed height as state.db and head.json record it (each that can be read)."""
+    import sqlite3
+    from contextlib import closing
+
+    from ..store.head import HeadMarker
+
+    found = []
+    head = HeadMarker(data).read()
+    if head is not None:
+        found.append((head.height, "head.json"))
+    if (data / "state.db").exists():
+        try:
+            with closing(sqlite3.connect(f"file:{data / 'state.db'}?mode=ro", uri=True)) as c:
+                row = c.execute("SELECT v FROM meta WHERE k='height'").fetchone()
+            if row is not None:
+                found.append((int(row[0]), "state.db"))
+        except (sqlite3.DatabaseError, ValueError):
+            pass  # a state.db that cannot be read: the audit says so
+    return found
 
 
 @cli_errors
