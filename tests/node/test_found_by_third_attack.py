@@ -224,3 +224,30 @@ def test_status_of_a_folder_whose_files_do_not_belong_together_says_blocks_were_
     assert r.returncode == 4, r.stdout + r.stderr
     assert "head.json records block 3" in r.stderr and "state.db records block 3" in r.stderr, r.stderr
     assert "blocks were lost from the block log" in r.stderr
+
+
+def test_a_backup_refused_for_a_damaged_journal_names_no_file_of_its_temporary_copy(tmp_path):
+    """Found by a third outside attack: the refusal told the operator to `mv` a file inside the
+    backup's temporary `.partial/` folder."""
+    from blokauto.modules import default_registry
+    from blokauto.node.committer import BlockCommitter
+    from blokauto.node.journal import GROUP_MAGIC, JOURNAL_FILE, IntakeJournal
+
+    data = tmp_path / "data"
+    genesis = write_chain(data)
+    c = BlockCommitter(data, default_registry(), K("reg-node"), genesis=genesis)
+    c.recover()
+    c.close()
+    j = IntakeJournal(data)
+    j.read()
+    j.open()
+    for group in ([b"one"], [b"two"], [b"three"]):
+        j.append(group)
+    j.close()
+    raw = bytearray((data / JOURNAL_FILE).read_bytes())
+    raw[raw.find(GROUP_MAGIC) + 20] ^= 0xFF
+    (data / JOURNAL_FILE).write_bytes(bytes(raw))
+    r = run_cli("node", "backup", "--data", str(data), "--to", str(tmp_path / "backup"))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert ".partial" not in r.stderr and "damaged at byte" in r.stderr and "node start" in r.stderr, r.stderr
+    assert not any((tmp_path / "backup").glob("*"))

@@ -118,8 +118,10 @@ def _check_structure(folder: Path, registry: Registry, genesis: Genesis, say: Sa
     if journal.exists():
         try:
             parse_journal(journal.read_bytes(), journal)  # a torn last group is a backup taken mid-write: fine
-        except JournalDamaged as exc:
-            raise BackupError(f"the copy's intake journal does not verify: {exc}") from None
+        except JournalDamaged as exc:  # its remedy names the file it read: the copy's, not the node's
+            raise BackupError(f"the copy's {JOURNAL_FILE} is damaged at byte {exc.offset}: the node's own journal is "
+                              f"damaged too, or changed while it was copied; `blokauto node start` on that node's "
+                              f"folder says what to do. Nothing was written.") from None
     log = BlockLog(folder / "chain.db", readonly=True)
     try:
         stored = log.genesis()
