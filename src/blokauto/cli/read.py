@@ -76,23 +76,15 @@ def _offline_status(data: Path) -> dict[str, Any]:
 
 def _committed_elsewhere(data: Path) -> list[tuple[int, str]]:
     """The committed height as state.db and head.json record it (each that can be read)."""
-    import sqlite3
-    from contextlib import closing
-
+    from ..node.audit import state_height_of
     from ..store.head import HeadMarker
 
     found = []
     head = HeadMarker(data).read()
     if head is not None:
         found.append((head.height, "head.json"))
-    if (data / "state.db").exists():
-        try:
-            with closing(sqlite3.connect(f"file:{data / 'state.db'}?mode=ro", uri=True)) as c:
-                row = c.execute("SELECT v FROM meta WHERE k='height'").fetchone()
-            if row is not None:
-                found.append((int(row[0]), "state.db"))
-        except (sqlite3.DatabaseError, ValueError):
-            pass  # a state.db that cannot be read: the audit says so
+    if (data / "state.db").exists() and (height := state_height_of(data)) >= 0:
+        found.append((height, "state.db"))
     return found
 
 

@@ -72,7 +72,7 @@ def audit(data_dir: Path, *, registry: Registry | None = None, workers: int | No
     chain_path = data_dir / "chain.db"
     if not chain_path.exists():
         finding(None, "missing", f"{chain_path} does not exist")
-        report.state_height = _state_height(data_dir)
+        report.state_height = state_height_of(data_dir)
         return report
     try:
         blocks = BlockLog(chain_path, readonly=True)
@@ -120,7 +120,8 @@ def audit(data_dir: Path, *, registry: Registry | None = None, workers: int | No
     return report
 
 
-def _state_height(data_dir: Path) -> int:
+def state_height_of(data_dir: Path) -> int:
+    """The height state.db records (-1: none, or a state.db SQLite cannot read)."""
     try:
         conn = connect(data_dir / "state.db", durable=False, readonly=True)
         try:
