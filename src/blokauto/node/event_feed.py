@@ -22,12 +22,14 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import sqlite3
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Iterator
 
 from ..core.errors import BlokautoError, Unavailable
+from ..store.damage import DamagedData
 from .committer import CommittedBlock
 from .reader import AFTER_BLOCK, ChainReader, block_events, parse_event_id
 
@@ -144,7 +146,7 @@ def encode_events(events: Iterator[tuple[str, dict[str, Any]]], encode: Encode, 
                 break
         else:
             out.done = True
-    except Exception as exc:  # noqa: BLE001 - damage or a refusal: raised after the events read before it
+    except (BlokautoError, DamagedData, sqlite3.DatabaseError) as exc:  # raised after the events read before it
         out.failed = exc
     if batch:
         out.pieces.append((last, b"".join(batch)))
