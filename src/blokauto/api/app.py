@@ -26,10 +26,11 @@ import os
 import re
 import sqlite3
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, AsyncIterator
+from typing import Annotated, Any, AsyncIterator, Callable
 from urllib.parse import unquote_to_bytes
 
 import msgspec
@@ -47,7 +48,13 @@ from litestar.background_tasks import BackgroundTask
 from litestar.response import File, Stream
 from litestar.response.sse import ServerSentEventMessage
 
+from ..core.access import ANONYMOUS, IDENTIFIED, NODES, PUBLIC, SIGNED, check_read, Caller, NodeKeyRequired, NotYourData, ReadPolicy, \
+    Roles, UnknownCaller, VehicleData
 from ..core.encoding import to_builtins
+from ..modules.governance import keys as gov_keys
+from ..modules.parts import keys as parts_keys
+from ..modules.recalls import keys as recall_keys
+from ..modules.vehicles import keys as vehicle_keys
 from ..core.errors import BlokautoError, MalformedTx, RequestError, TxTooLarge, Unavailable
 from ..node.event_feed import EventFeed, FeedEnds, HeightWaiter
 from ..node.node import Node
@@ -58,6 +65,8 @@ from ..report.pdf import render_pdf
 from .errors import (EXCEPTION_HANDLERS, BadTxId, BatchBodyTooComplex, BatchTooLarge, HeightNotReached,
                      RepeatedParameter, UnknownParameter, UnknownQuery, UnsupportedMediaType, as_blokauto_error,
                      error_body, http_status, read_damage, refuse_damage)
+from ..share_tokens import ShareRefused, read_token
+from .auth import Authenticator, RevokedCaller, SignatureRequired
 from .openapi import BATCH_ITEMS, HTTP_DATE, TX_ID_PATTERN, documented, json_body, query_parameters, signed_tx_schema
 
 log = logging.getLogger("blokauto.api")
@@ -70,6 +79,7 @@ MAX_OTHER_BODY = 65_536
 MAX_WAIT_S = 60.0
 MAX_FLUSH_WAIT_S = 10.0
 READ_THREADS = 32  # threads answering reads; waits for a height or a receipt hold none
+CALLERS_CACHED = 10_000  # signers remembered (per block height) between requests
 
 
 SNAPSHOT_CHUNK = 65_536  # a snapshot download is read and sent this much at a time
@@ -160,7 +170,8 @@ def _query_names(request: Request) -> frozenset[str] | None:
     handler = request.route_handler
     names = handler.opt.get("query")
     if names is _FROM_SIGNATURE:
-        skip = set(request.path_params) | {"request", "state", "scope", "headers", "cookies", "data", "body", "api"}
+        skip = set(request.path_params) | {"request", "state", "scope", "headers", "cookies", "data", "body", "api",
+                                           "caller"}
         names = handler.opt["query"] = frozenset(n for n in handler.parsed_fn_signature.parameters if n not in skip)
     return names  # None: the OpenAPI pages and static files
 
@@ -201,6 +212,52 @@ async def _checked_request(request: Request) -> None:
     for name, count in seen.items():
         if count > 1:
             raise RepeatedParameter(name=name[:100], count=count)
+    await _authenticate(request)
+
+
+#: A report route: a share link (``?share=TOKEN``) opens it without a signature.
+SHAREABLE = VehicleData("vin", "history")
+
+
+def _route(request: Request) -> str:
+    return f"{request.method} {re.sub(r':[a-z]+}', '}', min(request.route_handler.paths))}"
+
+
+def _signed_url(request: Request) -> str:
+    """The URL as the client addressed it (what ``@authority``, ``@path`` and ``@query`` cover)."""
+    host = next((v for k, v in request.scope["headers"] if k == b"host"), b"").decode("latin-1")
+    if not host:
+        raise RequestError(reason="a signed request needs a Host header (its @authority is signed)")
+    query = request.scope.get("query_string", b"")
+    return (f"{request.scope.get('scheme', 'http')}://{host}{request.scope.get('raw_path', b'/').decode('latin-1')}"
+            + (f"?{query.decode('latin-1')}" if query else ""))
+
+
+async def _authenticate(request: Request) -> None:
+    """Who signed the request, as ``request.state.caller`` (``ANONYMOUS`` on public routes, which
+    read no signature). A route that is not public refuses an unsigned request, a signature that
+    does not hold (``api.auth``) and a member key no longer active; what the caller may read is
+    the route's own check (its read policy)."""
+    request.state.caller = ANONYMOUS
+    policy = request.route_handler.opt.get("read", PUBLIC)  # none declared: Litestar's schema pages and assets
+    if policy is PUBLIC or (policy is SHAREABLE and "share" in request.query_params):
+        return
+    api: Api = request.app.state.api
+    if not api.auth.signed(request.scope["headers"]):
+        raise SignatureRequired(route=_route(request))
+    body = await request.body() if request.method in ("POST", "PUT", "PATCH", "DELETE") else b""
+    did = api.auth.verify(request.method, _signed_url(request), request.scope["headers"], body)
+    caller = await api.caller(did)
+    if caller.status:
+        status, _, since = caller.status.partition(":")
+        raise RevokedCaller(did=did, org=caller.org, status=status, since=since)
+    if policy is IDENTIFIED and not caller.known:
+        raise UnknownCaller(caller=caller.describe(), what=_route(request))
+    request.state.caller = caller
+
+
+def _caller(request: Request) -> Caller:
+    return request.state.caller  # type: ignore[no-any-return]
 
 
 _N = r"(0|[1-9][0-9]{0,17})"
@@ -263,6 +320,8 @@ MinHeight = Annotated[int, QueryParameter(ge=-1, le=MAX_HEIGHT, description=(
     "Wait (up to 10 s) until the state reflects this block (read your own writes); -1: do not wait."))]
 WaitSeconds = Annotated[float, QueryParameter(ge=0, le=MAX_WAIT_S,
                                                  description="Seconds to wait for the receipt (0-60).")]
+ShareParam = Annotated[str | None, QueryParameter(max_length=2048, description=(
+    "A share link's token (blokauto report share VIN): opens this vehicle's report without a signature."))]
 
 
 @dataclass
@@ -273,6 +332,29 @@ class Api:
     heights: HeightWaiter
     events: EventFeed
     snapshots: Snapshots
+    auth: Authenticator = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        self._callers: dict[str, tuple[int, Caller]] = {}
+        if self.auth is None:
+            self.auth = Authenticator(self.reader.caller)
+
+    async def caller(self, did: str) -> Caller:
+        """Who ``did`` is at the newest flushed block (remembered until the next one)."""
+        height = self.node.flushed_height
+        hit = self._callers.get(did)
+        if hit is not None and hit[0] == height:
+            return hit[1]
+        caller = await asyncio.to_thread(self.auth.caller, did)
+        if len(self._callers) >= CALLERS_CACHED:
+            self._callers.clear()
+        self._callers[did] = (height, caller)
+        return caller
+
+    async def check(self, policy: ReadPolicy, caller: Caller, obj: Any, what: str) -> None:
+        """Refuse unless ``policy`` lets ``caller`` read ``obj`` (judged at the newest flushed block)."""
+        if not caller.reads_all:
+            await asyncio.to_thread(self.reader.check_read, policy, caller, obj, what)
 
     @property
     def reader(self) -> ChainReader:
@@ -302,13 +384,82 @@ class Api:
                 self.node.forget_receipt_future(txid, fut)
         return await asyncio.to_thread(self.node.tx, txid)
 
-    async def report(self, vin: str, min_height: int) -> dict[str, Any]:
+    async def report(self, vin: str, min_height: int, caller: Caller, share: str | None) -> dict[str, Any]:
+        """The report of ``vin`` for a caller who may read it, or for anyone with a valid share link."""
+        if share is not None:
+            await asyncio.to_thread(self._check_share, share, vin)
+        else:
+            await self.check(SHAREABLE, caller, {"vin": vin}, f"the history report of {vin[:40]}")
         await self.reach(min_height)
         return await asyncio.to_thread(self.node.report, vin)
+
+    def _check_share(self, token: str, vin: str) -> None:
+        grant = read_token(token, chain=self.node.genesis.chain, vin=vin, now_ms=time.time_ns() // 1_000_000)
+        signer = self.reader.caller(grant.holder)
+        try:
+            self.reader.check_read(_HOLDER, Caller(grant.holder, signer.org if not signer.node else None,
+                                                   known=True), {"vin": vin}, "the report")
+        except (BlokautoError,) as err:
+            raise ShareRefused(reason=f"{grant.holder} no longer holds {vin[:40]}") from err
+
+    async def may_submit(self, caller: Caller, raws: list[bytes]) -> None:
+        """A known key submits any transaction; another key only transactions it signs itself."""
+        if caller.known:
+            return
+        for raw in raws:
+            try:
+                sigs = msgspec.json.decode(raw, type=_Signers).sigs
+            except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+                continue  # the submission refuses it as malformed
+            if not any(s.signer == caller.did for s in sigs):
+                raise UnknownCaller(caller=caller.describe(), what="submissions of transactions it does not sign")
+
+    async def may_read_tx(self, caller: Caller, ev: dict[str, Any]) -> None:
+        """A transaction and its receipt are read by its signers, their organisations, nodes, regulators, police."""
+        if caller.reads_all:
+            return
+        signers = [s.get("signer") for s in msgspec.json.decode(ev["tx_raw"]).get("sigs", [])]
+        if caller.did in signers:
+            return
+        if caller.org is not None:
+            for did in signers:
+                if isinstance(did, str) and (await self.caller(did)).org == caller.org:
+                    return
+        err = NotYourData(what=f"transaction {ev.get('id', '')}", owner="its signers and their organisations",
+                          caller=caller.describe())
+        if not caller.known:
+            raise UnknownCaller(caller=caller.describe(), what=f"transaction {ev.get('id', '')}") from None
+        raise err
 
 
 #: A route's ``api`` parameter: the app's ``Api``, injected by name.
 ApiDep = NamedDependency[Api]
+#: A route's ``caller`` parameter: who signed the request (``ANONYMOUS`` on public routes).
+CallerDep = NamedDependency[Caller]
+
+
+class _Sig(msgspec.Struct):
+    signer: str
+
+
+class _Signers(msgspec.Struct):
+    sigs: list[_Sig] = []
+
+
+class _HolderOnly:
+    """The share link's signer must still hold the vehicle (its key, or a member key of a holding organisation)."""
+
+    def check(self, view: Any, caller: Caller, obj: Any, what: str) -> None:
+        from ..core.access import VehicleRelations
+
+        if view.need(VehicleRelations).relation(view, obj["vin"], caller.did, caller.org) != "holder":
+            raise NotYourData(what=what, owner="the holder", caller=caller.describe())
+
+    def describe(self) -> str:
+        return "the vehicle's holder"
+
+
+_HOLDER = _HolderOnly()
 
 
 # ---------------------------------------------------------------- transactions
@@ -316,10 +467,11 @@ ApiDep = NamedDependency[Api]
 def submit_tx_route(signed_tx: dict[str, Any]) -> Any:
     """POST /v1/txs, its body documented with the chain's own transaction schema."""
     @post("/v1/txs", status_code=202, summary="Submit a signed transaction", request_max_body_size=MAX_TX_BODY,
+          opt={"read": SIGNED},
           operation_class=documented(errors=(400, 401, 403, 404, 409, 413, 415),
                                      request_body=json_body(signed_tx, "One signed transaction."),
                                      also_ok={200: "With ?wait: the receipt, as GET /v1/txs/{tx_id} answers it."}))
-    async def submit_tx(request: Request, api: ApiDep, wait: WaitSeconds = 0.0) -> Response:
+    async def submit_tx(request: Request, api: ApiDep, caller: CallerDep, wait: WaitSeconds = 0.0) -> Response:
         """Stateless checks, replay and authorisation run before the answer: a refusal is a 4xx
         with a stable code. ``wait`` (seconds, up to 60) also waits for the receipt."""
         _json_body(request)
@@ -327,6 +479,7 @@ def submit_tx_route(signed_tx: dict[str, Any]) -> Any:
         limit = api.node.params.get("max_tx_bytes", 65_536)
         if len(raw) > limit:
             raise TxTooLarge(size=len(raw), limit=limit)
+        await api.may_submit(caller, [raw])
         txid = await asyncio.wrap_future(api.node.submit_one(raw))
         if wait > 0:
             return Response(await api.receipt(txid, _wait_s(wait)), status_code=200)
@@ -336,10 +489,10 @@ def submit_tx_route(signed_tx: dict[str, Any]) -> Any:
 
 
 @post("/v1/txs/batch", status_code=200, summary="Submit many signed transactions",
-      request_max_body_size=MAX_BATCH_BYTES,
-      operation_class=documented(errors=(400, 413, 415), request_body=json_body(
+      request_max_body_size=MAX_BATCH_BYTES, opt={"read": SIGNED},
+      operation_class=documented(errors=(400, 401, 403, 413, 415), request_body=json_body(
           {"type": "array", "items": BATCH_ITEMS, "maxItems": MAX_BATCH}, f"Up to {MAX_BATCH} signed transactions.")))
-async def submit_batch(request: Request, api: ApiDep) -> dict[str, Any]:
+async def submit_batch(request: Request, api: ApiDep, caller: CallerDep) -> dict[str, Any]:
     """A JSON array of signed transactions; each gets its id or its own refusal."""
     _json_body(request)
     body = await request.body()
@@ -353,67 +506,109 @@ async def submit_batch(request: Request, api: ApiDep) -> dict[str, Any]:
         raise MalformedTx(reason=f"a batch is a JSON array of transactions ({reason})") from None
     if len(items) > MAX_BATCH:
         raise BatchTooLarge(limit=MAX_BATCH, size=len(items))
+    await api.may_submit(caller, [bytes(i) for i in items])
     results = await asyncio.wrap_future(api.node.submit([bytes(i) for i in items]).future)
     out = [{"error": r.to_dict()} if isinstance(r, Exception) else {"id": r.hex()} for r in results]
     return {"accepted": sum(1 for r in out if "id" in r), "results": out}
 
 
-@get("/v1/txs/{tx_id:str}", summary="A transaction's receipt with inclusion proofs",
-     operation_class=documented(errors=(400, 404), path_patterns={"tx_id": TX_ID_PATTERN}))
-async def get_tx(api: ApiDep, tx_id: FromPath[str], wait: WaitSeconds = 0.0) -> dict[str, Any]:
-    return await api.receipt(_txid(tx_id), _wait_s(wait))
+@get("/v1/txs/{tx_id:str}", summary="A transaction's receipt with inclusion proofs", opt={"read": SIGNED},
+     operation_class=documented(errors=(400, 401, 403, 404), path_patterns={"tx_id": TX_ID_PATTERN}))
+async def get_tx(api: ApiDep, caller: CallerDep, tx_id: FromPath[str], wait: WaitSeconds = 0.0) -> dict[str, Any]:
+    """Read by the transaction's signers and their organisations, nodes, regulators and police."""
+    ev = await api.receipt(_txid(tx_id), _wait_s(wait))
+    await api.may_read_tx(caller, ev)
+    return ev
 
 
 # ---------------------------------------------------------------- blocks, checkpoints, state
 
-@get("/v1/blocks/latest", sync_to_thread=True, summary="The newest block", operation_class=documented(errors=(400,)))
-def latest_block(api: ApiDep, full: FromQuery[bool] = False) -> dict[str, Any]:
+def _whole_blocks(caller: Caller, full: bool) -> None:
+    """A block's transactions and receipts (``full``) are the block log: for the consortium's nodes."""
+    if full and not caller.node:
+        raise NodeKeyRequired(what="whole blocks (?full=true)", caller=caller.describe())
+
+
+@get("/v1/blocks/latest", sync_to_thread=True, summary="The newest block", opt={"read": IDENTIFIED},
+     operation_class=documented(errors=(400, 401, 403)))
+def latest_block(api: ApiDep, caller: CallerDep, full: FromQuery[bool] = False) -> dict[str, Any]:
+    """Headers, transaction ids and attestations for any known key; ``full`` (every transaction and
+    receipt) for node keys only."""
+    _whole_blocks(caller, full)
     return api.reader.block(api.node.head_height, full=full)
 
 
 @get("/v1/blocks/{height:int}", sync_to_thread=True, summary="A block's header, ids and attestations",
-     operation_class=documented(errors=(400, 404)))
-def get_block(api: ApiDep, height: PathHeight, full: FromQuery[bool] = False) -> dict[str, Any]:
+     opt={"read": IDENTIFIED}, operation_class=documented(errors=(400, 401, 403, 404)))
+def get_block(api: ApiDep, caller: CallerDep, height: PathHeight, full: FromQuery[bool] = False) -> dict[str, Any]:
+    _whole_blocks(caller, full)
     api.committed(height)
     return api.reader.block(height, full=full)
 
 
-@get("/v1/checkpoints/latest", sync_to_thread=True, summary="The newest checkpoint",
+@get("/v1/checkpoints/latest", sync_to_thread=True, summary="The newest checkpoint", opt={"read": PUBLIC},
      operation_class=documented())
 def latest_checkpoint(api: ApiDep) -> dict[str, Any]:
     return to_builtins(api.reader.checkpoint(api.node.head_height))
 
 
 @get("/v1/checkpoints/{height:int}", sync_to_thread=True, summary="A header with its node attestations",
-     operation_class=documented(errors=(400, 404)))
+     opt={"read": PUBLIC}, operation_class=documented(errors=(400, 404)))
 def get_checkpoint(api: ApiDep, height: PathHeight) -> dict[str, Any]:
     api.committed(height)
     return to_builtins(api.reader.checkpoint(height))
 
 
-@get("/v1/snapshot/chain", summary="A consistent copy of this node's block log (chain.db)",
-     operation_class=documented(success_media="application/vnd.sqlite3", success_headers={
+@get("/v1/snapshot/chain", summary="A consistent copy of this node's block log (chain.db)", opt={"read": NODES},
+     operation_class=documented(errors=(401, 403), success_media="application/vnd.sqlite3", success_headers={
          "last-modified": OpenAPIHeader(schema=Schema(type=OpenAPIType.STRING, description=HTTP_DATE)),
          "etag": OpenAPIHeader(schema=Schema(type=OpenAPIType.STRING))}),
      media_type="application/vnd.sqlite3")
-async def snapshot_chain(api: ApiDep) -> File:
+async def snapshot_chain(api: ApiDep, caller: CallerDep) -> File:
     """For a new node joining the chain: every block, receipt and attestation, and the ordering
     stream position; `blokauto node snapshot` checks it against a quorum checkpoint. At most
-    two are served at once (503 ``unavailable`` with Retry-After beyond)."""
+    two are served at once (503 ``unavailable`` with Retry-After beyond). For node keys only."""
+    check_read(NODES, None, caller, None, "the block log (GET /v1/snapshot/chain)")
     name = await api.snapshots.copy(api.node)
     return File(path=name, filename="chain.db", media_type="application/vnd.sqlite3",
                 chunk_size=SNAPSHOT_CHUNK, background=BackgroundTask(api.snapshots.done, name))
 
 
-@get("/v1/state/{key:path}", summary="A state value with its proof", operation_class=documented(errors=(400, 404)))
-async def get_state(api: ApiDep, key: FromPath[str], min_height: MinHeight = -1) -> dict[str, Any]:
+#: Who reads a raw state key, by what it holds; any other key: nodes, regulators and police (use the
+#: module queries, which declare their readers, for the rest).
+STATE_READS: list[tuple[str, ReadPolicy, str | None]] = [
+    (gov_keys.ORG, IDENTIFIED, None), (gov_keys.MEMBER, IDENTIFIED, None), (gov_keys.PROPOSAL, IDENTIFIED, None),
+    (gov_keys.ACTIVE_ORGS, IDENTIFIED, None), (gov_keys.CONSENSUS, IDENTIFIED, None),
+    (vehicle_keys.WMI, IDENTIFIED, None),
+    (vehicle_keys.VEHICLE, VehicleData("vin", "history"), "vin"),
+    (parts_keys.BOM, VehicleData("vin", "history"), "vin"),
+    (recall_keys.CAMPAIGN, IDENTIFIED, None),
+]
+OTHER_STATE = Roles("regulator", "police")
+
+
+def state_read(key: str) -> tuple[ReadPolicy, Any, str]:
+    """(the policy, the object it judges, what to call it) for reading state key ``key``."""
+    what = f"the state key {key[:120]!r}"
+    for prefix, policy, field in STATE_READS:
+        if key.startswith(prefix):
+            return policy, ({field: key[len(prefix):]} if field else None), what
+    return OTHER_STATE, None, what
+
+
+@get("/v1/state/{key:path}", summary="A state value with its proof", opt={"read": SIGNED},
+     operation_class=documented(errors=(400, 401, 403, 404)))
+async def get_state(api: ApiDep, caller: CallerDep, key: FromPath[str], min_height: MinHeight = -1) -> dict[str, Any]:
     """``min_height`` waits (up to 10 s) until the state reflects that block, for read-your-writes.
-    A key is UTF-8 text: percent-encoded bytes that are not UTF-8 are refused before this runs."""
+    A key is UTF-8 text: percent-encoded bytes that are not UTF-8 are refused before this runs.
+    Who reads a key is the rule of what it holds (``STATE_READS``)."""
+    policy, obj, what = state_read(key.lstrip("/"))
+    await api.check(policy, caller, obj, what)
     await api.reach(min_height)
     return await asyncio.to_thread(api.reader.state_value, key.lstrip("/").encode())
 
 
-@get("/v1/consensus/changes", sync_to_thread=True, operation_class=documented(errors=(400,)),
+@get("/v1/consensus/changes", sync_to_thread=True, operation_class=documented(errors=(400,)), opt={"read": PUBLIC},
      summary="Changes of the node keys and quorum after a height, each proven at the block that made it")
 def consensus_changes(api: ApiDep, after: Annotated[int, QueryParameter(ge=0, le=MAX_HEIGHT, description="A block height.")] = 0) -> dict[str, Any]:
     """For a verifier to follow governance from its trust anchor (``verify.follow_consensus``)."""
@@ -422,20 +617,20 @@ def consensus_changes(api: ApiDep, after: Annotated[int, QueryParameter(ge=0, le
 
 # ---------------------------------------------------------------- about the chain
 
-@get("/v1/status", summary="Node status", operation_class=documented())
+@get("/v1/status", summary="Node status", operation_class=documented(), opt={"read": PUBLIC})
 async def status(api: ApiDep) -> dict[str, Any]:
     return api.node.status()
 
 
 @get("/v1/genesis", summary="The trust anchor: chain id, founding organisations, node keys, quorum",
-     operation_class=documented())
+     operation_class=documented(), opt={"read": PUBLIC})
 async def genesis(api: ApiDep) -> dict[str, Any]:
     g = api.node.genesis
     return {**to_builtins(g), "hash": g.hash().hex()}
 
 
 @get("/v1/messages", summary="Message types, who may send them and their JSON schema",
-     operation_class=documented())
+     operation_class=documented(), opt={"read": PUBLIC})
 async def messages(api: ApiDep) -> list[dict[str, Any]]:
     out = []
     for t, spec in sorted(api.node.registry.messages.items()):
@@ -446,16 +641,18 @@ async def messages(api: ApiDep) -> list[dict[str, Any]]:
     return out
 
 
-@get("/v1/params", summary="Chain parameters: value, bounds, meaning", operation_class=documented())
+@get("/v1/params", summary="Chain parameters: value, bounds, meaning", operation_class=documented(),
+     opt={"read": PUBLIC})
 async def params(api: ApiDep) -> list[dict[str, Any]]:
     values = api.node.params
     return [{"name": p.name, "value": values.get(p.name, p.default), "default": p.default,
              "min": p.min, "max": p.max, "doc": p.doc} for p in api.node.registry.params.values()]
 
 
-@get("/v1/queries", summary="Module queries and their parameters", operation_class=documented())
+@get("/v1/queries", summary="Module queries, their parameters and who may read them", operation_class=documented(),
+     opt={"read": PUBLIC})
 async def queries(api: ApiDep) -> list[dict[str, Any]]:
-    return [{"module": m, "name": n, "path": f"/v1/q/{m}/{n}", "doc": spec.doc,
+    return [{"module": m, "name": n, "path": f"/v1/q/{m}/{n}", "doc": spec.doc, "read": spec.read.describe(),
              "params": msgspec.json.schema(spec.params) if spec.params else None}
             for (m, n), spec in sorted(api.node.registry.queries.items())]
 
@@ -475,25 +672,26 @@ def _min_height(raw: str | None) -> int:
     raise QueryParamsInvalid(reason=f"min_height is a block height from -1 to {MAX_HEIGHT}, not {raw[:40]!r}")
 
 
-def query_route(module: str, name: str, doc: str, params: type | None) -> Any:
+def query_route(module: str, name: str, doc: str, params: type | None, read: ReadPolicy) -> Any:
     """One documented route per declared module query; ``min_height`` reads one's own writes."""
     names = frozenset(f.name for f in msgspec.structs.fields(params)) if params else frozenset()
 
-    @get(f"/v1/q/{module}/{name}", summary=f"{module}.{name}", description=doc,
-         operation_class=documented(errors=(400, 404), parameters=[*query_parameters(params), MIN_HEIGHT_PARAMETER],
+    @get(f"/v1/q/{module}/{name}", summary=f"{module}.{name}", description=f"{doc}\n\nRead by: {read.describe()}.",
+         operation_class=documented(errors=(400, 401, 403, 404),
+                                    parameters=[*query_parameters(params), MIN_HEIGHT_PARAMETER],
                                     replace_parameters=True),
          operation_id=f"query_{module}_{name}", name=f"query-{module}-{name}",
-         opt={"query": names | {"min_height"}, "module_query": True})
-    async def handler(request: Request, api: ApiDep) -> dict[str, Any]:
+         opt={"query": names | {"min_height"}, "module_query": True, "read": SIGNED})
+    async def handler(request: Request, api: ApiDep, caller: CallerDep) -> dict[str, Any]:
         given = dict(request.query_params)
         await api.reach(_min_height(given.pop("min_height", None)))
-        return await asyncio.to_thread(api.reader.query, module, name, given)
+        return await asyncio.to_thread(api.reader.query, module, name, given, caller)
 
     return handler
 
 
 @get("/v1/q/{module:str}/{name:str}", summary="An unknown query", include_in_schema=False,
-     opt={"query": ANY_PARAMETER})
+     opt={"query": ANY_PARAMETER, "read": PUBLIC})
 async def unknown_query(module: FromPath[str], name: FromPath[str]) -> None:
     """Declared queries have routes of their own: anything else here is a query this node does not know."""
     raise UnknownQuery(name=f"{module}.{name}"[:120])
@@ -502,27 +700,54 @@ async def unknown_query(module: FromPath[str], name: FromPath[str]) -> None:
 # ---------------------------------------------------------------- events
 
 @get("/v1/events", summary="Committed events as server-sent events (resumable)", media_type="text/event-stream",
-     operation_class=documented(errors=(400,), success_media="text/event-stream", parameters=[
+     opt={"read": IDENTIFIED},
+     operation_class=documented(errors=(400, 401), success_media="text/event-stream", parameters=[
          Parameter(name="Last-Event-ID", param_in="header", required=False,
                    description="Resume after this event id (height:tx:event[:derived]).",
                    schema=Schema(type=OpenAPIType.STRING, pattern=EVENT_ID_PATTERN))]))
-async def events(request: Request, api: ApiDep, from_height: Annotated[int, QueryParameter(ge=-1, le=MAX_HEIGHT, description="Start at this block (-1: at the head).")] = -1) -> Stream:
+async def events(request: Request, api: ApiDep, caller: CallerDep, from_height: Annotated[int, QueryParameter(ge=-1, le=MAX_HEIGHT, description="Start at this block (-1: at the head).")] = -1) -> Stream:
     """Reconnect with the ``Last-Event-ID`` header (or ``?from_height=H``) to miss nothing. A stream
     that cannot go on ends with one ``error`` event: an error body (``integrity_failure``,
-    ``unavailable``) whose id is the last event sent."""
+    ``unavailable``) whose id is the last event sent. The stream carries only the events the
+    signer may read (each event type declares who reads it); ids still advance past the others."""
     last = request.headers.get("last-event-id")
     after = parse_event_id(last) if last is not None else (
         from_height - 1 if from_height >= 0 else api.node.head_height, *AFTER_BLOCK)
-    return Stream(_event_stream(api, after), media_type="text/event-stream", headers=SSE_HEADERS)
+    return Stream(_event_stream(api, after, _readable_events(api, caller)), media_type="text/event-stream",
+                  headers=SSE_HEADERS)
 
 
-async def _event_stream(api: ApiDep, after: tuple[int, int, int, int]) -> AsyncIterator[bytes]:
+def _readable_events(api: Api, caller: Caller) -> Callable[[str, dict[str, Any]], bytes]:
+    """The stream's encoder for one caller: an event it may not read is encoded as nothing. Answers
+    are remembered per object until the state moves on (a consent revoked stops the next event)."""
+    if caller.reads_all:
+        return _sse_event
+    seen: dict[tuple, bool] = {}
+    at = [-2]
+
+    def encode(eid: str, ev: dict[str, Any]) -> bytes:
+        height = api.node.flushed_height
+        if height != at[0] or len(seen) > 10_000:
+            seen.clear()
+            at[0] = height
+        key = (ev.get("type"), ev.get("vin"), ev.get("item"), ev.get("part"), ev.get("org"), ev.get("part_number"),
+               ev.get("opened_by"), ev.get("holder"))
+        ok = seen.get(key)
+        if ok is None:
+            ok = seen[key] = api.reader.visible(caller, [ev])[0]
+        return _sse_event(eid, ev) if ok else b""
+
+    return encode
+
+
+async def _event_stream(api: ApiDep, after: tuple[int, int, int, int],
+                        encode: Callable[[str, dict[str, Any]], bytes]) -> AsyncIterator[bytes]:
     """The node's event feed as server-sent events (``node.event_feed`` bounds what it holds). A
     refusal met on the way (damaged data, state not flushed in time) ends the stream with an
     ``error`` event whose id is the last event sent, so a client resumes there."""
     resume = after  # the last event sent (or where the stream started): the id of a final error event
     try:
-        async for eid, piece in api.events.since(after, _sse_event):
+        async for eid, piece in api.events.since(after, encode):
             if not piece:
                 yield KEEP_ALIVE
                 continue
@@ -545,31 +770,36 @@ async def _event_stream(api: ApiDep, after: tuple[int, int, int, int]) -> AsyncI
 # ---------------------------------------------------------------- reports
 
 @get("/v1/reports/{vin:str}", summary="A vehicle's verifiable history report (blokauto-report/1)",
-     operation_class=documented(errors=(400, 404)))
-async def report_json(api: ApiDep, vin: FromPath[str], min_height: MinHeight = -1) -> dict[str, Any]:
-    return await api.report(vin, min_height)
+     opt={"read": SHAREABLE}, operation_class=documented(errors=(400, 401, 403, 404)))
+async def report_json(api: ApiDep, caller: CallerDep, vin: FromPath[str], min_height: MinHeight = -1,
+                      share: ShareParam = None) -> dict[str, Any]:
+    """Read by whoever may read the vehicle's history, or anyone with the holder's share link (``share``)."""
+    return await api.report(vin, min_height, caller, share)
 
 
-@get("/v1/reports/{vin:str}/pdf", summary="The report as a PDF", media_type="application/pdf",
-     operation_class=documented(errors=(400, 404), success_media="application/pdf"))
-async def report_pdf(api: ApiDep, vin: FromPath[str], min_height: MinHeight = -1) -> Response:
-    report = await api.report(vin, min_height)
+@get("/v1/reports/{vin:str}/pdf", summary="The report as a PDF", media_type="application/pdf", opt={"read": SHAREABLE},
+     operation_class=documented(errors=(400, 401, 403, 404), success_media="application/pdf"))
+async def report_pdf(api: ApiDep, caller: CallerDep, vin: FromPath[str], min_height: MinHeight = -1,
+                     share: ShareParam = None) -> Response:
+    report = await api.report(vin, min_height, caller, share)
     pdf = await asyncio.to_thread(render_pdf, report)
     return Response(pdf, media_type="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="history-{vin}.pdf"'})
 
 
 @get("/reports/{vin:str}", summary="The report as a page that verifies itself in the browser",
-     operation_class=documented(errors=(400, 404), error_media="text/html"),
+     opt={"read": SHAREABLE}, operation_class=documented(errors=(400, 401, 403, 404), error_media="text/html"),
      exception_handlers={HTTPException: _html_http_error, BlokautoError: _html_error},
      media_type=MediaType.HTML, include_in_schema=True)
-async def report_page(api: ApiDep, vin: FromPath[str], min_height: MinHeight = -1) -> Response:
-    """A person reads this page: a refusal is a page too (with the same status and code)."""
-    report = await api.report(vin, min_height)
+async def report_page(api: ApiDep, caller: CallerDep, vin: FromPath[str], min_height: MinHeight = -1,
+                      share: ShareParam = None) -> Response:
+    """A person reads this page: a refusal is a page too (with the same status and code). A browser
+    opens it with the holder's share link (``?share=``); the page at / fetches it signed."""
+    report = await api.report(vin, min_height, caller, share)
     return Response(render_html(report, api.node.genesis), media_type=MediaType.HTML)
 
 
-@get("/", media_type=MediaType.HTML, include_in_schema=False)
+@get("/", media_type=MediaType.HTML, include_in_schema=False, opt={"read": PUBLIC})
 async def index() -> Response:
     return Response(web_asset("index.html"), media_type=MediaType.HTML)
 
@@ -587,13 +817,17 @@ def create_app(node: Node) -> Litestar:
     api = Api(node, heights, EventFeed(node.reader, head=lambda: node.head_height, heights=heights,
                                        subscribe=node.subscribe), Snapshots())
     handlers = [submit_tx_route(signed_tx_schema(node.registry.codec.tx_type, node.chain)), *ROUTES]
-    handlers += [query_route(m, n, spec.doc, spec.params) for (m, n), spec in sorted(node.registry.queries.items())]
+    handlers += [query_route(m, n, spec.doc, spec.params, spec.read)
+                 for (m, n), spec in sorted(node.registry.queries.items())]
     for h in handlers:  # every route of the API refuses query parameters it does not take
         h.opt.setdefault("query", _FROM_SIGNATURE)
+        if "read" not in h.opt:
+            raise TypeError(f"route {min(h.paths)} declares no read policy (opt={{'read': ...}}, core.access)")
     app = Litestar(
         route_handlers=[*handlers, create_static_files_router(path=SCHEMA_ASSETS, directories=[swagger_ui_path],
                                                               include_in_schema=False, name="schema-assets")],
-        dependencies={"api": Provide(lambda: api, use_cache=True, sync_to_thread=False)},
+        dependencies={"api": Provide(lambda: api, use_cache=True, sync_to_thread=False),
+                      "caller": Provide(_caller, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         openapi_config=OpenAPIConfig(title="blokauto node API", version="1", path="/schema",
                                      description="A permissioned ledger for the whole life of a vehicle.",

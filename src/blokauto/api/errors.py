@@ -145,7 +145,10 @@ HTTP_STATUS: dict[str, int] = {
     "conflict": 409,
     "domain_rule": 422,
     "unavailable": 503,
+    "not_authenticated": 401,  # api.auth: who signed the request is not established
     # single codes
+    "unknown_caller": 401,
+    "share_token_invalid": 401,
     "bad_signature": 401,
     "missing_signature": 401,
     "unexpected_signer": 401,

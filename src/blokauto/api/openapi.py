@@ -34,8 +34,12 @@ ERROR_STATUSES = {
     400: ("The request is not valid (a stable code says why): among others a query parameter the route does not "
           "take (unknown_parameter) or given twice (repeated_parameter), or a path or query that is not UTF-8 "
           "once percent-decoded (bad_request)."),
-    401: "A signature does not verify.",
-    403: "The signer may not do this.",
+    401: ("Not signed, or the signature does not hold (signature_required, request_signature_invalid, "
+          "request_expired, replayed_request, digest_mismatch), or by a key the consortium does not know "
+          "(unknown_caller) or no longer active (revoked_caller); a transaction signature that does not verify "
+          "(bad_signature); a share link that does not open the report (share_token_invalid)."),
+    403: ("The signer may not do or read this: the code names what is missing (consent_required, role_required, "
+          "node_key_required, not_your_data, not_a_party; for transactions role_not_allowed and others)."),
     404: "Not found, or a block not committed yet (height_not_reached).",
     405: "The route does not take this method (method_not_allowed); the Allow header lists those it takes.",
     408: "The request line and headers did not arrive within 10 s (request_timeout); the connection is closed.",

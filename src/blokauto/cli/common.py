@@ -123,13 +123,28 @@ def trust_anchor(data: Optional[Path], trust: Optional[Path]) -> Optional[Path]:
     return None
 
 
-def client(node: str, data: Optional[Path] = None, trust: Optional[Path] = None) -> Any:
+AsOpt = typer.Option(None, "--as", "-a", envvar="BLOKAUTO_KEY", metavar="NAME",
+                     help="Sign requests with this key (its name in DATA/keys): the node answers what that key "
+                          "may read. Without it only public routes answer.")
+
+
+def signing_key(data: Optional[Path], name: Optional[str]) -> Any:
+    """The key named ``name`` in ``DATA/keys`` (None: requests go unsigned)."""
+    if name is None:
+        return None
+    from ..keystore import KeyStore
+
+    return KeyStore((data if data is not None else Path(DEFAULT_DATA)) / "keys").load(name)
+
+
+def client(node: str, data: Optional[Path] = None, trust: Optional[Path] = None, *, key: Any = None) -> Any:
     """The SDK client for ``node``, verifying against the trust anchor the user has
     (:func:`trust_anchor`); with none it uses the node's own genesis and says so (on stderr, so JSON
-    output stays clean) — a served anchor is never trusted silently."""
+    output stays clean) — a served anchor is never trusted silently. ``key`` (a KeyPair) signs
+    every request."""
     from ..client import Client
 
-    return Client(node, trust=trust_anchor(data, trust))
+    return Client(node, trust=trust_anchor(data, trust), key=key)
 
 
 def say_trust(c: Any) -> None:

@@ -5,7 +5,7 @@ events.
     from blokauto.client import Client, KeyPair
     from blokauto.modules.governance.messages import AddMember
 
-    with Client("http://127.0.0.1:8545", trust=Path("genesis.json")) as bc:
+    with Client("http://127.0.0.1:8545", trust=Path("genesis.json"), key=admin) as bc:
         info = bc.send(AddMember(member=new.did, roles=["workshop"]), admin, new)
         print(info.ok, info.height)
         member = bc.state(f"gov/member/{new.did}")   # proof verified, or VerificationError
@@ -17,9 +17,9 @@ detail), so ``except RevokedKey:`` works across the network.
 from __future__ import annotations
 
 from ..core.crypto import KeyPair
-from ._client import DEFAULT_TTL_MS, Client, new_nonce, now_ms
+from ._client import DEFAULT_TTL_MS, Client, RequestSigner, new_nonce, now_ms, signed_http
 from ._errors import ApiError
 from ._events import Event
 from ._results import StateValue, TxInfo
 
-__all__ = ["Client", "KeyPair", "TxInfo", "StateValue", "Event", "ApiError", "new_nonce", "DEFAULT_TTL_MS"]
+__all__ = ["Client", "KeyPair", "RequestSigner", "signed_http", "TxInfo", "StateValue", "Event", "ApiError", "new_nonce", "DEFAULT_TTL_MS"]

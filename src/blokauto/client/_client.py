@@ -18,6 +18,7 @@ from ..core.tx import Message, Tx, TxBody, sign
 from ..modules import default_registry
 from ..verify import (TrustAnchor, VerificationError, anchor_for, follow_consensus, verify_checkpoint,
                       verify_state_evidence, verify_tx_evidence)
+from ..http_signatures import sign_request
 from ._errors import ApiError, remote_error
 from ._events import Event, parse_sse
 from ._results import StateValue, TxInfo
@@ -33,11 +34,33 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+class RequestSigner(httpx.Auth):
+    """Signs every request with ``key`` (RFC 9421, see ``blokauto.http_signatures``)."""
+
+    requires_request_body = True
+
+    def __init__(self, key: KeyPair) -> None:
+        self.key = key
+
+    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+        sign_request(self.key, request.method, str(request.url), request.headers, request.content)
+        yield request
+
+
+def signed_http(url: str, key: KeyPair | None, **kwargs: Any) -> httpx.Client:
+    """An ``httpx.Client`` for ``url`` whose every request is signed with ``key`` (unsigned without one)."""
+    return httpx.Client(base_url=url, auth=RequestSigner(key) if key is not None else None, **kwargs)
+
+
 class Client:
+    """One node's API. ``key`` signs every request (the node answers only what that key may read);
+    without one, only public routes answer (health, genesis, checkpoints, a shared report)."""
+
     def __init__(self, url: str, *, trust: Genesis | Path | bytes | None = None, timeout: float = 30.0,
-                 verify: bool = True) -> None:
+                 verify: bool = True, key: KeyPair | None = None) -> None:
         self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, timeout=httpx.Timeout(timeout, connect=10.0))
+        self.key = key
+        self._http = signed_http(self.url, key, timeout=httpx.Timeout(timeout, connect=10.0))
         self.registry = default_registry()
         self.verify = verify
         #: Where the trust anchor comes from: a file, a Genesis given in code, or (not pinned) the node itself.

@@ -18,6 +18,7 @@ from typing import Any, Callable, Final, Iterable, Protocol, TypeVar, runtime_ch
 
 import msgspec
 
+from .access import ReadPolicy
 from .encoding import Uint
 from .state import Overlay, StateReader
 from .tx import Message
@@ -206,6 +207,7 @@ class QuerySpec:
     params: type[msgspec.Struct] | None
     doc: str
     module: str
+    read: ReadPolicy
     proof_keys: Callable[[Any], list[bytes]] | None = None
 
 
@@ -222,6 +224,9 @@ class Module:
     chains: list[HistoryChain] = field(default_factory=list)
     params: list[ParamSpec] = field(default_factory=list)
     provides: dict[type, Any] = field(default_factory=dict)
+    #: Who may read each event type on the event stream (``reads``); an undeclared one goes to nobody
+    #: but nodes, regulators and police.
+    event_reads: dict[str, ReadPolicy] = field(default_factory=dict)
     genesis: Callable[[Overlay, "Context", Any], None] | None = None
     expanders: dict[str, Callable[[Any, dict[str, Any]], list[dict[str, Any]]]] = field(default_factory=dict)
 
@@ -260,13 +265,25 @@ class Module:
         self.events[tag] = cls
         return cls
 
-    def query(self, name: str, params: type[msgspec.Struct] | None = None, *,
+    def query(self, name: str, params: type[msgspec.Struct] | None = None, *, read: ReadPolicy,
               proof_keys: Callable[[Any], list[bytes]] | None = None) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Declare a query; ``read`` says who may ask it (``core.access``), checked against the same
+        state the query reads."""
         def register(func: Callable[..., T]) -> Callable[..., T]:
-            self.queries[name] = QuerySpec(name, func, params, (func.__doc__ or "").strip(), self.name, proof_keys)
+            self.queries[name] = QuerySpec(name, func, params, (func.__doc__ or "").strip(), self.name, read,
+                                           proof_keys)
             return func
 
         return register
+
+    def reads(self, policy: ReadPolicy, *event_types: str) -> None:
+        """Declare who may read events of ``event_types`` (committed or derived) on the event stream."""
+        for t in event_types:
+            if not t.startswith(self.name + "."):
+                raise TypeError(f"event type {t!r} is not of module {self.name}")
+            if t in self.event_reads:
+                raise ValueError(f"module {self.name} declares who reads {t} twice")
+            self.event_reads[t] = policy
 
     def index(self, name: str, columns: Iterable[tuple[str, str]], key: Iterable[str],
               lookups: Iterable[Iterable[str]] = ()) -> IndexTable:

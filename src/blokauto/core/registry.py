@@ -34,6 +34,7 @@ class Registry:
         self.params: dict[str, ParamSpec] = {p.name: p for p in CORE_PARAMS}
         self._providers: dict[type, Any] = {}
         self.expanders: dict[str, Any] = {}
+        self.event_reads: dict[str, Any] = {}  # event type -> its ReadPolicy (core.access)
         for m in modules:
             if m.name in self.modules:
                 raise ValueError(f"module {m.name} registered twice")
@@ -51,6 +52,7 @@ class Registry:
                     raise ValueError(f"{door.__name__} is provided by two modules")
                 self._providers[door] = impl
             self.expanders.update(m.expanders)
+            self.event_reads.update(m.event_reads)
         self.codec = TxCodec({t: s.struct for t, s in self.messages.items()},
                              {t: s.new_keys for t, s in self.messages.items() if s.new_keys is not None})
         self.directory: Directory = self.provider(Directory)

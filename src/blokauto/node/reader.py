@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from contextlib import contextmanager
 from typing import Any, Callable, Collection, Iterator
 
 import msgspec
 
 from ..core import merkle, smt
+from ..core.access import Caller, ReadPolicy, ReadRefused, VehicleRelations, check_read
 from ..core.block import Checkpoint, Header, NodeSignature, Receipt
 from ..core.encoding import decode, to_builtins
 from ..core.errors import BadEventId, NotFound, QueryParamsInvalid, UnknownTx
 from ..core.registry import Registry
+from ..modules.governance import GovernanceReader
 from ..store.blocks import BlockLog, StoredBlock
 from ..store.state import StateStore
 from .faults import IntegrityFault
@@ -196,7 +199,9 @@ class ChainReader:
 
     # ---------------------------------------------------------------- module queries
 
-    def query(self, module: str, name: str, params: dict[str, Any]) -> dict[str, Any]:
+    def query(self, module: str, name: str, params: dict[str, Any], caller: Caller) -> dict[str, Any]:
+        """A module query's answer, if ``caller`` may read it (its declared read policy, judged on the
+        same state the query reads)."""
         spec = self.registry.queries.get((module, name))
         if spec is None:
             raise NotFound(what="Query", key=f"{module}.{name}"[:120])
@@ -213,6 +218,15 @@ class ChainReader:
                 raise QueryParamsInvalid(reason="a parameter is nested too deeply") from None
         elif params:
             raise QueryParamsInvalid(reason=f"{module}.{name} takes no parameters")
+        with self.view() as snap:
+            check_read(spec.read, snap, caller, args[0] if args else None, f"the query {module}.{name}")
+            result = spec.func(snap, *args)  # every state value it reads is proven against that root
+            return {"height": snap.height, "result": result}
+
+    @contextmanager
+    def view(self) -> Iterator[Any]:
+        """The newest flushed state as queries read it (its values proven against the header's state
+        root; ``time`` the block's time, ``need`` the modules' doors)."""
         if self.health is not None:
             self.health.check_state()
         with self.state.snapshot(verified=True) as snap:
@@ -223,8 +237,51 @@ class ChainReader:
                     raise IntegrityFault("state.db", f"height {height}", "its state root is not the header's",
                                          scope="state")
                 snap.time = header.time
-            result = spec.func(snap, *args)  # every state value it reads is proven against that root
-        return {"height": height, "result": result}
+            yield snap
+
+    # ---------------------------------------------------------------- callers and read policies
+
+    def caller(self, did: str) -> Caller:
+        """Who ``did`` is at the newest block: a consortium node key, a member key (its organisation
+        and roles; ``status`` says if it was revoked or rotated away), or another key (``known``
+        if it holds a vehicle)."""
+        with self.view() as snap:
+            consensus = self.registry.provider(GovernanceReader).consensus(snap)
+            if consensus is not None and did in consensus.nodes:
+                return Caller(did, consensus.nodes[did], frozenset(), node=True)
+            info = self.registry.directory.signer(snap, did)
+            if info is not None:
+                if not info.active:
+                    return Caller(did, info.org, frozenset(), known=False, status=f"{info.status}:{info.since}")
+                return Caller(did, info.org, frozenset(info.roles))
+            holds = self.registry.provider(VehicleRelations).holds_any(snap, did)
+            return Caller(did, known=holds)
+
+    def check_read(self, policy: ReadPolicy, caller: Caller, obj: Any, what: str) -> None:
+        """Refuse (``ReadRefused``; ``UnknownCaller`` for a key the ledger does not know) unless
+        ``policy`` lets ``caller`` read ``obj`` at the newest block."""
+        if caller.reads_all:
+            return
+        with self.view() as snap:
+            check_read(policy, snap, caller, obj, what)
+
+    def visible(self, caller: Caller, events: list[dict[str, Any]]) -> list[bool]:
+        """Which of ``events`` ``caller`` may read (their types' declared policies, at the newest
+        block); an event type nobody declared goes only to nodes, regulators and police."""
+        if caller.reads_all:
+            return [True] * len(events)
+        out = []
+        with self.view() as snap:
+            for ev in events:
+                policy = self.registry.event_reads.get(ev.get("type", ""))
+                try:
+                    if policy is None:
+                        raise ReadRefused(what="this event", caller=caller.describe(), why="no one declared who reads it")
+                    policy.check(snap, caller, ev, "the event")
+                    out.append(True)
+                except ReadRefused:
+                    out.append(False)
+        return out
 
     # ---------------------------------------------------------------- events
 

@@ -8,7 +8,9 @@ its door, wired here: ``ConsentDoor``, what the access-policy code asks before a
 from . import handlers, queries  # noqa: F401  (messages and queries declare themselves on the module)
 from .doors import ConsentDoor, ConsentRecords
 from .spec import module
+from ...core.access import ConsentCheck
 
-module.provide(ConsentDoor, ConsentRecords())
+consent = module.provide(ConsentDoor, ConsentRecords())
+module.provide(ConsentCheck, consent)
 
 __all__ = ["ConsentDoor", "module"]

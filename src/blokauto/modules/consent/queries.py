@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from ...core.encoding import Uint, to_builtins
+from ...core.access import AnyOf, HolderOf, OrgOf
 from ...core.module import Page, QueryView
 from ...core.state import KeyPart
 from .doors import ConsentDoor
@@ -52,7 +53,7 @@ def _grants(view: QueryView, ids: list[int]) -> list[Grant]:
     return out
 
 
-@module.query("grants_of", VehicleGrantsQuery)
+@module.query("grants_of", VehicleGrantsQuery, read=HolderOf("vin"))
 def grants_of(view: QueryView, q: VehicleGrantsQuery) -> dict[str, Any]:
     """A vehicle's consent grants, oldest first, each with its status at block time ``at``: active,
     expired, revoked, or holder_changed (the title has passed on since it was granted)."""
@@ -62,7 +63,7 @@ def grants_of(view: QueryView, q: VehicleGrantsQuery) -> dict[str, Any]:
             "grants": [_with_status(view, g, at) for g in _grants(view, [r["id"] for r in rows])]}
 
 
-@module.query("grants_to", OrgGrantsQuery)
+@module.query("grants_to", OrgGrantsQuery, read=OrgOf("org"))
 def grants_to(view: QueryView, q: OrgGrantsQuery) -> dict[str, Any]:
     """The consent grants an organisation holds, oldest first, each with its status at block time ``at``."""
     at = _at(view, q.at)
@@ -71,7 +72,7 @@ def grants_to(view: QueryView, q: OrgGrantsQuery) -> dict[str, Any]:
             "grants": [_with_status(view, g, at) for g in _grants(view, [r["id"] for r in rows])]}
 
 
-@module.query("allowed", AllowedQuery)
+@module.query("allowed", AllowedQuery, read=AnyOf(OrgOf("org"), HolderOf("vin")))
 def allowed(view: QueryView, q: AllowedQuery) -> dict[str, Any]:
     """Whether the holder's consent lets ``org`` read ``category`` of ``vin`` at block time ``at``, and
     the grant that allows it (None if none does)."""
@@ -79,3 +80,6 @@ def allowed(view: QueryView, q: AllowedQuery) -> dict[str, Any]:
     gid = view.need(ConsentDoor).allows(view, view.need, q.vin, q.org, q.category, at)
     return {"vin": q.vin, "org": q.org, "category": q.category, "at": at, "allowed": gid is not None,
             "grant": gid}
+
+
+module.reads(AnyOf(OrgOf("org"), HolderOf("vin")), "consent.granted", "consent.revoked")

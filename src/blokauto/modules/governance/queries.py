@@ -8,6 +8,7 @@ import msgspec
 
 from ...core.encoding import Uint, to_builtins
 from ...core.errors import NotFound
+from ...core.access import IDENTIFIED
 from ...core.module import Page, QueryView
 from ...core.state import KeyPart
 from .spec import MEMBERS_BY_ORG, PROPOSALS_BY_STATUS, module
@@ -36,7 +37,7 @@ class ProposalsQuery(Page, kw_only=True):
     limit: Uint = 50
 
 
-@module.query("organisations")
+@module.query("organisations", read=IDENTIFIED)
 def organisations(view: QueryView) -> list[dict[str, Any]]:
     """Active organisations with their roles and node keys."""
     out = []
@@ -47,7 +48,7 @@ def organisations(view: QueryView) -> list[dict[str, Any]]:
     return out
 
 
-@module.query("organisation", OrgQuery, proof_keys=lambda q: [ORGS.key(q.id)])
+@module.query("organisation", OrgQuery, read=IDENTIFIED, proof_keys=lambda q: [ORGS.key(q.id)])
 def organisation(view: QueryView, q: OrgQuery) -> dict[str, Any]:
     """One organisation and its member keys."""
     org = ORGS.get(view, q.id)
@@ -59,7 +60,7 @@ def organisation(view: QueryView, q: OrgQuery) -> dict[str, Any]:
         for m in members]}
 
 
-@module.query("member", MemberQuery, proof_keys=lambda q: [MEMBERS.key(q.did)])
+@module.query("member", MemberQuery, read=IDENTIFIED, proof_keys=lambda q: [MEMBERS.key(q.did)])
 def member(view: QueryView, q: MemberQuery) -> dict[str, Any]:
     """A key's organisation, roles and status."""
     m = MEMBERS.get(view, q.did)
@@ -68,13 +69,13 @@ def member(view: QueryView, q: MemberQuery) -> dict[str, Any]:
     return to_builtins(m)
 
 
-@module.query("consensus", proof_keys=lambda q: [CONSENSUS.key])
+@module.query("consensus", read=IDENTIFIED, proof_keys=lambda q: [CONSENSUS.key])
 def consensus(view: QueryView) -> dict[str, Any]:
     """Node keys that attest blocks and the quorum of attestations a checkpoint needs."""
     return to_builtins(CONSENSUS.get(view))
 
 
-@module.query("proposal", ProposalQuery, proof_keys=lambda q: [PROPOSALS.key(q.id)])
+@module.query("proposal", ProposalQuery, read=IDENTIFIED, proof_keys=lambda q: [PROPOSALS.key(q.id)])
 def proposal(view: QueryView, q: ProposalQuery) -> dict[str, Any]:
     """One proposal with its votes."""
     p = PROPOSALS.get(view, q.id)
@@ -83,10 +84,16 @@ def proposal(view: QueryView, q: ProposalQuery) -> dict[str, Any]:
     return to_builtins(p)
 
 
-@module.query("proposals", ProposalsQuery)
+@module.query("proposals", ProposalsQuery, read=IDENTIFIED)
 def proposals(view: QueryView, q: ProposalsQuery) -> dict[str, Any]:
     """Proposals by status (open, passed, rejected), newest first."""
     rows = view.rows(PROPOSALS_BY_STATUS, {"status": q.status}, order=("id",), descending=True,
                      limit=q.size(PROPOSALS_PAGE_MAX), offset=q.offset)
     items = [to_builtins(PROPOSALS.get(view, r["id"])) for r in rows]
     return {"items": items, "total": view.count(PROPOSALS_BY_STATUS, {"status": q.status})}
+
+
+module.reads(IDENTIFIED, "governance.member_added", "governance.member_revoked", "governance.key_rotated",
+             "governance.member_roles_changed", "governance.proposal_opened", "governance.vote_cast",
+             "governance.proposal_decided", "governance.organisation_admitted", "governance.organisation_removed",
+             "governance.parameter_changed", "governance.consensus_changed")

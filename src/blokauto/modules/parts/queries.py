@@ -8,6 +8,8 @@ import msgspec
 
 from ...core.encoding import Uint, to_builtins
 from ...core.errors import NotFound
+from ...core.access import Party, VehicleData
+from .access import BATCH_PARTIES, LOT_PARTIES, PART_PARTIES, batch_parties, part_parties
 from ...core.module import Page, QueryView
 from ...core.state import KeyPart
 from .handlers import _nested
@@ -45,7 +47,7 @@ def _lots_of(view: QueryView, batch_id: str) -> list[dict[str, Any]]:
     return out
 
 
-@module.query("part", RefQuery, proof_keys=lambda q: [PARTS.key(q.id)])
+@module.query("part", RefQuery, read=PART_PARTIES, proof_keys=lambda q: [PARTS.key(q.id)])
 def part(view: QueryView, q: RefQuery) -> dict[str, Any]:
     """A serialized part's twin: custody, status, location, condition breaches."""
     p = PARTS.get(view, q.id) if "/" not in q.id else None
@@ -62,7 +64,7 @@ def _committed_history(view: Any, parent: tuple) -> tuple[int, str] | None:
 module.history_chain(PART_HISTORY, parent=("part",), seq="seq", entry="entry", committed=_committed_history)
 
 
-@module.query("trace", TraceQuery)
+@module.query("trace", TraceQuery, read=PART_PARTIES)
 def trace(view: QueryView, q: TraceQuery) -> dict[str, Any]:
     """A part's whole story: minting, custody, conditions, assembly, installations, removals, and the
     raw materials of its batch with their due-diligence attestations."""
@@ -76,7 +78,7 @@ def trace(view: QueryView, q: TraceQuery) -> dict[str, Any]:
             "materials": _lots_of(view, f"{p.part_number}:{p.batch}" if p.batch else "")}
 
 
-@module.query("batch", RefQuery, proof_keys=lambda q: [BATCHES.key(q.id)])
+@module.query("batch", RefQuery, read=BATCH_PARTIES, proof_keys=lambda q: [BATCHES.key(q.id)])
 def batch(view: QueryView, q: RefQuery) -> dict[str, Any]:
     """A batch: quantity, stock, installed units, custody and materials."""
     b = BATCHES.get(view, q.id) if "/" not in q.id else None
@@ -85,7 +87,7 @@ def batch(view: QueryView, q: RefQuery) -> dict[str, Any]:
     return {**to_builtins(b), "materials": _lots_of(view, q.id)}
 
 
-@module.query("lot", RefQuery, proof_keys=lambda q: [LOTS.key(q.id)])
+@module.query("lot", RefQuery, read=LOT_PARTIES, proof_keys=lambda q: [LOTS.key(q.id)])
 def lot(view: QueryView, q: RefQuery) -> dict[str, Any]:
     """A raw-material lot: origin, mass consumed, attestations, and the batches that used it."""
     lot_ = LOTS.get(view, q.id) if "/" not in q.id else None
@@ -95,7 +97,7 @@ def lot(view: QueryView, q: RefQuery) -> dict[str, Any]:
     return {**to_builtins(lot_), "used_by": [{"batch": u["batch"], "mass_g": u["mass_g"]} for u in uses]}
 
 
-@module.query("bom", VinQuery, proof_keys=lambda q: [BOMS.key(q.vin)])
+@module.query("bom", VinQuery, read=VehicleData("vin", "history"), proof_keys=lambda q: [BOMS.key(q.vin)])
 def bom(view: QueryView, q: VinQuery) -> dict[str, Any]:
     """A vehicle's bill of installed parts (assemblies with their components) and what was removed."""
     b = BOMS.get(view, q.vin) if q.vin.isalnum() else None
@@ -111,7 +113,7 @@ def bom(view: QueryView, q: VinQuery) -> dict[str, Any]:
     return {"vin": q.vin, "items": items, "removed": to_builtins(b.removed)}
 
 
-@module.query("materials_of", VinQuery)
+@module.query("materials_of", VinQuery, read=VehicleData("vin", "history"))
 def materials_of(view: QueryView, q: VinQuery) -> dict[str, Any]:
     """Where the raw materials in a vehicle came from (e.g. the cobalt in its battery cells) and who
     attested their sourcing, through every installed part, its components and their batches."""
@@ -130,3 +132,19 @@ def materials_of(view: QueryView, q: VinQuery) -> dict[str, Any]:
                 if bid not in entry["via"]:
                     entry["via"].append(bid)
     return {"vin": q.vin, "lots": sorted(found.values(), key=lambda x: (x["material"], x["lot"]))}
+
+
+def _item_parties(view: QueryView, ev: dict[str, Any]) -> set[str]:
+    """A custody change's item is a part or a batch; a breach names its part."""
+    ref = RefQuery(str(ev.get("item") or ev.get("part") or ""))
+    return part_parties(view, ref) | batch_parties(view, ref) | {str(ev.get("custodian", "")).removeprefix("org:")}
+
+
+def _minted_parties(view: QueryView, ev: dict[str, Any]) -> set[str]:
+    t = PART_TYPES.get(view, str(ev.get("part_number", "")))
+    return set() if t is None else {t.supplier}
+
+
+module.reads(Party(_minted_parties, "the part number's supplier"), "parts.minted")
+module.reads(Party(_item_parties, "the item's parties"), "parts.custody_changed", "parts.condition_breach")
+module.reads(VehicleData("vin", "history"), "parts.installed", "parts.removed")

@@ -8,6 +8,7 @@ import msgspec
 
 from ...core.encoding import Uint, to_builtins
 from ...core.errors import NotFound
+from ...core.access import IDENTIFIED, Party, Roles, VehicleData
 from ...core.module import Page, QueryView
 from ...core.state import KeyPart
 from .doors import RecallsDoor
@@ -42,6 +43,15 @@ class HolderQuery(msgspec.Struct):
     holder: KeyPart
 
 
+def _campaign_parties(view: QueryView, q: Any) -> set[str]:
+    """Who reads a campaign's affected vehicles: its manufacturer and the key or organisation that opened it."""
+    c = CAMPAIGNS.get(view, q.campaign)
+    return set() if c is None else {c.manufacturer, c.opened_by} - {""}
+
+
+CAMPAIGN_PARTIES = Party(_campaign_parties, "the campaign's manufacturer and opener")
+
+
 def _campaign(view: QueryView, cid: int) -> Campaign:
     c = CAMPAIGNS.get(view, cid)
     if c is None:
@@ -54,20 +64,20 @@ def progress_of(view: QueryView, c: Campaign) -> dict[str, int]:
     return {"affected": total, "remedied": c.remedied, "outstanding": total - c.remedied}
 
 
-@module.query("campaign", CampaignQuery, proof_keys=lambda q: [CAMPAIGNS.key(q.id)])
+@module.query("campaign", CampaignQuery, read=IDENTIFIED, proof_keys=lambda q: [CAMPAIGNS.key(q.id)])
 def campaign(view: QueryView, q: CampaignQuery) -> dict[str, Any]:
     """A campaign with its progress: affected, remedied, outstanding."""
     c = _campaign(view, q.id)
     return {**to_builtins(c), "progress": progress_of(view, c)}
 
 
-@module.query("open")
+@module.query("open", read=IDENTIFIED)
 def open_campaigns(view: QueryView) -> list[dict[str, Any]]:
     """Open campaigns."""
     return [to_builtins(CAMPAIGNS.get(view, cid)) for cid in OPEN.get(view)]
 
 
-@module.query("affected", AffectedQuery)
+@module.query("affected", AffectedQuery, read=CAMPAIGN_PARTIES)
 def affected_vehicles(view: QueryView, q: AffectedQuery) -> dict[str, Any]:
     """The vehicles a campaign covered when it opened, with the holder then and whether each is remedied."""
     c = _campaign(view, q.campaign)
@@ -78,7 +88,7 @@ def affected_vehicles(view: QueryView, q: AffectedQuery) -> dict[str, Any]:
             "vehicles": [{"vin": vin, "holder": holder, "remedied": vin in remedied} for vin, holder in rows]}
 
 
-@module.query("preview", PreviewQuery)
+@module.query("preview", PreviewQuery, read=Roles("manufacturer"))
 def preview(view: QueryView, q: PreviewQuery) -> dict[str, Any]:
     """How many vehicles (and the first few) a scope would cover if a campaign opened now: check a
     scope before opening it. A manufacturer's campaign covers only its own vehicles: set
@@ -88,12 +98,18 @@ def preview(view: QueryView, q: PreviewQuery) -> dict[str, Any]:
                       for vin, holder in affected(view, q.scope, view.height, limit=min(q.limit, PREVIEW_MAX))]}
 
 
-@module.query("of_vehicle", VinQuery)
+@module.query("of_vehicle", VinQuery, read=VehicleData("vin", "history"))
 def of_vehicle(view: QueryView, q: VinQuery) -> list[dict[str, Any]]:
     """Open campaigns covering a vehicle, and whether each is remedied (what a history report shows)."""
     return [{"campaign": r.campaign, "number": r.number, "component": r.component, "summary": r.summary,
              "do_not_drive": r.do_not_drive, "remedied": r.remedied}
             for r in view.need(RecallsDoor).open_recalls(view, view.need, q.vin)]
+
+
+module.reads(IDENTIFIED, "recalls.campaign_opened", "recalls.campaign_closed")
+module.reads(VehicleData("vin", "history"), "recalls.remedied", "recalls.owner_notified")
+module.reads(Party(lambda view, ev: {ev.get("opened_by", "")}, "the campaign's opener"),
+             "recalls.scope_matched_nothing")
 
 
 @module.expander("recalls.campaign_opened")

@@ -11,10 +11,11 @@ from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
+from ...core.access import ORG_PREFIX
 from ...core.module import Context, IndexTable, QueryView
 from ...core.state import Overlay, StateReader
 from .handlers import _vehicle, append
-from .spec import BIRTHS, HISTORY, HOLDERS
+from .spec import BIRTHS, BY_HOLDER, HISTORY, HOLDERS
 from .state import VEHICLES
 
 
@@ -100,6 +101,24 @@ class VehicleRegistry:
     def title(self, state: StateReader, vin: str) -> Title | None:
         v = VEHICLES.get(state, vin) if vin.isalnum() else None
         return None if v is None else Title(v.holder, v.holder_since)
+
+    def relation(self, state: StateReader, vin: str, did: str, org: str | None) -> str | None:
+        """How a key (of organisation ``org``, if a member key) relates to ``vin`` (``core.access``)."""
+        v = VEHICLES.get(state, vin) if vin.isalnum() and len(vin) <= 64 else None
+        if v is None or not (did or org):
+            return None
+        if (did and v.holder == did) or (org is not None and v.holder == ORG_PREFIX + org):
+            return "holder"
+        if did and did in v.device_keys:
+            return "device"
+        if org is not None and org == v.manufacturer:
+            return "maker"
+        if org is not None and any(lien.lender == org for lien in v.liens):
+            return "lender"
+        return None
+
+    def holds_any(self, view: QueryView, did: str) -> bool:
+        return bool(did) and bool(view.rows(BY_HOLDER, {"holder": did}, limit=1))
 
     def record_key(self, vin: str) -> bytes:
         return VEHICLES.key(vin)

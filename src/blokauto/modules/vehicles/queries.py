@@ -8,6 +8,7 @@ import msgspec
 
 from ...core.encoding import to_builtins
 from ...core.errors import NotFound
+from ...core.access import IDENTIFIED, Own, VehicleData
 from ...core.module import Page, QueryView
 from ...core.state import KeyPart
 from .spec import BY_HOLDER, HISTORY, module
@@ -36,7 +37,7 @@ class WmiQuery(msgspec.Struct):
     wmi: KeyPart
 
 
-@module.query("vehicle", VinQuery, proof_keys=lambda q: [VEHICLES.key(q.vin)])
+@module.query("vehicle", VinQuery, read=VehicleData("vin", "history"), proof_keys=lambda q: [VEHICLES.key(q.vin)])
 def vehicle(view: QueryView, q: VinQuery) -> dict[str, Any]:
     """The vehicle record: title holder, owner count, liens, brands, odometer status, history head."""
     v = VEHICLES.get(view, q.vin)
@@ -53,7 +54,7 @@ def _committed_history(view: Any, parent: tuple) -> tuple[int, str] | None:
 module.history_chain(HISTORY, parent=("vin",), seq="seq", entry="entry", committed=_committed_history)
 
 
-@module.query("history", HistoryQuery)
+@module.query("history", HistoryQuery, read=VehicleData("vin", "history"))
 def history(view: QueryView, q: HistoryQuery) -> dict[str, Any]:
     """The vehicle's history, oldest first, paginated; each entry says who recorded it, when and in which block."""
     v = VEHICLES.get(view, q.vin)
@@ -64,7 +65,7 @@ def history(view: QueryView, q: HistoryQuery) -> dict[str, Any]:
             "entries": [msgspec.json.decode(r["entry"]) for r in rows]}
 
 
-@module.query("vehicles_of", HolderQuery)
+@module.query("vehicles_of", HolderQuery, read=Own("holder"))
 def vehicles_of(view: QueryView, q: HolderQuery) -> dict[str, Any]:
     """VINs whose title a key (did:key) or an organisation (org:<id>) holds."""
     rows = view.rows(BY_HOLDER, {"holder": q.holder}, order=("vin",), limit=q.size(HOLDER_PAGE_MAX),
@@ -73,8 +74,13 @@ def vehicles_of(view: QueryView, q: HolderQuery) -> dict[str, Any]:
             "vehicles": [{"vin": r["vin"], "since": r["since"]} for r in rows]}
 
 
-@module.query("wmi", WmiQuery, proof_keys=lambda q: [WMIS.key(q.wmi)])
+@module.query("wmi", WmiQuery, read=IDENTIFIED, proof_keys=lambda q: [WMIS.key(q.wmi)])
 def wmi(view: QueryView, q: WmiQuery) -> dict[str, Any]:
     """Which organisation a manufacturer code is assigned to, and what vininfo knows of it."""
     org = WMIS.get(view, q.wmi)
     return {"wmi": q.wmi, "org": org, **decode(q.wmi)}
+
+
+module.reads(IDENTIFIED, "vehicles.wmi_assigned")
+module.reads(VehicleData("vin", "history"), "vehicles.registered", "vehicles.title_transferred",
+             "vehicles.history_appended", "vehicles.odometer_flagged", "vehicles.branded", "vehicles.deregistered")
