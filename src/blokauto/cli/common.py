@@ -137,6 +137,18 @@ def signing_key(data: Optional[Path], name: Optional[str]) -> Any:
     return KeyStore((data if data is not None else Path(DEFAULT_DATA)) / "keys").load(name)
 
 
+def share_token(given: str) -> str:
+    """The token of a share link, given as the token itself or as the whole link (…?share=TOKEN)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    if "share=" in given:
+        found = parse_qs(urlsplit(given).query).get("share")
+        if not found:
+            raise ValueError(f"{given[:80]!r} holds no share token (…?share=TOKEN)")
+        return found[0]
+    return given
+
+
 def client(node: str, data: Optional[Path] = None, trust: Optional[Path] = None, *, key: Any = None) -> Any:
     """The SDK client for ``node``, verifying against the trust anchor the user has
     (:func:`trust_anchor`); with none it uses the node's own genesis and says so (on stderr, so JSON

@@ -16,7 +16,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..keystore import KeyStore
-from .common import DataOpt, JsonOpt, NodeOpt, TrustOpt, client, console, group, print_json, say_trust, when
+from .common import (AsOpt, DataOpt, JsonOpt, NodeOpt, TrustOpt, client, console, group, print_json, say_trust,
+                     signing_key, when)
 from .errors import cli_errors
 from .tx import WaitOpt, print_receipt
 
@@ -44,7 +45,7 @@ def until_ms(text: str, now: int) -> int:
 def _send(key: str, data: Path, node: str, trust: Optional[Path], type_: str, fields: dict[str, Any], wait: float,
           as_json: bool) -> None:
     sender = KeyStore(data / "keys").load(key)
-    with client(node, data, trust) as c:
+    with client(node, data, trust, key=sender) as c:
         info = c.send(c.message(type_, fields), sender, wait=wait)
         say_trust(c)
         print_receipt(info, as_json)
@@ -82,11 +83,12 @@ def revoke(vin: str = VinArg,
 
 @consent_app.command("list")
 @cli_errors
-def list_grants(vin: str = VinArg, data: Path = DataOpt(), node: str = NodeOpt, trust: Optional[Path] = TrustOpt,
-                as_json: bool = JsonOpt) -> None:
+def list_grants(vin: str = VinArg, key: Optional[str] = AsOpt, data: Path = DataOpt(), node: str = NodeOpt,
+                trust: Optional[Path] = TrustOpt, as_json: bool = JsonOpt) -> None:
     """A vehicle's grants with their status as of the newest block: active, expired, revoked, or
-    holder_changed (the title has passed on since)."""
-    with client(node, data, trust) as c:
+    holder_changed (the title has passed on since). Read by the holder (``--as`` its key), regulators
+    and police."""
+    with client(node, data, trust, key=signing_key(data, key)) as c:
         head = c.checkpoint("latest").header  # verified against the trust anchor
         result = c.query("consent", "grants_of", vin=vin, at=head.time, min_height=head.height, limit=1000)
         say_trust(c)

@@ -144,7 +144,7 @@ def run_demo(data: Path, *, serve: bool, port: int, console: Console) -> None:
         if serve:
             console.print(f"\nserving on {url} — try:\n  curl {url}/v1/status\n"
                           f"  blokauto --help   |  blokauto status --node {url}\n"
-                          f"  blokauto query governance organisations --node {url}\n"
+                          f"  blokauto query governance organisations --node {url} --data {data} --as kba-admin\n"
                           f"Ctrl-C stops the node.")
             while True:
                 time.sleep(3600)
@@ -208,13 +208,13 @@ def tell_story(bc: Client, keys: KeyStore, story: Story) -> None:
     story.say("[bold]Member keys[/]")
     first = bc.sign(bc.build(gov.AddMember(member=line.did, roles=["manufacturer"]), bmw), bmw, line)
     story.committed("Bavaria Motors registers its production-line key (the new key co-signs)",
-                    bc.receipt(bc.submit(first)))
+                    bc.receipt(bc.submit(first, key=bmw), key=bmw))
     story.committed("Allied Insurance registers its claims-desk key",
                     bc.send(gov.AddMember(member=claims.did, roles=["insurer"]), allied, claims))
     stranger = KeyPair.generate()
     story.refused("the production-line key tries to add a member (it is not an admin)",
                   lambda: bc.send(gov.AddMember(member=stranger.did, roles=["manufacturer"]), line, stranger))
-    story.refused("someone replays the signed registration", lambda: bc.submit(first))
+    story.refused("someone replays the signed registration", lambda: bc.submit(first, key=bmw))
     story.committed("Allied tries to give its new key a role Allied does not hold",
                     bc.send(gov.SetMemberRoles(member=claims.did, roles=["manufacturer"]), allied))
 
@@ -241,18 +241,20 @@ def tell_story(bc: Client, keys: KeyStore, story: Story) -> None:
                     bc.send(gov.RevokeMember(member=claims.did, reason="device stolen"), allied))
     story.refused("the stolen key tries to act", lambda: bc.send(gov.RevokeMember(member=claims.did), claims))
 
-    story.say("\n[bold]Verifiable reads[/]")
-    dealer = bc.state("gov/org/city-motors", min_height=bc.status()["height"])
+    story.say("\n[bold]Verifiable reads[/] (every request signed by the reader's key: here Allied Insurance's)")
+    as_allied = bc.as_key(allied)
+    dealer = as_allied.state("gov/org/city-motors", min_height=bc.status()["height"])
     story.say(f"[green]✓[/] City Motors' record, proven against the checkpoint at height {dealer.height} "
               f"({len(dealer.checkpoint.attestations)} node attestation): roles {dealer.value['roles']}")
-    revoked = bc.state(f"gov/member/{claims.did}")
+    revoked = as_allied.state(f"gov/member/{claims.did}")
     story.say(f"[green]✓[/] the claims-desk key is proven {revoked.value['status']} since height {revoked.value['since']}")
-    absent = bc.state(f"gov/member/{stranger.did}")
+    absent = as_allied.state(f"gov/member/{stranger.did}")
     story.say(f"[green]✓[/] the stranger's key is proven absent from the registry: {absent.value is None}")
     supply_story(bc, keys, story)
     vehicle_story(bc, keys, story)
     recall_story(bc, keys, story)
-    print_history(bc, story, DEMO_VIN)
+    share_story(bc, keys, story, DEMO_VIN)
+    print_history(bc, story, DEMO_VIN, keys.load("ben"))
 
 
 def vote_until_decided(bc: Client, story: Story, opened: TxInfo, voters: list[tuple[str, KeyPair]], outcome: str) -> None:
@@ -374,9 +376,17 @@ def vehicle_story(bc: Client, keys: KeyStore, story: Story) -> None:
     story.refused("Anna, who sold the car, tries to grant consent on it",
                   lambda: bc.send(consent.GrantConsent(vin=vin, org="allied-insurance", categories=["location"],
                                                        purpose="marketing", until=month), anna).raise_for_status())
-    ok = bc.query("consent", "allowed", vin=vin, org="allied-insurance", category="odometer", min_height=granted.height)
+    as_allied = bc.as_key(allied)
+    ok = as_allied.query("consent", "allowed", vin=vin, org="allied-insurance", category="odometer",
+                         min_height=granted.height)
     story.say(f"  consent on record: Allied Insurance may read the odometer: {ok['allowed']} (grant {ok['grant']}); "
               f"Ben can revoke it at any moment (`blokauto consent revoke`)")
+    hist = as_allied.query("vehicles", "history", vin=vin, min_height=granted.height)
+    story.say(f"[green]✓[/] with Ben's consent, Allied reads the car's history: {hist['total']} entries")
+    story.refused("City Motors, which sold the car on, asks for its history (no relation, no consent)",
+                  lambda: bc.as_key(dealer).query("vehicles", "history", vin=vin))
+    story.refused("a key nobody knows asks for the car's record",
+                  lambda: bc.as_key(KeyPair.generate()).query("vehicles", "vehicle", vin=vin))
 
 
 
@@ -405,7 +415,7 @@ def recall_story(bc: Client, keys: KeyStore, story: Story) -> None:
                                      scope=recall_state.Scope(batches=[recall_state.BatchRef(part_number="SW-PAD-44",
                                                                                              batch="B2024-07")])), bmw))
     campaign = next(e["campaign"] for e in info.events if e["type"] == "recalls.campaign_opened")
-    affected = bc.query("recalls", "affected", campaign=campaign, min_height=info.height)
+    affected = bc.as_key(bmw).query("recalls", "affected", campaign=campaign, min_height=info.height)
     owners = {k.did: n for n, k in (("Ben", keys.load("ben")), ("Carla", carla), ("Dan", dan))}
     for row in affected["vehicles"]:
         story.say(f"  → affected: {row['vin']}, owner notified: {owners.get(row['holder'], row['holder'][:24])}")
@@ -422,16 +432,31 @@ def recall_story(bc: Client, keys: KeyStore, story: Story) -> None:
         bc.send(parts.Install(vin=DEMO_VIN, items=[parts.InstallItem(batch="SW-PAD-44:B2024-09", qty=4,
                                                                       position="front axle")]), shop),
         bc.send(recalls.RecordRemedy(campaign=campaign, vin=DEMO_VIN, notes="pads replaced"), shop)))
-    p = bc.query("recalls", "campaign", id=campaign, min_height=remedy.height)["progress"]
+    p = bc.as_key(bmw).query("recalls", "campaign", id=campaign, min_height=remedy.height)["progress"]
     story.say(f"  recall 24V-117: {p['affected']} affected, {p['remedied']} remedied, {p['outstanding']} outstanding")
-    m = bc.query("parts", "materials_of", vin=DEMO_VIN, min_height=remedy.height)["lots"][0]
+    m = bc.as_key(keys.load("ben")).query("parts", "materials_of", vin=DEMO_VIN, min_height=remedy.height)["lots"][0]
     att = m["attestations"][0]
     story.say(f"  the cobalt in Ben's battery: lot {m['lot']}, {m['mine']} mine ({m['country']}), "
               f"attested {att['result']} ({att['standard']}) by {att['auditor']}")
 
 
-def print_history(bc: Client, story: Story, vin: str) -> None:
+def share_story(bc: Client, keys: KeyStore, story: Story, vin: str) -> None:
+    """Ben shares his car's report with a buyer, who opens and verifies it without an account."""
+    story.say("\n[bold]Sharing the report[/]")
+    link = bc.share_report(vin, keys.load("ben"), ttl_ms=7 * 86_400_000)
+    story.say(f"  Ben signs a link to his car's report, valid 7 days: {escape(link[:72])}…")
+    token = link.split("share=", 1)[1]
+    with Client(bc.url, trust=bc.genesis) as buyer:  # no key, no account: only the link
+        doc = buyer.report(vin, share=token)  # verified against the consortium's trust anchor
+    story.say(f"[green]✓[/] a buyer with no account opens it and verifies it offline: {doc['summary']['owners']} "
+              f"owner(s), odometer {doc['summary']['odometer']['status']}")
+    story.refused("the same buyer, without the link, asks for the report",
+                  lambda: Client(bc.url, trust=bc.genesis).report(vin))
+
+
+def print_history(bc: Client, story: Story, vin: str, reader: KeyPair) -> None:
     head = bc.status()["height"]  # every block so far, read back from the state queries read
+    bc = bc.as_key(reader)  # the holder reads everything about the car
     v = bc.query("vehicles", "vehicle", vin=vin, min_height=head)
     hist = bc.query("vehicles", "history", vin=vin, min_height=head)
     story.say(f"\n[bold]History of {vin}[/] — {v['birth']['make']} {v['birth']['model']} {v['birth']['model_year']}, "

@@ -15,8 +15,8 @@ from rich.markup import escape
 
 from ..core.encoding import decode
 from ..core.errors import BlokautoError
-from .common import (DataOpt, JsonOpt, NodeOpt, OptionalDataOpt, TrustOpt, client, console, err_console, flag,
-                     no_genesis, print_json, say_trust, trust_anchor, when, yes_no)
+from .common import (AsOpt, DataOpt, JsonOpt, NodeOpt, OptionalDataOpt, TrustOpt, client, console, err_console,
+                     flag, no_genesis, print_json, say_trust, share_token, signing_key, trust_anchor, when, yes_no)
 from .errors import cli_errors, fail
 from .progress import progress_bar
 
@@ -90,10 +90,10 @@ def _committed_elsewhere(data: Path) -> list[tuple[int, str]]:
 
 @cli_errors
 def state(key: str = typer.Argument(..., metavar="KEY", help="A state key, e.g. veh/v/VIN or gov/org/ID."),
-          node: str = NodeOpt, data: Path = DataOpt(), trust: Optional[Path] = TrustOpt,
+          as_key: Optional[str] = AsOpt, node: str = NodeOpt, data: Path = DataOpt(), trust: Optional[Path] = TrustOpt,
           as_json: bool = JsonOpt) -> None:
     """A state value with its proof verified against a quorum checkpoint."""
-    with client(node, data, trust) as c:
+    with client(node, data, trust, key=signing_key(data, as_key)) as c:
         v = c.state(key)
         say_trust(c)
         source = c.trust_source
@@ -109,7 +109,8 @@ def state(key: str = typer.Argument(..., metavar="KEY", help="A state key, e.g. 
 def query(module: Optional[str] = typer.Argument(None, metavar="MODULE", help="e.g. vehicles."),
           name: Optional[str] = typer.Argument(None, metavar="QUERY", help="e.g. history."),
           params: list[str] = typer.Argument(None, metavar="KEY=VALUE...", help="The query's parameters."),
-          node: str = NodeOpt, list_: bool = flag("--list", "List the queries and their parameters."),
+          as_key: Optional[str] = AsOpt, node: str = NodeOpt, data: Path = DataOpt(),
+          list_: bool = flag("--list", "List the queries, their parameters and who may read them."),
           min_height: int = typer.Option(-1, "--min-height", metavar="HEIGHT", min=-1,
                                          help="Wait (up to 10 s) until the node's state reflects this block.")) -> None:
     """Run a module query, e.g. `blokauto query vehicles history vin=WZZ3E5C22NM400117`. Answers are
@@ -121,7 +122,8 @@ def query(module: Optional[str] = typer.Argument(None, metavar="MODULE", help="e
     if list_ or module is None:
         for (m, n), spec in sorted(registry.queries.items()):
             fields = [f.name for f in msgspec.structs.fields(spec.params)] if spec.params else []
-            console.print(f"{m} {n} {' '.join(f'{f}=…' for f in fields)}  [dim]{escape(spec.doc.splitlines()[0])}[/]")
+            console.print(f"{m} {n} {' '.join(f'{f}=…' for f in fields)}  [dim]{escape(spec.doc.splitlines()[0])} "
+                          f"(read by: {escape(spec.read.describe())})[/]")
         return
     if name is None or (module, name) not in registry.queries:
         fail(f"no query {module} {name or ''}; `blokauto query --list` lists them", 2)
@@ -132,7 +134,7 @@ def query(module: Optional[str] = typer.Argument(None, metavar="MODULE", help="e
             fail(f"{p!r} is not KEY=VALUE", 2)
         kv[k] = v
     _check_query_params(module, name, registry.queries[(module, name)], kv)
-    with client(node) as c:
+    with client(node, key=signing_key(data, as_key)) as c:
         print_json(c.query(module, name, min_height=min_height, **kv))
 
 
@@ -150,7 +152,7 @@ def _check_query_params(module: str, name: str, spec: Any, kv: dict[str, str]) -
 
 
 @cli_errors
-def events(node: str = NodeOpt,
+def events(node: str = NodeOpt, as_key: Optional[str] = AsOpt, data: Path = DataOpt(),
            from_height: Optional[int] = typer.Option(None, metavar="HEIGHT", min=0,
                                                      help="Start at this block (default: new ones)."),
            follow: bool = typer.Option(True, "--follow/--no-follow", metavar="",
@@ -162,7 +164,7 @@ def events(node: str = NodeOpt,
 
     last: Optional[str] = None
     first = True
-    with client(node) as c:
+    with client(node, key=signing_key(data, as_key)) as c:
         while True:
             try:
                 try:
@@ -245,6 +247,38 @@ def audit(data: Path = DataOpt(),
         raise typer.Exit(1)
 
 
+DURATION = re.compile(r"([1-9][0-9]{0,4})([smhd])")
+_UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+@cli_errors
+def report_share(vin: str = typer.Argument(..., metavar="VIN", help="The vehicle's VIN."),
+                 expires: str = typer.Option("7d", "--expires", metavar="DURATION",
+                                             help="How long the link opens the report: 30m, 12h, 7d (at most 90d)."),
+                 as_key: str = typer.Option(..., "--as", "-a", envvar="BLOKAUTO_KEY", metavar="NAME",
+                                            help="The holder's key (its name in DATA/keys) that signs the link."),
+                 node: str = NodeOpt, data: Path = DataOpt(), trust: Optional[Path] = TrustOpt) -> None:
+    """Print a link to VIN's report that anyone can open (and verify) without an account, until it
+    expires; signed by the holder's key, checked by the node when opened. A sale voids it."""
+    m = DURATION.fullmatch(expires)
+    if m is None:
+        fail(f"--expires takes a duration like 30m, 12h or 7d, not {expires!r}", 2)
+    ttl = int(m.group(1)) * _UNIT_MS[m.group(2)]
+    if ttl > 90 * 86_400_000:
+        fail(f"a share link lasts at most 90 days ({expires} is longer)", 2)
+    holder = signing_key(data, as_key)
+    with client(node, data, trust, key=holder) as c:
+        c.report(vin)  # the holder may read it now (refused otherwise: a link that cannot open is no use)
+        url = c.share_report(vin, holder, ttl_ms=ttl)
+    err_console.print(f"[dim]anyone with this link reads {escape(vin)}'s report until {when(_now_ms() + ttl)}; "
+                      f"selling the vehicle voids it[/]")
+    sys.stdout.write(url + "\n")
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
 @cli_errors
 def report(vin: str = typer.Argument(..., metavar="VIN", help="The vehicle's VIN."),
            data: Optional[Path] = OptionalDataOpt("Read a local data folder (node running or not) instead of a node."),
@@ -252,6 +286,9 @@ def report(vin: str = typer.Argument(..., metavar="VIN", help="The vehicle's VIN
            json_out: Optional[Path] = typer.Option(None, "--json", metavar="FILE", help="Write the report JSON here (-: to stdout)."),
            html_out: Optional[Path] = typer.Option(None, "--html", metavar="FILE", help="Write a self-verifying HTML page here."),
            pdf_out: Optional[Path] = typer.Option(None, "--pdf", metavar="FILE", help="Write a PDF here."),
+           as_key: Optional[str] = AsOpt,
+           share: Optional[str] = typer.Option(None, "--share", metavar="TOKEN|URL",
+                                               help="Open the report with a holder's share link (no key needed)."),
            trust: Optional[Path] = TrustOpt) -> None:
     """A vehicle's history report, verified, then summarised (and written as JSON, HTML and/or PDF)."""
     from ..core.block import Genesis
@@ -267,8 +304,8 @@ def report(vin: str = typer.Argument(..., metavar="VIN", help="The vehicle's VIN
     if data is not None:
         doc, genesis, source = _local_report(data, vin, trust)
     else:
-        with client(node, None, trust) as c:
-            doc = c.report(vin)
+        with client(node, None, trust, key=signing_key(None, as_key)) as c:
+            doc = c.report(vin, share=share_token(share) if share else None)
             genesis = c.genesis
             source = c.trust_source
     if trust is not None:

@@ -15,7 +15,7 @@ from rich.table import Column, Table
 from ..core.encoding import canonical
 from ..core.tx import Tx
 from ..keystore import KeyStore
-from .common import DataOpt, JsonOpt, NodeOpt, TrustOpt, client, console, print_json, say_trust
+from .common import AsOpt, DataOpt, JsonOpt, NodeOpt, TrustOpt, client, console, print_json, say_trust, signing_key
 from .common import group
 from .errors import cli_errors, fail
 
@@ -106,7 +106,7 @@ def tx_send(
     ks = KeyStore(data / "keys")
     sender = ks.load(key)
     cosigners = [ks.load(c) for c in cosign or []]
-    with client(node, data, trust) as c:
+    with client(node, data, trust, key=sender) as c:
         msg = c.message(type_, message_fields(data_json, sets))
         tx = c.sign(c.build(msg, sender, ttl_ms=ttl_s * 1000), sender, *cosigners)
         submit_and_report(c, tx, wait, as_json)
@@ -156,10 +156,13 @@ def tx_sign(path: Path = typer.Argument(..., metavar="FILE", help="A transaction
 @tx_app.command("submit")
 @cli_errors
 def tx_submit(path: Path = typer.Argument(..., metavar="FILE", help="A signed transaction file."),
+              key: str = typer.Option(..., "--as", "-a", envvar="BLOKAUTO_KEY", metavar="NAME",
+                                      help="Sign the request with this key (its name in DATA/keys): one of the "
+                                           "transaction's signers, or a member key."),
               wait: float = WaitOpt, data: Path = DataOpt(), node: str = NodeOpt, trust: Optional[Path] = TrustOpt,
               as_json: bool = JsonOpt) -> None:
     """Submit a signed transaction file (exit 1 if it failed at execution)."""
-    with client(node, data, trust) as c:
+    with client(node, data, trust, key=signing_key(data, key)) as c:
         submit_and_report(c, path.read_bytes().strip(), wait, as_json)
 
 
@@ -167,12 +170,13 @@ def tx_submit(path: Path = typer.Argument(..., metavar="FILE", help="A signed tr
 @cli_errors
 def tx_get(tx_id: str = typer.Argument(..., metavar="ID", help="A transaction id (64 hex digits)."),
            wait: float = typer.Option(0.0, metavar="SECONDS", min=0, help="Seconds to wait for it to be committed."),
-           node: str = NodeOpt, data: Path = DataOpt(), trust: Optional[Path] = TrustOpt,
-           as_json: bool = JsonOpt) -> None:
-    """A transaction's receipt, with its inclusion proofs verified (exit 1 if it failed at execution)."""
+           key: Optional[str] = AsOpt, node: str = NodeOpt, data: Path = DataOpt(),
+           trust: Optional[Path] = TrustOpt, as_json: bool = JsonOpt) -> None:
+    """A transaction's receipt, with its inclusion proofs verified (exit 1 if it failed at execution).
+    Read by its signers (``--as`` one of them), their organisations, nodes, regulators and police."""
     if not TX_ID.fullmatch(tx_id):
         fail(f"{tx_id!r} is not a transaction id (64 lowercase hex digits, as `tx send` prints)", 2)
-    with client(node, data, trust) as c:
+    with client(node, data, trust, key=signing_key(data, key)) as c:
         info = c.receipt(tx_id, wait=wait)
         say_trust(c)
         print_receipt(info, as_json)

@@ -85,7 +85,16 @@ class Client:
 
     # ---------------------------------------------------------------- plumbing
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def as_key(self, key: KeyPair) -> "Client":
+        """This client acting as ``key``: same node, trust anchor and settings; requests signed by ``key``."""
+        other = Client(self.url, trust=self._genesis, key=key, verify=self.verify, timeout=self._http.timeout.read or 30.0)
+        other._anchors = list(self._anchors)
+        return other
+
+    def _request(self, method: str, path: str, *, key: KeyPair | None = None, **kwargs: Any) -> Any:
+        """One request, signed by ``key`` if given (else by the client's key, if it has one)."""
+        if key is not None and key is not self.key:
+            kwargs["auth"] = RequestSigner(key)
         try:
             r = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
@@ -165,25 +174,29 @@ class Client:
 
     # ---------------------------------------------------------------- submitting
 
-    def submit(self, tx: Tx[Any] | bytes) -> str:
-        """Submit; returns the id once the node accepted it for ordering (raises on refusal)."""
+    def submit(self, tx: Tx[Any] | bytes, *, key: KeyPair | None = None) -> str:
+        """Submit; returns the id once the node accepted it for ordering (raises on refusal). The
+        request is signed by ``key`` (one of the transaction's signers, say) or the client's key."""
         raw = tx if isinstance(tx, bytes) else canonical(tx)
-        return self._request("POST", "/v1/txs", content=raw, headers={"content-type": "application/json"})["id"]
+        return self._request("POST", "/v1/txs", key=key, content=raw,
+                             headers={"content-type": "application/json"})["id"]
 
-    def submit_batch(self, txs: list[Tx[Any] | bytes]) -> list[str | BlokautoError]:
+    def submit_batch(self, txs: list[Tx[Any] | bytes], *, key: KeyPair | None = None) -> list[str | BlokautoError]:
         raws = [t if isinstance(t, bytes) else canonical(t) for t in txs]
         body = b"[" + b",".join(raws) + b"]"
-        out = self._request("POST", "/v1/txs/batch", content=body, headers={"content-type": "application/json"})
+        out = self._request("POST", "/v1/txs/batch", key=key, content=body,
+                            headers={"content-type": "application/json"})
         return [r["id"] if "id" in r else remote_error(r["error"]["code"], r["error"]["message"], r["error"]["detail"], 400)
                 for r in out["results"]]
 
-    def receipt(self, txid: str, *, wait: float = 30.0) -> TxInfo:
-        """The committed receipt (waiting up to ``wait`` seconds), proofs checked."""
+    def receipt(self, txid: str, *, wait: float = 30.0, key: KeyPair | None = None) -> TxInfo:
+        """The committed receipt (waiting up to ``wait`` seconds), proofs checked. Read by the
+        transaction's signers (``key``), their organisations, nodes, regulators and police."""
         deadline = time.monotonic() + wait
         while True:
             left = max(0.0, min(60.0, deadline - time.monotonic()))
             try:
-                ev = self._request("GET", f"/v1/txs/{txid}", params={"wait": left} if left else None,
+                ev = self._request("GET", f"/v1/txs/{txid}", key=key, params={"wait": left} if left else None,
                                    timeout=left + 10)
                 break
             except BlokautoError as err:
@@ -199,9 +212,11 @@ class Client:
 
     def send(self, msg: Message, sender: KeyPair, *cosigners: KeyPair, wait: float = 30.0,
              ttl_ms: int = DEFAULT_TTL_MS) -> TxInfo:
-        """Build, sign (sender first, then co-signers), submit and wait for the receipt."""
+        """Build, sign (sender first, then co-signers), submit and wait for the receipt. Without a
+        key of its own, the client signs the requests with the sender's key."""
         tx = self.sign(self.build(msg, sender, ttl_ms=ttl_ms), sender, *cosigners)
-        return self.receipt(self.submit(tx), wait=wait)
+        key = None if self.key is not None else sender
+        return self.receipt(self.submit(tx, key=key), wait=wait, key=key)
 
     # ---------------------------------------------------------------- reading
 
@@ -235,27 +250,44 @@ class Client:
             sent["min_height"] = min_height
         return self._request("GET", f"/v1/q/{module}/{name}", params=sent)["result"]
 
-    def report(self, vin: str, *, min_height: int = -1, max_age_ms: int | None = None) -> dict[str, Any]:
-        """A vehicle's history report, verified offline-style (raises ``VerificationError``)."""
+    def report(self, vin: str, *, min_height: int = -1, max_age_ms: int | None = None,
+               share: str | None = None) -> dict[str, Any]:
+        """A vehicle's history report, verified offline-style (raises ``VerificationError``); read
+        with the client's key, or with a share link's token (``share``) and no key at all."""
         from ..verify.report import verify_report
 
-        report = self._request("GET", f"/v1/reports/{vin}", params={"min_height": min_height})
+        params: dict[str, Any] = {"min_height": min_height}
+        if share:
+            params["share"] = share
+        report = self._request("GET", f"/v1/reports/{vin}", params=params)
         if self.verify:
             self._verified(_height(report), lambda a: verify_report(
                 report, a, now_ms=now_ms(), max_age_ms=max_age_ms, min_height=min_height if min_height >= 0 else None))
         return report
 
-    def report_pdf(self, vin: str) -> bytes:
-        r = self._http.get(f"/v1/reports/{vin}/pdf")
+    def report_pdf(self, vin: str, *, share: str | None = None) -> bytes:
+        params = {"share": share} if share else None
+        r = self._http.get(f"/v1/reports/{vin}/pdf", params=params)
         if r.status_code >= 400:
-            self._request("GET", f"/v1/reports/{vin}")  # raises the refusal
+            self._request("GET", f"/v1/reports/{vin}", params=params)  # raises the refusal
         return r.content
 
-    def report_page(self, vin: str) -> str:
-        r = self._http.get(f"/reports/{vin}")
+    def report_page(self, vin: str, *, share: str | None = None) -> str:
+        params = {"share": share} if share else None
+        r = self._http.get(f"/reports/{vin}", params=params)
         if r.status_code >= 400:
-            self._request("GET", f"/v1/reports/{vin}")
+            self._request("GET", f"/v1/reports/{vin}", params=params)
         return r.text
+
+    def share_report(self, vin: str, holder: KeyPair, *, ttl_ms: int = 7 * 86_400_000) -> str:
+        """A link to ``vin``'s report that opens without an account until it expires (at most 90
+        days), signed by its holder's key; a sale voids it. The node checks it when it is opened."""
+        from urllib.parse import quote
+
+        from ..share_tokens import make_token
+
+        token = make_token(holder, self.chain, vin, ttl_ms)
+        return f"{self.url}/reports/{quote(vin, safe='')}?share={token}"
 
     def messages(self) -> list[dict[str, Any]]:
         return self._request("GET", "/v1/messages")
