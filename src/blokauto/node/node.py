@@ -95,7 +95,7 @@ def find_node_key(data_dir: Path, genesis: Genesis, name: str | None = None) -> 
     for entry in store.entries():
         if entry.kind == "node":
             return store.load(entry.name)
-    raise FileNotFoundError(f"no node key in {data_dir / 'keys'}; create one with `blokauto keys new NAME --node`")
+    raise FileNotFoundError(f"no node key in {data_dir / 'keys'}; create one with `blokauto keys new NAME --node-key`")
 
 
 class Node:

@@ -20,9 +20,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import httpx
+
+from ..client import signed_http
+from ..core.crypto import KeyPair
+from ..keystore import KeyStore
 
 from ..store.blocks import BlockLog
 from ..verify import TrustAnchor, VerificationError, verify_checkpoint
@@ -42,6 +46,18 @@ class Snapshot:
     bytes: int
 
 
+def _node_key(data_dir: Path, genesis: Any) -> KeyPair:
+    """The new node's own key (DATA/keys, kind node): the block log is served to consortium node keys only."""
+    store = KeyStore(data_dir / "keys")
+    nodes = [e for e in store.entries() if e.kind == "node"]
+    if not nodes:
+        raise FileNotFoundError(f"{data_dir / 'keys'} holds no node key: a snapshot is served to the consortium's node "
+                                f"keys only; create this node's key (`blokauto keys new NAME --node-key`) and have the "
+                                f"consortium add it (docs/network.md)")
+    chosen = next((e for e in nodes if e.did in genesis.node_keys()), nodes[0])
+    return store.load(chosen.name)
+
+
 def fetch_snapshot(url: str, data_dir: Path, *, progress: Callable[[int, int], None] | None = None) -> Snapshot:
     data_dir = Path(data_dir)
     genesis = load_genesis(data_dir)
@@ -56,11 +72,17 @@ def fetch_snapshot(url: str, data_dir: Path, *, progress: Callable[[int, int], N
         raise SnapshotRefused(f"{data_dir} holds no {NETWORK_FILE}: a snapshot starts another node of a networked "
                               f"chain (docs/network.md). A chain without a network has one node, the one that "
                               f"orders it; to read its data elsewhere, copy it with `blokauto node backup`")
+    key = _node_key(data_dir, genesis)
     part = data_dir / "chain.db.part"
     size = 0
-    with httpx.stream("GET", url.rstrip("/") + "/v1/snapshot/chain", timeout=60) as r:
+    with signed_http(url.rstrip("/"), key, timeout=60) as http, http.stream("GET", "/v1/snapshot/chain") as r:
         if r.status_code != 200:
-            raise ConnectionError(f"{url} did not serve a snapshot (HTTP {r.status_code})")
+            r.read()
+            try:
+                said = r.json()["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                said = r.text[:200]
+            raise ConnectionError(f"{url} did not serve a snapshot (HTTP {r.status_code}: {said})")
         total = int(r.headers.get("content-length", 0))
         with open(part, "wb") as out:
             for chunk in r.iter_bytes(1 << 20):
