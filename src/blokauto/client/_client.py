@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import httpx
+from urllib.parse import quote
 import msgspec
 
 from ..core.block import Checkpoint, Genesis, Receipt
@@ -43,8 +44,15 @@ class RequestSigner(httpx.Auth):
         self.key = key
 
     def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
-        sign_request(self.key, request.method, str(request.url), request.headers, request.content)
+        url = str(request.url)
+        encoded = quote(url, safe=_URL_SAFE)
+        if encoded != url:  # httpx leaves some characters ({, }, |, ...) as they are; sign (and send) them encoded
+            request.url = httpx.URL(encoded)
+        sign_request(self.key, request.method, encoded, request.headers, request.content)
         yield request
+
+
+_URL_SAFE = ":/?#[]@!$&'()*+,;=%-._~"  # RFC 3986's reserved and unreserved characters, and existing escapes
 
 
 def signed_http(url: str, key: KeyPair | None, **kwargs: Any) -> httpx.Client:

@@ -1,0 +1,333 @@
+"""Who reads what over HTTP: every route and module query × every kind of caller -> 200, 401 or 403.
+
+One node, one consortium (every role of the vehicles module), one vehicle whose holder is a
+private key and which has a device key, a lien, a consent grant to the insurer for its history,
+a second vehicle nobody consented to, a part minted and shipped, a recall, a revoked member key.
+Each row says what a caller gets; a refusal is checked by its code, never by status alone.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+
+from blokauto.client import Client, signed_http
+from blokauto.core.block import Genesis
+from blokauto.core.crypto import KeyPair
+from blokauto.http_signatures import sign_request
+from blokauto.modules.consent.messages import GrantConsent, RevokeConsent
+from blokauto.modules.governance.messages import AddMember, RevokeMember
+from blokauto.modules.parts import messages as parts
+from blokauto.modules.recalls import state as recall_state
+from blokauto.modules.recalls.messages import OpenCampaign
+from blokauto.modules.vehicles.messages import AssignWmi, RecordLien, TransferTitle
+
+from conftest import K, Served, write_chain
+from helpers.vehicles import WMI, admin, register_msg, vehicles_genesis, vin_for
+
+VIN = vin_for(WMI["oem"], 1)  # held by OWNER; device DEVICE; lien by bank; consent to ins (history)
+VIN2 = vin_for(WMI["oem"], 2)  # held by the manufacturer; nobody consented
+OWNER, DEVICE, OUTSIDER = K("acl-owner"), K("acl-device"), K("acl-outsider")
+REVOKED, LATE = K("acl-revoked-member"), K("acl-late-consent")
+
+CALLERS: dict[str, KeyPair | None] = {
+    "none": None, "outsider": OUTSIDER, "revoked": REVOKED, "node": K("reg-node"), "regulator": admin("reg"),
+    "maker": admin("oem"), "other_maker": admin("oem2"), "dealer": admin("dealer"), "insurer": admin("ins"),
+    "lender": admin("bank"), "workshop": admin("shop"), "holder": OWNER, "device": DEVICE, "fleet": admin("fleet"),
+    "supplier": admin("sup"),
+}
+
+
+@pytest.fixture(scope="module")
+def acl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    data = tmp_path_factory.mktemp("acl") / "data"
+    g = vehicles_genesis(extra=[("sup", ["supplier"])])
+    genesis = Genesis(chain=g.chain, time=int(time.time() * 1000) - 1000, organisations=g.organisations, quorum=1)
+    write_chain(data, genesis)
+    served = Served(data)
+    try:
+        with Client(served.url, key=K("reg-node"), trust=genesis) as c:
+            c.send(AssignWmi(wmi=WMI["oem"], org="oem"), admin("reg")).raise_for_status()
+            c.send(AssignWmi(wmi=WMI["oem2"], org="oem2"), admin("reg")).raise_for_status()
+            c.send(register_msg(VIN, device_keys=[DEVICE.did]), admin("oem")).raise_for_status()
+            c.send(register_msg(VIN2), admin("oem")).raise_for_status()
+            c.send(TransferTitle(vin=VIN, to=OWNER.did, usage="private"), admin("oem"), OWNER).raise_for_status()
+            c.send(RecordLien(vin=VIN, amount=1_000_000, currency="EUR"), admin("bank"), OWNER).raise_for_status()
+            until = c.checkpoint("latest").header.time + 86_400_000
+            c.send(GrantConsent(vin=VIN, org="ins", categories=["history"], purpose="quote", until=until),
+                   OWNER).raise_for_status()
+            c.send(AddMember(member=REVOKED.did, roles=["manufacturer"]), admin("oem"), REVOKED).raise_for_status()
+            c.send(RevokeMember(member=REVOKED.did, reason="left"), admin("oem")).raise_for_status()
+            c.send(parts.RegisterPartType(part_number="PN-1", name="pad", category="brakes", serialized=True),
+                   admin("oem")).raise_for_status()
+            c.send(parts.MintParts(part_number="PN-1", serials=["S1"], produced="2027-01-01", plant="P"),
+                   admin("oem")).raise_for_status()
+            c.send(parts.Ship(items=["PN-1:S1"], to="org:shop"), admin("oem")).raise_for_status()
+            c.send(parts.RegisterLot(lot="L-1", material="cobalt", mass_g=1000, mine="M", country="CD"),
+                   admin("sup")).raise_for_status()
+            c.send(parts.RegisterPartType(part_number="PN-2", name="cell", category="battery", serialized=False),
+                   admin("sup")).raise_for_status()
+            c.send(parts.MintBatch(part_number="PN-2", batch="B1", quantity=10, produced="2027-01-01", plant="P",
+                                   materials=[parts.MaterialUse(lot="L-1", mass_g=100)]), admin("sup")).raise_for_status()
+            info = c.send(OpenCampaign(number="27V-001", component="pads", summary="s", consequence="c", remedy="r",
+                                       scope=recall_state.Scope(vin_ranges=[recall_state.VinRange(first=VIN, last=VIN)])),
+                          admin("oem")).raise_for_status()
+            served.campaign = next(e["campaign"] for e in info.events if e["type"] == "recalls.campaign_opened")
+            served.height = info.height
+            served.genesis = genesis
+        yield served
+    finally:
+        served.stop()
+
+
+def call(acl: Any, who: str, method: str, path: str, **kw: Any) -> httpx.Response:
+    key = CALLERS[who]
+    with (signed_http(acl.url, key, timeout=30) if key is not None else httpx.Client(base_url=acl.url, timeout=30)) as h:
+        return h.request(method, path, **kw)
+
+
+def outcome(r: httpx.Response) -> str:
+    """200, or the status and code of a refusal ("403 consent_required")."""
+    if r.status_code < 400:
+        return str(r.status_code)
+    try:
+        return f"{r.status_code} {r.json()['error']['code']}"
+    except (ValueError, KeyError):
+        return f"{r.status_code} ?"
+
+
+OK, SIG, UNKNOWN, REVOKED_ = "200", "401 signature_required", "401 unknown_caller", "401 revoked_caller"
+CONSENT, NODE_ONLY, NOT_YOURS = "403 consent_required", "403 node_key_required", "403 not_your_data"
+
+VEHICLE_READERS = {"node": OK, "regulator": OK, "maker": OK, "lender": OK, "insurer": OK, "holder": OK,
+                   "device": OK, "none": SIG, "outsider": UNKNOWN, "revoked": REVOKED_,
+                   "other_maker": CONSENT, "dealer": CONSENT, "workshop": CONSENT, "fleet": CONSENT,
+                   "supplier": CONSENT}
+PUBLIC_ROUTE = {who: OK for who in CALLERS}
+KNOWN_ONLY = {**{who: OK for who in CALLERS}, "none": SIG, "outsider": UNKNOWN, "revoked": REVOKED_, "device": UNKNOWN}
+
+TABLE: list[tuple[str, str, dict[str, str]]] = [
+    ("/v1/status", "public", PUBLIC_ROUTE),
+    ("/v1/genesis", "public", PUBLIC_ROUTE),
+    ("/v1/params", "public", PUBLIC_ROUTE),
+    ("/v1/messages", "public", PUBLIC_ROUTE),
+    ("/v1/queries", "public", PUBLIC_ROUTE),
+    ("/v1/checkpoints/latest", "public", PUBLIC_ROUTE),
+    ("/v1/consensus/changes", "public", PUBLIC_ROUTE),
+    ("/schema/openapi.json", "public", PUBLIC_ROUTE),
+    ("/v1/blocks/latest", "headers: known keys", KNOWN_ONLY),
+    ("/v1/blocks/1?full=true", "whole blocks: nodes", {**{w: NODE_ONLY for w in CALLERS}, "node": OK, "none": SIG,
+                                                       "outsider": UNKNOWN, "revoked": REVOKED_, "device": UNKNOWN}),
+    ("/v1/snapshot/chain", "block log: nodes", {**{w: NODE_ONLY for w in CALLERS}, "node": OK, "none": SIG,
+                                                "outsider": UNKNOWN, "revoked": REVOKED_, "device": UNKNOWN}),
+    (f"/v1/q/vehicles/vehicle?vin={VIN}", "vehicle data", VEHICLE_READERS),
+    (f"/v1/q/vehicles/history?vin={VIN}", "vehicle data", VEHICLE_READERS),
+    (f"/v1/q/parts/bom?vin={VIN}", "vehicle data", VEHICLE_READERS),
+    (f"/v1/q/recalls/of_vehicle?vin={VIN}", "vehicle data", VEHICLE_READERS),
+    (f"/v1/reports/{VIN}", "vehicle data", VEHICLE_READERS),
+    (f"/v1/state/veh/v/{VIN}", "vehicle data", VEHICLE_READERS),
+    (f"/v1/q/vehicles/history?vin={VIN2}", "nobody consented",
+     {**VEHICLE_READERS, "insurer": CONSENT, "lender": CONSENT, "holder": CONSENT, "device": UNKNOWN}),
+    (f"/v1/q/vehicles/vehicles_of?holder={OWNER.did}", "the holder's own list",
+     {**{w: NOT_YOURS for w in CALLERS}, "node": OK, "regulator": OK, "holder": OK, "none": SIG,
+      "outsider": UNKNOWN, "revoked": REVOKED_, "device": UNKNOWN}),
+    (f"/v1/q/consent/grants_of?vin={VIN}", "the holder's grants",
+     {**{w: NOT_YOURS for w in CALLERS}, "node": OK, "regulator": OK, "holder": OK, "none": SIG,
+      "outsider": UNKNOWN, "revoked": REVOKED_, "device": UNKNOWN}),
+    ("/v1/q/consent/grants_to?org=ins", "an organisation's grants",
+     {**{w: NOT_YOURS for w in CALLERS}, "node": OK, "regulator": OK, "insurer": OK, "none": SIG,
+      "outsider": UNKNOWN, "revoked": REVOKED_, "device": UNKNOWN}),
+    ("/v1/q/governance/organisations", "the directory: known keys", KNOWN_ONLY),
+    ("/v1/state/gov/org/oem", "the directory: known keys", KNOWN_ONLY),
+    ("/v1/state/consent/next", "other state: regulators",
+     {**{w: "403 role_required" for w in CALLERS}, "node": OK, "regulator": OK, "none": SIG, "outsider": UNKNOWN,
+      "revoked": REVOKED_, "device": UNKNOWN}),
+    ("/v1/q/parts/trace?id=PN-1:S1", "a part's parties",
+     {**{w: "403 not_a_party" for w in CALLERS}, "node": OK, "regulator": OK, "maker": OK, "workshop": OK,
+      "none": SIG, "outsider": UNKNOWN, "revoked": REVOKED_, "device": UNKNOWN}),
+    ("/v1/q/recalls/affected?campaign={campaign}", "a campaign's opener",
+     {**{w: "403 not_a_party" for w in CALLERS}, "node": OK, "regulator": OK, "maker": OK, "none": SIG,
+      "outsider": UNKNOWN, "revoked": REVOKED_, "device": UNKNOWN}),
+    ("/v1/q/recalls/preview?scope={{}}", "manufacturers",
+     {**{w: "403 role_required" for w in CALLERS}, "node": OK, "regulator": OK, "maker": OK, "other_maker": OK,
+      "none": SIG, "outsider": UNKNOWN, "revoked": REVOKED_, "device": UNKNOWN}),
+    ("/v1/q/recalls/open", "known keys", KNOWN_ONLY),
+    ("/v1/q/recalls/campaign?id={campaign}", "known keys", KNOWN_ONLY),
+    ("/v1/q/governance/consensus", "known keys", KNOWN_ONLY),
+    (f"/v1/q/governance/member?did={admin('oem').did}", "known keys", KNOWN_ONLY),
+    ("/v1/q/parts/batch?id=PN-2:B1", "a batch's parties",
+     {**{w: "403 not_a_party" for w in CALLERS}, "node": OK, "regulator": OK, "supplier": OK,
+      "none": SIG, "outsider": UNKNOWN, "revoked": REVOKED_, "device": UNKNOWN}),
+    ("/v1/q/parts/lot?id=L-1", "a lot's parties",
+     {**{w: "403 not_a_party" for w in CALLERS}, "node": OK, "regulator": OK, "supplier": OK,
+      "none": SIG, "outsider": UNKNOWN, "revoked": REVOKED_, "device": UNKNOWN}),
+    ("/v1/q/governance/organisation?id=oem", "known keys", KNOWN_ONLY),
+    ("/v1/q/governance/proposals", "known keys", KNOWN_ONLY),
+    ("/v1/q/governance/proposal?id=1", "known keys (none exists: 404 for those who may ask)",
+     {w: ("404 not_found" if v == OK else v) for w, v in KNOWN_ONLY.items()}),
+    (f"/v1/q/vehicles/wmi?wmi={WMI['oem']}", "known keys", KNOWN_ONLY),
+    (f"/v1/q/parts/materials_of?vin={VIN}", "vehicle data", VEHICLE_READERS),
+    ("/v1/q/parts/part?id=PN-1:S1", "a part's parties",
+     {**{w: "403 not_a_party" for w in CALLERS}, "node": OK, "regulator": OK, "maker": OK, "workshop": OK,
+      "none": SIG, "outsider": UNKNOWN, "revoked": REVOKED_, "device": UNKNOWN}),
+    (f"/v1/q/consent/allowed?vin={VIN}&org=ins&category=history", "the organisation asked about, the holder",
+     {**{w: NOT_YOURS for w in CALLERS}, "node": OK, "regulator": OK, "insurer": OK, "holder": OK, "none": SIG,
+      "outsider": UNKNOWN, "revoked": REVOKED_, "device": UNKNOWN}),
+]
+
+
+@pytest.mark.parametrize("path,rule,expected", TABLE, ids=[f"{p.split('?')[0]}:{r}" for p, r, _ in TABLE])
+def test_every_route_answers_each_caller_as_its_read_rule_says(acl: Any, path: str, rule: str,
+                                                               expected: dict[str, str]) -> None:
+    assert set(expected) == set(CALLERS), "every caller has its row"
+    path = path.format(campaign=acl.campaign)
+    got = {who: outcome(call(acl, who, "GET", path)) for who in CALLERS}
+    assert got == expected, f"{path} ({rule})"
+
+
+def test_every_route_and_query_of_the_api_is_in_the_table(acl: Any) -> None:
+    """A new route or query must say who reads it here too (the app refuses to start without a policy)."""
+    spec = httpx.get(f"{acl.url}/schema/openapi.json").json()
+    tabled = {p.split("?")[0] for p, _, _ in TABLE}
+    covered_by_pattern = {"/v1/blocks/{height}", "/v1/checkpoints/{height}", "/v1/state/{key}", "/v1/txs/{tx_id}",
+                          "/v1/reports/{vin}", "/v1/reports/{vin}/pdf", "/reports/{vin}", "/v1/txs", "/v1/txs/batch",
+                          "/v1/events"}  # each has its own tests below or in test_share_links / test_signed_requests
+    untabled = [p for p in spec["paths"] if p not in covered_by_pattern and not any(
+        t == p or t.startswith(p.rstrip("/") + "/") for t in tabled)]
+    assert untabled == [], f"routes and queries without a row in TABLE: {untabled}"
+
+
+def test_consent_revoked_at_the_newest_block_stops_the_next_read(acl: Any) -> None:
+    with Client(acl.url, key=OWNER, trust=acl.genesis) as owner:
+        until = owner.checkpoint("latest").header.time + 86_400_000
+        info = owner.send(GrantConsent(vin=VIN, org="fleet", categories=["history"], purpose="p", until=until), OWNER)
+        grant = next(e["grant"] for e in info.raise_for_status().events if e["type"] == "consent.granted")
+        with Client(acl.url, key=admin("fleet"), trust=acl.genesis) as fleet:
+            assert fleet.query("vehicles", "history", vin=VIN, min_height=info.height)["total"] >= 1
+            revoked = owner.send(RevokeConsent(vin=VIN, grant=grant), OWNER).raise_for_status()
+            with pytest.raises(Exception) as refused:
+                fleet.query("vehicles", "history", vin=VIN, min_height=revoked.height)
+            assert getattr(refused.value, "code", "") == "consent_required"
+
+
+def test_consent_for_another_category_does_not_open_the_history(acl: Any) -> None:
+    with Client(acl.url, key=OWNER, trust=acl.genesis) as owner:
+        until = owner.checkpoint("latest").header.time + 86_400_000
+        info = owner.send(GrantConsent(vin=VIN, org="dealer", categories=["location"], purpose="p", until=until),
+                          OWNER).raise_for_status()
+    r = call(acl, "dealer", "GET", f"/v1/q/vehicles/history?vin={VIN}&min_height={info.height}")
+    assert outcome(r) == CONSENT
+    assert "history" in r.json()["error"]["message"]
+
+
+def test_receipts_are_read_by_their_signers_and_their_organisations(acl: Any) -> None:
+    with Client(acl.url, key=OWNER, trust=acl.genesis) as owner:
+        until = owner.checkpoint("latest").header.time + 3_600_000
+        info = owner.send(GrantConsent(vin=VIN, org="shop", categories=["odometer"], purpose="p", until=until), OWNER)
+    path = f"/v1/txs/{info.id}"
+    assert outcome(call(acl, "holder", "GET", path)) == OK
+    assert outcome(call(acl, "node", "GET", path)) == OK
+    assert outcome(call(acl, "regulator", "GET", path)) == OK
+    assert outcome(call(acl, "maker", "GET", path)) == NOT_YOURS
+    assert outcome(call(acl, "outsider", "GET", path)) == UNKNOWN
+    assert outcome(call(acl, "none", "GET", path)) == SIG
+
+
+def test_a_new_key_submits_a_transaction_it_signs_but_not_one_it_does_not(acl: Any) -> None:
+    """A buyer's fresh key is unknown to the ledger: it may submit its own co-signed transaction,
+    not someone else's."""
+    from conftest import build_tx
+
+    newcomer = KeyPair.generate()
+    raw = build_tx(admin("oem"), AddMember(member=newcomer.did, roles=["manufacturer"]), newcomer,
+                   chain=acl.genesis.chain, expires=int(time.time() * 1000) + 600_000)
+    with signed_http(acl.url, OUTSIDER) as h:
+        r = h.post("/v1/txs", content=raw, headers={"content-type": "application/json"})
+    assert outcome(r) == UNKNOWN
+    with signed_http(acl.url, newcomer) as h:
+        r = h.post("/v1/txs?wait=10", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 200, r.text
+
+
+def test_the_event_stream_carries_only_what_the_caller_may_read(acl: Any) -> None:
+    """The insurer (consented for VIN's history) sees VIN's events and the directory's, never
+    VIN2's; the node sees both; the stream ids still advance past what is withheld."""
+    def types(who: str) -> list[dict[str, Any]]:
+        out = []
+        with signed_http(acl.url, CALLERS[who], timeout=httpx.Timeout(3.0, connect=5)) as h:
+            try:
+                with h.stream("GET", "/v1/events?from_height=0") as r:
+                    assert r.status_code == 200
+                    for line in r.iter_lines():
+                        if line.startswith("data:"):
+                            out.append(json.loads(line[5:]))
+            except httpx.ReadTimeout:
+                pass
+        return out
+
+    node = types("node")
+    insurer = types("insurer")
+    assert any(e.get("vin") == VIN2 for e in node)
+    assert not any(e.get("vin") == VIN2 for e in insurer), "VIN2's events leaked to an insurer without consent"
+    assert any(e.get("vin") == VIN for e in insurer)
+    assert any(e["type"].startswith("governance.") for e in insurer)
+    assert not any(e["type"].startswith("parts.") for e in insurer)
+
+
+def test_a_request_signed_for_another_path_or_body_is_refused(acl: Any) -> None:
+    headers: dict[str, str] = {}
+    sign_request(K("reg-node"), "GET", f"{acl.url}/v1/q/recalls/open", headers)
+    r = httpx.get(f"{acl.url}/v1/q/vehicles/vehicle?vin={VIN}", headers=headers)
+    assert outcome(r) == "401 request_signature_invalid"
+    headers = {"content-type": "application/json"}
+    sign_request(K("reg-node"), "POST", f"{acl.url}/v1/txs", headers, b"[]")
+    r = httpx.post(f"{acl.url}/v1/txs", content=b"{}", headers=headers)
+    assert outcome(r) == "401 digest_mismatch"
+
+
+def test_an_old_or_future_signature_and_a_replay_are_refused(acl: Any) -> None:
+    now = int(time.time())
+    for created in (now - 3600, now + 3600):
+        headers: dict[str, str] = {}
+        sign_request(K("reg-node"), "GET", f"{acl.url}/v1/q/recalls/open", headers, created=created)
+        assert outcome(httpx.get(f"{acl.url}/v1/q/recalls/open", headers=headers)) == "401 request_expired"
+    headers = {}
+    sign_request(K("reg-node"), "GET", f"{acl.url}/v1/q/recalls/open", headers)
+    assert outcome(httpx.get(f"{acl.url}/v1/q/recalls/open", headers=headers)) == OK
+    assert outcome(httpx.get(f"{acl.url}/v1/q/recalls/open", headers=headers)) == "401 replayed_request"
+
+
+@pytest.mark.parametrize("mangle", ["drop_signature", "bad_base64", "other_key", "no_nonce", "no_tag", "garbage_input"])
+def test_malformed_signatures_are_refused_with_401_and_a_code(acl: Any, mangle: str) -> None:
+    headers = httpx.Headers()
+    url = f"{acl.url}/v1/q/recalls/open"
+    sign_request(K("reg-node"), "GET", url, headers)
+    if mangle == "drop_signature":
+        del headers["signature"]
+    elif mangle == "bad_base64":
+        headers["signature"] = "blokauto=:!!!:"
+    elif mangle == "other_key":
+        headers["signature-input"] = headers["signature-input"].replace(K("reg-node").did, admin("oem").did)
+    elif mangle == "no_nonce":
+        headers["signature-input"] = ";".join(p for p in headers["signature-input"].split(";")
+                                              if not p.startswith("nonce="))
+    elif mangle == "no_tag":
+        headers["signature-input"] = headers["signature-input"].replace(';tag="blokauto/1"', "")
+    else:
+        headers["signature-input"] = "blokauto=(" + "x" * 5000
+    r = httpx.get(url, headers=headers)
+    assert r.status_code == 401, r.text
+    assert r.json()["error"]["code"] in {"request_signature_invalid", "signature_required"}
+
+
+def test_unsigned_requests_to_every_private_route_are_refused_before_any_work(acl: Any) -> None:
+    for method, path in [("POST", "/v1/txs"), ("POST", "/v1/txs/batch"), ("GET", "/v1/events"),
+                         ("GET", f"/v1/txs/{'0' * 64}"), ("GET", f"/v1/reports/{VIN}/pdf"), ("GET", f"/reports/{VIN}")]:
+        r = httpx.request(method, f"{acl.url}{path}", content=b"[]" if method == "POST" else None,
+                          headers={"content-type": "application/json"})
+        assert r.status_code == 401, (path, r.text[:200])
