@@ -12,7 +12,8 @@ def default_registry() -> Registry:
     from .consent import module as consent
     from .governance import module as governance
     from .parts import module as parts
+    from .privacy import module as privacy
     from .recalls import module as recalls
     from .vehicles import module as vehicles
 
-    return Registry([governance, vehicles, parts, recalls, consent])
+    return Registry([governance, vehicles, parts, recalls, consent, privacy])
