@@ -134,6 +134,93 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+# ---------------------------------------------------------------- signed requests
+
+#: The key the tests read with: the test consortium's node key (consortium nodes read everything,
+#: whole blocks and the block log included). ``write_chain`` stores it as the node's key "node".
+NODE_LABEL = "reg-node"
+
+
+def signed(url: str = "", key: KeyPair | None = None, **kw: Any) -> Any:
+    """An ``httpx.Client`` whose every request is signed (RFC 9421) with ``key`` (the node's key,
+    K("reg-node"), by default): ``url`` is its base URL (relative paths), or "" for absolute URLs."""
+    from blokauto.client import signed_http
+
+    return signed_http(url, key if key is not None else K(NODE_LABEL), **{"timeout": 30, **kw})
+
+
+def signed_client(url: str, key: KeyPair | None = None, **kw: Any) -> Any:
+    """The SDK's ``Client`` for ``url`` signing with ``key`` (the node's key by default)."""
+    from blokauto.client import Client
+
+    return Client(url, key=key if key is not None else K(NODE_LABEL), **kw)
+
+
+def node_key_of(data: Path) -> KeyPair:
+    """The node key kept in the data folder ``data`` (``write_chain``'s "node", or the demo's
+    "kba-node"): a consortium node key of its chain, which reads everything."""
+    from blokauto.keystore import KeyStore
+
+    keys = KeyStore(Path(data) / "keys")
+    genesis = (Path(data) / "genesis.json").read_text() if (Path(data) / "genesis.json").exists() else ""
+    nodes = sorted((e for e in keys.entries() if e.kind == "node"), key=lambda e: (e.name != "node", e.name))
+    for entry in nodes:
+        if not genesis or entry.did in genesis:
+            return keys.load(entry.name)
+    return K(NODE_LABEL)
+
+
+def signed_request(method: str, url: str, *, key: KeyPair | None = None, **kw: Any) -> Any:
+    """``httpx.request`` signed with ``key`` (the node's key by default): one request, one client."""
+    timeout = kw.pop("timeout", 30)
+    with signed(key=key, timeout=timeout) as http:
+        return http.request(method, url, **kw)
+
+
+def signed_get(url: str, **kw: Any) -> Any:
+    """``httpx.get``, signed (see ``signed_request``)."""
+    return signed_request("GET", url, **kw)
+
+
+def signed_post(url: str, **kw: Any) -> Any:
+    """``httpx.post``, signed (see ``signed_request``)."""
+    return signed_request("POST", url, **kw)
+
+
+def signature_lines(method: str, target: str, *, host: str = "n", body: bytes = b"",
+                    key: KeyPair | None = None) -> bytes:
+    """The signature header lines (each ending CRLF) of a request written by hand: ``target`` is its
+    path and query as sent, ``host`` its Host header (both signed)."""
+    from blokauto.http_signatures import sign_request
+
+    headers: dict[str, str] = {}
+    sign_request(key if key is not None else K(NODE_LABEL), method, f"http://{host}{target}", headers, body)
+    return b"".join(f"{k}: {v}\r\n".encode() for k, v in headers.items())
+
+
+class _SignedAccess:
+    """``.key``, ``.http`` (a signed httpx client for ``.url``, made once, closed by ``close_http``)
+    and ``.client(**kw)`` (a new SDK Client signing with ``.key``) for objects that have a ``url``."""
+
+    url: str
+    key: KeyPair = K(NODE_LABEL)
+    _http: Any = None
+
+    @property
+    def http(self) -> Any:
+        if self._http is None or self._http.is_closed:
+            self._http = signed(self.url, self.key)
+        return self._http
+
+    def client(self, **kw: Any) -> Any:
+        return signed_client(self.url, self.key, **kw)
+
+    def close_http(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+
 @pytest.fixture
 def live_node(tmp_path: Path) -> Iterator[Any]:
     """A node with its HTTP API in this process (threads), on 127.0.0.1."""
@@ -147,7 +234,7 @@ def live_node(tmp_path: Path) -> Iterator[Any]:
     server = ApiServer(node, "127.0.0.1", 0)
     url = server.start()
 
-    class Live:
+    class Live(_SignedAccess):
         pass
 
     live = Live()
@@ -157,12 +244,14 @@ def live_node(tmp_path: Path) -> Iterator[Any]:
     try:
         yield live
     finally:
+        live.close_http()
         server.stop()
         node.stop()
 
 
-class NodeProcess:
-    """``blokauto node start`` in a child process, stopped by its PID."""
+class NodeProcess(_SignedAccess):
+    """``blokauto node start`` in a child process, stopped by its PID; ``.http`` and ``.client()``
+    sign with ``.key`` (the test chain's node key)."""
 
     def __init__(self, data: Path, *extra: str) -> None:
         self.data = data
@@ -174,6 +263,7 @@ class NodeProcess:
              "--port", str(self.port), *extra],
             stdout=self.log, stderr=subprocess.STDOUT)
         self.pid = self.proc.pid
+        self.key = node_key_of(data)
         self.wait_ready()
 
     def wait_ready(self, timeout: float = 60) -> None:
@@ -197,6 +287,7 @@ class NodeProcess:
             except psutil.Error:
                 pass
         self.log.close()
+        self.close_http()
 
     def stop(self) -> None:
         self.kill(signal.SIGTERM)
@@ -242,21 +333,24 @@ def net(tmp_path: Path) -> Iterator[Any]:
         n.close()
 
 
-class Served:
+class Served(_SignedAccess):
     """A node on the data folder ``data`` with its HTTP API in this process (threads), on 127.0.0.1;
-    ``stop()`` stops both (or use it as a context manager)."""
+    ``stop()`` stops both (or use it as a context manager). ``.http`` and ``.client()`` sign with
+    ``.key`` (the test chain's node key)."""
 
     def __init__(self, data: Path, **kw: Any) -> None:
         from blokauto.api.server import ApiServer
         from blokauto.node.node import Node
 
         self.data = data
+        self.key = node_key_of(data)
         self.node = Node(data, workers=1, **kw)
         self.node.start()
         self.server = ApiServer(self.node, "127.0.0.1", 0)
         self.url = self.server.start()
 
     def stop(self) -> None:
+        self.close_http()
         self.server.stop()
         self.node.stop()
 

@@ -32,7 +32,8 @@ import pytest
 from blokauto.api.connections import HEAD_TIMEOUT_S, MAX_CLIENT_CONNECTIONS, quiet_resource_errors
 from blokauto.modules.governance.messages import AddMember
 
-from conftest import JSON_POST, ROOT, K, NodeProcess, build_tx, now_ms, parse_sse, write_chain
+from conftest import (JSON_POST, ROOT, K, NodeProcess, build_tx, now_ms, parse_sse, signature_lines, signed,
+                      signed_client, signed_get, signed_post, write_chain)
 
 # ---------------------------------------------------------------- helpers
 
@@ -44,10 +45,10 @@ def add_members(url: str, chain: str, n: int, prefix: str) -> int:
         raws = [build_tx(K("oem-admin"), AddMember(member=K(f"{prefix}-{i}").did, roles=["manufacturer"]),
                          K(f"{prefix}-{i}"), chain=chain, expires=now_ms() + 600_000)
                 for i in range(start, min(n, start + 5000))]
-        r = httpx.post(url + "/v1/txs/batch", content=b"[" + b",".join(raws) + b"]", headers=JSON_POST, timeout=120)
+        r = signed_post(url + "/v1/txs/batch", content=b"[" + b",".join(raws) + b"]", headers=JSON_POST, timeout=120)
         assert r.status_code == 200 and r.json()["accepted"] == len(raws), r.text[:500]
         last = r.json()["results"][-1]["id"]
-    r = httpx.get(f"{url}/v1/txs/{last}", params={"wait": 60}, timeout=90)
+    r = signed_get(f"{url}/v1/txs/{last}", params={"wait": 60}, timeout=90)
     assert r.status_code == 200, r.text[:500]
     return httpx.get(url + "/v1/status", timeout=10).json()["height"]
 
@@ -105,7 +106,7 @@ def error_of(response: bytes) -> dict[str, Any]:
 def events_until(url: str, from_height: int, count: int, timeout: float = 120) -> list[tuple[str, str, dict]]:
     """Read a stream from ``from_height`` until ``count`` events came."""
     out = []
-    with httpx.Client(timeout=httpx.Timeout(timeout, connect=10)) as http, \
+    with signed(timeout=httpx.Timeout(timeout, connect=10)) as http, \
             http.stream("GET", url + "/v1/events", params={"from_height": from_height}) as r:
         assert r.status_code == 200
         for ev in parse_sse(r.iter_lines()):
@@ -146,7 +147,8 @@ def test_event_streams_that_never_read_hold_bounded_memory_and_others_are_still_
         peak = before
         for i in range(8):  # 8 streams from 4 addresses, each offering a 4 KiB window and reading nothing
             stalled.append(raw_request(node.port, b"GET /v1/events?from_height=0 HTTP/1.1\r\nHost: n\r\n"
-                                                  b"Accept: text/event-stream\r\n\r\n",
+                                                  + signature_lines("GET", "/v1/events?from_height=0")
+                                                  + b"Accept: text/event-stream\r\n\r\n",
                                        source=f"127.0.0.{2 + i % 4}", rcvbuf=4096))
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -180,7 +182,8 @@ def test_a_stream_whose_client_stopped_reading_is_closed_and_resumes_with_last_e
     url = server.start()
     s = None
     try:
-        s = raw_request(server.port, b"GET /v1/events?from_height=0 HTTP/1.1\r\nHost: n\r\n\r\n", rcvbuf=4096)
+        s = raw_request(server.port, b"GET /v1/events?from_height=0 HTTP/1.1\r\nHost: n\r\n"
+                        + signature_lines("GET", "/v1/events?from_height=0") + b"\r\n", rcvbuf=4096)
         deadline = time.monotonic() + 30
         while server.guard.stalled == 0:  # it read nothing for 2 s: the node let it go
             assert time.monotonic() < deadline
@@ -189,7 +192,7 @@ def test_a_stream_whose_client_stopped_reading_is_closed_and_resumes_with_last_e
         ids = [e[0] for e in parse_sse(iter(dechunked(got).decode().split("\r\n")))]  # whole events only
         assert 0 < len(ids) < EVENTS
         rest = []
-        with httpx.Client(timeout=30) as http, http.stream("GET", url + "/v1/events",
+        with signed(timeout=30) as http, http.stream("GET", url + "/v1/events",
                                                            headers={"last-event-id": ids[-1]}) as r:
             for ev in parse_sse(r.iter_lines()):
                 rest.append(ev[0])
@@ -358,7 +361,7 @@ def test_reading_events_across_a_damaged_block_ends_with_an_integrity_error_even
     for i in range(14):  # one block each
         raw = build_tx(K("oem-admin"), AddMember(member=K(f"dmg-{i}").did, roles=["manufacturer"]), K(f"dmg-{i}"),
                        chain=chain, expires=now_ms() + 600_000)
-        assert httpx.post(node.url + "/v1/txs", params={"wait": 20}, content=raw, headers=JSON_POST,
+        assert signed_post(node.url + "/v1/txs", params={"wait": 20}, content=raw, headers=JSON_POST,
                           timeout=30).status_code == 200
     before = events_until(node.url, 0, 14)
     node.stop()
@@ -374,7 +377,7 @@ def test_reading_events_across_a_damaged_block_ends_with_an_integrity_error_even
     node = node_process.start("--workers", "1", "--scrub-minutes", "0")
     try:
         got = []
-        with httpx.Client(timeout=httpx.Timeout(30, connect=10)) as http, \
+        with signed(timeout=httpx.Timeout(30, connect=10)) as http, \
                 http.stream("GET", node.url + "/v1/events", params={"from_height": 0}) as r:
             assert r.status_code == 200
             got = list(parse_sse(r.iter_lines()))  # ends: the node closes the stream
@@ -385,11 +388,10 @@ def test_reading_events_across_a_damaged_block_ends_with_an_integrity_error_even
         assert data["error"]["code"] == "integrity_failure" and f"block {damaged}" in data["error"]["message"]
         assert len(got) == 6
         assert httpx.get(node.url + "/v1/status", timeout=10).json()["healthy"] is False
-        from blokauto.client import Client
         from blokauto.node.faults import DataIntegrity
 
         seen = []
-        with Client(node.url, verify=False) as c, pytest.raises(DataIntegrity, match=f"block {damaged}"):
+        with signed_client(node.url, verify=False) as c, pytest.raises(DataIntegrity, match=f"block {damaged}"):
             for ev in c.events(from_height=0, reconnect=True):  # the SDK raises instead of yielding "error"
                 seen.append(ev.id)
         assert seen == [e[0] for e in before[:5]]
@@ -411,7 +413,7 @@ def test_every_refusal_of_the_http_layer_has_a_documented_code():
 
 
 def test_a_body_over_its_limit_names_the_route_and_the_limit(live_node):
-    r = httpx.post(live_node.url + "/v1/txs", content=b" " * (2**20 + 10), headers=JSON_POST, timeout=30)
+    r = signed_post(live_node.url + "/v1/txs", content=b" " * (2**20 + 10), headers=JSON_POST, timeout=30)
     assert r.status_code == 413
     err = r.json()["error"]
     assert err["code"] == "request_too_large"
@@ -420,7 +422,7 @@ def test_a_body_over_its_limit_names_the_route_and_the_limit(live_node):
 
 
 def test_a_parameter_that_does_not_validate_says_why_in_the_sentence(live_node):
-    r = httpx.get(live_node.url + "/v1/txs/" + "ab" * 32, params={"wait": -1}, timeout=10)
+    r = signed_get(live_node.url + "/v1/txs/" + "ab" * 32, params={"wait": -1}, timeout=10)
     assert r.status_code == 400
     err = r.json()["error"]
     assert err["code"] == "bad_request"
@@ -440,7 +442,7 @@ def test_a_method_a_route_does_not_take_names_the_ones_it_does(live_node):
 @pytest.mark.parametrize("path", ["/v1/blocks/-1", "/v1/blocks/" + "9" * 30, "/v1/checkpoints/-1",
                                   "/v1/checkpoints/" + "9" * 30, f"/v1/blocks/{2**53}"])
 def test_a_height_outside_the_documented_range_is_a_bad_request(live_node, path):
-    r = httpx.get(live_node.url + path, timeout=10)
+    r = signed_get(live_node.url + path, timeout=10)
     assert r.status_code == 400, r.text
     err = r.json()["error"]
     assert err["code"] == "bad_request" and "height" in err["message"]
@@ -449,12 +451,12 @@ def test_a_height_outside_the_documented_range_is_a_bad_request(live_node, path)
 @pytest.mark.parametrize("route", ["blocks", "checkpoints"])
 def test_a_height_beyond_the_head_is_not_reached_yet(live_node, route):
     head = httpx.get(live_node.url + "/v1/status", timeout=10).json()["height"]
-    r = httpx.get(f"{live_node.url}/v1/{route}/{head + 50}", timeout=10)
+    r = signed_get(f"{live_node.url}/v1/{route}/{head + 50}", timeout=10)
     assert r.status_code == 404
     err = r.json()["error"]
     assert err["code"] == "height_not_reached" and err["detail"]["height"] == head + 50
-    assert httpx.get(f"{live_node.url}/v1/{route}/{head}", timeout=10).status_code == 200
-    assert httpx.get(f"{live_node.url}/v1/{route}/{2**53 - 1}", timeout=10).json()["error"]["code"] == \
+    assert signed_get(f"{live_node.url}/v1/{route}/{head}", timeout=10).status_code == 200
+    assert signed_get(f"{live_node.url}/v1/{route}/{2**53 - 1}", timeout=10).json()["error"]["code"] == \
         "height_not_reached"
 
 
@@ -467,16 +469,17 @@ def test_snapshot_downloads_that_never_read_are_bounded_and_the_rest_refused(bus
     node = NodeProcess(data, "--workers", "1", "--scrub-minutes", "0")
     stalled: list[socket.socket] = []
     try:
-        size = len(httpx.get(node.url + "/v1/snapshot/chain", timeout=60).content)  # warm: one whole copy
+        size = len(signed_get(node.url + "/v1/snapshot/chain", timeout=60).content)  # warm: one whole copy
         assert size > 4 * 2**20
         before = rss(node.pid)
-        request = b"GET /v1/snapshot/chain HTTP/1.1\r\nHost: n\r\n\r\n"
         for i in range(2):
+            request = b"GET /v1/snapshot/chain HTTP/1.1\r\nHost: n\r\n" + signature_lines("GET", "/v1/snapshot/chain") \
+                + b"\r\n"
             stalled.append(raw_request(node.port, request, source=f"127.0.0.{2 + i}", rcvbuf=4096))
         refused = 0
         deadline = time.monotonic() + 30
         while refused < 30 and time.monotonic() < deadline:  # 30 more clients, while the two hold theirs
-            r = httpx.get(node.url + "/v1/snapshot/chain", timeout=60)
+            r = signed_get(node.url + "/v1/snapshot/chain", timeout=60)
             if r.status_code == 503:
                 refused += 1
                 assert r.json()["error"]["code"] == "unavailable" and r.headers["retry-after"] == "10"
@@ -490,7 +493,7 @@ def test_snapshot_downloads_that_never_read_are_bounded_and_the_rest_refused(bus
         stalled = []
         deadline = time.monotonic() + 20
         while True:  # their places are given back once they are gone
-            r = httpx.get(node.url + "/v1/snapshot/chain", timeout=60)
+            r = signed_get(node.url + "/v1/snapshot/chain", timeout=60)
             if r.status_code == 200:
                 break
             assert time.monotonic() < deadline
@@ -516,7 +519,7 @@ def test_snapshot_downloads_that_never_read_are_bounded_and_the_rest_refused(bus
 ])
 def test_a_misspelt_query_parameter_is_refused_naming_it_and_the_ones_the_route_takes(live_node, path, params, name,
                                                                                        allowed):
-    r = httpx.get(live_node.url + path, params=params, timeout=10)
+    r = signed_get(live_node.url + path, params=params, timeout=10)
     assert r.status_code == 400, r.text[:300]
     if r.headers["content-type"].startswith("text/html"):
         assert "unknown_parameter" in r.text and name in r.text
@@ -527,7 +530,7 @@ def test_a_misspelt_query_parameter_is_refused_naming_it_and_the_ones_the_route_
 
 
 def test_a_misspelt_module_query_parameter_is_an_invalid_query_naming_it_and_the_ones_it_takes(live_node):
-    r = httpx.get(live_node.url + "/v1/q/governance/proposals", params={"limt": "5"}, timeout=10)
+    r = signed_get(live_node.url + "/v1/q/governance/proposals", params={"limt": "5"}, timeout=10)
     assert r.status_code == 400
     err = r.json()["error"]
     assert err["code"] == "invalid_query" and "'limt'" in err["message"] and "limit, min_height, offset, status" in err["message"]
@@ -535,14 +538,14 @@ def test_a_misspelt_module_query_parameter_is_an_invalid_query_naming_it_and_the
 
 def test_a_misspelt_wait_is_refused_at_once_not_answered_unknown_tx(live_node):
     started = time.monotonic()
-    r = httpx.get(live_node.url + "/v1/txs/" + "ab" * 32 + "?wiat=30", timeout=10)
+    r = signed_get(live_node.url + "/v1/txs/" + "ab" * 32 + "?wiat=30", timeout=10)
     assert r.status_code == 400 and r.json()["error"]["code"] == "unknown_parameter"
     assert time.monotonic() - started < 5
 
 
 @pytest.mark.parametrize("query", ["full=true&full=false", "full=true&full=true"])
 def test_a_repeated_query_parameter_is_refused(live_node, query):
-    r = httpx.get(f"{live_node.url}/v1/blocks/0?{query}", timeout=10)
+    r = signed_get(f"{live_node.url}/v1/blocks/0?{query}", timeout=10)
     assert r.status_code == 400
     err = r.json()["error"]
     assert err["code"] == "repeated_parameter" and err["detail"] == {"name": "full", "count": 2}
@@ -551,17 +554,17 @@ def test_a_repeated_query_parameter_is_refused(live_node, query):
 @pytest.mark.parametrize("path", ["/v1/state/%ff%fe", "/v1/state/veh/v/%c3", "/v1/reports/%ff",
                                   "/v1/q/vehicles/vehicle?vin=%ff"])
 def test_a_path_or_query_that_is_not_utf8_is_refused(live_node, path):
-    r = httpx.get(live_node.url + path, timeout=10)
+    r = signed_get(live_node.url + path, timeout=10)
     assert r.status_code == 400, r.text[:300]
     err = r.json()["error"]
     assert err["code"] == "bad_request" and "UTF-8" in err["message"]
-    assert httpx.get(live_node.url + "/v1/state/veh/v/%C3%A9", timeout=10).json()["key"] == "veh/v/\u00e9"
+    assert signed_get(live_node.url + "/v1/state/veh/v/%C3%A9", timeout=10).json()["key"] == "veh/v/\u00e9"
 
 
 def test_a_huge_limit_is_clamped_to_the_querys_page_and_one_beyond_2_53_refused(live_node):
-    r = httpx.get(live_node.url + "/v1/q/governance/proposals", params={"limit": 1_000_000_000}, timeout=10)
+    r = signed_get(live_node.url + "/v1/q/governance/proposals", params={"limit": 1_000_000_000}, timeout=10)
     assert r.status_code == 200
-    r = httpx.get(live_node.url + "/v1/q/governance/proposals", params={"limit": 2**53}, timeout=10)
+    r = signed_get(live_node.url + "/v1/q/governance/proposals", params={"limit": 2**53}, timeout=10)
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_query" and "limit" in r.text
 
 
@@ -577,14 +580,14 @@ def test_a_huge_limit_is_clamped_to_the_querys_page_and_one_beyond_2_53_refused(
 def test_heights_are_ascii_digits_not_whatever_int_would_take(live_node, path, params):
     """Found by a third outside attack: `/v1/blocks/%D9%A1` served block 1 and `from_height=3e1`
     replayed from block 30; a height is written in ASCII digits or refused."""
-    r = httpx.get(live_node.url + path, params=params, timeout=10)
+    r = signed_get(live_node.url + path, params=params, timeout=10)
     assert r.status_code == 400, (path, params, r.status_code, r.text[:200])
     assert r.json()["error"]["code"] == "bad_request" and "ASCII digits" in r.json()["error"]["message"]
 
 
 @pytest.mark.parametrize("last_event_id", ["9007199254740992", "05", "+5", "5:1", "1_0"])
 def test_an_event_id_beyond_any_height_or_oddly_written_is_refused(live_node, last_event_id):
-    r = httpx.get(live_node.url + "/v1/events", headers={"last-event-id": last_event_id}, timeout=10)
+    r = signed_get(live_node.url + "/v1/events", headers={"last-event-id": last_event_id}, timeout=10)
     assert r.status_code == 400 and r.json()["error"]["code"] == "bad_event_id", r.text[:200]
 
 
@@ -612,6 +615,7 @@ def test_a_request_body_that_never_arrives_is_answered_408_not_held_for_ever(tmp
     try:
         t0 = time.monotonic()
         s = raw_request(server.port, b"POST /v1/txs HTTP/1.1\r\nHost: n\r\nContent-Type: application/json\r\n"
+                                     + signature_lines("POST", "/v1/txs", body=b'{"a')  # the body it announces
                                      + length_header + b"\r\n" + (b"3\r\n{\"a" if b"chunked" in length_header else b"{\"a"))
         got, closed = read_until_closed(s, 30)
         assert got.startswith(b"HTTP/1.1 408 "), got[:200]

@@ -16,7 +16,6 @@ import httpx
 import msgspec
 import pytest
 
-from blokauto.client import Client
 from blokauto.core import crypto
 from blokauto.core.encoding import canonical
 from blokauto.core.errors import (
@@ -33,7 +32,8 @@ from blokauto.core.errors import (
 )
 from blokauto.modules.governance.messages import AddMember, RevokeMember, RotateKey
 
-from conftest import JSON_POST, K, build_tx, now_ms, write_chain
+from conftest import JSON_POST, K, build_tx, now_ms, signed_client, write_chain
+from conftest import signed as signed_http_client
 
 ADD = "governance.add_member"
 MAX_TX_BYTES = 65_536
@@ -67,7 +67,7 @@ def add_member_msg(new: crypto.KeyPair, roles: list[str] | None = None) -> dict[
     return {"type": ADD, "member": new.did, "roles": roles or ["manufacturer"]}
 
 
-HTTP = httpx.Client(timeout=30)  # one keep-alive connection pool for the whole file
+HTTP = signed_http_client()  # one keep-alive connection pool for the whole file, signing with the node's key
 _PREFIX = [""]
 
 
@@ -728,7 +728,7 @@ def test_a_height_beyond_two_to_the_53_is_a_bad_request(live_node, path):
 
 def test_sdk_raises_the_refusal_class_the_node_answered_with(live_node):
     live = live_node
-    with Client(live.url, trust=live.genesis) as c:
+    with signed_client(live.url, trust=live.genesis) as c:
         fired = K("fired")
         c.send(AddMember(member=fired.did, roles=["manufacturer"]), K("oem-admin"), fired).raise_for_status()
         c.send(RevokeMember(member=fired.did), K("oem-admin")).raise_for_status()

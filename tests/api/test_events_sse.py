@@ -12,11 +12,10 @@ import httpx
 import msgspec
 import pytest
 
-from blokauto.client import Client
 from blokauto.modules.governance import state as gov_state
 from blokauto.modules.governance.messages import AddMember, Propose
 
-from conftest import JSON_POST, K, parse_sse
+from conftest import JSON_POST, K, parse_sse, signed, signed_client, signed_get, signed_post
 
 Ev = tuple[str, str, dict[str, Any]]  # (id, event type, data)
 
@@ -25,7 +24,7 @@ Ev = tuple[str, str, dict[str, Any]]  # (id, event type, data)
 
 
 def commit(live: Any, raw: bytes) -> dict[str, Any]:
-    r = httpx.post(live.url + "/v1/txs", headers=JSON_POST, params={"wait": 20}, content=raw, timeout=30)
+    r = signed_post(live.url + "/v1/txs", headers=JSON_POST, params={"wait": 20}, content=raw, timeout=30)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -35,9 +34,9 @@ def add(live: Any, label: str, roles: tuple[str, ...] = ("manufacturer",)) -> by
 
 
 def commit_batch(live: Any, raws: list[bytes]) -> list[dict[str, Any]]:
-    r = httpx.post(live.url + "/v1/txs/batch", headers=JSON_POST, content=b"[" + b",".join(raws) + b"]", timeout=30)
+    r = signed_post(live.url + "/v1/txs/batch", headers=JSON_POST, content=b"[" + b",".join(raws) + b"]", timeout=30)
     assert r.json()["accepted"] == len(raws), r.text
-    return [httpx.get(f"{live.url}/v1/txs/{x['id']}", params={"wait": 20}, timeout=30).json()
+    return [signed_get(f"{live.url}/v1/txs/{x['id']}", params={"wait": 20}, timeout=30).json()
             for x in r.json()["results"]]
 
 
@@ -65,7 +64,7 @@ def head(live: Any) -> int:
 def expected_events(live: Any, from_height: int = 0) -> list[Ev]:
     out: list[Ev] = []
     for h in range(from_height, head(live) + 1):
-        b = httpx.get(f"{live.url}/v1/blocks/{h}", params={"full": "true"}, timeout=10).json()
+        b = signed_get(f"{live.url}/v1/blocks/{h}", params={"full": "true"}, timeout=10).json()
         for i, receipt in enumerate(b["receipts"]):
             for j, ev in enumerate(receipt["events"]):
                 data = {"height": h, "time": b["header"]["time"], "tx": b["tx_ids"][i], **ev}
@@ -77,7 +76,7 @@ class Stream:
     """A raw SSE connection; ``take(n)`` reads exactly n events (fails on a 30 s silence)."""
 
     def __init__(self, live: Any, *, last_event_id: str | None = None, from_height: int | None = None) -> None:
-        self.http = httpx.Client(timeout=httpx.Timeout(30, connect=10))
+        self.http = signed(timeout=httpx.Timeout(30, connect=10))
         headers = {"accept": "text/event-stream"}
         if last_event_id is not None:
             headers["last-event-id"] = last_event_id
@@ -158,7 +157,7 @@ def test_reconnect_with_last_event_id_misses_nothing_and_repeats_nothing(live_no
 
 def test_sdk_resumes_from_last_event_id(live_node):
     history(live_node, "one")
-    with Client(live_node.url, trust=live_node.genesis) as c:
+    with signed_client(live_node.url, trust=live_node.genesis) as c:
         seen = []
         for ev in c.events(from_height=0, reconnect=False, idle_timeout=30):
             seen.append(ev)
@@ -210,7 +209,7 @@ def test_two_clients_see_the_same_sequence(live_node):
 
 @pytest.mark.parametrize("bad", ["yesterday", "1:2", "a:b:c", "1:2:3:4:5", "-1:0:0", "99999999999999999999:0:0", ""])
 def test_malformed_last_event_id_is_refused(live_node, bad):
-    with httpx.Client(timeout=10) as http, http.stream("GET", live_node.url + "/v1/events",
+    with signed(timeout=10) as http, http.stream("GET", live_node.url + "/v1/events",
                                                        headers={"last-event-id": bad}) as r:
         assert r.status_code == 400
         r.read()
@@ -223,7 +222,8 @@ def test_events_without_follow_end_cleanly_once_caught_up(live_node):
     from conftest import run_cli
 
     raw = live_node.tx(K("oem-admin"), AddMember(member=K("quiet").did, roles=["manufacturer"]), K("quiet"))
-    assert httpx.post(f"{live_node.url}/v1/txs?wait=10", headers=JSON_POST, content=raw).status_code == 200
-    r = run_cli("events", "--node", live_node.url, "--from-height", "0", "--no-follow", timeout=60)
+    assert signed_post(f"{live_node.url}/v1/txs?wait=10", headers=JSON_POST, content=raw).status_code == 200
+    r = run_cli("events", "--node", live_node.url, "--data", str(live_node.data), "--as", "node", "--from-height", "0",
+                "--no-follow", timeout=60)  # signed with the node's key, which reads every event
     assert r.returncode == 0, r.stderr
     assert "governance.member_added" in r.stdout and "Traceback" not in r.stderr

@@ -8,11 +8,9 @@ import copy
 import threading
 from typing import Any
 
-import httpx
 import msgspec
 import pytest
 
-from blokauto.client import Client
 from blokauto.core import crypto
 from blokauto.core.block import Checkpoint, Genesis, Header, NodeSignature, attest
 from blokauto.core.encoding import canonical, to_builtins
@@ -26,9 +24,9 @@ from blokauto.verify import (
     verify_tx_evidence,
 )
 
-from conftest import JSON_POST, K, build_tx, consortium, now_ms, write_chain
+from conftest import JSON_POST, K, build_tx, consortium, now_ms, signed, signed_client, write_chain
 
-HTTP = httpx.Client(timeout=30)
+HTTP = signed()  # signed with the node's key, which reads everything
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -228,7 +226,7 @@ def test_sdk_refuses_a_receipt_for_another_transaction(chain, monkeypatch, lie):
     """A node that answers with another transaction's genuine, proven receipt is caught: whether it
     says so (its id) or claims it is the one asked about."""
     asked, other = chain.ids[0], chain.ids[1]
-    with Client(chain.url, trust=chain.genesis) as c:
+    with signed_client(chain.url, trust=chain.genesis) as c:
         real = c._request
 
         def swap(method, path, **kw):
@@ -254,7 +252,7 @@ def test_state_value_present_is_proven(chain, anchor):
     assert msgspec.json.decode(ev["raw"]) == ev["value"]
     assert cp.header.height == ev["height"]
     assert cp.header.state_root == get_json(chain, f"/v1/blocks/{ev['height']}")["header"]["state_root"]
-    with Client(chain.url, trust=chain.genesis) as c:
+    with signed_client(chain.url, trust=chain.genesis) as c:
         sv = c.state(f"gov/member/{K('mallory').did}")
         assert sv.value["status"] == "revoked"
 
@@ -264,7 +262,7 @@ def test_state_value_absent_is_proven(chain, anchor):
         ev = get_json(chain, f"/v1/state/{key}")
         assert ev["value"] is None and ev["raw"] is None
         verify_state_evidence(ev, anchor)
-    with Client(chain.url, trust=chain.genesis) as c:
+    with signed_client(chain.url, trust=chain.genesis) as c:
         assert c.state(f"gov/member/{K('never-added').did}").value is None
 
 
@@ -345,7 +343,7 @@ def test_tampered_state_value_field_is_rejected(chain, anchor):
 
 def test_sdk_refuses_a_state_proof_for_another_key(chain, monkeypatch):
     asked, other = f"gov/member/{K('mallory').did}", f"gov/member/{K('alice').did}"
-    with Client(chain.url, trust=chain.genesis) as c:
+    with signed_client(chain.url, trust=chain.genesis) as c:
         real = c._request
         monkeypatch.setattr(c, "_request", lambda method, path, **kw: real(method, path.replace(asked, other), **kw))
         try:
@@ -369,7 +367,7 @@ def test_latest_checkpoint_verifies_and_matches_status(chain, anchor):
     assert cp.header.height <= st["height"]
     assert get_json(chain, "/v1/blocks/latest")["header"]["height"] >= cp.header.height
     assert [a.node for a in cp.attestations] == [K("reg-node").did]
-    with Client(chain.url, trust=chain.genesis) as c:
+    with signed_client(chain.url, trust=chain.genesis) as c:
         assert c.checkpoint(cp.header.height) == cp
 
 
@@ -458,7 +456,7 @@ def test_get_with_wait_registered_before_submission_returns_once_committed(chain
     got: dict[str, Any] = {}
 
     def wait() -> None:
-        with httpx.Client(timeout=40) as c:
+        with signed(timeout=40) as c:
             got["r"] = c.get(f"{chain.url}/v1/txs/{txid}", params={"wait": 30})
 
     t = threading.Thread(target=wait)
@@ -551,14 +549,14 @@ def test_a_query_with_min_height_reads_the_write_just_committed(chain):
     h = receipt["height"]
     res = get_json(chain, "/v1/q/governance/member", did=K("read-my-write").did, min_height=h)
     assert res["height"] >= h and res["result"]["org"] == "oem"
-    with Client(chain.url, trust=chain.genesis) as c:
+    with signed_client(chain.url, trust=chain.genesis) as c:
         assert c.query("governance", "member", did=K("read-my-write").did, min_height=h)["org"] == "oem"
     assert get_json(chain, "/v1/q/governance/organisations", min_height=-1)["height"] >= 0
 
 
 def test_sdk_query(chain):
     flushed(chain)
-    with Client(chain.url, trust=chain.genesis) as c:
+    with signed_client(chain.url, trust=chain.genesis) as c:
         assert c.query("governance", "organisation", id="ins")["members"][0]["did"] == K("ins-admin").did
 
 
