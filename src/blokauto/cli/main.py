@@ -5,7 +5,8 @@
     tx ..., messages      tx.py       build, sign, submit and look up transactions
     consent ...           consent.py  the holder grants, revokes and lists consent to a vehicle's data
     status, state, query, read.py     read the ledger, verify reports, audit a folder
-    events, report, verify, audit
+    events, report, verify, audit,
+    report share VIN                  a link to a report that opens without an account
     demo                  demo.py     the story on a one-node chain (or a local network)
     network ...           network.py  a local consortium on NATS JetStream
     bench ...             bench.py    benchmarks
@@ -17,8 +18,10 @@ file, a bad value, an unreachable node), 3 verification failed, 4 the data folde
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from . import read, tx
 from .bench import bench_app
@@ -28,8 +31,20 @@ from .errors import cli_errors
 from .keys import init, keys_app
 from .network import network_app
 from .node import node_app
+from .privacy import privacy_app
+
+
+class _Commands(TyperGroup):
+    """``blokauto report share VIN`` runs the command report-share (``report`` itself takes a VIN)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args[:2] == ["report", "share"]:
+            args = ["report-share", *args[2:]]
+        return super().parse_args(ctx, args)
+
 
 app = typer.Typer(
+    cls=_Commands,
     help="blokauto: a shared, verifiable ledger for the whole life of a vehicle.",
     no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False, rich_markup_mode="markdown",
 )
@@ -39,8 +54,10 @@ app.add_typer(node_app, name="node")
 app.add_typer(tx.tx_app, name="tx")
 app.command()(tx.messages)
 app.add_typer(consent_app, name="consent")
+app.add_typer(privacy_app, name="privacy")
 for command in (read.status, read.state, read.query, read.events, read.report, read.verify, read.audit):
     app.command()(command)
+app.command("report-share", hidden=True)(read.report_share)  # `blokauto report share VIN`
 app.add_typer(network_app, name="network")
 app.add_typer(bench_app, name="bench")
 
