@@ -114,7 +114,7 @@ def _live_more_history(node: NodeProcess, data: Path) -> tuple[dict[str, Any], d
     keys = KeyStore(data / "keys")
     kba, bmw = keys.load("kba-admin"), keys.load("bavaria-motors-admin")
     allied, shop = keys.load("allied-insurance-admin"), keys.load("meister-werkstatt-admin")
-    with Client(node.url, trust=data / "genesis.json") as c:
+    with Client(node.url, trust=data / "genesis.json", key=node.key) as c:
         _send(c, veh.RecordService(vin=VIN, odometer=33_000, items=["tyres", "wipers"]), shop)
         h = _send(c, veh.RecordInspection(vin=VIN, odometer=33_100, result="pass"), kba)
         new = c.report(VIN, min_height=h)
@@ -188,7 +188,7 @@ def _live_recalls(node: NodeProcess, data: Path) -> tuple[dict[str, dict[str, An
         assert info.ok, f"OpenCampaign {number} failed: {info.error}"
         return next(e["campaign"] for e in info.events if e["type"] == "recalls.campaign_opened"), info.height
 
-    with Client(node.url, trust=data / "genesis.json") as c:
+    with Client(node.url, trust=data / "genesis.json", key=node.key) as c:
         _send(c, parts.RegisterPartType(part_number=SERIAL_PN, name="driver airbag inflator", category="airbag",
                                         serialized=True), bmw)
         _send(c, parts.MintParts(part_number=SERIAL_PN, serials=sorted(SERIAL_CARS.values()), produced="2025-01-06",
@@ -237,6 +237,27 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         finally:
             if node.proc.poll() is None:
                 node.kill()
+
+
+def signature_headers(method: str, url: str, key: KeyPair, body: bytes = b"") -> dict[str, str]:
+    """The RFC 9421 signature headers of one request to ``url`` (absolute) signed by ``key``."""
+    from blokauto.http_signatures import sign_request
+
+    headers: dict[str, str] = {}
+    sign_request(key, method, url, headers, body)
+    return headers
+
+
+def sign_pages(context: Any, url: str, key: KeyPair) -> None:
+    """Every request the browser ``context`` sends to the node at ``url`` is signed with ``key``, as
+    the reader's own key would sign it (the report routes answer signed requests or share links)."""
+    def sign(route: Any) -> None:
+        req = route.request
+        route.continue_(headers={**req.headers, **signature_headers(req.method, req.url, key,
+                                                                    req.post_data_buffer or b"")})
+
+    context.route(f"{url}/**", sign)
+    context.route(url, sign)
 
 
 @pytest.fixture(scope="session")

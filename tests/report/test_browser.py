@@ -35,6 +35,8 @@ from helpers.reports import (  # noqa: E402
     World,
     header_of,
     names,
+    sign_pages,
+    signature_headers,
 )
 
 pytest_plugins = ["helpers.reports"]
@@ -47,8 +49,9 @@ BUG_EMBED = ("BUG: report/html.py _embed escapes '</' but not '<!--'; text conta
 
 
 @pytest.fixture(scope="module")
-def context(browser: Any) -> Iterator[Any]:
+def context(browser: Any, world: World) -> Iterator[Any]:
     ctx = browser.new_context(viewport={"width": 1100, "height": 1000})
+    sign_pages(ctx, world.node.url, world.node_key)  # the reader: the consortium's node key (reads every report)
     try:
         yield ctx
     finally:
@@ -160,9 +163,10 @@ def test_a_recall_car_page_is_green_and_lists_its_open_recalls(world: World, pag
 
 
 def test_the_pdf_route_and_an_unknown_vin(world: World, page: Any):
-    r = page.request.get(f"{world.node.url}/v1/reports/{VIN}/pdf")
+    pdf, unknown = f"{world.node.url}/v1/reports/{VIN}/pdf", f"{world.node.url}/reports/WZZ3E5C22NM999999"
+    r = page.request.get(pdf, headers=signature_headers("GET", pdf, world.node_key))
     assert r.ok and r.body().startswith(b"%PDF")
-    missing = page.request.get(f"{world.node.url}/reports/WZZ3E5C22NM999999")
+    missing = page.request.get(unknown, headers=signature_headers("GET", unknown, world.node_key))
     assert missing.status == 404
 
 
@@ -255,7 +259,8 @@ def test_a_counterfeit_consortium_report_fails_against_the_pinned_anchor(world: 
     from blokauto.client import Client
     from blokauto.modules.vehicles import messages as veh
 
-    with Client(live_node.url, trust=live_node.genesis) as c:
+    sign_pages(context, live_node.url, live_node.key)
+    with Client(live_node.url, trust=live_node.genesis, key=live_node.key) as c:
         assert c.send(veh.AssignWmi(wmi="WZZ", org="oem"), K("reg-admin")).ok
         info = c.send(veh.RegisterVehicle(vin=VIN, make="Bavaria", model="E5", model_year=2022, body="sedan",
                                           powertrain="bev", plant="Dingolfing", build_date="2022-06-14", country="DE"),
@@ -319,7 +324,7 @@ def odd_text_vin(world: World) -> str:
 
     vin = "WZZ3E5C29NM400300"
     keys = KeyStore(world.data / "keys")
-    with Client(world.node.url, trust=world.data / "genesis.json") as c:
+    with Client(world.node.url, trust=world.data / "genesis.json", key=world.node_key) as c:
         assert c.send(veh.RegisterVehicle(vin=vin, make="Bavaria", model="E5 </script>", model_year=2023, body="sedan",
                                           powertrain="bev", plant="Dingolfing", build_date="2023-01-09", country="DE"),
                       keys.load("bavaria-motors-admin")).ok

@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import httpx
 import msgspec
 import pytest
 
@@ -356,17 +355,32 @@ def test_cli_report_from_the_data_folder(world: World, tmp_path: Path):
     assert doc["evidence"]["vehicle"]["raw"] == world.new["evidence"]["vehicle"]["raw"]
 
 
-def test_cli_report_from_a_node(world: World, tmp_path: Path):
-    r = run_cli("report", VIN, "--node", world.node.url, "--json", str(tmp_path / "r.json"),
+@pytest.fixture(scope="module")
+def reader(world: World, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A working folder whose default key store (./blokauto-data/keys) holds the consortium's node
+    key, which reads every report: ``--as kba-node`` signs the CLI's requests to the node, and no
+    --data is named (so the trust anchor stays what --trust says, or the node's own)."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("reader")
+    (folder / "blokauto-data" / "keys").mkdir(parents=True)
+    shutil.copy2(world.data / "keys" / "kba-node.json", folder / "blokauto-data" / "keys" / "kba-node.json")
+    return folder
+
+
+def test_cli_report_from_a_node(world: World, tmp_path: Path, reader: Path):
+    r = run_cli("report", VIN, "--node", world.node.url, "--as", "kba-node", "--json", str(tmp_path / "r.json"),
                 "--html", str(tmp_path / "r.html"), "--pdf", str(tmp_path / "r.pdf"),
-                "--trust", str(world.data / "genesis.json"), env=ENV)
+                "--trust", str(world.data / "genesis.json"), env=ENV, cwd=reader)
     assert r.returncode == 0, r.stderr
     _check_outputs(world, tmp_path, 15)
-    printed = run_cli("report", VIN, "--node", world.node.url, "--json", "-", env=ENV)  # the JSON on stdout
+    printed = run_cli("report", VIN, "--node", world.node.url, "--as", "kba-node", "--json", "-", env=ENV,
+                      cwd=reader)  # the JSON on stdout
     assert printed.returncode == 0, printed.stderr
     assert verify_report(json.loads(printed.stdout), world.anchor).entries == 15
     assert "NOT pinned" not in printed.stderr and "not pinned" in printed.stderr  # the node's own anchor, and it says so
-    summary = run_cli("report", VIN, "--node", world.node.url, "--trust", str(world.data / "genesis.json"), env=ENV)
+    summary = run_cli("report", VIN, "--node", world.node.url, "--as", "kba-node", "--trust",
+                      str(world.data / "genesis.json"), env=ENV, cwd=reader)
     assert summary.returncode == 0 and len(summary.stdout.splitlines()) < 8  # a summary, not 700 lines of JSON
     assert "verified" in summary.stdout and "odometer_rollback" in summary.stdout and "--json FILE" in summary.stdout
 
@@ -376,10 +390,13 @@ def test_cli_report_of_an_unknown_vin(world: World):
     assert r.exit_code == 1 and "unknown_vin" in r.stderr
 
 
-def test_cli_report_refuses_a_node_of_another_consortium(world: World, tmp_path: Path):
+def test_cli_report_refuses_a_node_of_another_consortium(world: World, tmp_path: Path, reader: Path,
+                                                        monkeypatch: pytest.MonkeyPatch):
     other = tmp_path / "other-genesis.json"
     other.write_bytes(canonical(world.other_genesis))
-    r = blokauto("report", VIN, "--node", world.node.url, "--trust", str(other), "--json", str(tmp_path / "r.json"))
+    monkeypatch.chdir(reader)  # --as kba-node: its key store
+    r = blokauto("report", VIN, "--node", world.node.url, "--as", "kba-node", "--trust", str(other), "--json",
+                 str(tmp_path / "r.json"))
     assert r.exit_code == 3 and "verification failed" in r.stderr, r.stderr
     assert OTHER_ANCHOR in r.stderr and not (tmp_path / "r.json").exists()
 
@@ -388,13 +405,13 @@ def test_cli_report_refuses_a_node_of_another_consortium(world: World, tmp_path:
 
 
 def test_report_routes_of_the_node(world: World):
-    doc = httpx.get(f"{world.node.url}/v1/reports/{VIN}", timeout=30).json()
+    doc = world.node.http.get(f"/v1/reports/{VIN}", timeout=30).json()
     assert verify_report(doc, world.anchor).entries == 15
-    pdf = httpx.get(f"{world.node.url}/v1/reports/{VIN}/pdf", timeout=30)
+    pdf = world.node.http.get(f"/v1/reports/{VIN}/pdf", timeout=30)
     assert pdf.status_code == 200 and pdf.headers["content-type"].startswith("application/pdf")
     assert pdf.content.startswith(b"%PDF")
-    page = httpx.get(f"{world.node.url}/reports/{VIN}", timeout=30)
+    page = world.node.http.get(f"/reports/{VIN}", timeout=30)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert 'id="report-data"' in page.text and "BlokautoVerifier" in page.text
-    missing = httpx.get(f"{world.node.url}/v1/reports/WZZ3E5C22NM999999", timeout=30)
+    missing = world.node.http.get("/v1/reports/WZZ3E5C22NM999999", timeout=30)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_vin"
