@@ -23,6 +23,7 @@ from blokauto.http_signatures import sign_request
 from blokauto.modules.consent.messages import GrantConsent, RevokeConsent
 from blokauto.modules.governance.messages import AddMember, RevokeMember
 from blokauto.modules.parts import messages as parts
+from blokauto.modules.privacy.messages import CommitPersonalData
 from blokauto.modules.recalls import state as recall_state
 from blokauto.modules.recalls.messages import OpenCampaign
 from blokauto.modules.vehicles.messages import AssignWmi, RecordLien, TransferTitle
@@ -33,7 +34,8 @@ from helpers.vehicles import WMI, admin, register_msg, vehicles_genesis, vin_for
 VIN = vin_for(WMI["oem"], 1)  # held by OWNER; device DEVICE; lien by bank; consent to ins (history)
 VIN2 = vin_for(WMI["oem"], 2)  # held by the manufacturer; nobody consented
 OWNER, DEVICE, OUTSIDER = K("acl-owner"), K("acl-device"), K("acl-outsider")
-REVOKED, LATE = K("acl-revoked-member"), K("acl-late-consent")
+REVOKED = K("acl-revoked-member")
+SUBJECT = "subj-" + "a" * 26  # a person the insurer holds data about (its vault); the ledger holds a commitment
 
 CALLERS: dict[str, KeyPair | None] = {
     "none": None, "outsider": OUTSIDER, "revoked": REVOKED, "node": K("reg-node"), "regulator": admin("reg"),
@@ -77,6 +79,8 @@ def acl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             info = c.send(OpenCampaign(number="27V-001", component="pads", summary="s", consequence="c", remedy="r",
                                        scope=recall_state.Scope(vin_ranges=[recall_state.VinRange(first=VIN, last=VIN)])),
                           admin("oem")).raise_for_status()
+            c.send(CommitPersonalData(subject=SUBJECT, field="postal_address", commitment="ab" * 32, vin=VIN),
+                   admin("ins")).raise_for_status()
             served.campaign = next(e["campaign"] for e in info.events if e["type"] == "recalls.campaign_opened")
             served.height = info.height
             served.genesis = genesis
@@ -175,6 +179,11 @@ TABLE: list[tuple[str, str, dict[str, str]]] = [
     ("/v1/q/parts/part?id=PN-1:S1", "a part's parties",
      {**{w: "403 not_a_party" for w in CALLERS}, "node": OK, "regulator": OK, "maker": OK, "workshop": OK,
       "none": SIG, "outsider": UNKNOWN, "revoked": REVOKED_, "device": UNKNOWN}),
+    (f"/v1/q/privacy/commitments?subject={SUBJECT}", "organisations holding data about the person",
+     {**{w: "403 not_a_party" for w in CALLERS}, "node": OK, "regulator": OK, "insurer": OK, "none": SIG,
+      "outsider": UNKNOWN, "revoked": REVOKED_, "device": UNKNOWN}),
+    (f"/v1/q/privacy/commitment?subject={SUBJECT}&field=postal_address&commitment={'ab' * 32}",
+     "whoever holds the commitment", KNOWN_ONLY),
     (f"/v1/q/consent/allowed?vin={VIN}&org=ins&category=history", "the organisation asked about, the holder",
      {**{w: NOT_YOURS for w in CALLERS}, "node": OK, "regulator": OK, "insurer": OK, "holder": OK, "none": SIG,
       "outsider": UNKNOWN, "revoked": REVOKED_, "device": UNKNOWN}),
