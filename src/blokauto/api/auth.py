@@ -19,6 +19,7 @@ rules are not), and a replay cache of the nonces seen within ``MAX_AGE_S``.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import threading
 import time
 from collections import OrderedDict
@@ -76,7 +77,15 @@ class RevokedCaller(NotAuthenticated):
                 "organisation's current key.")
 
 
-REPLAY_CACHE_MAX = 1_000_000  # nonces remembered at once; beyond, new requests wait (503) until old ones age out
+class TooManySignedRequests(BlokautoError):
+    code = "too_many_signed_requests"
+    retryable = True
+    template = ("{did} signed {limit} requests to this node within {window} seconds, the most one key may (each "
+                "nonce is remembered that long to refuse replays); wait (Retry-After) or spread the load over keys.")
+
+
+REPLAY_CACHE_MAX = 1_000_000  # nonces remembered at once (~150 MB); beyond, new requests wait (503) until old ones age out
+REPLAY_PER_KEY = 100_000  # of them one key may hold: ~1,400 requests per second for the whole window
 
 
 class _DidKeys(HTTPSignatureKeyResolver):
@@ -95,28 +104,43 @@ class _Verifier(HTTPMessageVerifier):
 
 
 class _Seen:
-    """Nonces seen per key within the signature window, oldest first (thread-safe)."""
+    """Nonces seen within the signature window, oldest first (thread-safe). Each is kept as 16 bytes
+    of a hash of (key, nonce); one key may hold at most ``per_key`` of them at once, so a member that
+    floods the node with requests is slowed down (429) before it crowds out everyone else's."""
 
-    def __init__(self, limit: int = REPLAY_CACHE_MAX) -> None:
+    def __init__(self, limit: int = REPLAY_CACHE_MAX, per_key: int = REPLAY_PER_KEY) -> None:
         self.limit = limit
-        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self.per_key = per_key
+        self._seen: OrderedDict[bytes, tuple[float, str]] = OrderedDict()
+        self._count: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def add(self, did: str, nonce: str, now: float) -> bool:
-        """Remember (did, nonce) until ``now + MAX_AGE_S + MAX_SKEW_S``; False if it was seen already."""
+        """Remember (did, nonce) until ``now + MAX_AGE_S + 2 * MAX_SKEW_S``; False if it was seen already."""
+        key = hashlib.blake2b(f"{did}\x00{nonce}".encode(), digest_size=16).digest()
         with self._lock:
             while self._seen:
-                key, until = next(iter(self._seen.items()))
+                old, (until, owner) = next(iter(self._seen.items()))
                 if until > now:
                     break
-                del self._seen[key]
-            if (did, nonce) in self._seen:
+                del self._seen[old]
+                left = self._count[owner] - 1
+                if left:
+                    self._count[owner] = left
+                else:
+                    del self._count[owner]
+            if key in self._seen:
                 return False
+            if self._count.get(did, 0) >= self.per_key:
+                err = TooManySignedRequests(did=did, limit=self.per_key, window=MAX_AGE_S + 2 * MAX_SKEW_S)
+                err.retry_after = MAX_AGE_S  # type: ignore[attr-defined]
+                raise err
             if len(self._seen) >= self.limit:
                 err = Unavailable(reason=f"it holds {self.limit} recent request nonces, the most it remembers")
                 err.retry_after = 1  # type: ignore[attr-defined]
                 raise err
-            self._seen[(did, nonce)] = now + MAX_AGE_S + 2 * MAX_SKEW_S
+            self._seen[key] = (now + MAX_AGE_S + 2 * MAX_SKEW_S, did)
+            self._count[did] = self._count.get(did, 0) + 1
             return True
 
     def __len__(self) -> int:

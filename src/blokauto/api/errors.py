@@ -5,16 +5,21 @@ The status of a refusal is decided here, not in ``core/`` (which knows nothing o
 codes that answer otherwise; ``http_status(err)`` reads it (nearest entry up the class tree).
 
     family (code)                  status   single codes that answer otherwise
+    api.auth.NotAuthenticated      401      (a request not signed, or not verifiably: signature_required,
+      (not_authenticated)                   request_signature_invalid, request_expired, replayed_request,
+                                            digest_mismatch, revoked_caller)
     RequestError (bad_request)     400      bad_signature, missing_signature, unexpected_signer 401;
                                             tx_too_large, request_too_large, batch_too_large,
                                             batch_too_complex 413; method_not_allowed 405;
                                             request_timeout 408; unsupported_media_type 415
-    AuthError (unauthorised)       403
+    AuthError (unauthorised)       403      core.access.ReadRefused (read_refused: consent_required,
+                                            role_required, node_key_required, not_your_data, not_a_party);
+                                            unknown_caller, share_token_invalid 401
     NotFound (not_found)           404
     Conflict (conflict)            409
     DomainError (domain_rule)      422
     Unavailable (unavailable)      503      (integrity_failure 503 too)
-    anything else                  400      too_many_requests, too_many_connections 429
+    anything else                  400      too_many_requests, too_many_signed_requests, too_many_connections 429
 
 Litestar's own refusals (no such route, a method a route does not take, a parameter that does not
 validate, a body over a route's limit) are translated here into blokauto errors with a stable code
@@ -161,6 +166,7 @@ HTTP_STATUS: dict[str, int] = {
     "batch_too_complex": 413,
     "unsupported_media_type": 415,
     "too_many_requests": 429,
+    "too_many_signed_requests": 429,
     "too_many_connections": 429,
     "integrity_failure": 503,
 }
