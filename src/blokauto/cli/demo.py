@@ -75,7 +75,7 @@ MARKER_TEXT = "created by `blokauto demo`; the next demo run replaces this folde
 DEMO_NAMES = frozenset({
     MARKER, "genesis.json", "keys", "chain.db", "chain.db-wal", "chain.db-shm", "chain.db-journal", "state.db",
     "state.db-wal", "state.db-shm", "state.db-journal", "head.json", "intake.journal", "integrity.json", "node.lock",
-    "node.log", "consortium", "orgs", "nats", "tls", "operator.nk", "network.json",
+    "node.log", "consortium", "orgs", "nats", "tls", "operator.nk", "network.json", "vault",
 })
 DEMO_PREFIXES = ("intake.journal.torn-", "damaged-")  # a journal's torn tail, damage set aside by a node
 
@@ -132,7 +132,7 @@ def run_demo(data: Path, *, serve: bool, port: int, console: Console) -> None:
     console.print(f"  node {node.node_did[:24]}… serving {url} (OpenAPI at {url}/schema)\n")
     try:
         with Client(url, trust=genesis) as bc:
-            tell_story(bc, keys, Story(console))
+            tell_story(bc, keys, Story(console), data / "vault")
         st = node.status()
         node.committer.state.flush()
         report = audit(data)
@@ -175,7 +175,7 @@ def run_network_demo(base: Path, *, serve: bool, orgs: int, console: Console) ->
         console.print(f"  the story is sent to {state.nodes[0].org}'s node; every node orders it through JetStream, "
                       f"executes it and attests each block\n")
         with Client(url, trust=base / "consortium" / "genesis.json") as bc:
-            tell_story(bc, keys, Story(console))
+            tell_story(bc, keys, Story(console), base / "orgs" / "allied-insurance" / "vault")
             height = bc.status()["height"]
             cp = bc.checkpoint(height)  # verified: a quorum of the consortium's node keys signed it
         deadline = time.monotonic() + 30
@@ -200,7 +200,8 @@ def run_network_demo(base: Path, *, serve: bool, orgs: int, console: Console) ->
     console.print(f"network stopped; data kept in {base}/ (`blokauto network up --base {base}` resumes it)")
 
 
-def tell_story(bc: Client, keys: KeyStore, story: Story) -> None:
+def tell_story(bc: Client, keys: KeyStore, story: Story, vault_dir: Path) -> None:
+    """The whole story; Allied Insurance keeps personal data in ``vault_dir``, beside its node."""
     bmw, allied = keys.load("bavaria-motors-admin"), keys.load("allied-insurance-admin")
     line = keys.create("bavaria-line-7", org="bavaria-motors")
     claims = keys.create("allied-claims", org="allied-insurance")
@@ -254,6 +255,7 @@ def tell_story(bc: Client, keys: KeyStore, story: Story) -> None:
     vehicle_story(bc, keys, story)
     recall_story(bc, keys, story)
     share_story(bc, keys, story, DEMO_VIN)
+    privacy_story(bc, keys, story, vault_dir, DEMO_VIN)
     print_history(bc, story, DEMO_VIN, keys.load("ben"))
 
 
@@ -438,6 +440,36 @@ def recall_story(bc: Client, keys: KeyStore, story: Story) -> None:
     att = m["attestations"][0]
     story.say(f"  the cobalt in Ben's battery: lot {m['lot']}, {m['mine']} mine ({m['country']}), "
               f"attested {att['result']} ({att['standard']}) by {att['auditor']}")
+
+
+def privacy_story(bc: Client, keys: KeyStore, story: Story, vault_dir: Path, vin: str) -> None:
+    """Allied keeps Ben's name and address in its vault; the ledger holds commitments only. Ben asks
+    to be forgotten: the vault destroys his data and key, the ledger records a tombstone."""
+    from ..modules.privacy.messages import CommitPersonalData, EraseSubject
+    from ..vault import SubjectErased, Vault
+
+    allied = keys.load("allied-insurance-admin")
+    story.say("\n[bold]Personal data off the ledger[/]")
+    with Vault(vault_dir) as vault:
+        ben = vault.new_subject()
+        name = vault.put(ben, "name", "Ben Becker", vin=vin)
+        address = vault.put(ben, "postal_address", "Leopoldstr. 12, 80802 München", vin=vin)
+        story.committed(f"Allied keeps Ben's name and address in its vault ({vault_dir.name}/); the ledger gets "
+                        f"salted commitments only", _all(
+                            bc.send(CommitPersonalData(subject=ben, field="name", commitment=name.commitment, vin=vin),
+                                    allied),
+                            bc.send(CommitPersonalData(subject=ben, field="postal_address",
+                                                       commitment=address.commitment, vin=vin), allied)))
+        erased = bc.send(EraseSubject(subject=ben), allied)
+        vault.erase(ben)
+        story.committed("Ben asks Allied to forget him: the vault destroys his key and data, the ledger records a "
+                        "tombstone (no personal data in it)", erased)
+        try:
+            vault.get(ben, "name")
+            story.say("[red]✗ the vault still reads Ben's name[/]")
+        except SubjectErased:
+            story.say("[green]✓[/] the vault can no longer read anything of Ben's; every block and proof still verifies "
+                      "(the audit below re-checks them all)")
 
 
 def share_story(bc: Client, keys: KeyStore, story: Story, vin: str) -> None:
