@@ -29,7 +29,5 @@ def test_an_unknown_query_names_itself(live_node):
     r = run_cli("query", "vehicles", "nosuch", "--node", live_node.url)
     assert r.returncode == 2  # a usage error: the CLI knows the queries
     assert "{" not in r.stderr and "vehicles nosuch" in r.stderr and "query --list" in r.stderr, r.stderr
-    import httpx
-
-    body = httpx.get(f"{live_node.url}/v1/q/vehicles/nosuch", timeout=10).json()["error"]
+    body = live_node.http.get("/v1/q/vehicles/nosuch", timeout=10).json()["error"]
     assert body["code"] == "unknown_query" and "vehicles.nosuch" in body["message"] and "/v1/queries" in body["message"]

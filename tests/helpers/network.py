@@ -31,9 +31,29 @@ from blokauto.node.network import (NatsServer, NetworkState, OrgNode, admin_conn
 from blokauto.node.node import load_genesis
 from blokauto.verify import TrustAnchor, VerificationError, verify_tx_evidence
 
-from conftest import JSON_POST, build_tx, now_ms
+from conftest import JSON_POST, build_tx, now_ms, signed, signed_request
 
 K = KeyPair.from_label  # network_up(key_factory=K): every founding key is K("<org>-admin") / K("<org>-node")
+
+#: The key the tests read and submit with: kba's node key, a consortium node key of every test network
+#: (node keys read everything, whole blocks included).
+NODE_KEY = K("kba-node")
+
+
+def net_http(url: str = "", **kw: Any) -> httpx.Client:
+    """An ``httpx.Client`` for ``url`` (or absolute URLs) whose every request is signed with ``NODE_KEY``."""
+    return signed(url, NODE_KEY, **kw)
+
+
+def net_get(url: str, **kw: Any) -> httpx.Response:
+    """``httpx.get`` signed with ``NODE_KEY``."""
+    return signed_request("GET", url, key=NODE_KEY, **kw)
+
+
+def net_post(url: str, **kw: Any) -> httpx.Response:
+    """``httpx.post`` signed with ``NODE_KEY``."""
+    return signed_request("POST", url, key=NODE_KEY, **kw)
+
 
 #: The organisations ``network_up(orgs=4)`` runs nodes for, and a role each one's admin may give.
 ROLE_OF = {"kba": "inspector", "bavaria-motors": "manufacturer", "allied-insurance": "insurer",
@@ -278,7 +298,7 @@ class Load:
     def _run(self, worker: int) -> None:
         retry: list[bytes] = []
         k = worker
-        with httpx.Client(timeout=httpx.Timeout(45, connect=3)) as http:
+        with net_http(timeout=httpx.Timeout(45, connect=3)) as http:
             while not self.stop.is_set():
                 url = self.urls[k % len(self.urls)]
                 k += 1
@@ -421,7 +441,7 @@ def wait_in_step(net: Net, nodes: list[OrgNode] | None = None, timeout: float = 
 
 
 def fetch_blocks(url: str, top: int, *, full: bool) -> dict[int, dict[str, Any]]:
-    with httpx.Client(timeout=60) as http, ThreadPoolExecutor(4) as pool:
+    with net_http(timeout=60) as http, ThreadPoolExecutor(4) as pool:
         def one(h: int) -> tuple[int, dict[str, Any]]:
             r = http.get(f"{url}/v1/blocks/{h}", params={"full": "true" if full else "false"})
             assert r.status_code == 200, (url, h, r.status_code, r.text[:300])
@@ -498,7 +518,7 @@ def check_nothing_acknowledged_lost(net: Net, load: Load, nodes: list[OrgNode] |
     genesis = load_genesis(Path(nodes[0].data))  # the trust anchor every organisation was given
     assert genesis is not None
     anchor = TrustAnchor.from_genesis(genesis)
-    http = httpx.Client(timeout=30, limits=httpx.Limits(max_connections=16))
+    http = net_http(timeout=30, limits=httpx.Limits(max_connections=16))
 
     def lookup(args: tuple[OrgNode, str]) -> str | None:
         node, txid = args

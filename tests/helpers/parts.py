@@ -38,7 +38,7 @@ from blokauto.modules.recalls.messages import OpenCampaign
 from blokauto.modules.recalls.state import BatchRef, DateRange, Scope, SerialRange, VinRange
 from blokauto.modules.vehicles.messages import AssignWmi
 
-from conftest import JSON_POST, Chain, K, build_tx, now_ms, parse_sse, write_chain
+from conftest import JSON_POST, Chain, K, build_tx, now_ms, parse_sse, signed, write_chain
 from helpers.vehicles import ORGS, WMI, admin, register_msg, vehicles_genesis, vin_for
 
 #: Organisations the parts tests add to the vehicles consortium.
@@ -229,7 +229,7 @@ class PartsNode:
         self.node.start()
         self.server = ApiServer(self.node, "127.0.0.1", 0)
         self.url = self.server.start()
-        self.http = httpx.Client(base_url=self.url, timeout=60)
+        self.http = signed(self.url, timeout=60)  # the node's key, K("reg-node"): reads everything
 
     def close(self) -> None:
         self.http.close()
@@ -308,7 +308,7 @@ class Sse:
     """A raw server-sent-event connection; ``take(n)`` reads exactly n events as (id, type, data)."""
 
     def __init__(self, url: str, *, from_height: int | None = None, last_event_id: str | None = None) -> None:
-        self.http = httpx.Client(timeout=httpx.Timeout(30, connect=10))
+        self.http = signed(timeout=httpx.Timeout(30, connect=10))  # the node's key: every event
         headers = {"accept": "text/event-stream"}
         if last_event_id is not None:
             headers["last-event-id"] = last_event_id

@@ -15,7 +15,6 @@ import httpx
 import msgspec
 import pytest
 
-from blokauto.client import Client
 from blokauto.core.crypto import KeyPair
 from blokauto.core.encoding import canonical
 from blokauto.modules.vehicles import queries
@@ -663,7 +662,7 @@ def test_history_head_recomputes_from_entries_and_detects_tampering() -> None:
 
 def test_queries_through_the_http_api(live_node: Any) -> None:
     oem, reg, dev = K("oem-admin"), K("reg-admin"), K("dev-live")
-    with Client(live_node.url, trust=live_node.genesis) as c:
+    with live_node.client(trust=live_node.genesis) as c:
         assert c.send(AssignWmi(wmi="WVW", org="oem"), reg).ok
         born_at = c.send(register_msg(VIN, device_keys=[dev.did]), oem)
         assert born_at.ok
@@ -674,7 +673,7 @@ def test_queries_through_the_http_api(live_node: Any) -> None:
         assert all(info.ok for info in sent)
 
     def get(path: str, **params: Any) -> httpx.Response:
-        return httpx.get(live_node.url + path, params=params, timeout=30)
+        return live_node.http.get(path, params=params, timeout=30)
 
     rec = get("/v1/q/vehicles/vehicle", vin=VIN)
     assert rec.status_code == 200
@@ -724,5 +723,5 @@ def test_queries_through_the_http_api(live_node: Any) -> None:
 ], ids=["vehicle", "history", "wmi"])
 def test_query_with_slash_in_key_is_not_a_server_error(live_node: Any, path: str, params: dict[str, str],
                                                        statuses: set[int]) -> None:
-    answer = httpx.get(live_node.url + path, params=params, timeout=30)
+    answer = live_node.http.get(path, params=params, timeout=30)
     assert answer.status_code in statuses, answer.text

@@ -27,8 +27,8 @@ from blokauto.node.node import load_genesis
 from blokauto.verify import TrustAnchor, verify_checkpoint
 
 from conftest import JSON_POST, build_tx, now_ms
-from helpers.network import (K, Net, attestation_stream_messages, decode_attestation, log_tail, status, wait_in_step,
-                             wait_until)
+from helpers.network import (NODE_KEY, K, Net, attestation_stream_messages, decode_attestation, log_tail, net_get,
+                             net_post, status, wait_in_step, wait_until)
 
 pytestmark = pytest.mark.e2e  # starts real NATS servers and node processes
 
@@ -51,7 +51,7 @@ def add_member_tx(net: Net, label: str) -> bytes:
 
 
 def submit(net: Net, raw: bytes) -> str:
-    r = httpx.post(net.node("kba").url + "/v1/txs", headers=JSON_POST, content=raw, timeout=30)
+    r = net_post(net.node("kba").url + "/v1/txs", headers=JSON_POST, content=raw, timeout=30)
     assert r.status_code == 202, r.text
     return r.json()["id"]
 
@@ -65,7 +65,7 @@ def anchor(net: Net) -> TrustAnchor:
 def committed_everywhere(net: Net, txid: str) -> dict[str, int] | None:
     heights = {}
     for n in net.nodes:
-        r = httpx.get(f"{n.url}/v1/txs/{txid}", timeout=30)
+        r = net_get(f"{n.url}/v1/txs/{txid}", timeout=30)
         if r.status_code != 200:
             return None
         heights[n.org] = r.json()["height"]
@@ -74,7 +74,7 @@ def committed_everywhere(net: Net, txid: str) -> dict[str, int] | None:
 
 def attestation_counts(net: Net, height: int) -> dict[str, int]:
     # ask with blocks (served at once) rather than checkpoints (which wait for a quorum)
-    return {n.org: len(httpx.get(f"{n.url}/v1/blocks/{height}", timeout=30).json()["attestations"])
+    return {n.org: len(net_get(f"{n.url}/v1/blocks/{height}", timeout=30).json()["attestations"])
             for n in net.nodes}
 
 
@@ -246,7 +246,7 @@ def test_a_node_whose_peers_attestations_left_the_stream_fetches_them_from_its_p
 
     subjects = Subjects(net.state.chain)
     for i in range(3):
-        r = httpx.post(net.node("kba").url + "/v1/txs", headers=JSON_POST, params={"wait": 30},
+        r = net_post(net.node("kba").url + "/v1/txs", headers=JSON_POST, params={"wait": 30},
                        content=add_member_tx(net, f"peer-attestation-member-{i}"), timeout=60)
         assert r.status_code == 200 and r.json()["receipt"]["ok"], r.text
     st = wait_in_step(net, timeout=60)
@@ -271,7 +271,7 @@ def test_a_node_whose_peers_attestations_left_the_stream_fetches_them_from_its_p
     def all_quorum() -> bool:
         problems.clear()
         for h in range(top + 1):
-            cp = msgspec.convert(httpx.get(f"{victim.url}/v1/blocks/{h}", timeout=30).json(), dict)
+            cp = msgspec.convert(net_get(f"{victim.url}/v1/blocks/{h}", timeout=30).json(), dict)
             try:
                 verify_checkpoint(msgspec.convert({"header": cp["header"], "attestations": cp["attestations"]},
                                                   Checkpoint), trust)
@@ -301,7 +301,7 @@ def test_a_verifier_anchored_at_genesis_follows_node_keys_and_quorum_changed_by_
 
     def send(org: str, msg: Any, *cosigners: Any) -> dict[str, Any]:
         raw = build_tx(K(f"{org}-admin"), msg, *cosigners, chain=net.state.chain, expires=now_ms() + 600_000)
-        r = httpx.post(kba.url + "/v1/txs", headers=JSON_POST, params={"wait": 30}, content=raw, timeout=60)
+        r = net_post(kba.url + "/v1/txs", headers=JSON_POST, params={"wait": 30}, content=raw, timeout=60)
         assert r.status_code == 200 and r.json()["receipt"]["ok"], r.text
         return r.json()
 
@@ -337,14 +337,14 @@ def test_a_verifier_anchored_at_genesis_follows_node_keys_and_quorum_changed_by_
     got = send("kba", AddMember(member=K("after-consensus-change").did, roles=["inspector"]), K("after-consensus-change"))
     txid, h3 = got["id"], got["height"]
     assert h1 < h2 < h3
-    wait_until(lambda: new_key.did in {a["node"] for a in httpx.get(f"{kba.url}/v1/blocks/{h3}", timeout=30)
+    wait_until(lambda: new_key.did in {a["node"] for a in net_get(f"{kba.url}/v1/blocks/{h3}", timeout=30)
                                        .json()["attestations"]}, 30, f"the new node key to attest block {h3}")
-    ev = httpx.get(f"{kba.url}/v1/txs/{txid}", timeout=30).json()
+    ev = net_get(f"{kba.url}/v1/txs/{txid}", timeout=30).json()
     genesis = anchor(net)
     with pytest.raises(VerificationError, match="not a node key of the consortium"):
         verify_tx_evidence(ev, genesis)  # what a verifier that never follows governance says
 
-    with Client(kba.url, trust=Path(kba.data) / "genesis.json") as client:
+    with Client(kba.url, trust=Path(kba.data) / "genesis.json", key=NODE_KEY) as client:
         info = client.receipt(txid)
         assert info.ok and info.height == h3
         assert [a.height for a in client.anchors] == [0, h1, h2]

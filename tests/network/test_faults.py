@@ -37,7 +37,7 @@ from blokauto.node.jetstream_ordering import Attestation
 
 from conftest import JSON_POST, build_tx, now_ms
 from helpers.network import (ROLE_OF, K, Load, Net, attestation_stream_messages, check_nothing_acknowledged_lost,
-                             decode_attestation, log_tail, status, wait_in_step, wait_until)
+                             decode_attestation, log_tail, net_get, net_http, net_post, status, wait_in_step, wait_until)
 
 pytestmark = pytest.mark.e2e  # starts real NATS servers and node processes
 
@@ -291,7 +291,7 @@ def test_attestations_from_unknown_keys_are_refused(quiet_net: Net):
     subjects = Subjects(net.state.chain)
     a = net.settings("kba")
     # a block to attest, committed by every node
-    with httpx.Client(timeout=60) as http:
+    with net_http(timeout=60) as http:
         member = K("attest-test-member")
         raw = build_tx(K("kba-admin"), AddMember(member=member.did, roles=["inspector"]), member,
                        chain=net.state.chain, expires=now_ms() + 600_000)
@@ -300,7 +300,7 @@ def test_attestations_from_unknown_keys_are_refused(quiet_net: Net):
     height = r.json()["height"]
     st = wait_in_step(net, timeout=60, min_height=height)
     before = {n.org: status(n)["refused_attestations"] for n in net.nodes}
-    block = httpx.get(f"{net.nodes[0].url}/v1/blocks/{height}", timeout=30).json()
+    block = net_get(f"{net.nodes[0].url}/v1/blocks/{height}", timeout=30).json()
     genuine = {x["node"] for x in block["attestations"]}
     assert len(genuine) >= st["quorum"]
 
@@ -374,16 +374,16 @@ def test_a_well_formed_transaction_with_a_forged_signature_is_left_out_by_every_
     agreed = wait_in_step(net, timeout=60)
     assert agreed["height"] == st["height"], "a block was formed although its only transaction was forged"
     for n in net.nodes:
-        r = httpx.get(f"{n.url}/v1/txs/{txid.hex()}", timeout=30)
+        r = net_get(f"{n.url}/v1/txs/{txid.hex()}", timeout=30)
         assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_tx", (n.org, r.text)
         assert status(n)["healthy"]
     # the forged copy did not burn the id: the genuine transaction goes through, and the chain agrees
-    r = httpx.post(net.node("allied-insurance").url + "/v1/txs", headers=JSON_POST, params={"wait": 30}, content=genuine, timeout=60)
+    r = net_post(net.node("allied-insurance").url + "/v1/txs", headers=JSON_POST, params={"wait": 30}, content=genuine, timeout=60)
     assert r.status_code == 200 and r.json()["receipt"]["ok"] and r.json()["id"] == txid.hex(), r.text
     after = wait_in_step(net, timeout=60, min_height=st["height"] + 1)
     for n in net.nodes:
         assert status(n)["dropped_messages"] == before[n.org] + 1
-        got = httpx.get(f"{n.url}/v1/txs/{txid.hex()}", timeout=30).json()
+        got = net_get(f"{n.url}/v1/txs/{txid.hex()}", timeout=30).json()
         assert got["tx"]["sigs"] == json.loads(genuine)["sigs"] and got["height"] <= after["height"]
 
 
@@ -471,7 +471,7 @@ def test_an_organisation_cannot_subscribe_to_another_organisations_inbox(quiet_n
             await nc.flush()
             # traffic for kba: its node publishes (the acknowledgement comes to its inbox) and every
             # node's consumers deliver the new transaction and attestations to their inboxes
-            r = await asyncio.to_thread(lambda: httpx.post(net.node("kba").url + "/v1/txs", headers=JSON_POST, params={"wait": 30},
+            r = await asyncio.to_thread(lambda: net_post(net.node("kba").url + "/v1/txs", headers=JSON_POST, params={"wait": 30},
                                                            content=raw, timeout=60))
             await asyncio.sleep(1.0)
         finally:
@@ -568,7 +568,7 @@ def test_an_organisation_cannot_suppress_other_nodes_attestations_by_taking_thei
     member = K("squat-attestation-member")
     raw = build_tx(K("kba-admin"), AddMember(member=member.did, roles=["inspector"]), member,
                    chain=net.state.chain, expires=now_ms() + 600_000)
-    r = httpx.post(net.nodes[0].url + "/v1/txs", headers=JSON_POST, content=raw, timeout=30)
+    r = net_post(net.nodes[0].url + "/v1/txs", headers=JSON_POST, content=raw, timeout=30)
     assert r.status_code == 202, r.text
     with precondition():
         for n in net.nodes:  # its block is block nxt (nothing else runs on this network)
@@ -578,7 +578,7 @@ def test_an_organisation_cannot_suppress_other_nodes_attestations_by_taking_thei
 
     def all_attested() -> bool:  # (a node serving fewer than the quorum waits 5 s first: ask all at once)
         with ThreadPoolExecutor(len(net.nodes)) as pool:
-            counts.update(pool.map(lambda n: (n.org, len(httpx.get(f"{n.url}/v1/blocks/{nxt}", timeout=30)
+            counts.update(pool.map(lambda n: (n.org, len(net_get(f"{n.url}/v1/blocks/{nxt}", timeout=30)
                                                         .json()["attestations"])), net.nodes))
         return all(c == len(net.nodes) for c in counts.values())
 
@@ -601,10 +601,10 @@ def test_an_organisation_cannot_make_an_acknowledged_transaction_vanish_by_takin
     # bavaria-motors publishes junk under that id on the ordering subject, which it may
     (ack,) = _publish_as(net, "bavaria-motors", subjects.tx, subjects.order_stream, [(b"junk", txid)])
     assert ack.duplicate is None
-    r = httpx.post(net.node("kba").url + "/v1/txs", headers=JSON_POST, content=raw, timeout=30)
+    r = net_post(net.node("kba").url + "/v1/txs", headers=JSON_POST, content=raw, timeout=30)
     assert r.status_code == 202 and r.json()["id"] == txid, r.text
     # acknowledged, so it must be committed on every node
-    wait_until(lambda: all(httpx.get(f"{n.url}/v1/txs/{txid}", timeout=30).status_code == 200 for n in net.nodes),
+    wait_until(lambda: all(net_get(f"{n.url}/v1/txs/{txid}", timeout=30).status_code == 200 for n in net.nodes),
                10, f"acknowledged transaction {txid} to be committed on every node",
                detail=lambda: str([(status(n)["height"], status(n)["pending"], status(n)["dropped_messages"])
                                    for n in net.nodes]))
@@ -655,24 +655,24 @@ def test_a_node_with_a_tampered_database_is_detected(net: Net):
     error = bad["error"]
     h = int(error.split("block ", 1)[1].split(":", 1)[0])
     assert h > start_height
-    ours = httpx.get(f"{victim.url}/v1/blocks/{h}", timeout=30).json()["header"]["state_root"]
-    theirs = httpx.get(f"{others[0].url}/v1/blocks/{h}", timeout=30).json()["header"]["state_root"]
+    ours = net_get(f"{victim.url}/v1/blocks/{h}", timeout=30).json()["header"]["state_root"]
+    theirs = net_get(f"{others[0].url}/v1/blocks/{h}", timeout=30).json()["header"]["state_root"]
     assert ours != theirs
     assert f"this node's state root is {ours}" in error and f"attested state root {theirs}" in error, error
     assert all(K(f"{n.org}-node").did in error for n in others), error  # the three nodes that attested theirs
     # ... and it is the first block where the states differ
-    prev = [httpx.get(f"{n.url}/v1/blocks/{h - 1}", timeout=30).json()["hash"] for n in (victim, *others)]
+    prev = [net_get(f"{n.url}/v1/blocks/{h - 1}", timeout=30).json()["hash"] for n in (victim, *others)]
     assert len(set(prev)) == 1, f"block {h - 1} already differs: {prev}"
     assert "stopped executing" in log_tail(victim) or "Divergence" in log_tail(victim)
     # the tampered key's transactions are failed on the victim, successful everywhere else
-    blk = httpx.get(f"{victim.url}/v1/blocks/{h}", params={"full": "true"}, timeout=30).json()
-    good = httpx.get(f"{others[0].url}/v1/blocks/{h}", params={"full": "true"}, timeout=30).json()
+    blk = net_get(f"{victim.url}/v1/blocks/{h}", params={"full": "true"}, timeout=30).json()
+    good = net_get(f"{others[0].url}/v1/blocks/{h}", params={"full": "true"}, timeout=30).json()
     assert blk["tx_ids"] == good["tx_ids"]
     assert any(r["code"] == "revoked_key" for r in blk["receipts"]) and not any(
         r["code"] == "revoked_key" for r in good["receipts"])
 
     # the diverged node stops executing: it refuses new transactions with a retryable 503
-    r = httpx.post(victim.url + "/v1/txs", headers=JSON_POST, content=load.acked[next(iter(load.acked))], timeout=30)
+    r = net_post(victim.url + "/v1/txs", headers=JSON_POST, content=load.acked[next(iter(load.acked))], timeout=30)
     assert r.status_code == 503 and r.json()["error"]["code"] == "unavailable", r.text
     frozen = status(victim)["height"]
 

@@ -9,10 +9,9 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-import httpx
 import pytest
 
-from helpers.network import Load, Net, check_nothing_acknowledged_lost, status, wait_until
+from helpers.network import Load, Net, check_nothing_acknowledged_lost, net_http, status, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -26,7 +25,7 @@ def loaded(net: Net, prefix: str, victim_org: str) -> Load:
 
 
 def headers(node, top: int) -> list[str]:
-    with httpx.Client(base_url=node.url, timeout=30) as http:
+    with net_http(node.url, timeout=30) as http:
         return [http.get(f"/v1/blocks/{h}").json()["hash"] for h in range(top + 1)]
 
 
