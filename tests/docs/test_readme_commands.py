@@ -36,6 +36,15 @@ def test_the_readme_marks_the_blocks_it_promises():
     assert set(readme_blocks()) == {"start", "while-running", "after-stop", "python"}
 
 
+def test_the_readmes_reads_are_signed():
+    """A node answers only signed reads: every read of a node in the README's blocks names a key."""
+    blocks = readme_blocks()
+    reads = [line for line in blocks["while-running"][1].splitlines()
+             if re.match(r"blokauto (query|state|events|tx get|consent list|report share) ", line)]
+    assert reads and all(" --as " in line for line in reads), reads
+    assert "key=" in blocks["python"][1]  # Client(..., key=...) signs the SDK's reads
+
+
 def test_the_readmes_own_chain_commands_work_as_written(tmp_path):
     blocks = readme_blocks()
     (tmp_path / ".venv").symlink_to(Path(sys.executable).parent.parent)  # what the scripts made
@@ -60,6 +69,10 @@ def test_the_readmes_own_chain_commands_work_as_written(tmp_path):
         out = bash("source .venv/bin/activate\n" + blocks["while-running"][1], tmp_path)
         assert "committed" in out.stdout and "verified" in out.stdout and "backed up" in out.stdout
         assert "verified against trust anchor mychain/genesis.json" in out.stderr
+        link = next(line for line in out.stdout.splitlines() if "?share=" in line)
+        assert link.startswith("http://127.0.0.1:8545/reports/WZZ3E5C22NM400117?share=")
+        opened = bash(f"source .venv/bin/activate\nblokauto report WZZ3E5C22NM400117 --share '{link}'", tmp_path)
+        assert "verified" in opened.stdout  # the link opens the report with no key at all
         assert (tmp_path / "car.html").read_text().startswith("<!doctype html>")
         py = subprocess.run([sys.executable, "-c", blocks["python"][1]], cwd=tmp_path, capture_output=True,
                             text=True, timeout=120)
