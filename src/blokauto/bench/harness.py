@@ -1,4 +1,11 @@
-"""Shared benchmark plumbing: a node in its own process, memory sampling, the raw verify limit."""
+"""Shared benchmark plumbing: a node in its own process, signed clients, memory sampling, the raw
+verify limit.
+
+Every route of a node but the public ones answers only signed requests (RFC 9421, see
+``blokauto.http_signatures``), so the benches talk to a node through ``signed_client`` with a key
+the bench chain knows: the node key of its data folder (``node_key``), which reads everything,
+or an admin member key the bench already holds.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +21,9 @@ from typing import Any
 import httpx
 import psutil
 
+from ..client import signed_http
 from ..core import crypto
+from ..core.crypto import KeyPair
 from ..core.tx import signing_bytes
 
 
@@ -41,6 +50,22 @@ def wait_ready(proc: subprocess.Popen, url: str, timeout: float = 60, log: Path 
             pass
         time.sleep(0.1)
     raise TimeoutError("the node did not start")
+
+
+def node_key(data: Path) -> KeyPair:
+    """The node key in the data folder ``data`` (a consortium node key reads everything)."""
+    from ..node.node import find_node_key, load_genesis
+
+    genesis = load_genesis(data)
+    if genesis is None:
+        raise FileNotFoundError(f"no genesis.json in {data}")
+    return find_node_key(data, genesis)
+
+
+def signed_client(url: str, key: KeyPair, timeout: float = 30) -> httpx.Client:
+    """An httpx client for ``url`` that signs every request with ``key`` (the signing runs in the
+    bench process, on the client's side of any timing)."""
+    return signed_http(url, key, timeout=timeout)
 
 
 class NodeProcess:
@@ -115,6 +140,11 @@ class RssSampler:
             return t.user + t.system, kids, writer
         except psutil.Error:
             return 0.0, 0.0, 0.0
+
+    def cpu_so_far(self) -> tuple[float, float, float]:
+        """CPU seconds used since sampling started: (main process, workers, state writer)."""
+        now = self._cpu()
+        return now[0] - self.cpu_start[0], now[1] - self.cpu_start[1], now[2] - self.cpu_start[2]
 
     def stop(self) -> int:
         now = self._cpu()

@@ -5,7 +5,9 @@ services, inspections and accidents; ten vehicles with 200 entries) is served by
 process. The bench measures, in one run: the latency of the history query of a 200-entry vehicle
 over HTTP, and of vehicles drawn from the whole fleet (cold reads), committed lifecycle
 transactions per second (successful receipts only) with the raw verification limit of the same
-transactions, the node's peak resident memory, and the database size per vehicle.
+transactions, the node's peak resident memory, and the database size per vehicle. Requests are
+signed with the chain's node key (a node key reads everything: no read policy is evaluated; see
+``bench api`` for reads as a holder and a consented organisation).
 
 The node runs on a copy of the cached data set, so a run never changes what the next one measures.
 """
@@ -21,14 +23,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from ..core import crypto
 from ..core.encoding import canonical
 from ..keystore import KeyStore
 from .dataset import CHAIN, build_fleet, db_bytes, default_cache
 from .fleet import TxFactory, fleet_keys, vin_of
-from .harness import NodeProcess, RssSampler, raw_verify_limit
+from .harness import NodeProcess, RssSampler, node_key, raw_verify_limit, signed_client
 from .throughput import BATCH, _failed_receipts, _submit_all
 
 LONG = 10  # vehicles 0..9 carry 200 history entries each
@@ -73,10 +73,11 @@ def _run_on(data: Path, info: dict[str, Any], *, vehicles: int, queries: int, tx
     raw = raw_verify_limit([t for t, _ in decoded], [i for _, i in decoded], workers)
     bodies = [b"[" + b",".join(raws[i:i + BATCH]) + b"]" for i in range(0, len(raws), BATCH)]
     node = NodeProcess(data, workers=workers)
+    key = node_key(data)
     try:
         node.wait_ready(timeout=600)
         sampler = RssSampler(node.pid)
-        with httpx.Client(base_url=node.url, timeout=30) as http:
+        with signed_client(node.url, key) as http:
             # warm-up, then timed history queries of 200-entry vehicles
             for i in range(min(LONG, vehicles)):
                 http.get("/v1/q/vehicles/history", params={"vin": vin_of(i), "limit": 200})
@@ -98,7 +99,7 @@ def _run_on(data: Path, info: dict[str, Any], *, vehicles: int, queries: int, tx
             start = base["committed_txs"]
             errors: list[str] = []
             t0 = time.perf_counter()
-            sender = threading.Thread(target=_submit_all, args=(node.url, bodies, errors))
+            sender = threading.Thread(target=_submit_all, args=(node.url, key, bodies, errors))
             sender.start()
             committed = 0
             while committed < txs:

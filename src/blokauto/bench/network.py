@@ -9,6 +9,9 @@
    watcher reads blocks in order; the API serves a block's attestations once a quorum attested).
 3. Under a light load, the ordering stream's leader is killed: ``failover_stall_s`` is the longest
    time without a committed block from the kill until blocks flow again.
+
+Every request is signed with the registering admin's member key (RFC 9421; one request signature
+per batch, and one per transaction while pacing).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from ..core.tx import make_body, sign
 from ..modules.governance.messages import AddMember
 from ..node.init import init_chain
 from ..node.network import (network_down, network_up, org_specs, start_server, stop_pid, stream_leader)
-from .harness import NodeProcess, RssSampler, post_batch, raw_verify_limit
+from .harness import NodeProcess, RssSampler, post_batch, raw_verify_limit, signed_client
 
 BATCH = 500
 CHAIN = "bench-net"
@@ -87,15 +90,15 @@ def _wait_all(urls: list[str], target: int, timeout: float, label: str) -> dict[
 class BlockWatcher(threading.Thread):
     """Reads blocks of one node in order; notes when each is served with a quorum checkpoint."""
 
-    def __init__(self, url: str, quorum: int, start: int) -> None:
+    def __init__(self, url: str, key: KeyPair, quorum: int, start: int) -> None:
         super().__init__(daemon=True)
-        self.url, self.quorum, self.next = url, quorum, start
+        self.url, self.key, self.quorum, self.next = url, key, quorum, start
         self.at: dict[int, float] = {}  # height -> perf_counter when its quorum checkpoint was served
         self.tx_height: dict[str, int] = {}
         self.halt = threading.Event()
 
     def run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=30) as http:
+        with signed_client(self.url, self.key) as http:
             while not self.halt.is_set():
                 try:
                     r = http.get(f"/v1/blocks/{self.next}")
@@ -120,7 +123,7 @@ def _percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] if values else 0.0
 
 
-def _single_node(base: Path, bodies: list[bytes], n: int) -> float:
+def _single_node(base: Path, key: KeyPair, bodies: list[bytes], n: int) -> float:
     data = base / "solo"
     init_chain(data, chain=CHAIN, orgs=org_specs(4), quorum=1, node_orgs=1, key_factory=_key)
     node = NodeProcess(data)
@@ -129,7 +132,7 @@ def _single_node(base: Path, bodies: list[bytes], n: int) -> float:
         start = _committed(node.url)
         t0 = time.perf_counter()
         errors: list[str] = []
-        threads = [threading.Thread(target=_send_share, args=([node.url], bodies, k, 4, errors)) for k in range(4)]
+        threads = [threading.Thread(target=_send_share, args=([node.url], key, bodies, k, 4, errors)) for k in range(4)]
         for t in threads:
             t.start()
         done = _wait_all([node.url], start + n, 600, "single node")
@@ -140,10 +143,10 @@ def _single_node(base: Path, bodies: list[bytes], n: int) -> float:
         node.stop()
 
 
-def _send_share(urls: list[str], bodies: list[bytes], k: int, step: int, errors: list[str],
+def _send_share(urls: list[str], key: KeyPair, bodies: list[bytes], k: int, step: int, errors: list[str],
                 sent_at: dict[int, float] | None = None) -> None:
-    """Send bodies k, k+step, ... to the nodes in turn."""
-    clients = [httpx.Client(base_url=u, timeout=120) for u in urls]
+    """Send bodies k, k+step, ... to the nodes in turn (requests signed with ``key``)."""
+    clients = [signed_client(u, key, timeout=120) for u in urls]
     try:
         for j in range(k, len(bodies), step):
             if sent_at is not None:
@@ -164,18 +167,18 @@ def run(*, orgs: int = 4, txs: int = 20_000, workers: int | None = 1, failover: 
         raw = raw_verify_limit(signed, ids)
         del signed
         bodies = _batches(raws)
-        single = _single_node(base, bodies, txs)
+        single = _single_node(base, admin, bodies, txs)
 
         state = network_up(base / "net", orgs=orgs, chain=CHAIN, workers=workers, key_factory=_key)
         urls = [n.url for n in state.nodes]
         quorum = httpx.get(urls[0] + "/v1/status").json()["quorum"]
         samplers = {n.org: RssSampler(n.pid) for n in state.nodes}
-        watcher = BlockWatcher(urls[0], quorum, start=1)
+        watcher = BlockWatcher(urls[0], admin, quorum, start=1)
         watcher.start()
         errors: list[str] = []
         sent_at: dict[int, float] = {}
         t0 = time.perf_counter()
-        senders = [threading.Thread(target=_send_share, args=(urls, bodies, k, 2 * len(urls), errors, sent_at))
+        senders = [threading.Thread(target=_send_share, args=(urls, admin, bodies, k, 2 * len(urls), errors, sent_at))
                    for k in range(2 * len(urls))]
         for t in senders:
             t.start()
@@ -229,7 +232,7 @@ def _paced_latency(urls: list[str], admin: KeyPair, watcher: BlockWatcher, *, st
     interval = threads / rate
 
     def send(k: int) -> None:
-        clients = [httpx.Client(base_url=u, timeout=60) for u in urls]
+        clients = [signed_client(u, admin, timeout=60) for u in urls]
         t = time.perf_counter()
         for j in range(k, n, threads):
             sent[ids[j].hex()] = time.perf_counter()
@@ -260,7 +263,7 @@ def _failover_stall(state: Any, urls: list[str], admin: KeyPair, watcher: BlockW
     errors: list[str] = []
 
     def trickle() -> None:  # ~400 tx/s in batches of 20
-        clients = [httpx.Client(base_url=u, timeout=60) for u in urls]
+        clients = [signed_client(u, admin, timeout=60) for u in urls]
         for j, body in enumerate(bodies):
             if halt.is_set():
                 break

@@ -10,7 +10,8 @@ A real node process then serves it. The bench opens a campaign on one batch and 
 run: resolving the campaign's affected vehicles with their holders (the ``recalls.affected``
 query over HTTP, all 10,000 in one page), counting them (the campaign's progress), the whole
 trace of one part (``parts.trace``), streaming every owner notification, and the node's peak
-resident memory (all its processes).
+resident memory (all its processes). Reads are signed with the chain's node key (it reads every
+query and event); the campaign is submitted signed by the maker's admin key, its sender.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from ..modules.recalls.messages import OpenCampaign
 from ..modules.recalls.state import BatchRef, Scope
 from .dataset import db_bytes, default_cache
 from .fleet import ORGS, TxFactory, fleet_keys, vin_of
-from .harness import NodeProcess, RssSampler
+from .harness import NodeProcess, RssSampler, node_key, signed_client
 
 CHAIN = "recall-bench"
 SUPPLIER = "fleet-parts"
@@ -253,9 +254,9 @@ class _Notifications(threading.Thread):
     """Follows the event stream from ``height`` on (started before the campaign is submitted) and
     notes, per campaign, when its ``expected``-th owner notification arrived."""
 
-    def __init__(self, url: str, height: int, expected: int) -> None:
+    def __init__(self, url: str, key: KeyPair, height: int, expected: int) -> None:
         super().__init__(daemon=True)
-        self.url, self.height, self.expected = url, height, expected
+        self.url, self.key, self.height, self.expected = url, key, height, expected
         self.counts: dict[int, int] = {}
         self.done_at: dict[int, float] = {}
         self.error: BaseException | None = None
@@ -265,7 +266,7 @@ class _Notifications(threading.Thread):
         from ..client import Client
 
         try:
-            with Client(self.url, verify=False) as c:
+            with Client(self.url, verify=False, key=self.key) as c:
                 for ev in c.events(from_height=self.height, reconnect=False, idle_timeout=120):
                     if self._stop.is_set():
                         return
@@ -298,16 +299,17 @@ def run(*, vehicles: int = 1_000_000, parts: int = 20_000_000, samples: int = 20
     batch = batch_of(target)
     in_batch = min(PER_BATCH, vehicles)
     node = NodeProcess(data, workers=workers)
+    key = node_key(data)  # reads everything: the queries, the state and every event
     try:
         node.wait_ready(timeout=600)
         sampler = RssSampler(node.pid)
         with httpx.Client(base_url=node.url, timeout=30) as http:
             now = http.get("/v1/status").json()["height"]
-        notes = _Notifications(node.url, now + 1, in_batch)
+        notes = _Notifications(node.url, key, now + 1, in_batch)
         notes.start()
         campaign, height, submitted = _open_campaign(node.url, data, batch, part_number)
         notify_ms = round((notes.wait_for(campaign, 600) - submitted) * 1000, 1)
-        with httpx.Client(base_url=node.url, timeout=120) as http:
+        with signed_client(node.url, key, timeout=120) as http:
             http.get("/v1/state/recall/next", params={"min_height": height})  # queries see the campaign
             resolve_ms, page = _p50(lambda: _query(http, "recalls", "affected", campaign=campaign, limit=in_batch),
                                     samples)

@@ -4,7 +4,8 @@ Transactions are generated and signed before the clock starts. A real node proce
 (``blokauto node start``) takes them over HTTP in batches; every signature is verified in its
 worker processes and every block is fsynced. The raw limit is PyNaCl verification of the very
 same signatures on all cores, measured in the same run, so ``ratio_to_raw`` holds on a noisy
-machine.
+machine. Requests are signed with the node key of the bench chain (one request signature per
+batch of ``BATCH`` transactions).
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from typing import Any, Callable
 import httpx
 
 from ..core import crypto
+from ..core.crypto import KeyPair
 from ..core.encoding import canonical
 from ..core.tx import Tx, make_body, sign
 from ..keystore import KeyStore
 from ..node.init import OrgSpec, init_chain
-from .harness import NodeProcess, RssSampler, post_batch, raw_verify_limit
+from .harness import NodeProcess, RssSampler, node_key, post_batch, raw_verify_limit, signed_client
 
 BATCH = 1000
 IN_FLIGHT = 4
@@ -87,12 +89,14 @@ WORKLOADS: dict[str, tuple[list[str], Callable[[Path, Any, int], tuple[list[byte
 }
 
 
-def _submit_all(url: str, bodies: list[bytes], errors: list[str], ack_ms: list[float] | None = None) -> None:
+def _submit_all(url: str, key: KeyPair, bodies: list[bytes], errors: list[str],
+                ack_ms: list[float] | None = None) -> None:
+    """POST every batch, ``IN_FLIGHT`` at a time, each request signed with ``key``."""
     lock = threading.Lock()
     queue = list(enumerate(bodies))
 
     def worker() -> None:
-        with httpx.Client(base_url=url, timeout=120) as http:
+        with signed_client(url, key, timeout=120) as http:
             while True:
                 with lock:
                     if not queue:
@@ -157,23 +161,27 @@ def _measure(data: Path, setup_bodies: list[bytes], setup_n: int, bodies: list[b
     """One node process: the set-up (not timed), then every batch; rates count successful receipts."""
     extra = () if durable_acks else ("--unsafe-acks-before-journal",)
     node = NodeProcess(data, workers=workers, block_txs=block_txs, extra=extra)
+    key = node_key(data)
     try:
         node.wait_ready()
         if setup_bodies:  # not timed: the state the workload acts on, committed in order (one batch at a time)
-            with httpx.Client(base_url=node.url, timeout=120) as http:
+            setup_errors: list[str] = []
+            with signed_client(node.url, key, timeout=120) as http:
                 for body in setup_bodies:
-                    post_batch(http, body, [])
+                    post_batch(http, body, setup_errors)
+            if setup_errors:
+                raise RuntimeError(f"the set-up transactions were refused: {setup_errors[:3]}")
             _wait_committed(node.url, setup_n)
-        with httpx.Client(base_url=node.url, timeout=30) as http:
+        with signed_client(node.url, key) as http:
             base = http.get("/v1/status").json()
         sampler = RssSampler(node.pid)
         errors: list[str] = []
         ack_ms: list[float] = []
         samples: list[tuple[float, int]] = []
         t0 = time.perf_counter()
-        sender = threading.Thread(target=_submit_all, args=(node.url, bodies, errors, ack_ms))
+        sender = threading.Thread(target=_submit_all, args=(node.url, key, bodies, errors, ack_ms))
         sender.start()
-        with httpx.Client(base_url=node.url, timeout=30) as http:
+        with signed_client(node.url, key) as http:
             committed = 0
             while committed < txs:
                 time.sleep(0.1)

@@ -85,3 +85,17 @@ def bench_network(orgs: int = typer.Option(4, metavar="N", min=1, help="Organisa
     from ..bench.network import run
 
     print_json(run(orgs=orgs, txs=txs, workers=workers, failover=failover, keep=keep))
+
+
+@bench_app.command("api")
+@cli_errors
+def bench_api(vehicles: int = typer.Option(1_000, metavar="N", min=20,
+                                           help="Vehicles in the data set (cached between runs)."),
+              requests: int = typer.Option(2_000, metavar="N", min=1, help="History queries to time per caller kind."),
+              threads: int = typer.Option(8, metavar="N", min=1, help="Clients at once in the concurrent phase."),
+              cache: Optional[Path] = CacheOpt) -> None:
+    """Signed history reads over HTTP with read policies (a holder, a consented insurer), and the
+    CPU of a node's authentication path per request, against a bare Ed25519 verification."""
+    from ..bench.api import run
+
+    print_json(run(vehicles=vehicles, requests=requests, threads=threads, cache=cache))
