@@ -76,6 +76,22 @@ def test_a_signature_does_not_carry_over_to_another_request(method: str, url: st
         auth().verify(method, url, raw(signed()), body)
 
 
+@pytest.mark.parametrize("covered", [("@method",), ("@method", "@authority", "@path"), ("@authority", "@path", "@query")])
+def test_a_signature_that_covers_less_than_the_profile_is_refused(covered: tuple[str, ...]) -> None:
+    """Signed with the package itself, correctly, but over fewer components: the query (or the
+    method, or the authority) could then be changed without breaking the signature."""
+    from http_message_signatures import HTTPMessageSigner
+
+    from blokauto.http_signatures import LABEL, TAG, Ed25519Nacl, _Message, _OneKey
+
+    h = httpx.Headers()
+    HTTPMessageSigner(signature_algorithm=Ed25519Nacl, key_resolver=_OneKey(K("sig-user"))).sign(
+        _Message("GET", URL, h), key_id=K("sig-user").did, nonce="n" * 32, label=LABEL, tag=TAG,
+        covered_component_ids=covered)
+    with pytest.raises(RequestSignatureInvalid):
+        auth().verify("GET", URL, raw(h), b"")
+
+
 def test_a_body_must_match_its_signed_digest_and_be_covered() -> None:
     h = signed(method="POST", body=b'{"a":1}')
     with pytest.raises(DigestMismatch):

@@ -22,7 +22,7 @@ from blokauto.share_tokens import MAX_TTL_MS, ShareRefused, make_token, read_tok
 from conftest import T0, K
 from helpers.vehicles import MemoryView, admin, register, vehicles_chain, vin_for
 
-VIN, VIN2 = vin_for("WVW", 1), vin_for("WVW", 2)
+VIN, VIN2, VIN3 = vin_for("WVW", 1), vin_for("WVW", 2), vin_for("WVW", 3)  # VIN3: held by a fleet organisation
 OWNER, DEVICE = K("pol-owner"), K("pol-device")
 UNTIL = T0 + 10_000_000
 
@@ -44,7 +44,9 @@ def world() -> Any:
     chain = vehicles_chain()
     register(chain, VIN, device_keys=[DEVICE.did])
     register(chain, VIN2)
+    register(chain, VIN3)
     assert chain.run(admin("oem"), TransferTitle(vin=VIN, to=OWNER.did, usage="private"), OWNER).ok
+    assert chain.run(admin("oem"), TransferTitle(vin=VIN3, to="org:fleet"), admin("fleet")).ok
     assert chain.run(admin("bank"), RecordLien(vin=VIN, amount=5, currency="EUR"), OWNER).ok
     r = chain.run(OWNER, GrantConsent(vin=VIN, org="ins", categories=["history"], purpose="quote", until=UNTIL))
     assert r.ok, r.error
@@ -76,6 +78,9 @@ CASES = [  # (caller, VIN, category, allowed at a time before UNTIL)
     (Caller(DEVICE.did, known=False), VIN, "history", True),  # the vehicle's own device
     (Caller(DEVICE.did, known=False), VIN2, "history", False),
     (Caller(K("stranger").did, known=False), VIN, "history", False),
+    (member("fleet", "fleet"), VIN3, "location", True),  # any key of the holding organisation
+    (member("fleet", "fleet"), VIN, "history", False),
+    (Caller(K("fleet-node").did, None), VIN3, "history", False),  # a key of no organisation is not org:fleet
     (ANONYMOUS, VIN, "history", False),
 ]
 
@@ -136,6 +141,8 @@ def test_a_sale_voids_the_former_holders_consent_and_access() -> None:
     (Own("holder"), Caller(K("dealer-node").did, "dealer", node=True), {"holder": "org:dealer"}, None),
     (Own("holder"), member("oem", "manufacturer"), {"holder": "org:dealer"}, NotYourData),
     (HolderOf("vin"), Caller(OWNER.did), {"vin": VIN}, None),
+    (HolderOf("vin"), member("fleet", "fleet"), {"vin": VIN3}, None),
+    (HolderOf("vin"), member("oem", "manufacturer"), {"vin": VIN3}, NotYourData),
     (HolderOf("vin"), member("oem", "manufacturer"), {"vin": VIN}, NotYourData),  # the maker is not the holder
     (HolderOf("vin"), Caller(DEVICE.did, known=False), {"vin": VIN}, UnknownCaller),
     (Party(lambda v, o: {"shop", K("lone").did}), member("shop", "workshop"), None, None),
