@@ -57,16 +57,28 @@ def test_holder_grants_lists_and_revokes_consent_through_the_cli(sold) -> None:
     assert receipt["ok"] and receipt["events"][0]["type"] == "consent.granted"
     gid = receipt["events"][0]["grant"]
 
-    listed = json.loads(cli("consent", "list", VIN, "--json", *at).stdout)
+    listed = json.loads(cli("consent", "list", VIN, "--as", "alice", "--json", *at).stdout)
     assert [(g["id"], g["org"], g["categories"], g["status"], g["holder"]) for g in listed["grants"]] == [
         (gid, "ins", ["history", "odometer"], "active", alice)]
-    text = cli("consent", "list", VIN, *at).stdout
+    text = cli("consent", "list", VIN, "--as", "alice", *at).stdout
     assert "active" in text and "quote a policy" in text
+    assert json.loads(cli("query", "vehicles", "history", f"vin={VIN}", "--as", "ins-admin", *at).stdout)["total"] >= 2
 
     r = cli("consent", "revoke", VIN, gid, "--key", "alice", *at)
     assert "committed" in r.stdout and "consent.revoked" in r.stdout
-    listed = json.loads(cli("consent", "list", VIN, "--json", *at).stdout)
+    listed = json.loads(cli("consent", "list", VIN, "--as", "alice", "--json", *at).stdout)
     assert [g["status"] for g in listed["grants"]] == ["revoked"]
+    r = cli("query", "vehicles", "history", f"vin={VIN}", "--as", "ins-admin", *at, ok=False)
+    assert r.returncode == 1 and "[consent_required]" in r.stderr and r.stdout == ""  # the revocation closed it
+
+
+def test_only_the_holder_lists_a_vehicles_grants(sold) -> None:
+    _, at, _ = sold
+    r = cli("consent", "list", VIN, "--as", "ins-admin", *at, ok=False)
+    assert r.returncode == 1 and "[not_your_data]" in r.stderr and r.stdout == ""
+    r = cli("consent", "list", VIN, *at, ok=False)
+    assert r.returncode == 1 and "[signature_required]" in r.stderr
+    assert f"{VIN}: " in cli("consent", "list", VIN, "--as", "reg-admin", *at).stdout  # a regulator reads them
 
 
 def test_refusals_name_their_code_and_exit_1(sold) -> None:
@@ -91,7 +103,7 @@ def test_the_sdk_example_of_docs_consent(sold) -> None:
 
     node, _, _ = sold
     carla = KeyStore(node.data / "keys").load("alice")
-    with Client(node.url, trust=node.data / "genesis.json") as bc:
+    with Client(node.url, trust=node.data / "genesis.json", key=carla) as bc:
         head = bc.checkpoint("latest").header
         info = bc.send(GrantConsent(vin=VIN, org="ins", categories=["history", "odometer"],
                                     purpose="quote for a comprehensive policy", until=head.time + 30 * 86_400_000), carla)

@@ -1,7 +1,7 @@
 """The real ``blokauto`` command line, end to end: a chain created with ``init``, a node started
 with ``node start`` in a child process (stopped by its PID), transactions sent, built, co-signed
-and submitted, reads verified, refusals reported with their code, and the offline tools
-(``status --data``, ``audit``) and ``demo``."""
+and submitted, reads verified (signed with ``--as NAME``, a key in DATA/keys), refusals reported
+with their code, and the offline tools (``status --data``, ``audit``) and ``demo``."""
 
 from __future__ import annotations
 
@@ -118,7 +118,7 @@ def test_journey_send_build_sign_submit_read_then_audit_offline(tmp_path):
         assert "committed" in r.stdout and "governance.member_added" in r.stdout
         txid = r.stdout.split("committed", 1)[1].split()[0]
 
-        got = cli_json("tx", "get", txid, "--data", data, "--node", node.url)
+        got = cli_json("tx", "get", txid, "--as", "oem-admin", "--data", data, "--node", node.url)  # its sender
         assert got["id"] == txid and got["receipt"]["ok"] is True
         assert got["receipt"]["events"][0]["member"] == line
 
@@ -130,18 +130,19 @@ def test_journey_send_build_sign_submit_read_then_audit_offline(tmp_path):
         assert json.loads(unsigned.read_text())["sigs"] == []
         signed = cli("tx", "sign", unsigned, "--key", "oem-admin", "--key", "desk", "--data", data)
         assert "2 signature(s)" in signed.stdout
-        sub = cli_json("tx", "submit", unsigned, "--data", data, "--node", node.url)
+        sub = cli_json("tx", "submit", unsigned, "--as", "desk", "--data", data, "--node", node.url)  # a signer
         assert sub["receipt"]["ok"] is True and sub["height"] > got["height"]
 
         st = cli_json("status", "--node", node.url)
         assert st["height"] == sub["height"] and st["healthy"] is True and st["committed_txs"] == 2
 
-        member = cli_json("state", f"gov/member/{desk}", "--data", data, "--node", node.url)
+        member = cli_json("state", f"gov/member/{desk}", "--as", "ins-admin", "--data", data, "--node", node.url)
         assert member["verified"] is True and member["value"]["org"] == "oem"
-        human = cli("state", f"gov/member/{line}", "--data", data, "--node", node.url).stdout
+        human = cli("state", f"gov/member/{line}", "--as", "line-7", "--data", data, "--node", node.url).stdout
         assert "verified" in human and "manufacturer" in human
 
-        org = json.loads(cli("query", "governance", "organisation", "id=oem", "--node", node.url).stdout)
+        org = json.loads(cli("query", "governance", "organisation", "id=oem", "--as", "ins-admin", "--data", data,
+                             "--node", node.url).stdout)
         assert {line, desk} <= {m["did"] for m in org["members"]}
     finally:
         stop(node)
@@ -187,7 +188,7 @@ def test_admin_of_another_organisation_records_a_failed_transaction(running):
             "--data", running.data, "--node", running.url, ok=False)
     assert r.returncode == 1  # on the ledger, as a failure
     assert "failed" in r.stdout and "[not_your_organisation]" in r.stdout
-    member = cli_json("state", f"gov/member/{did}", "--data", running.data, "--node", running.url)
+    member = cli_json("state", f"gov/member/{did}", "--as", "ins-admin", "--data", running.data, "--node", running.url)
     assert member["value"]["status"] == "active"
 
 
@@ -200,8 +201,8 @@ def test_submitting_the_same_file_twice_is_a_replay(running, tmp_path):
     cli("tx", "sign", f, "--key", "oem-admin", "--data", data)
     cli("tx", "sign", f, "--key", "twice", "--data", data)  # signatures accumulate across commands
     assert len(json.loads(f.read_text())["sigs"]) == 2
-    cli("tx", "submit", f, "--data", data, "--node", running.url)
-    again = cli("tx", "submit", f, "--data", data, "--node", running.url, ok=False)
+    cli("tx", "submit", f, "--as", "oem-admin", "--data", data, "--node", running.url)
+    again = cli("tx", "submit", f, "--as", "oem-admin", "--data", data, "--node", running.url, ok=False)
     assert again.returncode == 1 and "[replayed_tx]" in again.stderr
 
 
@@ -215,7 +216,7 @@ def test_tampered_transaction_file_is_refused(running, tmp_path):
     tx = json.loads(f.read_text())
     tx["body"]["msg"]["roles"] = ["admin", "manufacturer"]  # escalate after signing
     f.write_text(json.dumps(tx))
-    r = cli("tx", "submit", f, "--data", data, "--node", running.url, ok=False)
+    r = cli("tx", "submit", f, "--as", "oem-admin", "--data", data, "--node", running.url, ok=False)
     assert r.returncode == 1 and "[bad_signature]" in r.stderr
 
 
@@ -234,21 +235,22 @@ def test_unknown_message_type_and_bad_fields(running):
 def test_tx_get_with_a_bad_or_unknown_id(running):
     r = cli("tx", "get", "not-an-id", "--data", running.data, "--node", running.url, ok=False)
     assert r.returncode == 2 and "'not-an-id' is not a transaction id" in r.stderr  # a usage error, checked locally
-    r = cli("tx", "get", "ab" * 32, "--data", running.data, "--node", running.url, ok=False)
+    r = cli("tx", "get", "ab" * 32, "--as", "oem-admin", "--data", running.data, "--node", running.url, ok=False)
     assert r.returncode == 1 and "[unknown_tx]" in r.stderr
 
 
 def test_state_checked_against_another_trust_anchor_fails_verification(running, tmp_path):
     other = tmp_path / "other"
     write_chain(other)
-    r = cli("state", "gov/org/oem", "--trust", other / "genesis.json", "--node", running.url, ok=False)
+    r = cli("state", "gov/org/oem", "--trust", other / "genesis.json", "--as", "oem-admin", "--data", running.data,
+            "--node", running.url, ok=False)  # --trust wins over DATA/genesis.json; DATA holds the key
     assert r.returncode == 3 and "verification failed" in r.stderr
-    ok = cli_json("state", "gov/org/oem", "--data", running.data, "--node", running.url)
+    ok = cli_json("state", "gov/org/oem", "--as", "oem-admin", "--data", running.data, "--node", running.url)
     assert ok["verified"] is True and ok["value"]["id"] == "oem"
 
 
 def test_state_of_an_absent_key_is_proven_absent(running):
-    r = cli("state", "gov/org/nobody", "--data", running.data, "--node", running.url)
+    r = cli("state", "gov/org/nobody", "--as", "oem-admin", "--data", running.data, "--node", running.url)
     assert "absent (proven)" in r.stdout
 
 
@@ -259,10 +261,13 @@ def test_status_and_query_against_a_running_node(running):
     assert offline["chain"] == st["chain"] and offline["height"] >= 0
     human = cli("status", "--node", running.url).stdout
     assert "height" in human and st["chain"] in human
-    orgs = json.loads(cli("query", "governance", "organisations", "--node", running.url).stdout)
+    signed = ("--as", "ins-admin", "--data", running.data, "--node", running.url)
+    orgs = json.loads(cli("query", "governance", "organisations", *signed).stdout)
     assert {o["id"] for o in orgs} == {"oem", "ins"}
-    bad = cli("query", "governance", "proposals", "limit=lots", "--node", running.url, ok=False)
+    bad = cli("query", "governance", "proposals", "limit=lots", *signed, ok=False)
     assert bad.returncode == 1 and "[invalid_query]" in bad.stderr
+    unsigned = cli("query", "governance", "organisations", "--node", running.url, ok=False)
+    assert unsigned.returncode == 1 and "[signature_required]" in unsigned.stderr and unsigned.stdout == ""
 
 
 def test_messages_lists_what_the_software_knows():
