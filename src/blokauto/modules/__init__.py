@@ -12,8 +12,9 @@ def default_registry() -> Registry:
     from .consent import module as consent
     from .governance import module as governance
     from .parts import module as parts
+    from .payments import module as payments
     from .privacy import module as privacy
     from .recalls import module as recalls
     from .vehicles import module as vehicles
 
-    return Registry([governance, vehicles, parts, recalls, consent, privacy])
+    return Registry([governance, vehicles, parts, recalls, consent, privacy, payments])

@@ -14,9 +14,10 @@ import msgspec
 from ...core.access import ORG_PREFIX
 from ...core.module import Context, IndexTable, QueryView
 from ...core.state import Overlay, StateReader
-from .handlers import _vehicle, append
+from .handlers import _vehicle, append, transfer_title
+from .messages import TransferTitle
 from .spec import BIRTHS, BY_HOLDER, HISTORY, HOLDERS
-from .state import VEHICLES
+from .state import VEHICLES, Lien
 
 
 class BirthFacts(msgspec.Struct, frozen=True):
@@ -78,6 +79,12 @@ class VehicleDoor(Protocol):
         history rows are checked against the record's running hash as they are read."""
         ...
 
+    def transfer_paid(self, state: Overlay, ctx: Context, vin: str, to: str) -> list[Lien]:
+        """A sale paid in this transaction (payments' delivery versus payment): every lien is
+        released as paid off, then the title passes to ``to`` under transfer_title's own rules; returns
+        the liens released, for the caller to pay each lender its amount in the same transaction."""
+        ...
+
 
 class VehicleRegistry:
     """The implementation of ``VehicleDoor`` wired in the module's definition."""
@@ -129,3 +136,14 @@ class VehicleRegistry:
             return None
         rows = view.rows(HISTORY, {"vin": vin}, order=("seq",), limit=v.history.count)
         return VehicleEvidence(VEHICLES.key(vin), [bytes(r["entry"]) for r in rows])
+
+    def transfer_paid(self, state: Overlay, ctx: Context, vin: str, to: str) -> list[Lien]:
+        """The caller checked who sells and who pays; a refusal here (unknown, scrapped or stolen
+        vehicle, same holder) or in the caller after it leaves nothing written."""
+        v = _vehicle(state, vin)
+        released = list(v.liens)
+        for lien in released:
+            v = append(state, ctx, v, "lien_released", {"lien": lien.id, "lender": lien.lender, "paid_off": True},
+                       liens=[x for x in v.liens if x.id != lien.id])
+        transfer_title(state, ctx, TransferTitle(vin=vin, to=to))
+        return released

@@ -1,0 +1,46 @@
+"""The payments module's door: what other modules and the outer layers may ask of payments.
+
+Balances and supplies, read by the module's own rules (``state``); the voucher code the SDK hands
+to vehicles and merchants lives in ``vouchers`` (pure, importable from anywhere).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from ...core.state import StateReader
+from .state import ACCOUNTS, CURRENCIES, ESCROWS
+
+
+@runtime_checkable
+class PaymentsDoor(Protocol):
+    """The payments module's door."""
+
+    def balance(self, state: StateReader, owner: str, currency: str) -> int:
+        """The balance of ``owner``'s account in ``currency`` (minor units; 0 if it has none)."""
+        ...
+
+    def supply(self, state: StateReader, currency: str) -> int | None:
+        """Units of ``currency`` outstanding (None if no issuer issues it)."""
+        ...
+
+    def sale_paid(self, state: StateReader, escrow: int) -> bool:
+        """Whether sale escrow ``escrow`` was settled (the title moved against its price)."""
+        ...
+
+
+class PaymentsRecords:
+    """The implementation of ``PaymentsDoor`` wired in the module's definition."""
+
+    def balance(self, state: StateReader, owner: str, currency: str) -> int:
+        if not owner or "/" in owner or len(owner) > 200 or not currency.isalpha():
+            return 0
+        return ACCOUNTS.get(state, currency, owner) or 0
+
+    def supply(self, state: StateReader, currency: str) -> int | None:
+        c = CURRENCIES.get(state, currency) if currency.isalpha() else None
+        return None if c is None else c.supply
+
+    def sale_paid(self, state: StateReader, escrow: int) -> bool:
+        e = ESCROWS.get(state, escrow) if escrow >= 0 else None
+        return e is not None and e.status == "settled"
