@@ -370,9 +370,8 @@ def test_a_journey_is_all_or_nothing() -> None:
     r = ok(chain, admin("reg"), Propose(action=RemoveOrganisation(id="scoot")))
     pid = r.events[0]["proposal"]
     for org in ALL_ORGS:
-        if org != "reg":
-            if send(chain, admin(org), Vote(proposal=pid, approve=True)).code == "proposal_closed":
-                break
+        if org != "reg" and send(chain, admin(org), Vote(proposal=pid, approve=True)).code == "proposal_closed":
+            break
     before = snapshot(chain)
     refused = send(chain, BOB, PayJourney(fare=1, amount=1_000))
     assert (refused.code, refused.detail["merchant"]) == ("unknown_merchant", "scoot")
@@ -619,6 +618,8 @@ REFUSALS = [
     r("settle_an_open_channel", ALICE, SettleChannel(channel=1), "channel_not_closing", channel),
     r("settle_in_the_challenge_period", ALICE, SettleChannel(channel=1), "challenge_period_running", closing,
       at=later(DAY - 10)),
+    r("claim_after_the_challenge_period", PARK, ClaimChannel(channel=1, voucher=v(1, 2_000)), "challenge_period_over",
+      closing, at=later(DAY)),
     r("settle_a_closed_channel", ALICE, SettleChannel(channel=1), "channel_closed", claimed),
     # journeys
     r("fare_shares_not_adding_up", RAIL, AgreeFare(name="f", currency="EUR", shares=[

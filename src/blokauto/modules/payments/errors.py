@@ -9,8 +9,8 @@
     ├── merchants      UnknownMerchant, MerchantNotInCategory, InvalidTariff, UnknownTariff, TariffClosed,
     │                  TariffMismatch, AmountNotTariff
     ├── channels       UnknownChannel, ChannelClosed, ChannelClosing, ChannelNotClosing, ChallengeRunning,
-    │                  NotChannelMerchant, NotChannelPayer, StaleVoucher, VoucherOtherChannel, VoucherForged,
-    │                  VoucherOverDeposit
+    │                  ChallengeOver, NotChannelMerchant, NotChannelPayer, StaleVoucher, VoucherOtherChannel,
+    │                  VoucherForged, VoucherOverDeposit
     ├── journeys       InvalidFare, UnknownFare
     └── sales          UnknownEscrow, EscrowClosed, NotEscrowSeller, NotEscrowBuyer, SellerNotHolder,
                        BuyerIsSeller, InvalidEscrowDeadline, EscrowExpired, EscrowDeadlineNotReached,
@@ -191,6 +191,12 @@ class ChallengeRunning(DomainError):
     code = "challenge_period_running"
     template = ("The challenge period of channel {channel} runs until block time {until} (now {now}); the "
                 "merchant may still present a higher voucher until then.")
+
+
+class ChallengeOver(DomainError):
+    code = "challenge_period_over"
+    template = ("The challenge period of channel {channel} ended at block time {until} (now {now}); it settles at "
+                "the highest voucher presented before then (payments.settle_channel).")
 
 
 class NotChannelMerchant(DomainError):

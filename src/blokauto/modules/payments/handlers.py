@@ -12,6 +12,7 @@ and no balance is negative (a debit larger than the balance is refused, ``insuff
 
 from __future__ import annotations
 
+import itertools
 from typing import Iterable
 
 import msgspec
@@ -353,7 +354,7 @@ def publish_tariff(state: Overlay, ctx: Context, msg: PublishTariff) -> None:
     for b in bands:
         if b.start >= b.end:
             raise errors.InvalidTariff(reason=f"the band starting at minute {b.start} ends at {b.end}, not after it")
-    for a, b in zip(bands, bands[1:]):
+    for a, b in itertools.pairwise(bands):
         if b.start < a.end:
             raise errors.InvalidTariff(reason=f"the bands starting at minutes {a.start} and {b.start} overlap")
     old = TARIFFS.get(state, org, msg.tariff)
@@ -419,13 +420,15 @@ def open_channel(state: Overlay, ctx: Context, msg: OpenChannel) -> None:
 
 @module.message(ClaimChannel, roles=MERCHANT_ROLES)
 def claim_channel(state: Overlay, ctx: Context, msg: ClaimChannel) -> None:
-    """The merchant closes with the latest voucher (open or during the challenge): the highest voucher
-    presented wins."""
+    """The merchant closes with the latest voucher, while the channel is open or its challenge period
+    runs: the highest voucher presented wins. After the period only ``settle_channel`` ends it."""
     ch = _channel(state, msg.channel)
     if _sender_org(ctx) != ch.merchant:
         raise errors.NotChannelMerchant(merchant=ch.merchant, channel=ch.id)
     if ch.status == "closed":
         raise errors.ChannelClosed(channel=ch.id, paid=ch.paid)
+    if ch.status == "closing" and ctx.time >= ch.closing + ch.challenge_ms:
+        raise errors.ChallengeOver(channel=ch.id, until=ch.closing + ch.challenge_ms, now=ctx.time)
     _close(state, ctx, ch, _voucher(ctx, ch, msg.voucher))
 
 
