@@ -340,3 +340,33 @@ def test_unsigned_requests_to_every_private_route_are_refused_before_any_work(ac
         r = httpx.request(method, f"{acl.url}{path}", content=b"[]" if method == "POST" else None,
                           headers={"content-type": "application/json"})
         assert r.status_code == 401, (path, r.text[:200])
+
+
+def test_an_event_type_nobody_declared_readers_for_goes_to_nodes_and_regulators_only(acl: Any) -> None:
+    from blokauto.core.access import Caller as C
+
+    ev = [{"type": "nobody.declared", "vin": VIN}]
+    reader = acl.node.reader
+    assert reader.visible(C(OWNER.did), ev) == [False]
+    assert reader.visible(C(admin("oem").did, "oem", frozenset({"manufacturer"})), ev) == [False]
+    assert reader.visible(C(admin("reg").did, "reg", frozenset({"regulator"})), ev) == [True]
+    assert reader.visible(C(K("reg-node").did, "reg", node=True), ev) == [True]
+
+
+def test_a_share_link_opens_without_a_key_until_its_signer_sells_the_vehicle(acl: Any) -> None:
+    vin, seller, buyer = vin_for(WMI["oem"], 40), K("acl-share-seller"), K("acl-share-buyer")
+    with Client(acl.url, key=K("reg-node"), trust=acl.genesis) as c:
+        c.send(register_msg(vin), admin("oem")).raise_for_status()
+        c.send(TransferTitle(vin=vin, to=seller.did, usage="private"), admin("oem"), seller).raise_for_status()
+        link = c.share_report(vin, seller, ttl_ms=600_000)
+        stranger_link = c.share_report(vin, K("acl-not-the-holder"), ttl_ms=600_000)
+    token = link.split("share=", 1)[1]
+    for path in (f"/v1/reports/{vin}?share={token}", f"/v1/reports/{vin}/pdf?share={token}", f"/reports/{vin}?share={token}"):
+        assert outcome(call(acl, "none", "GET", path)) == OK, path
+    assert outcome(call(acl, "none", "GET", f"/v1/reports/{VIN}?share={token}")) == "401 share_token_invalid"
+    other = stranger_link.split("share=", 1)[1]
+    assert outcome(call(acl, "none", "GET", f"/v1/reports/{vin}?share={other}")) == "401 share_token_invalid"
+    with Client(acl.url, key=K("reg-node"), trust=acl.genesis) as c:
+        sold = c.send(TransferTitle(vin=vin, to=buyer.did), seller, buyer).raise_for_status()
+    r = call(acl, "none", "GET", f"/v1/reports/{vin}?share={token}&min_height={sold.height}")
+    assert outcome(r) == "401 share_token_invalid" and "no longer holds" in r.json()["error"]["message"]

@@ -92,6 +92,21 @@ def test_a_signature_that_covers_less_than_the_profile_is_refused(covered: tuple
         auth().verify("GET", URL, raw(h), b"")
 
 
+@pytest.mark.parametrize("tag", ["other/1", None])
+def test_a_signature_with_another_tag_or_none_is_refused(tag: str | None) -> None:
+    """A signature made for another application (or none) is not one of ours, even if it verifies."""
+    from http_message_signatures import HTTPMessageSigner
+
+    from blokauto.http_signatures import COVERED, LABEL, Ed25519Nacl, _Message, _OneKey
+
+    h = httpx.Headers()
+    HTTPMessageSigner(signature_algorithm=Ed25519Nacl, key_resolver=_OneKey(K("sig-user"))).sign(
+        _Message("GET", URL, h), key_id=K("sig-user").did, nonce="n" * 32, label=LABEL, tag=tag,
+        covered_component_ids=COVERED)
+    with pytest.raises(RequestSignatureInvalid):
+        auth().verify("GET", URL, raw(h), b"")
+
+
 def test_a_body_must_match_its_signed_digest_and_be_covered() -> None:
     h = signed(method="POST", body=b'{"a":1}')
     with pytest.raises(DigestMismatch):

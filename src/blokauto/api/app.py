@@ -386,11 +386,11 @@ class Api:
 
     async def report(self, vin: str, min_height: int, caller: Caller, share: str | None) -> dict[str, Any]:
         """The report of ``vin`` for a caller who may read it, or for anyone with a valid share link."""
+        await self.reach(min_height)  # judged on the state the report is read from (a sale just made counts)
         if share is not None:
             await asyncio.to_thread(self._check_share, share, vin)
         else:
             await self.check(SHAREABLE, caller, {"vin": vin}, f"the history report of {vin[:40]}")
-        await self.reach(min_height)
         return await asyncio.to_thread(self.node.report, vin)
 
     def _check_share(self, token: str, vin: str) -> None:
@@ -603,8 +603,8 @@ async def get_state(api: ApiDep, caller: CallerDep, key: FromPath[str], min_heig
     A key is UTF-8 text: percent-encoded bytes that are not UTF-8 are refused before this runs.
     Who reads a key is the rule of what it holds (``STATE_READS``)."""
     policy, obj, what = state_read(key.lstrip("/"))
-    await api.check(policy, caller, obj, what)
     await api.reach(min_height)
+    await api.check(policy, caller, obj, what)
     return await asyncio.to_thread(api.reader.state_value, key.lstrip("/").encode())
 
 

@@ -74,7 +74,7 @@ class Caller(msgspec.Struct, frozen=True):
     def speaks_for(self, holder: str) -> bool:
         """Whether this caller is ``holder``: that key, or a member key of the organisation org:<id>."""
         if holder.startswith(ORG_PREFIX):
-            return self.org is not None and not self.node and self.org == holder[len(ORG_PREFIX):]
+            return self.org is not None and self.org == holder[len(ORG_PREFIX):]
         return bool(self.did) and self.did == holder
 
 
