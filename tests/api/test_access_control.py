@@ -23,6 +23,7 @@ from blokauto.http_signatures import sign_request
 from blokauto.modules.consent.messages import GrantConsent, RevokeConsent
 from blokauto.modules.governance.messages import AddMember, RevokeMember
 from blokauto.modules.parts import messages as parts
+from blokauto.modules.payments import messages as pay
 from blokauto.modules.privacy.messages import CommitPersonalData
 from blokauto.modules.recalls import state as recall_state
 from blokauto.modules.recalls.messages import OpenCampaign
@@ -41,14 +42,14 @@ CALLERS: dict[str, KeyPair | None] = {
     "none": None, "outsider": OUTSIDER, "revoked": REVOKED, "node": K("reg-node"), "regulator": admin("reg"),
     "maker": admin("oem"), "other_maker": admin("oem2"), "dealer": admin("dealer"), "insurer": admin("ins"),
     "lender": admin("bank"), "workshop": admin("shop"), "holder": OWNER, "device": DEVICE, "fleet": admin("fleet"),
-    "supplier": admin("sup"),
+    "supplier": admin("sup"), "issuer": admin("pay"),
 }
 
 
 @pytest.fixture(scope="module")
 def acl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     data = tmp_path_factory.mktemp("acl") / "data"
-    g = vehicles_genesis(extra=[("sup", ["supplier"])])
+    g = vehicles_genesis(extra=[("sup", ["supplier"]), ("pay", ["issuer"]), ("tollco", ["toll"])])
     genesis = Genesis(chain=g.chain, time=int(time.time() * 1000) - 1000, organisations=g.organisations, quorum=1)
     write_chain(data, genesis)
     served = Served(data)
@@ -81,6 +82,11 @@ def acl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
                           admin("oem")).raise_for_status()
             c.send(CommitPersonalData(subject=SUBJECT, field="postal_address", commitment="ab" * 32, vin=VIN),
                    admin("ins")).raise_for_status()
+            c.send(pay.RegisterCurrency(currency="EUR", exponent=2), admin("pay")).raise_for_status()
+            c.send(pay.AttestReserves(currency="EUR", reserves=10**9, evidence="cd" * 32), admin("pay")).raise_for_status()
+            c.send(pay.Issue(currency="EUR", to=OWNER.did, amount=100_000), admin("pay")).raise_for_status()
+            c.send(pay.SetLimit(vin=VIN, currency="EUR", per_payment=1_000, per_day=5_000, categories=["toll"]),
+                   OWNER).raise_for_status()
             served.campaign = next(e["campaign"] for e in info.events if e["type"] == "recalls.campaign_opened")
             served.height = info.height
             served.genesis = genesis
@@ -111,7 +117,7 @@ CONSENT, NODE_ONLY, NOT_YOURS = "403 consent_required", "403 node_key_required",
 VEHICLE_READERS = {"node": OK, "regulator": OK, "maker": OK, "lender": OK, "insurer": OK, "holder": OK,
                    "device": OK, "none": SIG, "outsider": UNKNOWN, "revoked": REVOKED_,
                    "other_maker": CONSENT, "dealer": CONSENT, "workshop": CONSENT, "fleet": CONSENT,
-                   "supplier": CONSENT}
+                   "supplier": CONSENT, "issuer": CONSENT}
 PUBLIC_ROUTE = {who: OK for who in CALLERS}
 KNOWN_ONLY = {**{who: OK for who in CALLERS}, "none": SIG, "outsider": UNKNOWN, "revoked": REVOKED_, "device": UNKNOWN}
 
@@ -184,6 +190,33 @@ TABLE: list[tuple[str, str, dict[str, str]]] = [
       "outsider": UNKNOWN, "revoked": REVOKED_, "device": UNKNOWN}),
     (f"/v1/q/privacy/commitment?subject={SUBJECT}&field=postal_address&commitment={'ab' * 32}",
      "whoever holds the commitment", KNOWN_ONLY),
+    (f"/v1/q/payments/balance?owner={OWNER.did}&currency=EUR", "the account's owner",
+     {**{w: NOT_YOURS for w in CALLERS}, "node": OK, "regulator": OK, "holder": OK, "none": SIG,
+      "outsider": UNKNOWN, "revoked": REVOKED_, "device": UNKNOWN}),
+    ("/v1/q/payments/supply?currency=EUR", "the currency's issuer",
+     {**{w: "403 not_a_party" for w in CALLERS}, "node": OK, "regulator": OK, "issuer": OK, "none": SIG,
+      "outsider": UNKNOWN, "revoked": REVOKED_, "device": UNKNOWN}),
+    ("/v1/q/payments/currencies", "known keys", KNOWN_ONLY),
+    (f"/v1/q/payments/limit?vin={VIN}&currency=EUR", "the vehicle's holder and devices",
+     {**{w: NOT_YOURS for w in CALLERS}, "node": OK, "regulator": OK, "holder": OK, "device": OK, "none": SIG,
+      "outsider": UNKNOWN, "revoked": REVOKED_}),
+    ("/v1/q/payments/tariffs?merchant=tollco", "prices: any signed key",
+     {**{w: OK for w in CALLERS}, "none": SIG, "revoked": REVOKED_}),
+    ("/v1/q/payments/tariff?merchant=tollco&tariff=none", "prices: any signed key (none published: found false)",
+     {**{w: OK for w in CALLERS}, "none": SIG, "revoked": REVOKED_}),
+    ("/v1/q/payments/price?merchant=tollco&tariff=none&quantity=1", "prices: any signed key",
+     {**{w: OK for w in CALLERS}, "none": SIG, "revoked": REVOKED_}),
+    ("/v1/q/payments/fare?fare=1", "fares: any signed key",
+     {**{w: OK for w in CALLERS}, "none": SIG, "revoked": REVOKED_}),
+    ("/v1/q/payments/channel?channel=1", "a channel's parties (none opened: nobody's)",
+     {**{w: "403 not_a_party" for w in CALLERS}, "node": OK, "regulator": OK,
+      "none": SIG, "outsider": UNKNOWN, "revoked": REVOKED_, "device": UNKNOWN}),
+    ("/v1/q/payments/channels_of?merchant=tollco", "the merchant organisation",
+     {**{w: NOT_YOURS for w in CALLERS}, "node": OK, "regulator": OK, "none": SIG,
+      "outsider": UNKNOWN, "revoked": REVOKED_, "device": UNKNOWN}),
+    ("/v1/q/payments/escrow?escrow=1", "a sale's buyer and seller (none locked: nobody's)",
+     {**{w: "403 not_a_party" for w in CALLERS}, "node": OK, "regulator": OK,
+      "none": SIG, "outsider": UNKNOWN, "revoked": REVOKED_, "device": UNKNOWN}),
     (f"/v1/q/consent/allowed?vin={VIN}&org=ins&category=history", "the organisation asked about, the holder",
      {**{w: NOT_YOURS for w in CALLERS}, "node": OK, "regulator": OK, "insurer": OK, "holder": OK, "none": SIG,
       "outsider": UNKNOWN, "revoked": REVOKED_, "device": UNKNOWN}),
