@@ -403,3 +403,12 @@ def test_a_share_link_opens_without_a_key_until_its_signer_sells_the_vehicle(acl
         sold = c.send(TransferTitle(vin=vin, to=buyer.did), seller, buyer).raise_for_status()
     r = call(acl, "none", "GET", f"/v1/reports/{vin}?share={token}&min_height={sold.height}")
     assert outcome(r) == "401 share_token_invalid" and "no longer holds" in r.json()["error"]["message"]
+
+
+def test_the_sdk_sends_as_the_sender_whatever_key_the_client_reads_with(acl: Any) -> None:
+    """A client reading as the insurer sends the holder's transaction: the submission and its
+    receipt are signed by the sender, who may always read its own transaction."""
+    with Client(acl.url, key=admin("ins"), trust=acl.genesis) as insurer:
+        until = insurer.checkpoint("latest").header.time + 3_600_000
+        info = insurer.send(GrantConsent(vin=VIN, org="oem2", categories=["odometer"], purpose="p", until=until), OWNER)
+    assert info.ok and info.tx["body"]["sender"] == OWNER.did

@@ -137,8 +137,8 @@ def test_a_share_link_opens_the_report_without_a_key_until_the_holder_sells(chai
     assert link.startswith(f"{node.url}/reports/{SOLD}?share=") and "\n" not in link
     assert "selling the vehicle voids it" in " ".join(r.stderr.split())
 
-    # no key, no data folder: only the link (run where no blokauto-data folder is)
-    opened = cli("report", SOLD, "--share", link, "--node", node.url, "--trust", trust, "--json", "-", cwd=tmp_path)
+    # no key, no data folder, no --node: only the link, which names its node
+    opened = cli("report", SOLD, "--share", link, "--trust", trust, "--json", "-", cwd=tmp_path)
     doc = json.loads(opened.stdout)
     assert doc["vin"] == SOLD and doc["summary"]["owners"] >= 1
     assert f"trust anchor {trust}" in opened.stderr
@@ -153,6 +153,19 @@ def test_a_share_link_opens_the_report_without_a_key_until_the_holder_sells(chai
     assert "verified" in r.stdout  # the new holder reads it
     refused(cli("report", SOLD, "--as", "carol", "--node", node.url, "--trust", trust, cwd=data.parent, ok=False), 1,
             "[unknown_caller]")  # the former holder no longer does: she holds no vehicle now
+
+
+def test_as_takes_a_key_file_from_anywhere_and_a_missing_folder_is_named(chain, tmp_path: Path) -> None:
+    node, data, at, _ = chain
+    key_file = data / "keys" / "alice.json"
+    r = cli("query", "vehicles", "vehicle", f"vin={VIN}", "--node", node.url, "--as", key_file, cwd=tmp_path)
+    assert json.loads(r.stdout)["vin"] == VIN
+    bogus = tmp_path / "not-a-key.json"
+    bogus.write_text('{"name": "x", "did": "did:key:z6Mkw", "seed": "00"}')
+    refused(cli("query", "vehicles", "vehicle", f"vin={VIN}", "--node", node.url, "--as", bogus, ok=False), 2,
+            "not a blokauto key file")
+    refused(cli("state", f"veh/v/{VIN}", "--node", node.url, "--as", "alice", "--data", tmp_path / "kyes", ok=False),
+            2, "holds no")
 
 
 def test_a_share_link_lasts_at_most_90_days(chain) -> None:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+import msgspec
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -123,18 +124,44 @@ def trust_anchor(data: Optional[Path], trust: Optional[Path]) -> Optional[Path]:
     return None
 
 
-AsOpt = typer.Option(None, "--as", "-a", envvar="BLOKAUTO_KEY", metavar="NAME",
-                     help="Sign requests with this key (its name in DATA/keys): the node answers what that key "
-                          "may read. Without it only public routes answer.")
+AsOpt = typer.Option(None, "--as", "-a", envvar="BLOKAUTO_KEY", metavar="NAME|FILE",
+                     help="Sign requests with this key: its name in DATA/keys, or a key file (….json). The node "
+                          "answers what that key may read. Without it only public routes answer.")
 
 
 def signing_key(data: Optional[Path], name: Optional[str]) -> Any:
-    """The key named ``name`` in ``DATA/keys`` (None: requests go unsigned)."""
+    """The key ``name`` names: a key file (a path ending in .json, or containing a /), else the key of
+    that name in ``DATA/keys`` (None: requests go unsigned)."""
     if name is None:
         return None
-    from ..keystore import KeyStore
+    from ..keystore import KeyFile, KeyStore
+    from ..core.crypto import KeyPair
 
-    return KeyStore((data if data is not None else Path(DEFAULT_DATA)) / "keys").load(name)
+    if name.endswith(".json") or "/" in name:
+        path = Path(name)
+        if not path.is_file():
+            raise FileNotFoundError(f"the key file {path} does not exist")
+        try:
+            entry = msgspec.json.decode(path.read_bytes(), type=KeyFile)
+            key = KeyPair(bytes.fromhex(entry.seed))
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+            raise ValueError(f"{path} is not a blokauto key file (name, did, seed): {exc}") from None
+        if key.did != entry.did:
+            raise ValueError(f"{path}: its seed is not the key of {entry.did}")
+        return key
+    folder = (data if data is not None else Path(DEFAULT_DATA)) / "keys"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder.parent} holds no keys/ folder: is it a data folder? (--data DIR names it; "
+                                f"--as also takes a key file path)")
+    return KeyStore(folder).load(name)
+
+
+def share_origin(link: str) -> str:
+    """The node a share link points at (scheme://host:port)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(link)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def share_token(given: str) -> str:

@@ -15,8 +15,9 @@ from rich.markup import escape
 
 from ..core.encoding import decode
 from ..core.errors import BlokautoError
-from .common import (AsOpt, DataOpt, JsonOpt, NodeOpt, OptionalDataOpt, TrustOpt, client, console, err_console,
-                     flag, no_genesis, print_json, say_trust, share_token, signing_key, trust_anchor, when, yes_no)
+from .common import (AsOpt, DataOpt, JsonOpt, NodeOpt, OptionalDataOpt, TrustOpt, client, console, data_given,
+                     err_console, flag, no_genesis, print_json, say_trust, share_origin, share_token, signing_key,
+                     trust_anchor, when, yes_no)
 from .errors import cli_errors, fail
 from .progress import progress_bar
 
@@ -304,6 +305,8 @@ def report(vin: str = typer.Argument(..., metavar="VIN", help="The vehicle's VIN
     if data is not None:
         doc, genesis, source = _local_report(data, vin, trust)
     else:
+        if share and share.startswith(("http://", "https://")) and not data_given("node"):
+            node = share_origin(share)  # a link names its node; --node overrides it
         with client(node, None, trust, key=signing_key(None, as_key)) as c:
             doc = c.report(vin, share=share_token(share) if share else None)
             genesis = c.genesis

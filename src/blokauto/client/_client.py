@@ -220,11 +220,10 @@ class Client:
 
     def send(self, msg: Message, sender: KeyPair, *cosigners: KeyPair, wait: float = 30.0,
              ttl_ms: int = DEFAULT_TTL_MS) -> TxInfo:
-        """Build, sign (sender first, then co-signers), submit and wait for the receipt. Without a
-        key of its own, the client signs the requests with the sender's key."""
+        """Build, sign (sender first, then co-signers), submit and wait for the receipt. The requests
+        are signed with the sender's key: it may always submit and read its own transaction."""
         tx = self.sign(self.build(msg, sender, ttl_ms=ttl_ms), sender, *cosigners)
-        key = None if self.key is not None else sender
-        return self.receipt(self.submit(tx, key=key), wait=wait, key=key)
+        return self.receipt(self.submit(tx, key=sender), wait=wait, key=sender)
 
     # ---------------------------------------------------------------- reading
 

@@ -105,7 +105,7 @@ class ConsentRequired(ReadRefused):
     code = "consent_required"
     template = ("{what} is read by the vehicle {vin}'s holder, its maker, its devices, regulators and police, or an "
                 "organisation its holder consented to for {category}; {caller} is none of these. Ask the holder "
-                "to grant consent (blokauto consent grant {vin} --org ORG --category {category}).")
+                "to grant consent (blokauto consent grant {vin} --to ORG --category {category}).")
 
 
 class NotYourData(ReadRefused):
