@@ -8,7 +8,6 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-import httpx
 import pytest
 
 from conftest import change_one_index_row, run_cli
@@ -63,7 +62,7 @@ def test_a_restored_node_starts_at_the_backed_up_height(backed_up, tmp_path):
         height = json.loads((backup / "backup.json").read_text())["height"]
         assert status(node.url)["height"] >= height
         assert status(node.url)["healthy"] is True
-        assert httpx.get(f"{node.url}/v1/blocks/{height}", timeout=10).status_code == 200
+        assert node.http.get(f"/v1/blocks/{height}", timeout=10).status_code == 200
     finally:
         node.stop()
 

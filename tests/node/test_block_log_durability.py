@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
 from blokauto.modules import default_registry
@@ -20,7 +19,7 @@ from blokauto.node.faults import IntegrityFault, LogBehindCommitted
 from blokauto.store.blocks import BlockLog
 from blokauto.store.state import StateStore
 
-from conftest import K, write_chain
+from conftest import K, signed, write_chain
 from test_crash_recovery import BATCH, Load, status, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -158,7 +157,7 @@ def test_a_flipped_byte_in_a_wal_file_after_a_crash_never_loses_or_changes_a_com
 
     f = node_process
     node, load = loaded_node(f, blocks=10)
-    with httpx.Client(base_url=node.url, timeout=30) as http:
+    with signed(node.url, node.key, timeout=30) as http:
         height = status(node.url)["height"]
         headers = {h: http.get(f"/v1/blocks/{h}").json()["hash"] for h in range(height + 1)}
     node.kill()
@@ -174,7 +173,7 @@ def test_a_flipped_byte_in_a_wal_file_after_a_crash_never_loses_or_changes_a_com
         assert wal == "chain.db-wal" and "exited with 4" in str(exc) and "missing from the block log" in str(exc)
         return
     try:
-        with httpx.Client(base_url=again.url, timeout=30) as http:
+        with signed(again.url, again.key, timeout=30) as http:
             assert status(again.url)["height"] >= height
             for h, hsh in headers.items():
                 assert http.get(f"/v1/blocks/{h}").json()["hash"] == hsh

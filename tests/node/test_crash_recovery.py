@@ -26,7 +26,7 @@ from blokauto.core.block import Genesis
 from blokauto.modules.governance.messages import AddMember
 from blokauto.verify import TrustAnchor, verify_state_evidence, verify_tx_evidence
 
-from conftest import JSON_POST, K, build_tx, now_ms, run_cli
+from conftest import JSON_POST, K, build_tx, now_ms, run_cli, signed, signed_get, signed_post
 
 pytestmark = pytest.mark.e2e  # starts real node processes
 
@@ -47,7 +47,7 @@ def submit_new_member(url: str, genesis: Genesis, label: str) -> str:
     key = K(label)
     raw = build_tx(K("oem-admin"), AddMember(member=key.did, roles=["manufacturer"]), key,
                    chain=genesis.chain, expires=now_ms() + 600_000)
-    r = httpx.post(url + "/v1/txs", headers=JSON_POST, content=raw, timeout=10)
+    r = signed_post(url + "/v1/txs", headers=JSON_POST, content=raw, timeout=10)
     assert r.status_code == 202, r.text
     return r.json()["id"]
 
@@ -91,7 +91,7 @@ class Load:
 
     def _submit(self, prefix: str) -> None:
         n = 0
-        with httpx.Client(timeout=httpx.Timeout(10, connect=2)) as http:
+        with signed(timeout=httpx.Timeout(10, connect=2)) as http:
             while not self.stop.is_set():
                 raws = []
                 for _ in range(BATCH):
@@ -117,7 +117,7 @@ class Load:
 
     def _watch(self) -> None:
         i = 0
-        with httpx.Client(timeout=httpx.Timeout(10, connect=2)) as http:
+        with signed(timeout=httpx.Timeout(10, connect=2)) as http:
             while not self.stop.is_set():
                 if i >= len(self.acked):
                     time.sleep(0.01)
@@ -138,7 +138,7 @@ def status(url: str) -> dict[str, Any]:
 
 def fetch_blocks(url: str, heights: list[int], full: bool = False) -> dict[int, dict[str, Any]]:
     def one(h: int) -> tuple[int, dict[str, Any]]:
-        r = httpx.get(f"{url}/v1/blocks/{h}", params={"full": "true"} if full else None, timeout=30)
+        r = signed_get(f"{url}/v1/blocks/{h}", params={"full": "true"} if full else None, timeout=30)
         assert r.status_code == 200, (h, r.text)
         return h, r.json()
 
@@ -171,9 +171,9 @@ def check_recovered(f: Any, url: str, load: Load, blocks: dict[int, dict[str, An
         assert after[h]["header"]["prev"] == after[h - 1]["hash"]
 
     # the state root at the head is the header's, and a state proof checks out against its header
-    latest = httpx.get(url + "/v1/blocks/latest", timeout=10).json()
+    latest = signed_get(url + "/v1/blocks/latest", timeout=10).json()
     assert st["state_root"] == latest["header"]["state_root"] and st["height"] == latest["height"]
-    ev = httpx.get(f"{url}/v1/state/gov/org/oem", timeout=30).json()
+    ev = signed_get(f"{url}/v1/state/gov/org/oem", timeout=30).json()
     cp = verify_state_evidence(ev, anchor)
     assert cp.header.state_root == after[cp.header.height]["header"]["state_root"]
 
@@ -183,7 +183,7 @@ def check_recovered(f: Any, url: str, load: Load, blocks: dict[int, dict[str, An
         b = full[seen["height"]]
         assert b["tx_ids"][seen["index"]] == txid
         assert b["receipts"][seen["index"]] == seen["receipt"]
-    with httpx.Client(timeout=30) as http:
+    with signed(timeout=30) as http:
         for txid in list(receipts)[:: max(1, len(receipts) // 15)]:
             got = http.get(f"{url}/v1/txs/{txid}").json()
             assert (got["height"], got["index"], got["receipt"]) == (receipts[txid]["height"], receipts[txid]["index"],
@@ -303,7 +303,7 @@ def test_state_reads_reach_the_head_after_recovery_without_new_blocks(node_proce
     again, _, _, _, stuck, replayed = kill_while_flush_is_stuck(f)
     assert replayed >= 2
     head = status(again.url)["height"]
-    ev = httpx.get(f"{again.url}/v1/state/gov/org/oem", params={"min_height": head}, timeout=30).json()
+    ev = again.http.get("/v1/state/gov/org/oem", params={"min_height": head}, timeout=30).json()
     try:
         assert ev["height"] == head
         assert status(again.url)["flushed_height"] == head
@@ -323,7 +323,7 @@ def test_kill_9_after_single_submissions_are_answered_but_before_their_block_los
         node.kill()
     again = f.start("--workers", "1")
     try:
-        with httpx.Client(timeout=30) as http:
+        with signed(timeout=30) as http:
             for txid in acked:
                 got = http.get(f"{again.url}/v1/txs/{txid}")
                 assert got.status_code == 200, f"acknowledged {txid} was lost: {got.text}"
@@ -361,7 +361,7 @@ def test_kill_9_at_random_moments_twenty_times_loses_no_acknowledged_id(node_pro
         all_acked += load.acked
         again = f.start("--workers", "1")
         try:
-            with httpx.Client(timeout=30) as http:
+            with signed(timeout=30) as http:
                 for txid in all_acked[-2 * BATCH:] + all_acked[:: max(1, len(all_acked) // 40)]:
                     r = http.get(f"{again.url}/v1/txs/{txid}")
                     assert r.status_code == 200, f"cycle {cycle}: acknowledged {txid} was lost ({r.text})"

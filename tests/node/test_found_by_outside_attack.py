@@ -74,7 +74,7 @@ def test_a_malformed_state_db_is_reported_then_set_aside_and_rebuilt(copy):
     with Served(copy) as s:
         assert s.node.rebuilt_state is not None
         assert httpx.get(f"{s.url}/v1/status", timeout=10).json()["healthy"] is True
-        assert httpx.get(f"{s.url}/v1/state/gov/org/kba", timeout=10).status_code == 200
+        assert s.http.get("/v1/state/gov/org/kba", timeout=10).status_code == 200
 
 
 def test_a_malformed_chain_db_refuses_the_start_and_audit_reports_it(copy):
@@ -131,7 +131,7 @@ def test_block_damage_found_before_a_restart_is_still_refused_after_it(copy):
     with closing(sqlite3.connect(copy / "chain.db", isolation_level=None)) as c:
         c.execute("UPDATE blocks SET receipts = CAST(receipts AS BLOB) || x'00' WHERE height = 5")
     with Served(copy) as s:
-        assert httpx.get(f"{s.url}/v1/blocks/5", timeout=10).status_code == 503
+        assert s.http.get("/v1/blocks/5", timeout=10).status_code == 503
     with Served(copy) as s:  # restarted: the damage on record is checked again, and still refused
         st = httpx.get(f"{s.url}/v1/status", timeout=10).json()
         assert st["healthy"] is False and any(d["height"] == 5 for d in st["integrity"]["damage"])

@@ -8,9 +8,8 @@ import signal
 import time
 from pathlib import Path
 
-import httpx
 import pytest
-from conftest import K, build_tx, now_ms, run_cli, write_chain
+from conftest import K, build_tx, now_ms, run_cli, signed, write_chain
 
 from blokauto.modules.governance.messages import AddMember
 
@@ -53,7 +52,7 @@ def test_answered_ids_survive_bytes_added_after_the_journal_and_audit_sees_a_los
     data = node_process.data
     node = node_process.start("--block-ms", "600000", "--block-txs", "100000")
     ids = []
-    with httpx.Client(base_url=node.url, timeout=60) as http:
+    with signed(node.url, node.key, timeout=60) as http:
         for b in range(3):
             r = http.post("/v1/txs/batch", content=_batch(f"journal-{b}", 40), headers=JSON)
             assert r.status_code == 200 and r.json()["accepted"] == 40, r.text
@@ -69,7 +68,7 @@ def test_answered_ids_survive_bytes_added_after_the_journal_and_audit_sees_a_los
     with open(data / "intake.journal", "ab") as f:  # bytes after every answered group: never answered
         f.write(bytes(range(256)) * 12)
     node = node_process.start()
-    with httpx.Client(base_url=node.url, timeout=60) as http:
+    with signed(node.url, node.key, timeout=60) as http:
         for txid in ids:
             r = http.get(f"/v1/txs/{txid}", params={"wait": 20})
             assert r.status_code == 200 and r.json()["receipt"]["ok"], r.text
@@ -130,7 +129,7 @@ def test_a_damaged_head_marker_is_kept_as_evidence_before_it_is_written_again(tm
 def test_sigterm_ends_event_streams_with_an_error_event_and_no_traceback(node_process):
     node = node_process.start()
     events: list[str] = []
-    with httpx.Client(base_url=node.url, timeout=30) as http:
+    with signed(node.url, node.key, timeout=30) as http:
         with http.stream("GET", "/v1/events", params={"from_height": 0}) as r:
             assert r.status_code == 200
             time.sleep(0.5)  # the stream is serving (block 0's events, then it waits for more)
@@ -154,7 +153,7 @@ def test_moving_a_damaged_journal_aside_still_orders_every_intact_answered_group
     data = node_process.data
     node = node_process.start("--block-ms", "600000", "--block-txs", "100000")
     groups = []
-    with httpx.Client(base_url=node.url, timeout=60) as http:
+    with signed(node.url, node.key, timeout=60) as http:
         for b in range(3):
             r = http.post("/v1/txs/batch", content=_batch(f"flip-{b}", 30), headers=JSON)
             assert r.status_code == 200 and r.json()["accepted"] == 30, r.text
@@ -176,7 +175,7 @@ def test_moving_a_damaged_journal_aside_still_orders_every_intact_answered_group
     (data / "node.lock").unlink(missing_ok=True)
     journal.rename(data / "intake.journal.damaged")
     node = node_process.start()
-    with httpx.Client(base_url=node.url, timeout=60) as http:
+    with signed(node.url, node.key, timeout=60) as http:
         found = {txid: http.get(f"/v1/txs/{txid}", params={"wait": 10 if g != 1 else 0}).status_code
                  for g, ids in enumerate(groups) for txid in ids}
     assert all(found[t] == 200 for t in groups[0] + groups[2]), found

@@ -6,7 +6,7 @@ import time
 
 import httpx
 import pytest
-from conftest import K, build_tx, now_ms
+from conftest import K, build_tx, now_ms, signed
 
 from blokauto.modules.governance.messages import AddMember
 
@@ -28,7 +28,7 @@ def test_blocks_applied_while_the_flusher_was_busy_reach_state_db_without_new_tr
     next transaction arrives."""
     node = node_process.start()
     bodies = member_batches(3, 1500)
-    with httpx.Client(base_url=node.url, timeout=120) as http:
+    with signed(node.url, node.key, timeout=120) as http:
         for body in bodies:
             r = http.post("/v1/txs/batch", content=body, headers={"content-type": "application/json"})
             assert r.status_code == 200, r.text
@@ -118,7 +118,7 @@ def test_a_module_query_never_serves_a_changed_state_value(node_process) -> None
     from contextlib import closing
 
     node = node_process.start()
-    with httpx.Client(base_url=node.url, timeout=30) as http:
+    with signed(node.url, node.key, timeout=30) as http:
         good = http.get("/v1/q/governance/organisation", params={"id": "oem"})
         assert good.status_code == 200 and "oem" in good.text
     node.stop()
@@ -128,7 +128,7 @@ def test_a_module_query_never_serves_a_changed_state_value(node_process) -> None
         assert changed != bytes(value)
         c.execute("UPDATE state SET v=? WHERE k=?", (changed, b"gov/org/oem"))
     again = node_process.start()
-    with httpx.Client(base_url=again.url, timeout=30) as http:
+    with signed(again.url, again.key, timeout=30) as http:
         r = http.get("/v1/q/governance/organisation", params={"id": "oem"})
         assert r.status_code == 503 and r.json()["error"]["code"] == "integrity_failure", r.text
         assert "X" not in r.text.split('"name"')[-1][:3]
@@ -149,7 +149,7 @@ def test_a_changed_head_json_is_blamed_on_head_json_not_on_an_intact_block_log(n
     from conftest import free_port
 
     node = node_process.start()
-    with httpx.Client(base_url=node.url, timeout=60) as http:
+    with signed(node.url, node.key, timeout=60) as http:
         for body in member_batches(1, 20):
             assert http.post("/v1/txs/batch", content=body, headers={"content-type": "application/json"}
                              ).status_code == 200
@@ -174,7 +174,7 @@ def test_a_changed_head_json_is_blamed_on_head_json_not_on_an_intact_block_log(n
     assert scrubbed.returncode != 0 and "head.json records hash" in scrubbed.stdout + scrubbed.stderr, scrubbed
     head.rename(head.with_name("head.json.damaged"))  # what the message says to do
     again = node_process.start()
-    with httpx.Client(base_url=again.url, timeout=30) as http:
+    with signed(again.url, again.key, timeout=30) as http:
         st = http.get("/v1/status").json()
         assert st["healthy"] is True and st["height"] == height
 

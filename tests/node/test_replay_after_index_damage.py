@@ -14,7 +14,7 @@ import httpx
 
 from blokauto.modules.governance.messages import AddMember
 
-from conftest import JSON_POST, K, Served, build_tx, now_ms, write_chain
+from conftest import JSON_POST, K, Served, build_tx, now_ms, signed_get, signed_post, write_chain
 
 
 def committed_batch(url: str, genesis: Any, label: str, n: int = 5) -> tuple[list[bytes], int]:
@@ -23,14 +23,14 @@ def committed_batch(url: str, genesis: Any, label: str, n: int = 5) -> tuple[lis
         key = K(f"{label}-{i}")
         raws.append(build_tx(K("oem-admin"), AddMember(member=key.did, roles=["manufacturer"]), key,
                              chain=genesis.chain, expires=now_ms() + 600_000))
-    r = httpx.post(url + "/v1/txs/batch", content=b"[" + b",".join(raws) + b"]", headers=JSON_POST, timeout=30)
+    r = signed_post(url + "/v1/txs/batch", content=b"[" + b",".join(raws) + b"]", headers=JSON_POST, timeout=30)
     ids = [x["id"] for x in r.json()["results"]]
-    height = httpx.get(f"{url}/v1/txs/{ids[-1]}", params={"wait": 20}, timeout=30).json()["height"]
+    height = signed_get(f"{url}/v1/txs/{ids[-1]}", params={"wait": 20}, timeout=30).json()["height"]
     return raws, height
 
 
 def resubmit(url: str, raws: list[bytes]) -> list[dict[str, Any]]:
-    r = httpx.post(url + "/v1/txs/batch", content=b"[" + b",".join(raws) + b"]", headers=JSON_POST, timeout=30)
+    r = signed_post(url + "/v1/txs/batch", content=b"[" + b",".join(raws) + b"]", headers=JSON_POST, timeout=30)
     assert r.status_code == 200, r.text
     return r.json()["results"]
 
@@ -64,7 +64,7 @@ def test_once_the_scrubber_finds_the_index_damaged_the_node_accepts_nothing(tmp_
             c.execute("DELETE FROM tx_index WHERE height=?", (height,))
         report = served.node.scrubber.run_once()
         assert report is not None and any(f.kind == "tx-index" for f in report.findings)
-        r = httpx.post(served.url + "/v1/txs/batch", content=b"[" + b",".join(raws) + b"]", headers=JSON_POST,
+        r = served.http.post("/v1/txs/batch", content=b"[" + b",".join(raws) + b"]", headers=JSON_POST,
                        timeout=30)
         assert r.status_code == 503 and r.json()["error"]["code"] == "integrity_failure", r.text
         st = httpx.get(served.url + "/v1/status", timeout=10).json()

@@ -2,10 +2,9 @@
 
 import httpx
 
-from blokauto.client import Client
 from blokauto.modules.governance.messages import AddMember
 
-from conftest import K
+from conftest import K, signed_client
 
 
 def test_member_added_in_memory(chain):
@@ -14,7 +13,7 @@ def test_member_added_in_memory(chain):
 
 
 def test_member_added_through_live_node(live_node):
-    with Client(live_node.url, trust=live_node.genesis) as c:
+    with signed_client(live_node.url, trust=live_node.genesis) as c:
         info = c.send(AddMember(member=K("w").did, roles=["manufacturer"]), K("oem-admin"), K("w"))
         assert info.ok and info.height == 1
 

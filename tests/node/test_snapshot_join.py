@@ -12,7 +12,6 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-import httpx
 import msgspec
 import pytest
 
@@ -24,16 +23,24 @@ from blokauto.node.netconfig import Subjects
 from blokauto.node.snapshot import fetch_snapshot, verify_block_log
 from blokauto.verify import TrustAnchor, VerificationError
 
-from conftest import JSON_POST, K, consortium, run_cli
+from conftest import JSON_POST, K, NODE_LABEL, consortium, run_cli, signed
 
 
 def commit_some(live, n: int = 3) -> int:
-    with httpx.Client(base_url=live.url, timeout=30) as http:
+    with signed(live.url, live.key, timeout=30) as http:
         for i in range(n):
             raw = live.tx(K("oem-admin"), AddMember(member=K(f"m{i}").did, roles=["manufacturer"]), K(f"m{i}"))
             r = http.post("/v1/txs?wait=10", headers=JSON_POST, content=raw)
             assert r.status_code == 200 and r.json()["receipt"]["ok"], r.text
         return http.get("/v1/status").json()["height"]
+
+
+def with_node_key(folder: Path) -> None:
+    """The joining folder's node key: the block log is served to the consortium's node keys only, and
+    the test consortium's one node key is K("reg-node")."""
+    from blokauto.keystore import KeyStore
+
+    KeyStore(folder / "keys").create("node", kind="node", key=K(NODE_LABEL))
 
 
 @pytest.fixture
@@ -45,6 +52,7 @@ def joined(live_node, tmp_path) -> tuple[object, Path]:
     new.mkdir()
     shutil.copyfile(live_node.data / "genesis.json", new / "genesis.json")
     (new / "network.json").write_text("{}")
+    with_node_key(new)
     snap = fetch_snapshot(live_node.url, new)
     assert snap.height >= height and snap.attestations == 1
     return live_node, new / "chain.db"
@@ -62,7 +70,7 @@ def test_a_genuine_snapshot_verifies_and_the_node_rebuilds_the_same_state(joined
     committer = BlockCommitter(chain_db.parent, default_registry(), K("joining-node"), attests_every_block=False)
     try:
         assert committer.recover() == height + 1
-        expected = httpx.get(f"{live.url}/v1/blocks/{height}").json()["header"]["state_root"]
+        expected = live.http.get(f"/v1/blocks/{height}").json()["header"]["state_root"]
         assert committer.head is not None and committer.head.state_root == expected
     finally:
         committer.close()
@@ -111,6 +119,7 @@ def test_the_cli_refuses_a_foreign_snapshot_and_leaves_no_block_log(live_node, t
     new.mkdir()
     (new / "genesis.json").write_bytes(canonical(consortium(chain="another-chain")))
     (new / "network.json").write_text("{}")
+    with_node_key(new)  # served the snapshot: refused only for the chain it holds
     r = run_cli("node", "snapshot", "--from", live_node.url, "--data", str(new))
     assert r.returncode == 3 and "another chain" in (r.stdout + r.stderr)
     assert not (new / "chain.db").exists() and not (new / "chain.db.part").exists()

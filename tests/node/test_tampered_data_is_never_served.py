@@ -32,7 +32,7 @@ from blokauto.node.audit import audit
 from blokauto.node.faults import NodeFault
 from blokauto.store.damage import DamagedData
 
-from conftest import Served, make_demo
+from conftest import Served, make_demo, node_key_of, signed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -48,8 +48,9 @@ def probes(url: str, data: Path) -> list[str]:
     parts = [k[len("parts/p/"):] for k in keys if k.startswith("parts/p/")]
     lots = [k[len("parts/lot/"):] for k in keys if k.startswith("parts/lot/")]
     campaigns = [str(int(k[len("recall/c/"):])) for k in keys if k.startswith("recall/c/")]
-    holders = sorted({json.loads(httpx.get(f"{url}/v1/q/vehicles/vehicle", params={"vin": v}).text)["result"]
-                      .get("holder", "") for v in vins} - {""})
+    with signed(url, node_key_of(data)) as http:
+        holders = sorted({json.loads(http.get("/v1/q/vehicles/vehicle", params={"vin": v}).text)["result"]
+                          .get("holder", "") for v in vins} - {""})
     out = [f"/v1/blocks/{h}?full=true" for h in range(height + 1)]
     out += [f"/v1/checkpoints/{h}" for h in range(height + 1)]
     out += [f"/v1/txs/{i}" for i in ids]
@@ -86,7 +87,7 @@ def demo(tmp_path_factory) -> tuple[Path, list[str], dict[str, tuple[int, Any]]]
     served = Served(data)
     try:
         paths = probes(served.url, data)
-        with httpx.Client(base_url=served.url, timeout=30) as http:
+        with signed(served.url, served.key, timeout=30) as http:
             golden = {p: answer(http, p) for p in paths}
     finally:
         served.stop()
@@ -204,7 +205,7 @@ def judge(copy: Path, paths: list[str], golden: dict[str, tuple[int, Any]], labe
     try:
         refused = 0
         listings_differ: list[str] = []
-        with httpx.Client(base_url=served.url, timeout=30) as http:
+        with signed(served.url, served.key, timeout=30) as http:
             for p in paths:
                 code, body = answer(http, p)
                 if code == 503 and body["error"]["code"] == "integrity_failure":
