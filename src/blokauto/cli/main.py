@@ -31,6 +31,7 @@ from .errors import cli_errors
 from .keys import init, keys_app
 from .network import network_app
 from .node import node_app
+from .payments import payments_app
 from .privacy import privacy_app
 
 
@@ -55,6 +56,7 @@ app.add_typer(tx.tx_app, name="tx")
 app.command()(tx.messages)
 app.add_typer(consent_app, name="consent")
 app.add_typer(privacy_app, name="privacy")
+app.add_typer(payments_app, name="payments")
 for command in (read.status, read.state, read.query, read.events, read.report, read.verify, read.audit):
     app.command()(command)
 app.command("report-share", hidden=True)(read.report_share)  # `blokauto report share VIN`

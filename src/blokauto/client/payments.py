@@ -108,9 +108,13 @@ class MerchantChannel:
     def from_ledger(cls, client: Any, channel: int) -> "MerchantChannel":
         """The channel as the ledger has it, read with the client's key (a key of the merchant). A
         channel that is closing or closed is refused: serve nothing more on it."""
-        ch = client.query("payments", "channel", channel=channel)
-        _must_be_open(ch, channel)
-        return cls(chain=client.chain, channel=channel, payer=ch["payer"], deposit=ch["deposit"], best=ch["best"],
+        return cls.from_answer(client.chain, client.query("payments", "channel", channel=channel))
+
+    @classmethod
+    def from_answer(cls, chain: str, ch: dict[str, Any]) -> "MerchantChannel":
+        """From the answer of the ``payments channel`` query (refused unless the channel is open)."""
+        _must_be_open(ch, ch["channel"])
+        return cls(chain=chain, channel=ch["channel"], payer=ch["payer"], deposit=ch["deposit"], best=ch["best"],
                    merchant=ch["merchant"])
 
     @property
