@@ -334,6 +334,7 @@ def test_kill_9_after_single_submissions_are_answered_but_before_their_block_los
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # twenty kill-and-restart cycles: ~185 s alone, over 300 s beside other suites
 def test_kill_9_at_random_moments_twenty_times_loses_no_acknowledged_id(node_process):
     """SIGKILL at seeded random moments under load, including right after acknowledgements; after
     every restart each acknowledged id has its receipt and the folder audits clean."""

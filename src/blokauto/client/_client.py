@@ -9,6 +9,8 @@ from typing import Any, Iterator
 
 import httpx
 from urllib.parse import quote
+
+from http_message_signatures.exceptions import HTTPMessageSignaturesException
 import msgspec
 
 from ..core.block import Checkpoint, Genesis, Receipt
@@ -48,7 +50,10 @@ class RequestSigner(httpx.Auth):
         encoded = quote(url, safe=_URL_SAFE)
         if encoded != url:  # httpx leaves some characters ({, }, |, ...) as they are; sign (and send) them encoded
             request.url = httpx.URL(encoded)
-        sign_request(self.key, request.method, encoded, request.headers, request.content)
+        try:
+            sign_request(self.key, request.method, encoded, request.headers, request.content)
+        except HTTPMessageSignaturesException as exc:  # a URL with no host, say: as httpx says of one it cannot send
+            raise httpx.UnsupportedProtocol(f"cannot sign a request to {url[:200]!r}: {exc}", request=request) from None
         yield request
 
 
@@ -220,10 +225,11 @@ class Client:
 
     def send(self, msg: Message, sender: KeyPair, *cosigners: KeyPair, wait: float = 30.0,
              ttl_ms: int = DEFAULT_TTL_MS) -> TxInfo:
-        """Build, sign (sender first, then co-signers), submit and wait for the receipt. The requests
-        are signed with the sender's key: it may always submit and read its own transaction."""
+        """Build, sign (sender first, then co-signers), submit and wait for the receipt. The submission
+        is signed with the client's key (a gateway's), or the sender's; the receipt is read as the
+        sender, who may always read its own transaction."""
         tx = self.sign(self.build(msg, sender, ttl_ms=ttl_ms), sender, *cosigners)
-        return self.receipt(self.submit(tx, key=sender), wait=wait, key=sender)
+        return self.receipt(self.submit(tx, key=self.key or sender), wait=wait, key=sender)
 
     # ---------------------------------------------------------------- reading
 

@@ -507,6 +507,9 @@ class IndexRowDamaged(DamagedData):
                          "the row does not match the check hash written with it", scope="state")
 
 
+_MISSING = object()
+
+
 class Snapshot:
     """Read-only view of ``state.db`` inside one read transaction; implements ``QueryView``."""
 
@@ -524,11 +527,24 @@ class Snapshot:
         row = conn.execute("SELECT v FROM meta WHERE k='root'").fetchone()
         self.root: bytes = smt.EMPTY_ROOT if row is None else bytes(row[0])
 
+    #: Values proven against a root, shared by every verified snapshot of the process: a value proven
+    #: once under a root is that root's value for good, so the next read of it (the next request's
+    #: read policy, say) needs neither the database nor the proof. Bounded; cleared when full.
+    PROVEN_MAX = 50_000
+    _proven: dict[tuple[bytes, bytes], bytes | None] = {}
+
     def get(self, key: bytes) -> bytes | None:
+        if self._nodes is not None:
+            hit = Snapshot._proven.get((self.root, key), _MISSING)
+            if hit is not _MISSING:
+                return hit  # type: ignore[return-value]
         row = self.conn.execute("SELECT CAST(v AS BLOB) FROM state WHERE k=?", (key,)).fetchone()
         value = None if row is None else bytes(row[0])
         if self._nodes is not None:
             self._prove_read(key, value)
+            if len(Snapshot._proven) >= self.PROVEN_MAX:
+                Snapshot._proven.clear()
+            Snapshot._proven[(self.root, key)] = value
         return value
 
     def _prove_read(self, key: bytes, value: bytes | None) -> None:
