@@ -60,9 +60,9 @@ def chain(tmp_path_factory: pytest.TempPathFactory):
         (data / "audit.pdf").write_bytes(b"reserves held at the central bank: 10,000,000.00 EUR")
         r = cli("payments", "currency", "attest", "EUR", 1_000_000_000, "--evidence", data / "audit.pdf",
                 "--key", "emi-admin", *at)
-        assert "reserves of 10000000.00 EUR attested" in r.stdout
+        assert "reserves of 10,000,000.00 EUR attested" in r.stdout
         r = cli("payments", "issue", 100_000, "EUR", "--to", "alice", "--key", "emi-admin", *at)
-        assert f"issued 1000.00 EUR to {alice}" in r.stdout
+        assert f"issued 1,000.00 EUR to {alice}" in r.stdout
         cli("payments", "issue", 40_000, "EUR", "--to", "bob", "--key", "emi-admin", *at)
         yield node, at
     finally:
@@ -77,7 +77,7 @@ def balance(at: tuple, who: str, as_: str | None = None) -> int:
 
 def test_issue_transfer_and_an_overdraft(chain) -> None:
     _, at = chain
-    assert cli("payments", "balance", "EUR", "--as", "alice", *at).stdout.strip().endswith(": 1000.00 EUR")
+    assert cli("payments", "balance", "EUR", "--as", "alice", *at).stdout.strip().endswith(": 1,000.00 EUR")
     r = cli("payments", "transfer", 1_250, "EUR", "--to", "bob", "--memo", "lunch", "--key", "alice", *at)
     assert "payments.transferred" in r.stdout and "paid 12.50 EUR to did:key:" in r.stdout
     assert (balance(at, "alice"), balance(at, "bob")) == (98_750, 41_250)
@@ -87,7 +87,7 @@ def test_issue_transfer_and_an_overdraft(chain) -> None:
     cli("payments", "redeem", 250, "EUR", "--key", "bob", *at)
     supply = json.loads(cli("payments", "supply", "EUR", "--as", "emi-admin", "--json", *at).stdout)
     assert (supply["supply"], supply["issuer"], supply["exponent"]) == (140_000 - 250, "emi", 2)
-    assert "supply 1397.50 EUR" in cli("payments", "supply", "EUR", "--as", "emi-admin", *at).stdout
+    assert "supply 1,397.50 EUR" in cli("payments", "supply", "EUR", "--as", "emi-admin", *at).stdout
 
 
 def test_the_car_pays_within_its_holders_limits(chain) -> None:

@@ -3,6 +3,7 @@ transactions, submitted over the node's HTTP API with the Python SDK."""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import time
 from pathlib import Path
@@ -33,6 +34,7 @@ MARKER = ".blokauto-demo"
 
 FOUNDERS = NETWORK_ORGS  # the story's founding organisations; a network demo runs nodes for the first few
 DEMO_VIN = "WZZ3E5C22NM400117"
+CARLA_VIN = "WZZ3E5C22NM400125"  # the recall's second car; payments_story sells it to Dan
 
 
 class Story:
@@ -254,6 +256,7 @@ def tell_story(bc: Client, keys: KeyStore, story: Story, vault_dir: Path) -> Non
     supply_story(bc, keys, story)
     vehicle_story(bc, keys, story)
     recall_story(bc, keys, story)
+    payments_story(bc, keys, story)
     share_story(bc, keys, story, DEMO_VIN)
     privacy_story(bc, keys, story, vault_dir, DEMO_VIN)
     print_history(bc, story, DEMO_VIN, keys.load("ben"))
@@ -398,12 +401,13 @@ def recall_story(bc: Client, keys: KeyStore, story: Story) -> None:
     carla, dan = keys.create("carla", kind="owner"), keys.create("dan", kind="owner")
     dealer = keys.load("city-motors-admin")
     story.say("\n[bold]A recall[/]")
-    others = {"WZZ3E5C22NM400125": ("SW-PAD-44:B2024-07", carla, "VP-83:VP83-0002"),
+    others = {CARLA_VIN: ("SW-PAD-44:B2024-07", carla, "VP-83:VP83-0002"),
               "WZZ3E5C22NM400133": ("SW-PAD-44:B2024-08", dan, "VP-83:VP83-0003")}
+    devices = {CARLA_VIN: [keys.create("carla-car-unit", kind="device").did]}  # it pays tolls later (payments_story)
     for vin, (pads, owner, pack) in others.items():
         _all(bc.send(veh.RegisterVehicle(vin=vin, make="Bavaria", model="E5", model_year=2022, body="sedan",
                                          powertrain="bev", plant="Dingolfing", build_date="2022-07-01", country="DE",
-                                         battery_wh=83_000), bmw),
+                                         battery_wh=83_000, device_keys=devices.get(vin, [])), bmw),
              bc.send(parts.Install(vin=vin, items=[parts.InstallItem(part=pack), parts.InstallItem(batch=pads, qty=4)]), bmw),
              bc.send(veh.TransferTitle(vin=vin, to="org:city-motors"), bmw, dealer),
              bc.send(veh.TransferTitle(vin=vin, to=owner.did), dealer, owner))
@@ -440,6 +444,149 @@ def recall_story(bc: Client, keys: KeyStore, story: Story) -> None:
     att = m["attestations"][0]
     story.say(f"  the cobalt in Ben's battery: lot {m['lot']}, {m['mine']} mine ({m['country']}), "
               f"attested {att['result']} ({att['standard']}) by {att['auditor']}")
+
+
+#: Organisations the consortium admits for the payments journey: (id, name, roles).
+PAYMENT_ORGS = [
+    ("euromoney", "EuroMoney E-Money AG", ["issuer"]),
+    ("bavaria-bank", "Bavaria Bank AG", ["lender"]),
+    ("autobahn-toll", "Autobahn Toll GmbH", ["toll"]),
+    ("citypark", "CityPark Garagen GmbH", ["parking"]),
+    ("voltpoint", "VoltPoint Charging GmbH", ["charging"]),
+    ("metrorail", "MetroRail S-Bahn", ["mobility"]),
+    ("zipscoot", "ZipScoot e-scooters", ["mobility"]),
+]
+
+
+def payments_story(bc: Client, keys: KeyStore, story: Story) -> None:
+    """Money on the ledger: an e-money issuer, Carla's car paying within her limits (a toll by
+    tariff, parking through a payment channel with vouchers, a charging session), a journey split
+    between two operators, and the car sold to Dan with the price, the lien's payoff and the title
+    moving in one transaction."""
+    from ..client.payments import MerchantChannel, PayerChannel
+    from ..modules.payments import messages as pay
+    from ..modules.payments.state import Band, Share
+    from .payments import money
+
+    carla, dan, car = keys.load("carla"), keys.load("dan"), keys.load("carla-car-unit")
+    story.say("\n[bold]Payments[/] (amounts in euro cents on the ledger)")
+    voters = [(o.name, keys.load(f"{o.id}-admin")) for o in FOUNDERS] + [("City Motors", keys.load("city-motors-admin"))]
+    admins: dict[str, KeyPair] = {}
+    for org, name, roles in PAYMENT_ORGS:
+        admins[org] = keys.create(f"{org}-admin", org=org)
+        info = bc.send(gov.Propose(action=gov_state.AdmitOrganisation(id=org, name=name, roles=roles,
+                                                                      admins=[admins[org].did])),
+                       keys.load("kba-admin")).raise_for_status()
+        vote_until_decided(bc, story, info, voters, f"{name} joins ({', '.join(roles)})")
+        voters.append((name, admins[org]))
+    emi, bank, toll, park = admins["euromoney"], admins["bavaria-bank"], admins["autobahn-toll"], admins["citypark"]
+    charge, rail, scoot = admins["voltpoint"], admins["metrorail"], admins["zipscoot"]
+    eur = lambda amount: money(amount, "EUR")  # noqa: E731
+
+    story.committed(f"Bavaria Bank records a lien of {eur(1_200_000)} on Carla's car {CARLA_VIN} (Carla co-signs)",
+                    bc.send(veh.RecordLien(vin=CARLA_VIN, amount=1_200_000, currency="EUR"), bank, carla))
+    evidence = hashlib.sha256(b"EuroMoney safeguarding account statement, 2024-06-30").hexdigest()
+    story.committed(f"EuroMoney registers EUR and attests {eur(100_000_000)} of safeguarded reserves (the auditor's "
+                    f"report stays off the ledger: only its hash)", _all(
+                        bc.send(pay.RegisterCurrency(currency="EUR", exponent=2), emi),
+                        bc.send(pay.AttestReserves(currency="EUR", reserves=100_000_000, evidence=evidence), emi)))
+    story.committed(f"EuroMoney issues {eur(50_000)} to Carla and {eur(2_500_000)} to Dan", _all(
+        bc.send(pay.Issue(currency="EUR", to=carla.did, amount=50_000), emi),
+        bc.send(pay.Issue(currency="EUR", to=dan.did, amount=2_500_000), emi)))
+    story.committed(f"Carla lets her car spend {eur(4_000)} per payment, {eur(6_000)} a day, on tolls, parking, "
+                    f"charging and rides", bc.send(pay.SetLimit(vin=CARLA_VIN, currency="EUR", per_payment=4_000,
+                                                                per_day=6_000,
+                                                                categories=["toll", "parking", "charging", "ride"]), carla))
+    day_night = [Band(start=0, end=360, price=8), Band(start=360, end=1320, price=12), Band(start=1320, end=1440, price=8)]
+    _all(bc.send(pay.PublishTariff(tariff="a9", category="toll", currency="EUR", unit="km", zone="A9",
+                                   bands=day_night), toll),
+         bc.send(pay.PublishTariff(tariff="garage-1", category="parking", currency="EUR", unit="minute",
+                                   zone="Munich Marienplatz", bands=[Band(start=0, end=1440, price=4)]), park),
+         bc.send(pay.PublishTariff(tariff="hpc", category="charging", currency="EUR", unit="wh", per=1000,
+                                   zone="A9 Fürholzen", bands=[Band(start=0, end=1440, price=49)]), charge))
+    story.say("  Autobahn Toll, CityPark and VoltPoint publish their tariffs: 0.12 EUR/km by day (0.08 at night), "
+              "0.04 EUR/minute, 0.49 EUR/kWh")
+
+    as_car = bc.as_key(car)
+    head = bc.checkpoint("latest").header
+    price = as_car.query("payments", "price", merchant="autobahn-toll", tariff="a9", quantity=84, at=head.time,
+                         min_height=head.height)
+    story.committed(f"the car's own key pays the A9 toll: 84 km, {eur(price['amount'])} by the tariff (the ledger "
+                    f"checks the price)",
+                    bc.send(pay.VehiclePay(vin=CARLA_VIN, merchant="autobahn-toll", category="toll", currency="EUR",
+                                           amount=price["amount"], tariff="a9", quantity=84), car))
+
+    opened = story.committed(f"it parks at Marienplatz and opens a channel to CityPark with a {eur(2_000)} deposit "
+                             f"from Carla's wallet", bc.send(pay.OpenChannel(merchant="citypark", category="parking",
+                                                                             currency="EUR", deposit=2_000,
+                                                                             vin=CARLA_VIN), car))
+    channel = next(e["channel"] for e in opened.events if e["type"] == "payments.channel_opened")
+    payer = PayerChannel.from_ledger(bc, channel, car, min_height=opened.height)
+    merchant = MerchantChannel.from_ledger(bc.as_key(park), channel, min_height=opened.height)
+    for _ in range(6):  # every 30 minutes the car signs the running total; the garage checks it off the ledger
+        merchant.accept(payer.pay(30 * 4))
+    story.say(f"[green]✓[/]     off the ledger: the car signs a voucher every 30 minutes for 3 hours, CityPark's SDK "
+              f"checks each (payer's signature, this channel, within the deposit, higher than the last): "
+              f"{eur(merchant.amount)} in all")
+    forged = pay.Voucher(chain=bc.chain, channel=channel, amount=2_000, sig=merchant.best.sig if merchant.best else "")
+    _refused_off_ledger(story, "someone raises the last voucher to the whole deposit, keeping the car's signature",
+                        lambda: merchant.accept(forged))
+    story.committed(f"CityPark claims the channel with the car's last voucher: {eur(merchant.amount)} paid, "
+                    f"{eur(2_000 - merchant.amount)} back to Carla", bc.send(merchant.claim(), park))
+    story.refused("CityPark claims the same channel again",
+                  lambda: bc.send(merchant.claim(), park).raise_for_status())
+
+    session = 38_500 * 49 // 1000  # 38.5 kWh at 0.49 EUR per kWh
+    story.committed(f"at VoltPoint the car charges 38.5 kWh and pays {eur(session)} by the tariff",
+                    bc.send(pay.VehiclePay(vin=CARLA_VIN, merchant="voltpoint", category="charging", currency="EUR",
+                                           amount=session, tariff="hpc", quantity=38_500), car))
+    limit = bc.as_key(carla).query("payments", "limit", vin=CARLA_VIN, currency="EUR", min_height=bc.status()["height"])
+    story.committed(f"a second charge of {eur(2_500)} the same day (already {eur(limit['spent_today'])} spent)",
+                    bc.send(pay.VehiclePay(vin=CARLA_VIN, merchant="voltpoint", category="charging", currency="EUR",
+                                           amount=2_500, memo="session 2"), car))
+
+    fare = story.committed("MetroRail and ZipScoot agree a journey fare: scooter + S-Bahn, 70 % / 30 % (both sign)",
+                           bc.send(pay.AgreeFare(name="scooter + S-Bahn", currency="EUR",
+                                                 shares=[Share(org="metrorail", category="ride", bps=7_000),
+                                                         Share(org="zipscoot", category="ride", bps=3_000)]),
+                                   rail, scoot))
+    fare_id = next(e["fare"] for e in fare.events if e["type"] == "payments.fare_agreed")
+    paid = story.committed(f"Carla rides a scooter to the S-Bahn and pays the journey, {eur(480)}, split in one "
+                           f"transaction", bc.send(pay.PayJourney(fare=fare_id, amount=480), carla))
+    parts = next(e["parts"] for e in paid.events if e["type"] == "payments.journey_paid")
+    story.say("  → " + ", ".join(f"{org} {eur(part)}" for org, part in parts.items()))
+
+    story.say("\n[bold]Carla sells her car to Dan, paid in the transaction that moves the title[/]")
+    week = bc.checkpoint("latest").header.time + 3 * 86_400_000
+    locked = story.committed(f"Dan locks the price, {eur(2_150_000)}, in escrow for {CARLA_VIN} (deadline in 3 days)",
+                             bc.send(pay.LockSale(vin=CARLA_VIN, seller=carla.did, currency="EUR", price=2_150_000,
+                                                  deadline=week), dan))
+    escrow = next(e["escrow"] for e in locked.events if e["type"] == "payments.sale_locked")
+    story.committed("Dan tries to take the money back before the deadline",
+                    bc.send(pay.ReclaimSale(escrow=escrow), dan))
+    before = bc.as_key(carla).query("payments", "balance", owner=carla.did, currency="EUR", min_height=locked.height)
+    sold = story.committed("Carla settles: the bank's lien paid off and released, the title to Dan, the rest to Carla "
+                           "— one transaction", bc.send(pay.SettleSale(escrow=escrow), carla))
+    after = bc.as_key(carla).query("payments", "balance", owner=carla.did, currency="EUR", min_height=sold.height)
+    lent = bc.as_key(bank).query("payments", "balance", owner="org:bavaria-bank", currency="EUR", min_height=sold.height)
+    v = bc.as_key(dan).query("vehicles", "vehicle", vin=CARLA_VIN, min_height=sold.height)
+    story.say(f"  → Bavaria Bank received {eur(lent['balance'])}, Carla {eur(after['balance'] - before['balance'])}; "
+              f"the title is Dan's: {v['holder'] == dan.did}, liens left: {len(v.get('liens') or [])}")
+    story.committed("the car's key tries to pay a toll on Carla's limit after the sale",
+                    bc.send(pay.VehiclePay(vin=CARLA_VIN, merchant="autobahn-toll", category="toll", currency="EUR",
+                                           amount=500), car))
+
+
+def _refused_off_ledger(story: Story, what: str, action: Callable[[], Any]) -> None:
+    """A step the SDK refuses before anything reaches the ledger (a voucher check)."""
+    story.step += 1
+    try:
+        action()
+    except BlokautoError as err:
+        story.console.print(f"[yellow]✗[/] {story.step:>2}. {what}  → refused off the ledger "
+                            f"{escape(f'[{err.code}]')} {escape(err.message)}")
+        return
+    raise AssertionError(f"the SDK accepted: {what}")
 
 
 def privacy_story(bc: Client, keys: KeyStore, story: Story, vault_dir: Path, vin: str) -> None:

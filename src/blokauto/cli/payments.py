@@ -67,13 +67,14 @@ _CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
 
 
 def money(amount: int | None, currency: str | None, exponent: int | None = None) -> str:
-    """``1250, "EUR"`` -> ``12.50 EUR`` (minor units shown in the currency's major unit)."""
+    """``1250, "EUR"`` -> ``12.50 EUR``; ``1200000`` -> ``12,000.00 EUR`` (minor units shown in the
+    currency's major unit)."""
     if amount is None:
         return "-"
     code = currency or ""
     exp = _EXPONENTS.get(code, 2) if exponent is None else exponent
     sign, whole = ("-" if amount < 0 else ""), abs(amount)
-    text = str(whole) if exp == 0 else f"{whole // 10 ** exp}.{whole % 10 ** exp:0{exp}d}"
+    text = f"{whole:,}" if exp == 0 else f"{whole // 10 ** exp:,}.{whole % 10 ** exp:0{exp}d}"
     return f"{sign}{text} {code}".strip()
 
 

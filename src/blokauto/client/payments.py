@@ -50,10 +50,12 @@ class PayerChannel:
         self.latest: Voucher | None = make_voucher(key, chain, channel, paid) if paid else None
 
     @classmethod
-    def from_ledger(cls, client: Any, channel: int, key: KeyPair, *, paid: int = 0) -> "PayerChannel":
+    def from_ledger(cls, client: Any, channel: int, key: KeyPair, *, paid: int = 0,
+                    min_height: int = -1) -> "PayerChannel":
         """The channel as the ledger has it (read as ``key``: the payer reads its channels), starting
-        at ``paid`` (what earlier vouchers already promised; at least the best presented on the ledger)."""
-        ch = client.as_key(key).query("payments", "channel", channel=channel)
+        at ``paid`` (what earlier vouchers already promised; at least the best presented on the ledger).
+        ``min_height``: read a state at least that new (the block that opened it, say)."""
+        ch = client.as_key(key).query("payments", "channel", channel=channel, min_height=min_height)
         _must_be_open(ch, channel)
         if ch["payer"] != key.did:
             raise errors.NotChannelPayer(payer=ch["payer"], funder=ch["funder"], channel=channel)
@@ -105,10 +107,12 @@ class MerchantChannel:
         self.best: Voucher | None = None
 
     @classmethod
-    def from_ledger(cls, client: Any, channel: int) -> "MerchantChannel":
+    def from_ledger(cls, client: Any, channel: int, *, min_height: int = -1) -> "MerchantChannel":
         """The channel as the ledger has it, read with the client's key (a key of the merchant). A
-        channel that is closing or closed is refused: serve nothing more on it."""
-        return cls.from_answer(client.chain, client.query("payments", "channel", channel=channel))
+        channel that is closing or closed is refused: serve nothing more on it. ``min_height``: read
+        a state at least that new (the block that opened it, say)."""
+        return cls.from_answer(client.chain, client.query("payments", "channel", channel=channel,
+                                                          min_height=min_height))
 
     @classmethod
     def from_answer(cls, chain: str, ch: dict[str, Any]) -> "MerchantChannel":
