@@ -412,3 +412,39 @@ def test_the_sdk_sends_as_the_sender_whatever_key_the_client_reads_with(acl: Any
         until = insurer.checkpoint("latest").header.time + 3_600_000
         info = insurer.send(GrantConsent(vin=VIN, org="oem2", categories=["odometer"], purpose="p", until=until), OWNER)
     assert info.ok and info.tx["body"]["sender"] == OWNER.did
+
+
+def test_a_request_signed_for_another_node_is_refused_here(acl: Any) -> None:
+    """Found by the fourth attack: a request signed for node B, replayed to node A, was answered
+    (and a replayed event stream kept delivering). A node answers only requests signed for itself."""
+    port = acl.url.rsplit(":", 1)[1]
+    for authority in (f"127.0.0.1:{int(port) + 1}", "evil.example", f"node-b.example:{port}"):
+        headers = httpx.Headers({"host": authority})
+        sign_request(K("reg-node"), "GET", f"http://{authority}/v1/q/recalls/open", headers)
+        r = httpx.get(f"{acl.url}/v1/q/recalls/open", headers=headers)
+        assert outcome(r) == "401 wrong_authority", (authority, r.text[:200])
+        assert authority in r.json()["error"]["message"]
+    for authority in (f"localhost:{port}", f"127.0.0.1:{port}"):  # the node's own names (it listens on loopback)
+        headers = httpx.Headers({"host": authority})
+        sign_request(K("reg-node"), "GET", f"http://{authority}/v1/q/recalls/open", headers)
+        assert outcome(httpx.get(f"{acl.url}/v1/q/recalls/open", headers=headers)) == OK, authority
+
+
+def test_a_get_with_a_body_is_refused_because_its_signature_would_not_cover_it(acl: Any) -> None:
+    with signed_http(acl.url, K("reg-node")) as h:
+        r = h.request("GET", "/v1/q/recalls/open", content=b"anything")
+    assert outcome(r) == "400 bad_request" and "carries no body" in r.text
+
+
+def test_a_device_key_follows_its_vehicles_events_and_no_others(acl: Any) -> None:
+    out = []
+    with signed_http(acl.url, DEVICE, timeout=httpx.Timeout(3.0, connect=5)) as h:
+        try:
+            with h.stream("GET", "/v1/events?from_height=0") as r:
+                assert r.status_code == 200
+                for line in r.iter_lines():
+                    if line.startswith("data:"):
+                        out.append(json.loads(line[5:]))
+        except httpx.ReadTimeout:
+            pass
+    assert out and all(e.get("vin") == VIN for e in out), {e["type"] for e in out if e.get("vin") != VIN}

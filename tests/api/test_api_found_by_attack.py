@@ -146,8 +146,9 @@ def test_event_streams_that_never_read_hold_bounded_memory_and_others_are_still_
         before = rss(node.pid)
         peak = before
         for i in range(8):  # 8 streams from 4 addresses, each offering a 4 KiB window and reading nothing
-            stalled.append(raw_request(node.port, b"GET /v1/events?from_height=0 HTTP/1.1\r\nHost: n\r\n"
-                                                  + signature_lines("GET", "/v1/events?from_height=0")
+            stalled.append(raw_request(node.port, b"GET /v1/events?from_height=0 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n" % node.port
+                                                  + signature_lines("GET", "/v1/events?from_height=0",
+                                                                    host=f"127.0.0.1:{node.port}")
                                                   + b"Accept: text/event-stream\r\n\r\n",
                                        source=f"127.0.0.{2 + i % 4}", rcvbuf=4096))
         deadline = time.monotonic() + 10
@@ -182,8 +183,9 @@ def test_a_stream_whose_client_stopped_reading_is_closed_and_resumes_with_last_e
     url = server.start()
     s = None
     try:
-        s = raw_request(server.port, b"GET /v1/events?from_height=0 HTTP/1.1\r\nHost: n\r\n"
-                        + signature_lines("GET", "/v1/events?from_height=0") + b"\r\n", rcvbuf=4096)
+        s = raw_request(server.port, b"GET /v1/events?from_height=0 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n" % server.port
+                        + signature_lines("GET", "/v1/events?from_height=0", host=f"127.0.0.1:{server.port}") + b"\r\n",
+                        rcvbuf=4096)
         deadline = time.monotonic() + 30
         while server.guard.stalled == 0:  # it read nothing for 2 s: the node let it go
             assert time.monotonic() < deadline
@@ -473,8 +475,8 @@ def test_snapshot_downloads_that_never_read_are_bounded_and_the_rest_refused(bus
         assert size > 4 * 2**20
         before = rss(node.pid)
         for i in range(2):
-            request = b"GET /v1/snapshot/chain HTTP/1.1\r\nHost: n\r\n" + signature_lines("GET", "/v1/snapshot/chain") \
-                + b"\r\n"
+            request = (b"GET /v1/snapshot/chain HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n" % node.port
+                       + signature_lines("GET", "/v1/snapshot/chain", host=f"127.0.0.1:{node.port}") + b"\r\n")
             stalled.append(raw_request(node.port, request, source=f"127.0.0.{2 + i}", rcvbuf=4096))
         refused = 0
         deadline = time.monotonic() + 30
@@ -614,8 +616,9 @@ def test_a_request_body_that_never_arrives_is_answered_408_not_held_for_ever(tmp
     s = None
     try:
         t0 = time.monotonic()
-        s = raw_request(server.port, b"POST /v1/txs HTTP/1.1\r\nHost: n\r\nContent-Type: application/json\r\n"
-                                     + signature_lines("POST", "/v1/txs", body=b'{"a')  # the body it announces
+        s = raw_request(server.port, b"POST /v1/txs HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n" % server.port
+                                     + signature_lines("POST", "/v1/txs", body=b'{"a',  # the body it announces
+                                                       host=f"127.0.0.1:{server.port}")
                                      + length_header + b"\r\n" + (b"3\r\n{\"a" if b"chunked" in length_header else b"{\"a"))
         got, closed = read_until_closed(s, 30)
         assert got.startswith(b"HTTP/1.1 408 "), got[:200]

@@ -66,7 +66,7 @@ from .errors import (EXCEPTION_HANDLERS, BadTxId, BatchBodyTooComplex, BatchTooL
                      RepeatedParameter, UnknownParameter, UnknownQuery, UnsupportedMediaType, as_blokauto_error,
                      error_body, http_status, read_damage, refuse_damage)
 from ..share_tokens import ShareRefused, read_token
-from .auth import Authenticator, RevokedCaller, SignatureRequired
+from .auth import Authenticator, RevokedCaller, SignatureRequired, WrongAuthority
 from .openapi import BATCH_ITEMS, HTTP_DATE, TX_ID_PATTERN, documented, json_body, query_parameters, signed_tx_schema
 
 log = logging.getLogger("blokauto.api")
@@ -177,9 +177,11 @@ def _query_names(request: Request) -> frozenset[str] | None:
 
 
 async def _checked_request(request: Request) -> None:
-    """Before any route: the path and query are UTF-8, and every query parameter is one the route
-    takes, given once (a misspelt ``?wiat=30`` is refused, not ignored); a height is written in
-    ASCII digits (the parser would also take ``%201``, ``3e1`` or other scripts' digits)."""
+    """Before any route: who signed it (``_authenticate``: an unsigned or unknown caller learns
+    nothing more than 401); then the path and query are UTF-8, and every query parameter is one the
+    route takes, given once (a misspelt ``?wiat=30`` is refused, not ignored); a height is written
+    in ASCII digits (the parser would also take ``%201``, ``3e1`` or other scripts' digits)."""
+    await _authenticate(request)
     path = _utf8(request.scope.get("raw_path", b""), "path")
     for name, value in request.path_params.items():
         if isinstance(value, int) and path.rstrip("/").rsplit("/", 1)[-1] != str(value):
@@ -212,7 +214,6 @@ async def _checked_request(request: Request) -> None:
     for name, count in seen.items():
         if count > 1:
             raise RepeatedParameter(name=name[:100], count=count)
-    await _authenticate(request)
 
 
 #: A report route: a share link (``?share=TOKEN``) opens it without a signature.
@@ -245,8 +246,17 @@ async def _authenticate(request: Request) -> None:
     api: Api = request.app.state.api
     if not api.auth.signed(request.scope["headers"]):
         raise SignatureRequired(route=_route(request))
-    body = await request.body() if request.method in ("POST", "PUT", "PATCH", "DELETE") else b""
-    did = api.auth.verify(request.method, _signed_url(request), request.scope["headers"], body)
+    if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+        body = await request.body()
+    elif _has_body(request):
+        raise RequestError(reason=f"a {request.method} request carries no body (its signature would not cover it)")
+    else:
+        body = b""
+    url = _signed_url(request)
+    authority = url.split("/", 3)[2].lower()
+    if api.authorities is not None and authority not in api.authorities:
+        raise WrongAuthority(authority=authority[:200], own=", ".join(sorted(api.authorities)))
+    did = api.auth.verify(request.method, url, request.scope["headers"], body)
     caller = await api.caller(did)
     if caller.status:
         status, _, since = caller.status.partition(":")
@@ -254,6 +264,13 @@ async def _authenticate(request: Request) -> None:
     if policy is IDENTIFIED and not caller.known:
         raise UnknownCaller(caller=caller.describe(), what=_route(request))
     request.state.caller = caller
+
+
+def _has_body(request: Request) -> bool:
+    for k, v in request.scope["headers"]:
+        if (k == b"content-length" and v.strip() not in (b"", b"0")) or k == b"transfer-encoding":
+            return True
+    return False
 
 
 def _caller(request: Request) -> Caller:
@@ -333,6 +350,8 @@ class Api:
     events: EventFeed
     snapshots: Snapshots
     auth: Authenticator = None  # type: ignore[assignment]
+    #: The ``@authority`` values this node answers signed requests for (None: any; see auth.own_authorities).
+    authorities: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         self._callers: dict[str, tuple[int, Caller]] = {}
@@ -700,7 +719,7 @@ async def unknown_query(module: FromPath[str], name: FromPath[str]) -> None:
 # ---------------------------------------------------------------- events
 
 @get("/v1/events", summary="Committed events as server-sent events (resumable)", media_type="text/event-stream",
-     opt={"read": IDENTIFIED},
+     opt={"read": SIGNED},
      operation_class=documented(errors=(400, 401), success_media="text/event-stream", parameters=[
          Parameter(name="Last-Event-ID", param_in="header", required=False,
                    description="Resume after this event id (height:tx:event[:derived]).",
@@ -810,12 +829,12 @@ ROUTES: list[Any] = [submit_batch, get_tx, latest_block, get_block, latest_check
                      report_json, report_pdf, report_page, index, unknown_query]
 
 
-def create_app(node: Node) -> Litestar:
+def create_app(node: Node, *, authorities: frozenset[str] | None = None) -> Litestar:
     """The API of a started node: the route table, one route per module query, the shared ``Api``."""
     heights = HeightWaiter(lambda: node.flushed_height, node.on_flushed)
     assert node.reader is not None, "start the node before serving it"
     api = Api(node, heights, EventFeed(node.reader, head=lambda: node.head_height, heights=heights,
-                                       subscribe=node.subscribe), Snapshots())
+                                       subscribe=node.subscribe), Snapshots(), authorities=authorities)
     handlers = [submit_tx_route(signed_tx_schema(node.registry.codec.tx_type, node.chain)), *ROUTES]
     handlers += [query_route(m, n, spec.doc, spec.params, spec.read)
                  for (m, n), spec in sorted(node.registry.queries.items())]

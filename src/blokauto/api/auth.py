@@ -71,6 +71,13 @@ class DigestMismatch(NotAuthenticated):
                 "the way, or the digest was computed over other bytes.")
 
 
+class WrongAuthority(NotAuthenticated):
+    code = "wrong_authority"
+    template = ("The request was signed for {authority}, and this node answers as {own}: a signature is for the "
+                "node it was sent to. Sign for the address you send to (a proxy must pass the Host header through "
+                "unchanged; a node reached by another name lists it with `node start --public-url`).")
+
+
 class RevokedCaller(NotAuthenticated):
     code = "revoked_caller"
     template = ("{did} was a member key of {org} and is {status} since block {since}: sign with your "
@@ -249,6 +256,35 @@ class Authenticator:
     def caller(self, did: str) -> tuple[Caller, str | None]:
         """(the caller as the ledger knows it, why it is not known or None); revoked keys raise."""
         return self.caller_of(did)
+
+
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+WILDCARD = frozenset({"0.0.0.0", "::", ""})
+
+
+def _authority(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def own_authorities(host: str, port: int, public_urls: tuple[str, ...] = ()) -> frozenset[str] | None:
+    """The addresses (``@authority``: host:port, lower case, without the scheme's default port) this
+    node answers signed requests for: where it listens (every loopback name if it listens on one), and
+    each public URL. None when it listens on every address and was given no public URL: then any
+    address with its port is taken (and the node says so at start)."""
+    from urllib.parse import urlsplit
+
+    names: set[str] = set()
+    for url in public_urls:
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        if not parts.hostname:
+            raise ValueError(f"{url!r} is not a URL with a host (like https://node.example.org)")
+        default = {"http": 80, "https": 443}.get(parts.scheme)
+        p = parts.port or default
+        names.add(parts.hostname.lower() if p == default else _authority(parts.hostname.lower(), p or 80))
+    if host in WILDCARD:
+        return frozenset(names) | {_authority(h, port) for h in LOOPBACK} if names else None
+    listen = {host.lower()} | (LOOPBACK if host.lower() in LOOPBACK else set())
+    return frozenset(names | {_authority(h, port) for h in listen})
 
 
 def _when(seconds: Any) -> str:

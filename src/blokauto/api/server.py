@@ -18,6 +18,7 @@ import uvicorn
 
 from ..node.node import Node
 from .app import create_app
+from .auth import own_authorities
 from .connections import ConnectionGuard, GuardedH11Protocol, ListeningSocket, quiet_resource_errors
 from .limits import ClientLimits
 
@@ -40,7 +41,9 @@ class _Server(uvicorn.Server):
 
 class ApiServer:
     def __init__(self, node: Node, host: str = "127.0.0.1", port: int = 0, *, log_level: str = "warning",
-                 guard: ConnectionGuard | None = None) -> None:
+                 guard: ConnectionGuard | None = None, public_urls: tuple[str, ...] = ()) -> None:
+        """``public_urls``: other addresses clients reach this node by (behind a proxy, a DNS name):
+        a signed request names the address it was signed for, and the node answers only its own."""
         self.node = node
         self.guard = guard or ConnectionGuard()
         # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY only on sockets that say they are TCP; without it
@@ -51,7 +54,8 @@ class ApiServer:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.bind((host, port))
         self.host, self.port = self.sock.getsockname()[:2]
-        app = create_app(node)
+        self.app_authorities = own_authorities(host, self.port, public_urls)
+        app = create_app(node, authorities=self.app_authorities)
         config = uvicorn.Config(ClientLimits(app), log_level=log_level, access_log=False, lifespan="on",
                                 timeout_graceful_shutdown=2,
                                 http=functools.partial(GuardedH11Protocol, guard=self.guard))  # type: ignore[arg-type]

@@ -27,6 +27,9 @@ def node_start(
     host: str = typer.Option("127.0.0.1", metavar="ADDRESS", help="Address to listen on."),
     port: int = typer.Option(DEFAULT_PORT, metavar="PORT", min=0, max=65535,
                              help="Port to listen on (0: any free port)."),
+    public_url: list[str] = typer.Option(None, "--public-url", metavar="URL",
+                                         help="Another address clients reach this node by (a DNS name, a proxy): "
+                                              "signed requests are accepted for it too. Repeat for several."),
     node_key: Optional[str] = typer.Option(None, metavar="NAME", help="The node key in DATA/keys to attest with: "
                                            "one of the chain's node keys (default: the first of them there; the node "
                                            "says which)."),
@@ -70,9 +73,13 @@ def node_start(
         replayed = node.start(progress=advance)
     try:
         try:
-            server = ApiServer(node, host, port)
+            server = ApiServer(node, host, port, public_urls=tuple(public_url or ()))
         except OSError as exc:  # taken since check_can_listen: another process was quicker
             fail(listen_problem(host, port, exc), 2)
+        if server.app_authorities is None:
+            err_console.print(f"[yellow]listening on every address ({host}) with no --public-url: signed requests "
+                              f"are accepted for any host name with port {server.port}; name the addresses clients "
+                              f"use with --public-url so a request signed for another node is refused here[/]")
         st = node.status()
         integrity = st["integrity"]
         console.print(f"node {st['node']} of chain {st['chain']!r} at height {st['height']}"
