@@ -448,3 +448,13 @@ def test_a_device_key_follows_its_vehicles_events_and_no_others(acl: Any) -> Non
         except httpx.ReadTimeout:
             pass
     assert out and all(e.get("vin") == VIN for e in out), {e["type"] for e in out if e.get("vin") != VIN}
+
+
+def test_a_consent_closes_at_its_until_even_if_no_block_comes_after(acl: Any) -> None:
+    with Client(acl.url, key=OWNER, trust=acl.genesis) as owner:
+        until = int(time.time() * 1000) + 3_000
+        info = owner.send(GrantConsent(vin=VIN, org="oem2", categories=["history"], purpose="p", until=until), OWNER)
+        info.raise_for_status()
+    assert outcome(call(acl, "other_maker", "GET", f"/v1/q/vehicles/history?vin={VIN}&min_height={info.height}")) == OK
+    time.sleep(max(0.0, (until - time.time() * 1000) / 1000) + 0.2)  # the chain stays idle meanwhile
+    assert outcome(call(acl, "other_maker", "GET", f"/v1/q/vehicles/history?vin={VIN}")) == CONSENT

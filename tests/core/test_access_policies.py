@@ -226,3 +226,16 @@ def test_a_share_link_cannot_claim_more_than_ninety_days() -> None:
         make_token(OWNER, "c", VIN, MAX_TTL_MS + 1)
     with pytest.raises(ShareRefused):  # a body that does not decode as a grant
         read_token("eyJ2IjoxfQ." + "A" * 86, chain="c", vin=VIN, now_ms=0)
+
+
+def test_a_consent_does_not_outlive_its_until_on_a_quiet_chain(world: Any) -> None:
+    """Found by the fourth attack: no block came after ``until``, so the newest block's time was
+    still before it and the consent kept opening reads. A node judges reads at the later of the
+    block's time and its clock."""
+    view = View(world, UNTIL - 1_000)  # the newest block is from before UNTIL
+    insurer = member("ins", "insurer")
+    view.read_time = UNTIL - 1
+    check_read(VehicleData("vin", "history"), view, insurer, {"vin": VIN}, "it")
+    view.read_time = UNTIL  # the node's clock has passed it: refused, though no block came since
+    with pytest.raises(ConsentRequired):
+        check_read(VehicleData("vin", "history"), view, insurer, {"vin": VIN}, "it")

@@ -23,8 +23,10 @@ whose code names what is missing::
     AnyOf(p, q, ...)        the first that allows
 
 Consortium node keys and the roles in ``READ_ALL`` (regulator, police) read everything but what is
-for nodes only. The answer a policy gives depends only on the state it is shown and the caller:
-no clock (consent is judged at the view's block time), so every node answers alike.
+for nodes only. The answer a policy gives depends only on the view it is shown and the caller: no
+clock of its own. Consent is judged at the view's ``read_time`` if it has one (a node's reader sets
+it to the later of the newest block's time and the node's clock, so a consent does not outlive its
+``until`` on a quiet chain), else at the view's block ``time``.
 """
 
 from __future__ import annotations
@@ -251,8 +253,8 @@ class VehicleData:
             raise ConsentRequired(what=what, vin="?", category=self.category, caller=caller.describe())
         if view.need(VehicleRelations).relation(view, vin, caller.did, caller.org) is not None:
             return
-        if caller.org is not None and view.need(ConsentCheck).allows(view, view.need, vin, caller.org,
-                                                                     self.category, view.time) is not None:
+        if caller.org is not None and view.need(ConsentCheck).allows(view, view.need, vin, caller.org, self.category,
+                                                                     getattr(view, "read_time", view.time)) is not None:
             return
         raise ConsentRequired(what=what, vin=vin[:40], category=self.category, caller=caller.describe())
 

@@ -172,6 +172,8 @@ class QueryView(Protocol):
 
     height: int  # the block the view reads the state of (-1: none yet)
     time: int  # that block's time (ms; -1: none yet): "now" for a query
+    # A node's reader also sets ``read_time``: when read policies judge (the later of ``time`` and the
+    # node's clock; core.access). Handlers never see it: what is committed stays clock-free.
 
     def get(self, key: bytes) -> bytes | None: ...
 

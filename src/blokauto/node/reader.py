@@ -11,6 +11,7 @@ turns into ``integrity_failure`` and an unhealthy node; known damage is refused 
 from __future__ import annotations
 
 import re
+import time
 from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Any, Callable, Collection, Iterator
@@ -237,6 +238,10 @@ class ChainReader:
                     raise IntegrityFault("state.db", f"height {height}", "its state root is not the header's",
                                          scope="state")
                 snap.time = header.time
+            # Reads are judged no earlier than now: on a quiet chain the newest block may be old, and a
+            # consent must not outlive its ``until`` because no block came since (answers only get
+            # stricter; what is committed is not affected).
+            snap.read_time = max(snap.time, time.time_ns() // 1_000_000)
             yield snap
 
     # ---------------------------------------------------------------- callers and read policies
