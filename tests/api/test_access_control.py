@@ -458,3 +458,33 @@ def test_a_consent_closes_at_its_until_even_if_no_block_comes_after(acl: Any) ->
     assert outcome(call(acl, "other_maker", "GET", f"/v1/q/vehicles/history?vin={VIN}&min_height={info.height}")) == OK
     time.sleep(max(0.0, (until - time.time() * 1000) / 1000) + 0.2)  # the chain stays idle meanwhile
     assert outcome(call(acl, "other_maker", "GET", f"/v1/q/vehicles/history?vin={VIN}")) == CONSENT
+
+
+def test_a_new_holder_does_not_read_the_former_holders_consents(acl: Any) -> None:
+    """Found by the fourth attack: after a sale, the buyer read every grant the seller had made
+    (organisations, purposes, categories) in grants_of and on the event stream."""
+    vin, seller, buyer = vin_for(WMI["oem"], 41), K("acl-grant-seller"), K("acl-grant-buyer")
+    with Client(acl.url, key=K("reg-node"), trust=acl.genesis) as c:
+        c.send(register_msg(vin), admin("oem")).raise_for_status()
+        c.send(TransferTitle(vin=vin, to=seller.did, usage="private"), admin("oem"), seller).raise_for_status()
+        until = c.checkpoint("latest").header.time + 86_400_000
+        c.send(GrantConsent(vin=vin, org="ins", categories=["location"], purpose="seller's secret", until=until),
+               seller).raise_for_status()
+        sold = c.send(TransferTitle(vin=vin, to=buyer.did), seller, buyer).raise_for_status()
+    path = f"/v1/q/consent/grants_of?vin={vin}&min_height={sold.height}"
+    with signed_http(acl.url, buyer) as h:
+        mine = h.get(path).json()["result"]
+        assert mine["total"] == 0 and mine["grants"] == []
+        assert outcome(h.get(path + "&holdings=all")) == "403 role_required"
+        events = []
+        with h.stream("GET", f"/v1/events?from_height={sold.height - 3}", timeout=httpx.Timeout(3.0, connect=5)) as r:
+            try:
+                for line in r.iter_lines():
+                    if line.startswith("data:"):
+                        events.append(json.loads(line[5:]))
+            except httpx.ReadTimeout:
+                pass
+    assert not [e for e in events if e["type"].startswith("consent.")], events
+    assert any(e["type"] == "vehicles.title_transferred" and e["vin"] == vin for e in events)
+    with signed_http(acl.url, admin("reg")) as h:
+        assert h.get(path + "&holdings=all").json()["result"]["total"] == 1

@@ -258,8 +258,10 @@ def test_a_sale_ends_the_old_holders_grants() -> None:
     assert send(chain, ALICE, TransferTitle(vin=VIN, to=BOB.did), BOB).ok
     assert allows(chain, VIN, "ins", "history", now(chain)) is None
     view = View(chain)
-    assert queries.grants_of(view, queries.VehicleGrantsQuery(vin=VIN, at=now(chain)))["grants"][0]["status"] == \
-        "holder_changed"
+    every = queries.grants_of(view, queries.VehicleGrantsQuery(vin=VIN, at=now(chain), holdings="all"))
+    assert every["grants"][0]["status"] == "holder_changed"
+    # the new holder's own view: none of the former holder's choices (found by the fourth attack)
+    assert queries.grants_of(view, queries.VehicleGrantsQuery(vin=VIN, at=now(chain)))["total"] == 0
     assert send(chain, ALICE, grant_msg()).code == "not_holder"  # the data is no longer hers to share
     mine = send(chain, BOB, grant_msg(categories=("history",)))
     assert mine.ok and allows(chain, VIN, "ins", "history", now(chain)) == mine.events[0]["grant"]
