@@ -207,3 +207,14 @@ def test_events_leave_out_what_the_signer_may_not_read(chain) -> None:
     r = cli("events", "--from-height", 0, "--no-follow", "--as", "ins-admin", *at)
     assert VIN not in r.stdout and SOLD not in r.stdout
     refused(cli("events", "--from-height", 0, "--no-follow", *at, ok=False), 1, "[signature_required]")
+
+
+def test_consent_with_wait_0_prints_the_id_and_returns(chain) -> None:
+    """Found by the fourth attack: `consent revoke … --wait 0` printed unknown_tx and exited 1."""
+    import re
+
+    _, _, at, _ = chain
+    r = cli("consent", "grant", VIN, "--to", "ins", "--category", "odometer", "--purpose", "quote", "--until", "1h",
+            "--key", "alice",
+            "--wait", "0", *at)
+    assert re.fullmatch(r"[0-9a-f]{64}", r.stdout.strip()), r.stdout

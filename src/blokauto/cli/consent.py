@@ -19,7 +19,7 @@ from ..keystore import KeyStore
 from .common import (AsOpt, DataOpt, JsonOpt, NodeOpt, TrustOpt, client, console, group, print_json, say_trust,
                      signing_key, when)
 from .errors import cli_errors
-from .tx import WaitOpt, print_receipt
+from .tx import WaitOpt, submit_and_report
 
 consent_app = group("Grant, revoke and list the holder's consent to a vehicle's data.")
 
@@ -46,9 +46,8 @@ def _send(key: str, data: Path, node: str, trust: Optional[Path], type_: str, fi
           as_json: bool) -> None:
     sender = KeyStore(data / "keys").load(key)
     with client(node, data, trust, key=sender) as c:
-        info = c.send(c.message(type_, fields), sender, wait=wait)
-        say_trust(c)
-        print_receipt(info, as_json)
+        tx = c.sign(c.build(c.message(type_, fields), sender), sender)
+        submit_and_report(c, tx, wait, as_json)  # --wait 0: the id, at once
 
 
 @consent_app.command("grant")

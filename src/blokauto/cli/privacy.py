@@ -109,6 +109,9 @@ def record(words: list[str] = typer.Argument(..., metavar="[SUBJECT] FIELD VALUE
         if not as_json:
             console.print(f"subject {subject}\nfield {field}\ncommitment {disclosure.commitment}")
         try:
+            if wait <= 0:  # --wait 0: the id, at once
+                console.print(c.submit(c.sign(c.build(msg, sender), sender)))
+                return
             info = c.send(msg, sender, wait=wait)
             say_trust(c)
         except Exception as exc:
@@ -155,6 +158,9 @@ def erase(subject: str = SubjectArg,
                     console.print(f"[green]erased[/] {subject} from the vault {escape(str(vault.folder))}: its key "
                                   f"and data are destroyed")
         try:
+            if wait <= 0:  # --wait 0: the id, at once
+                console.print(c.submit(c.sign(c.build(msg, sender), sender)))
+                return
             info = c.send(msg, sender, wait=wait)
             say_trust(c)
         except Exception as exc:
