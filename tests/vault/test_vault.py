@@ -226,3 +226,31 @@ def test_unknown_and_malformed_names_are_refused(folder: Path) -> None:
         for bad in ("Name", "postal address", "", "x" * 33):
             with pytest.raises(InvalidField):
                 vault.put(s, bad, NAME)
+
+
+# ---------------------------------------------------------------- found by the fourth attack
+
+def test_a_vault_folder_others_may_write_or_a_linked_key_is_refused(tmp_path: Path) -> None:
+    import os
+
+    from blokauto.vault import VaultFolderUnsafe, VaultKeyUnsafe
+
+    folder = tmp_path / "vault"
+    with Vault(folder) as v:
+        v.put(v.new_subject(), "name", "Erika")
+    assert oct(os.stat(folder / "vault.db").st_mode & 0o777) == "0o600"
+    os.chmod(folder, 0o777)
+    with pytest.raises(VaultFolderUnsafe):
+        Vault(folder)
+    os.chmod(folder, 0o700)
+    elsewhere = tmp_path / "other.key"
+    os.replace(folder / "master.key", elsewhere)
+    os.symlink(elsewhere, folder / "master.key")
+    with pytest.raises((VaultFolderUnsafe, VaultKeyUnsafe)):
+        Vault(folder)
+    os.remove(folder / "master.key")
+    os.replace(elsewhere, folder / "master.key")
+    os.chmod(folder / "vault.db", 0o644)
+    with Vault(folder):
+        pass
+    assert oct(os.stat(folder / "vault.db").st_mode & 0o777) == "0o600"

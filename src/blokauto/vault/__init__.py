@@ -10,9 +10,9 @@ stays in it.
 """
 
 from ._errors import (InvalidField, InvalidSubject, SubjectErased, UnknownField, UnknownSubject, VaultDataDamaged,
-                      VaultError, VaultKeyInvalid, VaultKeyMissing, VaultKeyUnsafe, VaultKeyWrong)
+                      VaultError, VaultFolderUnsafe, VaultKeyInvalid, VaultKeyMissing, VaultKeyUnsafe, VaultKeyWrong)
 from ._vault import Disclosure, Vault, new_subject_id
 
 __all__ = ["Disclosure", "InvalidField", "InvalidSubject", "SubjectErased", "UnknownField", "UnknownSubject",
-           "Vault", "VaultDataDamaged", "VaultError", "VaultKeyInvalid", "VaultKeyMissing", "VaultKeyUnsafe",
-           "VaultKeyWrong", "new_subject_id"]
+           "Vault", "VaultDataDamaged", "VaultError", "VaultFolderUnsafe", "VaultKeyInvalid", "VaultKeyMissing",
+           "VaultKeyUnsafe", "VaultKeyWrong", "new_subject_id"]

@@ -55,6 +55,12 @@ class VaultKeyUnsafe(VaultError):
                 "its owner only: run `chmod 600 {path}` (and check who else has read it).")
 
 
+class VaultFolderUnsafe(VaultError):
+    code = "vault_folder_unsafe"
+    template = ("{path} {why}; a vault's files must be its owner's alone (someone who can write the folder can "
+                "swap the master key or the database): {fix}")
+
+
 class VaultKeyInvalid(VaultError):
     code = "vault_key_invalid"
     template = "{path} holds {size} bytes; a vault's master key is 32 random bytes. Restore it from the backup."

@@ -36,7 +36,7 @@ from nacl.secret import SecretBox
 from ..core.encoding import canonical
 from ..modules.privacy.commitment import SALT_BYTES, commitment
 from ._errors import (InvalidField, InvalidSubject, SubjectErased, UnknownField, UnknownSubject, VaultDataDamaged,
-                      VaultKeyInvalid, VaultKeyMissing, VaultKeyUnsafe, VaultKeyWrong)
+                      VaultFolderUnsafe, VaultKeyInvalid, VaultKeyMissing, VaultKeyUnsafe, VaultKeyWrong)
 
 MASTER_KEY_FILE = "master.key"
 DB_FILE = "vault.db"
@@ -123,7 +123,12 @@ class Vault:
         self.db_path = self.folder / DB_FILE
         self.key_path = self.folder / MASTER_KEY_FILE
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._check_folder()
         self._master = SecretBox(self._master_key())
+        if not self.db_path.exists():
+            os.close(os.open(self.db_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        elif stat.S_IMODE(os.stat(self.db_path).st_mode) & 0o077:
+            os.chmod(self.db_path, 0o600)  # sealed values and subject ids: its owner's only
         self._db = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False)
         try:
             for pragma in ("secure_delete=ON", "journal_mode=DELETE", "synchronous=FULL", "temp_store=MEMORY",
@@ -149,6 +154,21 @@ class Vault:
 
     # ------------------------------------------------------------ the master key
 
+    def _check_folder(self) -> None:
+        """Refuse a vault folder others may write, or that is a symbolic link, and database or key
+        paths that are symbolic links."""
+        st = os.lstat(self.folder)
+        if stat.S_ISLNK(st.st_mode):
+            raise VaultFolderUnsafe(path=str(self.folder), why="is a symbolic link",
+                                    fix="put the vault folder itself at that path")
+        if st.st_mode & 0o022:
+            raise VaultFolderUnsafe(path=str(self.folder), fix=f"run `chmod 700 {self.folder}`",
+                                    why=f"may be written by others (mode {oct(stat.S_IMODE(st.st_mode))})")
+        for path in (self.db_path, self.key_path):
+            if path.is_symlink():
+                raise VaultFolderUnsafe(path=str(path), why="is a symbolic link",
+                                        fix="keep the vault's files in the vault folder itself")
+
     def _master_key(self) -> bytes:
         if not self.key_path.exists():
             if self.db_path.exists():
@@ -162,7 +182,7 @@ class Vault:
                 os.close(fd)
             _fsync_dir(self.folder)
             return key
-        st = os.stat(self.key_path)
+        st = os.lstat(self.key_path)  # a symbolic link could point the vault at another file
         if not stat.S_ISREG(st.st_mode) or st.st_mode & 0o077:
             raise VaultKeyUnsafe(path=str(self.key_path), mode=oct(stat.S_IMODE(st.st_mode)))
         key = self.key_path.read_bytes()
