@@ -419,7 +419,8 @@ class Api:
             self.reader.check_read(_HOLDER, Caller(grant.holder, signer.org if not signer.node else None,
                                                    known=True), {"vin": vin}, "the report")
         except (BlokautoError,) as err:
-            raise ShareRefused(reason=f"{grant.holder} no longer holds {vin[:40]}") from err
+            raise ShareRefused(reason=f"its signer {grant.holder} does not hold {vin[:40]} now (a sale voids the links "
+                                      f"its former holder made)") from err
 
     async def may_submit(self, caller: Caller, raws: list[bytes]) -> None:
         """A known key submits any transaction; another key only transactions it signs itself."""
