@@ -99,3 +99,22 @@ def bench_api(vehicles: int = typer.Option(1_000, metavar="N", min=20,
     from ..bench.api import run
 
     print_json(run(vehicles=vehicles, requests=requests, threads=threads, cache=cache))
+
+
+@bench_app.command("payments")
+@cli_errors
+def bench_payments(channels: int = typer.Option(1_000, metavar="N", min=1, help="Payment channels the merchant checks vouchers of."),
+                   vouchers: int = typer.Option(100_000, metavar="N", min=1, help="Vouchers to check (spread over the channels)."),
+                   accounts: int = typer.Option(1_000, metavar="N", min=2, help="Funded accounts the transfers move between."),
+                   transfers: int = typer.Option(20_000, metavar="N", min=1, help="Transfers to commit through the node."),
+                   disputes: int = typer.Option(20, metavar="N", min=1, help="Disputed channel closes to time."),
+                   challenge: int = typer.Option(3, metavar="N", min=0,
+                                                 help="Channels settled after their 60 s challenge period (0: skip that wait)."),
+                   workers: Optional[int] = WorkersOpt,
+                   keep: Optional[Path] = typer.Option(None, metavar="DIR", help="Keep the node's data folder here.")) -> None:
+    """Vouchers checked per second by the merchant side of the SDK, transfers committed per second,
+    disputed channel closes, each against the raw verification limit of the same run."""
+    from ..bench.payments import run
+
+    print_json(run(channels=channels, vouchers=vouchers, accounts=accounts, transfers=transfers, disputes=disputes,
+                   challenge=challenge, workers=workers, keep=keep))
