@@ -62,7 +62,7 @@ def _pct(values: list[float], q: float) -> float:
 def _voucher_stream(channels: int, per_channel: int, deposit: int) -> tuple[list[str], list[int], list[bytes]]:
     """Payers' dids, deposits and the JSON vouchers, round-robin over channels (voucher k of each
     channel before voucher k+1 of any)."""
-    from ..modules.payments.vouchers import make_voucher
+    from ..modules.payments.doors import make_voucher
 
     payers = [_key("payer", c) for c in range(channels)]
     step = deposit // per_channel
@@ -81,7 +81,7 @@ def _book(payers: list[str], deposits: list[int], ids: list[int]) -> dict[int, A
 def _merchant_check(book: dict[int, Any], stream: list[bytes]) -> int:
     """A merchant's gateway: every voucher decoded and accepted in the order it arrives; returns how
     many were accepted (a worthless one raises: there are none here)."""
-    from ..modules.payments.vouchers import Voucher
+    from ..modules.payments.doors import Voucher
 
     decode = msgspec.json.Decoder(Voucher).decode
     accepted = 0
@@ -148,7 +148,7 @@ def _raw_chunk(items: list[tuple[bytes, bytes, bytes]]) -> int:
 
 def _raw_voucher_limit(payers: list[str], stream: list[bytes], cores: int) -> int:
     """Bare libsodium verification of the same vouchers' signatures on all cores."""
-    from ..modules.payments.vouchers import Voucher, voucher_digest
+    from ..modules.payments.doors import Voucher, voucher_digest
 
     decode = msgspec.json.Decoder(Voucher).decode
     items = []

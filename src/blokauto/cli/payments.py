@@ -124,7 +124,7 @@ def read_voucher(given: str) -> dict[str, Any]:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"the voucher is not JSON: {exc}") from None
-    from ..modules.payments.vouchers import Voucher
+    from ..modules.payments.doors import Voucher
 
     return to_builtins(msgspec.convert(doc, Voucher))  # a usage error (exit 2) if it is not a voucher
 
@@ -532,7 +532,7 @@ def voucher_make(channel: int = ChannelArg,
                  data: Path = DataOpt(), node: str = NodeOpt, trust: Optional[Path] = TrustOpt) -> None:
     """Sign a voucher, off the ledger: "channel CHANNEL owes TOTAL in all". Each new one replaces the
     last; give it to the merchant. The chain id comes from the trust anchor (DATA/genesis.json)."""
-    from ..modules.payments.vouchers import make_voucher
+    from ..modules.payments.doors import make_voucher
 
     payer = KeyStore(data / "keys").load(key)
     with client(node, data, trust) as c:
@@ -552,7 +552,7 @@ def voucher_check(voucher: str = typer.Argument(..., metavar="FILE|JSON", help="
     this chain, the payer's signature, within the deposit, not below the best presented. Exit 1 if
     it is worthless."""
     from ..client.payments import MerchantChannel
-    from ..modules.payments.vouchers import Voucher
+    from ..modules.payments.doors import Voucher
 
     v = msgspec.convert(read_voucher(voucher), Voucher)
     with client(node, data, trust, key=signing_key(data, as_key)) as c:

@@ -5,7 +5,7 @@ pays by signing vouchers: each says "channel N owes the merchant A minor units i
 merchant checks each one before it serves another minute or kWh, keeps the best, and closes the
 channel with it (``payments.claim_channel``), or answers a payer's close with it during the
 challenge period. The signature format and the checks are the ledger's own
-(``blokauto.modules.payments.vouchers``): a voucher the merchant accepts is one the ledger pays.
+(``blokauto.modules.payments.vouchers``, reached through its door): a voucher the merchant accepts is one the ledger pays.
 
     from blokauto.client.payments import PayerChannel, MerchantChannel
 
@@ -29,7 +29,7 @@ from typing import Any
 from ..core.crypto import KeyPair
 from ..modules.payments import errors
 from ..modules.payments.messages import ClaimChannel, CloseChannel
-from ..modules.payments.vouchers import Voucher, check_voucher, make_voucher
+from ..modules.payments.doors import Voucher, check_voucher, make_voucher
 
 __all__ = ["MerchantChannel", "PayerChannel", "Voucher"]
 

@@ -1,7 +1,8 @@
 """The payments module's door: what other modules and the outer layers may ask of payments.
 
 Balances and supplies, read by the module's own rules (``state``); the voucher code the SDK hands
-to vehicles and merchants lives in ``vouchers`` (pure, importable from anywhere).
+to vehicles and merchants lives in ``vouchers`` (pure); the door re-exports it (``Voucher``,
+``make_voucher``, ``check_voucher``, ``voucher_digest``), so the SDK and other layers reach it here.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Protocol, runtime_checkable
 
 from ...core.state import StateReader
 from .state import ACCOUNTS, CURRENCIES, ESCROWS
+from .vouchers import Voucher, check_voucher, make_voucher, voucher_digest  # noqa: F401  (the voucher format: part of the door)
 
 
 @runtime_checkable
