@@ -4,6 +4,8 @@
     node ...              node.py     run a node, join from a snapshot, back up, restore, scrub
     tx ..., messages      tx.py       build, sign, submit and look up transactions
     consent ...           consent.py  the holder grants, revokes and lists consent to a vehicle's data
+    privacy ...           privacy.py  personal data in the vault: record, disclose, erase, export
+    payments ...          payments.py currencies, accounts, wallet limits, tariffs, channels, journeys, paid sales
     status, state, query, read.py     read the ledger, verify reports, audit a folder
     events, report, verify, audit,
     report share VIN                  a link to a report that opens without an account
