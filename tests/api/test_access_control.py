@@ -488,3 +488,33 @@ def test_a_new_holder_does_not_read_the_former_holders_consents(acl: Any) -> Non
     assert any(e["type"] == "vehicles.title_transferred" and e["vin"] == vin for e in events)
     with signed_http(acl.url, admin("reg")) as h:
         assert h.get(path + "&holdings=all").json()["result"]["total"] == 1
+
+
+def _stream(acl: Any, key: KeyPair, from_height: int) -> list[dict[str, Any]]:
+    out = []
+    with signed_http(acl.url, key, timeout=httpx.Timeout(3.0, connect=5)) as h:
+        try:
+            with h.stream("GET", f"/v1/events?from_height={from_height}") as r:
+                assert r.status_code == 200, r.read()
+                for line in r.iter_lines():
+                    if line.startswith("data:"):
+                        out.append(json.loads(line[5:]))
+        except httpx.ReadTimeout:
+            pass
+    return out
+
+
+def test_one_readable_payment_does_not_open_the_stream_to_every_later_one(acl: Any) -> None:
+    """Found by the payments attack: the stream remembered its answer per event type and a few
+    fields, so once a reader could read one transfer, it received every later transfer (amounts,
+    memos, parties), and one who could not read the first missed its own later ones."""
+    with Client(acl.url, key=OWNER, trust=acl.genesis) as owner:
+        first = owner.send(pay.Transfer(currency="EUR", to="org:ins", amount=1), OWNER).raise_for_status()
+        owner.send(pay.Transfer(currency="EUR", to="org:dealer", amount=777, memo="secret for the dealer"),
+                   OWNER).raise_for_status()
+        last = owner.send(pay.Transfer(currency="EUR", to="org:ins", amount=2), OWNER).raise_for_status()
+    for who, sees, never in (("insurer", {1, 2}, {777}), ("dealer", {777}, {1, 2})):
+        events = [e for e in _stream(acl, CALLERS[who], first.height)
+                  if e["type"] == "payments.transferred" and e.get("height", last.height) <= last.height]
+        amounts = {e["amount"] for e in events}
+        assert sees <= amounts and not (never & amounts), (who, events)

@@ -234,6 +234,9 @@ def test_a_sale_lapses_the_old_holders_limit() -> None:
     r = send(chain, DEVICE, VehiclePay(vin=VIN, merchant="toll", category="toll", currency="EUR", amount=10))
     assert (r.code, r.detail["holder"]) == ("spending_limit_lapsed", ALICE.did)
     assert bal(chain, BOB) == 50_000  # Bob's money never answered to Alice's limit
+    # found by the payments attack: the new holder read the former holder's amounts and spending
+    assert queries.limit(View(chain), queries.LimitQuery(vin=VIN, currency="EUR")) == {
+        "vin": VIN, "currency": "EUR", "limit": None, "status": "lapsed"}
     ok(chain, BOB, SetLimit(vin=VIN, currency="EUR", per_payment=10, per_day=10, categories=["toll"]))
     ok(chain, DEVICE, VehiclePay(vin=VIN, merchant="toll", category="toll", currency="EUR", amount=10))
     assert bal(chain, BOB) == 49_990
@@ -273,6 +276,20 @@ def test_a_tariff_per_kwh_in_watt_hours_rounds_down() -> None:
                                              zone="M1", bands=bands((0, 1440, 39)), per=1_000))
     view = View(chain)
     assert queries.price(view, queries.PriceQuery(merchant="charge", tariff="dc", quantity=12_345))["amount"] == 481
+
+
+def test_a_price_beyond_what_a_client_reads_exactly_is_refused() -> None:
+    """Found by the payments attack: the price query answered amounts above 2^53-1."""
+    from blokauto.core.errors import QueryParamsInvalid
+
+    chain = world()
+    top = 2**53 - 1
+    ok(chain, admin("charge"), PublishTariff(tariff="big", category="charging", currency="EUR", unit="wh",
+                                             zone="M1", bands=bands((0, 1440, top)), per=1))
+    view = View(chain)
+    assert queries.price(view, queries.PriceQuery(merchant="charge", tariff="big", quantity=0))["amount"] == 0
+    with pytest.raises(QueryParamsInvalid):
+        queries.price(view, queries.PriceQuery(merchant="charge", tariff="big", quantity=2))
 
 
 def test_republishing_a_tariff_bumps_its_version() -> None:

@@ -739,10 +739,11 @@ async def events(request: Request, api: ApiDep, caller: CallerDep, from_height: 
 
 def _readable_events(api: Api, caller: Caller) -> Callable[[str, dict[str, Any]], bytes]:
     """The stream's encoder for one caller: an event it may not read is encoded as nothing. Answers
-    are remembered per object until the state moves on (a consent revoked stops the next event)."""
+    are remembered per event (its whole content: found by the payments attack, a cache keyed on a
+    few fields let one readable transfer open every later one) until the state moves on."""
     if caller.reads_all:
         return _sse_event
-    seen: dict[tuple, bool] = {}
+    seen: dict[bytes, bool] = {}
     at = [-2]
 
     def encode(eid: str, ev: dict[str, Any]) -> bytes:
@@ -750,12 +751,11 @@ def _readable_events(api: Api, caller: Caller) -> Callable[[str, dict[str, Any]]
         if height != at[0] or len(seen) > 10_000:
             seen.clear()
             at[0] = height
-        key = (ev.get("type"), ev.get("vin"), ev.get("item"), ev.get("part"), ev.get("org"), ev.get("part_number"),
-               ev.get("opened_by"), ev.get("holder"))
-        ok = seen.get(key)
+        data = msgspec.json.encode(ev)  # the whole event is the key: a policy may read any of its fields
+        ok = seen.get(data)
         if ok is None:
-            ok = seen[key] = api.reader.visible(caller, [ev])[0]
-        return _sse_event(eid, ev) if ok else b""
+            ok = seen[data] = api.reader.visible(caller, [ev])[0]
+        return _sse(data.decode(), ev["type"], eid) if ok else b""
 
     return encode
 

@@ -14,6 +14,7 @@ from typing import Any, Iterable
 import msgspec
 
 from ...core.access import IDENTIFIED, SIGNED, AnyOf, Caller, NotYourData, OrgOf, Own, Party, VehicleRelations, field_of
+from ...core.errors import QueryParamsInvalid
 from ...core.encoding import Uint, to_builtins
 from ...core.module import Page, QueryView
 from ...core.state import KeyPart
@@ -143,6 +144,8 @@ def limit(view: QueryView, q: LimitQuery) -> dict[str, Any]:
     status = ("revoked" if lim.revoked else
               "active" if title is not None and (title.holder, title.since) == (lim.holder, lim.holder_since)
               else "lapsed")
+    if status == "lapsed":  # a former holder's: its amounts and spending are not the new holder's to read
+        return {"vin": q.vin, "currency": q.currency, "limit": None, "status": "lapsed"}
     return {"vin": q.vin, "currency": q.currency, "limit": to_builtins(lim), "status": status,
             "spent_today": spent_today(lim, view.time) if status == "active" else 0}
 
@@ -193,7 +196,18 @@ def price(view: QueryView, q: PriceQuery) -> dict[str, Any]:
     return {"merchant": q.merchant, "tariff": q.tariff, "quantity": q.quantity, "at": at,
             "minute": (at // MINUTE_MS) % MINUTES_PER_DAY if at >= 0 else None,
             "currency": t.currency if t is not None else None,
-            "amount": tariff_price(t, band, q.quantity) if t is not None and band is not None else None}
+            "amount": _json_safe(tariff_price(t, band, q.quantity)) if t is not None and band is not None else None}
+
+
+def _json_safe(amount: int) -> int:
+    """An amount a client can read exactly (2^53-1 at most, as every integer blokauto answers)."""
+    if amount > MAX_SAFE:
+        raise QueryParamsInvalid(reason=f"that quantity costs more than {MAX_SAFE} minor units, the most an amount "
+                                        f"may be; ask for a smaller quantity")
+    return amount
+
+
+MAX_SAFE = 2**53 - 1
 
 
 # ---------------------------------------------------------------- channels, fares, escrows
