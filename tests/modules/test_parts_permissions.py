@@ -20,6 +20,7 @@ from blokauto.modules.recalls.messages import CloseCampaign, RecordRemedy
 from blokauto.modules.vehicles.messages import Deregister
 
 from conftest import Chain, K
+from helpers.permissions import expected_code as permission_code
 from helpers.parts import (
     ALL_ORGS,
     B,
@@ -174,20 +175,8 @@ CASES: list[Case] = [
 
 
 def expected_code(case: Case, actor: str) -> str | None:
-    """None when ``actor`` may do it; else the refusal code ("*": any refusal)."""
-    if actor in case.overrides:
-        return case.overrides[actor]
-    if actor in case.allowed:
-        return None
-    if case.roles is None:
-        return case.refusal
-    if actor not in MEMBERS:
-        return "unknown_signer"
-    if case.roles == "member":
-        return case.refusal
-    if not case.roles & set(ALL_ORGS[actor]):  # type: ignore[operator]
-        return "role_not_allowed"
-    return case.refusal
+    """None when ``actor`` may do it; else the refusal code (helpers.permissions)."""
+    return permission_code(case, actor, ALL_ORGS, MEMBERS)
 
 
 def _param(case: Case, actor: str) -> Any:

@@ -33,6 +33,7 @@ from blokauto.modules.vehicles.messages import AssignWmi, BrandTitle, RecordLien
 from blokauto.modules.vehicles.state import VEHICLES
 
 from conftest import CHAIN, T0, Chain, K, build_tx
+from helpers.permissions import expected_code as permission_code
 from helpers.vehicles import ORGS, WMI, MemoryView, admin, history, register_msg, snapshot, vin_for
 
 VIN = vin_for(WMI["oem"], 1)  # Alice's car, device DEVICE
@@ -790,17 +791,8 @@ CASES: list[Case] = [
 
 
 def expected_code(case: Case, actor: str) -> str | None:
-    if actor in case.overrides:
-        return case.overrides[actor]
-    if actor in case.allowed:
-        return None
-    if case.roles is None:
-        return case.refusal
-    if actor not in ALL_ORGS:
-        return "unknown_signer"
-    if not case.roles & set(ALL_ORGS[actor]):
-        return "role_not_allowed"
-    return case.refusal
+    """None when ``actor`` may do it; else the refusal code (helpers.permissions)."""
+    return permission_code(case, actor, ALL_ORGS)
 
 
 MATRIX = [pytest.param(case, actor, id=f"{case.name}-{actor}") for case in CASES for actor in ACTORS]

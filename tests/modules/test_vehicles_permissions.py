@@ -32,6 +32,7 @@ from blokauto.modules.vehicles.messages import (
 from blokauto.modules.vehicles.state import ORG_PREFIX
 
 from conftest import Chain, K
+from helpers.permissions import expected_code as permission_code
 from helpers.vehicles import ORGS, WMI, admin, register, register_msg, snapshot, vehicles_chain, vin_for
 
 VIN = vin_for(WMI["oem"], 1)
@@ -165,18 +166,8 @@ CASES: list[Case] = [
 
 
 def expected_code(case: Case, actor: str) -> str | None:
-    """None when ``actor`` may do it; else the refusal code the framework or handler must give."""
-    if actor in case.overrides:
-        return case.overrides[actor]
-    if actor in case.allowed:
-        return None
-    if case.roles is None:
-        return case.refusal
-    if actor not in ORGS:
-        return "unknown_signer"
-    if not case.roles & set(ORGS[actor]):
-        return "role_not_allowed"
-    return case.refusal
+    """None when ``actor`` may do it; else the refusal code (helpers.permissions)."""
+    return permission_code(case, actor, ORGS)
 
 
 MATRIX = [pytest.param(case, actor, id=f"{case.name}-{actor}") for case in CASES for actor in ACTORS]
