@@ -48,8 +48,8 @@ from litestar.background_tasks import BackgroundTask
 from litestar.response import File, Stream
 from litestar.response.sse import ServerSentEventMessage
 
-from ..core.access import ANONYMOUS, IDENTIFIED, NODES, PUBLIC, SIGNED, check_read, Caller, NodeKeyRequired, NotYourData, ReadPolicy, \
-    Roles, UnknownCaller, VehicleData
+from ..core.access import (ANONYMOUS, IDENTIFIED, NODES, PUBLIC, SIGNED, Caller, HolderOf, NodeKeyRequired,
+                           NotYourData, ReadPolicy, Roles, UnknownCaller, VehicleData, check_read)
 from ..core.encoding import to_builtins
 from ..modules.governance import keys as gov_keys
 from ..modules.parts import keys as parts_keys
@@ -466,20 +466,8 @@ class _Signers(msgspec.Struct):
     sigs: list[_Sig] = []
 
 
-class _HolderOnly:
-    """The share link's signer must still hold the vehicle (its key, or a member key of a holding organisation)."""
-
-    def check(self, view: Any, caller: Caller, obj: Any, what: str) -> None:
-        from ..core.access import VehicleRelations
-
-        if view.need(VehicleRelations).relation(view, obj["vin"], caller.did, caller.org) != "holder":
-            raise NotYourData(what=what, owner="the holder", caller=caller.describe())
-
-    def describe(self) -> str:
-        return "the vehicle's holder"
-
-
-_HOLDER = _HolderOnly()
+#: A share link opens while its signer holds the vehicle (its key, or a member key of a holding organisation).
+_HOLDER = HolderOf("vin")
 
 
 # ---------------------------------------------------------------- transactions

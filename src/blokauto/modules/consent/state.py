@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from ...core.access import ORG_PREFIX
 from ...core.encoding import Uint
 from ...core.state import Item, StateMap
 from ..vehicles.doors import Title
@@ -20,7 +21,6 @@ Ident = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 Purpose = Annotated[str, msgspec.Meta(min_length=1, max_length=200, description="why the data is shared")]
 Status = Literal["active", "expired", "revoked", "holder_changed"]
 
-ORG_PREFIX = "org:"
 
 
 class Grant(msgspec.Struct, frozen=True):

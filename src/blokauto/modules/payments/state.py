@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from ...core.access import ORG_PREFIX
 from ...core.encoding import MAX_SAFE_INT, Uint
 from ...core.state import StateMap
 from . import keys
@@ -26,7 +27,6 @@ TariffUnit = Literal["km", "minute", "kwh", "wh", "entry"]
 ChannelStatus = Literal["open", "closing", "closed"]
 EscrowStatus = Literal["locked", "settled", "reclaimed"]
 
-ORG_PREFIX = "org:"
 DAY_MS = 86_400_000
 MINUTE_MS = 60_000
 MINUTES_PER_DAY = 1_440
