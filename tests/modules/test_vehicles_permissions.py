@@ -15,6 +15,7 @@ import pytest
 
 from blokauto.core.crypto import KeyPair
 from blokauto.modules.vehicles.messages import (
+    AddDeviceKey,
     AssignWmi,
     BrandTitle,
     ChangeRegistration,
@@ -27,6 +28,8 @@ from blokauto.modules.vehicles.messages import (
     RecordService,
     ReleaseLien,
     ReplaceCluster,
+    RevokeDeviceKey,
+    RotateDeviceKey,
     TransferTitle,
 )
 from blokauto.modules.vehicles.state import ORG_PREFIX
@@ -38,7 +41,7 @@ from helpers.vehicles import ORGS, WMI, admin, register, register_msg, snapshot,
 VIN = vin_for(WMI["oem"], 1)
 OTHER_VIN = vin_for(WMI["oem"], 9)
 OWNER, BUYER = K("alice"), K("bob")
-DEVICE, OTHER_DEVICE = K("dev-1"), K("dev-9")
+DEVICE, OTHER_DEVICE, NEW_DEVICE = K("dev-1"), K("dev-9"), K("dev-new")
 
 #: Every actor of the matrix: a founding admin key of each organisation, and keys outside it.
 ACTORS: dict[str, KeyPair] = {
@@ -162,6 +165,16 @@ CASES: list[Case] = [
          frozenset({"scrap"}), cosigners=signers(OWNER)),
     Case("deregister_without_holder", lambda: Deregister(vin=VIN, certificate="COD-1"), frozenset({"recycler"}),
          frozenset(), "missing_cosigner"),
+    # device keys: the holder or the maker revokes; a rotation is signed by old key, new key and one of them
+    Case("revoke_device_key", lambda: RevokeDeviceKey(vin=VIN, key=DEVICE.did, reason="lost"), None,
+         frozenset({"owner", "oem"}), "not_holder_or_maker"),
+    Case("rotate_device_key_with_holder", lambda: RotateDeviceKey(vin=VIN, old=DEVICE.did, new=NEW_DEVICE.did), None,
+         frozenset(ACTORS), cosigners=signers(DEVICE, NEW_DEVICE, OWNER)),
+    Case("rotate_device_key_without_holder_or_maker",
+         lambda: RotateDeviceKey(vin=VIN, old=DEVICE.did, new=NEW_DEVICE.did), None, frozenset({"owner", "oem"}),
+         "missing_cosigner", signers(DEVICE, NEW_DEVICE)),
+    Case("add_device_key", lambda: AddDeviceKey(vin=VIN, key=NEW_DEVICE.did), None, frozenset({"owner", "oem"}),
+         "missing_cosigner", signers(NEW_DEVICE)),
 ]
 
 

@@ -100,6 +100,19 @@ class OrgParty:
         return f"{self.label} ({who})" if self.label else who
 
 
+@dataclass(frozen=True)
+class EitherParty:
+    """Any one of ``parties`` (the holder or the maker of a vehicle, say)."""
+
+    parties: tuple[Party, ...]
+
+    def satisfied_by(self, did: str, info: SignerInfo | None) -> bool:
+        return any(p.satisfied_by(did, info) for p in self.parties)
+
+    def describe(self) -> str:
+        return " or ".join(p.describe() for p in self.parties)
+
+
 Handler = Callable[[Overlay, "Context", Any], None]
 Cosigners = Callable[[StateReader, "Context", Any], Iterable[Party]]
 

@@ -11,10 +11,12 @@ from ..core.registry import Registry
 def default_registry() -> Registry:
     from .consent import module as consent
     from .governance import module as governance
+    from .insurance import module as insurance
     from .parts import module as parts
     from .payments import module as payments
     from .privacy import module as privacy
     from .recalls import module as recalls
+    from .telemetry import module as telemetry
     from .vehicles import module as vehicles
 
-    return Registry([governance, vehicles, parts, recalls, consent, privacy, payments])
+    return Registry([governance, vehicles, parts, recalls, consent, privacy, payments, telemetry, insurance])

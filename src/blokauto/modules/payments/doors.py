@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from ...core.state import StateReader
+from ...core.module import Context
+from ...core.state import Overlay, StateReader
+from .handlers import _currency, check_owner, credit, debit
+from .messages import Transferred
 from .state import ACCOUNTS, CURRENCIES, ESCROWS
 from .vouchers import Voucher, check_voucher, make_voucher, voucher_digest  # noqa: F401  (the voucher format: part of the door)
 
@@ -30,6 +33,12 @@ class PaymentsDoor(Protocol):
         """Whether sale escrow ``escrow`` was settled (the title moved against its price)."""
         ...
 
+    def pay(self, state: Overlay, ctx: Context, currency: str, payer: str, to: str, amount: int, memo: str) -> None:
+        """Move ``amount`` from ``payer``'s account to ``to``'s, for another module's rule that already
+        decided who owes whom (an insurance premium, a claim's payout); refused (unknown_currency,
+        insufficient_funds, invalid_account) leaving both accounts as they were."""
+        ...
+
 
 class PaymentsRecords:
     """The implementation of ``PaymentsDoor`` wired in the module's definition."""
@@ -46,3 +55,12 @@ class PaymentsRecords:
     def sale_paid(self, state: StateReader, escrow: int) -> bool:
         e = ESCROWS.get(state, escrow) if escrow >= 0 else None
         return e is not None and e.status == "settled"
+
+    def pay(self, state: Overlay, ctx: Context, currency: str, payer: str, to: str, amount: int, memo: str) -> None:
+        _currency(state, currency)
+        check_owner(state, ctx, to)
+        if amount <= 0 or payer == to:
+            return
+        debit(state, currency, payer, amount)
+        credit(state, currency, to, amount)
+        ctx.emit(Transferred(currency=currency, payer=payer, to=to, amount=amount, memo=memo))

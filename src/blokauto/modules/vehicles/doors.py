@@ -14,9 +14,10 @@ import msgspec
 from ...core.access import ORG_PREFIX
 from ...core.module import Context, IndexTable, QueryView
 from ...core.state import Overlay, StateReader
-from .handlers import _vehicle, append, transfer_title
+from .handlers import _vehicle, append, refuse_retired_key, transfer_title
 from .messages import TransferTitle
 from .spec import BIRTHS, BY_HOLDER, HISTORY, HOLDERS
+from . import errors
 from .state import VEHICLES, Lien
 
 
@@ -79,6 +80,15 @@ class VehicleDoor(Protocol):
         history rows are checked against the record's running hash as they are read."""
         ...
 
+    def require_device(self, state: StateReader, vin: str, did: str) -> None:
+        """Refuse unless ``did`` is a current device key of ``vin`` (an active vehicle): a retired key is
+        refused naming its revocation (device_key_revoked), another key as not_vehicle_device."""
+        ...
+
+    def odometer_km(self, state: StateReader, vin: str) -> int:
+        """The highest trusted odometer reading of ``vin`` in km (0 if none or not registered)."""
+        ...
+
     def transfer_paid(self, state: Overlay, ctx: Context, vin: str, to: str) -> list[Lien]:
         """A sale paid in this transaction (payments' delivery versus payment): every lien is
         released as paid off, then the title passes to ``to`` under transfer_title's own rules; returns
@@ -123,6 +133,16 @@ class VehicleRegistry:
         if org is not None and any(lien.lender == org for lien in v.liens):
             return "lender"
         return None
+
+    def require_device(self, state: StateReader, vin: str, did: str) -> None:
+        v = _vehicle(state, vin)
+        if did not in v.device_keys:
+            refuse_retired_key(v, did)
+            raise errors.NotADeviceOfVehicle(signer=did, vin=vin)
+
+    def odometer_km(self, state: StateReader, vin: str) -> int:
+        v = VEHICLES.get(state, vin) if vin.isalnum() else None
+        return 0 if v is None else v.odometer.max_km
 
     def holds_any(self, view: QueryView, did: str) -> bool:
         return bool(did) and bool(view.rows(BY_HOLDER, {"holder": did}, limit=1))

@@ -94,3 +94,29 @@ class InvalidReading(DomainError):
 class InvalidField(DomainError):
     code = "invalid_field"
     template = "{field} {reason}."
+
+
+class DeviceKeyRevoked(DomainError):
+    code = "device_key_revoked"
+    template = ("{signer} was a device key of {vin} until block {height} ({reason}); nothing it signs counts from "
+                "then on. Sign with one of the vehicle's current device keys (`blokauto query vehicles devices`).")
+
+
+class NotCurrentDeviceKey(DomainError):
+    code = "not_current_device_key"
+    template = "{key} is not a current device key of {vin}; its current keys: {current}."
+
+
+class DeviceKeyInUse(DomainError):
+    code = "device_key_in_use"
+    template = "{key} is already a device key of {vin} or was retired from it; a new device key must be fresh."
+
+
+class NotHolderOrMaker(DomainError):
+    code = "not_holder_or_maker"
+    template = "{signer} is neither the title holder of {vin} nor a key of its maker {maker!r}; only they revoke its device keys."
+
+
+class TooManyDeviceKeys(DomainError):
+    code = "too_many_device_keys"
+    template = "{vin} already has {count} device keys (at most {limit}); revoke one first."

@@ -14,11 +14,13 @@ import msgspec
 from ...core.crypto import TAG_HISTORY, public_key_from_did, tagged_hash
 from ...core.encoding import canonical, to_builtins
 from ...core.errors import InvalidKey
-from ...core.module import ANYONE, Context, KeyParty, OrgParty, Party
+from ...core.module import ANYONE, Context, EitherParty, KeyParty, OrgParty, Party
 from ...core.state import Overlay, StateReader
 from . import errors
 from .messages import (
+    AddDeviceKey,
     AssignWmi,
+    DeviceKeyChanged,
     BrandTitle,
     ChangeRegistration,
     Deregister,
@@ -32,6 +34,8 @@ from .messages import (
     RecordService,
     RegisterVehicle,
     ReleaseLien,
+    RevokeDeviceKey,
+    RotateDeviceKey,
     ReplaceCluster,
     TitleTransferred,
     TransferTitle,
@@ -43,7 +47,7 @@ from .messages import (
 from .odometer import birth_anchor, is_rollback, plausible, tighter, to_km
 from .spec import (BIRTHS, BY_HOLDER, HISTORY, HOLDERS, ODOMETER_JUMP_SLACK_KM, ODOMETER_MAX_KMH, Organisations,
                    module)
-from .state import ORG_PREFIX, VEHICLES, WMIS, Birth, Entry, History, Lien, Odometer, Vehicle
+from .state import ORG_PREFIX, VEHICLES, WMIS, Birth, Entry, History, Lien, Odometer, RevokedKey, Vehicle
 from .vin import validate_vin, validate_wmi
 
 #: Who may apply each title brand.
@@ -362,6 +366,7 @@ def record_odometer(state: Overlay, ctx: Context, msg: RecordOdometer) -> None:
     elif ctx.sender in v.device_keys:
         source = "device"
     else:
+        refuse_retired_key(v, ctx.sender)
         raise errors.NotADeviceOfVehicle(signer=ctx.sender, vin=v.vin)
     odo, flag, km = _reading(ctx, v, msg.value, msg.unit)
     append(state, ctx, v, "odometer", _data(msg, km=km, source=source, flag=flag or None), flag, odometer=odo)
@@ -447,3 +452,85 @@ def deregister(state: Overlay, ctx: Context, msg: Deregister) -> None:
     ctx.index_delete(BY_HOLDER, holder=v.holder, vin=v.vin)
     ctx.emit(VehicleDeregistered(vin=v.vin, certificate=msg.certificate))
     append(state, ctx, v, "deregistered", _data(msg), status="scrapped", certificate=msg.certificate)
+
+
+# ---------------------------------------------------------------- device keys
+
+#: Most device keys a vehicle has at once (as at registration).
+MAX_DEVICE_KEYS = 8
+
+
+def retired(v: Vehicle) -> list[RevokedKey]:
+    return [] if v.retired_keys is msgspec.UNSET else list(v.retired_keys)
+
+
+def refuse_retired_key(v: Vehicle, did: str) -> None:
+    """Refuse, naming the revocation, a key that was one of ``v``'s device keys."""
+    for r in retired(v):
+        if r.did == did:
+            raise errors.DeviceKeyRevoked(signer=did, vin=v.vin, height=r.height, reason=r.reason)
+
+
+def _fresh_key(v: Vehicle, key: str) -> None:
+    if key in v.device_keys or any(r.did == key for r in retired(v)):
+        raise errors.DeviceKeyInUse(key=key, vin=v.vin)
+
+
+def _holder_or_maker(state: StateReader, ctx: Context, v: Vehicle) -> Party:
+    return EitherParty((holder_party(state, ctx, v.holder, "the title holder"),
+                        OrgParty(v.manufacturer, "", "the maker")))
+
+
+def _add_key_parties(state: StateReader, ctx: Context, msg: AddDeviceKey) -> list[Party]:
+    v = _vehicle(state, msg.vin, writable=False)
+    return [_holder_or_maker(state, ctx, v), KeyParty(msg.key, "the new device key")]
+
+
+def _rotate_parties(state: StateReader, ctx: Context, msg: RotateDeviceKey) -> list[Party]:
+    v = _vehicle(state, msg.vin, writable=False)
+    return [KeyParty(msg.old, "the old device key"), KeyParty(msg.new, "the new device key"),
+            _holder_or_maker(state, ctx, v)]
+
+
+@module.message(AddDeviceKey, roles=ANYONE, cosigners=_add_key_parties, new_keys=lambda m: [m.key])
+def add_device_key(state: Overlay, ctx: Context, msg: AddDeviceKey) -> None:
+    """A new ECU's key joins the vehicle's device keys (at most ``MAX_DEVICE_KEYS``); a key that was
+    ever one of them cannot come back."""
+    v = _vehicle(state, msg.vin)
+    _fresh_key(v, msg.key)
+    if len(v.device_keys) >= MAX_DEVICE_KEYS:
+        raise errors.TooManyDeviceKeys(vin=v.vin, count=len(v.device_keys), limit=MAX_DEVICE_KEYS)
+    ctx.emit(DeviceKeyChanged(vin=v.vin, change="added", key=msg.key))
+    append(state, ctx, v, "device_key_added", {"key": msg.key}, device_keys=[*v.device_keys, msg.key])
+
+
+@module.message(RotateDeviceKey, roles=ANYONE, cosigners=_rotate_parties, new_keys=lambda m: [m.new])
+def rotate_device_key(state: Overlay, ctx: Context, msg: RotateDeviceKey) -> None:
+    """The old key leaves (retired as ``rotated`` at this height) and the new one takes its place."""
+    v = _vehicle(state, msg.vin)
+    if msg.old not in v.device_keys:
+        refuse_retired_key(v, msg.old)
+        raise errors.NotCurrentDeviceKey(key=msg.old, vin=v.vin, current=", ".join(v.device_keys) or "none")
+    _fresh_key(v, msg.new)
+    keys = [msg.new if k == msg.old else k for k in v.device_keys]
+    ctx.emit(DeviceKeyChanged(vin=v.vin, change="rotated", key=msg.old, new=msg.new))
+    append(state, ctx, v, "device_key_rotated", {"old": msg.old, "new": msg.new}, device_keys=keys,
+           retired_keys=[*retired(v), RevokedKey(msg.old, ctx.height, "rotated")])
+
+
+@module.message(RevokeDeviceKey, roles=ANYONE)
+def revoke_device_key(state: Overlay, ctx: Context, msg: RevokeDeviceKey) -> None:
+    """The holder (a key, or any key of a holding organisation) or a key of the maker revokes a device
+    key at once; also on a scrapped vehicle (a harvested ECU must not sign for it)."""
+    v = _vehicle(state, msg.vin, writable=False)
+    org = ctx.member.org if ctx.member is not None else None
+    is_holder = ctx.sender == v.holder or (org is not None and v.holder == ORG_PREFIX + org)
+    if not (is_holder or org == v.manufacturer):
+        raise errors.NotHolderOrMaker(signer=ctx.sender, vin=v.vin, maker=v.manufacturer)
+    if msg.key not in v.device_keys:
+        refuse_retired_key(v, msg.key)
+        raise errors.NotCurrentDeviceKey(key=msg.key, vin=v.vin, current=", ".join(v.device_keys) or "none")
+    ctx.emit(DeviceKeyChanged(vin=v.vin, change="revoked", key=msg.key))
+    append(state, ctx, v, "device_key_revoked", {"key": msg.key, "reason": msg.reason},
+           device_keys=[k for k in v.device_keys if k != msg.key],
+           retired_keys=[*retired(v), RevokedKey(msg.key, ctx.height, msg.reason)])

@@ -153,6 +153,37 @@ class Deregister(Message, tag="vehicles.deregister"):
     harvested_parts: Annotated[list[PartRef], msgspec.Meta(max_length=500)] = []
 
 
+DeviceKey = Annotated[str, msgspec.Meta(min_length=10, max_length=120, pattern="^did:key:z[1-9A-HJ-NP-Za-km-z]+$",
+                                         description="an Ed25519 did:key")]
+RetireReason = Literal["lost", "compromised", "ecu_replaced"]
+
+
+class AddDeviceKey(Message, tag="vehicles.add_device_key"):
+    """The maker (or its workshop network, through the maker's key) fits a new ECU key: the vehicle's
+    holder or maker sends it and the new key co-signs (proof of possession)."""
+
+    vin: Vin
+    key: DeviceKey
+
+
+class RotateDeviceKey(Message, tag="vehicles.rotate_device_key"):
+    """A device key is replaced by a new one: the old key, the new key (proof of possession) and the
+    holder or the maker sign. From this block on only the new key counts."""
+
+    vin: Vin
+    old: DeviceKey
+    new: DeviceKey
+
+
+class RevokeDeviceKey(Message, tag="vehicles.revoke_device_key"):
+    """The holder or the maker takes a device key out of service (a lost or compromised ECU): from
+    this block on nothing it signs counts for the vehicle (readings, telemetry, payments)."""
+
+    vin: Vin
+    key: DeviceKey
+    reason: RetireReason
+
+
 class WmiAssigned(Event, tag="vehicles.wmi_assigned"):
     wmi: str
     org: str
@@ -190,3 +221,10 @@ class VehicleBranded(Event, tag="vehicles.branded"):
 class VehicleDeregistered(Event, tag="vehicles.deregistered"):
     vin: str
     certificate: str
+
+
+class DeviceKeyChanged(Event, tag="vehicles.device_key_changed"):
+    vin: str
+    change: str  # added, rotated, revoked
+    key: str  # the key added, rotated out or revoked
+    new: str = ""  # the key rotated in

@@ -81,6 +81,17 @@ def wmi(view: QueryView, q: WmiQuery) -> dict[str, Any]:
     return {"wmi": q.wmi, "org": org, **decode(q.wmi)}
 
 
+@module.query("devices", VinQuery, read=VehicleData("vin", "history"), proof_keys=lambda q: [VEHICLES.key(q.vin)])
+def devices(view: QueryView, q: VinQuery) -> dict[str, Any]:
+    """The vehicle's current device keys, and the ones rotated out or revoked with the block from which
+    nothing they sign counts."""
+    v = VEHICLES.get(view, q.vin)
+    if v is None:
+        raise NotFound(what="Vehicle", key=q.vin)
+    gone = [] if v.retired_keys is msgspec.UNSET else to_builtins(v.retired_keys)
+    return {"vin": v.vin, "current": list(v.device_keys), "retired": gone}
+
+
 module.reads(IDENTIFIED, "vehicles.wmi_assigned")
 module.reads(VehicleData("vin", "history"), "vehicles.registered", "vehicles.title_transferred",
-             "vehicles.history_appended", "vehicles.odometer_flagged", "vehicles.branded", "vehicles.deregistered")
+             "vehicles.history_appended", "vehicles.odometer_flagged", "vehicles.branded", "vehicles.deregistered", "vehicles.device_key_changed")

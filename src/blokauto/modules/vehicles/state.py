@@ -71,6 +71,15 @@ class Odometer(msgspec.Struct, frozen=True):
     implausible: Uint | msgspec.UnsetType = msgspec.UNSET
 
 
+class RevokedKey(msgspec.Struct, frozen=True):
+    """A device key taken out of service: from block ``height`` on, nothing it signs counts for the
+    vehicle (``reason``: lost, compromised, ecu_replaced, rotated)."""
+
+    did: str
+    height: Uint
+    reason: str
+
+
 class History(msgspec.Struct, frozen=True):
     """Running hash over every history entry: head_n = H(tag || head_{n-1} || canonical(entry_n))."""
 
@@ -99,6 +108,8 @@ class Vehicle(msgspec.Struct, frozen=True):
     inspections: Uint = 0
     certificate: str = ""  # certificate of destruction, once scrapped
     history: History = History()
+    # Device keys rotated out or revoked (set only once one is, so older records keep their bytes).
+    retired_keys: list[RevokedKey] | msgspec.UnsetType = msgspec.UNSET
 
 
 class Entry(msgspec.Struct, frozen=True):
