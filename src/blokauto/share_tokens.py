@@ -28,13 +28,14 @@ MAX_TTL_MS = 90 * 86_400_000  # a token lives at most 90 days
 MAX_TOKEN_CHARS = 2_048
 
 
-class ShareGrant(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class ShareGrant(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
     v: int
     chain: str
     vin: str
     holder: str
     expires: int
     nonce: str
+    claims: bool = False  # the holder lets the report show the vehicle's insurance claims
 
 
 class ShareRefused(AuthError):
@@ -52,12 +53,14 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def make_token(holder: KeyPair, chain: str, vin: str, ttl_ms: int, *, now_ms: int | None = None) -> str:
-    """A token for ``vin``'s report signed by ``holder``, valid ``ttl_ms`` from now (at most 90 days)."""
+def make_token(holder: KeyPair, chain: str, vin: str, ttl_ms: int, *, now_ms: int | None = None,
+               claims: bool = False) -> str:
+    """A token for ``vin``'s report signed by ``holder``, valid ``ttl_ms`` from now (at most 90 days);
+    with ``claims`` the report it opens also shows the vehicle's insurance claims."""
     if not 0 < ttl_ms <= MAX_TTL_MS:
         raise ValueError(f"a share link lasts from 1 ms to {MAX_TTL_MS // 86_400_000} days")
     now = now_ms if now_ms is not None else time.time_ns() // 1_000_000
-    grant = ShareGrant(1, chain, vin, holder.did, now + ttl_ms, os.urandom(8).hex())
+    grant = ShareGrant(1, chain, vin, holder.did, now + ttl_ms, os.urandom(8).hex(), claims)
     body = canonical(grant)
     return _b64(body) + "." + _b64(holder.sign(tagged_hash(TAG, body)))
 

@@ -258,9 +258,13 @@ def report_share(vin: str = typer.Argument(..., metavar="VIN", help="The vehicle
                                              help="How long the link opens the report: 30m, 12h, 7d (at most 90d)."),
                  as_key: str = typer.Option(..., "--as", "-a", envvar="BLOKAUTO_KEY", metavar="NAME",
                                             help="The holder's key (its name in DATA/keys) that signs the link."),
+                 with_claims: bool = typer.Option(False, "--with-claims",
+                                                  help="Let the report show the vehicle's insurance claims (the holder's "
+                                                       "consent, signed into the link)."),
                  node: str = NodeOpt, data: Path = DataOpt(), trust: Optional[Path] = TrustOpt) -> None:
     """Print a link to VIN's report that anyone can open (and verify) without an account, until it
-    expires; signed by the holder's key, checked by the node when opened. A sale voids it."""
+    expires; signed by the holder's key, checked by the node when opened. A sale voids it. Its
+    insurance claims show only with --with-claims."""
     m = DURATION.fullmatch(expires)
     if m is None:
         fail(f"--expires takes a duration like 30m, 12h or 7d, not {expires!r}", 2)
@@ -270,7 +274,7 @@ def report_share(vin: str = typer.Argument(..., metavar="VIN", help="The vehicle
     holder = signing_key(data, as_key)
     with client(node, data, trust, key=holder) as c:
         c.report(vin)  # the holder may read it now (refused otherwise: a link that cannot open is no use)
-        url = c.share_report(vin, holder, ttl_ms=ttl)
+        url = c.share_report(vin, holder, ttl_ms=ttl, claims=with_claims)
     err_console.print(f"[dim]anyone with this link reads {escape(vin)}'s report until {when(_now_ms() + ttl)}; "
                       f"selling the vehicle voids it[/]")
     sys.stdout.write(url + "\n")

@@ -292,14 +292,15 @@ class Client:
             self._request("GET", f"/v1/reports/{vin}", params=params)
         return r.text
 
-    def share_report(self, vin: str, holder: KeyPair, *, ttl_ms: int = 7 * 86_400_000) -> str:
+    def share_report(self, vin: str, holder: KeyPair, *, ttl_ms: int = 7 * 86_400_000, claims: bool = False) -> str:
         """A link to ``vin``'s report that opens without an account until it expires (at most 90
-        days), signed by its holder's key; a sale voids it. The node checks it when it is opened."""
+        days), signed by its holder's key; a sale voids it. The node checks it when it is opened.
+        ``claims``: the report it opens also shows the vehicle's insurance claims, proven."""
         from urllib.parse import quote
 
         from ..share_tokens import make_token
 
-        token = make_token(holder, self.chain, vin, ttl_ms)
+        token = make_token(holder, self.chain, vin, ttl_ms, claims=claims)
         return f"{self.url}/reports/{quote(vin, safe='')}?share={token}"
 
     def messages(self) -> list[dict[str, Any]]:

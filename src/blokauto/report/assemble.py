@@ -16,6 +16,7 @@ import msgspec
 from ..core.block import Checkpoint
 from ..core.encoding import canonical, to_builtins
 from ..modules.vehicles.errors import UnknownVehicleReport
+from ..modules.insurance import InsuranceDoor
 from ..modules.parts import PartsDoor
 from ..modules.recalls import RecallsDoor
 from ..modules.vehicles import VehicleDoor
@@ -23,7 +24,7 @@ from ..store.blocks import BlockLog
 from ..store.damage import DamagedData
 from ..store.state import StateStore
 from ..verify import VerificationError
-from ..verify.report import FORMAT, summarize, verify_report_evidence
+from ..verify.report import FORMAT, claim_view, summarize, verify_report_evidence
 
 
 def _proven(snap: Any, key: bytes) -> dict[str, Any]:
@@ -45,9 +46,19 @@ def recall_evidence(snap: Any, vin: str) -> dict[str, Any]:
             "remedies": [_proven(snap, k) for k in recalls.remedy_keys]}
 
 
+def claim_evidence(snap: Any, vin: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The proven list of every claim on ``vin`` and each claim record; and what the report shows of them."""
+    ev = snap.need(InsuranceDoor).claim_evidence(snap, vin)
+    proven = {"list": _proven(snap, ev.list_key), "claims": [_proven(snap, k) for k in ev.claim_keys]}
+    return proven, [claim_view(msgspec.json.decode(c["raw"])) for c in proven["claims"] if c["raw"] is not None]
+
+
 def build_report(blocks: BlockLog, state: StateStore, vin: str,
-                 checkpoint_of: Callable[[int], Checkpoint | None] | None = None) -> dict[str, Any]:
+                 checkpoint_of: Callable[[int], Checkpoint | None] | None = None, *,
+                 with_claims: bool = False) -> dict[str, Any]:
     """The report of ``vin`` with its evidence, all read at one height (the last flushed block).
+    ``with_claims``: also every insurance claim on the vehicle, proven (only when its holder lets the
+    report show them: the holder reads it, or its share link says so).
 
     ``checkpoint_of`` gives the node's checked checkpoint of a height (default: as stored). The
     evidence is verified before the report is returned: a report the node cannot prove raises
@@ -63,6 +74,7 @@ def build_report(blocks: BlockLog, state: StateStore, vin: str,
         assert raw is not None
         recalls_ev = recall_evidence(snap, vin)
         recalls = [to_builtins(r) for r in snap.need(RecallsDoor).open_recalls(snap, snap.need, vin)]
+        claims = claim_evidence(snap, vin) if with_claims else None
         height = snap.height
     checkpoint = (checkpoint_of or blocks.checkpoint)(height)
     if checkpoint is None:  # a state newer than the log: an older chain.db was put beside this state.db
@@ -93,6 +105,8 @@ def build_report(blocks: BlockLog, state: StateStore, vin: str,
                            "attestations": to_builtins(checkpoint.attestations)},
         },
     }
+    if claims is not None:
+        report["evidence"]["claims"], report["insurance_claims"] = claims
     try:
         verify_report_evidence(report)
     except VerificationError as exc:

@@ -5,6 +5,7 @@ they are written once; the browser verifier gets them from ``web/state_keys.js``
 from __future__ import annotations
 
 from ..modules.governance import keys as governance
+from ..modules.insurance import keys as insurance
 from ..modules.parts import keys as parts
 from ..modules.recalls import keys as recalls
 from ..modules.vehicles import keys as vehicles
@@ -21,6 +22,8 @@ STATE_KEYS: dict[str, str | int] = {
     "bom": parts.BOM,
     "part": parts.PART,
     "consensus": governance.CONSENSUS,
+    "vehicleClaims": insurance.VEHICLE_CLAIMS,
+    "claim": insurance.CLAIM,
     "numberDigits": NUMBER_DIGITS,
 }
 
@@ -51,3 +54,11 @@ def bom_key(vin: str) -> str:
 
 def part_key(part_id: str) -> str:
     return parts.PART + part_id
+
+
+def vehicle_claims_key(vin: str) -> str:
+    return insurance.VEHICLE_CLAIMS + vin
+
+
+def claim_key(claim: int) -> str:
+    return insurance.CLAIM + _number(claim)

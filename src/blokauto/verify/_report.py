@@ -26,8 +26,8 @@ import msgspec
 from ..core import crypto, smt
 from ..core.block import Checkpoint, Header, NodeSignature
 from ._anchor import TrustAnchor
-from ._keys import (OPEN_CAMPAIGNS_KEY, PART_PREFIX, bom_key, campaign_key, part_key, remedy_key,
-                    vehicle_key)
+from ._keys import (OPEN_CAMPAIGNS_KEY, PART_PREFIX, bom_key, campaign_key, claim_key, part_key, remedy_key,
+                    vehicle_claims_key, vehicle_key)
 from ._proofs import VerificationError, verify_checkpoint, verify_state
 
 FORMAT = REPORT_FORMAT = "blokauto-report/1"
@@ -278,8 +278,30 @@ def _verify_recall_evidence(header: Header, vin: str, ev: Any) -> None:
             need += [x for x in p["components"] if x.partition(":")[0] in named]
 
 
-def _exact_keys(obj: Any, allowed: set[str], what: str) -> None:
-    if not isinstance(obj, dict) or set(obj) != allowed:
+def claim_view(claim: dict[str, Any]) -> dict[str, Any]:
+    """What a report shows of one proven insurance claim (its holder let the report show them)."""
+    return {"claim": claim["id"], "policy": claim["policy"], "insurer": claim["insurer"], "source": claim["source"],
+            "incident": claim["incident"], "status": claim["status"], "flags": claim["flags"],
+            "reason": claim["reason"], "approved": claim["approved"], "payout": claim["payout"]}
+
+
+def _verify_claim_evidence(header: Header, vin: str, ev: Any) -> list[dict[str, Any]]:
+    """Every claim ever made on the vehicle is proven (the proven list of its ids, then each record)."""
+    _exact_keys(ev, {"list", "claims"}, "claim evidence")
+    ids = _proven_value(header, ev["list"], vehicle_claims_key(vin), "claim list") or []
+    if not isinstance(ev["claims"], list) or len(ev["claims"]) != len(ids):
+        raise VerificationError("the claim evidence does not cover every claim on the vehicle")
+    out = []
+    for cid, item in zip(ids, ev["claims"]):
+        c = _proven_value(header, item, claim_key(cid), f"claim {cid}")
+        if c is None or c.get("vin") != vin:
+            raise VerificationError(f"the report is malformed: claim {cid} is not proven for {vin}")
+        out.append(claim_view(c))
+    return out
+
+
+def _exact_keys(obj: Any, allowed: set[str], what: str, optional: frozenset[str] | set[str] = frozenset()) -> None:
+    if not isinstance(obj, dict) or not allowed <= set(obj) <= allowed | optional:
         raise VerificationError(f"the report is malformed: the {what} has fields "
                                 f"{sorted(obj) if isinstance(obj, dict) else type(obj).__name__}, expected {sorted(allowed)}")
 
@@ -324,7 +346,7 @@ def verify_report(report: dict[str, Any], anchor: TrustAnchor, *, now_ms: int | 
 
 def _report_checkpoint(report: dict[str, Any]) -> Checkpoint:
     ev = report["evidence"]
-    _exact_keys(ev, {"entries", "vehicle", "checkpoint", "recalls"}, "evidence")
+    _exact_keys(ev, {"entries", "vehicle", "checkpoint", "recalls"}, "evidence", {"claims"})
     _exact_keys(ev["checkpoint"], {"header_raw", "attestations"}, "checkpoint")
     header_raw = _utf8(ev["checkpoint"]["header_raw"])
     header = msgspec.json.decode(header_raw, type=Header)
@@ -380,6 +402,13 @@ def verify_report_evidence(report: dict[str, Any]) -> ReportProof:
             bad = next((i for i, (a, b) in enumerate(zip(timeline or [], entries)) if not _same(a, b)), None)
             raise VerificationError(f"the timeline differs from the proven entries (at entry {bad + 1 if bad is not None else 'count'})")
         _verify_recall_evidence(header, report["vin"], ev["recalls"])
+        if "claims" in ev:
+            claims = _verify_claim_evidence(header, report["vin"], ev["claims"])
+            if not _same(report.get("insurance_claims"), claims):
+                raise VerificationError(f"the insurance claims are not what the proven records say: "
+                                        f"{_diff(report.get('insurance_claims'), claims, 'insurance_claims')}")
+        elif "insurance_claims" in report:
+            raise VerificationError("the report shows insurance claims without the evidence that proves them")
         expected = summarize(record, entries, open_recalls(record, ev["recalls"]))
         if not _same(report.get("summary"), expected):
             raise VerificationError(f"the summary is not what the entries say: {_diff(report.get('summary'), expected)}")

@@ -4,6 +4,6 @@ The public names of ``blokauto.verify`` for reports, kept as this module too; th
 documented (and implemented) in ``blokauto.verify._report``.
 """
 
-from ._report import FORMAT, ReportProof, open_recalls, summarize, verify_report, verify_report_evidence
+from ._report import FORMAT, ReportProof, claim_view, open_recalls, summarize, verify_report, verify_report_evidence
 
-__all__ = ["FORMAT", "ReportProof", "open_recalls", "summarize", "verify_report", "verify_report_evidence"]
+__all__ = ["FORMAT", "ReportProof", "claim_view", "open_recalls", "summarize", "verify_report", "verify_report_evidence"]

@@ -10,6 +10,8 @@
     bom: "parts/bom/",
     part: "parts/p/",
     consensus: "gov/consensus",
+    vehicleClaims: "ins/veh-claims/",
+    claim: "ins/claim/",
     numberDigits: 16,
   });
   root.BlokautoStateKeys = keys;

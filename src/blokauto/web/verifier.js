@@ -377,6 +377,25 @@
     return `${path} (${JSON.stringify(a)} vs ${JSON.stringify(b)})`;
   }
 
+  // ---------------------------------------------------------------- insurance claims (same rules as Python)
+
+  function claimView(c) {
+    return { claim: c.id, policy: c.policy, insurer: c.insurer, source: c.source, incident: c.incident,
+      status: c.status, flags: c.flags, reason: c.reason, approved: c.approved, payout: c.payout };
+  }
+  async function verifyClaimEvidence(header, vin, ev) {
+    exactKeys(ev, ["list", "claims"], [], "claim evidence");
+    const ids = (await provenValue(header, ev.list, KEYS.vehicleClaims + vin, "claim list")) || [];
+    if (!Array.isArray(ev.claims) || ev.claims.length !== ids.length) fail("the claim evidence does not cover every claim on the vehicle");
+    const out = [];
+    for (let i = 0; i < ids.length; i++) {
+      const c = await provenValue(header, ev.claims[i], KEYS.claim + number(ids[i]), `claim ${ids[i]}`);
+      if (c === null || c.vin !== vin) fail(`the report is malformed: claim ${ids[i]} is not proven for ${vin}`);
+      out.push(claimView(c));
+    }
+    return out;
+  }
+
   // ---------------------------------------------------------------- reports
 
   async function verifyReport(report, anchor, opts) {
@@ -388,7 +407,7 @@
         fail("the report is for another chain or genesis than the trust anchor");
       }
       const ev = report.evidence;
-      exactKeys(ev, ["entries", "vehicle", "checkpoint", "recalls"], [], "evidence");
+      exactKeys(ev, ["entries", "vehicle", "checkpoint", "recalls"], ["claims"], "evidence");
       exactKeys(ev.checkpoint, ["header_raw", "attestations"], [], "checkpoint");
       exactKeys(ev.vehicle, ["key", "raw", "proof"], [], "vehicle evidence");
       const header = await verifyCheckpoint(ev.checkpoint.header_raw, ev.checkpoint.attestations, anchor);
@@ -413,6 +432,15 @@
         fail(`the timeline differs from the proven entries (at entry ${bad >= 0 ? bad + 1 : "count"})`);
       }
       await verifyRecallEvidence(header, report.vin, ev.recalls);
+      if (ev.claims !== undefined) {
+        const claims = await verifyClaimEvidence(header, report.vin, ev.claims);
+        const shown = report.insurance_claims === undefined ? null : report.insurance_claims;
+        if (canonical(shown) !== canonical(claims)) {
+          fail("the insurance claims are not what the proven records say: " + diffPath(shown, claims, "insurance_claims"));
+        }
+      } else if (report.insurance_claims !== undefined) {
+        fail("the report shows insurance claims without the evidence that proves them");
+      }
       const expected = summarize(record, entries, openRecalls(record, ev.recalls));
       if (canonical(report.summary) !== canonical(expected)) {
         fail("the summary is not what the entries say: " + diffPath(report.summary, expected, "summary"));

@@ -29,11 +29,11 @@ Decisions (each handler's docstring lists its rules):
 
 from ..telemetry.doors import CrashClaims
 from . import handlers, queries  # noqa: F401  (messages and queries declare themselves on the module)
-from .doors import CrashClaimsOpener, InsuranceDoor, InsuranceRecords
+from .doors import ClaimEvidence, CrashClaimsOpener, InsuranceDoor, InsuranceRecords
 from .pricing import Pricing, premium
 from .spec import module
 
 module.provide(InsuranceDoor, InsuranceRecords())
 module.provide(CrashClaims, CrashClaimsOpener())
 
-__all__ = ["InsuranceDoor", "Pricing", "module", "premium"]
+__all__ = ["ClaimEvidence", "InsuranceDoor", "Pricing", "module", "premium"]

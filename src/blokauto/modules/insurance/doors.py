@@ -5,9 +5,19 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+import msgspec
+
 from ...core.state import StateReader
 from .handlers import CrashClaimsOpener
-from .state import CLAIMS, CRASH_CLAIMS, Claim
+from .state import CLAIMS, CRASH_CLAIMS, VEHICLE_CLAIMS, Claim
+
+
+class ClaimEvidence(msgspec.Struct, frozen=True):
+    """The state keys that prove a vehicle's claims in its report: the list of its claim ids, and
+    each claim's record, in that order."""
+
+    list_key: bytes
+    claim_keys: list[bytes]
 
 
 @runtime_checkable
@@ -18,6 +28,10 @@ class InsuranceDoor(Protocol):
         """The claim a crash of ``vin`` opened or was filed on (None if none)."""
         ...
 
+    def claim_evidence(self, state: StateReader, vin: str) -> ClaimEvidence:
+        """What proves every claim ever made on ``vin`` (for a report its holder lets show them)."""
+        ...
+
 
 class InsuranceRecords:
     """The implementation of ``InsuranceDoor``."""
@@ -26,5 +40,9 @@ class InsuranceRecords:
         cid = CRASH_CLAIMS.get(state, vin, crash) if vin.isalnum() and crash > 0 else None
         return CLAIMS.get(state, cid) if cid is not None else None
 
+    def claim_evidence(self, state: StateReader, vin: str) -> ClaimEvidence:
+        ids = (VEHICLE_CLAIMS.get(state, vin) or []) if vin.isalnum() else []
+        return ClaimEvidence(VEHICLE_CLAIMS.key(vin), [CLAIMS.key(i) for i in ids])
 
-__all__ = ["CrashClaimsOpener", "InsuranceDoor", "InsuranceRecords"]
+
+__all__ = ["ClaimEvidence", "CrashClaimsOpener", "InsuranceDoor", "InsuranceRecords"]

@@ -34,7 +34,7 @@ from .messages import (
 from .pricing import check_pricing, premium
 from .spec import (CLAIM_LIST, MAX_POLICY_START_MS, MILEAGE_SLACK_KM, POLICY_LIST, PRODUCT_LIST, Payments, Telemetry,
                    Vehicles, module)
-from .state import (CLAIMS, CRASH_CLAIMS, NEXT, POLICIES, PRODUCTS, STATEMENTS, VEHICLE_POLICIES, Claim, Policy,
+from .state import (CLAIMS, CRASH_CLAIMS, NEXT, VEHICLE_CLAIMS, POLICIES, PRODUCTS, STATEMENTS, VEHICLE_POLICIES, Claim, Policy,
                     Product, Statement, VehiclePolicies)
 
 DAY_MS = 86_400_000
@@ -276,6 +276,7 @@ def _open_claim(state: Overlay, ctx: Context, p: Policy, source: str, crash: int
               incident, km, sorted(flags), "opened", ctx.height)
     if crash:
         CRASH_CLAIMS.put(state, c.id, p.vin, crash)
+    VEHICLE_CLAIMS.put(state, [*(VEHICLE_CLAIMS.get(state, p.vin) or []), c.id], p.vin)
     _put_claim(state, ctx, c)
     return c
 
