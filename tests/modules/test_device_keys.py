@@ -231,10 +231,6 @@ def test_a_revoked_key_is_refused_for_payments() -> None:
     ok(chain, DEVICE2, pay(100))
 
 
-@pytest.mark.xfail(strict=True, reason="payments refuses a retired device key as not_a_device_of_vehicle, not "
-                                       "device_key_revoked as telemetry/__init__.py documents ('for batches, "
-                                       "crashes, readings and payments alike'): spend_from_wallet never calls "
-                                       "refuse_retired_key")
 def test_a_revoked_key_is_refused_for_payments_naming_its_revocation() -> None:
     chain = keys_world()
     wallet(chain)
@@ -346,8 +342,8 @@ REFUSALS = [
     r("reading_by_a_revoked_key", DEVICE, RecordOdometer(vin=VIN, value=100), "device_key_revoked", revoke(DEVICE)),
     r("reading_by_a_rotated_out_key", DEVICE, RecordOdometer(vin=VIN, value=100), "device_key_revoked", rotate),
     r("reading_by_another_vehicles_device", BOB_DEVICE, RecordOdometer(vin=VIN, value=100), "not_vehicle_device"),
-    r("payment_by_a_revoked_key", DEVICE, pay(), "not_a_device_of_vehicle", both(wallet, revoke(DEVICE))),
-    r("payment_by_a_rotated_out_key", DEVICE, pay(), "not_a_device_of_vehicle", both(wallet, rotate)),
+    r("payment_by_a_revoked_key", DEVICE, pay(), "device_key_revoked", both(wallet, revoke(DEVICE))),
+    r("payment_by_a_rotated_out_key", DEVICE, pay(), "device_key_revoked", both(wallet, rotate)),
 ]
 
 

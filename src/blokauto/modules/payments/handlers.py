@@ -183,6 +183,7 @@ def spend_from_wallet(state: Overlay, ctx: Context, vin: str, currency: str, amo
     vehicles = ctx.need(Vehicles)
     vehicles.require_vehicle(state, vin)  # unknown_vehicle, vehicle_scrapped
     if ctx.need(VehicleRelations).relation(state, vin, ctx.sender, None) != "device":
+        vehicles.refuse_retired_key(state, vin, ctx.sender)  # device_key_revoked, naming the revocation
         raise errors.NotVehicleDevice(signer=ctx.sender, vin=vin)
     limit = LIMITS.get(state, vin, currency)
     if limit is None:

@@ -49,6 +49,8 @@ class Vehicles(Protocol):
 
     def transfer_paid(self, state: Overlay, ctx: Context, vin: str, to: str) -> list[Lien]: ...
 
+    def refuse_retired_key(self, state: StateReader, vin: str, did: str) -> None: ...
+
 
 @runtime_checkable
 class Organisations(Protocol):

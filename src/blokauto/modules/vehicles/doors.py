@@ -89,6 +89,11 @@ class VehicleDoor(Protocol):
         """The highest trusted odometer reading of ``vin`` in km (0 if none or not registered)."""
         ...
 
+    def refuse_retired_key(self, state: StateReader, vin: str, did: str) -> None:
+        """Refuse (device_key_revoked, naming the block and reason) if ``did`` was a device key of ``vin``
+        that was rotated out or revoked; return otherwise."""
+        ...
+
     def transfer_paid(self, state: Overlay, ctx: Context, vin: str, to: str) -> list[Lien]:
         """A sale paid in this transaction (payments' delivery versus payment): every lien is
         released as paid off, then the title passes to ``to`` under transfer_title's own rules; returns
@@ -139,6 +144,11 @@ class VehicleRegistry:
         if did not in v.device_keys:
             refuse_retired_key(v, did)
             raise errors.NotADeviceOfVehicle(signer=did, vin=vin)
+
+    def refuse_retired_key(self, state: StateReader, vin: str, did: str) -> None:
+        v = VEHICLES.get(state, vin) if vin.isalnum() else None
+        if v is not None:
+            refuse_retired_key(v, did)
 
     def odometer_km(self, state: StateReader, vin: str) -> int:
         v = VEHICLES.get(state, vin) if vin.isalnum() else None
