@@ -118,3 +118,21 @@ def bench_payments(channels: int = typer.Option(1_000, metavar="N", min=1, help=
 
     print_json(run(channels=channels, vouchers=vouchers, accounts=accounts, transfers=transfers, disputes=disputes,
                    challenge=challenge, workers=workers, keep=keep))
+
+
+@bench_app.command("telemetry")
+@cli_errors
+def bench_telemetry(vehicles: int = typer.Option(100, metavar="N", min=1, help="Cars sending batches."),
+                    batches: int = typer.Option(10, metavar="N", min=1, help="Batches each car sends."),
+                    samples: int = typer.Option(1_000, metavar="N", min=1, max=10_000, help="Samples per batch."),
+                    policies: int = typer.Option(100_000, metavar="N", min=0,
+                                                 help="Policies whose premium statements are timed (0: skip)."),
+                    crashes: int = typer.Option(50, metavar="N", min=0, help="Crashes timed to their opened claim."),
+                    workers: Optional[int] = WorkersOpt,
+                    keep: Optional[Path] = typer.Option(None, metavar="DIR", help="Keep the node's data folder here.")) -> None:
+    """Samples committed per second through device-signed batches (against the raw per-batch limit of
+    the same run), premium statements for many policies, and a crash's time to its opened claim."""
+    from ..bench.telemetry import run
+
+    print_json(run(vehicles=vehicles, batches=batches, samples=samples, policies=policies, crashes=crashes,
+                   workers=workers, keep=keep))
