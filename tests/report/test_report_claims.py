@@ -99,7 +99,7 @@ class Claims:
         """What a report shows of a claim a crash opened (``claim_view``), written out by hand."""
         return {"claim": claim, "policy": self.policy[vin], "insurer": "ins", "source": "crash",
                 "incident": self.crash_t[claim], "status": status, "flags": [], "reason": reason,
-                "approved": approved, "payout": payout}
+                "approved": approved, "payout": payout, "currency": "EUR"}
 
     def alices_claims(self) -> list[dict[str, Any]]:
         paid, denied = self.ids[VIN]
@@ -590,12 +590,6 @@ def test_a_page_with_a_forged_claim_turns_red(claims: Claims, page: Any, tmp_pat
     assert b["state"] == "bad" and expect in b["detail"], b
 
 
-BUG_PAYOUT_UNIT = ("BUG: web/report.html prints a claim's payout as the raw integer of minor units with no currency "
-                   "('paid out 290000' for EUR 2,900.00): claim_view (verify/_report.py) carries no currency and the "
-                   "page does not format the amount")
-
-
-@pytest.mark.xfail(strict=True, reason=BUG_PAYOUT_UNIT)
 def test_the_page_shows_the_payout_as_money(claims: Claims, page: Any):
     page.goto(f"{claims.url}/reports/{VIN}?share={link(claims, VIN, ALICE, with_claims=True)}")
     assert _settled(page)["state"] == "ok"

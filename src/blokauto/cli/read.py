@@ -298,7 +298,7 @@ def report(vin: str = typer.Argument(..., metavar="VIN", help="The vehicle's VIN
     """A vehicle's history report, verified, then summarised (and written as JSON, HTML and/or PDF)."""
     from ..core.block import Genesis
     from ..report.html import render_html
-    from ..report.pdf import render_pdf
+    from ..report.pdf import describe_claim, render_pdf
     from ..verify import TrustAnchor
     from ..verify.report import verify_report
 
@@ -334,6 +334,10 @@ def report(vin: str = typer.Argument(..., metavar="VIN", help="The vehicle's VIN
                   f"status {s['status']}, {s['owners']} owner(s), {len(s['accidents'])} accident(s), odometer "
                   f"{s['odometer']['status']} (highest {s['odometer']['max_km']:,} km), as of {when(doc['as_of']['time'])}")
     console.print(f"warnings: {', '.join(s['warnings']) or 'none'}")
+    for c in doc.get("insurance_claims") or []:
+        console.print(escape(describe_claim(c)))
+    if doc.get("insurance_claims") == []:
+        console.print("insurance claims: none ever made on this vehicle")
     for label, path in (("JSON", json_out), ("HTML", html_out), ("PDF", pdf_out)):
         if path:
             console.print(f"wrote {label} {path}")

@@ -54,7 +54,38 @@ def describe_entry(e: dict[str, Any]) -> str:
         return ", ".join(i["part"] or f"{i['qty']}x {i['batch']}" for i in d.get("items", []))
     if kind == "recall_remedied":
         return f"recall {d['number']} remedied ({d['method']})"
+    if kind == "crash_reported":
+        return ("the vehicle reported a crash" + (" (airbag deployed)" if d.get("airbag") else "")
+                + (" (impact)" if d.get("impact") else "") + f", {d.get('km', 0):,} km")
+    if kind.startswith("device_key_"):
+        return f"a device key was {kind.removeprefix('device_key_')}" + (f" ({d['reason'].replace('_', ' ')})" if d.get("reason") else "")
     return ", ".join(f"{k}: {d[k]}" for k in sorted(d))
+
+
+#: ISO 4217 digits of the minor unit, where they are not 2.
+MINOR_DIGITS = {"JPY": 0, "KRW": 0, "ISK": 0, "CLP": 0, "VND": 0, "UGX": 0, "XAF": 0, "XOF": 0, "BHD": 3, "KWD": 3,
+                "OMR": 3, "JOD": 3, "TND": 3}
+
+
+def money(units: int, currency: str) -> str:
+    """Minor units as money: 290000 EUR -> '2,900.00 EUR'."""
+    d = MINOR_DIGITS.get(currency, 2)
+    whole, part = divmod(units, 10**d)
+    return (f"{whole:,}.{part:0{d}d}" if d else f"{whole:,}") + f" {currency}"
+
+
+def describe_claim(c: dict[str, Any]) -> str:
+    """One proven insurance claim of a report, in a line."""
+    day = time.strftime("%Y-%m-%d", time.gmtime(c["incident"] / 1000))
+    how = "opened by the vehicle's crash report" if c["source"] == "crash" else "filed by the holder"
+    text = f"Claim {c['claim']} ({c['insurer']}, policy {c['policy']}): {day}, {how}, {c['status']}"
+    if c["reason"]:
+        text += f" ({c['reason'].replace('_', ' ')})"
+    if c["payout"]:
+        text += f", {'paid out' if c['status'] == 'paid' else 'to pay'} {money(c['payout'], c['currency'])}"
+    if c["flags"]:
+        text += " - flagged: " + ", ".join(f.replace("_", " ") for f in c["flags"])
+    return text
 
 
 def _when(e: dict[str, Any]) -> str:
@@ -141,6 +172,12 @@ def render_pdf(report: dict[str, Any]) -> bytes:
         recall_flow.append(Paragraph(escape(
             f"{r['number']}: {r['component']}. {r['summary']} Remedy: {r['remedy']} "
             + ("(remedied on this vehicle)" if r["remedied"] else "(NOT remedied)")), cell if r["remedied"] else warn))
+    if report.get("insurance_claims") is not None:  # the holder let the report show them
+        recall_flow.append(Paragraph("Insurance claims", styles["Heading2"]))
+        if not report["insurance_claims"]:
+            recall_flow.append(Paragraph("No insurance claim was ever made on this vehicle.", styles["Normal"]))
+        for c in report["insurance_claims"]:
+            recall_flow.append(Paragraph(escape(describe_claim(c)), cell))
     flow += [Spacer(1, 4 * mm), Paragraph("Summary", styles["Heading2"]), t, *recall_flow,
              Paragraph("Odometer", styles["Heading2"]), odometer_chart(s["odometer"]["series"]),
              Paragraph("Timeline", styles["Heading2"])]

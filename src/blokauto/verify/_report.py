@@ -282,7 +282,8 @@ def claim_view(claim: dict[str, Any]) -> dict[str, Any]:
     """What a report shows of one proven insurance claim (its holder let the report show them)."""
     return {"claim": claim["id"], "policy": claim["policy"], "insurer": claim["insurer"], "source": claim["source"],
             "incident": claim["incident"], "status": claim["status"], "flags": claim["flags"],
-            "reason": claim["reason"], "approved": claim["approved"], "payout": claim["payout"]}
+            "reason": claim["reason"], "approved": claim["approved"], "payout": claim["payout"],
+            "currency": claim["currency"]}
 
 
 def _verify_claim_evidence(header: Header, vin: str, ev: Any) -> list[dict[str, Any]]:

@@ -381,7 +381,7 @@
 
   function claimView(c) {
     return { claim: c.id, policy: c.policy, insurer: c.insurer, source: c.source, incident: c.incident,
-      status: c.status, flags: c.flags, reason: c.reason, approved: c.approved, payout: c.payout };
+      status: c.status, flags: c.flags, reason: c.reason, approved: c.approved, payout: c.payout, currency: c.currency };
   }
   async function verifyClaimEvidence(header, vin, ev) {
     exactKeys(ev, ["list", "claims"], [], "claim evidence");

@@ -273,7 +273,7 @@ def _open_claim(state: Overlay, ctx: Context, p: Policy, source: str, crash: int
     if km + ctx.param(MILEAGE_SLACK_KM.name) < ctx.need(Vehicles).odometer_km(state, p.vin):
         flags = [*flags, "mileage_inconsistent"]
     c = Claim(_next_id(state, "claim"), p.id, p.vin, p.insurer, p.holder, source, crash,  # type: ignore[arg-type]
-              incident, km, sorted(flags), "opened", ctx.height)
+              incident, km, sorted(flags), "opened", ctx.height, currency=p.currency)
     if crash:
         CRASH_CLAIMS.put(state, c.id, p.vin, crash)
     VEHICLE_CLAIMS.put(state, [*(VEHICLE_CLAIMS.get(state, p.vin) or []), c.id], p.vin)

@@ -88,6 +88,7 @@ class Claim(msgspec.Struct, frozen=True):
     reason: str = ""
     approved: Uint = 0
     payout: Uint = 0  # approved minus the deductible
+    currency: str = ""  # the policy's (amounts are its minor units)
 
 
 class VehiclePolicies(msgspec.Struct, frozen=True):
