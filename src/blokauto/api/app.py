@@ -8,6 +8,7 @@
     GET  /v1/consensus/changes   node-key and quorum changes after ?after=H, each proven (verify.follow_consensus)
     GET  /v1/q/{module}/{query}  module queries (one route per declared query)
     GET  /v1/events              server-sent events, resumable with Last-Event-ID or ?from_height
+    POST /v1/telemetry/batches, GET|DELETE /v1/telemetry/...   samples beside their batch (telemetry_routes)
     GET  /v1/status, /v1/genesis, /v1/messages, /v1/params, /v1/queries
     GET  /schema                 OpenAPI
 
@@ -67,6 +68,7 @@ from .errors import (EXCEPTION_HANDLERS, BadTxId, BatchBodyTooComplex, BatchTooL
                      error_body, http_status, read_damage, refuse_damage)
 from ..share_tokens import ShareRefused, read_token
 from .auth import Authenticator, RevokedCaller, SignatureRequired, WrongAuthority
+from .telemetry_routes import ROUTES as TELEMETRY_ROUTES
 from .openapi import BATCH_ITEMS, HTTP_DATE, TX_ID_PATTERN, documented, json_body, query_parameters, signed_tx_schema
 
 log = logging.getLogger("blokauto.api")
@@ -824,7 +826,7 @@ def create_app(node: Node, *, authorities: frozenset[str] | None = None) -> Lite
     assert node.reader is not None, "start the node before serving it"
     api = Api(node, heights, EventFeed(node.reader, head=lambda: node.head_height, heights=heights,
                                        subscribe=node.subscribe), Snapshots(), authorities=authorities)
-    handlers = [submit_tx_route(signed_tx_schema(node.registry.codec.tx_type, node.chain)), *ROUTES]
+    handlers = [submit_tx_route(signed_tx_schema(node.registry.codec.tx_type, node.chain)), *ROUTES, *TELEMETRY_ROUTES]
     handlers += [query_route(m, n, spec.doc, spec.params, spec.read)
                  for (m, n), spec in sorted(node.registry.queries.items())]
     for h in handlers:  # every route of the API refuses query parameters it does not take

@@ -44,6 +44,7 @@ from .integrity import verify_block
 from .netconfig import load_network
 from .ordering import NodeConfig, Ordering, Submission
 from .reader import ChainReader
+from .sample_store import SampleStore
 from .solo import SoloOrdering
 from .verifier import VerifierPool
 
@@ -134,6 +135,7 @@ class Node:
         self.workers = workers
         self.verifier: VerifierPool | None = None
         self.reader: ChainReader | None = None
+        self.samples: SampleStore | None = None  # telemetry samples kept off the ledger (opened by start)
         self._inflight = 0
         self._lock = threading.Lock()
 
@@ -188,6 +190,7 @@ class Node:
             self.verifier.close()
             raise
         self.scrubber.start()
+        self.samples = SampleStore.open(self.data_dir)  # damage there never stops the node
         return replayed
 
     def _start_ordering(self, progress: Callable[[int, int], None] | None) -> int:
@@ -321,6 +324,8 @@ class Node:
         self.committer.close(healthy=self.ordering is not None and self.ordering.failure is None)
         if self.verifier is not None:
             self.verifier.close()
+        if self.samples is not None:
+            self.samples.close()
 
     def __enter__(self) -> "Node":
         self.start()
