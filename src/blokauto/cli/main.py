@@ -6,6 +6,8 @@
     consent ...           consent.py  the holder grants, revokes and lists consent to a vehicle's data
     privacy ...           privacy.py  personal data in the vault: record, disclose, erase, export
     payments ...          payments.py currencies, accounts, wallet limits, tariffs, channels, journeys, paid sales
+    telemetry ...         telemetry.py a vehicle's batches of samples (kept off the ledger), crashes, erasure
+    vehicle ...           telemetry.py a vehicle's device keys: list, add, rotate, revoke
     status, state, query, read.py     read the ledger, verify reports, audit a folder
     events, report, verify, audit,
     report share VIN                  a link to a report that opens without an account
@@ -35,6 +37,7 @@ from .network import network_app
 from .node import node_app
 from .payments import payments_app
 from .privacy import privacy_app
+from .telemetry import telemetry_app, vehicle_app
 
 
 class _Commands(TyperGroup):
@@ -59,6 +62,8 @@ app.command()(tx.messages)
 app.add_typer(consent_app, name="consent")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(payments_app, name="payments")
+app.add_typer(telemetry_app, name="telemetry")
+app.add_typer(vehicle_app, name="vehicle")
 for command in (read.status, read.state, read.query, read.events, read.report, read.verify, read.audit):
     app.command()(command)
 app.command("report-share", hidden=True)(read.report_share)  # `blokauto report share VIN`
