@@ -345,9 +345,6 @@ def test_a_sale_ends_the_policy_and_its_last_statement_is_pro_rata() -> None:
     assert claim(chain).holder == ALICE.did
 
 
-@pytest.mark.xfail(strict=True, reason="insurance/handlers.py effective_end: after a second sale the policy's end "
-                                       "moves to title.since of the *current* holding, so the first holder's policy "
-                                       "covers the second holder's time")
 def test_a_policy_ends_at_its_holders_sale_even_after_the_vehicle_is_sold_on() -> None:
     chain = world()
     s = S(chain)
@@ -358,10 +355,6 @@ def test_a_policy_ends_at_its_holders_sale_even_after_the_vehicle_is_sold_on() -
     assert (r.code, r.detail.get("end")) == ("no_active_policy", first), r
 
 
-@pytest.mark.xfail(strict=True, reason="insurance/handlers.py issue_statements judges consent at the block that "
-                                       "issues the statement; a sale ends the holder's consent, so the last "
-                                       "(pro rata) period of a sold policy is always billed at the cap although "
-                                       "the holder consented throughout it")
 def test_a_sold_policys_last_statement_prices_the_usage_consented_to() -> None:
     chain = world()
     s = S(chain)

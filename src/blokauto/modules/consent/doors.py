@@ -23,6 +23,13 @@ class ConsentDoor(Protocol):
         ``vin`` (the oldest such), or None."""
         ...
 
+    def held_through(self, state: StateReader, vin: str, org: str, category: str, holder: str, since: int,
+                     until_ms: int) -> int | None:
+        """The id of a grant the holding ``holder`` since ``since`` made (it may have ended with a sale
+        since) that let ``org`` read ``category`` of ``vin``, was never revoked and counted up to
+        ``until_ms`` (the oldest such), or None: consent for a past stretch of that holding."""
+        ...
+
 
 class ConsentRecords:
     """The implementation of ``ConsentDoor`` wired in the module's definition."""
@@ -35,5 +42,16 @@ class ConsentRecords:
         for gid in LIVE.get(state, vin, org) or []:
             g = GRANT_RECORDS.get(state, gid)
             if g is not None and allows(g, title, now_ms, org, category):
+                return gid
+        return None
+
+    def held_through(self, state: StateReader, vin: str, org: str, category: str, holder: str, since: int,
+                     until_ms: int) -> int | None:
+        if not vin.isalnum() or not org or "/" in org or len(org) > 200:
+            return None
+        for gid in LIVE.get(state, vin, org) or []:
+            g = GRANT_RECORDS.get(state, gid)
+            if (g is not None and not g.revoked and (g.holder, g.holder_since) == (holder, since)
+                    and category in g.categories and until_ms <= g.until):
                 return gid
         return None

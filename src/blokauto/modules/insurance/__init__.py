@@ -28,6 +28,7 @@ Decisions (each handler's docstring lists its rules):
 """
 
 from ..telemetry.doors import CrashClaims
+from ..vehicles.doors import TitleWatchers
 from . import handlers, queries  # noqa: F401  (messages and queries declare themselves on the module)
 from .doors import ClaimEvidence, CrashClaimsOpener, InsuranceDoor, InsuranceRecords
 from .pricing import Pricing, premium
@@ -35,5 +36,6 @@ from .spec import module
 
 module.provide(InsuranceDoor, InsuranceRecords())
 module.provide(CrashClaims, CrashClaimsOpener())
+module.provide(TitleWatchers, handlers.TitleWatch())
 
 __all__ = ["ClaimEvidence", "InsuranceDoor", "Pricing", "module", "premium"]

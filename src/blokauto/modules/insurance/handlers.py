@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from msgspec.structs import replace
 
-from ...core.access import ORG_PREFIX, ConsentCheck
+from ...core.access import ORG_PREFIX
 from ...core.module import ANYONE, Context, KeyParty, OrgParty, Party
 from ...core.state import Overlay, StateReader
 from . import errors
@@ -32,8 +32,8 @@ from .messages import (
     StatementIssued,
 )
 from .pricing import check_pricing, premium
-from .spec import (CLAIM_LIST, MAX_POLICY_START_MS, MILEAGE_SLACK_KM, POLICY_LIST, PRODUCT_LIST, Payments, Telemetry,
-                   Vehicles, module)
+from .spec import (CLAIM_LIST, MAX_POLICY_START_MS, MILEAGE_SLACK_KM, POLICY_LIST, PRODUCT_LIST, Consent, Payments,
+                   Telemetry, Vehicles, module)
 from .state import (CLAIMS, CRASH_CLAIMS, NEXT, VEHICLE_CLAIMS, POLICIES, PRODUCTS, STATEMENTS, VEHICLE_POLICIES, Claim, Policy,
                     Product, Statement, VehiclePolicies)
 
@@ -78,14 +78,26 @@ def _insurer_of(ctx: Context, p: Policy) -> None:
 
 
 def effective_end(state: StateReader, ctx: Context, p: Policy) -> int:
-    """When ``p`` stops being in force: its end, its cancellation, or the end of its holding."""
+    """When ``p`` stops being in force: its end, its cancellation, or the sale that ended its holding
+    (``TitleWatch`` records it in the sale's transaction)."""
     end = p.end
-    if p.cancelled:
-        end = min(end, max(p.cancelled, p.start))
-    title = ctx.need(Vehicles).title(state, p.vin)
-    if title is None or (title.holder, title.since) != (p.holder, p.holder_since):
-        end = min(end, max(title.since if title is not None else p.start, p.start))
+    for stop in (p.cancelled, p.sold):
+        if stop:
+            end = min(end, max(stop, p.start))
     return end
+
+
+class TitleWatch:
+    """Provided to vehicles as ``TitleWatchers``: a sale ends the policy its seller's holding had (the
+    vehicle's newest policy; older ones ended before it started)."""
+
+    def title_passed(self, state: Overlay, ctx: Context, vin: str, holder: str, since: int) -> None:
+        held = VEHICLE_POLICIES.get(state, vin)
+        if held is None:
+            return
+        p = policy(state, held.ids[-1])
+        if (p.holder, p.holder_since) == (holder, since) and not p.sold:
+            _put_policy(state, ctx, replace(p, sold=ctx.time), "sold")
 
 
 def active_policy(state: StateReader, ctx: Context, vin: str, t: int) -> Policy | None:
@@ -219,10 +231,12 @@ def cancel_policy(state: Overlay, ctx: Context, msg: CancelPolicy) -> None:
 def issue_statements(state: Overlay, ctx: Context, msg: IssueStatements) -> None:
     """For each listed policy (the sender's insurer's, each once), the next period's statement, once
     that period has ended: the usage of the batches ending in it, priced by the policy's pricing
-    (``pricing.premium``), if the holder's consent lets the insurer use driving data at this block;
-    otherwise the product's cap. A period cut short by a cancellation or sale is pro rata."""
+    (``pricing.premium``), if the policy's holder consented to the insurer for driving data through the
+    whole period (a grant of that holding, never revoked, counting until the period's end, even if a
+    sale ended the holding since); otherwise the product's cap. A period cut short by a cancellation or
+    sale is pro rata."""
     seen: set[int] = set()
-    telemetry, consent = ctx.need(Telemetry), ctx.need(ConsentCheck)
+    telemetry, consent = ctx.need(Telemetry), ctx.need(Consent)
     for pid in msg.policies:
         if pid in seen:
             raise errors.DuplicatePolicy(policy=pid)
@@ -237,7 +251,7 @@ def issue_statements(state: Overlay, ctx: Context, msg: IssueStatements) -> None
         we = min(ws + p.period_ms, end)
         if ctx.time < we:
             raise errors.PeriodNotEnded(policy=p.id, period=k, end=we, time=ctx.time)
-        consented = consent.allows(state, ctx.need, p.vin, p.insurer, "driving", ctx.time) is not None
+        consented = consent.held_through(state, p.vin, p.insurer, "driving", p.holder, p.holder_since, we) is not None
         totals = telemetry.window(state, p.vin, ws, we) if consented else None
         amount = premium(p.pricing, totals, we - ws, p.period_ms)
         STATEMENTS.put(state, Statement(

@@ -67,3 +67,12 @@ class Payments(Protocol):
     """What insurance needs from payments: moving a premium or a payout between accounts."""
 
     def pay(self, state: Overlay, ctx: Context, currency: str, payer: str, to: str, amount: int, memo: str) -> None: ...
+
+
+@runtime_checkable
+class Consent(Protocol):
+    """What insurance needs from consent: whether the policy's holding let the insurer use driving data
+    through a period (even if that holding has ended since)."""
+
+    def held_through(self, state: StateReader, vin: str, org: str, category: str, holder: str, since: int,
+                     until_ms: int) -> int | None: ...

@@ -49,6 +49,7 @@ class Policy(msgspec.Struct, frozen=True):
     billed: Uint = 0  # periods with a statement
     cancelled: Uint = 0  # block time of the cancellation (0: not cancelled)
     height: Uint = 0
+    sold: Uint = 0  # block time its holder's holding ended (the vehicle was sold; 0: not sold)
 
 
 class Statement(msgspec.Struct, frozen=True):

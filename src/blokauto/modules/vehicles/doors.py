@@ -16,7 +16,7 @@ from ...core.module import Context, IndexTable, QueryView
 from ...core.state import Overlay, StateReader
 from .handlers import _vehicle, append, refuse_retired_key, transfer_title
 from .messages import TransferTitle
-from .spec import BIRTHS, BY_HOLDER, HISTORY, HOLDERS
+from .spec import BIRTHS, BY_HOLDER, HISTORY, HOLDERS, TitleWatchers  # noqa: F401  (TitleWatchers: part of the door)
 from . import errors
 from .state import VEHICLES, Lien
 

@@ -46,7 +46,7 @@ from .messages import (
 )
 from .odometer import birth_anchor, is_rollback, plausible, tighter, to_km
 from .spec import (BIRTHS, BY_HOLDER, HISTORY, HOLDERS, ODOMETER_JUMP_SLACK_KM, ODOMETER_MAX_KMH, Organisations,
-                   module)
+                   TitleWatchers, module)
 from .state import ORG_PREFIX, VEHICLES, WMIS, Birth, Entry, History, Lien, Odometer, RevokedKey, Vehicle
 from .vin import validate_vin, validate_wmi
 
@@ -285,6 +285,12 @@ def transfer_title(state: Overlay, ctx: Context, msg: TransferTitle) -> None:
         is_owner = True
     owners += 1 if is_owner else 0
     usage = msg.usage or v.usage
+    try:
+        watcher = ctx.need(TitleWatchers)
+    except LookupError:  # no module of this chain watches titles
+        watcher = None
+    if watcher is not None:
+        watcher.title_passed(state, ctx, v.vin, v.holder, v.holder_since)
     ctx.index_delete(BY_HOLDER, holder=v.holder, vin=v.vin)
     ctx.index_put(BY_HOLDER, holder=msg.to, vin=v.vin, since=ctx.time)
     ctx.index_put(HOLDERS, vin=v.vin, since=ctx.height, holder=msg.to)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from ...core.module import Module
-from ...core.state import StateReader
+from ...core.module import Context, Module
+from ...core.state import Overlay, StateReader
 
 module = Module(
     "vehicles",
@@ -48,3 +48,11 @@ class Organisations(Protocol):
     """What vehicles needs to know about organisations: their roles (None if not active)."""
 
     def org_roles(self, state: StateReader, org: str) -> frozenset[str] | None: ...
+
+
+@runtime_checkable
+class TitleWatchers(Protocol):
+    """A module that must know, in the same transaction, that a holding ended (insurance: a policy
+    ends with its holder's holding). Optional: a chain without one moves titles all the same."""
+
+    def title_passed(self, state: Overlay, ctx: Context, vin: str, holder: str, since: int) -> None: ...
