@@ -22,7 +22,7 @@ from typing import Any, Callable
 import pytest
 
 from blokauto.core.crypto import KeyPair
-from blokauto.modules.consent.messages import RevokeConsent
+from blokauto.modules.consent.messages import GrantConsent, RevokeConsent
 from blokauto.modules.insurance.messages import (AssessClaim, BindPolicy, CancelPolicy, DecideClaim, FileClaim,
                                                  IssueStatements, PayClaim, PayPremium, PublishProduct, RenewPolicy)
 from blokauto.modules.insurance.pricing import Pricing
@@ -364,6 +364,87 @@ def test_a_sold_policys_last_statement_prices_the_usage_consented_to() -> None:
     issue(chain, at=sale + 1)
     # 6 of 30 days: 2,000*6//30 = 400 + 65 = 465
     assert (stmt(chain, 0).consented, stmt(chain, 0).premium) == (True, 465)
+
+
+def test_the_sale_ends_the_policy_in_its_own_transaction() -> None:
+    chain = world()
+    sale = S(chain) + 2 * DAY
+    r = sell(chain, sale)
+    assert {"type": "insurance.policy_changed", "policy": 1, "change": "sold", "vin": VIN, "insurer": "ins",
+            "holder": ALICE.did} in r.events
+    assert (pol(chain).sold, pol(chain).cancelled) == (sale, 0)
+    # bought back: a new holding, and policy 1 still ended at the first sale
+    sell(chain, sale + DAY, to=ALICE, seller=BOB)
+    assert pol(chain).sold == sale
+    r = send(chain, ALICE, FileClaim(policy=1, incident=sale + 2 * DAY, odometer_km=0), at=sale + 3 * DAY)
+    assert (r.code, r.detail["end"]) == ("no_active_policy", sale)
+
+
+def test_a_sale_before_the_policy_starts_leaves_it_empty() -> None:
+    chain = world()
+    sell(chain, now(chain) + 1)  # S is a minute away
+    r = send(chain, INS, IssueStatements(policies=[1]), at=S(chain) + PERIOD)
+    assert (r.code, r.detail["billed"]) == ("policy_fully_billed", 0)
+
+
+def test_a_sale_of_another_vehicle_leaves_the_policy_alone() -> None:
+    chain = world()
+    sell(chain, S(chain) + DAY, to=ALICE, seller=BOB, vin=OTHER_VIN)
+    assert pol(chain).sold == 0
+
+
+def test_a_policy_the_former_holder_held_earlier_is_not_ended_again() -> None:
+    chain = world()
+    first = S(chain) + DAY
+    sell(chain, first)
+    t = now(chain) + 1
+    ok(chain, INS, BindPolicy(product="payd", vin=VIN, start=t, periods=1, deductible=0, coverage=0), BOB, at=t)
+    sell(chain, t + DAY, to=CAROL, seller=BOB)
+    assert (pol(chain, 1).sold, pol(chain, 2).sold) == (first, t + DAY)
+
+
+@pytest.mark.xfail(strict=True, reason="insurance/handlers.py TitleWatch.title_passed marks only the vehicle's newest "
+                                       "policy sold; with a follow-on policy already bound (start at the current "
+                                       "one's end), the current policy keeps covering after the sale")
+def test_a_sale_ends_the_policy_in_force_when_a_follow_on_policy_is_bound() -> None:
+    chain = world()
+    end = pol(chain).end
+    ok(chain, INS, BindPolicy(product="payd", vin=VIN, start=end, periods=1, deductible=0, coverage=0), ALICE,
+       at=end - AHEAD)
+    sale = S(chain) + 10 * DAY
+    sell(chain, sale)
+    r = send(chain, ALICE, FileClaim(policy=1, incident=sale + DAY, odometer_km=0), at=sale + 2 * DAY)
+    assert r.code == "no_active_policy", r
+
+
+@pytest.mark.parametrize("until_after_end,consented", [(0, True), (-1, False)])
+def test_consent_must_count_until_the_end_of_the_period(until_after_end: int, consented: bool) -> None:
+    chain = world(consent=False)
+    s = S(chain)
+    ok(chain, ALICE, GrantConsent(vin=VIN, org="ins", categories=["driving"], purpose="payd",
+                                  until=s + PERIOD + until_after_end))
+    drive(chain, s + HOUR)  # 13 km
+    issue(chain, at=s + PERIOD + DAY)  # issued after the grant lapsed either way
+    assert (stmt(chain, 0).consented, stmt(chain, 0).premium) == (consented, 2_065 if consented else 20_000)
+
+
+def test_consent_for_another_category_or_organisation_is_not_consent() -> None:
+    chain = world(consent=False)
+    s = S(chain)
+    ok(chain, ALICE, GrantConsent(vin=VIN, org="ins", categories=["history", "location"], purpose="x",
+                                  until=s + 300 * DAY))
+    ok(chain, ALICE, GrantConsent(vin=VIN, org="ins2", categories=["driving"], purpose="x", until=s + 300 * DAY))
+    issue(chain, at=s + PERIOD)
+    assert stmt(chain, 0).consented is False
+
+
+def test_a_new_holders_consent_does_not_price_the_former_holders_policy() -> None:
+    chain = world(consent=False)
+    s = S(chain)
+    sell(chain, s + DAY)
+    ok(chain, BOB, GrantConsent(vin=VIN, org="ins", categories=["driving"], purpose="x", until=s + 300 * DAY))
+    issue(chain, at=s + DAY + 1)
+    assert (stmt(chain, 0).consented, stmt(chain, 0).premium) == (False, 20_000 // 30)
 
 
 # ---------------------------------------------------------------- paying premiums
