@@ -4,7 +4,7 @@ against the ``telemetry.commit_batch`` they travel with (the module's own functi
 ``check_batch``: a batch, its root, its summary).
 
     RequestError (400)        not_a_batch, samples_invalid, batch_root_mismatch, summary_mismatch
-    AuthError (403)           not_batch_signer
+    AuthError (403)           not_batch_signer, not_vehicle_holder
     NotFound (404)            samples_not_held, unknown_sample
     Unavailable (503)         sample_store_unavailable, samples_damaged (node.sample_store; not retryable)
 
@@ -64,6 +64,13 @@ class NotBatchSigner(AuthError):
                 "vehicle's device key); other keys relay transactions through POST /v1/txs.")
 
 
+class NotVehicleHolder(AuthError):
+    code = "not_vehicle_holder"
+    template = ("Only the holder of {vin} erases its samples, and {caller} does not hold it: sign with the holder's "
+                "key (for a title held by org:<id>, any key of that organisation). Regulators, police and "
+                "organisations the holder consented to read samples; they do not erase them.")
+
+
 class SamplesNotHeld(NotFound):
     code = "samples_not_held"
     template = ("This node does not hold the samples of batch {seq} of {vin} (root {root}): another node of the "
@@ -83,8 +90,9 @@ class SampleStoreUnavailable(Unavailable):
     retryable = False
     template = ("This node cannot use its sample store, samples.db ({reason}): it refuses telemetry batches and "
                 "serves no samples until its operator repairs it. The ledger is not affected. Operator: stop the "
-                "node, move samples.db aside (keep it, SQLite's .recover may save some of it) or restore it from a "
-                "backup, and start the node (docs/telemetry.md#the-sample-store).")
+                "node, move samples.db aside (keep it: SQLite's .recover may save part of it) or put back a copy "
+                "you backed up (node backup does not include it), and start the node "
+                "(docs/telemetry.md#the-sample-store).")
 
 
 class SamplesDamaged(Unavailable):
@@ -93,8 +101,8 @@ class SamplesDamaged(Unavailable):
     code = "samples_damaged"
     retryable = False
     template = ("This node's copy of the samples of {vin}'s batch with root {root} is damaged ({reason}), so it "
-                "will not serve them; the batch's root and summary on the ledger are intact. Operator: restore "
-                "samples.db from a backup (docs/telemetry.md#the-sample-store).")
+                "will not serve them; the batch's root and summary on the ledger are intact. Operator: put back a "
+                "copy of samples.db you backed up (docs/telemetry.md#the-sample-store).")
 
 
 # ---------------------------------------------------------------- the check

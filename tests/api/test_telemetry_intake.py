@@ -452,10 +452,10 @@ def delete(node: Any, key: KeyPair | None, **kw: Any) -> httpx.Response:
 
 #: Only the holder erases: reading rights (regulators, police, consent) do not include erasure.
 ERASERS = [
-    ("consented insurer", INSURER, 403, "not_your_data"),
-    ("regulator", REGULATOR, 403, "not_your_data"),
-    ("node key", K("reg-node"), 403, "not_your_data"),
-    ("maker", MAKER, 403, "not_your_data"),
+    ("consented insurer", INSURER, 403, "not_vehicle_holder"),
+    ("regulator", REGULATOR, 403, "not_vehicle_holder"),
+    ("node key", K("reg-node"), 403, "not_vehicle_holder"),
+    ("maker", MAKER, 403, "not_vehicle_holder"),
     ("device", DEVICE, 401, "unknown_caller"),
     ("unknown key", OUTSIDER, 401, "unknown_caller"),
 ]

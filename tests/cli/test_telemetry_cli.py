@@ -133,7 +133,7 @@ REFUSED = [
     (["telemetry", "samples", VIN, "1", "--as", "dealer-admin"], 1, "[consent_required]"),
     (["telemetry", "samples", VIN, "1"], 1, "[signature_required]"),
     (["telemetry", "batch", VIN, "999", "--as", "tel-owner"], 1, "[unknown_telemetry_batch]"),
-    (["telemetry", "erase", VIN, "--as", "ins-admin"], 1, "[not_your_data]"),
+    (["telemetry", "erase", VIN, "--as", "ins-admin"], 1, "[not_vehicle_holder]"),
     (["telemetry", "send", "--vin", VIN, "--samples", "/nonexistent/trip.json", "--key", "tel-device"], 2,
      "/nonexistent/trip.json"),
     (["telemetry", "send", "--vin", VIN, "--samples", "@SPEEDING", "--key", "tel-device"], 2, "<= 500"),

@@ -76,6 +76,9 @@ def test_the_file_is_durable_and_overwrites_what_it_deletes(store):
     with store._lock:
         pragmas = {p: store._conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("synchronous", "secure_delete")}
     assert pragmas == {"synchronous": 2, "secure_delete": 1}  # FULL, ON
+    put(store, trip(3))
+    for name in (FILE, FILE + "-wal"):
+        assert (store.path.parent / name).stat().st_mode & 0o077 == 0, f"{name} is readable by others"
 
 
 def test_erased_samples_leave_no_copy_in_the_file_or_its_log(store):
@@ -151,7 +154,8 @@ ROW_DAMAGE = [
     ("a sample's speed edited", _set("samples", lambda b: _compressed(
         [[s[0], 0, *s[2:]] if i == 2 else s for i, s in enumerate(msgspec.json.decode(zlib.decompress(b)))]))),
     ("not samples", _set("samples", lambda _: _compressed({"speed": 50}))),
-    ("larger than any batch (a decompression bomb)", _set("samples", lambda _: zlib.compress(b"[" + b" " * 3_000_000 + b"]"))),
+    ("larger than any batch (a decompression bomb)",
+     _set("samples", lambda _: zlib.compress(b"[" + b" " * 3_000_000 + b"]"))),
     ("its count edited", _set("count", lambda n: n + 1)),
 ]
 
@@ -190,8 +194,14 @@ def _newer_format(path: Path) -> None:
     conn.close()
 
 
+def _a_folder(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+
+
 #: (what happened to samples.db) -> the store opens unusable: every call is sample_store_unavailable.
-FILE_DAMAGE = [("overwritten", _garbage), ("pages torn", _torn_pages), ("a newer format", _newer_format)]
+FILE_DAMAGE = [("overwritten", _garbage), ("pages torn", _torn_pages), ("a newer format", _newer_format),
+               ("a folder in its place", _a_folder)]
 
 
 @pytest.mark.parametrize("damage", [d[1] for d in FILE_DAMAGE], ids=[d[0] for d in FILE_DAMAGE])

@@ -22,7 +22,7 @@ regulators and police). Only the holder erases (``HolderOf("vin")``, judged with
 rights of regulators, police and nodes: an erasure is the data subject's act).
 
 Refusals (``blokauto.telemetry_intake``, so that the SDK raises the same classes): not_a_batch,
-samples_invalid, batch_root_mismatch, summary_mismatch (400), not_batch_signer (403),
+samples_invalid, batch_root_mismatch, summary_mismatch (400), not_batch_signer, not_vehicle_holder (403),
 samples_not_held, unknown_sample (404; and the module's unknown_telemetry_batch),
 sample_store_unavailable, samples_damaged (503, not retryable: the store's, see node.sample_store).
 Damage in samples.db never makes the node unhealthy: the ledger does not depend on it.
@@ -40,7 +40,7 @@ from litestar import Request, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import PathParameter, QueryParameter
 
-from ..core.access import SIGNED, Caller, HolderOf, UnknownCaller, VehicleData
+from ..core.access import SIGNED, Caller, HolderOf, ReadRefused, UnknownCaller, VehicleData
 from ..core.errors import BlokautoError, RequestError, TxTooLarge, Unavailable
 from ..core.state import StateMap
 from ..core.tx import tx_id
@@ -49,8 +49,8 @@ from ..modules.telemetry import keys as telemetry_keys
 from ..modules.telemetry.errors import UnknownBatch
 from ..modules.telemetry.messages import CommitBatch
 from ..node.sample_store import SampleStore
-from ..telemetry_intake import (MAX_SAMPLE_BYTES, NotABatch, NotBatchSigner, SamplesInvalid, SamplesNotHeld,
-                                UnknownSample, checked_samples, decode_intake)
+from ..telemetry_intake import (MAX_SAMPLE_BYTES, NotABatch, NotBatchSigner, NotVehicleHolder, SamplesInvalid,
+                                SamplesNotHeld, UnknownSample, checked_samples, decode_intake)
 from .errors import UnsupportedMediaType
 from .openapi import documented, json_body
 
@@ -165,7 +165,8 @@ async def submit_samples(request: Request, api: ApiDep, caller: CallerDep, wait:
 
 # ---------------------------------------------------------------- reads and erasure
 
-PathVin = Annotated[str, PathParameter(description="The vehicle's VIN.", min_length=1, max_length=40)]
+PathVin = Annotated[str, PathParameter(description="The vehicle's VIN.", min_length=1, max_length=40,
+                                       pattern="^[A-Za-z0-9]{1,40}$")]
 PathSeq = Annotated[str, PathParameter(description="The batch's sequence number (1, 2, ...).")]
 PathIndex = Annotated[str, PathParameter(description="The sample's position in its batch, from 0.")]
 MinHeight = Annotated[int, QueryParameter(ge=-1, le=MAX_SAFE, description=(
@@ -182,7 +183,7 @@ def _vin(vin: str) -> str:
 
 def _number(value: str, name: str, least: int) -> int:
     """A path number in ASCII digits (Litestar's int parameters must be the path's last segment here)."""
-    if not _NUMBER.fullmatch(value) or not least <= int(value) <= MAX_SAFE:
+    if not _NUMBER.fullmatch(value) or int(value) < least:
         raise RequestError(reason=f"the {name} in the path is a whole number from {least}, in ASCII digits, "
                                   f"not {value[:40]!r}")
     return int(value)
@@ -210,7 +211,8 @@ async def _held(api: Any, vin: str, seq: int, evidence: dict[str, Any]) -> Any:
 
 @get("/v1/telemetry/{vin:str}/batches/{seq:str}", summary="A committed telemetry batch with its state proof",
      opt={"read": DRIVING}, operation_class=documented(errors=(400, 401, 403, 404), path_patterns={"seq": SEQ_PATTERN}))
-async def get_batch(api: ApiDep, caller: CallerDep, vin: PathVin, seq: PathSeq, min_height: MinHeight = -1) -> dict[str, Any]:
+async def get_batch(api: ApiDep, caller: CallerDep, vin: PathVin, seq: PathSeq,
+                    min_height: MinHeight = -1) -> dict[str, Any]:
     """Root, trip summary, UTC offset, signing device and running totals, proven against a checkpoint.
     Read by whoever reads the vehicle's driving data (the module's ``batch`` query)."""
     n = _number(seq, "seq", 1)
@@ -221,7 +223,8 @@ async def get_batch(api: ApiDep, caller: CallerDep, vin: PathVin, seq: PathSeq, 
 @get("/v1/telemetry/{vin:str}/batches/{seq:str}/samples", summary="A batch's samples, held off the ledger",
      opt={"read": LOCATION},
      operation_class=documented(errors=(400, 401, 403, 404), path_patterns={"seq": SEQ_PATTERN}))
-async def get_samples(api: ApiDep, caller: CallerDep, vin: PathVin, seq: PathSeq, min_height: MinHeight = -1) -> dict[str, Any]:
+async def get_samples(api: ApiDep, caller: CallerDep, vin: PathVin, seq: PathSeq,
+                      min_height: MinHeight = -1) -> dict[str, Any]:
     """The committed record (with its state proof) and the samples this node holds for it, checked
     against its root. Read by whoever reads the vehicle's location data; 404 ``samples_not_held``
     when another node received them or the holder erased them."""
@@ -254,17 +257,23 @@ async def get_sample(api: ApiDep, caller: CallerDep, vin: PathVin, seq: PathSeq,
 
 @delete("/v1/telemetry/{vin:str}/samples", status_code=200, summary="Erase a vehicle's stored samples (its holder)",
         opt={"read": HOLDER}, operation_class=documented(errors=(400, 401, 403)))
-async def erase_samples(api: ApiDep, caller: CallerDep, vin: PathVin, before: Annotated[int | None, QueryParameter(
-        ge=0, le=MAX_SAFE, description="Erase only the batches whose last sample is before this time (ms).")] = None
-                        ) -> dict[str, Any]:
+async def erase_samples(api: ApiDep, caller: CallerDep, vin: PathVin, before: Annotated[int, QueryParameter(
+        ge=0, le=MAX_SAFE, description="Erase only the batches whose last sample is before this time (ms); "
+                                       "by default all of them.")] = MAX_SAFE) -> dict[str, Any]:
     """The holder erases this node's copy of the vehicle's samples (all, or those ending before
     ``before``): deleted, their pages zeroed. The ledger keeps every root and summary, and still
     verifies. Only the holder (a key, or a member key of a holding organisation) erases."""
     _vin(vin)
     as_person = msgspec.structs.replace(caller, roles=frozenset(), node=False)  # no reading rights of a role here
-    await asyncio.to_thread(api.reader.check_read, HOLDER, as_person, {"vin": vin}, f"the samples of {vin}")
-    erased = await asyncio.to_thread(_store(api).erase, vin, before)
-    return {"vin": vin, "erased": erased, **({"before": before} if before is not None else {})}
+    try:
+        await asyncio.to_thread(api.reader.check_read, HOLDER, as_person, {"vin": vin}, f"the samples of {vin}")
+    except UnknownCaller:
+        raise
+    except ReadRefused:
+        raise NotVehicleHolder(vin=vin, caller=caller.describe()) from None
+    given = before if before < MAX_SAFE else None
+    erased = await asyncio.to_thread(_store(api).erase, vin, given)
+    return {"vin": vin, "erased": erased, **({"before": given} if given is not None else {})}
 
 
 #: The telemetry routes, for ``api.app.ROUTES``.

@@ -36,14 +36,15 @@ from ..modules.telemetry import (BatchMismatch, Sample, SampleError, TripSummary
 from ..modules.telemetry import keys as telemetry_keys
 from ..modules.telemetry.messages import CommitBatch, ReportCrash
 from ..modules.vehicles.messages import AddDeviceKey, RevokeDeviceKey, RotateDeviceKey
-from ..telemetry_intake import (BatchRootMismatch, NotABatch, NotBatchSigner, SampleStoreUnavailable,
+from ..telemetry_intake import (BatchRootMismatch, NotABatch, NotBatchSigner, NotVehicleHolder, SampleStoreUnavailable,
                                 SamplesDamaged, SamplesInvalid, SamplesNotHeld, SummaryMismatch, UnknownSample)
 from ..verify import VerificationError, verify_state_evidence
 from ._client import DEFAULT_TTL_MS, Client, _height
 from ._results import TxInfo
 
 __all__ = ["BatchMismatch", "BatchRecord", "BatchRootMismatch", "BatchSamples", "NotABatch", "NotBatchSigner",
-           "ProvenSample", "SampleError", "SampleStoreUnavailable", "SamplesDamaged", "SamplesInvalid", "SamplesNotHeld",
+           "NotVehicleHolder", "ProvenSample", "SampleError", "SampleStoreUnavailable", "SamplesDamaged",
+           "SamplesInvalid", "SamplesNotHeld",
            "SummaryMismatch", "Telemetry", "UnknownSample", "as_samples", "make_batch", "verify_sample_inclusion"]
 
 _BATCHES = StateMap(telemetry_keys.BATCH, dict)  # the module's prefix; the key's shape is the core's

@@ -29,6 +29,7 @@ Rules:
   kept (refused at submission, or failed at execution), the row is deleted. A node that stops
   before a block settles keeps the row (never served unless its root is committed; ``erase``
   removes it).
+- **The node's account only.** ``samples.db`` (and so its ``-wal`` and ``-shm``) is mode 0600.
 - **Erasure overwrites.** ``secure_delete=ON`` zeroes what a delete frees, and ``erase`` then
   checkpoints and truncates the write-ahead log, which still held the deleted pages.
 
@@ -39,7 +40,9 @@ transition.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
+import stat
 import threading
 import time
 import zlib
@@ -116,6 +119,8 @@ class SampleStore:
             self._conn = self._open()
         except sqlite3.Error as exc:
             self._unusable(f"SQLite cannot open it: {exc}")
+        except OSError as exc:  # a folder in its place, no permission
+            self._unusable(f"it cannot be opened: {exc.strerror or exc}")
 
     @classmethod
     def open(cls, data_dir: Path) -> "SampleStore":
@@ -123,6 +128,9 @@ class SampleStore:
         return cls(Path(data_dir) / FILE)
 
     def _open(self) -> sqlite3.Connection:
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))  # positions: the node's account only
+        if stat.S_IMODE(os.stat(self.path).st_mode) & 0o077:
+            os.chmod(self.path, 0o600)  # SQLite gives its -wal and -shm files the same mode
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
