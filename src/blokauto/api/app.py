@@ -66,7 +66,7 @@ from ..report.pdf import render_pdf
 from .errors import (EXCEPTION_HANDLERS, BadTxId, BatchBodyTooComplex, BatchTooLarge, HeightNotReached,
                      RepeatedParameter, UnknownParameter, UnknownQuery, UnsupportedMediaType, as_blokauto_error,
                      error_body, http_status, read_damage, refuse_damage)
-from ..share_tokens import ShareRefused, read_token
+from ..share_tokens import ShareGrant, ShareRefused, read_token
 from .auth import Authenticator, RevokedCaller, SignatureRequired, WrongAuthority
 from .telemetry_routes import ROUTES as TELEMETRY_ROUTES
 from .openapi import BATCH_ITEMS, HTTP_DATE, TX_ID_PATTERN, documented, json_body, query_parameters, signed_tx_schema
@@ -409,12 +409,22 @@ class Api:
         """The report of ``vin`` for a caller who may read it, or for anyone with a valid share link."""
         await self.reach(min_height)  # judged on the state the report is read from (a sale just made counts)
         if share is not None:
-            await asyncio.to_thread(self._check_share, share, vin)
+            with_claims = (await asyncio.to_thread(self._check_share, share, vin)).claims
         else:
             await self.check(SHAREABLE, caller, {"vin": vin}, f"the history report of {vin[:40]}")
-        return await asyncio.to_thread(self.node.report, vin)
+            with_claims = await asyncio.to_thread(self._holder_reads, caller, vin)
+        return await asyncio.to_thread(self.node.report, vin, with_claims=with_claims)
 
-    def _check_share(self, token: str, vin: str) -> None:
+    def _holder_reads(self, caller: Caller, vin: str) -> bool:
+        """Whether ``caller`` is the vehicle's holder (or a regulator, police): its report shows the
+        vehicle's insurance claims (anyone else sees them only through a share link that says so)."""
+        try:
+            self.reader.check_read(_HOLDER, caller, {"vin": vin}, "the report's claims")
+        except BlokautoError:
+            return False
+        return True
+
+    def _check_share(self, token: str, vin: str) -> ShareGrant:
         grant = read_token(token, chain=self.node.genesis.chain, vin=vin, now_ms=time.time_ns() // 1_000_000)
         signer = self.reader.caller(grant.holder)
         try:
@@ -423,6 +433,7 @@ class Api:
         except (BlokautoError,) as err:
             raise ShareRefused(reason=f"its signer {grant.holder} does not hold {vin[:40]} now (a sale voids the links "
                                       f"its former holder made)") from err
+        return grant
 
     async def may_submit(self, caller: Caller, raws: list[bytes]) -> None:
         """A known key submits any transaction; another key only transactions it signs itself."""

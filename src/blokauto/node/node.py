@@ -399,11 +399,13 @@ class Node:
 
         return consensus_changes(checkpoint_of, self.data_dir / "chain.db", after)
 
-    def report(self, vin: str) -> dict[str, Any]:
-        """A vehicle's verifiable history report (blokauto-report/1) at the flushed height."""
+    def report(self, vin: str, *, with_claims: bool = False) -> dict[str, Any]:
+        """A vehicle's verifiable history report (blokauto-report/1) at the flushed height (with its
+        proven insurance claims if ``with_claims``: the caller checked its holder lets it)."""
         assert self.reader is not None
         self.health.check_state()
-        return build_report(self.committer.blocks, self.committer.state, vin, self.reader.checkpoint)
+        return build_report(self.committer.blocks, self.committer.state, vin, self.reader.checkpoint,
+                            with_claims=with_claims)
 
     def submit(self, raws: list[bytes]) -> Submission:
         """Check and queue transactions. ``submission.future`` resolves to a list with, per input,
