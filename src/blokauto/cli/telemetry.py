@@ -35,7 +35,8 @@ telemetry_app = group("A vehicle's telemetry: batches of samples committed by th
 vehicle_app = group("A vehicle's device keys: list, add, rotate and revoke them.")
 
 VinArg = typer.Argument(..., metavar="VIN", help="The vehicle's VIN.")
-SeqArg = typer.Argument(..., metavar="SEQ", min=1, help="The batch's sequence number (1, 2, ...; `telemetry batches` lists them).")
+SeqArg = typer.Argument(..., metavar="SEQ", min=1,
+                        help="The batch's sequence number (1, 2, ...; `telemetry batches` lists them).")
 DeviceOpt = typer.Option(..., "--key", "-k", metavar="NAME|FILE",
                          help="One of the vehicle's device keys: its name in DATA/keys, or a key file (….json).")
 SenderOpt = typer.Option(..., "--key", "-k", metavar="NAME|FILE",
@@ -115,11 +116,14 @@ def send(vin: str = typer.Option(..., "--vin", metavar="VIN", help="The vehicle 
 @telemetry_app.command("crash")
 @cli_errors
 def crash(vin: str = VinArg,
-          decel: int = typer.Option(..., "--decel", metavar="MM_S2", min=0, help="Peak deceleration in mm/s² (39,000 is 4 g)."),
+          decel: int = typer.Option(..., "--decel", metavar="MM_S2", min=0,
+                                    help="Peak deceleration in mm/s² (39,000 is 4 g)."),
           airbag: bool = flag("--airbag", "The airbag deployed."),
           impact: bool = flag("--impact", "The ECU detected an impact."),
-          odometer_m: int = typer.Option(..., "--odometer-m", metavar="METRES", min=0, help="The odometer at the crash, in metres."),
-          at: Optional[int] = typer.Option(None, "--at", metavar="MS", help="When it happened, ms since the epoch (default: now)."),
+          odometer_m: int = typer.Option(..., "--odometer-m", metavar="METRES", min=0,
+                                         help="The odometer at the crash, in metres."),
+          at: Optional[int] = typer.Option(None, "--at", metavar="MS",
+                                           help="When it happened, ms since the epoch (default: now)."),
           key: str = DeviceOpt, wait: float = WaitOpt, data: Path = DataOpt(), node: str = NodeOpt,
           trust: Optional[Path] = TrustOpt, as_json: bool = JsonOpt) -> None:
     """A device key reports a crash: it enters the vehicle's history and opens a claim on its active
