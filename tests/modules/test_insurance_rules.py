@@ -403,9 +403,6 @@ def test_a_policy_the_former_holder_held_earlier_is_not_ended_again() -> None:
     assert (pol(chain, 1).sold, pol(chain, 2).sold) == (first, t + DAY)
 
 
-@pytest.mark.xfail(strict=True, reason="insurance/handlers.py TitleWatch.title_passed marks only the vehicle's newest "
-                                       "policy sold; with a follow-on policy already bound (start at the current "
-                                       "one's end), the current policy keeps covering after the sale")
 def test_a_sale_ends_the_policy_in_force_when_a_follow_on_policy_is_bound() -> None:
     chain = world()
     end = pol(chain).end

@@ -88,16 +88,17 @@ def effective_end(state: StateReader, ctx: Context, p: Policy) -> int:
 
 
 class TitleWatch:
-    """Provided to vehicles as ``TitleWatchers``: a sale ends the policy its seller's holding had (the
-    vehicle's newest policy; older ones ended before it started)."""
+    """Provided to vehicles as ``TitleWatchers``: a sale ends every policy of its seller's holding not
+    over yet (the one in force, and one already bound to follow it)."""
 
     def title_passed(self, state: Overlay, ctx: Context, vin: str, holder: str, since: int) -> None:
         held = VEHICLE_POLICIES.get(state, vin)
-        if held is None:
-            return
-        p = policy(state, held.ids[-1])
-        if (p.holder, p.holder_since) == (holder, since) and not p.sold:
-            _put_policy(state, ctx, replace(p, sold=ctx.time), "sold")
+        for pid in reversed(held.ids if held is not None else []):  # newest first: one bound to follow too
+            p = policy(state, pid)
+            if effective_end(state, ctx, p) <= ctx.time:
+                return  # it (and every older one) was over before this sale
+            if (p.holder, p.holder_since) == (holder, since):
+                _put_policy(state, ctx, replace(p, sold=ctx.time), "sold")
 
 
 def active_policy(state: StateReader, ctx: Context, vin: str, t: int) -> Policy | None:
@@ -173,11 +174,13 @@ def bind_policy(state: Overlay, ctx: Context, msg: BindPolicy) -> None:
         if not ok:
             raise errors.InvalidPolicy(reason=reason)
     held = VEHICLE_POLICIES.get(state, msg.vin) or VehiclePolicies()
-    if held.ids:
-        last = policy(state, held.ids[-1])
+    for pid in reversed(held.ids):  # the newest that is ever in force (one ended before its start never is)
+        last = policy(state, pid)
         last_end = effective_end(state, ctx, last)
-        if last_end > msg.start:
-            raise errors.PolicyOverlaps(vin=msg.vin, policy=last.id, end=last_end)
+        if last_end > last.start:
+            if last_end > msg.start:
+                raise errors.PolicyOverlaps(vin=msg.vin, policy=last.id, end=last_end)
+            break
     period = product.period_days * DAY_MS
     pid = _next_id(state, "policy")
     p = Policy(pid, insurer, msg.product, product.version, msg.vin, title.holder, title.since, product.currency,
