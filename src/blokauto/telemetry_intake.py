@@ -36,6 +36,37 @@ class NotABatch(RequestError):
                 "{type}; submit other transactions to POST /v1/txs.")
 
 
+class BatchWithoutSamples(RequestError):
+    code = "batch_without_samples"
+    template = ("A telemetry.commit_batch transaction travels with its samples: send it to POST "
+                "/v1/telemetry/batches as {{\"tx\": ..., \"samples\": [...]}} (the SDK's telemetry.send_batch, "
+                "`blokauto telemetry send`), so the node checks the root and summary against them and keeps them.")
+
+
+class _Msg(msgspec.Struct, frozen=True):
+    type: str = ""
+
+
+class _Body(msgspec.Struct, frozen=True):
+    msg: _Msg = _Msg()
+
+
+class _Tx(msgspec.Struct):
+    body: _Body = _Body()
+
+
+_decode_tx_type = msgspec.json.Decoder(_Tx).decode
+
+
+def is_batch_without_samples(raw: bytes) -> bool:
+    """Whether ``raw`` (a transaction submitted on its own) is a ``telemetry.commit_batch``, which only
+    the samples route takes."""
+    try:
+        return _decode_tx_type(raw).body.msg.type == "telemetry.commit_batch"
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return False  # the submission refuses it as malformed
+
+
 class SamplesInvalid(RequestError):
     code = "samples_invalid"
     template = ("The samples cannot form a batch ({where}: {reason}). Each sample is [t, speed, accel, lat, lon, "

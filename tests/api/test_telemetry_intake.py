@@ -392,9 +392,6 @@ def test_a_node_serving_a_tampered_sample_is_caught_by_the_sdk(node, batch, monk
             Telemetry(c).samples(VIN, seq)
 
 
-@pytest.mark.xfail(strict=True, reason="modules/telemetry/samples.py verify_sample passes the leaf's bytes where "
-                                       "core.merkle.verify_inclusion takes its hash (reported to the module owner); "
-                                       "the SDK checks with verify_sample_inclusion meanwhile")
 def test_the_modules_verify_sample_accepts_its_own_proofs():
     s = trip(9)
     from blokauto.modules.telemetry import batch_root
@@ -486,3 +483,53 @@ def test_the_holder_erases_and_the_ledger_still_has_the_roots(node, batch):
         assert record.status_code == 200 and record.json()["batch"]["value"]["root"]
     with Client(node.url, key=OWNER, trust=node.genesis) as c:
         assert Telemetry(c).erase_samples(VIN) == 0
+
+
+# ---------------------------------------------------------------- a sale: positions stay with their holding
+
+
+def test_the_buyer_never_reads_the_positions_recorded_before_the_sale(node):
+    """A car held by its maker records a batch, is sold; the buyer, and an organisation the buyer
+    consents to for location, are refused the seller's samples (not_your_data); a regulator still
+    reads them; the buyer reads the samples recorded in its own holding."""
+    from blokauto.modules.consent.messages import GrantConsent
+    from blokauto.modules.vehicles.messages import TransferTitle
+    from helpers.vehicles import WMI, register_msg, vin_for
+
+    vin3, device3 = vin_for(WMI["oem"], 3), K("tel-sale-device")
+    with Client(node.url, key=K("reg-node"), trust=node.genesis) as c:
+        c.send(register_msg(vin3, device_keys=[device3.did]), MAKER).raise_for_status()
+    before = committed(node, trip(10), vin=vin3, device=device3)
+    assert get(node, f"/v1/telemetry/{vin3}/batches/{before}/samples", MAKER).status_code == 200
+    buyer = K("samples-buyer")
+    with Client(node.url, key=K("reg-node"), trust=node.genesis) as c:
+        c.send(TransferTitle(vin=vin3, to=buyer.did), MAKER, buyer).raise_for_status()
+        until = c.checkpoint("latest").header.time + 86_400_000
+        c.send(GrantConsent(vin=vin3, org="ins", categories=["location"], purpose="pay as you drive",
+                            until=until), buyer).raise_for_status()
+    for who in (buyer, INSURER):
+        r = get(node, f"/v1/telemetry/{vin3}/batches/{before}/samples", who)
+        assert (r.status_code, code(r)) == (403, "not_your_data"), r.text
+        r = get(node, f"/v1/telemetry/{vin3}/batches/{before}/samples/0", who)
+        assert (r.status_code, code(r)) == (403, "not_your_data"), r.text
+    assert get(node, f"/v1/telemetry/{vin3}/batches/{before}/samples", REGULATOR).status_code == 200
+    after = committed(node, trip(10), vin=vin3, device=device3)
+    assert get(node, f"/v1/telemetry/{vin3}/batches/{after}/samples", buyer, params={"min_height": 0}).status_code == 200
+
+
+def test_a_batch_without_its_samples_is_refused_on_the_transaction_routes(node):
+    """Only the samples route takes a commit_batch: on POST /v1/txs it would put a root and summary on
+    the ledger that no node checked and no node holds samples for."""
+    s = trip(5)
+    raw = tx(node, make_batch(VIN, s), DEVICE)
+    with signed_http(node.url, DEVICE, timeout=60) as http:
+        r = http.post("/v1/txs", content=raw, headers=JSON)
+    assert (r.status_code, code(r)) == (400, "batch_without_samples"), r.text
+    assert "/v1/telemetry/batches" in r.json()["error"]["message"]
+    reading = tx(node, RecordOdometer(vin=VIN, value=10), DEVICE)
+    with signed_http(node.url, DEVICE, timeout=60) as http:
+        r = http.post("/v1/txs/batch", content=b"[" + raw + b"," + reading + b"]", headers=JSON)
+    assert r.status_code == 200, r.text
+    first, second = r.json()["results"]
+    assert first["error"]["code"] == "batch_without_samples" and "id" in second, r.json()
+    assert r.json()["accepted"] == 1

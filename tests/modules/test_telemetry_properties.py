@@ -322,10 +322,6 @@ def test_inclusion_proofs_verify_for_every_index_and_nothing_else(samples: list[
         verify(samples[i], n, n, proofs[i], root)  # outside the batch
 
 
-@pytest.mark.xfail(strict=True, reason="telemetry/samples.py verify_sample passes leaf_bytes(sample) where "
-                                       "core.merkle.verify_inclusion takes the leaf hash, so it refuses every "
-                                       "genuine proof ('a leaf hash has 32 bytes, not N'); fix: "
-                                       "leaf_hash(leaf_bytes(sample))")
 def test_verify_sample_accepts_a_genuine_proof() -> None:
     samples = trip(T0, 7)
     verify_sample(samples[3], 3, 7, sample_proof(samples, 3), batch_root(samples).hex())

@@ -68,6 +68,7 @@ from .errors import (EXCEPTION_HANDLERS, BadTxId, BatchBodyTooComplex, BatchTooL
                      error_body, http_status, read_damage, refuse_damage)
 from ..share_tokens import ShareGrant, ShareRefused, read_token
 from .auth import Authenticator, RevokedCaller, SignatureRequired, WrongAuthority
+from ..telemetry_intake import BatchWithoutSamples, is_batch_without_samples
 from .telemetry_routes import ROUTES as TELEMETRY_ROUTES
 from .openapi import BATCH_ITEMS, HTTP_DATE, TX_ID_PATTERN, documented, json_body, query_parameters, signed_tx_schema
 
@@ -501,6 +502,8 @@ def submit_tx_route(signed_tx: dict[str, Any]) -> Any:
         if len(raw) > limit:
             raise TxTooLarge(size=len(raw), limit=limit)
         await api.may_submit(caller, [raw])
+        if is_batch_without_samples(raw):
+            raise BatchWithoutSamples()
         txid = await asyncio.wrap_future(api.node.submit_one(raw))
         if wait > 0:
             return Response(await api.receipt(txid, _wait_s(wait)), status_code=200)
@@ -527,9 +530,13 @@ async def submit_batch(request: Request, api: ApiDep, caller: CallerDep) -> dict
         raise MalformedTx(reason=f"a batch is a JSON array of transactions ({reason})") from None
     if len(items) > MAX_BATCH:
         raise BatchTooLarge(limit=MAX_BATCH, size=len(items))
-    await api.may_submit(caller, [bytes(i) for i in items])
-    results = await asyncio.wrap_future(api.node.submit([bytes(i) for i in items]).future)
-    out = [{"error": r.to_dict()} if isinstance(r, Exception) else {"id": r.hex()} for r in results]
+    raws = [bytes(i) for i in items]
+    await api.may_submit(caller, raws)
+    lone = [is_batch_without_samples(r) for r in raws]  # refused one by one, the others go on
+    results = iter(await asyncio.wrap_future(api.node.submit([r for r, b in zip(raws, lone) if not b]).future)
+                   if not all(lone) else [])
+    out = [{"error": BatchWithoutSamples().to_dict()} if b else
+           ({"error": r.to_dict()} if isinstance(r := next(results), Exception) else {"id": r.hex()}) for b in lone]
     return {"accepted": sum(1 for r in out if "id" in r), "results": out}
 
 

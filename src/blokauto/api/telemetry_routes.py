@@ -40,7 +40,7 @@ from litestar import Request, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import PathParameter, QueryParameter
 
-from ..core.access import SIGNED, Caller, HolderOf, ReadRefused, UnknownCaller, VehicleData
+from ..core.access import SIGNED, Caller, HolderOf, NotYourData, ReadRefused, UnknownCaller, VehicleData
 from ..core.errors import BlokautoError, RequestError, TxTooLarge, Unavailable
 from ..core.state import StateMap
 from ..core.tx import tx_id
@@ -48,6 +48,7 @@ from ..modules.telemetry import sample_proof
 from ..modules.telemetry import keys as telemetry_keys
 from ..modules.telemetry.errors import UnknownBatch
 from ..modules.telemetry.messages import CommitBatch
+from ..modules.vehicles import keys as vehicle_keys
 from ..node.sample_store import SampleStore
 from ..telemetry_intake import (MAX_SAMPLE_BYTES, NotABatch, NotBatchSigner, NotVehicleHolder, SamplesInvalid,
                                 SamplesNotHeld, UnknownSample, checked_samples, decode_intake)
@@ -64,6 +65,7 @@ LOCATION = VehicleData("vin", "location")
 DRIVING = VehicleData("vin", "driving")
 HOLDER = HolderOf("vin")
 BATCH_KEYS = StateMap(telemetry_keys.BATCH, dict)  # the module's prefix; the key's shape is the core's
+VEHICLE_RECORDS = StateMap(vehicle_keys.VEHICLE, dict)  # a vehicle record: when its holding began
 
 _VIN = re.compile(r"[A-Za-z0-9]{1,40}", re.ASCII)
 _NUMBER = re.compile(r"0|[1-9][0-9]{0,15}", re.ASCII)
@@ -201,7 +203,15 @@ async def _batch(api: Any, caller: Caller, policy: Any, vin: str, seq: int, what
     return evidence  # type: ignore[no-any-return]
 
 
-async def _held(api: Any, vin: str, seq: int, evidence: dict[str, Any]) -> Any:
+async def _held(api: Any, caller: Caller, vin: str, seq: int, evidence: dict[str, Any]) -> Any:
+    """The samples of a batch, for a caller who may read the vehicle's location data now; a batch
+    committed before the current holding began is the former holder's: its positions go to regulators
+    and police only, never to the buyer or an organisation the buyer consented to."""
+    if not caller.reads_all:
+        vehicle = (await asyncio.to_thread(api.reader.state_value, VEHICLE_RECORDS.key(vin)))["value"]
+        if vehicle is not None and evidence["value"]["time"] < vehicle["holder_since"]:
+            raise NotYourData(what=f"the samples of batch {seq} of {vin}", caller=caller.describe(),
+                              owner="the holding that recorded them (the vehicle changed hands since)")
     root = evidence["value"]["root"]
     stored = await asyncio.to_thread(_store(api).get, vin, root)
     if stored is None:
@@ -230,7 +240,7 @@ async def get_samples(api: ApiDep, caller: CallerDep, vin: PathVin, seq: PathSeq
     when another node received them or the holder erased them."""
     n = _number(seq, "seq", 1)
     evidence = await _batch(api, caller, LOCATION, _vin(vin), n, f"the samples of batch {n} of {vin}", min_height)
-    stored = await _held(api, vin, n, evidence)
+    stored = await _held(api, caller, vin, n, evidence)
     return {"vin": vin, "seq": n, "count": len(stored.samples), "samples": stored.samples, "tx": stored.tx,
             "received": stored.received_ms, "batch": evidence}
 
@@ -246,7 +256,7 @@ async def get_sample(api: ApiDep, caller: CallerDep, vin: PathVin, seq: PathSeq,
     sample belongs to the batch the vehicle signed (``telemetry.verify_sample``)."""
     n, i = _number(seq, "seq", 1), _number(index, "index", 0)
     evidence = await _batch(api, caller, LOCATION, _vin(vin), n, f"the samples of batch {n} of {vin}", min_height)
-    stored = await _held(api, vin, n, evidence)
+    stored = await _held(api, caller, vin, n, evidence)
     count = len(stored.samples)
     if i >= count:
         raise UnknownSample(vin=vin, seq=n, count=count, index=i)

@@ -199,4 +199,5 @@ def sample_proof(samples: Sequence[Sample], index: int) -> list[str]:
 def verify_sample(sample: Sample, index: int, count: int, proof: Sequence[str], root: str) -> None:
     """Raise ``core.merkle.ProofError`` unless ``sample`` is sample ``index`` of the ``count``-sample
     batch whose root is ``root`` (hex)."""
-    verify_inclusion(index, count, leaf_bytes(sample), [bytes.fromhex(h) for h in proof], bytes.fromhex(root))
+    verify_inclusion(index, count, _sha256(b"\x00" + leaf_bytes(sample)).digest(), [bytes.fromhex(h) for h in proof],
+                     bytes.fromhex(root))
