@@ -296,6 +296,12 @@ def test_demo_runs_audits_and_can_run_again(tmp_path):
     first = cli("demo", "--data", data, timeout=180)
     assert "audit: OK" in first.stdout, first.stdout
     assert "FAILED" not in first.stdout
+    # the insured driver: a claim opened by the car's own crash report, a statement checked to the cent and paid
+    assert "opens a claim on Dan's policy in the same transaction" in first.stdout
+    assert "[period_not_ended]" in first.stdout and "Dan's SDK checks the statement to the cent" in first.stdout
+    assert "Allied pays the claim from its account to Dan's" in first.stdout and "Dan pays the statement" in first.stdout
+    insured = first.stdout.split("Insurance that reads the road", 1)[1].split("Sharing the report", 1)[0]
+    assert insured.count("recorded as failed") == 1  # only the bill sent before the month ended
     assert (data / "chain.db").exists() and (data / "genesis.json").exists()
     genesis1 = (data / "genesis.json").read_bytes()
     second = cli("demo", "--data", data, timeout=180)

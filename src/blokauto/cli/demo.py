@@ -78,6 +78,7 @@ DEMO_NAMES = frozenset({
     MARKER, "genesis.json", "keys", "chain.db", "chain.db-wal", "chain.db-shm", "chain.db-journal", "state.db",
     "state.db-wal", "state.db-shm", "state.db-journal", "head.json", "intake.journal", "integrity.json", "node.lock",
     "node.log", "consortium", "orgs", "nats", "tls", "operator.nk", "network.json", "vault",
+    "samples.db", "samples.db-wal", "samples.db-shm", "samples.db-journal",  # the node's sample store (telemetry)
 })
 DEMO_PREFIXES = ("intake.journal.torn-", "damaged-")  # a journal's torn tail, damage set aside by a node
 
@@ -257,6 +258,7 @@ def tell_story(bc: Client, keys: KeyStore, story: Story, vault_dir: Path) -> Non
     vehicle_story(bc, keys, story)
     recall_story(bc, keys, story)
     payments_story(bc, keys, story)
+    insurance_story(bc, keys, story)
     share_story(bc, keys, story, DEMO_VIN)
     privacy_story(bc, keys, story, vault_dir, DEMO_VIN)
     print_history(bc, story, DEMO_VIN, keys.load("ben"))
@@ -575,6 +577,100 @@ def payments_story(bc: Client, keys: KeyStore, story: Story) -> None:
     story.committed("the car's key tries to pay a toll on Carla's limit after the sale",
                     bc.send(pay.VehiclePay(vin=CARLA_VIN, merchant="autobahn-toll", category="toll", currency="EUR",
                                            amount=500), car))
+
+
+#: Allied's pay-per-km product: 9.90 EUR a month, 0.09 EUR a km (+50 % at night), 0.50 EUR a harsh
+#: brake, 0.25 EUR a minute over the limit; no cap (with the holder's consent the km are the price).
+KM_FLEX = {"base": 990, "per_km": 9, "night_factor_bps": 5_000, "per_harsh_brake": 50, "per_over_limit_minute": 25,
+           "min_premium": 990}
+
+
+def insurance_story(bc: Client, keys: KeyStore, story: Story) -> None:
+    """Dan insures the car he bought: Allied publishes a pay-per-km product and binds a policy Dan
+    co-signs; the car sends three trips through the node's sample route; a crash it reports opens a
+    claim in the same transaction, which Meister Werkstatt estimates and Allied approves and pays.
+    A month cannot pass in a demo: Dan ends the policy, its period is billed pro rata, Dan's SDK
+    checks the statement to the cent against the car's trip totals, and Dan pays it."""
+    from ..client.insurance import Insurance, Pricing, claim_id, expected_premium, policy_id
+    from ..client.telemetry import Telemetry
+    from ..modules.payments import messages as pay
+    from ..modules.telemetry import Sample
+    from .payments import money
+
+    dan, car = keys.load("dan"), keys.load("carla-car-unit")
+    allied, shop = keys.load("allied-insurance-admin"), keys.load("meister-werkstatt-admin")
+    ins, tel = Insurance(bc), Telemetry(bc)
+    eur = lambda amount: money(amount, "EUR")  # noqa: E731
+    vin = CARLA_VIN
+    story.say(f"\n[bold]Insurance that reads the road[/] (Dan's car {vin})")
+    bc.send(pay.Issue(currency="EUR", to="org:allied-insurance", amount=5_000_000),
+            keys.load("euromoney-admin")).raise_for_status()
+    pricing = Pricing(**KM_FLEX)
+    story.committed(f"Allied publishes km-flex: {eur(990)} a month plus {eur(9)} a km (+50 % at night), "
+                    f"{eur(50)} a harsh brake, {eur(25)} a minute over the limit",
+                    ins.publish_product(allied, "km-flex", currency="EUR", period_days=30, pricing=pricing,
+                                        max_coverage=5_000_000))
+    start = time.time_ns() // 1_000_000 + 1_000  # cover starts after the block that binds it: none is backdated
+    bound = story.committed(f"Allied binds a policy on {vin} for 12 months from {time.strftime('%H:%M:%S', time.gmtime(start // 1000))}"
+                            f" UTC (deductible {eur(30_000)}, cover {eur(5_000_000)} a claim): Allied sends, Dan co-signs",
+                            ins.bind_policy(allied, dan, product="km-flex", vin=vin, start=start, periods=12,
+                                            deductible=30_000, coverage=5_000_000))
+    pid = policy_id(bound)
+    month = start + 300 * 86_400_000
+    story.committed("Dan lets Allied use the car's driving data (trip summaries, never positions) for pricing",
+                    bc.send(consent.GrantConsent(vin=vin, org="allied-insurance", categories=["driving"],
+                                                 purpose="pay-per-km premium", until=month), dan))
+
+    odo, t = 4_120_000, start + 10
+    for name, n, step, brakes in (("the drive to work", 40, 450, (12,)), ("a delivery round", 40, 300, (5, 22, 31)),
+                                  ("the drive home", 40, 420, ())):
+        samples = [Sample(t + 25 * i, 90, -4_500 if i in brakes else 150, 481_370 + i, 115_750 + i, odo + i * step,
+                          100, 0) for i in range(n)]
+        info = story.committed(f"the car sends {name} to the node: {n} signed samples kept off the ledger, "
+                               f"their Merkle root and trip summary on it ({(n - 1) * step / 1000:.1f} km, "
+                               f"{len(brakes)} harsh brake(s))",
+                               tel.send_batch(vin, samples, car, utc_offset_min=60))
+        odo, t = samples[-1].odometer_m, samples[-1].t + 1_000
+        assert isinstance(info, TxInfo)
+    story.committed("Allied tries to bill the month now", ins.issue_statements(allied, [pid])[0])
+
+    _wait_past(t)
+    crashed = story.committed(f"the car reports a crash (airbag, 6.2 g) at {odo / 1000:,.1f} km: it enters the car's "
+                              f"history and opens a claim on Dan's policy in the same transaction",
+                              tel.report_crash(vin, car, t=t, decel_mms2=61_000, odometer_m=odo, airbag=True))
+    claim = claim_id(crashed)
+    story.committed(f"Meister Werkstatt estimates the repair of claim {claim}: {eur(238_000)}",
+                    ins.assess_claim(shop, claim, 238_000, reference="KV-2024-0913"))
+    story.committed(f"Allied approves {eur(238_000)}; the payout is {eur(238_000 - 30_000)} after the deductible",
+                    ins.approve_claim(allied, claim, 238_000))
+    before = bc.as_key(dan).query("payments", "balance", owner=dan.did, currency="EUR",
+                                  min_height=bc.status()["height"])["balance"]
+    paid = story.committed("Allied pays the claim from its account to Dan's", ins.pay_claim(allied, claim))
+    after = bc.as_key(dan).query("payments", "balance", owner=dan.did, currency="EUR",
+                                 min_height=paid.height)["balance"]
+    story.say(f"  → Dan's account: {eur(before)} → {eur(after)}")
+
+    story.say("  a month cannot pass in a demo: Dan ends the policy now, and its period is billed pro rata")
+    story.committed("Dan cancels the policy", ins.cancel_policy(dan, pid))
+    sent, issued = ins.issue_due(allied, "allied-insurance")
+    story.committed(f"Allied issues the statements that are due: {len(issued)}, priced on the ledger from the trip "
+                    f"totals", sent[-1])
+    checked = ins.check_statement(pid, 0, key=dan, min_height=sent[-1].height)
+    s, totals = checked.statement, checked.totals
+    assert totals is not None
+    story.say(f"[green]✓[/] Dan's SDK checks the statement to the cent: {eur(s['premium'])} for "
+              f"{(s['end'] - s['start']) // 1000} s of a month (the base pro rata), {totals.distance_m // 1000} km "
+              f"({totals.night_distance_m // 1000} at night) and {totals.harsh_brakes} harsh brakes, as the car's own "
+              f"trip totals say")
+    whole = expected_premium(pricing, totals, checked.policy["period_ms"], checked.policy["period_ms"])
+    story.say(f"  (had the month run its course, the same trips would cost {eur(whole)}: the whole base and the km)")
+    story.committed(f"Dan pays the statement, {eur(s['premium'])}, to Allied", ins.pay_premium(dan, pid, 0))
+
+
+def _wait_past(t: int) -> None:
+    """Sleep until the clock (and so the next block's time) is past ``t`` (ms)."""
+    while time.time_ns() // 1_000_000 <= t:
+        time.sleep(0.02)
 
 
 def _refused_off_ledger(story: Story, what: str, action: Callable[[], Any]) -> None:

@@ -27,7 +27,7 @@ from ..keystore import KeyStore
 from .common import (AsOpt, DataOpt, JsonOpt, NodeOpt, TrustOpt, client, console, group, print_json, say_trust,
                      signing_key, when)
 from .errors import cli_errors, fail
-from .payments import _from_now, money, owner_of
+from .payments import _from_now, money
 from .progress import progress_bar
 from .tx import WaitOpt, print_receipt
 
