@@ -49,9 +49,10 @@ from ..modules.telemetry import keys as telemetry_keys
 from ..modules.telemetry.errors import UnknownBatch
 from ..modules.telemetry.messages import CommitBatch
 from ..modules.vehicles import keys as vehicle_keys
+from ..node.intake_pool import prepared
 from ..node.sample_store import SampleStore
 from ..telemetry_intake import (MAX_SAMPLE_BYTES, NotABatch, NotBatchSigner, NotVehicleHolder, SamplesInvalid,
-                                SamplesNotHeld, UnknownSample, checked_samples, decode_intake)
+                                SamplesNotHeld, UnknownSample, decode_intake)
 from .errors import UnsupportedMediaType
 from .openapi import documented, json_body
 
@@ -147,9 +148,9 @@ async def submit_samples(request: Request, api: ApiDep, caller: CallerDep, wait:
         raise SamplesInvalid(where="the batch", reason=f"{len(raw_samples)} bytes of samples, more than the "
                                                        f"{MAX_SAMPLE_BYTES} any batch of 10,000 needs", index=-1)
     store = _store(api)
-    samples = await asyncio.to_thread(checked_samples, raw_samples, msg)
+    batch = await prepared(api.node.intake, raw_samples, msg)  # checked and compressed in a worker process
     txid = tx_id(tx.body)
-    await asyncio.to_thread(store.put, msg.vin, msg.root, samples, msg.utc_offset_min, txid.hex())
+    await asyncio.to_thread(store.put_prepared, msg.vin, msg.root, batch, msg.utc_offset_min, txid.hex())
     try:
         submitted = api.node.submit_one(raw_tx)
         await asyncio.shield(asyncio.wrap_future(submitted))  # a client going away does not withdraw it
@@ -162,7 +163,7 @@ async def submit_samples(request: Request, api: ApiDep, caller: CallerDep, wait:
     _settle_when_committed(api, store, msg.vin, msg.root, txid)
     if wait > 0:
         return Response(await api.receipt(txid, wait), status_code=200)
-    return Response({"id": txid.hex(), "status": "accepted", "samples": len(samples)}, status_code=202)
+    return Response({"id": txid.hex(), "status": "accepted", "samples": batch.count}, status_code=202)
 
 
 # ---------------------------------------------------------------- reads and erasure

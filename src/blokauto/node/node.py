@@ -44,6 +44,7 @@ from .integrity import verify_block
 from .netconfig import load_network
 from .ordering import NodeConfig, Ordering, Submission
 from .reader import ChainReader
+from .intake_pool import IntakePool
 from .sample_store import SampleStore
 from .solo import SoloOrdering
 from .verifier import VerifierPool
@@ -136,6 +137,7 @@ class Node:
         self.verifier: VerifierPool | None = None
         self.reader: ChainReader | None = None
         self.samples: SampleStore | None = None  # telemetry samples kept off the ledger (opened by start)
+        self.intake = IntakePool(workers)  # processes checking batches of samples (started on the first)
         self._inflight = 0
         self._lock = threading.Lock()
 
@@ -324,6 +326,7 @@ class Node:
         self.committer.close(healthy=self.ordering is not None and self.ordering.failure is None)
         if self.verifier is not None:
             self.verifier.close()
+        self.intake.close()
         if self.samples is not None:
             self.samples.close()
 

@@ -53,13 +53,12 @@ import msgspec
 
 from ..core.errors import Unavailable
 from ..modules.telemetry import Sample, batch_root, decode_samples
-from ..telemetry_intake import SampleStoreUnavailable, SamplesDamaged
+from ..telemetry_intake import ZLIB_LEVEL, PreparedBatch, SampleStoreUnavailable, SamplesDamaged
 
 log = logging.getLogger("blokauto.node")
 
 FILE = "samples.db"
 FORMAT = 1  # PRAGMA user_version of the schema below
-ZLIB_LEVEL = 1
 #: Most bytes one batch's samples decompress to (10,000 samples of at most 69 bytes each, with room).
 MAX_RAW_BYTES = 2 * 2**20
 
@@ -179,8 +178,15 @@ class SampleStore:
         """Keep ``samples`` (checked by the caller: their root is ``root``) durably, as claimed by
         transaction ``tx`` (hex id) until ``settle`` says what the ledger did with it. True if this
         added the row; False if the store already held the batch (the row is left as it was)."""
-        blob = zlib.compress(_encode(samples), ZLIB_LEVEL)
-        row = (vin, root, blob, len(samples), samples[0].t, samples[-1].t, utc_offset_min, tx,
+        return self.put_prepared(vin, root, PreparedBatch(zlib.compress(_encode(samples), ZLIB_LEVEL), len(samples),
+                                                          samples[0].t, samples[-1].t),
+                                 utc_offset_min, tx, received_ms=received_ms)
+
+    def put_prepared(self, vin: str, root: str, batch: PreparedBatch, utc_offset_min: int, tx: str, *,
+                     received_ms: int | None = None) -> bool:
+        """``put`` for samples already checked and compressed (``telemetry_intake.prepare_batch``, run
+        by the intake workers)."""
+        row = (vin, root, batch.blob, batch.count, batch.start, batch.end, utc_offset_min, tx,
                time.time_ns() // 1_000_000 if received_ms is None else received_ms)
 
         def put(conn: sqlite3.Connection) -> bool:
