@@ -144,6 +144,8 @@ def test_a_policy_from_binding_to_a_paid_claim_and_a_checked_statement(node) -> 
     assert _balance(node, alice) == before - 190
     assert ins.statement(pid, 0, key=INS)["status"] == "paid"
 
+    assert ins.assess_claim(SHOP, cid, 1).error.code == "not_claim_workshop"  # nobody chose it yet
+    ok(ins.choose_workshop(alice, cid, "shop"))
     ok(ins.assess_claim(SHOP, cid, 180_000, reference="EST-2291"))
     assert [c["id"] for c in ins.insurer_claims("ins", "assessed", key=INS)] == [cid]
     ok(ins.approve_claim(INS, cid, 175_000))

@@ -113,6 +113,9 @@ def test_a_policy_from_binding_to_a_paid_claim_and_a_checked_statement(chain, tm
     assert "payd version 1 by ins: EUR, 30-day periods" in shown and "covers up to 10,000.00 EUR a claim" in shown
     assert "ins payd (EUR)" in cli("insurance", "product", "list", "--as", "alice", *at).stdout
 
+    # consent counts for a period only if granted by its start (and runs to its end)
+    cli("consent", "grant", VIN, "--to", "ins", "--category", "driving", "--purpose", "pay as you drive",
+        "--until", "120d", "--key", "alice", *at)
     r = cli("insurance", "policy", "bind", VIN, "--product", "payd", "--start", "2s", "--periods", 3,
             "--deductible", 10_000, "--coverage", 500_000, "--cosign", "alice", "--key", "ins-admin", "--json", *at)
     policy = event(r, "insurance.policy_changed")["policy"]
@@ -121,8 +124,6 @@ def test_a_policy_from_binding_to_a_paid_claim_and_a_checked_statement(chain, tm
     start = p["start"]
     text = cli("insurance", "policy", "show", policy, "--as", "ins-admin", *at).stdout
     assert f"policy {policy} on {VIN} by ins (payd version 1)" in text and "3 period(s) of 30 d, 0 billed" in text
-    cli("consent", "grant", VIN, "--to", "ins", "--category", "driving", "--purpose", "pay as you drive",
-        "--until", "30d", "--key", "alice", *at)
 
     # Two trips through the node's sample route: 12 km with a harsh brake, then 6 km.
     r = cli("telemetry", "send", "--vin", VIN, "--samples", samples(tmp_path / "t1.json", start + 10, 31, step_m=400,
@@ -167,6 +168,8 @@ def test_a_policy_from_binding_to_a_paid_claim_and_a_checked_statement(chain, tm
     assert [c["id"] for c in opened["claims"]] == [claim]
     text = cli("insurance", "claim", "show", claim, "--as", "alice", *at).stdout
     assert f"claim {claim} on policy {policy} ({VIN}): opened; opened by the vehicle's crash 1" in text
+    refused("not_claim_workshop", "insurance", "claim", "assess", claim, 1, "--key", "shop-admin", *at)
+    cli("insurance", "claim", "workshop", claim, "shop", "--key", "alice", *at)
     cli("insurance", "claim", "assess", claim, 180_000, "--reference", "EST-2291", "--key", "shop-admin", *at)
     as_shop = cli("insurance", "claim", "show", claim, "--as", "shop-admin", *at).stdout  # it reads the claim only
     assert "estimate 1,800.00 EUR by shop (EST-2291)" in as_shop

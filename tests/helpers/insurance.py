@@ -25,11 +25,11 @@ VIN = vin_for(WMI["oem"], 1)  # Alice's car
 OTHER_VIN = vin_for(WMI["oem"], 2)  # Bob's car
 ALICE, BOB, MALLORY = K("alice"), K("bob"), K("mallory")
 DEVICE, DEVICE2, BOB_DEVICE, NEW_DEVICE = K("tel-dev-1"), K("tel-dev-2"), K("tel-dev-bob"), K("tel-dev-new")
-INS, INS2, SHOP, EMI, OEM, REG = (admin(o) for o in ("ins", "ins2", "shop", "emi", "oem", "reg"))
+INS, INS2, SHOP, SHOP2, EMI, OEM, REG = (admin(o) for o in ("ins", "ins2", "shop", "shop2", "emi", "oem", "reg"))
 DAY, HOUR, MINUTE = 86_400_000, 3_600_000, 60_000
 PERIOD = 30 * DAY
 
-ALL_ORGS = {**ORGS, "emi": ["issuer"], "ins2": ["insurer"]}
+ALL_ORGS = {**ORGS, "emi": ["issuer"], "ins2": ["insurer"], "shop2": ["workshop"]}
 
 PAYD = Pricing(base=2_000, per_km=5, night_factor_bps=5_000, per_harsh_brake=100, per_over_limit_minute=20,
                min_premium=1_000, max_premium=20_000)

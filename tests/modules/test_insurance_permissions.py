@@ -27,7 +27,8 @@ from blokauto.core.module import Page
 from blokauto.modules import default_registry
 from blokauto.modules.consent.messages import RevokeConsent
 from blokauto.modules.insurance import queries as iq
-from blokauto.modules.insurance.messages import (AssessClaim, BindPolicy, CancelPolicy, DecideClaim, FileClaim,
+from blokauto.modules.insurance.messages import (AssessClaim, BindPolicy, CancelPolicy, ChooseWorkshop, DecideClaim,
+                                                 FileClaim,
                                                  IssueStatements, PayClaim, PayPremium, PublishProduct, RenewPolicy)
 from blokauto.modules.insurance.pricing import Pricing
 from blokauto.modules.insurance.state import POLICIES
@@ -83,8 +84,13 @@ def crashed(chain: Chain) -> None:
     ok(chain, DEVICE, ReportCrash(vin=VIN, t=t, decel_mms2=0, odometer_m=1_000, airbag=True), at=t + 10)
 
 
-def assessed(chain: Chain) -> None:
+def shop_chosen(chain: Chain) -> None:
     crashed(chain)
+    ok(chain, ALICE, ChooseWorkshop(claim=1, workshop="shop"))
+
+
+def assessed(chain: Chain) -> None:
+    shop_chosen(chain)
     ok(chain, SHOP, AssessClaim(claim=1, estimate=50_000))
 
 
@@ -130,8 +136,10 @@ CASES: list[Case] = [
          billed),
     Case("file_claim", lambda c: FileClaim(policy=1, incident=S(c) + 1, odometer_km=0), None, frozenset({"owner"}),
          "not_policy_holder", at=after_start(HOUR)),
+    Case("choose_workshop", lambda c: ChooseWorkshop(claim=1, workshop="shop"), None, frozenset({"owner", "ins"}),
+         "not_policy_holder", crashed),
     Case("assess_claim", lambda c: AssessClaim(claim=1, estimate=1_000), frozenset({"workshop"}), frozenset({"shop"}),
-         setup=crashed),
+         "not_claim_workshop", shop_chosen),
     Case("decide_claim", lambda c: DecideClaim(claim=1, approve=True, reason="covered", amount=20_000), INSURERS,
          frozenset({"ins"}), "not_your_claim", assessed),
     Case("deny_claim", lambda c: DecideClaim(claim=1, approve=False, reason="late_notice"), INSURERS,
@@ -207,6 +215,7 @@ def read_world() -> Chain:
     ok(chain, DEVICE, batch_msg(VIN, samples), at=samples[-1].t + 1)
     ok(chain, DEVICE, ReportCrash(vin=VIN, t=s + 2 * HOUR, decel_mms2=0, odometer_m=1_000, impact=True),
        at=s + 2 * HOUR + 1)
+    ok(chain, ALICE, ChooseWorkshop(claim=1, workshop="shop"))
     ok(chain, SHOP, AssessClaim(claim=1, estimate=10_000))
     ok(chain, ALICE, FileClaim(policy=1, incident=s + 3 * HOUR, odometer_km=1), at=s + 4 * HOUR)
     ok(chain, INS, IssueStatements(policies=[1]), at=s + PERIOD)

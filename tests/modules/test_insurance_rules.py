@@ -23,7 +23,8 @@ import pytest
 
 from blokauto.core.crypto import KeyPair
 from blokauto.modules.consent.messages import GrantConsent, RevokeConsent
-from blokauto.modules.insurance.messages import (AssessClaim, BindPolicy, CancelPolicy, DecideClaim, FileClaim,
+from blokauto.modules.insurance.messages import (AssessClaim, BindPolicy, CancelPolicy, ChooseWorkshop, DecideClaim,
+                                                 FileClaim,
                                                  IssueStatements, PayClaim, PayPremium, PublishProduct, RenewPolicy)
 from blokauto.modules.insurance.pricing import Pricing
 from blokauto.modules.insurance.spec import CLAIM_LIST, POLICY_LIST, PRODUCT_LIST
@@ -577,6 +578,10 @@ def test_a_claimed_odometer_below_the_record_is_flagged(km: int, flagged: bool) 
 def test_a_claim_goes_opened_assessed_approved_paid() -> None:
     chain = world()
     crash(chain, S(chain) + HOUR)
+    assert send(chain, SHOP, AssessClaim(claim=1, estimate=1)).code == "not_claim_workshop"  # nobody chose it yet
+    r = ok(chain, ALICE, ChooseWorkshop(claim=1, workshop="shop"))
+    assert r.events == [{"type": "insurance.claim_changed", "claim": 1, "policy": 1, "status": "opened",
+                         "vin": VIN, "insurer": "ins", "holder": ALICE.did, "workshop": "shop"}]
     r = ok(chain, SHOP, AssessClaim(claim=1, estimate=250_000, reference="est-1"))
     assert r.events == [{"type": "insurance.claim_changed", "claim": 1, "policy": 1, "status": "assessed",
                          "vin": VIN, "insurer": "ins", "holder": ALICE.did, "workshop": "shop"}]
@@ -598,6 +603,7 @@ def test_a_claim_goes_opened_assessed_approved_paid() -> None:
 def test_an_approval_up_to_the_coverage_is_accepted() -> None:
     chain = world()
     crash(chain, S(chain) + HOUR)
+    ok(chain, ALICE, ChooseWorkshop(claim=1, workshop="shop"))
     ok(chain, SHOP, AssessClaim(claim=1, estimate=900_000))
     ok(chain, INS, DecideClaim(claim=1, approve=True, reason="covered", amount=500_000))
     assert claim(chain).payout == 490_000
@@ -607,6 +613,7 @@ def test_an_approval_up_to_the_coverage_is_accepted() -> None:
 def test_an_approval_within_the_deductible_pays_nothing_and_closes(amount: int) -> None:
     chain = world()
     crash(chain, S(chain) + HOUR)
+    ok(chain, ALICE, ChooseWorkshop(claim=1, workshop="shop"))
     ok(chain, SHOP, AssessClaim(claim=1, estimate=amount))
     ok(chain, INS, DecideClaim(claim=1, approve=True, reason="covered", amount=amount))
     assert (claim(chain).status, claim(chain).payout, claim(chain).approved) == ("paid", 0, amount)
@@ -616,6 +623,7 @@ def test_an_approval_within_the_deductible_pays_nothing_and_closes(amount: int) 
 def test_one_ms_over_the_deductible_pays_one() -> None:
     chain = world()
     crash(chain, S(chain) + HOUR)
+    ok(chain, ALICE, ChooseWorkshop(claim=1, workshop="shop"))
     ok(chain, SHOP, AssessClaim(claim=1, estimate=10_001))
     ok(chain, INS, DecideClaim(claim=1, approve=True, reason="covered", amount=10_001))
     assert (claim(chain).status, claim(chain).payout) == ("approved", 1)
@@ -626,6 +634,7 @@ def test_a_denial_names_its_reason_with_or_without_an_estimate(assessed: bool) -
     chain = world()
     crash(chain, S(chain) + HOUR)
     if assessed:
+        ok(chain, ALICE, ChooseWorkshop(claim=1, workshop="shop"))
         ok(chain, SHOP, AssessClaim(claim=1, estimate=1_000))
     r = ok(chain, INS, DecideClaim(claim=1, approve=False, reason="fraud_suspected"))
     assert r.events[0]["status"] == "denied"
@@ -719,6 +728,7 @@ def crashed(chain: Any) -> None:
 
 def assessed(chain: Any) -> None:
     crashed(chain)
+    ok(chain, ALICE, ChooseWorkshop(claim=1, workshop="shop"))
     ok(chain, SHOP, AssessClaim(claim=1, estimate=300_000))
 
 

@@ -40,7 +40,8 @@ from blokauto.core.crypto import KeyPair, tagged_hash
 from blokauto.core.encoding import canonical, to_builtins
 from blokauto.keystore import KeyStore
 from blokauto.modules.consent.messages import GrantConsent
-from blokauto.modules.insurance.messages import AssessClaim, BindPolicy, DecideClaim, PayClaim, PublishProduct
+from blokauto.modules.insurance.messages import (AssessClaim, BindPolicy, ChooseWorkshop, DecideClaim, PayClaim,
+                                                 PublishProduct)
 from blokauto.modules.payments.messages import AttestReserves, Issue, RegisterCurrency
 from blokauto.modules.telemetry.messages import ReportCrash
 from blokauto.modules.vehicles.messages import AssignWmi, TransferTitle
@@ -163,6 +164,7 @@ def claims(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Claims]:
                 ids[vin].append(cid)
                 crash_t[cid] = t
             paid, denied = ids[VIN]
+            _ok(c, ChooseWorkshop(claim=paid, workshop="shop"), admin("ins"))
             _ok(c, AssessClaim(claim=paid, estimate=APPROVED, reference="est-1"), admin("shop"))
             _ok(c, DecideClaim(claim=paid, approve=True, reason="covered", amount=APPROVED), admin("ins"))
             _ok(c, PayClaim(claim=paid), admin("ins"))

@@ -610,16 +610,17 @@ def insurance_story(bc: Client, keys: KeyStore, story: Story) -> None:
                     f"{eur(50)} a harsh brake, {eur(25)} a minute over the limit",
                     ins.publish_product(allied, "km-flex", currency="EUR", period_days=30, pricing=pricing,
                                         max_coverage=5_000_000))
+    month = time.time_ns() // 1_000_000 + 300 * 86_400_000
+    story.committed("Dan lets Allied use the car's driving data (trip summaries, never positions) for pricing: "
+                    "a period is priced on usage only if he agreed by its start",
+                    bc.send(consent.GrantConsent(vin=vin, org="allied-insurance", categories=["driving"],
+                                                 purpose="pay-per-km premium", until=month), dan))
     start = time.time_ns() // 1_000_000 + 1_000  # cover starts after the block that binds it: none is backdated
     bound = story.committed(f"Allied binds a policy on {vin} for 12 months from {time.strftime('%H:%M:%S', time.gmtime(start // 1000))}"
                             f" UTC (deductible {eur(30_000)}, cover {eur(5_000_000)} a claim): Allied sends, Dan co-signs",
                             ins.bind_policy(allied, dan, product="km-flex", vin=vin, start=start, periods=12,
                                             deductible=30_000, coverage=5_000_000))
     pid = policy_id(bound)
-    month = start + 300 * 86_400_000
-    story.committed("Dan lets Allied use the car's driving data (trip summaries, never positions) for pricing",
-                    bc.send(consent.GrantConsent(vin=vin, org="allied-insurance", categories=["driving"],
-                                                 purpose="pay-per-km premium", until=month), dan))
 
     odo, t = 4_120_000, start + 10
     for name, n, step, brakes in (("the drive to work", 40, 450, (12,)), ("a delivery round", 40, 300, (5, 22, 31)),
@@ -639,6 +640,8 @@ def insurance_story(bc: Client, keys: KeyStore, story: Story) -> None:
                               f"history and opens a claim on Dan's policy in the same transaction",
                               tel.report_crash(vin, car, t=t, decel_mms2=61_000, odometer_m=odo, airbag=True))
     claim = claim_id(crashed)
+    story.committed(f"Dan chooses Meister Werkstatt to assess claim {claim} (no other workshop's estimate counts)",
+                    ins.choose_workshop(dan, claim, "meister-werkstatt"))
     story.committed(f"Meister Werkstatt estimates the repair of claim {claim}: {eur(238_000)}",
                     ins.assess_claim(shop, claim, 238_000, reference="KV-2024-0913"))
     story.committed(f"Allied approves {eur(238_000)}; the payout is {eur(238_000 - 30_000)} after the deductible",

@@ -426,6 +426,21 @@ def claim_file(policy: int = PolicyArg,
     _send(key, data, node, trust, "insurance.file_claim", fields, wait, as_json, _claim_summary)
 
 
+@claim_app.command("workshop")
+@cli_errors
+def claim_workshop(claim: int = ClaimArg,
+                   workshop: str = typer.Argument(..., metavar="WORKSHOP",
+                                                  help="The workshop organisation that assesses the claim."),
+                   key: str = typer.Option(..., "--key", "-k", metavar="NAME",
+                                           help="The claim's holder, or a key of its insurer."),
+                   wait: float = WaitOpt, data: Path = DataOpt(), node: str = NodeOpt, trust: Optional[Path] = TrustOpt,
+                   as_json: bool = JsonOpt) -> None:
+    """Choose the workshop that assesses a claim (the holder or the insurer; again until the decision:
+    the former workshop's estimate is dropped). Only that workshop's estimate counts."""
+    _send(key, data, node, trust, "insurance.choose_workshop", {"claim": claim, "workshop": workshop}, wait, as_json,
+          _claim_summary)
+
+
 @claim_app.command("assess")
 @cli_errors
 def claim_assess(claim: int = ClaimArg,
@@ -436,7 +451,7 @@ def claim_assess(claim: int = ClaimArg,
                  key: str = typer.Option(..., "--key", "-k", metavar="NAME", help="A key of the workshop."),
                  wait: float = WaitOpt, data: Path = DataOpt(), node: str = NodeOpt, trust: Optional[Path] = TrustOpt,
                  as_json: bool = JsonOpt) -> None:
-    """A workshop's repair estimate for a claim (a later one replaces it until the insurer decides)."""
+    """The chosen workshop's repair estimate for a claim (a later one replaces it until the insurer decides)."""
     _send(key, data, node, trust, "insurance.assess_claim", {"claim": claim, "estimate": estimate,
                                                               "reference": reference}, wait, as_json, _claim_summary)
 

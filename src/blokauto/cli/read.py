@@ -258,9 +258,8 @@ def report_share(vin: str = typer.Argument(..., metavar="VIN", help="The vehicle
                                              help="How long the link opens the report: 30m, 12h, 7d (at most 90d)."),
                  as_key: str = typer.Option(..., "--as", "-a", envvar="BLOKAUTO_KEY", metavar="NAME",
                                             help="The holder's key (its name in DATA/keys) that signs the link."),
-                 with_claims: bool = typer.Option(False, "--with-claims",
-                                                  help="Let the report show the vehicle's insurance claims (the holder's "
-                                                       "consent, signed into the link)."),
+                 with_claims: bool = flag("--with-claims", "Let the report show the vehicle's insurance claims (the "
+                                                           "holder's consent, signed into the link)."),
                  node: str = NodeOpt, data: Path = DataOpt(), trust: Optional[Path] = TrustOpt) -> None:
     """Print a link to VIN's report that anyone can open (and verify) without an account, until it
     expires; signed by the holder's key, checked by the node when opened. A sale voids it. Its

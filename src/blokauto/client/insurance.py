@@ -35,7 +35,8 @@ import msgspec
 
 from ..core.crypto import KeyPair
 from ..modules.insurance import Pricing, premium
-from ..modules.insurance.messages import (AssessClaim, BindPolicy, CancelPolicy, DecideClaim, FileClaim,
+from ..modules.insurance.messages import (AssessClaim, BindPolicy, CancelPolicy, ChooseWorkshop, DecideClaim,
+                                          FileClaim,
                                           IssueStatements, PayClaim, PayPremium, PublishProduct, RenewPolicy)
 from ..modules.telemetry import Totals
 from ._client import Client
@@ -250,17 +251,23 @@ class Insurance:
         return StatementCheck(s, p, terms, totals, expected)
 
     def file_claim(self, holder: KeyPair, policy: int, *, incident: int, odometer_km: int, crash: int = 0,
-                   reference: str = "", wait: float = 30.0) -> TxInfo:
+                   reference: str = "", workshop: str = "", wait: float = 30.0) -> TxInfo:
         """The holder claims: on crash ``crash`` of the vehicle (its time and odometer count), or
-        without one (flagged ``no_crash_event`` for the insurer). ``claim_id(info)`` is the claim."""
+        without one (flagged ``no_crash_event`` for the insurer), naming the ``workshop`` to assess it
+        if it likes. ``claim_id(info)`` is the claim."""
         return self.client.send(FileClaim(policy=policy, incident=incident, odometer_km=odometer_km, crash=crash,
-                                          reference=reference), holder, wait=wait)
+                                          reference=reference, workshop=workshop), holder, wait=wait)
+
+    def choose_workshop(self, chooser: KeyPair, claim: int, workshop: str, *, wait: float = 30.0) -> TxInfo:
+        """The claim's holder or insurer chooses the workshop organisation that assesses it (again,
+        until the decision: the former one's estimate is dropped)."""
+        return self.client.send(ChooseWorkshop(claim=claim, workshop=workshop), chooser, wait=wait)
 
     # ---------------------------------------------------------------- claims: workshop and insurer
 
     def assess_claim(self, workshop: KeyPair, claim: int, estimate: int, *, reference: str = "",
                      wait: float = 30.0) -> TxInfo:
-        """A workshop's repair estimate (a later one replaces it until the insurer decides)."""
+        """The chosen workshop's repair estimate (a later one replaces it until the insurer decides)."""
         return self.client.send(AssessClaim(claim=claim, estimate=estimate, reference=reference), workshop, wait=wait)
 
     def approve_claim(self, insurer: KeyPair, claim: int, amount: int, *, wait: float = 30.0) -> TxInfo:

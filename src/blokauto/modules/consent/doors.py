@@ -24,10 +24,11 @@ class ConsentDoor(Protocol):
         ...
 
     def held_through(self, state: StateReader, vin: str, org: str, category: str, holder: str, since: int,
-                     until_ms: int) -> int | None:
+                     from_ms: int, until_ms: int) -> int | None:
         """The id of a grant the holding ``holder`` since ``since`` made (it may have ended with a sale
-        since) that let ``org`` read ``category`` of ``vin``, was never revoked and counted up to
-        ``until_ms`` (the oldest such), or None: consent for a past stretch of that holding."""
+        since) that let ``org`` read ``category`` of ``vin`` from ``from_ms`` (granted by then) until
+        ``until_ms`` (its ``until`` not before), never revoked (the oldest such), or None: consent for
+        a whole past stretch of that holding."""
         ...
 
 
@@ -46,12 +47,12 @@ class ConsentRecords:
         return None
 
     def held_through(self, state: StateReader, vin: str, org: str, category: str, holder: str, since: int,
-                     until_ms: int) -> int | None:
+                     from_ms: int, until_ms: int) -> int | None:
         if not vin.isalnum() or not org or "/" in org or len(org) > 200:
             return None
         for gid in LIVE.get(state, vin, org) or []:
             g = GRANT_RECORDS.get(state, gid)
             if (g is not None and not g.revoked and (g.holder, g.holder_since) == (holder, since)
-                    and category in g.categories and until_ms <= g.until):
+                    and category in g.categories and g.granted <= from_ms and until_ms <= g.until):
                 return gid
         return None

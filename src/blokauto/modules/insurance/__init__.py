@@ -20,7 +20,8 @@ Decisions (each handler's docstring lists its rules):
   transaction) against the policy in force at the crash's time, or are filed by the holder (on a
   reported crash, or without one: flagged ``no_crash_event``). One claim per crash; no claim outside
   the policy's time; a claimed odometer below the record is flagged ``mileage_inconsistent``.
-  Lifecycle: opened → assessed (a workshop's estimate) → approved (reason ``covered``, an amount
+  Lifecycle: opened → (the holder or insurer chooses the workshop) → assessed (that workshop's
+  estimate) → approved (reason ``covered``, an amount
   within the coverage; payout = amount - deductible) or denied (a reason code) → paid (insurer's
   account to the holder's).
 - **Reads**: a policy, its statements and claims are its insurer's and holder's (and the assessing

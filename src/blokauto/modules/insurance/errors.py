@@ -6,7 +6,8 @@
     │               InvalidPolicy, PolicyNotRenewable, PolicyCancelled
     ├── statements  PeriodNotEnded, PolicyFullyBilled, UnknownStatement, StatementPaid, DuplicatePolicy
     └── claims      NoActivePolicy, UnknownCrash, ClaimExists, UnknownClaim, NotYourClaim, ClaimDecided,
-                    ClaimNotAssessed, ClaimNotApproved, OverCoverage, ReasonMismatch, IncidentInFuture
+                    ClaimNotAssessed, ClaimNotApproved, OverCoverage, ReasonMismatch, IncidentInFuture,
+                    NotAWorkshop, NotClaimWorkshop
 """
 
 from ...core.errors import DomainError, NotFound
@@ -19,7 +20,7 @@ class InvalidProduct(DomainError):
 
 class UnknownProduct(NotFound):
     code = "unknown_product"
-    template = "Insurer {insurer!r} publishes no product {product!r}; `blokauto insurance products` lists them."
+    template = "Insurer {insurer!r} publishes no product {product!r}; `blokauto insurance product list` lists them."
 
 
 class UnknownPolicy(NotFound):
@@ -97,7 +98,7 @@ class NoActivePolicy(DomainError):
 
 class UnknownCrash(NotFound):
     code = "unknown_crash"
-    template = "{vin} reported no crash {crash}; `blokauto telemetry crashes {vin}` lists them."
+    template = "{vin} reported no crash {crash}; `blokauto query telemetry crashes vin={vin}` lists them."
 
 
 class ClaimExists(DomainError):
@@ -148,3 +149,14 @@ class IncidentInFuture(DomainError):
 class PolicyEnded(DomainError):
     code = "policy_ended"
     template = "Policy {policy} ended at {end}; there is nothing left to cancel."
+
+
+class NotAWorkshop(DomainError):
+    code = "not_a_workshop"
+    template = "{workshop!r} is not an active organisation with the workshop role; choose one that is."
+
+
+class NotClaimWorkshop(DomainError):
+    code = "not_claim_workshop"
+    template = ("Claim {claim} is assessed by {chosen}; a key of {org!r} cannot estimate it (the claim's holder or "
+                "insurer chooses the workshop: insurance.choose_workshop).")

@@ -18,6 +18,7 @@ from .messages import (
     AssessClaim,
     BindPolicy,
     CancelPolicy,
+    ChooseWorkshop,
     ClaimChanged,
     DecideClaim,
     FileClaim,
@@ -32,8 +33,8 @@ from .messages import (
     StatementIssued,
 )
 from .pricing import check_pricing, premium
-from .spec import (CLAIM_LIST, MAX_POLICY_START_MS, MILEAGE_SLACK_KM, POLICY_LIST, PRODUCT_LIST, Consent, Payments,
-                   Telemetry, Vehicles, module)
+from .spec import (CLAIM_LIST, MAX_POLICY_START_MS, MILEAGE_SLACK_KM, POLICY_LIST, PRODUCT_LIST, Consent,
+                   Organisations, Payments, Telemetry, Vehicles, module)
 from .state import (CLAIMS, CRASH_CLAIMS, NEXT, VEHICLE_CLAIMS, POLICIES, PRODUCTS, STATEMENTS, VEHICLE_POLICIES, Claim, Policy,
                     Product, Statement, VehiclePolicies)
 
@@ -235,8 +236,8 @@ def issue_statements(state: Overlay, ctx: Context, msg: IssueStatements) -> None
     """For each listed policy (the sender's insurer's, each once), the next period's statement, once
     that period has ended: the usage of the batches ending in it, priced by the policy's pricing
     (``pricing.premium``), if the policy's holder consented to the insurer for driving data through the
-    whole period (a grant of that holding, never revoked, counting until the period's end, even if a
-    sale ended the holding since); otherwise the product's cap. A period cut short by a cancellation or
+    whole period (a grant of that holding made by the period's start, never revoked, counting until
+    its end, even if a sale ended the holding since); otherwise the product's cap. A period cut short by a cancellation or
     sale is pro rata."""
     seen: set[int] = set()
     telemetry, consent = ctx.need(Telemetry), ctx.need(Consent)
@@ -254,7 +255,8 @@ def issue_statements(state: Overlay, ctx: Context, msg: IssueStatements) -> None
         we = min(ws + p.period_ms, end)
         if ctx.time < we:
             raise errors.PeriodNotEnded(policy=p.id, period=k, end=we, time=ctx.time)
-        consented = consent.held_through(state, p.vin, p.insurer, "driving", p.holder, p.holder_since, we) is not None
+        consented = consent.held_through(state, p.vin, p.insurer, "driving", p.holder, p.holder_since, ws,
+                                         we) is not None
         totals = telemetry.window(state, p.vin, ws, we) if consented else None
         amount = premium(p.pricing, totals, we - ws, p.period_ms)
         STATEMENTS.put(state, Statement(
@@ -285,12 +287,19 @@ def pay_premium(state: Overlay, ctx: Context, msg: PayPremium) -> None:
 # ---------------------------------------------------------------- claims
 
 
+def check_workshop(state: StateReader, ctx: Context, workshop: str) -> str:
+    roles = ctx.need(Organisations).org_roles(state, workshop) if workshop else None
+    if roles is None or "workshop" not in roles:
+        raise errors.NotAWorkshop(workshop=workshop[:64])
+    return workshop
+
+
 def _open_claim(state: Overlay, ctx: Context, p: Policy, source: str, crash: int, incident: int, km: int,
-                flags: list[str]) -> Claim:
+                flags: list[str], workshop: str = "") -> Claim:
     if km + ctx.param(MILEAGE_SLACK_KM.name) < ctx.need(Vehicles).odometer_km(state, p.vin):
         flags = [*flags, "mileage_inconsistent"]
     c = Claim(_next_id(state, "claim"), p.id, p.vin, p.insurer, p.holder, source, crash,  # type: ignore[arg-type]
-              incident, km, sorted(flags), "opened", ctx.height, currency=p.currency)
+              incident, km, sorted(flags), "opened", ctx.height, workshop=workshop, currency=p.currency)
     if crash:
         CRASH_CLAIMS.put(state, c.id, p.vin, crash)
     VEHICLE_CLAIMS.put(state, [*(VEHICLE_CLAIMS.get(state, p.vin) or []), c.id], p.vin)
@@ -336,7 +345,8 @@ def file_claim(state: Overlay, ctx: Context, msg: FileClaim) -> None:
     if not p.start <= incident < end:
         raise errors.NoActivePolicy(policy=p.id, incident=incident, start=p.start, end=end,
                                     cancelled=f", cancelled at {p.cancelled}" if p.cancelled else "")
-    _open_claim(state, ctx, p, "holder", msg.crash, incident, km, flags)
+    workshop = check_workshop(state, ctx, msg.workshop) if msg.workshop else ""
+    _open_claim(state, ctx, p, "holder", msg.crash, incident, km, flags, workshop)
 
 
 def claim(state: StateReader, cid: int) -> Claim:
@@ -346,14 +356,30 @@ def claim(state: StateReader, cid: int) -> Claim:
     return c
 
 
+@module.message(ChooseWorkshop, roles=ANYONE)
+def choose_workshop(state: Overlay, ctx: Context, msg: ChooseWorkshop) -> None:
+    """The claim's holder (a key, or any key of a holding organisation) or a key of its insurer, until
+    the decision; an estimate by a workshop chosen before is dropped (the claim is opened again)."""
+    c = claim(state, msg.claim)
+    if not (speaks_for(c.holder, ctx) or _org(ctx) == c.insurer):
+        raise errors.NotPolicyHolder(policy=c.policy, holder=c.holder, sender=ctx.sender)
+    if c.status not in ("opened", "assessed"):
+        raise errors.ClaimDecided(claim=c.id, status=c.status)
+    workshop = check_workshop(state, ctx, msg.workshop)
+    if workshop != c.workshop:
+        _put_claim(state, ctx, replace(c, workshop=workshop, status="opened", estimate=0, estimate_ref=""))
+
+
 @module.message(AssessClaim, roles={"workshop"})
 def assess_claim(state: Overlay, ctx: Context, msg: AssessClaim) -> None:
-    """A workshop's estimate, until the insurer decides (a later one replaces it)."""
+    """The chosen workshop's estimate, until the insurer decides (a later one replaces it)."""
     c = claim(state, msg.claim)
     if c.status not in ("opened", "assessed"):
         raise errors.ClaimDecided(claim=c.id, status=c.status)
-    _put_claim(state, ctx, replace(c, status="assessed", estimate=msg.estimate,
-                                    workshop=_org(ctx) or "", estimate_ref=msg.reference))
+    if not c.workshop or _org(ctx) != c.workshop:
+        raise errors.NotClaimWorkshop(claim=c.id, chosen=repr(c.workshop) if c.workshop else "no workshop yet",
+                                      org=_org(ctx) or ctx.sender)
+    _put_claim(state, ctx, replace(c, status="assessed", estimate=msg.estimate, estimate_ref=msg.reference))
 
 
 @module.message(DecideClaim, roles={"insurer"})

@@ -76,10 +76,20 @@ class FileClaim(Message, tag="insurance.file_claim"):
     odometer_km: Annotated[int, msgspec.Meta(ge=0, le=100_000_000)]
     crash: Uint = 0
     reference: Ref = ""
+    workshop: Annotated[str, msgspec.Meta(max_length=64, description="the workshop organisation to assess it "
+                                                                     "(optional; see choose_workshop)")] = ""
+
+
+class ChooseWorkshop(Message, tag="insurance.choose_workshop"):
+    """The claim's holder or insurer chooses the workshop that assesses it (again, until the decision:
+    an estimate of the workshop chosen before is dropped)."""
+
+    claim: Uint
+    workshop: Ident
 
 
 class AssessClaim(Message, tag="insurance.assess_claim"):
-    """A workshop's signed repair estimate for a claim (a later estimate replaces it until the decision)."""
+    """The chosen workshop's signed repair estimate for a claim (a later one replaces it until the decision)."""
 
     claim: Uint
     estimate: Money

@@ -84,7 +84,7 @@ class Claim(msgspec.Struct, frozen=True):
     status: ClaimStatus
     opened: Uint  # height
     estimate: Uint = 0
-    workshop: str = ""
+    workshop: str = ""  # the workshop the holder or insurer chose to assess it
     estimate_ref: str = ""
     reason: str = ""
     approved: Uint = 0
