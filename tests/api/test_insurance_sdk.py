@@ -238,3 +238,32 @@ def test_a_sale_ends_the_policy_and_its_last_period_is_still_priced_on_usage(nod
     assert (s["consented"], s["distance_m"], s["premium"]) == (True, 10_000, 50)  # frank consented throughout
     with pytest.raises(ReadRefused):  # the car's driving data is grace's now: frank cannot re-add the km
         ins.check_statement(pid, 0, key=frank)
+
+
+def test_policy_statement_and_claim_are_proven_to_their_parties_only(node) -> None:
+    """``/v1/state`` serves a policy, its statements and its claims with their proofs to the insurer
+    and the holder (the claim also to its workshop), so either can prove them to a third party;
+    another insurer and an unknown key are refused."""
+    from blokauto.modules.insurance.state import CLAIMS, POLICIES, STATEMENTS
+
+    carol = K("sdk-carol")
+    vin, device = insured_car(node, carol)
+    ins, tel = Insurance(node.bc), Telemetry(node.bc)
+    pid, start = bind(ins, carol, vin)
+    wait_past(start + 50)
+    cid = claim_id(tel.report_crash(vin, device, decel_mms2=52_000, odometer_m=1_000, airbag=True))
+    ok(ins.cancel_policy(carol, pid))
+    ok(ins.issue_statements(INS, [pid])[0])
+    keys = {"policy": POLICIES.key(pid).decode(), "statement": STATEMENTS.key(pid, 0).decode(),
+            "claim": CLAIMS.key(cid).decode()}
+    for reader in (carol, INS, admin("reg")):
+        bc = node.bc.as_key(reader)
+        for what, key in keys.items():
+            value = bc.state(key).value
+            assert value is not None and (value["id"] if what != "statement" else value["policy"]) in (pid, cid), what
+    for outsider, code in ((admin("ins2"), "not_a_party"), (K("sdk-nobody"), "unknown_caller")):
+        bc = node.bc.as_key(outsider)
+        for key in keys.values():
+            with pytest.raises(ReadRefused) as err:
+                bc.state(key)
+            assert err.value.code == code, key

@@ -265,6 +265,7 @@ QUERIES = [
     ("telemetry", "batches", tq.VinPage(vin=VIN), DRIVING),
     ("telemetry", "batch", tq.BatchQuery(vin=VIN, seq=1), DRIVING),
     ("telemetry", "totals", tq.WindowQuery(vin=VIN), DRIVING),
+    ("telemetry", "seq_totals", tq.SeqQuery(vin=VIN, after=0, through=1), DRIVING),
     ("telemetry", "crashes", tq.VinPage(vin=VIN), DRIVING),
     ("insurance", "products", Page(), OFFERS),
     ("insurance", "product", iq.ProductQuery(insurer="ins", product="payd"), OFFERS),

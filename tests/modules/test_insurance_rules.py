@@ -227,7 +227,7 @@ def test_statements_price_each_periods_usage_in_order() -> None:
     assert r.events == [{"type": "insurance.statement_issued", "policy": 1, "period": 0, "premium": 2_482,
                          "insurer": "ins", "holder": ALICE.did}]
     assert stmt(chain, 0) == Statement(1, 0, s, s + PERIOD, True, 2, 14_178, 13_178, 2, 599, 2_482, "due",
-                                       chain.ledger.head.height)
+                                       chain.ledger.head.height, after_seq=0, through_seq=2)
     assert pol(chain).billed == 1
     # period 1: the one-sample batch and the 3 km one: 2,000 + 5*3 = 2,015
     issue(chain, at=s + 2 * PERIOD)

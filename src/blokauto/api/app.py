@@ -53,6 +53,8 @@ from ..core.access import (ANONYMOUS, IDENTIFIED, NODES, PUBLIC, SIGNED, Caller,
                            NotYourData, ReadPolicy, Roles, UnknownCaller, VehicleData, check_read)
 from ..core.encoding import to_builtins
 from ..modules.governance import keys as gov_keys
+from ..modules.insurance import keys as insurance_keys
+from ..modules.insurance import doors as insurance_doors
 from ..modules.parts import keys as parts_keys
 from ..modules.recalls import keys as recall_keys
 from ..modules.vehicles import keys as vehicle_keys
@@ -604,14 +606,24 @@ async def snapshot_chain(api: ApiDep, caller: CallerDep) -> File:
 
 #: Who reads a raw state key, by what it holds; any other key: nodes, regulators and police (use the
 #: module queries, which declare their readers, for the rest).
-STATE_READS: list[tuple[str, ReadPolicy, str | None]] = [
+STATE_READS: list[tuple[str, ReadPolicy, str | Callable[[str], dict[str, Any]] | None]] = [
     (gov_keys.ORG, IDENTIFIED, None), (gov_keys.MEMBER, IDENTIFIED, None), (gov_keys.PROPOSAL, IDENTIFIED, None),
     (gov_keys.ACTIVE_ORGS, IDENTIFIED, None), (gov_keys.CONSENSUS, IDENTIFIED, None),
     (vehicle_keys.WMI, IDENTIFIED, None),
     (vehicle_keys.VEHICLE, VehicleData("vin", "history"), "vin"),
     (parts_keys.BOM, VehicleData("vin", "history"), "vin"),
     (recall_keys.CAMPAIGN, IDENTIFIED, None),
+    # insurance: a policy and its statements are its insurer's and holder's, a claim its parties'
+    (insurance_keys.POLICY, insurance_doors.POLICY_PARTIES, lambda rest: {"policy": _key_number(rest)}),
+    (insurance_keys.STATEMENT, insurance_doors.POLICY_PARTIES, lambda rest: {"policy": _key_number(rest)}),
+    (insurance_keys.CLAIM, insurance_doors.CLAIM_PARTIES, lambda rest: {"claim": _key_number(rest)}),
 ]
+
+
+def _key_number(rest: str) -> int:
+    """The first number of a state key's remainder (``0000000000000007/...`` -> 7; -1 if none)."""
+    head = rest.split("/", 1)[0]
+    return int(head) if head.isdigit() and len(head) <= 16 else -1
 OTHER_STATE = Roles("regulator", "police")
 
 
@@ -620,7 +632,8 @@ def state_read(key: str) -> tuple[ReadPolicy, Any, str]:
     what = f"the state key {key[:120]!r}"
     for prefix, policy, field in STATE_READS:
         if key.startswith(prefix):
-            return policy, ({field: key[len(prefix):]} if field else None), what
+            rest = key[len(prefix):]
+            return policy, (field(rest) if callable(field) else {field: rest} if field else None), what
     return OTHER_STATE, None, what
 
 

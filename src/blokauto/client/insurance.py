@@ -225,7 +225,8 @@ class Insurance:
     def check_statement(self, policy: int, period: int, *, pricing: Pricing | None = None,
                         key: KeyPair | None = None, min_height: int = -1) -> StatementCheck:
         """Check a statement cent by cent: raise ``PremiumMismatch`` unless the usage it counted is
-        the vehicle's trip totals for its window (the ``telemetry totals`` query) and its premium is
+        the vehicle's trip totals of the batches it names (``telemetry seq_totals``: those not billed
+        before, ending before the period's end) and its premium is
         what the formula gives for them over the part of the period it covers (the product's cap
         when it records no consent). ``pricing``: the terms you agreed to (default: the policy's, as
         the ledger holds them). Read by the holder (who reads the vehicle's driving data) or the
@@ -236,12 +237,17 @@ class Insurance:
         terms = pricing if pricing is not None else msgspec.convert(p["pricing"], Pricing)
         totals = None
         if s["consented"]:
-            totals = _totals(c.query("telemetry", "totals", vin=p["vin"], start=s["start"], end=s["end"],
-                                     min_height=min_height))
+            totals = _totals(c.query("telemetry", "seq_totals", vin=p["vin"], after=s["after_seq"],
+                                     through=s["through_seq"], min_height=min_height))
+            if s["through_seq"] and c.query("telemetry", "batch", vin=p["vin"], seq=s["through_seq"],
+                                            min_height=min_height)["summary"]["end"] >= s["end"]:
+                raise PremiumMismatch(policy, period, "through_seq", s["through_seq"], "a batch ending before "
+                                      f"{s['end']}", "the period's end bounds the batches it counts:")
             for f in USAGE_FIELDS:
                 if s[f] != getattr(totals, f):
                     raise PremiumMismatch(policy, period, f, s[f], getattr(totals, f),
-                                          f"the vehicle's trip totals for [{s['start']}, {s['end']}) hold")
+                                          f"the vehicle's trip totals of batches {s['after_seq'] + 1} to "
+                                          f"{s['through_seq']} hold")
         elif any(s[f] for f in USAGE_FIELDS):
             raise PremiumMismatch(policy, period, next(f for f in USAGE_FIELDS if s[f]), "usage", 0,
                                   "without the holder's consent no usage is read:")

@@ -9,6 +9,7 @@ import msgspec
 
 from ...core.state import StateReader
 from .handlers import CrashClaimsOpener
+from .queries import CLAIM_PARTIES, POLICY_PARTIES  # who reads a policy (and its statements), a claim: the state route too
 from .state import CLAIMS, CRASH_CLAIMS, VEHICLE_CLAIMS, Claim
 
 
@@ -45,4 +46,4 @@ class InsuranceRecords:
         return ClaimEvidence(VEHICLE_CLAIMS.key(vin), [CLAIMS.key(i) for i in ids])
 
 
-__all__ = ["ClaimEvidence", "CrashClaimsOpener", "InsuranceDoor", "InsuranceRecords"]
+__all__ = ["CLAIM_PARTIES", "POLICY_PARTIES", "ClaimEvidence", "CrashClaimsOpener", "InsuranceDoor", "InsuranceRecords"]

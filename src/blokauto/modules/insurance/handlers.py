@@ -186,7 +186,7 @@ def bind_policy(state: Overlay, ctx: Context, msg: BindPolicy) -> None:
     pid = _next_id(state, "policy")
     p = Policy(pid, insurer, msg.product, product.version, msg.vin, title.holder, title.since, product.currency,
                product.pricing, period, msg.start, msg.start + msg.periods * period, msg.deductible, msg.coverage,
-               height=ctx.height)
+               height=ctx.height, billed_seq=ctx.need(Telemetry).last_before(state, msg.vin, msg.start))
     VEHICLE_POLICIES.put(state, VehiclePolicies([*held.ids, pid]), msg.vin)
     ctx.index_put(POLICY_LIST, id=pid, insurer=insurer, vin=msg.vin, holder=title.holder, product=msg.product)
     _put_policy(state, ctx, p, "bound")
@@ -234,7 +234,9 @@ def cancel_policy(state: Overlay, ctx: Context, msg: CancelPolicy) -> None:
 @module.message(IssueStatements, roles={"insurer"})
 def issue_statements(state: Overlay, ctx: Context, msg: IssueStatements) -> None:
     """For each listed policy (the sender's insurer's, each once), the next period's statement, once
-    that period has ended: the usage of the batches ending in it, priced by the policy's pricing
+    that period has ended: the usage of the vehicle's batches not billed yet that end before the
+    period's end (a batch committed late, dated in a period already billed, counts in the next
+    statement; batches that ended before the policy started never count), priced by the policy's pricing
     (``pricing.premium``), if the policy's holder consented to the insurer for driving data through the
     whole period (a grant of that holding made by the period's start, never revoked, counting until
     its end, even if a sale ended the holding since); otherwise the product's cap. A period cut short by a cancellation or
@@ -257,13 +259,17 @@ def issue_statements(state: Overlay, ctx: Context, msg: IssueStatements) -> None
             raise errors.PeriodNotEnded(policy=p.id, period=k, end=we, time=ctx.time)
         consented = consent.held_through(state, p.vin, p.insurer, "driving", p.holder, p.holder_since, ws,
                                          we) is not None
-        totals = telemetry.window(state, p.vin, ws, we) if consented else None
+        after = max(p.billed_seq, telemetry.last_before(state, p.vin, p.start))  # nothing from before the policy
+        through = max(telemetry.last_before(state, p.vin, we), after)
+        totals = (telemetry.through(state, p.vin, through).minus(telemetry.through(state, p.vin, after))
+                  if consented else None)
         amount = premium(p.pricing, totals, we - ws, p.period_ms)
         STATEMENTS.put(state, Statement(
             p.id, k, ws, we, consented, totals.batches if totals else 0, totals.distance_m if totals else 0,
             totals.night_distance_m if totals else 0, totals.harsh_brakes if totals else 0,
-            totals.over_limit_s if totals else 0, amount, "paid" if amount == 0 else "due", ctx.height), p.id, k)
-        POLICIES.put(state, replace(p, billed=k + 1), p.id)
+            totals.over_limit_s if totals else 0, amount, "paid" if amount == 0 else "due", ctx.height,
+            after_seq=after, through_seq=through), p.id, k)
+        POLICIES.put(state, replace(p, billed=k + 1, billed_seq=through), p.id)
         ctx.emit(StatementIssued(policy=p.id, period=k, premium=amount, insurer=p.insurer, holder=p.holder))
 
 

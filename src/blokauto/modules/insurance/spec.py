@@ -55,11 +55,15 @@ class Vehicles(Protocol):
 
 @runtime_checkable
 class Telemetry(Protocol):
-    """What insurance needs from telemetry: a window's trip totals, and a crash the vehicle reported."""
+    """What insurance needs from telemetry: trip totals by batch, and a crash the vehicle reported."""
 
     def window(self, state: StateReader, vin: str, start: int, end: int) -> Any: ...
 
     def crash(self, state: StateReader, vin: str, seq: int) -> Any: ...
+
+    def last_before(self, state: StateReader, vin: str, t: int) -> int: ...
+
+    def through(self, state: StateReader, vin: str, seq: int) -> Any: ...
 
 
 @runtime_checkable

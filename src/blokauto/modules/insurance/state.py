@@ -50,6 +50,7 @@ class Policy(msgspec.Struct, frozen=True):
     cancelled: Uint = 0  # block time of the cancellation (0: not cancelled)
     height: Uint = 0
     sold: Uint = 0  # block time its holder's holding ended (the vehicle was sold; 0: not sold)
+    billed_seq: Uint = 0  # the vehicle's batches up to this sequence number are billed (or predate the policy)
 
 
 class Statement(msgspec.Struct, frozen=True):
@@ -68,6 +69,8 @@ class Statement(msgspec.Struct, frozen=True):
     premium: Uint
     status: Literal["due", "paid"]
     height: Uint
+    after_seq: Uint = 0  # it counts the vehicle's batches after_seq + 1 .. through_seq
+    through_seq: Uint = 0
 
 
 class Claim(msgspec.Struct, frozen=True):

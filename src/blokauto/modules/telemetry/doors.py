@@ -36,6 +36,14 @@ class TelemetryDoor(Protocol):
         """Crash ``seq`` of ``vin`` (None if it reported no such crash)."""
         ...
 
+    def last_before(self, state: StateReader, vin: str, t: int) -> int:
+        """The sequence number of ``vin``'s last batch whose last sample is before ``t`` (0: none)."""
+        ...
+
+    def through(self, state: StateReader, vin: str, seq: int) -> Totals:
+        """The sums of the summaries of ``vin``'s batches 1 to ``seq`` (zero for 0)."""
+        ...
+
 
 class TelemetryRecords:
     """The implementation of ``TelemetryDoor`` wired in the module's definition."""
@@ -48,12 +56,26 @@ class TelemetryRecords:
     def crash(self, state: StateReader, vin: str, seq: int) -> Crash | None:
         return CRASHES.get(state, vin, seq) if vin.isalnum() and seq > 0 else None
 
+    def last_before(self, state: StateReader, vin: str, t: int) -> int:
+        return _last_before(state, vin, t) if vin.isalnum() else 0
+
+    def through(self, state: StateReader, vin: str, seq: int) -> Totals:
+        b = BATCHES.get(state, vin, seq) if vin.isalnum() and seq > 0 else None
+        return b.cumulative if b is not None else Totals()
+
 
 def _upto(state: StateReader, vin: str, t: int) -> Totals:
     """The running totals of the last batch of ``vin`` ending before ``t`` (zero if none)."""
+    seq = _last_before(state, vin, t)
+    b = BATCHES.get(state, vin, seq) if seq else None
+    return b.cumulative if b is not None else Totals()
+
+
+def _last_before(state: StateReader, vin: str, t: int) -> int:
+    """The sequence number of the last batch of ``vin`` ending before ``t`` (0 if none)."""
     v = VEHICLES.get(state, vin)
     if v is None:
-        return Totals()
+        return 0
     lo, hi = 0, v.batches  # invariant: batch lo ends before t (or lo == 0); batches after hi do not
     while lo < hi:
         mid = (lo + hi + 1) // 2
@@ -63,8 +85,4 @@ def _upto(state: StateReader, vin: str, t: int) -> Totals:
             lo = mid
         else:
             hi = mid - 1
-    if lo == 0:
-        return Totals()
-    b = BATCHES.get(state, vin, lo)
-    assert b is not None
-    return b.cumulative
+    return lo

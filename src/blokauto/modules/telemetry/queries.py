@@ -15,7 +15,7 @@ from ...core.state import KeyPart
 from . import errors
 from .doors import TelemetryRecords
 from .spec import BATCH_LIST, module
-from .state import BATCHES, CRASHES, VEHICLES, VehicleTelemetry
+from .state import BATCHES, CRASHES, VEHICLES, Totals, VehicleTelemetry
 
 PAGE_MAX = 1000
 DRIVING = VehicleData("vin", "driving")
@@ -59,6 +59,22 @@ def totals(view: QueryView, q: WindowQuery) -> dict[str, Any]:
     """Sums of the trip summaries of the batches whose last sample is in [start, end) (ms)."""
     return {"vin": q.vin, "start": q.start, "end": q.end,
             **to_builtins(TelemetryRecords().window(view, q.vin, q.start, q.end))}
+
+
+class SeqQuery(msgspec.Struct):
+    vin: KeyPart
+    after: Uint = 0
+    through: Uint = 0
+
+
+@module.query("seq_totals", SeqQuery, read=DRIVING)
+def seq_totals(view: QueryView, q: SeqQuery) -> dict[str, Any]:
+    """Sums of the trip summaries of batches ``after`` + 1 to ``through`` (by sequence number, as a
+    premium statement counts them)."""
+    doors = TelemetryRecords()
+    t = doors.through(view, q.vin, q.through).minus(doors.through(view, q.vin, q.after)) \
+        if q.through > q.after else Totals()
+    return {"vin": q.vin, "after": q.after, "through": q.through, **to_builtins(t)}
 
 
 @module.query("crashes", VinPage, read=DRIVING)
