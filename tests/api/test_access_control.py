@@ -121,6 +121,15 @@ VEHICLE_READERS = {"node": OK, "regulator": OK, "maker": OK, "lender": OK, "insu
 PUBLIC_ROUTE = {who: OK for who in CALLERS}
 KNOWN_ONLY = {**{who: OK for who in CALLERS}, "none": SIG, "outsider": UNKNOWN, "revoked": REVOKED_, "device": UNKNOWN}
 
+DRIVING_READERS = {**VEHICLE_READERS, "insurer": CONSENT}
+
+
+def nobodys(missing: str) -> dict[str, str]:
+    """A record of its parties that does not exist: nobody's (regulators and nodes get 404 ``missing``)."""
+    return {**{w: "403 not_a_party" for w in CALLERS}, "node": f"404 {missing}", "regulator": f"404 {missing}",
+            "none": SIG, "outsider": UNKNOWN, "revoked": REVOKED_, "device": UNKNOWN}
+
+
 TABLE: list[tuple[str, str, dict[str, str]]] = [
     ("/v1/status", "public", PUBLIC_ROUTE),
     ("/v1/genesis", "public", PUBLIC_ROUTE),
@@ -217,6 +226,38 @@ TABLE: list[tuple[str, str, dict[str, str]]] = [
     ("/v1/q/payments/escrow?escrow=1", "a sale's buyer and seller (none locked: nobody's)",
      {**{w: "403 not_a_party" for w in CALLERS}, "node": OK, "regulator": OK,
       "none": SIG, "outsider": UNKNOWN, "revoked": REVOKED_, "device": UNKNOWN}),
+    (f"/v1/q/vehicles/devices?vin={VIN}", "vehicle data", VEHICLE_READERS),
+    (f"/v1/q/telemetry/batches?vin={VIN}", "driving data (ins has history consent only)", DRIVING_READERS),
+    (f"/v1/q/telemetry/totals?vin={VIN}", "driving data", DRIVING_READERS),
+    (f"/v1/q/telemetry/seq_totals?vin={VIN}&after=0&through=1", "driving data", DRIVING_READERS),
+    (f"/v1/q/telemetry/crashes?vin={VIN}", "driving data", DRIVING_READERS),
+    (f"/v1/q/telemetry/batch?vin={VIN}&seq=1", "driving data (none committed: 404 for its readers)",
+     {w: ("404 unknown_telemetry_batch" if v == OK else v) for w, v in DRIVING_READERS.items()}),
+    (f"/v1/telemetry/{VIN}/batches/1", "driving data (none committed: 404 for its readers)",
+     {w: ("404 unknown_telemetry_batch" if v == OK else v) for w, v in DRIVING_READERS.items()}),
+    (f"/v1/telemetry/{VIN}/batches/1/samples", "location data (none committed: 404 for its readers)",
+     {w: ("404 unknown_telemetry_batch" if v == OK else v) for w, v in DRIVING_READERS.items()}),
+    (f"/v1/telemetry/{VIN}/batches/1/samples/0", "location data (none committed: 404 for its readers)",
+     {w: ("404 unknown_telemetry_batch" if v == OK else v) for w, v in DRIVING_READERS.items()}),
+    ("/v1/q/insurance/products", "offers: known keys", KNOWN_ONLY),
+    ("/v1/q/insurance/product?insurer=ins&product=none", "offers: known keys (none published: 404)",
+     {w: ("404 unknown_product" if v == OK else v) for w, v in KNOWN_ONLY.items()}),
+    ("/v1/q/insurance/policy?policy=1", "a policy's insurer and holder (none bound: nobody's)", nobodys("unknown_policy")),
+    ("/v1/q/insurance/statements?policy=1", "a policy's insurer and holder", nobodys("unknown_policy")),
+    ("/v1/q/insurance/statement?policy=1&period=0", "a policy's insurer and holder", nobodys("unknown_statement")),
+    ("/v1/q/insurance/claim?claim=1", "a claim's insurer, holder and workshop", nobodys("unknown_claim")),
+    ("/v1/q/insurance/insurer_policies?insurer=ins", "the insurer named",
+     {**{w: NOT_YOURS for w in CALLERS}, "node": OK, "regulator": OK, "insurer": OK, "none": SIG,
+      "outsider": UNKNOWN, "revoked": REVOKED_, "device": UNKNOWN}),
+    ("/v1/q/insurance/insurer_claims?insurer=ins", "the insurer named",
+     {**{w: NOT_YOURS for w in CALLERS}, "node": OK, "regulator": OK, "insurer": OK, "none": SIG,
+      "outsider": UNKNOWN, "revoked": REVOKED_, "device": UNKNOWN}),
+    (f"/v1/q/insurance/holder_policies?holder={OWNER.did}", "the holder named",
+     {**{w: NOT_YOURS for w in CALLERS}, "node": OK, "regulator": OK, "holder": OK, "none": SIG,
+      "outsider": UNKNOWN, "revoked": REVOKED_, "device": UNKNOWN}),
+    (f"/v1/q/insurance/vehicle_policies?vin={VIN}", "the vehicle's holder",
+     {**{w: NOT_YOURS for w in CALLERS}, "node": OK, "regulator": OK, "holder": OK, "none": SIG,
+      "outsider": UNKNOWN, "revoked": REVOKED_, "device": UNKNOWN}),
     (f"/v1/q/consent/allowed?vin={VIN}&org=ins&category=history", "the organisation asked about, the holder",
      {**{w: NOT_YOURS for w in CALLERS}, "node": OK, "regulator": OK, "insurer": OK, "holder": OK, "none": SIG,
       "outsider": UNKNOWN, "revoked": REVOKED_, "device": UNKNOWN}),
@@ -238,7 +279,10 @@ def test_every_route_and_query_of_the_api_is_in_the_table(acl: Any) -> None:
     tabled = {p.split("?")[0] for p, _, _ in TABLE}
     covered_by_pattern = {"/v1/blocks/{height}", "/v1/checkpoints/{height}", "/v1/state/{key}", "/v1/txs/{tx_id}",
                           "/v1/reports/{vin}", "/v1/reports/{vin}/pdf", "/reports/{vin}", "/v1/txs", "/v1/txs/batch",
-                          "/v1/events"}  # each has its own tests below or in test_share_links / test_signed_requests
+                          "/v1/events", "/v1/telemetry/batches", "/v1/telemetry/{vin}/samples",
+                          "/v1/telemetry/{vin}/batches/{seq}", "/v1/telemetry/{vin}/batches/{seq}/samples",
+                          "/v1/telemetry/{vin}/batches/{seq}/samples/{index}"}  # rows above with a VIN
+    # each has its own tests below or in test_share_links / test_signed_requests / test_telemetry_intake
     untabled = [p for p in spec["paths"] if p not in covered_by_pattern and not any(
         t == p or t.startswith(p.rstrip("/") + "/") for t in tabled)]
     assert untabled == [], f"routes and queries without a row in TABLE: {untabled}"
