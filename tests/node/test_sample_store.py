@@ -315,3 +315,40 @@ def test_a_damaged_row_is_refused_over_http_and_the_node_stays_healthy(tmp_path)
             assert http.get("/v1/status").json()["healthy"]
         r = _post(served.url, g, trip(4), params={"wait": 30})  # intake goes on
         assert r.status_code == 200 and r.json()["receipt"]["ok"]
+
+
+def test_puts_racing_each_other_are_committed_together_and_each_answered(store: SampleStore) -> None:
+    """Group commit: 24 threads put 12 batches at once, each batch twice: every batch is kept once,
+    and of the two callers of each, one hears its row was added, the other that it was there."""
+    import threading
+
+    batches = [trip(3 + i % 5, step_ms=1_000 + i) for i in range(12)]
+    results: dict[int, bool] = {}
+    errors: list[BaseException] = []
+    go = threading.Barrier(24)
+
+    def one(i: int) -> None:
+        go.wait()
+        try:
+            s = batches[i % 12]
+            results[i] = store.put(VIN, root_of(s), s, 0, f"tx-{i}")
+        except BaseException as exc:  # noqa: BLE001  (the test reports it)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(results.values()).count(True) == 12  # each batch added once, its second put told so
+    assert store.count() == 12
+    for s in batches:
+        assert store.get(VIN, root_of(s)).samples == s
+
+
+def test_a_group_that_cannot_commit_refuses_every_put_in_it(store: SampleStore) -> None:
+    store.close()
+    s = trip(3)
+    with pytest.raises(SampleStoreUnavailable):
+        store.put(VIN, root_of(s), s, 0, "tx")

@@ -16,7 +16,8 @@ them here for the vehicle's holder and the organisations the holder consented to
 Rules:
 
 - **Durable before acknowledged.** WAL with ``synchronous=FULL``: ``put`` returns once the row is
-  fsynced, and only then does the route submit the transaction and answer 202.
+  fsynced, and only then does the route submit the transaction and answer 202. Puts that arrive
+  while a commit is running are committed together by the next one (group commit: one fsync).
 - **Checked on every read.** ``get`` decompresses, decodes and recomputes the Merkle root of the
   samples; anything that does not give back the root the row is keyed by is ``SamplesDamaged``,
   never served.
@@ -46,6 +47,7 @@ import stat
 import threading
 import time
 import zlib
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -114,6 +116,9 @@ class SampleStore:
         self._conn: sqlite3.Connection | None = None
         self.broken: str | None = None  # why the store cannot be used (None: it can)
         self._claims: dict[tuple[str, str], _Claim] = {}  # (vin, root) -> submissions in flight
+        self._queue: list[tuple[tuple[Any, ...], Future]] = []  # rows waiting for the next group commit
+        self._queue_lock = threading.Lock()
+        self._commit_lock = threading.Lock()
         try:
             self._conn = self._open()
         except sqlite3.Error as exc:
@@ -188,18 +193,36 @@ class SampleStore:
         by the intake workers)."""
         row = (vin, root, batch.blob, batch.count, batch.start, batch.end, utc_offset_min, tx,
                time.time_ns() // 1_000_000 if received_ms is None else received_ms)
+        mine: Future = Future()
+        with self._queue_lock:
+            self._queue.append((row, mine))
+        with self._commit_lock:  # group commit: whoever commits takes every row queued so far, one fsync
+            if not mine.done():
+                with self._queue_lock:
+                    rows, self._queue = self._queue, []
+                try:
+                    inserted = self._run(lambda conn: self._insert(conn, [r for r, _ in rows]))
+                except BaseException as exc:
+                    for _, f in rows:
+                        f.set_exception(exc)
+                else:
+                    for (_, f), ok in zip(rows, inserted):
+                        f.set_result(ok)
+        return bool(mine.result())
 
-        def put(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute('INSERT OR IGNORE INTO batches (vin, root, samples, count, start, "end", '
-                               'utc_offset_min, tx, received_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)', row)
-            inserted = cur.rowcount == 1
-            claim = self._claims.setdefault((vin, root), _Claim())
+    def _insert(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[bool]:
+        """Insert ``rows`` in one transaction; then count each as a claim in flight."""
+        conn.execute("BEGIN IMMEDIATE")
+        inserted = [conn.execute('INSERT OR IGNORE INTO batches (vin, root, samples, count, start, "end", '
+                                 'utc_offset_min, tx, received_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+                                 row).rowcount == 1 for row in rows]
+        conn.execute("COMMIT")
+        for row, added in zip(rows, inserted):
+            claim = self._claims.setdefault((row[0], row[1]), _Claim())
             claim.pending += 1
-            if inserted:
-                claim.owner = tx
-            return inserted
-
-        return bool(self._run(put))
+            if added:
+                claim.owner = row[7]
+        return inserted
 
     def settle(self, vin: str, root: str, tx: str, kept: bool) -> None:
         """What the ledger did with transaction ``tx`` that claimed this batch: ``kept`` (committed
