@@ -28,8 +28,8 @@ from blokauto.modules.insurance.messages import (AssessClaim, BindPolicy, Cancel
                                                  IssueStatements, PayClaim, PayPremium, PublishProduct, RenewPolicy)
 from blokauto.modules.insurance.pricing import Pricing
 from blokauto.modules.insurance.spec import CLAIM_LIST, POLICY_LIST, PRODUCT_LIST
-from blokauto.modules.insurance.state import (CLAIMS, CRASH_CLAIMS, POLICIES, PRODUCTS, STATEMENTS, VEHICLE_POLICIES,
-                                              Statement)
+from blokauto.modules.insurance.state import (CLAIMS, CRASH_CLAIMS, POLICIES, PRODUCTS, STATEMENTS, VEHICLE_CLAIMS,
+                                              VEHICLE_POLICIES, Statement)
 from blokauto.modules.payments.messages import Transfer
 from blokauto.modules.telemetry.messages import ReportCrash
 from blokauto.modules.vehicles.messages import Deregister, RecordOdometer, TransferTitle
@@ -61,6 +61,12 @@ def stmt(chain: Any, k: int, pid: int = 1) -> Statement:
 
 def claim(chain: Any, cid: int = 1) -> Any:
     return CLAIMS.get(chain.ledger, cid)
+
+
+def usage_of(s: Statement) -> tuple:
+    """What a statement says of its period: when, consented, the usage counted, the premium, its status."""
+    return (s.start, s.end, s.consented, s.batches, s.distance_m, s.night_distance_m, s.harsh_brakes,
+            s.over_limit_s, s.premium, s.status)
 
 
 def types(receipt: Any) -> list[str]:
@@ -264,8 +270,8 @@ def test_without_the_holders_consent_the_premium_is_the_cap() -> None:
     chain = world(consent=False)
     drive(chain, S(chain) + HOUR, brake_at=(5,))
     issue(chain, at=S(chain) + PERIOD)
-    s0 = stmt(chain, 0)
-    assert (s0.consented, s0.batches, s0.distance_m, s0.harsh_brakes, s0.premium) == (False, 0, 0, 0, 20_000)
+    s = S(chain)
+    assert usage_of(stmt(chain, 0)) == (s, s + PERIOD, False, 0, 0, 0, 0, 0, 20_000, "due")
 
 
 def test_consent_revoked_midway_prices_later_statements_at_the_cap() -> None:
@@ -488,6 +494,7 @@ def test_a_crash_opens_a_claim_in_the_same_transaction() -> None:
             c.status, c.opened) == (1, 1, VIN, "ins", ALICE.did, "crash", 1, t, 20, [], "opened",
                                     chain.ledger.head.height)
     assert CRASH_CLAIMS.get(chain.ledger, VIN, 1) == 1
+    assert VEHICLE_CLAIMS.get(chain.ledger, VIN) == [1]
     assert [dict(x) for x in chain.ledger.index[CLAIM_LIST.name].values()] == [
         {"id": 1, "policy": 1, "insurer": "ins", "vin": VIN, "status": "opened"}]
     # the holder cannot claim the same crash again
@@ -544,6 +551,10 @@ def test_a_claim_filed_without_a_crash_is_flagged() -> None:
     c = claim(chain)
     assert (c.source, c.crash, c.incident, c.flags) == ("holder", 0, incident, ["no_crash_event"])
     assert CRASH_CLAIMS.get(chain.ledger, VIN, 0) is None
+    crash(chain, incident + 1)
+    pid = bob_policy(chain)
+    ok(chain, BOB, FileClaim(policy=pid, incident=S(chain, pid), odometer_km=0), at=S(chain, pid))
+    assert (VEHICLE_CLAIMS.get(chain.ledger, VIN), VEHICLE_CLAIMS.get(chain.ledger, OTHER_VIN)) == ([1, 2], [3])
 
 
 def test_a_claim_at_the_start_and_the_last_ms_of_the_policy_is_accepted() -> None:
@@ -561,6 +572,25 @@ def test_a_claim_filed_on_a_reported_crash_takes_the_crash_facts() -> None:
     assert claim(chain) is None  # before the policy started
     r = send(chain, ALICE, FileClaim(policy=1, incident=t + 5, odometer_km=999, crash=1))
     assert (r.code, r.detail["incident"]) == ("no_active_policy", t - 1)  # the crash's time counts, not the claim's
+
+
+def test_a_crash_reported_before_its_policy_was_bound_is_claimed_with_its_facts() -> None:
+    """A device clock ahead dates a crash after the report (within the skew): a policy bound in between
+    covers it, and the holder files it; the claim takes the crash's time and odometer, not hers."""
+    chain = world(policy=False)
+    r0 = now(chain) + 1
+    t = r0 + 4 * MINUTE
+    ok(chain, DEVICE, ReportCrash(vin=VIN, t=t, decel_mms2=0, odometer_m=7_999, impact=True), at=r0)
+    b = r0 + MINUTE
+    ok(chain, INS, BindPolicy(product="payd", vin=VIN, start=b, periods=1, deductible=0, coverage=5), ALICE, at=b)
+    assert claim(chain) is None
+    assert send(chain, ALICE, FileClaim(policy=1, incident=b, odometer_km=0, crash=1), at=t - 1).code == \
+        "claim_incident_in_future"
+    ok(chain, ALICE, FileClaim(policy=1, incident=b, odometer_km=999, crash=1), at=t)
+    c = claim(chain)
+    assert (c.source, c.crash, c.incident, c.odometer_km, c.flags) == ("holder", 1, t, 7, [])
+    assert CRASH_CLAIMS.get(chain.ledger, VIN, 1) == 1
+    assert send(chain, ALICE, FileClaim(policy=1, incident=b, odometer_km=0, crash=1)).code == "claim_exists"
 
 
 @pytest.mark.parametrize("km,flagged", [(10_000 - SLACK_KM, False), (10_000 - SLACK_KM - 1, True)])
@@ -789,6 +819,8 @@ REFUSALS = [
     r("bind_overlapping_the_policy_in_force", INS, bind(start=lambda c: pol(c).end - 1), "policy_overlaps",
       cosigners=(ALICE,), at=since_s(HOUR), policy=1),
     r("bind_overlapping_a_policy_yet_to_start", INS, bind(), "policy_overlaps", cosigners=(ALICE,), policy=1),
+    r("bind_overlapping_the_newest_of_two", INS, bind(start=lambda c: pol(c, 2).end - 1), "policy_overlaps",
+      followed, cosigners=(ALICE,), at=since_s(31 * DAY), policy=2),
     r("bind_without_the_holder", INS, bind(vin=OTHER_VIN), "missing_cosigner"),
     r("bind_cosigned_by_a_former_holder", INS, bind(), "missing_cosigner", lambda c: sell(c, now(c) + 1),
       cosigners=(ALICE,),

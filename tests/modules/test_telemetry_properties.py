@@ -27,12 +27,15 @@ from blokauto.core.merkle import ProofError, leaf_hash, verify_inclusion
 from blokauto.modules.insurance.messages import IssueStatements
 from blokauto.modules.telemetry.handlers import check_summary
 from blokauto.modules.telemetry.messages import ReportCrash
-from blokauto.modules.telemetry.samples import (MAX_SAMPLES, BatchMismatch, Sample, SampleError, TripSummary,
+from blokauto.modules.telemetry.samples import (BatchMismatch, Sample, SampleError, TripSummary,
                                                 batch_root, check_batch, check_samples, decode_samples, leaf_bytes,
                                                 sample_proof, summarize, verify_sample)
 
 from conftest import T0, build_tx
 from helpers.insurance import DAY, DEVICE, INS, VIN, batch_msg, now, trip, world
+
+#: The most samples a batch holds (samples.MAX_SAMPLES): part of the protocol, so a literal here.
+MOST = 10_000
 
 HOUR = 3_600_000
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -197,10 +200,10 @@ def test_samples_that_cannot_form_a_batch(samples: list[Sample], index: int) -> 
 
 
 def test_the_most_samples_a_batch_holds() -> None:
-    samples = trip(T0, MAX_SAMPLES, every_ms=1, step_m=0)
+    samples = trip(T0, MOST, every_ms=1, step_m=0)
     check_samples(samples)
     with pytest.raises(SampleError):
-        check_samples([*samples, Sample(T0 + MAX_SAMPLES, 0, 0, 0, 0, 0, 0, 0)])
+        check_samples([*samples, Sample(T0 + MOST, 0, 0, 0, 0, 0, 0, 0)])
 
 
 def test_an_odometer_standing_still_forms_a_batch() -> None:

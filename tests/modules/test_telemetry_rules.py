@@ -29,7 +29,7 @@ from blokauto.core.crypto import KeyPair
 from blokauto.modules.telemetry import TelemetryDoor, Totals
 from blokauto.modules.telemetry.handlers import check_summary
 from blokauto.modules.telemetry.messages import CommitBatch, ReportCrash
-from blokauto.modules.telemetry.samples import MAX_SAMPLES, TripSummary
+from blokauto.modules.telemetry.samples import TripSummary
 from blokauto.modules.telemetry.spec import BATCH_LIST
 from blokauto.modules.telemetry.state import BATCHES, CRASH_AT, CRASHES, VEHICLES as TEL_VEHICLES
 from blokauto.modules.vehicles.messages import Deregister, RevokeDeviceKey, RotateDeviceKey
@@ -43,6 +43,7 @@ from helpers.vehicles import WMI, admin, history, snapshot, vin_for
 SKEW = 5 * MINUTE  # telemetry_future_skew_ms by default
 MAX_AGE = 7 * DAY  # crash_report_max_age_ms by default
 THRESHOLD = 39_000  # crash_decel_mms2 by default
+MOST = 10_000  # samples a batch holds (samples.MAX_SAMPLES): part of the protocol, so a literal here
 SCRAP = admin("scrap")
 
 
@@ -187,7 +188,7 @@ def _max_samples(chain: Chain) -> CommitBatch:
     m = recent(chain)
     s = m.summary
     return msgspec.structs.replace(m, summary=msgspec.structs.replace(
-        s, samples=MAX_SAMPLES, start=s.end - (MAX_SAMPLES - 1), duration_s=(MAX_SAMPLES - 1) // 1000))
+        s, samples=MOST, start=s.end - (MOST - 1), duration_s=(MOST - 1) // 1000))
 
 
 @pytest.mark.parametrize("make", [
@@ -376,7 +377,7 @@ def _too_many_samples(chain: Chain) -> CommitBatch:
     m = recent(chain)
     s = m.summary
     return msgspec.structs.replace(m, summary=msgspec.structs.replace(
-        s, samples=MAX_SAMPLES + 1, start=s.end - MAX_SAMPLES, duration_s=MAX_SAMPLES // 1000))
+        s, samples=MOST + 1, start=s.end - MOST, duration_s=MOST // 1000))
 
 
 def overlapping(dt: int) -> Callable[[Chain], CommitBatch]:
