@@ -367,7 +367,8 @@ def test_every_telemetry_and_insurance_event_type_has_a_row() -> None:
 
 def test_a_product_of_another_pricing_is_an_offer_every_member_reads() -> None:
     chain = read_world()
-    ok(chain, INS2, PublishProduct(product="flat", currency="EUR", period_days=30, pricing=Pricing(base=1),
+    ok(chain, INS2, PublishProduct(product="flat", currency="EUR", period_days=30,
+                                   pricing=Pricing(base=1, max_premium=1),
                                    max_coverage=0))
     spec = chain.registry.queries[("insurance", "product")]
     assert codes(chain, spec.read, iq.ProductQuery(insurer="ins2", product="flat"), [INSURER, HOLDER, DEALER]) == {

@@ -60,7 +60,8 @@ def reference(p: Pricing, t: Totals | None, elapsed: int, period: int) -> int:
     km, night_km = t.distance_m // 1000, t.night_distance_m // 1000
     extra_night = p.per_km * night_km * p.night_factor_bps // 10_000
     minutes = t.over_limit_s // 60
-    raw = f(p.base) + p.per_km * km + extra_night + p.per_harsh_brake * t.harsh_brakes + p.per_over_limit_minute * minutes
+    raw = (f(p.base) + p.per_km * km + extra_night + p.per_harsh_brake * t.harsh_brakes
+           + p.per_over_limit_minute * minutes)
     return sorted([f(p.min_premium), raw, cap])[1]  # clamp (min <= max)
 
 
@@ -133,9 +134,28 @@ P = Pricing(base=2_000, per_km=5, night_factor_bps=5_000, per_harsh_brake=100, p
     (Totals(), PERIOD // 3, 666),  # 2,000 / 3 = 666, above min 333
     (Totals(), PERIOD // 30, 66),  # 2,000 / 30 = 66, min 1,000 / 30 = 33: 66
     (Totals(), 0, 0),
+    (Totals(distance_m=999, night_distance_m=999), PERIOD, 2_000),  # not a whole km, by day or by night
 ])
 def test_worked_examples(totals: Totals, elapsed: int, expected: int) -> None:
     assert premium(P, totals, elapsed, PERIOD) == expected
+
+
+def test_night_km_cost_the_factor_in_basis_points_extra() -> None:
+    at_cost = Pricing(base=0, per_km=1, night_factor_bps=10_000, max_premium=MONEY)  # night km cost double
+    assert premium(at_cost, Totals(distance_m=10_000_000, night_distance_m=10_000_000), PERIOD, PERIOD) == 20_000
+    assert premium(at_cost, Totals(distance_m=10_000_000, night_distance_m=9_999_999), PERIOD, PERIOD) == 19_999
+    third = Pricing(base=0, per_km=3, night_factor_bps=3_333, max_premium=MONEY)
+    assert premium(third, Totals(distance_m=10_000, night_distance_m=10_000), PERIOD, PERIOD) == 30 + 9  # 9.999
+
+
+@PROPS
+@given(st.integers(0, 10_000), st.integers(0, 100_000), usage)
+def test_below_the_cap_the_usage_is_priced_exactly(per_km: int, factor: int, t: Totals) -> None:
+    p = Pricing(base=0, per_km=per_km, night_factor_bps=factor, max_premium=MONEY)
+    km, night_km = t.distance_m // 1000, t.night_distance_m // 1000
+    assume(per_km * (km + night_km * 10) < MONEY)
+    assert premium(p, msgspec.structs.replace(t, harsh_brakes=0, over_limit_s=0), PERIOD, PERIOD) == (
+        per_km * km + per_km * night_km * factor // 10_000)
 
 
 def test_the_minimum_lifts_a_cheap_period() -> None:

@@ -224,9 +224,9 @@ def test_statements_price_each_periods_usage_in_order() -> None:
     # braking hard twice (samples 10-11 are one run, 300 another), at 23:01 local time (UTC+14): all night
     drive(chain, s + HOUR, brake_at=(10, 11, 300), speed=120, offset=840)
     # a batch ending just before period 0 ends counts in it; one ending at its end counts in period 1
-    drive(chain, s + PERIOD - 1_001, 2, step_m=1_000)  # 1,000 m, ends at s + PERIOD - 1
+    drive(chain, s + PERIOD - 10_001, 2, every_ms=10_000, step_m=1_000)  # 1,000 m, ends at s + PERIOD - 1
     drive(chain, s + PERIOD, 1)  # one sample, at s + PERIOD
-    drive(chain, s + PERIOD + 1, 2, step_m=3_000)  # 3,000 m in period 1
+    drive(chain, s + PERIOD + 1, 2, every_ms=30_000, step_m=3_000)  # 3,000 m in period 1
     r = issue(chain, at=max(s + PERIOD, now(chain) + 1))
     # km = 14,178 // 1000 = 14; night km = 13,178 // 1000 = 13
     # usage = 5*14 + 5*13*5000//10000 + 100*2 + 20*(599//60) = 70 + 32 + 200 + 180 = 482

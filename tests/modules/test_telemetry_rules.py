@@ -181,7 +181,8 @@ def _dense(chain: Chain) -> CommitBatch:
     m = recent(chain)
     s = m.summary  # 3 samples in 2 ms: the fewest ms strictly increasing times need
     return msgspec.structs.replace(m, summary=msgspec.structs.replace(s, samples=3, end=s.start + 2, duration_s=0,
-                                                                      over_limit_s=0))
+                                                                      over_limit_s=0, distance_m=0,
+                                                                      night_distance_m=0))
 
 
 def _max_samples(chain: Chain) -> CommitBatch:
@@ -547,6 +548,16 @@ def test_window_of_a_vehicle_without_batches_or_a_bad_vin_is_zero() -> None:
     end = BATCHES.get(chain.ledger, VIN, 1).summary.end
     assert window(chain, VIN, end, end) == Totals()
     assert window(chain, VIN, end, end + 1).batches == 1
+
+
+def test_the_door_hands_a_reported_crash_and_nothing_else() -> None:
+    chain = tel_world()
+    ok(chain, DEVICE, crash(chain))
+    door = chain.registry.provider(TelemetryDoor)
+    assert door.crash(chain.ledger, VIN, 1) == CRASHES.get(chain.ledger, VIN, 1) is not None
+    assert door.crash(chain.ledger, VIN, 0) is None
+    assert door.crash(chain.ledger, VIN, 2) is None
+    assert door.crash(chain.ledger, VIN + "/1", 1) is None  # not a VIN: no key is built from it
 
 
 def test_the_totals_query_is_the_window() -> None:
