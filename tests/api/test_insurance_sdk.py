@@ -166,7 +166,7 @@ def test_check_statement_catches_a_premium_not_priced_by_the_agreed_terms(node) 
     ok(ins.issue_statements(INS, [pid])[0])
     assert ins.check_statement(pid, 0, key=bob).expected == 50
 
-    quoted = Pricing(base=2_000, per_km=4, min_premium=1_000)  # what bob was told: 4 cents a km, not 5
+    quoted = Pricing(base=2_000, per_km=4, min_premium=1_000, max_premium=20_000)  # what bob was told: 4 cents a km, not 5
     with pytest.raises(PremiumMismatch) as caught:
         ins.check_statement(pid, 0, key=bob, pricing=quoted)
     err = caught.value

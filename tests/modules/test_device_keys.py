@@ -18,7 +18,7 @@ import pytest
 
 from blokauto.core.crypto import KeyPair
 from blokauto.modules.payments.messages import SetLimit, VehiclePay
-from blokauto.modules.vehicles.handlers import MAX_DEVICE_KEYS, history_head
+from blokauto.modules.vehicles.handlers import history_head
 from blokauto.modules.vehicles.messages import (AddDeviceKey, Deregister, RecordOdometer, RevokeDeviceKey,
                                                 RotateDeviceKey, TransferTitle)
 from blokauto.modules.vehicles.state import VEHICLES, RevokedKey
@@ -29,6 +29,7 @@ from helpers.insurance import (ALICE, BOB, BOB_DEVICE, DEVICE, DEVICE2, NEW_DEVI
 from helpers.vehicles import WMI, admin, history, history_rows, snapshot, vin_for
 
 SCRAP, FLEET, OEM2 = admin("scrap"), admin("fleet"), admin("oem2")
+MAX_DEVICE_KEYS = 8  # as at registration (RegisterVehicle.device_keys): a literal, the rule's number
 EXTRA = [K(f"dk-extra-{i}") for i in range(MAX_DEVICE_KEYS + 1)]
 
 
@@ -90,10 +91,10 @@ def assert_history_verifies(chain: Any, vin: str = VIN) -> None:
 
 
 @pytest.mark.parametrize("by", [ALICE, OEM], ids=["holder", "maker"])
-def test_the_holder_or_the_maker_adds_a_key_the_new_key_cosigning(by: KeyPair) -> None:
+def test_the_holder_admits_a_key_the_new_key_cosigning_whoever_sends_it(by: KeyPair) -> None:
     chain = keys_world()
     count = VEHICLES.get(chain.ledger, VIN).history.count
-    r = ok(chain, by, AddDeviceKey(vin=VIN, key=NEW_DEVICE.did), NEW_DEVICE)
+    r = ok(chain, by, AddDeviceKey(vin=VIN, key=NEW_DEVICE.did), *[k for k in (ALICE, NEW_DEVICE) if k is not by])
     assert device_events(r) == [{"type": "vehicles.device_key_changed", "vin": VIN, "change": "added",
                                  "key": NEW_DEVICE.did, "new": ""}]
     assert current(chain) == [DEVICE.did, DEVICE2.did, NEW_DEVICE.did]
@@ -207,8 +208,11 @@ def test_a_key_of_a_scrapped_vehicle_is_revoked_still() -> None:
 
 def test_a_revoked_key_is_refused_for_odometer_readings() -> None:
     chain = keys_world()
-    r = ok(chain, DEVICE, RecordOdometer(vin=VIN, value=1_000))
-    assert history(chain, VIN)[-1]["data"]["source"] == "device"
+    ok(chain, DEVICE, RecordOdometer(vin=VIN, value=1_000))
+    assert history(chain, VIN)[-1]["data"] == {"value": 1_000, "unit": "km", "km": 1_000, "source": "device"}
+    ok(chain, DEVICE2, RecordOdometer(vin=VIN, value=900))  # kept, flagged
+    assert history(chain, VIN)[-1]["data"] == {"value": 900, "unit": "km", "km": 900, "source": "device",
+                                               "flag": "suspected_rollback"}
     revoke(DEVICE)(chain)
     before = snapshot(chain)
     r = send(chain, DEVICE, RecordOdometer(vin=VIN, value=2_000))
@@ -298,6 +302,9 @@ REFUSALS = [
       cosigners=(DEVICE,)),
     r("add_without_the_new_keys_signature", ALICE, A(vin=VIN, key=NEW_DEVICE.did), "missing_cosigner"),
     r("add_by_a_stranger", BOB, A(vin=VIN, key=NEW_DEVICE.did), "missing_cosigner", cosigners=(NEW_DEVICE,)),
+    # found by the outside attack: the maker alone fitted a key to a sold car, then wrote its driving data
+    r("add_by_the_maker_without_the_holder", OEM, A(vin=VIN, key=NEW_DEVICE.did), "missing_cosigner",
+      cosigners=(NEW_DEVICE,)),
     r("add_by_another_maker", OEM2, A(vin=VIN, key=NEW_DEVICE.did), "missing_cosigner", cosigners=(NEW_DEVICE,)),
     r("add_by_a_device_key", DEVICE, A(vin=VIN, key=NEW_DEVICE.did), "missing_cosigner", cosigners=(NEW_DEVICE,)),
     r("add_to_a_scrapped_vehicle", ALICE, A(vin=VIN, key=NEW_DEVICE.did), "vehicle_scrapped", scrapped,

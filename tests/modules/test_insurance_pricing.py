@@ -54,15 +54,14 @@ def reference(p: Pricing, t: Totals | None, elapsed: int, period: int) -> int:
     def f(x: int) -> int:
         return x * elapsed // period
 
-    cap = f(p.max_premium)
     if t is None:
-        return cap
+        return f(p.max_premium)  # no consent: the cap, for the time covered
     km, night_km = t.distance_m // 1000, t.night_distance_m // 1000
     extra_night = p.per_km * night_km * p.night_factor_bps // 10_000
     minutes = t.over_limit_s // 60
     raw = (f(p.base) + p.per_km * km + extra_night + p.per_harsh_brake * t.harsh_brakes
            + p.per_over_limit_minute * minutes)
-    return sorted([f(p.min_premium), raw, cap])[1]  # clamp (min <= max)
+    return sorted([f(p.min_premium), raw, p.max_premium])[1]  # clamp: the minimum shrinks, the cap does not
 
 
 PROPS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -74,7 +73,8 @@ def test_the_premium_lies_between_min_and_max_for_the_part_of_the_period(p: Pric
                                                                         ep: tuple[int, int]) -> None:
     elapsed, period = ep
     got = premium(p, t, elapsed, period)
-    assert p.min_premium * elapsed // period <= got <= p.max_premium * elapsed // period
+    assert p.min_premium * elapsed // period <= got <= p.max_premium  # found by the outside attack: a shrinking
+    # cap wiped out the usage of a policy cancelled early (20 km, 2 harsh brakes: 0.00 EUR)
 
 
 @PROPS
@@ -106,13 +106,15 @@ def test_the_premium_never_falls_when_the_period_runs_longer(p: Pricing, t: Tota
 @given(pricings(), usage, elapsed_and_period())
 def test_without_consent_the_premium_is_the_cap(p: Pricing, t: Totals, ep: tuple[int, int]) -> None:
     elapsed, period = ep
-    assert premium(p, None, elapsed, period) == p.max_premium * elapsed // period >= premium(p, t, elapsed, period)
+    assert premium(p, None, elapsed, period) == p.max_premium * elapsed // period
+    if elapsed == period:
+        assert premium(p, None, elapsed, period) >= premium(p, t, elapsed, period)
 
 
 @PROPS
 @given(money, money, money)
 def test_a_pricing_prices_when_min_and_base_are_within_max(base: int, lo: int, hi: int) -> None:
-    reason = check_pricing(Pricing(base=base, min_premium=lo, max_premium=hi))
+    reason = check_pricing(Pricing(base=base, min_premium=lo, max_premium=hi))  # max_premium is required
     assert (reason is None) == (lo <= hi and base <= hi)
 
 

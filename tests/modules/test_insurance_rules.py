@@ -302,11 +302,13 @@ def test_cancellation_bills_the_last_period_pro_rata() -> None:
 
 @pytest.mark.parametrize("pricing,days,premium", [
     (Pricing(base=0, per_km=5, min_premium=1_000, max_premium=20_000), 10, 333),  # min: 1,000*10//30
-    (Pricing(base=20_000, per_km=5, min_premium=0, max_premium=20_000), 10, 6_666),  # max: 20,000*10//30
+    # the base shrinks, the usage and the cap do not: 20,000*10//30 + 5*13 (found by the outside attack)
+    (Pricing(base=20_000, per_km=5, min_premium=0, max_premium=20_000), 10, 6_666 + 65),
+    (Pricing(base=0, per_km=5_000, min_premium=0, max_premium=20_000), 10, 20_000),  # 65,000 of usage: the cap
     (Pricing(base=3_000, min_premium=0, max_premium=20_000), 30, 3_000),  # a whole period
     (Pricing(base=3_000, min_premium=0, max_premium=20_000), 1, 100),  # 3,000/30
 ])
-def test_a_cut_period_scales_base_min_and_max(pricing: Pricing, days: int, premium: int) -> None:
+def test_a_cut_period_scales_base_and_min_not_usage_nor_cap(pricing: Pricing, days: int, premium: int) -> None:
     chain = world(policy=False)
     ok(chain, INS, PublishProduct(product="p", currency="EUR", period_days=30, pricing=pricing, max_coverage=0))
     t = now(chain) + 1

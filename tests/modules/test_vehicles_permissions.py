@@ -173,8 +173,10 @@ CASES: list[Case] = [
     Case("rotate_device_key_without_holder_or_maker",
          lambda: RotateDeviceKey(vin=VIN, old=DEVICE.did, new=NEW_DEVICE.did), None, frozenset({"owner", "oem"}),
          "missing_cosigner", signers(DEVICE, NEW_DEVICE)),
-    Case("add_device_key", lambda: AddDeviceKey(vin=VIN, key=NEW_DEVICE.did), None, frozenset({"owner", "oem"}),
+    Case("add_device_key", lambda: AddDeviceKey(vin=VIN, key=NEW_DEVICE.did), None, frozenset({"owner"}),
          "missing_cosigner", signers(NEW_DEVICE)),
+    Case("add_device_key_with_the_holder", lambda: AddDeviceKey(vin=VIN, key=NEW_DEVICE.did), None, frozenset(ACTORS),
+         cosigners=signers(OWNER, NEW_DEVICE)),
 ]
 
 

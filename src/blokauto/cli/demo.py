@@ -582,7 +582,7 @@ def payments_story(bc: Client, keys: KeyStore, story: Story) -> None:
 #: Allied's pay-per-km product: 9.90 EUR a month, 0.09 EUR a km (+50 % at night), 0.50 EUR a harsh
 #: brake, 0.25 EUR a minute over the limit; no cap (with the holder's consent the km are the price).
 KM_FLEX = {"base": 990, "per_km": 9, "night_factor_bps": 5_000, "per_harsh_brake": 50, "per_over_limit_minute": 25,
-           "min_premium": 990}
+           "min_premium": 990, "max_premium": 50_000}
 
 
 def insurance_story(bc: Client, keys: KeyStore, story: Story) -> None:

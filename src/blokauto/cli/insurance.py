@@ -52,7 +52,6 @@ PeriodArg = typer.Argument(..., metavar="PERIOD", min=0, help="The period's numb
 ClaimArg = typer.Argument(..., metavar="CLAIM", min=1, help="The claim's id.")
 MoneyOpt = lambda name, help, default=0: typer.Option(default, name, metavar="AMOUNT", min=0, help=help)  # noqa: E731
 
-NO_CAP = 10**12  # the pricing's default max_premium: the most an amount may be
 DENY_REASONS = ("not_covered", "policy_exclusion", "fraud_suspected", "under_deductible", "duplicate", "late_notice",
                 "no_damage", "other")
 
@@ -123,7 +122,7 @@ def pricing_text(p: dict[str, Any], cur: str) -> str:
         parts.append(f"{money(p['per_harsh_brake'], cur)} per harsh brake")
     if p["per_over_limit_minute"]:
         parts.append(f"{money(p['per_over_limit_minute'], cur)} per minute over the limit")
-    cap = f"at most {money(p['max_premium'], cur)}" if p["max_premium"] < NO_CAP else "no cap"
+    cap = f"at most {money(p['max_premium'], cur)}"
     return ", ".join(parts) + f"; at least {money(p['min_premium'], cur)} a period, {cap}"
 
 
@@ -147,8 +146,8 @@ def product_publish(product: str = typer.Argument(..., metavar="ID", help="The p
                                                           "Per whole minute above the posted speed limit."),
                     min_premium: int = MoneyOpt("--min", "The least a whole period costs."),
                     max_premium: int = MoneyOpt("--max", "The most a whole period costs: the cap, and the price "
-                                                         "without the holder's consent to driving data "
-                                                         "(default: no cap).", NO_CAP),
+                                                         "without the holder's consent to driving data (required: "
+                                                         "a product always says it).", ...),
                     max_coverage: int = MoneyOpt("--max-coverage", "The most a policy of it may cover per claim.", ...),
                     key: str = InsurerKeyOpt, wait: float = WaitOpt, data: Path = DataOpt(), node: str = NodeOpt,
                     trust: Optional[Path] = TrustOpt, as_json: bool = JsonOpt) -> None:

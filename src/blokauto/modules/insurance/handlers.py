@@ -40,6 +40,8 @@ from .state import (CLAIMS, CRASH_CLAIMS, NEXT, VEHICLE_CLAIMS, POLICIES, PRODUC
 
 DAY_MS = 86_400_000
 FOREVER = 2**53 - 1
+#: Crashes of one vehicle reported this close together (ms) are flagged possible_duplicate.
+SAME_CRASH_MS = 60_000
 
 # ---------------------------------------------------------------- helpers
 
@@ -318,11 +320,14 @@ class CrashClaimsOpener:
     at its time, if there is one (a crash without a policy stays a crash)."""
 
     def crash_reported(self, state: Overlay, ctx: Context, vin: str, crash: int) -> None:
-        c = ctx.need(Telemetry).crash(state, vin, crash)
+        telemetry = ctx.need(Telemetry)
+        c = telemetry.crash(state, vin, crash)
         assert c is not None, "telemetry reported a crash it does not hold"
         p = active_policy(state, ctx, vin, c.t)
         if p is not None and CRASH_CLAIMS.get(state, vin, crash) is None:
-            _open_claim(state, ctx, p, "crash", crash, c.t, c.odometer_m // 1000, [])
+            before = telemetry.crash(state, vin, crash - 1)
+            close = before is not None and abs(c.t - before.t) <= SAME_CRASH_MS
+            _open_claim(state, ctx, p, "crash", crash, c.t, c.odometer_m // 1000, ["possible_duplicate"] if close else [])
 
 
 @module.message(FileClaim, roles=ANYONE)

@@ -7,7 +7,7 @@ from ...core.module import ANYONE, Context
 from ...core.state import Overlay
 from . import errors
 from .messages import BatchCommitted, CommitBatch, CrashReported, ReportCrash
-from .samples import MAX_SAMPLES, TripSummary
+from .samples import MAX_MM_PER_MS, MAX_SAMPLES, ODOMETER_SLACK_M, TripSummary
 from .doors import CrashClaims
 from .spec import BATCH_LIST, CRASH_DECEL_MMS2, CRASH_MAX_AGE_MS, FUTURE_SKEW_MS, Vehicles, module
 from .state import BATCHES, CRASH_AT, CRASHES, VEHICLES, Batch, Crash, VehicleTelemetry
@@ -24,6 +24,8 @@ def check_summary(s: TripSummary) -> None:
         (s.duration_s == (s.end - s.start) // 1000, f"duration_s must be (end - start) // 1000 = "
                                                     f"{(s.end - s.start) // 1000}, not {s.duration_s}"),
         (s.night_distance_m <= s.distance_m, "night_distance_m is more than distance_m"),
+        (s.distance_m <= (s.end - s.start) * MAX_MM_PER_MS // 1000 + (s.samples - 1) * ODOMETER_SLACK_M,
+         f"{s.distance_m} m in {s.end - s.start} ms is faster than 500 km/h"),
         (s.over_limit_s <= s.duration_s, "over_limit_s is more than duration_s"),
         (s.harsh_brakes <= s.samples and s.crash_events <= s.samples, "more events than samples"),
         (s.max_speed <= 500, "max_speed is above 500 km/h"),

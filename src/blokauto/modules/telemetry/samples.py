@@ -9,7 +9,8 @@ A sample is a JSON array of integers (``Sample``, array-like, so a batch of 1,00
     speed       km/h (0-500)
     accel       longitudinal acceleration, mm/s² (negative: braking)
     lat, lon    coarse position, ten-thousandths of a degree (about 11 m)
-    odometer_m  the odometer in metres, never decreasing within a batch
+    odometer_m  the odometer in metres, never decreasing within a batch, nor advancing faster than
+                500 km/h between two samples (plus 100 m)
     limit       the posted speed limit the vehicle's map knows, km/h (0: unknown)
     events      bit flags: 1 airbag deployed, 2 impact detected by the ECU
 
@@ -46,6 +47,9 @@ AIRBAG, IMPACT = 1, 2
 HOUR_MS = 3_600_000
 #: Most samples one batch holds.
 MAX_SAMPLES = 10_000
+#: The odometer may advance at most 500 km/h (139 m/s) between samples, plus 100 m for rounding.
+MAX_MM_PER_MS = 139
+ODOMETER_SLACK_M = 100
 
 Speed = Annotated[int, msgspec.Meta(ge=0, le=500)]
 Accel = Annotated[int, msgspec.Meta(ge=-500_000, le=500_000)]
@@ -141,6 +145,9 @@ def check_samples(samples: Sequence[Sample]) -> None:
         if s.odometer_m < prev.odometer_m:
             raise SampleError(f"sample {i}'s odometer {s.odometer_m} m is below the sample before it "
                               f"({prev.odometer_m} m)", i)
+        if s.odometer_m - prev.odometer_m > (s.t - prev.t) * MAX_MM_PER_MS // 1000 + ODOMETER_SLACK_M:
+            raise SampleError(f"sample {i}'s odometer advanced {s.odometer_m - prev.odometer_m} m in "
+                              f"{s.t - prev.t} ms, faster than 500 km/h", i)
         prev = s
 
 

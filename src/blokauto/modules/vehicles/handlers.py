@@ -488,8 +488,10 @@ def _holder_or_maker(state: StateReader, ctx: Context, v: Vehicle) -> Party:
 
 
 def _add_key_parties(state: StateReader, ctx: Context, msg: AddDeviceKey) -> list[Party]:
+    """The holder and the new key: a key that signs driving data, crashes and payments for the car is
+    the holder's to admit (the maker may send it, not decide it)."""
     v = _vehicle(state, msg.vin, writable=False)
-    return [_holder_or_maker(state, ctx, v), KeyParty(msg.key, "the new device key")]
+    return [holder_party(state, ctx, v.holder, "the title holder"), KeyParty(msg.key, "the new device key")]
 
 
 def _rotate_parties(state: StateReader, ctx: Context, msg: RotateDeviceKey) -> list[Party]:

@@ -159,8 +159,8 @@ RetireReason = Literal["lost", "compromised", "ecu_replaced"]
 
 
 class AddDeviceKey(Message, tag="vehicles.add_device_key"):
-    """The maker (or its workshop network, through the maker's key) fits a new ECU key: the vehicle's
-    holder or maker sends it and the new key co-signs (proof of possession)."""
+    """A new ECU's key joins the vehicle's device keys: the title holder and the new key sign (proof of
+    possession); anyone may send it (the maker fitting the ECU, say)."""
 
     vin: Vin
     key: DeviceKey
