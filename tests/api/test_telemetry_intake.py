@@ -276,15 +276,28 @@ def test_a_request_that_is_not_an_intake_is_refused(node, what, make, headers, s
 
 
 def test_a_batch_the_ledger_refuses_takes_its_samples_with_it(node):
-    """Accepted at intake (the key signed it; the samples hold), refused at execution: the receipt
-    fails and the node discards the samples it kept for it."""
+    """Accepted at intake (the car's key signed it; the samples hold), refused at execution (it overlaps
+    the car's previous batch): the receipt fails and the node discards the samples it kept for it."""
+    first = trip(6)
+    committed(node, first)
+    overlapping = [msgspec.structs.replace(x, odometer_m=x.odometer_m + 1) for x in first]  # same times
+    before = held(node)
+    r = post(node, intake_body(tx(node, make_batch(VIN, overlapping), DEVICE), overlapping), DEVICE,
+             params={"wait": 30})
+    assert r.status_code == 200, r.text
+    assert r.json()["receipt"]["code"] == "batch_overlaps"
+    _settled(node, before)
+
+
+def test_a_key_that_is_not_the_cars_device_stores_nothing(node):
+    """Found by the outside attack: a key the consortium does not know re-uploaded erased samples in a
+    batch of its own; refused at intake (the vehicles rule the ledger applies), nothing stored."""
     stranger = K("tel-not-a-device")
     s = trip(6)
     before = held(node)
-    r = post(node, intake_body(tx(node, make_batch(VIN, s), stranger), s), stranger, params={"wait": 30})
-    assert r.status_code == 200, r.text
-    assert r.json()["receipt"]["code"] == "not_vehicle_device"
-    _settled(node, before)
+    r = post(node, intake_body(tx(node, make_batch(VIN, s), stranger), s), stranger)
+    assert (r.status_code, code(r)) == (422, "not_vehicle_device"), r.text
+    assert held(node) == before
 
 
 def test_a_revoked_device_key_sends_no_more_batches(node):
@@ -293,8 +306,8 @@ def test_a_revoked_device_key_sends_no_more_batches(node):
     s = trip(4)
     before = held(node)
     r = post(node, intake_body(tx(node, make_batch(VIN2, s), DEVICE2), s), DEVICE2, params={"wait": 30})
-    assert r.status_code == 200 and r.json()["receipt"]["code"] == "device_key_revoked", r.text
-    _settled(node, before)
+    assert (r.status_code, code(r)) == (422, "device_key_revoked"), r.text
+    assert held(node) == before
 
 
 def _settled(node: Any, count: int) -> None:
@@ -455,8 +468,9 @@ ERASERS = [
     ("regulator", REGULATOR, 403, "not_vehicle_holder"),
     ("node key", K("reg-node"), 403, "not_vehicle_holder"),
     ("maker", MAKER, 403, "not_vehicle_holder"),
-    ("device", DEVICE, 401, "unknown_caller"),
-    ("unknown key", OUTSIDER, 401, "unknown_caller"),
+    # found by the outside attack: the car's own device was told it is "not a device key" (401)
+    ("device", DEVICE, 403, "not_vehicle_holder"),
+    ("unknown key", OUTSIDER, 403, "not_vehicle_holder"),
 ]
 
 
@@ -507,13 +521,18 @@ def test_the_buyer_never_reads_the_positions_recorded_before_the_sale(node):
     with Client(node.url, key=K("reg-node"), trust=node.genesis) as c:
         c.send(TransferTitle(vin=vin3, to=buyer.did), MAKER, buyer).raise_for_status()
         until = c.checkpoint("latest").header.time + 86_400_000
-        c.send(GrantConsent(vin=vin3, org="ins", categories=["location"], purpose="pay as you drive",
+        c.send(GrantConsent(vin=vin3, org="ins", categories=["location", "driving"], purpose="pay as you drive",
                             until=until), buyer).raise_for_status()
     for who in (buyer, INSURER):
         r = get(node, f"/v1/telemetry/{vin3}/batches/{before}/samples", who)
         assert (r.status_code, code(r)) == (403, "not_your_data"), r.text
         r = get(node, f"/v1/telemetry/{vin3}/batches/{before}/samples/0", who)
         assert (r.status_code, code(r)) == (403, "not_your_data"), r.text
+    assert get(node, f"/v1/telemetry/{vin3}/batches/{before}/samples", REGULATOR).status_code == 200
+    # nor erases them (found by the outside attack: it did, and the police's evidence went with them)
+    with signed_http(node.url, buyer, timeout=60) as http:
+        r = http.delete(f"/v1/telemetry/{vin3}/samples")
+    assert (r.status_code, r.json()["erased"]) == (200, 0), r.text
     assert get(node, f"/v1/telemetry/{vin3}/batches/{before}/samples", REGULATOR).status_code == 200
     after = committed(node, trip(10), vin=vin3, device=device3)
     assert get(node, f"/v1/telemetry/{vin3}/batches/{after}/samples", buyer, params={"min_height": 0}).status_code == 200

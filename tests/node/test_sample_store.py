@@ -352,3 +352,65 @@ def test_a_group_that_cannot_commit_refuses_every_put_in_it(store: SampleStore) 
     s = trip(3)
     with pytest.raises(SampleStoreUnavailable):
         store.put(VIN, root_of(s), s, 0, "tx")
+
+
+@pytest.mark.parametrize("how", ["removed", "replaced", "emptied"])
+def test_a_store_file_removed_replaced_or_emptied_under_the_node_refuses_instead_of_losing(store, how):
+    """Found by the outside attack: with samples.db deleted under the running node, batches were still
+    acknowledged, and gone at the next start. Now the store refuses (503) once its file is not the one
+    it opened."""
+    import os
+
+    a = trip(5)
+    put(store, a)
+    path = store.path
+    if how == "removed":
+        os.remove(path)
+    elif how == "replaced":
+        os.rename(path, path.with_suffix(".old"))
+        path.write_bytes(path.with_suffix(".old").read_bytes())
+    else:
+        os.truncate(path, 0)
+    with pytest.raises(SampleStoreUnavailable) as err:
+        put(store, trip(6), "t9")
+    assert "while the node ran" in str(err.value)
+    with pytest.raises(SampleStoreUnavailable):
+        store.get(VIN, root_of(a))
+
+
+@pytest.mark.e2e
+def test_the_intake_workers_stop_themselves_when_their_node_is_killed(tmp_path):
+    """Found by the outside attack: every kill -9 of a node that had taken batches left its intake
+    worker processes running for ever (reparented to init). Only the node is killed here, by PID;
+    its workers must notice and exit within a few seconds."""
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    data = tmp_path / "data"
+    g = new_chain(data)
+    node = NodeProcess(data)
+    workers: list[psutil.Process] = []
+    try:
+        stage(node.url, g)
+        assert _post(node.url, g, trip(20), params={"wait": 30}).json()["receipt"]["ok"]
+        workers = [c for c in psutil.Process(node.pid).children(recursive=True)
+                   if "spawn_main" in " ".join(c.cmdline()) or "resource_tracker" in " ".join(c.cmdline())]
+        assert workers, "the batch was checked by intake workers"
+        os.kill(node.pid, signal.SIGKILL)
+        node.proc.wait(30)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE
+                                                   for w in workers):
+            time.sleep(0.2)
+        alive = [w.pid for w in workers if w.is_running() and w.status() != psutil.STATUS_ZOMBIE]
+        assert alive == [], f"intake workers outlived their node: {alive}"
+    finally:
+        for w in workers:
+            try:
+                w.kill()
+            except psutil.Error:
+                pass
+        node.kill()

@@ -49,10 +49,11 @@ from ..modules.telemetry import keys as telemetry_keys
 from ..modules.telemetry.errors import UnknownBatch
 from ..modules.telemetry.messages import CommitBatch
 from ..modules.vehicles import keys as vehicle_keys
+from ..modules.vehicles.doors import VehicleDoor
 from ..node.intake_pool import prepared
 from ..node.sample_store import SampleStore
-from ..telemetry_intake import (MAX_SAMPLE_BYTES, NotABatch, NotBatchSigner, NotVehicleHolder, SamplesInvalid,
-                                SamplesNotHeld, UnknownSample, decode_intake)
+from ..telemetry_intake import (MAX_SAMPLE_BYTES, NotABatch, NotBatchSigner, NotVehicleHolder,
+                                SamplesInvalid, SamplesNotHeld, UnknownSample, decode_intake)
 from .errors import UnsupportedMediaType
 from .openapi import documented, json_body
 
@@ -63,6 +64,21 @@ ApiDep = NamedDependency[Any]
 CallerDep = NamedDependency[Any]
 
 LOCATION = VehicleData("vin", "location")
+
+
+class _DeviceNow:
+    """The caller is one of the vehicle's current device keys, by the vehicles rule the ledger applies
+    (``VehicleDoor.require_device``: unknown_vehicle, vehicle_scrapped, device_key_revoked,
+    not_vehicle_device), judged before the node stores anything."""
+
+    def check(self, view: Any, caller: Caller, obj: Any, what: str) -> None:
+        view.need(VehicleDoor).require_device(view, obj.get("vin"), caller.did)
+
+    def describe(self) -> str:
+        return "the vehicle's current device keys"
+
+
+DEVICE_NOW = _DeviceNow()
 DRIVING = VehicleData("vin", "driving")
 HOLDER = HolderOf("vin")
 BATCH_KEYS = StateMap(telemetry_keys.BATCH, dict)  # the module's prefix; the key's shape is the core's
@@ -148,6 +164,10 @@ async def submit_samples(request: Request, api: ApiDep, caller: CallerDep, wait:
         raise SamplesInvalid(where="the batch", reason=f"{len(raw_samples)} bytes of samples, more than the "
                                                        f"{MAX_SAMPLE_BYTES} any batch of 10,000 needs", index=-1)
     store = _store(api)
+    await api.reach(api.node.head_height)  # judged on the newest block (a key added just now counts)
+    # a key that is not one of the car's devices now stores nothing here, whatever it signs
+    await asyncio.to_thread(api.reader.check_read, DEVICE_NOW, Caller(did=tx.body.sender, known=False),
+                            {"vin": msg.vin}, f"the batches of {msg.vin}")
     batch = await prepared(api.node.intake, raw_samples, msg)  # checked and compressed in a worker process
     txid = tx_id(tx.body)
     await asyncio.to_thread(store.put_prepared, msg.vin, msg.root, batch, msg.utc_offset_min, txid.hex())
@@ -198,6 +218,8 @@ async def _batch(api: Any, caller: Caller, policy: Any, vin: str, seq: int, what
     proof, checkpoint), once ``caller`` may read ``what``."""
     await api.reach(min_height)
     await api.check(policy, caller, {"vin": vin}, what)
+    if policy is LOCATION:  # samples hold speeds and accelerations too: driving data as well as positions
+        await api.check(DRIVING, caller, {"vin": vin}, what)
     evidence = await asyncio.to_thread(api.reader.state_value, BATCH_KEYS.key(vin, seq))
     if evidence["value"] is None:
         raise UnknownBatch(vin=vin, seq=seq)
@@ -271,19 +293,22 @@ async def get_sample(api: ApiDep, caller: CallerDep, vin: PathVin, seq: PathSeq,
 async def erase_samples(api: ApiDep, caller: CallerDep, vin: PathVin, before: Annotated[int, QueryParameter(
         ge=0, le=MAX_SAFE, description="Erase only the batches whose last sample is before this time (ms); "
                                        "by default all of them.")] = MAX_SAFE) -> dict[str, Any]:
-    """The holder erases this node's copy of the vehicle's samples (all, or those ending before
+    """The holder erases this node's copy of the samples its holding sent (all, or those ending before
     ``before``): deleted, their pages zeroed. The ledger keeps every root and summary, and still
-    verifies. Only the holder (a key, or a member key of a holding organisation) erases."""
+    verifies. Only the holder (a key, or a member key of a holding organisation) erases, and only what
+    this node received since it took the title."""
     _vin(vin)
     as_person = msgspec.structs.replace(caller, roles=frozenset(), node=False)  # no reading rights of a role here
     try:
         await asyncio.to_thread(api.reader.check_read, HOLDER, as_person, {"vin": vin}, f"the samples of {vin}")
-    except UnknownCaller:
-        raise
-    except ReadRefused:
+    except ReadRefused:  # an unknown key, the car's own device, a former holder: none is the holder
         raise NotVehicleHolder(vin=vin, caller=caller.describe()) from None
     given = before if before < MAX_SAFE else None
-    erased = await asyncio.to_thread(_store(api).erase, vin, given)
+    # only its own holding's: a buyer never erases the positions a seller's holding recorded (regulators
+    # and police may still read those)
+    vehicle = (await asyncio.to_thread(api.reader.state_value, VEHICLE_RECORDS.key(vin)))["value"]
+    since = vehicle["holder_since"] if vehicle is not None else 0
+    erased = await asyncio.to_thread(_store(api).erase, vin, given, since=since)
     return {"vin": vin, "erased": erased, **({"before": given} if given is not None else {})}
 
 

@@ -10,6 +10,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 
 from ..core.errors import error_class
@@ -17,8 +18,15 @@ from ..modules.telemetry.messages import CommitBatch
 from ..telemetry_intake import PreparedBatch, SamplesInvalid, prepare_batch
 
 
-def _ignore_sigint() -> None:
+def _worker_init(node_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the node stops its workers
+
+    def watch() -> None:  # a node killed with SIGKILL cannot stop its workers: they stop themselves
+        while os.getppid() == node_pid:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="node-watch").start()
 
 
 class IntakePool:
@@ -36,7 +44,7 @@ class IntakePool:
         with self._lock:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                                 initializer=_ignore_sigint)
+                                                 initializer=_worker_init, initargs=(os.getpid(),))
             return self._pool.submit(prepare_batch, raw, msg)
 
     def pids(self) -> list[int]:

@@ -119,8 +119,11 @@ class SampleStore:
         self._queue: list[tuple[tuple[Any, ...], Future]] = []  # rows waiting for the next group commit
         self._queue_lock = threading.Lock()
         self._commit_lock = threading.Lock()
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the file the connection opened
         try:
             self._conn = self._open()
+            st = os.stat(self.path)
+            self._identity = (st.st_dev, st.st_ino)
         except sqlite3.Error as exc:
             self._unusable(f"SQLite cannot open it: {exc}")
         except OSError as exc:  # a folder in its place, no permission
@@ -158,11 +161,25 @@ class SampleStore:
             self.broken = reason
         return SampleStoreUnavailable(reason=self.broken)
 
+    def _check_file(self) -> None:
+        """Refuse (and stay refusing) once ``samples.db`` was removed, replaced or emptied under the
+        running node: what it would write then is lost at the next start, so it must not be acknowledged."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            raise self._unusable("samples.db was removed while the node ran (what it held since the node started "
+                                 "is gone with it); stop the node and put back a copy") from None
+        if self._identity is not None and (st.st_dev, st.st_ino) != self._identity:
+            raise self._unusable("samples.db was replaced while the node ran; stop the node before putting a copy back")
+        if st.st_size == 0:
+            raise self._unusable("samples.db was emptied while the node ran; stop the node and put back a copy")
+
     def _run(self, fn: Any) -> Any:
         """``fn(conn)`` under the lock; SQLite failing is the store's refusal, never a raw SQLite error."""
         with self._lock:
             if self.broken is not None or self._conn is None:
                 raise SampleStoreUnavailable(reason=self.broken or "it is closed")
+            self._check_file()
             try:
                 return fn(self._conn)
             except sqlite3.Error as exc:
@@ -243,14 +260,16 @@ class SampleStore:
 
         self._run(settle)
 
-    def erase(self, vin: str, before: int | None = None) -> int:
-        """Erase every batch of ``vin`` (or only those whose last sample is before ``before``, ms);
-        the freed pages are zeroed and the write-ahead log emptied. Returns how many were erased."""
+    def erase(self, vin: str, before: int | None = None, *, since: int = 0) -> int:
+        """Erase every batch of ``vin`` received at or after ``since`` (ms: the holding's start), or
+        only those whose last sample is before ``before``; the freed pages are zeroed and the
+        write-ahead log emptied. Returns how many were erased."""
         def erase(conn: sqlite3.Connection) -> int:
             if before is None:
-                n = conn.execute("DELETE FROM batches WHERE vin = ?", (vin,)).rowcount
+                n = conn.execute("DELETE FROM batches WHERE vin = ? AND received_ms >= ?", (vin, since)).rowcount
             else:
-                n = conn.execute('DELETE FROM batches WHERE vin = ? AND "end" < ?', (vin, before)).rowcount
+                n = conn.execute('DELETE FROM batches WHERE vin = ? AND "end" < ? AND received_ms >= ?',
+                                 (vin, before, since)).rowcount
             if n:
                 busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
                 if busy:
