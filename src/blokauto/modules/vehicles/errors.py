@@ -98,8 +98,9 @@ class InvalidField(DomainError):
 
 class DeviceKeyRevoked(DomainError):
     code = "device_key_revoked"
-    template = ("{signer} was a device key of {vin} until block {height} ({reason}); nothing it signs counts from "
-                "then on. Sign with one of the vehicle's current device keys (`blokauto query vehicles devices`).")
+    template = ("{signer} was a device key of {vin} until its retirement in block {height} ({reason}); nothing it "
+                "signs counts after that. Sign with one of the vehicle's current device keys "
+                "(`blokauto query vehicles devices vin={vin}`).")
 
 
 class NotCurrentDeviceKey(DomainError):
