@@ -47,8 +47,10 @@ def recall_evidence(snap: Any, vin: str) -> dict[str, Any]:
 
 
 def claim_evidence(snap: Any, vin: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The proven list of every claim on ``vin`` and each claim record; and what the report shows of them."""
-    ev = snap.need(InsuranceDoor).claim_evidence(snap, vin)
+    """The proven list of the claims of ``vin``'s current holding and each claim record; and what the
+    report shows of them (a former holder's claims are not the buyer's to show)."""
+    title = snap.need(VehicleDoor).title(snap, vin)
+    ev = snap.need(InsuranceDoor).claim_evidence(snap, vin, title.since if title is not None else 0)
     proven = {"list": _proven(snap, ev.list_key), "claims": [_proven(snap, k) for k in ev.claim_keys]}
     return proven, [claim_view(msgspec.json.decode(c["raw"])) for c in proven["claims"] if c["raw"] is not None]
 

@@ -56,8 +56,8 @@ def part_key(part_id: str) -> str:
     return parts.PART + part_id
 
 
-def vehicle_claims_key(vin: str) -> str:
-    return insurance.VEHICLE_CLAIMS + vin
+def vehicle_claims_key(vin: str, since: int) -> str:
+    return f"{insurance.VEHICLE_CLAIMS}{vin}/{_number(since)}"
 
 
 def claim_key(claim: int) -> str:

@@ -286,10 +286,11 @@ def claim_view(claim: dict[str, Any]) -> dict[str, Any]:
             "currency": claim["currency"]}
 
 
-def _verify_claim_evidence(header: Header, vin: str, ev: Any) -> list[dict[str, Any]]:
-    """Every claim ever made on the vehicle is proven (the proven list of its ids, then each record)."""
+def _verify_claim_evidence(header: Header, vin: str, since: int, ev: Any) -> list[dict[str, Any]]:
+    """Every claim of the current holding (which began at ``since``, as the proven record says) is
+    proven: the proven list of their ids, then each record."""
     _exact_keys(ev, {"list", "claims"}, "claim evidence")
-    ids = _proven_value(header, ev["list"], vehicle_claims_key(vin), "claim list") or []
+    ids = _proven_value(header, ev["list"], vehicle_claims_key(vin, since), "claim list") or []
     if not isinstance(ev["claims"], list) or len(ev["claims"]) != len(ids):
         raise VerificationError("the claim evidence does not cover every claim on the vehicle")
     out = []
@@ -404,7 +405,7 @@ def verify_report_evidence(report: dict[str, Any]) -> ReportProof:
             raise VerificationError(f"the timeline differs from the proven entries (at entry {bad + 1 if bad is not None else 'count'})")
         _verify_recall_evidence(header, report["vin"], ev["recalls"])
         if "claims" in ev:
-            claims = _verify_claim_evidence(header, report["vin"], ev["claims"])
+            claims = _verify_claim_evidence(header, report["vin"], record["holder_since"], ev["claims"])
             if not _same(report.get("insurance_claims"), claims):
                 raise VerificationError(f"the insurance claims are not what the proven records say: "
                                         f"{_diff(report.get('insurance_claims'), claims, 'insurance_claims')}")

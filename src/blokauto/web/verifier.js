@@ -383,9 +383,9 @@
     return { claim: c.id, policy: c.policy, insurer: c.insurer, source: c.source, incident: c.incident,
       status: c.status, flags: c.flags, reason: c.reason, approved: c.approved, payout: c.payout, currency: c.currency };
   }
-  async function verifyClaimEvidence(header, vin, ev) {
+  async function verifyClaimEvidence(header, vin, since, ev) {
     exactKeys(ev, ["list", "claims"], [], "claim evidence");
-    const ids = (await provenValue(header, ev.list, KEYS.vehicleClaims + vin, "claim list")) || [];
+    const ids = (await provenValue(header, ev.list, KEYS.vehicleClaims + vin + "/" + number(since), "claim list")) || [];
     if (!Array.isArray(ev.claims) || ev.claims.length !== ids.length) fail("the claim evidence does not cover every claim on the vehicle");
     const out = [];
     for (let i = 0; i < ids.length; i++) {
@@ -433,7 +433,7 @@
       }
       await verifyRecallEvidence(header, report.vin, ev.recalls);
       if (ev.claims !== undefined) {
-        const claims = await verifyClaimEvidence(header, report.vin, ev.claims);
+        const claims = await verifyClaimEvidence(header, report.vin, record.holder_since, ev.claims);
         const shown = report.insurance_claims === undefined ? null : report.insurance_claims;
         if (canonical(shown) !== canonical(claims)) {
           fail("the insurance claims are not what the proven records say: " + diffPath(shown, claims, "insurance_claims"));

@@ -14,8 +14,8 @@ from .state import CLAIMS, CRASH_CLAIMS, VEHICLE_CLAIMS, Claim
 
 
 class ClaimEvidence(msgspec.Struct, frozen=True):
-    """The state keys that prove a vehicle's claims in its report: the list of its claim ids, and
-    each claim's record, in that order."""
+    """The state keys that prove a holding's claims in the vehicle's report: the list of their ids,
+    and each claim's record, in that order."""
 
     list_key: bytes
     claim_keys: list[bytes]
@@ -29,8 +29,9 @@ class InsuranceDoor(Protocol):
         """The claim a crash of ``vin`` opened or was filed on (None if none)."""
         ...
 
-    def claim_evidence(self, state: StateReader, vin: str) -> ClaimEvidence:
-        """What proves every claim ever made on ``vin`` (for a report its holder lets show them)."""
+    def claim_evidence(self, state: StateReader, vin: str, since: int) -> ClaimEvidence:
+        """What proves every claim of the holding of ``vin`` that began at ``since`` (block time): for a
+        report its holder lets show them (a former holding's claims are its holder's, not the buyer's)."""
         ...
 
 
@@ -41,9 +42,9 @@ class InsuranceRecords:
         cid = CRASH_CLAIMS.get(state, vin, crash) if vin.isalnum() and crash > 0 else None
         return CLAIMS.get(state, cid) if cid is not None else None
 
-    def claim_evidence(self, state: StateReader, vin: str) -> ClaimEvidence:
-        ids = (VEHICLE_CLAIMS.get(state, vin) or []) if vin.isalnum() else []
-        return ClaimEvidence(VEHICLE_CLAIMS.key(vin), [CLAIMS.key(i) for i in ids])
+    def claim_evidence(self, state: StateReader, vin: str, since: int) -> ClaimEvidence:
+        ids = (VEHICLE_CLAIMS.get(state, vin, since) or []) if vin.isalnum() else []
+        return ClaimEvidence(VEHICLE_CLAIMS.key(vin, since), [CLAIMS.key(i) for i in ids])
 
 
 __all__ = ["CLAIM_PARTIES", "POLICY_PARTIES", "ClaimEvidence", "CrashClaimsOpener", "InsuranceDoor", "InsuranceRecords"]

@@ -310,7 +310,8 @@ def _open_claim(state: Overlay, ctx: Context, p: Policy, source: str, crash: int
               incident, km, sorted(flags), "opened", ctx.height, workshop=workshop, currency=p.currency)
     if crash:
         CRASH_CLAIMS.put(state, c.id, p.vin, crash)
-    VEHICLE_CLAIMS.put(state, [*(VEHICLE_CLAIMS.get(state, p.vin) or []), c.id], p.vin)
+    held = VEHICLE_CLAIMS.get(state, p.vin, p.holder_since) or []  # per holding: a buyer's report shows its own
+    VEHICLE_CLAIMS.put(state, [*held, c.id], p.vin, p.holder_since)
     _put_claim(state, ctx, c)
     return c
 
