@@ -245,6 +245,35 @@ def test_statements_price_each_periods_usage_in_order() -> None:
     assert pol(chain).billed == 3
 
 
+def test_a_batch_uploaded_late_is_billed_in_the_next_statement() -> None:
+    chain = world()
+    s = S(chain)
+    drive(chain, s + HOUR)  # 13 km, on time
+    issue(chain, at=s + PERIOD)
+    assert (stmt(chain, 0).batches, stmt(chain, 0).premium) == (1, 2_065)
+    late = trip(s + 2 * DAY, 600, odo_m=20_000)  # driven in period 0, uploaded after its statement
+    ok(chain, DEVICE, batch_msg(VIN, late), at=s + PERIOD + HOUR)
+    drive(chain, s + PERIOD + DAY, odo_m=40_000)  # 13 km in period 1
+    issue(chain, at=s + 2 * PERIOD)
+    # both count now, once: 2,000 + 5 * (13 + 13)
+    assert (stmt(chain, 1).batches, stmt(chain, 1).distance_m, stmt(chain, 1).premium) == (2, 26_356, 2_130)
+    issue(chain, at=s + 3 * PERIOD)
+    assert (stmt(chain, 2).batches, stmt(chain, 2).premium) == (0, 2_000)
+
+
+def test_batches_that_ended_before_the_policy_never_count() -> None:
+    chain = world(policy=False)
+    before = trip(now(chain) - 700_000, 600)  # 13 km, before any policy
+    ok(chain, DEVICE, batch_msg(VIN, before))
+    t = now(chain) + 1
+    ok(chain, INS, BindPolicy(product="payd", vin=VIN, start=t + HOUR, periods=1, deductible=0, coverage=0),
+       ALICE, at=t)
+    drive(chain, t + 1_000, 300, odo_m=50_000)  # ends before the start, uploaded after the binding
+    drive(chain, t + 2 * HOUR, 600, odo_m=90_000)  # 13 km in the policy
+    issue(chain, at=t + HOUR + PERIOD)
+    assert (stmt(chain, 0).batches, stmt(chain, 0).distance_m, stmt(chain, 0).premium) == (1, 13_178, 2_065)
+
+
 def test_a_statement_is_issued_once_its_period_has_ended() -> None:
     chain = world()
     s = S(chain)
@@ -496,7 +525,7 @@ def test_a_crash_opens_a_claim_in_the_same_transaction() -> None:
             c.status, c.opened) == (1, 1, VIN, "ins", ALICE.did, "crash", 1, t, 20, [], "opened",
                                     chain.ledger.head.height)
     assert CRASH_CLAIMS.get(chain.ledger, VIN, 1) == 1
-    assert VEHICLE_CLAIMS.get(chain.ledger, VIN) == [1]
+    assert VEHICLE_CLAIMS.get(chain.ledger, VIN, pol(chain).holder_since) == [1]  # the holding's claims
     assert [dict(x) for x in chain.ledger.index[CLAIM_LIST.name].values()] == [
         {"id": 1, "policy": 1, "insurer": "ins", "vin": VIN, "status": "opened"}]
     # the holder cannot claim the same crash again
@@ -556,7 +585,8 @@ def test_a_claim_filed_without_a_crash_is_flagged() -> None:
     crash(chain, incident + 1)
     pid = bob_policy(chain)
     ok(chain, BOB, FileClaim(policy=pid, incident=S(chain, pid), odometer_km=0), at=S(chain, pid))
-    assert (VEHICLE_CLAIMS.get(chain.ledger, VIN), VEHICLE_CLAIMS.get(chain.ledger, OTHER_VIN)) == ([1, 2], [3])
+    assert (VEHICLE_CLAIMS.get(chain.ledger, VIN, pol(chain).holder_since),
+            VEHICLE_CLAIMS.get(chain.ledger, OTHER_VIN, pol(chain, pid).holder_since)) == ([1, 2], [3])
 
 
 def test_a_claim_at_the_start_and_the_last_ms_of_the_policy_is_accepted() -> None:
