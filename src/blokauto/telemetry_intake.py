@@ -40,9 +40,10 @@ class NotABatch(RequestError):
 
 class BatchWithoutSamples(RequestError):
     code = "batch_without_samples"
-    template = ("A telemetry.commit_batch transaction travels with its samples: send it to POST "
-                "/v1/telemetry/batches as {{\"tx\": ..., \"samples\": [...]}} (the SDK's telemetry.send_batch, "
-                "`blokauto telemetry send`), so the node checks the root and summary against them and keeps them.")
+    template = ("A telemetry.commit_batch transaction travels with its samples: send both to POST "
+                "/v1/telemetry/batches (a JSON object with the fields tx and samples; the SDK's "
+                "telemetry.send_batch, `blokauto telemetry send`), so the node checks the root and summary "
+                "against them and keeps them.")
 
 
 class _Msg(msgspec.Struct, frozen=True):

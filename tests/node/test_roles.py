@@ -28,7 +28,8 @@ from conftest import CHAIN, ROOT, K, build_tx, now_ms, write_chain
 
 API = ROOT / "src" / "blokauto" / "api"
 #: What the API may import of the node: the door, the event feed, the checked reads, the faults.
-API_MAY_IMPORT = {"blokauto.node.node", "blokauto.node.event_feed", "blokauto.node.reader", "blokauto.node.faults"}
+API_MAY_IMPORT = {"blokauto.node.node", "blokauto.node.event_feed", "blokauto.node.reader", "blokauto.node.faults",
+                  "blokauto.node.sample_store", "blokauto.node.intake_pool"}  # the telemetry route's store and workers
 #: The node's insides the API must not touch (through the door only).
 NODE_INSIDES = {"committer", "ordering", "blocks", "checkpoints", "verifier", "engine"}
 
