@@ -201,6 +201,21 @@ def test_samples_that_cannot_form_a_batch(samples: list[Sample], index: int) -> 
     assert err.value.index == index
 
 
+@pytest.mark.parametrize("dt,metres,ok", [
+    (1_000, 239, True), (1_000, 240, False),  # 1,000 ms * 139 mm/ms (500 km/h) + 100 m of slack
+    (1, 100, True), (1, 101, False), (60_000, 8_440, True), (60_000, 8_441, False), (7, 100, True)])
+def test_an_odometer_never_runs_faster_than_500_kmh(dt: int, metres: int, ok: bool) -> None:
+    samples = [Sample(T0, 0, 0, 0, 0, 5_000, 0, 0), Sample(T0 + 1, 0, 0, 0, 0, 5_000, 0, 0),
+               Sample(T0 + 1 + dt, 0, 0, 0, 0, 5_000 + metres, 0, 0)]
+    if ok:
+        check_samples(samples)
+        check_summary(summarize(samples, 0))
+    else:
+        with pytest.raises(SampleError) as err:
+            check_samples(samples)
+        assert err.value.index == 2
+
+
 def test_the_most_samples_a_batch_holds() -> None:
     samples = trip(T0, MOST, every_ms=1, step_m=0)
     check_samples(samples)

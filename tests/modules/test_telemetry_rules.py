@@ -200,6 +200,8 @@ def _max_samples(chain: Chain) -> CommitBatch:
     pytest.param(lambda c: summary_msg(c, over_limit_s=recent(c).summary.duration_s), id="over_the_limit_all_along"),
     pytest.param(lambda c: summary_msg(c, harsh_brakes=60, crash_events=60), id="as_many_events_as_samples"),
     pytest.param(lambda c: summary_msg(c, max_speed=500), id="top_speed_500"),
+    # 60 samples in 59 s: 59,000 ms * 139 mm/ms (500 km/h) + 59 gaps * 100 m of slack = 14,101 m
+    pytest.param(lambda c: summary_msg(c, distance_m=14_101), id="as_far_as_500_kmh_takes_it"),
 ])
 def test_a_summary_at_the_edge_of_each_rule_is_accepted(make: Callable[[Chain], CommitBatch]) -> None:
     chain = tel_world()
@@ -381,6 +383,12 @@ def _too_many_samples(chain: Chain) -> CommitBatch:
         s, samples=MOST + 1, start=s.end - MOST, duration_s=MOST // 1000))
 
 
+def moved(chain: Chain) -> CommitBatch:
+    """One sample (it starts and ends at once) that covered a metre."""
+    m = _single(chain)
+    return msgspec.structs.replace(m, summary=msgspec.structs.replace(m.summary, distance_m=1))
+
+
 def overlapping(dt: int) -> Callable[[Chain], CommitBatch]:
     """A batch starting ``dt`` ms after the last sample of batch 1."""
     def make(chain: Chain) -> CommitBatch:
@@ -434,6 +442,9 @@ REFUSALS = [
     r("summary_with_more_crash_events_than_samples", DEVICE, bad(crash_events=61), "invalid_summary",
       reason="more events than samples"),
     r("summary_faster_than_500", DEVICE, bad(max_speed=501), "invalid_summary", reason="above 500"),
+    r("summary_farther_than_500_kmh_takes_it", DEVICE, bad(distance_m=14_102), "invalid_summary",
+      reason="14102 m in 59000 ms is faster than 500 km/h"),
+    r("summary_of_one_sample_that_moved", DEVICE, moved, "invalid_summary", reason="1 m in 0 ms"),
     # who signs
     r("batch_signed_by_another_vehicles_device", BOB_DEVICE, recent, "not_vehicle_device", signer=BOB_DEVICE.did),
     r("batch_for_another_vehicle_signed_by_this_ones_device", DEVICE, other_vin, "not_vehicle_device"),
