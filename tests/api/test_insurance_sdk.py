@@ -35,9 +35,9 @@ from helpers.insurance import ALL_ORGS, trip
 from helpers.vehicles import WMI, admin, register_msg, vin_for
 
 INS, SHOP, EMI, OEM = admin("ins"), admin("shop"), admin("emi"), admin("oem")
-#: No cap (max_premium left at its default): a period of a few seconds costs its usage.
+#: A period of a few seconds costs its usage (the cap does not shrink with the time covered).
 USAGE = Pricing(base=2_000, per_km=5, night_factor_bps=5_000, per_harsh_brake=100, per_over_limit_minute=20,
-                min_premium=1_000)
+                min_premium=1_000, max_premium=1_000_000)
 PERIOD_MS = 30 * 86_400_000
 
 
@@ -198,7 +198,7 @@ def test_without_consent_the_statement_is_the_cap_pro_rata(node) -> None:
     checked = ins.check_statement(pid, 0, key=carol)
     s = checked.statement
     assert (s["consented"], s["distance_m"], checked.totals) == (False, 0, None)  # the usage was not read
-    assert s["premium"] == (10**12) * (s["end"] - s["start"]) // PERIOD_MS > 0
+    assert s["premium"] == USAGE.max_premium * (s["end"] - s["start"]) // PERIOD_MS  # the cap, for the time covered
 
 
 def test_refusals_reach_the_sdk_as_the_modules_classes(node) -> None:

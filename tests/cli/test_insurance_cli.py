@@ -28,7 +28,7 @@ pytestmark = pytest.mark.e2e  # starts a real node process
 ENV = {"COLUMNS": "200", "NO_COLOR": "1"}
 VIN = "WVWZZZ1JZ00000077"
 PAYD = ("--base", 2_000, "--per-km", 5, "--night-factor-bps", 5_000, "--per-harsh-brake", 100,
-        "--per-over-limit-minute", 20, "--min", 1_000, "--max-coverage", 1_000_000)
+        "--per-over-limit-minute", 20, "--min", 1_000, "--max", 1_000_000, "--max-coverage", 1_000_000)
 
 
 def cli(*args: Any, ok: bool = True):

@@ -65,8 +65,8 @@ def batches(draw: Any, min_size: int = 1, max_size: int = 30) -> list[Sample]:
         if i:
             gap = draw(gaps)
             t += gap
-            # never faster than 500 km/h (139 m/s) plus 100 m, what a vehicle's odometer can show
-            odo += draw(st.one_of(st.just(0), st.integers(0, min(3_000, gap * 139 // 1000 + 100))))
+            # never faster than 500 km/h (139 m/s) plus 1 km, what a vehicle's odometer can show
+            odo += draw(st.one_of(st.just(0), st.integers(0, min(3_000, gap * 139 // 1000 + 1_000))))
         out.append(Sample(t, draw(speeds), draw(accels), draw(st.integers(-900_000, 900_000)),
                           draw(st.integers(-1_800_000, 1_800_000)), odo, draw(speeds),
                           draw(st.one_of(st.sampled_from([0, 1, 2, 3, 4, 255]), st.integers(0, 255)))))
@@ -202,8 +202,8 @@ def test_samples_that_cannot_form_a_batch(samples: list[Sample], index: int) -> 
 
 
 @pytest.mark.parametrize("dt,metres,ok", [
-    (1_000, 239, True), (1_000, 240, False),  # 1,000 ms * 139 mm/ms (500 km/h) + 100 m of slack
-    (1, 100, True), (1, 101, False), (60_000, 8_440, True), (60_000, 8_441, False), (7, 100, True)])
+    (1_000, 1_139, True), (1_000, 1_140, False),  # 1,000 ms * 139 mm/ms (500 km/h) + 1 km of slack
+    (1, 1_000, True), (1, 1_001, False), (60_000, 9_340, True), (60_000, 9_341, False), (7, 1_000, True)])
 def test_an_odometer_never_runs_faster_than_500_kmh(dt: int, metres: int, ok: bool) -> None:
     samples = [Sample(T0, 0, 0, 0, 0, 5_000, 0, 0), Sample(T0 + 1, 0, 0, 0, 0, 5_000, 0, 0),
                Sample(T0 + 1 + dt, 0, 0, 0, 0, 5_000 + metres, 0, 0)]

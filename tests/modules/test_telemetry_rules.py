@@ -200,8 +200,8 @@ def _max_samples(chain: Chain) -> CommitBatch:
     pytest.param(lambda c: summary_msg(c, over_limit_s=recent(c).summary.duration_s), id="over_the_limit_all_along"),
     pytest.param(lambda c: summary_msg(c, harsh_brakes=60, crash_events=60), id="as_many_events_as_samples"),
     pytest.param(lambda c: summary_msg(c, max_speed=500), id="top_speed_500"),
-    # 60 samples in 59 s: 59,000 ms * 139 mm/ms (500 km/h) + 59 gaps * 100 m of slack = 14,101 m
-    pytest.param(lambda c: summary_msg(c, distance_m=14_101), id="as_far_as_500_kmh_takes_it"),
+    # 60 samples in 59 s: 59,000 ms * 139 mm/ms (500 km/h) + 59 gaps * 1 km of slack = 67,201 m
+    pytest.param(lambda c: summary_msg(c, distance_m=67_201), id="as_far_as_500_kmh_takes_it"),
 ])
 def test_a_summary_at_the_edge_of_each_rule_is_accepted(make: Callable[[Chain], CommitBatch]) -> None:
     chain = tel_world()
@@ -442,8 +442,8 @@ REFUSALS = [
     r("summary_with_more_crash_events_than_samples", DEVICE, bad(crash_events=61), "invalid_summary",
       reason="more events than samples"),
     r("summary_faster_than_500", DEVICE, bad(max_speed=501), "invalid_summary", reason="above 500"),
-    r("summary_farther_than_500_kmh_takes_it", DEVICE, bad(distance_m=14_102), "invalid_summary",
-      reason="14102 m in 59000 ms is faster than 500 km/h"),
+    r("summary_farther_than_500_kmh_takes_it", DEVICE, bad(distance_m=67_202), "invalid_summary",
+      reason="67202 m in 59000 ms is faster than 500 km/h"),
     r("summary_of_one_sample_that_moved", DEVICE, moved, "invalid_summary", reason="1 m in 0 ms"),
     # who signs
     r("batch_signed_by_another_vehicles_device", BOB_DEVICE, recent, "not_vehicle_device", signer=BOB_DEVICE.did),

@@ -10,7 +10,7 @@ A sample is a JSON array of integers (``Sample``, array-like, so a batch of 1,00
     accel       longitudinal acceleration, mm/s² (negative: braking)
     lat, lon    coarse position, ten-thousandths of a degree (about 11 m)
     odometer_m  the odometer in metres, never decreasing within a batch, nor advancing faster than
-                500 km/h between two samples (plus 100 m)
+                500 km/h between two samples (plus 1 km)
     limit       the posted speed limit the vehicle's map knows, km/h (0: unknown)
     events      bit flags: 1 airbag deployed, 2 impact detected by the ECU
 
@@ -47,9 +47,9 @@ AIRBAG, IMPACT = 1, 2
 HOUR_MS = 3_600_000
 #: Most samples one batch holds.
 MAX_SAMPLES = 10_000
-#: The odometer may advance at most 500 km/h (139 m/s) between samples, plus 100 m for rounding.
+#: The odometer may advance at most 500 km/h (139 m/s) between samples, plus 1 km (coarse odometers, compressed test trips).
 MAX_MM_PER_MS = 139
-ODOMETER_SLACK_M = 100
+ODOMETER_SLACK_M = 1_000
 
 Speed = Annotated[int, msgspec.Meta(ge=0, le=500)]
 Accel = Annotated[int, msgspec.Meta(ge=-500_000, le=500_000)]
