@@ -152,7 +152,8 @@ def test_a_policy_from_binding_to_a_paid_claim_and_a_checked_statement(chain, tm
     assert "pro rata" in r.stdout and "the vehicle's trip totals" in r.stdout
     checked = json.loads(cli("insurance", "statements", "check", policy, 0, "--as", "alice", "--json", *at).stdout)
     assert (checked["premium"], checked["expected"], checked["totals"]["distance_m"]) == (190, 190, 18_000)
-    quoted = json.dumps({"base": 2_000, "per_km": 4, "per_harsh_brake": 100, "min_premium": 1_000})  # 4 cents a km
+    quoted = json.dumps({"base": 2_000, "per_km": 4, "per_harsh_brake": 100, "min_premium": 1_000,
+                         "max_premium": 1_000_000})  # 4 cents a km
     r = cli("insurance", "statements", "check", policy, 0, "--pricing", quoted, "--as", "alice", *at, ok=False)
     assert r.returncode == 1 and "statement check failed" in r.stderr and "says premium = 190" in r.stderr
     assert "gives 172" in r.stderr  # 4 x 18 + 100
