@@ -542,6 +542,10 @@ def test_window_totals_equal_a_brute_force_sum(shapes: list, rnd: random.Random)
         points |= {s.start, s.end - 1, s.end, s.end + 1}
     points |= {rnd.randrange(T0, T0 + 40 * 3_600_000) for _ in range(5)}
     pts = sorted(points)
+    door = chain.registry.provider(TelemetryDoor)
+    ends = [BATCHES.get(chain.ledger, VIN, seq).summary.end for seq in range(1, len(shapes) + 1)]
+    for t in pts:
+        assert door.last_before(chain.ledger, VIN, t) == sum(1 for e in ends if e < t), t
     for start in pts:
         for end in pts:
             assert window(chain, VIN, start, end) == brute_window(chain, VIN, start, end), (start, end)
@@ -569,6 +573,27 @@ def test_the_door_hands_a_reported_crash_and_nothing_else() -> None:
     assert door.crash(chain.ledger, VIN, 0) is None
     assert door.crash(chain.ledger, VIN, 2) is None
     assert door.crash(chain.ledger, VIN + "/1", 1) is None  # not a VIN: no key is built from it
+
+
+def test_the_door_sums_batches_by_sequence_and_finds_them_by_time() -> None:
+    chain = tel_world()
+    door = chain.registry.provider(TelemetryDoor)
+    for _ in range(3):
+        commit(chain, now(chain) + 1_000, brake_at=(3,))
+    running = Totals()
+    for seq in range(1, 4):
+        b = BATCHES.get(chain.ledger, VIN, seq)
+        running = running.plus(b.summary)
+        assert door.through(chain.ledger, VIN, seq) == running == b.cumulative
+        assert door.last_before(chain.ledger, VIN, b.summary.end) == seq - 1
+        assert door.last_before(chain.ledger, VIN, b.summary.end + 1) == seq
+    for seq in (0, 4):
+        assert door.through(chain.ledger, VIN, seq) == Totals()
+    assert door.through(chain.ledger, OTHER_VIN, 1) == Totals()
+    assert door.last_before(chain.ledger, OTHER_VIN, 2**53 - 1) == 0
+    # not a VIN: nothing, and no key is built from it
+    assert door.through(chain.ledger, VIN + "/1", 1) == Totals()
+    assert door.last_before(chain.ledger, VIN + "/1", 2**53 - 1) == 0
 
 
 def test_the_totals_query_is_the_window() -> None:
