@@ -36,8 +36,8 @@ from blokauto.modules.vehicles.messages import Deregister, RecordOdometer, Trans
 from blokauto.modules.vehicles.state import VEHICLES
 
 from conftest import K
-from helpers.insurance import (ALICE, BOB, BOB_DEVICE, DAY, DEVICE, HOUR, INS, INS2, MINUTE, OTHER_VIN, PAYD, PERIOD,
-                               SHOP, VIN, balance, batch_msg, now, ok, send, trip, world)
+from helpers.insurance import (ALICE, BOB, BOB_DEVICE, DAY, DEVICE, DEVICE2, HOUR, INS, INS2, MINUTE, OTHER_VIN, PAYD,
+                               PERIOD, SHOP, VIN, balance, batch_msg, now, ok, send, trip, world)
 from helpers.vehicles import WMI, admin, snapshot, vin_for
 
 CAROL = K("carol")
@@ -418,6 +418,20 @@ def test_the_sale_ends_the_policy_in_its_own_transaction() -> None:
     assert (r.code, r.detail["end"]) == ("no_active_policy", sale)
 
 
+def test_a_sale_when_the_policy_is_over_leaves_it_as_it_was() -> None:
+    chain = world()
+    end = pol(chain).end
+    r = sell(chain, end)  # at its very end
+    assert [e for e in r.events if e["type"].startswith("insurance.")] == []
+    assert pol(chain).sold == 0
+    chain = world()
+    c = S(chain) + DAY
+    ok(chain, ALICE, CancelPolicy(policy=1), at=c)
+    r = sell(chain, c)  # in the block after the cancellation, at the same time
+    assert [e for e in r.events if e["type"].startswith("insurance.")] == []
+    assert (pol(chain).sold, pol(chain).cancelled) == (0, c)
+
+
 def test_a_sale_before_the_policy_starts_leaves_it_empty() -> None:
     chain = world()
     sell(chain, now(chain) + 1)  # S is a minute away
@@ -547,6 +561,15 @@ def test_a_crash_at_the_policys_end_opens_no_claim() -> None:
     assert "insurance.claim_changed" in types(crash(chain, end - 1))
     assert "insurance.claim_changed" not in types(crash(chain, end))
     assert claim(chain, 2) is None
+
+
+@pytest.mark.parametrize("dt,flagged", [(60_000, True), (60_001, False), (-60_000, True), (-60_001, False)])
+def test_a_crash_within_a_minute_of_the_one_before_is_flagged_possible_duplicate(dt: int, flagged: bool) -> None:
+    chain = world()
+    t = S(chain) + DAY
+    ok(chain, DEVICE, ReportCrash(vin=VIN, t=t, decel_mms2=50_000, odometer_m=1_000, airbag=True), at=t + 70_000)
+    ok(chain, DEVICE2, ReportCrash(vin=VIN, t=t + dt, decel_mms2=0, odometer_m=1_000, impact=True), at=t + 70_001)
+    assert (claim(chain, 1).flags, claim(chain, 2).flags) == ([], ["possible_duplicate"] if flagged else [])
 
 
 def test_a_crash_without_any_policy_is_only_a_crash() -> None:
