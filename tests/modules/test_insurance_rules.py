@@ -37,7 +37,7 @@ from blokauto.modules.vehicles.state import VEHICLES
 
 from conftest import K
 from helpers.insurance import (ALICE, BOB, BOB_DEVICE, DAY, DEVICE, DEVICE2, HOUR, INS, INS2, MINUTE, OTHER_VIN, PAYD,
-                               PERIOD, SHOP, VIN, balance, batch_msg, now, ok, send, trip, world)
+                               PERIOD, SHOP, SHOP2, VIN, balance, batch_msg, now, ok, send, trip, world)
 from helpers.vehicles import WMI, admin, snapshot, vin_for
 
 CAROL = K("carol")
@@ -192,6 +192,26 @@ def test_a_policy_cancelled_before_it_starts_never_covers() -> None:
     assert (r.code, r.detail["billed"]) == ("policy_fully_billed", 0)
     ok(chain, INS, BindPolicy(product="payd", vin=VIN, start=now(chain) + 1, periods=1, deductible=0, coverage=0),
        ALICE, at=now(chain) + 1)
+
+
+def test_a_policy_never_in_force_blocks_no_new_one() -> None:
+    chain = world()
+    ok(chain, ALICE, CancelPolicy(policy=1))  # S is a minute away: policy 1 never covers anything
+    t = now(chain) + 1
+    ok(chain, INS, BindPolicy(product="payd", vin=VIN, start=t, periods=1, deductible=0, coverage=0), ALICE, at=t)
+    assert VEHICLE_POLICIES.get(chain.ledger, VIN).ids == [1, 2]
+
+
+def test_an_overlap_names_the_policy_in_force_past_one_never_in_force() -> None:
+    chain = world()
+    end = pol(chain).end
+    ok(chain, INS, BindPolicy(product="payd", vin=VIN, start=end, periods=1, deductible=0, coverage=0), ALICE,
+       at=end - AHEAD)
+    ok(chain, ALICE, CancelPolicy(policy=2))  # policy 2, bound to follow, will never be in force
+    r = send(chain, INS, BindPolicy(product="payd", vin=VIN, start=end - DAY, periods=1, deductible=0, coverage=0),
+             ALICE)
+    assert (r.code, r.detail["policy"], r.detail["end"]) == ("policy_overlaps", 1, end)
+    ok(chain, INS, BindPolicy(product="payd", vin=VIN, start=end, periods=1, deductible=0, coverage=0), ALICE)
 
 
 def test_renewal_adds_whole_periods_before_the_end() -> None:
@@ -635,7 +655,7 @@ def test_a_crash_reported_before_its_policy_was_bound_is_claimed_with_its_facts(
     chain = world(policy=False)
     r0 = now(chain) + 1
     t = r0 + 4 * MINUTE
-    ok(chain, DEVICE, ReportCrash(vin=VIN, t=t, decel_mms2=0, odometer_m=7_999, impact=True), at=r0)
+    ok(chain, DEVICE, ReportCrash(vin=VIN, t=t, decel_mms2=0, odometer_m=999_000, impact=True), at=r0)
     b = r0 + MINUTE
     ok(chain, INS, BindPolicy(product="payd", vin=VIN, start=b, periods=1, deductible=0, coverage=5), ALICE, at=b)
     assert claim(chain) is None
@@ -643,7 +663,7 @@ def test_a_crash_reported_before_its_policy_was_bound_is_claimed_with_its_facts(
         "claim_incident_in_future"
     ok(chain, ALICE, FileClaim(policy=1, incident=b, odometer_km=999, crash=1), at=t)
     c = claim(chain)
-    assert (c.source, c.crash, c.incident, c.odometer_km, c.flags) == ("holder", 1, t, 7, [])
+    assert (c.source, c.crash, c.incident, c.odometer_km, c.flags) == ("holder", 1, t, 999, [])
     assert CRASH_CLAIMS.get(chain.ledger, VIN, 1) == 1
     assert send(chain, ALICE, FileClaim(policy=1, incident=b, odometer_km=0, crash=1)).code == "claim_exists"
 
@@ -683,6 +703,23 @@ def test_a_claim_goes_opened_assessed_approved_paid() -> None:
                            "amount": 290_000, "memo": "claim 1"}
     assert claim(chain).status == "paid"
     assert chain.ledger.index[CLAIM_LIST.name][next(iter(chain.ledger.index[CLAIM_LIST.name]))]["status"] == "paid"
+
+
+def test_choosing_another_workshop_drops_the_estimate() -> None:
+    chain = world()
+    crash(chain, S(chain) + HOUR)
+    ok(chain, INS, ChooseWorkshop(claim=1, workshop="shop"))  # the insurer may choose too
+    ok(chain, SHOP, AssessClaim(claim=1, estimate=300_000, reference="est-1"))
+    r = ok(chain, ALICE, ChooseWorkshop(claim=1, workshop="shop"))  # the same one: nothing changes
+    assert r.events == [] and claim(chain).estimate == 300_000
+    ok(chain, ALICE, ChooseWorkshop(claim=1, workshop="shop2"))
+    c = claim(chain)
+    assert (c.workshop, c.status, c.estimate, c.estimate_ref) == ("shop2", "opened", 0, "")
+    assert send(chain, SHOP, AssessClaim(claim=1, estimate=1)).code == "not_claim_workshop"
+    assert send(chain, INS, approve(300_000)).code == "claim_not_assessed"
+    ok(chain, SHOP2, AssessClaim(claim=1, estimate=200_000))
+    ok(chain, INS, approve(200_000))
+    assert claim(chain).payout == 190_000
 
 
 def test_an_approval_up_to_the_coverage_is_accepted() -> None:
@@ -943,6 +980,16 @@ REFUSALS = [
     r("claim_on_an_unknown_policy", ALICE, FileClaim(policy=4, incident=1, odometer_km=0), "unknown_policy"),
     # assessment
     r("assess_an_unknown_claim", SHOP, AssessClaim(claim=2, estimate=1), "unknown_claim", crashed),
+    r("choose_an_organisation_that_is_no_workshop", ALICE, ChooseWorkshop(claim=1, workshop="dealer"),
+      "not_a_workshop", crashed),
+    r("choose_an_unknown_workshop", ALICE, ChooseWorkshop(claim=1, workshop="nobody"), "not_a_workshop", crashed),
+    r("choose_a_workshop_after_the_approval", ALICE, ChooseWorkshop(claim=1, workshop="shop"), "claim_decided",
+      approved, status="approved"),
+    r("choose_a_workshop_after_the_denial", INS, ChooseWorkshop(claim=1, workshop="shop"), "claim_decided", denied),
+    r("choose_a_workshop_for_someone_elses_claim", BOB, ChooseWorkshop(claim=1, workshop="shop"),
+      "not_policy_holder", crashed),
+    r("file_a_claim_naming_an_insurer_as_workshop", ALICE, lambda c: FileClaim(
+        policy=1, incident=S(c) + HOUR, odometer_km=0, workshop="ins"), "not_a_workshop", at=since_s(2 * HOUR)),
     r("assess_an_approved_claim", SHOP, AssessClaim(claim=1, estimate=1), "claim_decided", approved,
       status="approved"),
     r("assess_a_denied_claim", SHOP, AssessClaim(claim=1, estimate=1), "claim_decided", denied, status="denied"),
