@@ -279,7 +279,7 @@ DOOR_PARTS = ("doors", "messages")
 PUBLIC_PARTS = ("doors", "messages", "keys", "errors")
 #: Code outside the modules that reads module state only through doors (the lead moves the node's
 #: remaining direct reads of governance's state to ``GovernanceReader``).
-DOOR_CHECKED = ("report", "verify", "api", "client", "web", "node/audit.py")
+DOOR_CHECKED = ("report", "verify", "api", "client", "web", "ota", "node/audit.py")
 VERIFY_FORBIDDEN = ("node", "store", "api", "cli", "client", "report")
 
 

@@ -39,6 +39,7 @@ from blokauto.core.crypto import KeyPair
 from blokauto.modules.parts.spec import INSTALLATIONS, PART_HISTORY
 from blokauto.modules.parts.state import BATCHES, BOMS, PART_TYPES, PARTS, Part
 from blokauto.modules.recalls.messages import CloseCampaign, RecordRemedy
+from blokauto.modules.recalls.state import SoftwareFix
 from blokauto.modules.vehicles.handlers import history_head
 from blokauto.modules.vehicles.messages import AssignWmi, Deregister
 
@@ -403,7 +404,8 @@ def test_campaign_progress_always_adds_up(fleet: tuple[PartsNode, list[str]], by
     node, vins = fleet
     opener = REG if by_regulator else OEM
     out = node.must(opener, campaign(f"P-{next(_campaigns)}", Scope(batches=[BatchRef(part_number="PAD", batch="B1")]),
-                                     ota_remedy=ota))
+                                     ota_remedy=ota, software_fix=SoftwareFix(hardware_id="pad-ctl", min_release_counter=1)
+                                     if ota else None))
     cid = next(e["campaign"] for e in out["receipt"]["events"] if e["type"] == "recalls.campaign_opened")
     affected = set(vins[:4]) | ({vins[5]} if by_regulator else set())
     remedied: set[str] = set()
@@ -419,6 +421,7 @@ def test_campaign_progress_always_adds_up(fleet: tuple[PartsNode, list[str]], by
             r = node.send(admin(who), RecordRemedy(campaign=cid, vin=vin, method=method))["receipt"]
             expected = ("campaign_closed" if not is_open else
                         "not_your_campaign" if method == "software" and not ota else
+                        "remedy_needs_manifest" if method == "software" else
                         "not_affected" if vin not in affected else
                         "already_remedied" if vin in remedied else None)
             assert (r["ok"], r.get("code") or None) == (expected is None, expected), (step, r)

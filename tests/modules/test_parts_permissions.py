@@ -17,6 +17,7 @@ import pytest
 from blokauto.core.crypto import KeyPair
 from blokauto.modules.parts.messages import AttestLot, ConditionReading, LogConditions, RegisterLogger
 from blokauto.modules.recalls.messages import CloseCampaign, RecordRemedy
+from blokauto.modules.recalls.state import SoftwareFix
 from blokauto.modules.vehicles.messages import Deregister
 
 from conftest import Chain, K
@@ -82,7 +83,8 @@ def base_chain() -> Chain:
     ok(chain, SUP, ship("oem2", "PAD:B3"))
     ok(chain, OEM2, receive("PAD:B3"))
     ok(chain, OEM2, install(W1, B("PAD:B3", 2)))
-    ok(chain, OEM, campaign("C-1", Scope(part_numbers=["HOSE"]), ota_remedy=True))
+    ok(chain, OEM, campaign("C-1", Scope(part_numbers=["HOSE"]), ota_remedy=True,
+                            software_fix=SoftwareFix(hardware_id="hose-ctl", min_release_counter=2)))
     return chain
 
 
@@ -168,9 +170,9 @@ CASES: list[Case] = [
          frozenset({"oem", "reg"}), "not_your_campaign"),
     Case("record_workshop_remedy", lambda: RecordRemedy(campaign=1, vin=V1, notes="hose replaced"),
          frozenset({"workshop", "dealer", "manufacturer"}), frozenset({"shop", "dealer"}), "not_your_campaign"),
+    # an over-the-air remedy is the vehicle's own manifest (software.report_manifest): nobody attests it
     Case("record_software_remedy", lambda: RecordRemedy(campaign=1, vin=V1, method="software"),
-         frozenset({"workshop", "dealer", "manufacturer"}), frozenset({"shop", "dealer", "oem"}),
-         "not_your_campaign"),
+         frozenset({"workshop", "dealer", "manufacturer"}), frozenset(), "remedy_needs_manifest"),
 ]
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from blokauto.core.crypto import KeyPair
 from blokauto.modules.recalls.messages import CloseCampaign, RecordRemedy
-from blokauto.modules.recalls.state import CAMPAIGNS
+from blokauto.modules.recalls.state import CAMPAIGNS, SoftwareFix
 from blokauto.modules.vehicles.messages import AssignWmi, TransferTitle
 
 from conftest import Chain, K, build_tx
@@ -330,10 +330,11 @@ def test_progress_counts_add_up_as_remedies_come_in(net: PartsNode) -> None:
     vins = w.vehicles(4)
     hoses = w.parts("HOSE", "H1", "H2", "H3", "H4")
     net.all(*[(OEM, install(v, h)) for v, h in zip(vins, hoses)])
-    cid, _ = w.open(Scope(part_numbers=[w.pn("HOSE")]), ota_remedy=True)
+    cid, _ = w.open(Scope(part_numbers=[w.pn("HOSE")]), ota_remedy=True, software_fix=FIX)
     assert net.progress(cid) == {"affected": 4, "remedied": 0, "outstanding": 4}
     net.must(SHOP, RecordRemedy(campaign=cid, vin=vins[0], notes="hose replaced"))
-    net.must(OEM, RecordRemedy(campaign=cid, vin=vins[2], method="software"))
+    assert net.fails(OEM, RecordRemedy(campaign=cid, vin=vins[2], method="software")) == "remedy_needs_manifest"
+    net.must(SHOP, RecordRemedy(campaign=cid, vin=vins[2], notes="hose controller reflashed at the workshop"))
     assert net.fails(SHOP, RecordRemedy(campaign=cid, vin=vins[0])) == "already_remedied"
     res = net.q("recalls", "affected", campaign=cid)
     assert res["progress"] == {"affected": 4, "remedied": 2, "outstanding": 2}
@@ -473,6 +474,9 @@ def recall_chain() -> Chain:
     return chain
 
 
+FIX = SoftwareFix(hardware_id="brk-ctl", min_release_counter=3)
+
+
 def brk_recall(number: str = "R-1", **kw: Any) -> Any:
     return campaign(number, Scope(part_numbers=["BRK"]), **kw)
 
@@ -570,15 +574,26 @@ def test_remedy_is_refused(setup: Any, msg: RecordRemedy, code: str) -> None:
 
 def test_a_remedy_is_recorded_on_the_campaign_and_in_the_vehicle_history() -> None:
     chain = recall_chain()
-    cid = opened(chain, brk_recall(ota_remedy=True))
+    cid = opened(chain, brk_recall(ota_remedy=True, software_fix=FIX))
     r = ok(chain, SHOP, RecordRemedy(campaign=cid, vin=V1, notes="replaced"))
     assert {"type": "recalls.remedied", "campaign": cid, "vin": V1} in r.events
-    ok(chain, OEM, RecordRemedy(campaign=cid, vin=V2, method="software"))
-    assert CAMPAIGNS.get(chain.ledger, cid).remedied == 2
+    assert CAMPAIGNS.get(chain.ledger, cid).remedied == 1
     entry = history(chain, V1)[-1]
     assert (entry["type"], entry["org"], entry["data"]) == ("recall_remedied", "shop",
                                                             {"campaign": cid, "number": "R-1", "method": "workshop"})
-    assert history(chain, V2)[-1]["data"]["method"] == "software"
+
+
+def test_an_over_the_air_remedy_is_the_vehicles_manifest_not_the_makers_word() -> None:
+    chain = recall_chain()
+    before_open = snapshot(chain)
+    assert chain.block(build_tx(OEM, brk_recall(ota_remedy=True))).receipts[0].code == "software_fix_required"
+    assert snapshot(chain) == before_open
+    cid = opened(chain, brk_recall(ota_remedy=True, software_fix=FIX))
+    before = snapshot(chain)
+    r = chain.block(build_tx(OEM, RecordRemedy(campaign=cid, vin=V2, method="software"))).receipts[0]
+    assert (r.code, r.detail) == ("remedy_needs_manifest", {"campaign": cid, "hardware_id": "brk-ctl",
+                                                            "min_release_counter": 3})
+    assert snapshot(chain) == before
 
 
 def test_a_part_removed_after_the_campaign_opened_still_needs_its_remedy() -> None:

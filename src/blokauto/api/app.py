@@ -57,6 +57,7 @@ from ..modules.insurance import keys as insurance_keys
 from ..modules.insurance import doors as insurance_doors
 from ..modules.parts import keys as parts_keys
 from ..modules.recalls import keys as recall_keys
+from ..modules.software import keys as software_keys
 from ..modules.vehicles import keys as vehicle_keys
 from ..core.errors import BlokautoError, MalformedTx, RequestError, TxTooLarge, Unavailable
 from ..node.event_feed import EventFeed, FeedEnds, HeightWaiter
@@ -613,6 +614,10 @@ STATE_READS: list[tuple[str, ReadPolicy, str | Callable[[str], dict[str, Any]] |
     (vehicle_keys.VEHICLE, VehicleData("vin", "history"), "vin"),
     (parts_keys.BOM, VehicleData("vin", "history"), "vin"),
     (recall_keys.CAMPAIGN, IDENTIFIED, None),
+    # software: what every vehicle checks an update against (its device key reads it); its inventory is its history
+    (software_keys.REPOSITORY, SIGNED, None), (software_keys.RELEASE, SIGNED, None),
+    (software_keys.IMAGE, SIGNED, None), (software_keys.BUNDLE, SIGNED, None),
+    (software_keys.VEHICLE, VehicleData("vin", "history"), "vin"),
     # insurance: a policy and its statements are its insurer's and holder's, a claim its parties'
     (insurance_keys.POLICY, insurance_doors.POLICY_PARTIES, lambda rest: {"policy": _key_number(rest)}),
     (insurance_keys.STATEMENT, insurance_doors.POLICY_PARTIES, lambda rest: {"policy": _key_number(rest)}),

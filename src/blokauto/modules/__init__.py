@@ -16,7 +16,9 @@ def default_registry() -> Registry:
     from .payments import module as payments
     from .privacy import module as privacy
     from .recalls import module as recalls
+    from .software import module as software
     from .telemetry import module as telemetry
     from .vehicles import module as vehicles
 
-    return Registry([governance, vehicles, parts, recalls, consent, privacy, payments, telemetry, insurance])
+    return Registry([governance, vehicles, parts, recalls, consent, privacy, payments, telemetry, insurance,
+                     software])

@@ -11,8 +11,9 @@ from typing import Any, Callable, Protocol, runtime_checkable
 
 import msgspec
 
-from ...core.state import StateReader
-from .handlers import affected_vehicle
+from ...core.module import Context
+from ...core.state import Overlay, StateReader
+from .handlers import affected_vehicle, remedy_by_software
 from .spec import VehicleFacts
 from .state import BY_PART_NUMBER, CAMPAIGNS, OPEN, REMEDIES
 
@@ -56,6 +57,15 @@ class RecallsDoor(Protocol):
     def open_recalls(self, state: StateReader, need: Callable[[type], Any], vin: str) -> list[OpenRecall]:
         """The open campaigns that covered ``vin`` when they opened, in the order they opened."""
         ...
+
+
+class SoftwareFixes:
+    """Recalls' implementation of software's ``SoftwareRemedies``: a vehicle's install manifest
+    remedies the open campaigns it fixes (``handlers.remedy_by_software``)."""
+
+    def software_installed(self, state: Overlay, ctx: Context, vin: str, installed: list[Any]) -> None:
+        for item in installed:
+            remedy_by_software(state, ctx, vin, item.hardware_id, item.release_counter, item.image)
 
 
 class CampaignRecords:

@@ -42,3 +42,15 @@ class AlreadyRemedied(DomainError):
 class NotYourCampaign(DomainError):
     code = "not_your_campaign"
     template = "{reason}."
+
+
+class SoftwareFixRequired(DomainError):
+    code = "software_fix_required"
+    template = ("A campaign with an over-the-air remedy names its fix (software_fix: the hardware id and the lowest "
+                "release counter that fixes it), so the vehicle's install manifest can remedy it.")
+
+
+class RemedyNeedsManifest(DomainError):
+    code = "remedy_needs_manifest"
+    template = ("Campaign {campaign} is remedied over the air by the vehicle's own install manifest of an image for "
+                "{hardware_id} with release counter {min_release_counter} or higher, not by an attestation.")

@@ -3,7 +3,7 @@ matched the vehicle criteria and carried a part the part criteria name (assembli
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import msgspec
 
@@ -14,7 +14,7 @@ from .messages import CampaignClosed, CampaignOpened, CloseCampaign, OpenCampaig
 from ..parts.doors import CarriedPart
 from ..vehicles.doors import BirthFacts
 from .spec import REMEDIED, PartsOnBoard, VehicleFacts, module
-from .state import BY_PART_NUMBER, CAMPAIGNS, NEXT, NUMBERS, OPEN, REMEDIES, Campaign, Remedy, Scope
+from .state import BY_HARDWARE, BY_PART_NUMBER, CAMPAIGNS, NEXT, NUMBERS, OPEN, REMEDIES, Campaign, Remedy, Scope
 
 
 def affects(scope: Scope, vin: str, facts: BirthFacts, carried: list[CarriedPart]) -> bool:
@@ -68,18 +68,24 @@ def open_campaign(state: Overlay, ctx: Context, msg: OpenCampaign) -> None:
         if not live:
             raise errors.ScopeMatchesNothing(reason="none of the part numbers, batches or serial ranges it names is "
                                                     "installed in any vehicle")
+    if msg.ota_remedy and msg.software_fix is None:
+        raise errors.SoftwareFixRequired()
     existing = NUMBERS.get(state, msg.number)
     if existing is not None:
         raise errors.CampaignNumberTaken(number=msg.number, campaign=existing)
     cid = NEXT.get(state)
     NEXT.put(state, cid + 1)
     c = Campaign(cid, msg.number, scope.manufacturer, org, msg.component, msg.summary, msg.consequence, msg.remedy,
-                 msg.do_not_drive, msg.ota_remedy, msg.units, scope, ctx.height, ctx.time)
+                 msg.do_not_drive, msg.ota_remedy or msg.software_fix is not None, msg.units, scope, ctx.height,
+                 ctx.time, software_fix=msg.software_fix if msg.software_fix is not None else msgspec.UNSET)
     CAMPAIGNS.put(state, c, cid)
     NUMBERS.put(state, cid, msg.number)
     OPEN.put(state, OPEN.get(state) + [cid])
     for pn in sorted(scope.part_numbers_named()):
         BY_PART_NUMBER.put(state, (BY_PART_NUMBER.get(state, pn) or []) + [cid], pn)
+    if msg.software_fix is not None:
+        hw = msg.software_fix.hardware_id
+        BY_HARDWARE.put(state, (BY_HARDWARE.get(state, hw) or []) + [cid], hw)
     ctx.emit(CampaignOpened(campaign=cid, number=msg.number, component=msg.component, do_not_drive=msg.do_not_drive))
 
 
@@ -100,6 +106,13 @@ def close_campaign(state: Overlay, ctx: Context, msg: CloseCampaign) -> None:
             BY_PART_NUMBER.put(state, left, pn)
         else:
             BY_PART_NUMBER.delete(state, pn)
+    if c.software_fix is not msgspec.UNSET:
+        hw = c.software_fix.hardware_id
+        left = [x for x in BY_HARDWARE.get(state, hw) or [] if x != c.id]
+        if left:
+            BY_HARDWARE.put(state, left, hw)
+        else:
+            BY_HARDWARE.delete(state, hw)
     ctx.emit(CampaignClosed(campaign=c.id))
 
 
@@ -112,6 +125,10 @@ def record_remedy(state: Overlay, ctx: Context, msg: RecordRemedy) -> None:
         raise errors.CampaignClosed(campaign=c.id)
     if msg.method == "software" and not c.ota_remedy:
         raise errors.NotYourCampaign(reason=f"campaign {c.id} has no over-the-air remedy")
+    if msg.method == "software" and c.software_fix is not msgspec.UNSET:
+        fix = c.software_fix
+        raise errors.RemedyNeedsManifest(campaign=c.id, hardware_id=fix.hardware_id,
+                                         min_release_counter=fix.min_release_counter)
     if not msg.vin.isalnum() or not affected_vehicle(state, ctx.need, c, msg.vin):
         raise errors.NotAffected(vin=msg.vin, campaign=c.id, height=c.opened)
     if not {"workshop", "dealer"} & set(ctx.member.roles):  # a manufacturer: over the air, on its own vehicles
@@ -124,9 +141,30 @@ def record_remedy(state: Overlay, ctx: Context, msg: RecordRemedy) -> None:
     done = REMEDIES.get(state, c.id, msg.vin)
     if done is not None:
         raise errors.AlreadyRemedied(vin=msg.vin, campaign=c.id, height=done.height)
-    REMEDIES.put(state, Remedy(c.id, msg.vin, ctx.member.org, msg.method, ctx.height, msg.notes), c.id, msg.vin)
-    ctx.index_put(REMEDIED, campaign=c.id, vin=msg.vin, height=ctx.height)
+    remedy(state, ctx, c, msg.vin, ctx.member.org, msg.method, msg.notes)
+
+
+def remedy(state: Overlay, ctx: Context, c: Campaign, vin: str, by: str, method: Literal["workshop", "software"],
+           notes: str) -> None:
+    """Record campaign ``c``'s remedy on ``vin`` (affected, not yet remedied: the caller checked)."""
+    REMEDIES.put(state, Remedy(c.id, vin, by, method, ctx.height, notes), c.id, vin)
+    ctx.index_put(REMEDIED, campaign=c.id, vin=vin, height=ctx.height)
     CAMPAIGNS.put(state, msgspec.structs.replace(c, remedied=c.remedied + 1), c.id)
-    ctx.need(VehicleFacts).record_event(state, ctx, msg.vin, "recall_remedied",
-                                        {"campaign": c.id, "number": c.number, "method": msg.method})
-    ctx.emit(Remedied(campaign=c.id, vin=msg.vin))
+    ctx.need(VehicleFacts).record_event(state, ctx, vin, "recall_remedied",
+                                        {"campaign": c.id, "number": c.number, "method": method})
+    ctx.emit(Remedied(campaign=c.id, vin=vin))
+
+
+def remedy_by_software(state: Overlay, ctx: Context, vin: str, hardware_id: str, release_counter: int,
+                       image: str) -> None:
+    """A vehicle's install manifest put ``image`` (``release_counter``) on an ECU of ``hardware_id``: every open
+    campaign it fixes that covered the vehicle, not yet remedied on it, is remedied (method software,
+    by the device key that signed the manifest)."""
+    for cid in BY_HARDWARE.get(state, hardware_id) or []:
+        c = CAMPAIGNS.get(state, cid)
+        if c is None or c.status != "open" or c.software_fix is msgspec.UNSET:
+            continue
+        if release_counter < c.software_fix.min_release_counter or REMEDIES.has(state, c.id, vin):
+            continue
+        if affected_vehicle(state, ctx.need, c, vin):
+            remedy(state, ctx, c, vin, ctx.sender, "software", f"image {image} (release counter {release_counter})")

@@ -9,7 +9,7 @@ import msgspec
 from ...core.encoding import Uint
 from ...core.module import Event
 from ...core.tx import Message
-from .state import Scope, Text
+from .state import Scope, SoftwareFix, Text
 
 
 class OpenCampaign(Message, tag="recalls.open"):
@@ -25,6 +25,8 @@ class OpenCampaign(Message, tag="recalls.open"):
     do_not_drive: bool = False
     ota_remedy: bool = False
     units: Uint = 0
+    #: With ``ota_remedy``: the release that fixes it (the vehicle's own install manifest remedies it).
+    software_fix: SoftwareFix | None = None
 
 
 class CloseCampaign(Message, tag="recalls.close"):
@@ -35,7 +37,8 @@ class CloseCampaign(Message, tag="recalls.close"):
 
 
 class RecordRemedy(Message, tag="recalls.remedy"):
-    """A workshop (or the manufacturer, for an over-the-air remedy) attests the remedy on a vehicle."""
+    """A workshop or dealer attests the remedy on a vehicle. An over-the-air remedy is recorded by the
+    vehicle's own install manifest (software.report_manifest), not attested."""
 
     campaign: Uint
     vin: Annotated[str, msgspec.Meta(min_length=1, max_length=40)]

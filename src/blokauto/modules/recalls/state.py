@@ -72,6 +72,14 @@ class Scope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return not self.vin_ranges or any(r.first <= vin <= r.last for r in self.vin_ranges)
 
 
+class SoftwareFix(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What fixes a software recall: an image for ECUs of ``hardware_id`` with a release counter of at
+    least ``min_release_counter``; the vehicle's own install manifest of one remedies it."""
+
+    hardware_id: Ident
+    min_release_counter: Uint
+
+
 class Campaign(msgspec.Struct, frozen=True):
     id: Uint
     number: str
@@ -90,6 +98,7 @@ class Campaign(msgspec.Struct, frozen=True):
     status: Literal["open", "closed"] = "open"
     remedied: Uint = 0
     closed: Uint = 0
+    software_fix: SoftwareFix | msgspec.UnsetType = msgspec.UNSET  # stored only when set: older records keep their bytes
 
 
 class Remedy(msgspec.Struct, frozen=True):
@@ -105,5 +114,6 @@ CAMPAIGNS = StateMap(keys.CAMPAIGN, Campaign)
 NUMBERS = StateMap(keys.NUMBER, int)  # campaign number -> id
 BY_PART_NUMBER = StateMap(keys.BY_PART_NUMBER, list[int])  # part number -> open campaigns naming it
 REMEDIES = StateMap(keys.REMEDY, Remedy)  # (campaign, vin)
+BY_HARDWARE = StateMap(keys.BY_HARDWARE, list[int])  # hardware id -> open campaigns a software install fixes
 OPEN: Item[list[int]] = Item(keys.OPEN, list[int], default=list)
 NEXT: Item[int] = Item(keys.NEXT, int, default=1)

@@ -1,0 +1,60 @@
+"""Serving a maker's repositories over HTTP: static files, read-only, nothing outside the folder.
+
+Any static web server or CDN serves a repository as well (the files are signed; the server is not
+trusted). This one is for a laptop, the demo and the tests: ``blokauto software serve DIR``.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    """GET and HEAD of files only: no directory listings, no logging to stderr."""
+
+    def list_directory(self, path: Any) -> None:  # type: ignore[override]
+        self.send_error(404, "Not found")
+        return None
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+
+class RepositoryServer:
+    """``directory`` over HTTP on ``host:port`` (port 0: any free port), in a background thread."""
+
+    def __init__(self, directory: Path, host: str = "127.0.0.1", port: int = 0) -> None:
+        handler = functools.partial(_Quiet, directory=str(Path(directory).resolve()))
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> str:
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="ota-repository", daemon=True)
+        self._thread.start()
+        return self.url
+
+    def serve_forever(self) -> None:
+        self.httpd.serve_forever()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def __enter__(self) -> "RepositoryServer":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
