@@ -105,7 +105,7 @@ def test_the_page_served_by_a_node_verifies_itself(world: World, page: Any):
     assert (b["state"], b["cls"], b["title"]) == ("ok", "ok", "✓ Verified")
     assert b["ms"] is not None and float(b["ms"]) >= 0  # the page records how long it took
     # the node reports as of its newest block: at or after the one that added the car's last entry
-    m = re.search(r"All 15 entries genuine and complete as of block (\d+), attested by 1 node key", b["detail"])
+    m = re.search(r"All 19 entries genuine and complete as of block (\d+), attested by 1 node key", b["detail"])
     assert m and int(m.group(1)) >= header_of(world.new).height, b
     assert page.text_content("#asof").startswith(f"As of block {m.group(1)}, ")
     assert page.title() == f"History of {VIN}"
@@ -114,6 +114,9 @@ def test_the_page_served_by_a_node_verifies_itself(world: World, page: Any):
     assert texts(page, "#warnings .warning") == ["Odometer rollback suspected"]
     c = cards(page)
     assert (c["Owners"], c["Accidents"], c["Suspected rollbacks"], c["Odometer"]) == ("2", "1", "1", "not actual")
+    # the software each ECU runs, from the car's own install manifests (the demo's over-the-air recall fix)
+    assert [t.split(",")[0] for t in texts(page, "#software p")] == [
+        "brake (brake-ctl-e5): e5/brake-2.1.bin", "gateway (gateway-e5): e5/gateway-1.0.bin"]
     assert (c["Highest reading"], c["Inspections"]) == ("33,100 km", "1 (last pass)")
     # the odometer chart: an SVG with one point per reading, the suspected rollback drawn in red
     assert page.eval_on_selector("#chart svg", "s => s.getAttribute('aria-label')") == "Odometer readings over time"
@@ -125,7 +128,7 @@ def test_the_page_served_by_a_node_verifies_itself(world: World, page: Any):
     # the timeline: one row per entry, the flagged reading highlighted
     rows = page.eval_on_selector_all("#timeline tr",
                                      "rs => rs.map(r => [r.className, ...Array.from(r.cells, c => c.textContent)])")
-    assert [r[1] for r in rows] == [str(i) for i in range(1, 16)]
+    assert [r[1] for r in rows] == [str(i) for i in range(1, 20)]
     assert [r[3] for r in rows[:10]] == ["birth", "parts installed", "title transfer", "title transfer", "odometer",
                                          "service", "accident",
                                         "repair", "odometer", "title transfer"]
@@ -187,9 +190,9 @@ def test_the_exported_file_verifies_offline(exported: Path, page: Any):
     page.goto(exported.as_uri())
     b = badge(page)
     assert b["state"] == "ok", b
-    assert "All 15 entries genuine and complete" in b["detail"]
+    assert "All 19 entries genuine and complete" in b["detail"]
     assert texts(page, "#warnings .warning") == ["Odometer rollback suspected"]
-    assert len(texts(page, "#timeline tr")) == 15
+    assert len(texts(page, "#timeline tr")) == 19
     assert requests == [exported.as_uri()]  # self-contained: nothing else is loaded
 
 
@@ -198,7 +201,7 @@ def test_an_old_report_is_green_but_shows_its_own_block(world: World, page: Any,
     page.goto(write_page(tmp_path / "old.html", world.old, world.genesis))
     b = badge(page)
     assert b["state"] == "ok"
-    assert f"All 13 entries genuine and complete as of block {header_of(world.old).height}" in b["detail"]
+    assert f"All 17 entries genuine and complete as of block {header_of(world.old).height}" in b["detail"]
     assert page.text_content("#asof").startswith(f"As of block {header_of(world.old).height}, ")
 
 

@@ -56,7 +56,7 @@ def refused(world: World, name: str) -> str:
 
 
 def test_the_genuine_reports_verify(world: World):
-    for report, entries, height_above in ((world.old, 13, 0), (world.new, 15, header_of(world.old).height)):
+    for report, entries, height_above in ((world.old, 17, 0), (world.new, 19, header_of(world.old).height)):
         proof = verify_report(report, world.anchor)
         assert (proof.vin, proof.entries, proof.chain, proof.quorum) == (VIN, entries, "blokauto-demo", 1)
         assert proof.height == report["as_of"]["height"] > height_above
@@ -66,8 +66,8 @@ def test_the_genuine_reports_verify(world: World):
     assert (s["owners"], s["odometer"]["status"], s["odometer"]["max_km"]) == (2, "not_actual", 33_100)
     assert [a["seq"] for a in s["accidents"]] == [7] and s["accidents"][0]["severity"] == "moderate"
     assert [r["seq"] for r in s["odometer"]["suspected_rollbacks"]] == [9]
-    assert [(r["number"], r["remedied"]) for r in s["open_recalls"]] == [("24V-117", True)]
-    assert (s["services"]["count"], s["inspections"]["count"], s["entries"]) == (2, 1, 15)
+    assert [(r["number"], r["remedied"]) for r in s["open_recalls"]] == [("24V-117", True), ("24V-201", True)]
+    assert (s["services"]["count"], s["inspections"]["count"], s["entries"]) == (2, 1, 19)
     rich = verify_report(world.rich, world.anchor)
     assert rich.warnings == ["odometer_exceeds_mechanical_limits", "salvage", "total_loss", "flood", "stolen"]
 
@@ -87,7 +87,7 @@ def test_dropping_the_accident_is_detected(world: World):
     """Entry removed, later entries renumbered, timeline and summary rewritten to match: the
     history hash in the proven record still counts 15 entries."""
     msg = refused(world, "drop_accident")
-    assert "over 14 entries" in msg and "over 15" in msg
+    assert "over 18 entries" in msg and "over 19" in msg
 
 
 def test_lowering_an_odometer_reading_is_detected(world: World):
@@ -100,7 +100,7 @@ def test_reordering_entries_is_detected(world: World):
 
 
 def test_adding_an_entry_is_detected(world: World):
-    assert "over 16 entries" in refused(world, "add_entry")
+    assert "over 20 entries" in refused(world, "add_entry")
 
 
 # ---------------------------------------------------------------- checkpoint and attestations
@@ -136,7 +136,7 @@ def test_bad_signature_by_the_real_node_key_is_detected(world: World):
 def test_an_old_report_replayed(world: World):
     """Genuine as of its checkpoint; only freshness tells it apart from the current one."""
     old, new = world.old, world.new
-    assert verify_report(old, world.anchor).entries == 13
+    assert verify_report(old, world.anchor).entries == 17
     new_height, old_time = header_of(new).height, header_of(old).time
     msg = refused(world, "replay_old_below_min_height")
     assert f"block {header_of(old).height}" in msg and f"block {new_height}" in msg
@@ -309,7 +309,7 @@ def test_the_blokauto_executable_verifies_and_refuses(world: World, report_files
 def test_cli_verify_json_output(world: World, report_files: dict[str, list[str]]):
     ok = blokauto("verify", *report_files["genuine_new"], "--json")
     assert ok.exit_code == 0
-    assert json.loads(ok.stdout) == {"ok": True, "vin": VIN, "entries": 15, "height": header_of(world.new).height,
+    assert json.loads(ok.stdout) == {"ok": True, "vin": VIN, "entries": 19, "height": header_of(world.new).height,
                                      "time": header_of(world.new).time, "attestations": 1,
                                      "warnings": ["odometer_rollback"]}
     bad = blokauto("verify", *report_files["drop_accident"], "--json")
@@ -351,7 +351,7 @@ def test_cli_report_from_the_data_folder(world: World, tmp_path: Path):
                 "--html", str(tmp_path / "r.html"), "--pdf", str(tmp_path / "r.pdf"), env=ENV)
     assert r.returncode == 0, r.stderr
     assert "verified" in r.stdout and "wrote PDF" in r.stdout and "odometer_rollback" in r.stdout
-    doc = _check_outputs(world, tmp_path, 15)
+    doc = _check_outputs(world, tmp_path, 19)
     assert doc["evidence"]["vehicle"]["raw"] == world.new["evidence"]["vehicle"]["raw"]
 
 
@@ -373,11 +373,11 @@ def test_cli_report_from_a_node(world: World, tmp_path: Path, reader: Path):
                 "--html", str(tmp_path / "r.html"), "--pdf", str(tmp_path / "r.pdf"),
                 "--trust", str(world.data / "genesis.json"), env=ENV, cwd=reader)
     assert r.returncode == 0, r.stderr
-    _check_outputs(world, tmp_path, 15)
+    _check_outputs(world, tmp_path, 19)
     printed = run_cli("report", VIN, "--node", world.node.url, "--as", "kba-node", "--json", "-", env=ENV,
                       cwd=reader)  # the JSON on stdout
     assert printed.returncode == 0, printed.stderr
-    assert verify_report(json.loads(printed.stdout), world.anchor).entries == 15
+    assert verify_report(json.loads(printed.stdout), world.anchor).entries == 19
     assert "NOT pinned" not in printed.stderr and "not pinned" in printed.stderr  # the node's own anchor, and it says so
     summary = run_cli("report", VIN, "--node", world.node.url, "--as", "kba-node", "--trust",
                       str(world.data / "genesis.json"), env=ENV, cwd=reader)
@@ -406,7 +406,7 @@ def test_cli_report_refuses_a_node_of_another_consortium(world: World, tmp_path:
 
 def test_report_routes_of_the_node(world: World):
     doc = world.node.http.get(f"/v1/reports/{VIN}", timeout=30).json()
-    assert verify_report(doc, world.anchor).entries == 15
+    assert verify_report(doc, world.anchor).entries == 19
     pdf = world.node.http.get(f"/v1/reports/{VIN}/pdf", timeout=30)
     assert pdf.status_code == 200 and pdf.headers["content-type"].startswith("application/pdf")
     assert pdf.content.startswith(b"%PDF")

@@ -20,7 +20,6 @@ from typing import Any, Callable, Iterator
 import httpx
 import msgspec
 import pytest
-import urllib3
 from tuf.api.metadata import TargetFile
 
 from blokauto.client.software import Software
@@ -384,11 +383,7 @@ class _CutOff(_Quiet):
 SECOND_DOWNLOAD_FAILS = [
     pytest.param("wrong bytes", errors.ImageHashMismatch, id="wrong bytes"),
     pytest.param("missing", errors.DownloadFailed, id="missing"),
-    pytest.param("cut off", errors.DownloadFailed, id="cut off", marks=pytest.mark.xfail(
-        strict=True, raises=urllib3.exceptions.ProtocolError,
-        reason="a connection cut mid-image escapes the updater as urllib3's ProtocolError, not download_failed: "
-               "python-tuf's fetcher wraps errors opening a request, not those while streaming the body, and "
-               "ota/updater.py _refusals translates only tuf's RepositoryError and DownloadError")),
+    pytest.param("cut off", errors.DownloadFailed, id="cut off"),
 ]
 
 
@@ -457,16 +452,19 @@ def test_root_not_anchored(world: World, repo: str) -> None:
     refused(world, world.updater(), errors.RootNotAnchored)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="ota/serve.py RepositoryServer serves every file under its folder, and "
-                          "ota/repository.py keeps each repository's private role keys (seeds in clear) in "
-                          "<dir>/keys/ inside it: anyone who reaches the server holds every role's keys")
 def test_the_repository_server_never_hands_out_role_keys(world: World) -> None:
-    """The keys sit in the repository's folder (``keys/<role>-1.json``); the server must not send them."""
+    """The role keys live beside each repository (``<dir>-keys/``), and the server sends only files under
+    ``metadata/`` and ``targets/``: neither a key planted inside the folder nor the keys beside it."""
     for repo in ("image", "director"):
+        planted = world.root / repo / "keys"
+        planted.mkdir(exist_ok=True)
+        (planted / "root-1.json").write_text("{}")
         for role in ("root", "targets", "snapshot", "timestamp"):
-            r = httpx.get(f"{world.server.url}/{repo}/keys/{role}-1.json", trust_env=False)
-            assert r.status_code == 404, f"{repo} {role} key served: {r.text[:60]}"
+            for path in (f"{repo}/keys/{role}-1.json", f"{repo}-keys/{role}-1.json",
+                         f"{repo}/metadata/../../{repo}-keys/{role}-1.json", f"{repo}/repository.json"):
+                r = httpx.get(f"{world.server.url}/{path}", trust_env=False)
+                assert r.status_code == 404, f"{path} served: {r.text[:60]}"
+        assert httpx.get(f"{world.server.url}/{repo}/metadata/1.root.json", trust_env=False).status_code == 200
 
 
 # ---------------------------------------------------------------- releases the ledger does not know
@@ -498,10 +496,6 @@ def other_vehicle_key(world: World) -> Any:
     return key
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError,
-                   reason="ota/updater.py _receipt_error reads info.code and info.detail, which TxInfo does not "
-                          "have (they are info.receipt.code/.detail): every manifest the ledger refuses surfaces "
-                          "as AttributeError instead of its refusal")
 def test_manifest_signed_by_another_vehicles_key(world: World, other_vehicle_key: Any) -> None:
     """The primary ECU (its record already on disk) is configured with another vehicle's device key:
     the ledger refuses the manifest it signs, and the updater raises that refusal."""
@@ -516,10 +510,6 @@ def test_manifest_signed_by_another_vehicles_key(world: World, other_vehicle_key
     assert world.inventory() == inventory
 
 
-@pytest.mark.xfail(strict=True, raises=(AttributeError, AssertionError),
-                   reason="ota/updater.py Updater.update installs every image and rewrites vehicle.json before "
-                          "the ledger judges the device key; after the refusal the vehicle runs software its "
-                          "inventory on the ledger never shows, and no later run reports it")
 def test_manifest_signed_by_another_vehicles_key_installs_nothing(world: World, other_vehicle_key: Any) -> None:
     world.release((*B2, BRAKE, 2, ""))
     world.assign((["brake-1"], B2[0]))

@@ -79,6 +79,7 @@ DEMO_NAMES = frozenset({
     "state.db-wal", "state.db-shm", "state.db-journal", "head.json", "intake.journal", "integrity.json", "node.lock",
     "node.log", "consortium", "orgs", "nats", "tls", "operator.nk", "network.json", "vault",
     "samples.db", "samples.db-wal", "samples.db-shm", "samples.db-journal",  # the node's sample store (telemetry)
+    "software",  # the maker's Uptane repositories and the cars' primary-ECU storage (software_story)
 })
 DEMO_PREFIXES = ("intake.journal.torn-", "damaged-")  # a journal's torn tail, damage set aside by a node
 
@@ -135,7 +136,7 @@ def run_demo(data: Path, *, serve: bool, port: int, console: Console) -> None:
     console.print(f"  node {node.node_did[:24]}… serving {url} (OpenAPI at {url}/schema)\n")
     try:
         with Client(url, trust=genesis) as bc:
-            tell_story(bc, keys, Story(console), data / "vault")
+            tell_story(bc, keys, Story(console), data / "vault", data / "software")
         st = node.status()
         node.committer.state.flush()
         report = audit(data)
@@ -178,7 +179,8 @@ def run_network_demo(base: Path, *, serve: bool, orgs: int, console: Console) ->
         console.print(f"  the story is sent to {state.nodes[0].org}'s node; every node orders it through JetStream, "
                       f"executes it and attests each block\n")
         with Client(url, trust=base / "consortium" / "genesis.json") as bc:
-            tell_story(bc, keys, Story(console), base / "orgs" / "allied-insurance" / "vault")
+            tell_story(bc, keys, Story(console), base / "orgs" / "allied-insurance" / "vault",
+                       base / "orgs" / "bavaria-motors" / "software")
             height = bc.status()["height"]
             cp = bc.checkpoint(height)  # verified: a quorum of the consortium's node keys signed it
         deadline = time.monotonic() + 30
@@ -203,8 +205,9 @@ def run_network_demo(base: Path, *, serve: bool, orgs: int, console: Console) ->
     console.print(f"network stopped; data kept in {base}/ (`blokauto network up --base {base}` resumes it)")
 
 
-def tell_story(bc: Client, keys: KeyStore, story: Story, vault_dir: Path) -> None:
-    """The whole story; Allied Insurance keeps personal data in ``vault_dir``, beside its node."""
+def tell_story(bc: Client, keys: KeyStore, story: Story, vault_dir: Path, software_dir: Path) -> None:
+    """The whole story; Allied Insurance keeps personal data in ``vault_dir``, beside its node; Bavaria
+    Motors its Uptane repositories (and the cars their primary-ECU storage) in ``software_dir``."""
     bmw, allied = keys.load("bavaria-motors-admin"), keys.load("allied-insurance-admin")
     line = keys.create("bavaria-line-7", org="bavaria-motors")
     claims = keys.create("allied-claims", org="allied-insurance")
@@ -257,6 +260,7 @@ def tell_story(bc: Client, keys: KeyStore, story: Story, vault_dir: Path) -> Non
     supply_story(bc, keys, story)
     vehicle_story(bc, keys, story)
     recall_story(bc, keys, story)
+    software_story(bc, keys, story, software_dir)
     payments_story(bc, keys, story)
     insurance_story(bc, keys, story)
     share_story(bc, keys, story, DEMO_VIN)
@@ -446,6 +450,97 @@ def recall_story(bc: Client, keys: KeyStore, story: Story) -> None:
     att = m["attestations"][0]
     story.say(f"  the cobalt in Ben's battery: lot {m['lot']}, {m['mine']} mine ({m['country']}), "
               f"attested {att['result']} ({att['standard']}) by {att['auditor']}")
+
+
+DAN_VIN = "WZZ3E5C22NM400133"  # the recall's third car: no telematics unit, so no over-the-air updates
+
+
+def _firmware(name: str, version: int) -> bytes:
+    """A stand-in firmware image (what an ECU would flash)."""
+    return f"{name} firmware {version}\n".encode() * 512
+
+
+def software_story(bc: Client, keys: KeyStore, story: Story, folder: Path) -> None:
+    """Bavaria Motors ships brake-controller firmware over the air through Uptane repositories the
+    ledger anchors; a faulty release is recalled and fixed by the cars' own signed manifests."""
+    from ..client.software import Software
+    from ..modules.software.messages import Installed, ReportManifest
+    from ..ota import Director, ImageRepository, RepositoryServer
+
+    bmw, shop = keys.load("bavaria-motors-admin"), keys.load("meister-werkstatt-admin")
+    ben_car, carla_car = keys.load("car-telematics-unit"), keys.load("carla-car-unit")
+    sw = Software(bc)
+    story.say("\n[bold]Over-the-air software[/] (Uptane, TUF metadata by python-tuf, anchored on the ledger)")
+    images = ImageRepository.create(folder / "repo" / "image")
+    director = Director.create(folder / "repo" / "director")
+    story.committed("Bavaria Motors anchors the roots of its image repository and its director", _all(
+        sw.register_repository(bmw, "image", images.root_bytes()),
+        sw.register_repository(bmw, "director", director.root_bytes())))
+    brake, gateway = "brake-ctl-e5", "gateway-e5"
+    v1 = images.release([("e5/brake-1.0.bin", _firmware("brake", 1), brake, 1, ""),
+                         ("e5/gateway-1.0.bin", _firmware("gateway", 1), gateway, 1, "")])
+    story.committed("release 1 (brake controller 1.0, gateway 1.0) anchored: image hashes, hardware ids, counters",
+                    sw.anchor_release(bmw, v1, notes="factory software of the E5"))
+    factory = [("brake", brake, hashlib.sha256(_firmware("brake", 1)).hexdigest()),
+               ("gateway", gateway, hashlib.sha256(_firmware("gateway", 1)).hexdigest())]
+    story.committed("Bavaria Motors records the ECUs of the three E5s and their factory software",
+                    _all(*(sw.fit_ecus(bmw, vin, factory) for vin in (DEMO_VIN, CARLA_VIN, DAN_VIN))))
+    v2 = images.release([("e5/brake-2.0.bin", _firmware("brake", 2), brake, 2, "")])
+    story.committed("release 2: brake controller 2.0 (stronger regenerative braking)",
+                    sw.anchor_release(bmw, v2, notes="brake 2.0: regenerative braking"))
+    cars = {DEMO_VIN: ("Ben", ben_car), CARLA_VIN: ("Carla", carla_car)}
+    with RepositoryServer(folder / "repo") as served:
+        def updater(vin: str) -> Any:
+            return sw.updater(vin, cars[vin][1], director_url=f"{served.url}/director",
+                              images_url=f"{served.url}/image", state_dir=folder / "vehicles" / vin)
+
+        for vin, (owner, key) in cars.items():
+            director.assign(vin, [(["brake"], images.target("e5/brake-2.0.bin"))])
+            done = updater(vin).update()
+            story.committed(f"{owner}'s car verifies the update against the ledger's anchors (Uptane full "
+                            f"verification), installs brake 2.0 and signs its manifest",
+                            bc.receipt(done.manifest_tx, key=key))
+        story.committed("a manifest claiming the brake runs 1.0 again (a rollback) is refused by the ledger",
+                        bc.send(ReportManifest(vin=DEMO_VIN, t=time.time_ns() // 1_000_000, installed=[
+                            Installed(ecu="brake", path="e5/brake-1.0.bin", image=factory[0][2])]), ben_car))
+        info = story.committed(
+            "brake 2.0 can disengage regeneration on ice: Bavaria Motors opens recall 24V-201, fixed over the air "
+            "by brake 2.1 (release counter 3)",
+            bc.send(recalls.OpenCampaign(number="24V-201", component="brake controller software (brake-ctl-e5)",
+                                         summary="Brake controller 2.0 may disengage regenerative braking on ice.",
+                                         consequence="Unexpected loss of deceleration increases the risk of a crash.",
+                                         remedy="Update the brake controller to 2.1 over the air, or at a workshop.",
+                                         ota_remedy=True,
+                                         software_fix=recall_state.SoftwareFix(hardware_id=brake, min_release_counter=3),
+                                         scope=recall_state.Scope(vin_ranges=[recall_state.VinRange(
+                                             first=DEMO_VIN, last=DAN_VIN)])), bmw))
+        campaign = next(e["campaign"] for e in info.events if e["type"] == "recalls.campaign_opened")
+        v3 = images.release([("e5/brake-2.1.bin", _firmware("brake", 3), brake, 3, "")])
+        story.committed("release 3: brake controller 2.1 anchored", sw.anchor_release(bmw, v3, notes="fixes 24V-201"))
+        for vin in cars:
+            director.assign(vin, [(["brake"], images.target("e5/brake-2.1.bin"))])
+        served_file = next((folder / "repo" / "image" / "targets" / "e5").glob("*.brake-2.1.bin"))
+        genuine = served_file.read_bytes()
+        served_file.write_bytes(genuine.replace(b"brake", b"brakX", 1))
+        _refused_off_ledger(story, "someone swaps the image on the download server: Ben's car refuses it and "
+                                   "installs nothing", lambda: updater(DEMO_VIN).update())
+        served_file.write_bytes(genuine)
+        for vin, (owner, key) in cars.items():
+            done = updater(vin).update()
+            story.committed(f"{owner}'s car installs brake 2.1; its own manifest remedies recall 24V-201",
+                            bc.receipt(done.manifest_tx, key=key))
+    story.committed("Bavaria Motors tries to declare Dan's car fixed over the air on its own word",
+                    bc.send(recalls.RecordRemedy(campaign=campaign, vin=DAN_VIN, method="software"), bmw))
+    fixed = story.committed("Dan's car has no telematics unit: Meister Werkstatt flashes brake 2.1 and attests it",
+                            bc.send(recalls.RecordRemedy(campaign=campaign, vin=DAN_VIN,
+                                                         notes="brake controller flashed to 2.1"), shop))
+    p = bc.as_key(bmw).query("recalls", "campaign", id=campaign, min_height=fixed.height)["progress"]
+    story.say(f"  recall 24V-201: {p['affected']} affected, {p['remedied']} remedied (2 by the cars' own manifests), "
+              f"{p['outstanding']} outstanding")
+    inv = sw.inventory(DEMO_VIN, key=keys.load("ben"), min_height=fixed.height)
+    assert inv is not None
+    story.say("[green]✓[/] Ben's car's software, proven against a checkpoint: " + ", ".join(
+        f"{e['ecu']} {e['path'].rsplit('/', 1)[-1]} (counter {e['release_counter']})" for e in inv["ecus"]))
 
 
 #: Organisations the consortium admits for the payments journey: (id, name, roles).
@@ -752,8 +847,11 @@ def print_history(bc: Client, story: Story, vin: str, reader: KeyPair) -> None:
                   "repair": lambda: f"{d['odometer']:,} km: {', '.join(d['items'])}",
                   "parts_installed": lambda: ", ".join(i.get("part") or f"{i['qty']}× {i['batch']}" for i in d["items"]),
                   "parts_removed": lambda: ", ".join(i.get("part") or f"{i['qty']}× {i['batch']}" for i in d["items"]),
-                  "recall_remedied": lambda: f"recall {d['number']} ({d['method']})"}.get(e["type"], lambda: "")()
-        story.say(f"  {e['seq']:>2}. block {e['height']:>3} {day(e['time'])}  {e['type']:<15} by {e['org'] or orgs['']:<22} {escape(detail)}")
+                  "recall_remedied": lambda: f"recall {d['number']} ({d['method']})",
+                  "ecus_fitted": lambda: ", ".join(f"{x['ecu']} {x['path'] or '(none)'}" for x in d["ecus"]),
+                  "software_installed": lambda: ", ".join(f"{x['ecu']} → {x['path']} (counter {x['release_counter']})"
+                                                          for x in d["installed"])}.get(e["type"], lambda: "")()
+        story.say(f"  {e['seq']:>2}. block {e['height']:>3} {day(e['time'])}  {e['type']:<18} by {e['org'] or orgs['']:<22} {escape(detail)}")
     story.say(f"  history head {hist['head'][:16]}… over {hist['total']} entries (proven in the vehicle record)")
 
 

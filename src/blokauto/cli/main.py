@@ -39,6 +39,7 @@ from .network import network_app
 from .node import node_app
 from .payments import payments_app
 from .privacy import privacy_app
+from .software import software_app
 from .telemetry import telemetry_app, vehicle_app
 
 
@@ -66,6 +67,7 @@ app.add_typer(privacy_app, name="privacy")
 app.add_typer(payments_app, name="payments")
 app.add_typer(insurance_app, name="insurance")
 app.add_typer(telemetry_app, name="telemetry")
+app.add_typer(software_app, name="software")
 app.add_typer(vehicle_app, name="vehicle")
 for command in (read.status, read.state, read.query, read.events, read.report, read.verify, read.audit):
     app.command()(command)

@@ -32,7 +32,7 @@ from .tx import WaitOpt, print_receipt
 
 telemetry_app = group("A vehicle's telemetry: batches of samples committed by their Merkle root and trip summary "
                       "(the samples stay off the ledger, at the node that received them), crashes, erasure.")
-vehicle_app = group("A vehicle's device keys: list, add, rotate and revoke them.")
+vehicle_app = group("A vehicle's device keys (list, add, rotate, revoke) and its over-the-air updates (update).")
 
 VinArg = typer.Argument(..., metavar="VIN", help="The vehicle's VIN.")
 SeqArg = typer.Argument(..., metavar="SEQ", min=1,

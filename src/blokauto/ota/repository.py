@@ -8,7 +8,8 @@ image each of its ECUs installs next. Both are plain TUF repositories with consi
     <dir>/metadata/<v>.targets.json, <v>.snapshot.json, timestamp.json
     <dir>/targets/<sha256>.<name>                 images (image repository)
     <dir>/vehicles/<VIN>/metadata/...             the director's per-vehicle repository
-    <dir>/keys/<role>-<n>.json                    role keys (blokauto key files; keep root keys offline)
+    <dir>-keys/<role>-<n>.json                    role keys, beside the folder, never in it (blokauto key
+                                                  files, owner-only; keep the root keys offline)
 
 Serve ``<dir>`` over HTTP (``blokauto software serve``) and anchor with the SDK
 (``blokauto.client.software``). Expiry uses the machine's clock: this runs at the maker, never
@@ -49,6 +50,12 @@ def public_key(key: KeyPair) -> SSlibKey:
     return SSlibKey.from_crypto(Ed25519PrivateKey.from_private_bytes(key.seed).public_key())
 
 
+def keys_folder(directory: Path) -> Path:
+    """Where a repository's role keys live by default: beside it, never inside what is served."""
+    d = Path(directory)
+    return d.with_name(d.name + "-keys")
+
+
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc).replace(microsecond=0)
 
@@ -73,19 +80,21 @@ class _Repository:
 
     kind = ""
 
-    def __init__(self, directory: Path, *, now: Any = _utc_now) -> None:
+    def __init__(self, directory: Path, *, now: Any = _utc_now, keys_dir: Path | None = None) -> None:
         self.directory = Path(directory)
-        self.keys = KeyStore(self.directory / "keys")
+        self.keys = KeyStore(Path(keys_dir) if keys_dir is not None else keys_folder(self.directory))
         self.now = now
 
     # ---------------------------------------------------------------- creating
 
     @classmethod
     def create(cls, directory: Path, *, thresholds: dict[str, int] | None = None,
-               keys: dict[str, list[KeyPair]] | None = None, now: Any = _utc_now) -> "_Repository":
+               keys: dict[str, list[KeyPair]] | None = None, now: Any = _utc_now,
+               keys_dir: Path | None = None) -> "_Repository":
         """A new repository: version-1 metadata for the four roles, signed; role keys generated
-        (``thresholds[role]`` keys each, default 1) unless given in ``keys``."""
-        repo = cls(directory, now=now)
+        (``thresholds[role]`` keys each, default 1) unless given in ``keys``, kept in ``keys_dir``
+        (default: ``<directory>-keys`` beside it, so serving the repository never serves a key)."""
+        repo = cls(directory, now=now, keys_dir=keys_dir)
         if (repo.metadata_dir / "1.root.json").exists():
             raise FileExistsError(f"{repo.metadata_dir} already holds a repository")
         thresholds = {r: (thresholds or {}).get(r, 1) for r in ROLES}
@@ -102,6 +111,7 @@ class _Repository:
         for k in role_keys["root"]:
             md.sign(signer_for(k), append=True)
         repo._write_root(md)
+        _write(repo.directory / "repository.json", msgspec.json.encode({"kind": cls.kind}))
         return repo
 
     @property
@@ -300,6 +310,18 @@ class Director(_Repository):
             version = Metadata[Root].from_bytes(data).signed.version
             _write(vin_dir / f"{version}.root.json", data)
         return data
+
+
+def open_repository(directory: Path, **kw: Any) -> ImageRepository | Director:
+    """The repository ``create`` made in ``directory`` (its ``repository.json`` names the kind)."""
+    marker = Path(directory) / "repository.json"
+    if not marker.is_file():
+        raise FileNotFoundError(f"{directory} holds no repository (blokauto software repo-init makes one)")
+    kind = msgspec.json.decode(marker.read_bytes()).get("kind")
+    cls = {"image": ImageRepository, "director": Director}.get(kind)
+    if cls is None:
+        raise ValueError(f"{marker} names kind {kind!r}, not image or director")
+    return cls(Path(directory), **kw)
 
 
 def decode_custom(t: TargetFile) -> dict[str, Any]:

@@ -11,10 +11,25 @@ import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
+
+
+def servable(url_path: str) -> bool:
+    """Only what a vehicle fetches: files under a ``metadata/`` or ``targets/`` folder (never role
+    keys, dotfiles or anything else that happens to lie in the folder)."""
+    parts = [p for p in unquote(urlsplit(url_path).path).split("/") if p]
+    return (len(parts) >= 2 and any(p in ("metadata", "targets") for p in parts[:-1])
+            and not any(p.startswith(".") or p in ("keys", "..") or p.endswith("-keys") for p in parts))
 
 
 class _Quiet(SimpleHTTPRequestHandler):
-    """GET and HEAD of files only: no directory listings, no logging to stderr."""
+    """GET and HEAD of repository files only (``servable``): no directory listings, no logging to stderr."""
+
+    def send_head(self) -> Any:
+        if not servable(self.path):
+            self.send_error(404, "Not found")
+            return None
+        return super().send_head()
 
     def list_directory(self, path: Any) -> None:  # type: ignore[override]
         self.send_error(404, "Not found")

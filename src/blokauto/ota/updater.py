@@ -36,17 +36,21 @@ from pathlib import Path
 from typing import Any, Callable
 
 import msgspec
+import urllib3
 from tuf.api import exceptions as tuf_errors
-from tuf.api.metadata import Metadata, TargetFile, Targets
+from tuf.api.metadata import TargetFile, Targets
 from tuf.ngclient import Updater as TufUpdater
 from tuf.ngclient import UpdaterConfig
 
+from ..core.access import ReadRefused
 from ..core.crypto import KeyPair
 from ..core.encoding import canonical, decode
-from ..core.errors import ReplayedTx
+from ..core.errors import BlokautoError, ReplayedTx
 from ..core.tx import Tx, tx_id
 from ..modules.software import MAX_METADATA_BYTES, errors, inventory_key, is_ident, repository_key, sha256
 from ..modules.software.messages import Installed, ReportManifest
+from ..modules.vehicles import keys as vehicle_keys
+from ..modules.vehicles.errors import NotADeviceOfVehicle
 from .repository import _write
 
 #: The most metadata the updater downloads per file (the ledger takes no larger file).
@@ -77,6 +81,8 @@ class VehicleState(msgspec.Struct):
     ecus: list[EcuImage]
     pending_manifest: str = ""
     last_t: int = 0
+    #: What the ECUs ran before the pending install: restored if the ledger refuses its manifest.
+    previous: list[EcuImage] = []
 
 
 @dataclass
@@ -286,6 +292,7 @@ class Updater:
                 if any(next(x for x in st.ecus if x.ecu == e).image != a.target.hashes["sha256"] for e in a.ecus)]
         if not todo:
             return UpdateResult(plan, [])
+        self._require_device_key()
         staging = self.dir / "staging"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
@@ -293,7 +300,7 @@ class Updater:
         for a in todo:
             say(f"downloading {a.target.path} ({a.target.length:,} bytes)")
             dest = staging / a.target.hashes["sha256"]
-            with _refusals("image", self.images_url, path=a.target.path):
+            with _refusals("image", self.images_url, path=a.target.path, length=a.target.length):
                 images.download_target(a.target, str(dest))
             files[a.target.hashes["sha256"]] = dest
         store = self.dir / "images"
@@ -309,44 +316,66 @@ class Updater:
                                                            for e in new_ecus if e.image])
         tx = self.client.sign(self.client.build(msg, self.key), self.key)
         # The install's commit point: the new inventory and its manifest, in one atomic write.
-        st = VehicleState(self.vin, st.maker, new_ecus, canonical(tx).hex(), t)
+        st = VehicleState(self.vin, st.maker, new_ecus, canonical(tx).hex(), t, previous=list(st.ecus))
         self._save(st)
         shutil.rmtree(staging, ignore_errors=True)
         say(f"installed {len(todo)} image(s); committing the signed manifest")
         txid = self._commit_pending(st, wait)
         return UpdateResult(plan, [e for e in new_ecus if e.ecu in by_ecu], txid)
 
+    def _require_device_key(self) -> None:
+        """Refuse before anything is downloaded unless this ECU's key is a current device key of the
+        vehicle (read with its proof): the ledger would refuse its manifest, and the vehicle would run
+        software its record does not show."""
+        try:
+            sv = self.client.state(vehicle_keys.VEHICLE + self.vin)
+        except ReadRefused:  # the node shows a vehicle's record to its device keys, not to other keys
+            raise NotADeviceOfVehicle(signer=self.key.did, vin=self.vin) from None
+        keys = (sv.value or {}).get("device_keys", [])
+        if self.key.did not in keys:
+            raise NotADeviceOfVehicle(signer=self.key.did, vin=self.vin)
+
     def _commit_pending(self, st: VehicleState, wait: float) -> str:
+        """Commit the pending manifest; if the ledger refuses it, the install is undone (the ECUs'
+        previous images are kept in the store) and the refusal raised."""
         raw = bytes.fromhex(st.pending_manifest)
         txid = tx_id(decode(raw, Tx[ReportManifest]).body).hex()
         try:
             self.client.submit(raw)
         except ReplayedTx:
             pass  # committed by an earlier run that stopped before it heard back: read its receipt
+        except BlokautoError as err:
+            if err.retryable:
+                raise  # the node is busy: the manifest stays pending for the next run
+            self._undo(st)
+            raise
         info = self.client.receipt(txid, wait=wait)
-        st.pending_manifest = ""
-        self._save(st)
         if not info.ok:
-            raise _receipt_error(info)
+            self._undo(st)
+            info.raise_for_status()
+        st.pending_manifest, st.previous = "", []
+        self._save(st)
         return txid
 
-
-def _receipt_error(info: Any) -> Exception:
-    from ..core.errors import error_class
-
-    return error_class(info.code).recorded(info.detail, fallback=info.code)
+    def _undo(self, st: VehicleState) -> None:
+        st.ecus, st.pending_manifest, st.previous = list(st.previous), "", []
+        self._save(st)
 
 
 class _refusals:
     """python-tuf's exceptions during a refresh or download, as the software module's refusals."""
 
-    def __init__(self, kind: str, url: str, *, path: str = "") -> None:
-        self.kind, self.url, self.path = kind, url, path
+    def __init__(self, kind: str, url: str, *, path: str = "", length: int = 0) -> None:
+        self.kind, self.url, self.path, self.length = kind, url, path, length
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, typ: Any, exc: Any, tb: Any) -> bool:
+        if isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)):
+            # a connection cut while the body streams (python-tuf wraps only errors opening a request)
+            raise errors.DownloadFailed(what=self.path or f"the {self.kind} repository's metadata", url=self.url,
+                                        reason=str(exc)[:300] or type(exc).__name__) from None
         if exc is None or not isinstance(exc, (tuf_errors.RepositoryError, tuf_errors.DownloadError)):
             return False
         role = _role_in(str(exc)) or ("image" if self.path else "metadata")
@@ -359,7 +388,7 @@ class _refusals:
         if isinstance(exc, tuf_errors.UnsignedMetadataError):
             raise errors.ThresholdNotMet(role=role, reason=f"{what}: {reason}") from None
         if isinstance(exc, tuf_errors.DownloadLengthMismatchError):
-            raise errors.EndlessData(length="expected", what=self.path or what) from None
+            raise errors.EndlessData(length=self.length or "allowed", what=self.path or what) from None
         if isinstance(exc, tuf_errors.LengthOrHashMismatchError):
             if self.path:
                 raise errors.ImageHashMismatch(path=self.path) from None

@@ -54,6 +54,11 @@ def describe_entry(e: dict[str, Any]) -> str:
         return ", ".join(i["part"] or f"{i['qty']}x {i['batch']}" for i in d.get("items", []))
     if kind == "recall_remedied":
         return f"recall {d['number']} remedied ({d['method']})"
+    if kind == "ecus_fitted":
+        return "ECUs fitted: " + ", ".join(f"{x['ecu']} ({x['path'] or 'no image'})" for x in d.get("ecus", []))
+    if kind == "software_installed":
+        return "installed over the air: " + ", ".join(f"{x['ecu']} -> {x['path']} (release {x['release_counter']})"
+                                                      for x in d.get("installed", []))
     if kind == "crash_reported":
         return ("the vehicle reported a crash" + (" (airbag deployed)" if d.get("airbag") else "")
                 + (" (impact)" if d.get("impact") else "") + f", {d.get('km', 0):,} km")
@@ -172,6 +177,12 @@ def render_pdf(report: dict[str, Any]) -> bytes:
         recall_flow.append(Paragraph(escape(
             f"{r['number']}: {r['component']}. {r['summary']} Remedy: {r['remedy']} "
             + ("(remedied on this vehicle)" if r["remedied"] else "(NOT remedied)")), cell if r["remedied"] else warn))
+    if s.get("software"):
+        recall_flow.append(Paragraph("Software", styles["Heading2"]))
+        for sw in s["software"]:
+            recall_flow.append(Paragraph(escape(
+                f"{sw['ecu']} ({sw['hardware_id'] or 'hardware not recorded'}): {sw['path'] or 'no image reported'}, "
+                f"release counter {sw['release_counter']}, since {_day(sw['time'])}"), cell))
     if report.get("insurance_claims") is not None:  # the holder let the report show them
         recall_flow.append(Paragraph("Insurance claims", styles["Heading2"]))
         if not report["insurance_claims"]:

@@ -114,9 +114,19 @@ def summarize(record: dict[str, Any], entries: list[dict[str, Any]],
     services = inspections = 0
     last_service: dict[str, Any] | None = None
     last_inspection: dict[str, Any] | None = None
+    software: dict[str, dict[str, Any]] = {}  # ECU -> what it runs, in the order ECUs first appear
     for e in entries:
         d = e["data"]
         kind = e["type"]
+        if kind == "ecus_fitted":
+            for x in d["ecus"]:
+                software[x["ecu"]] = {"ecu": x["ecu"], "hardware_id": x["hardware_id"], "path": x["path"],
+                                      "release_counter": x.get("release_counter", 0), "seq": e["seq"], "time": e["time"]}
+        if kind == "software_installed":
+            for x in d["installed"]:
+                before = software.get(x["ecu"], {"ecu": x["ecu"], "hardware_id": ""})
+                software[x["ecu"]] = {**before, "path": x["path"], "release_counter": x["release_counter"],
+                                      "seq": e["seq"], "time": e["time"]}
         usage = d.get("usage") if kind in ("title_transfer", "registration") else ("private" if kind == "birth" else None)
         if usage and usage not in usages:
             usages.append(usage)
@@ -163,7 +173,7 @@ def summarize(record: dict[str, Any], entries: list[dict[str, Any]],
                 "series": series, "suspected_rollbacks": rollbacks, "beyond_limits": beyond}
     if implausible:  # only where there are any: reports of chains without the rule keep their exact form
         odometer["implausible_jumps"] = implausible
-    return {
+    out = {
         "vin": record["vin"],
         "vehicle": dict(record["birth"]),
         "manufacturer": record["manufacturer"],
@@ -183,6 +193,9 @@ def summarize(record: dict[str, Any], entries: list[dict[str, Any]],
         "open_recalls": recalls,
         "warnings": warnings,
     }
+    if software:  # only where ECUs are on record: reports of vehicles without keep their exact form
+        out["software"] = list(software.values())
+    return out
 
 
 @dataclass(frozen=True)

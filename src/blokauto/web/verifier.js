@@ -316,8 +316,22 @@
     const odo = record.odometer;
     const usages = [], accidents = [], series = [], rollbacks = [], beyond = [], implausible = [];
     let services = 0, inspections = 0, lastService = null, lastInspection = null;
+    const software = new Map();  // ECU -> what it runs, in the order ECUs first appear (as in Python)
     for (const e of entries) {
       const d = e.data, kind = e.type;
+      if (kind === "ecus_fitted") {
+        for (const x of d.ecus) {
+          software.set(x.ecu, { ecu: x.ecu, hardware_id: x.hardware_id, path: x.path,
+            release_counter: "release_counter" in x ? x.release_counter : 0, seq: e.seq, time: e.time });
+        }
+      }
+      if (kind === "software_installed") {
+        for (const x of d.installed) {
+          const before = software.get(x.ecu) || { ecu: x.ecu, hardware_id: "" };
+          software.set(x.ecu, Object.assign({}, before, { path: x.path, release_counter: x.release_counter,
+            seq: e.seq, time: e.time }));
+        }
+      }
       const usage = (kind === "title_transfer" || kind === "registration") ? d.usage : (kind === "birth" ? "private" : null);
       if (usage && !usages.includes(usage)) usages.push(usage);
       if (kind === "accident") {
@@ -349,7 +363,7 @@
     const odometer = { status: odo.status, last_km: odo.km, max_km: odo.max_km, readings: series.length, series,
       suspected_rollbacks: rollbacks, beyond_limits: beyond };
     if (implausible.length) odometer.implausible_jumps = implausible;  // only where there are any (as in Python)
-    return {
+    const out = {
       vin: record.vin, vehicle: Object.assign({}, record.birth), manufacturer: record.manufacturer,
       country: record.country, status: record.status, certificate: record.certificate || "",
       title_brands: brands, holder_kind: record.holder.startsWith("org:") ? "organisation" : "person",
@@ -357,6 +371,8 @@
       services: { count: services, last: lastService }, inspections: { count: inspections, last: lastInspection },
       entries: entries.length, open_recalls: recalls, warnings,
     };
+    if (software.size) out.software = Array.from(software.values());  // only where ECUs are on record (as in Python)
+    return out;
   }
 
   function diffPath(a, b, path) {

@@ -177,7 +177,8 @@ def fit_ecus(state: Overlay, ctx: Context, msg: FitEcus) -> None:
         ctx.index_put(INSTALLS, vin=msg.vin, ecu=e.ecu, height=ctx.height, path=e.path, image=e.image,
                       counter=e.release_counter, hardware_id=e.hardware_id, maker=maker)
     vehicles.record_event(state, ctx, msg.vin, "ecus_fitted", {"ecus": [
-        {"ecu": s.ecu, "hardware_id": s.hardware_id, "path": fitted[s.ecu].path} for s in msg.ecus]})
+        {"ecu": s.ecu, "hardware_id": s.hardware_id, "path": fitted[s.ecu].path,
+         "release_counter": fitted[s.ecu].release_counter} for s in msg.ecus]})
     ctx.emit(EcusFitted(vin=msg.vin, ecus=len(msg.ecus)))
 
 

@@ -14,7 +14,7 @@ from typing import TypeVar
 import msgspec
 from securesystemslib.exceptions import VerificationError as KeyVerificationError
 from tuf.api.exceptions import RepositoryError
-from tuf.api.metadata import Metadata, Root, Signed, Targets, TargetFile
+from tuf.api.metadata import Metadata, Root, Signed, TargetFile
 
 from . import errors
 
