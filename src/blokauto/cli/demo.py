@@ -477,17 +477,21 @@ def software_story(bc: Client, keys: KeyStore, story: Story, folder: Path) -> No
         sw.register_repository(bmw, "image", images.root_bytes()),
         sw.register_repository(bmw, "director", director.root_bytes())))
     brake, gateway = "brake-ctl-e5", "gateway-e5"
-    v1 = images.release([("e5/brake-1.0.bin", _firmware("brake", 1), brake, 1, ""),
-                         ("e5/gateway-1.0.bin", _firmware("gateway", 1), gateway, 1, "")])
-    story.committed("release 1 (brake controller 1.0, gateway 1.0) anchored: image hashes, hardware ids, counters",
-                    sw.anchor_release(bmw, v1, notes="factory software of the E5"))
+    def release(what: str, notes: str, *new: tuple[str, bytes, str, int, str]) -> None:
+        """Sign a release, anchor it, and only then publish it to the cars."""
+        targets = images.release(list(new), publish=False)
+        if story.committed(what, sw.anchor_release(bmw, targets, notes=notes)).ok:
+            images.publish(targets)
+
+    release("release 1 (brake controller 1.0, gateway 1.0) anchored: image hashes, hardware ids, counters",
+            "factory software of the E5", ("e5/brake-1.0.bin", _firmware("brake", 1), brake, 1, ""),
+            ("e5/gateway-1.0.bin", _firmware("gateway", 1), gateway, 1, ""))
     factory = [("brake", brake, hashlib.sha256(_firmware("brake", 1)).hexdigest()),
                ("gateway", gateway, hashlib.sha256(_firmware("gateway", 1)).hexdigest())]
     story.committed("Bavaria Motors records the ECUs of the three E5s and their factory software",
                     _all(*(sw.fit_ecus(bmw, vin, factory) for vin in (DEMO_VIN, CARLA_VIN, DAN_VIN))))
-    v2 = images.release([("e5/brake-2.0.bin", _firmware("brake", 2), brake, 2, "")])
-    story.committed("release 2: brake controller 2.0 (stronger regenerative braking)",
-                    sw.anchor_release(bmw, v2, notes="brake 2.0: regenerative braking"))
+    release("release 2: brake controller 2.0 (stronger regenerative braking)", "brake 2.0: regenerative braking",
+            ("e5/brake-2.0.bin", _firmware("brake", 2), brake, 2, ""))
     cars = {DEMO_VIN: ("Ben", ben_car), CARLA_VIN: ("Carla", carla_car)}
     with RepositoryServer(folder / "repo") as served:
         def updater(vin: str) -> Any:
@@ -515,8 +519,8 @@ def software_story(bc: Client, keys: KeyStore, story: Story, folder: Path) -> No
                                          scope=recall_state.Scope(vin_ranges=[recall_state.VinRange(
                                              first=DEMO_VIN, last=DAN_VIN)])), bmw))
         campaign = next(e["campaign"] for e in info.events if e["type"] == "recalls.campaign_opened")
-        v3 = images.release([("e5/brake-2.1.bin", _firmware("brake", 3), brake, 3, "")])
-        story.committed("release 3: brake controller 2.1 anchored", sw.anchor_release(bmw, v3, notes="fixes 24V-201"))
+        release("release 3: brake controller 2.1 anchored", "fixes 24V-201",
+                ("e5/brake-2.1.bin", _firmware("brake", 3), brake, 3, ""))
         for vin in cars:
             director.assign(vin, [(["brake"], images.target("e5/brake-2.1.bin"))])
         served_file = next((folder / "repo" / "image" / "targets" / "e5").glob("*.brake-2.1.bin"))

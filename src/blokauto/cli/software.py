@@ -155,17 +155,21 @@ def release(directory: Path = RepoArg,
             notes: str = typer.Option("", "--notes", metavar="TEXT", help="Release notes on the ledger."),
             key: str = MakerKeyOpt, wait: float = WaitOpt, data: Path = DataOpt(), node: str = NodeOpt,
             trust: Optional[Path] = TrustOpt, as_json: bool = JsonOpt) -> None:
-    """Publish the next release of the image repository (the images added to the ones it lists) and
-    anchor its targets metadata on the ledger."""
+    """Sign the next release of the image repository (the images added to the ones it lists), anchor
+    its targets metadata on the ledger and, once anchored, publish it to vehicles (a release the
+    ledger refuses is never served)."""
     from ..ota.repository import ImageRepository, open_repository
 
     repo = open_repository(directory)
     if not isinstance(repo, ImageRepository):
         raise ValueError(f"{directory} is a director; releases are published by the image repository")
-    targets = repo.release([_image_spec(s) for s in image])
+    specs = [_image_spec(s) for s in image]
     sender = signing_key(data, key)
     sw = _sw(node, data, trust, sender)
-    _send(sw, lambda: sw.anchor_release(sender, targets, notes=notes, wait=wait), as_json)
+    targets = repo.release(specs, publish=False)
+    info = _send(sw, lambda: sw.anchor_release(sender, targets, notes=notes, wait=wait), as_json)
+    if info.ok:
+        repo.publish(targets)
 
 
 @software_app.command("anchor")
@@ -173,8 +177,8 @@ def release(directory: Path = RepoArg,
 def anchor(directory: Path = RepoArg, notes: str = typer.Option("", "--notes", metavar="TEXT"),
            key: str = MakerKeyOpt, wait: float = WaitOpt, data: Path = DataOpt(), node: str = NodeOpt,
            trust: Optional[Path] = TrustOpt, as_json: bool = JsonOpt) -> None:
-    """Anchor the image repository's current release (its targets metadata as served): after a
-    `release` whose anchoring failed, say, or a release published by other tooling."""
+    """Anchor the image repository's current release (its targets metadata as served): a release
+    published by other tooling, or one whose anchoring was interrupted."""
     from ..ota.repository import ImageRepository, open_repository
 
     repo = open_repository(directory)
@@ -292,7 +296,7 @@ def inventory(vin: str = VinArg, as_key: Optional[str] = AsOpt, data: Path = Dat
     console.print(f"{escape(vin)} ({escape(inv['maker'])}): {len(inv['ecus'])} ECU(s), {inv['manifests']} manifest(s)")
     for e in inv["ecus"]:
         runs = f"{e['path']} (counter {e['release_counter']}, {e['image'][:16]}…)" if e["path"] else "no image reported"
-        console.print(f"  {escape(e['ecu'])} [{escape(e['hardware_id'])}]: {escape(runs)} since {when(e['time'])}")
+        console.print(f"  {escape(e['ecu'])} ({escape(e['hardware_id'])}): {escape(runs)} since {when(e['time'])}")
 
 
 @software_app.command("installs")

@@ -168,17 +168,24 @@ class _Repository:
         return data
 
     def publish_targets(self, targets: Targets, *, metadata_dir: Path | None = None, bump: bool = True,
-                        expires: timedelta | None = None) -> bytes:
-        """Sign ``targets`` (next version), then a snapshot and a timestamp naming it; returns the
-        targets file's bytes (what a release anchors)."""
+                        expires: timedelta | None = None, publish: bool = True) -> bytes:
+        """Sign ``targets`` (next version) and, with ``publish``, a snapshot and a timestamp naming it;
+        returns the targets file's bytes (what a release anchors)."""
         d = metadata_dir or self.metadata_dir
         if bump:
             targets.version += 1
         targets.expires = self.now() + (expires or DEFAULT_EXPIRY["targets"])
         data = self._sign(Metadata(targets), "targets")
         _write(d / f"{targets.version}.targets.json", data)
-        self._snapshot_and_timestamp(d, targets.version, data)
+        if publish:
+            self._snapshot_and_timestamp(d, targets.version, data)
         return data
+
+    def publish(self, targets_data: bytes, *, metadata_dir: Path | None = None) -> None:
+        """Make a signed targets file current (one ``release(..., publish=False)`` returned, once the
+        ledger anchored it): a snapshot and a timestamp naming it."""
+        md = Metadata[Targets].from_bytes(targets_data)
+        self._snapshot_and_timestamp(metadata_dir or self.metadata_dir, md.signed.version, targets_data)
 
     def _snapshot_and_timestamp(self, d: Path, targets_version: int, targets_data: bytes) -> None:
         old = Metadata[Timestamp].from_bytes((d / "timestamp.json").read_bytes()) if (d / "timestamp.json").exists() \
@@ -259,16 +266,18 @@ class ImageRepository(_Repository):
         return t
 
     def release(self, images: list[tuple[str, bytes, str, int, str]], *, keep: bool = True,
-                expires: timedelta | None = None) -> bytes:
-        """Publish a release: the next targets version listing ``images`` (path, bytes, hardware id,
-        release counter, bundle) and, with ``keep``, every image of the previous release whose path
-        it does not replace. Returns the targets file (anchor it with ``software.anchor_release``)."""
+                expires: timedelta | None = None, publish: bool = True) -> bytes:
+        """A release: the next targets version listing ``images`` (path, bytes, hardware id, release
+        counter, bundle) and, with ``keep``, every image of the previous release whose path it does not
+        replace. Returns the targets file to anchor (``software.anchor_release``). With ``publish=False``
+        vehicles do not see it until ``publish`` (anchor first, then publish: a release the ledger
+        refused is never served)."""
         first = not (self.metadata_dir / "timestamp.json").exists()
         current = Targets() if first else self.targets().signed
         nxt = Targets(version=current.version, targets=dict(current.targets) if keep else {})
         for path, data, hw, counter, bundle in images:
             self.add_image(path, data, hardware_id=hw, release_counter=counter, bundle=bundle, targets=nxt)
-        return self.publish_targets(nxt, bump=not first, expires=expires)
+        return self.publish_targets(nxt, bump=not first, expires=expires, publish=publish)
 
     def target(self, path: str) -> TargetFile:
         t = self.targets().signed.targets.get(path)
