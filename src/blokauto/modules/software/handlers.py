@@ -92,13 +92,15 @@ def _image(maker: str, version: int, t: TargetFile) -> Image:
 
 @module.message(AnchorRelease, roles={"manufacturer"})
 def anchor_release(state: Overlay, ctx: Context, msg: AnchorRelease) -> None:
-    """The maker's image repository is registered; the targets metadata is signed by the threshold of
-    targets keys its anchored root names, newer than the last release, not expired; every target has
+    """The maker's image repository is registered and its anchored root not expired; the targets
+    metadata is signed by the threshold of targets keys that root names, newer than the last release,
+    not expired; every target has
     a sha256, a hardware id and a release counter; an image (by hash) keeps the description it was
     first released with; a bundle is released once, with at most one image per hardware id."""
     maker = _maker(ctx)
     repo = repository(state, maker, "image")
     root = parse(repo.root.encode(), Root, "root").signed
+    check_fresh(root, "root", ctx.time)  # a vehicle refuses a repository whose root expired: rotate it first
     data = msg.targets.encode()
     md = parse(data, Targets, "targets")
     check_signed(root, "targets", md)
