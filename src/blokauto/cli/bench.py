@@ -136,3 +136,18 @@ def bench_telemetry(vehicles: int = typer.Option(100, metavar="N", min=1, help="
 
     print_json(run(vehicles=vehicles, batches=batches, samples=samples, policies=policies, crashes=crashes,
                    workers=workers, keep=keep))
+
+
+@bench_app.command("ota")
+@cli_errors
+def bench_ota(vehicles: int = typer.Option(100_000, metavar="N", min=1,
+                                           help="Vehicles in the data set, each with two ECUs (cached between runs)."),
+              samples: int = typer.Option(20, metavar="N", min=1, help="Campaign progress queries to time."),
+              verifies: int = typer.Option(20, metavar="N", min=1,
+                                           help="Vehicle-side full verifications of an update to time."),
+              cache: Optional[Path] = CacheOpt, workers: Optional[int] = WorkersOpt) -> None:
+    """Signed install manifests committed per second against the raw verification limit, a software
+    recall's progress over the whole fleet, and a vehicle's Uptane full verification of an update."""
+    from ..bench.ota import run
+
+    print_json(run(vehicles=vehicles, samples=samples, verifies=verifies, cache=cache, workers=workers))
