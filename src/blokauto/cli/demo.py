@@ -500,7 +500,8 @@ def software_story(bc: Client, keys: KeyStore, story: Story, folder: Path) -> No
 
         for vin, (owner, key) in cars.items():
             director.assign(vin, [(["brake"], images.target("e5/brake-2.0.bin"))])
-            done = updater(vin).update()
+            with updater(vin) as car:
+                done = car.update()
             story.committed(f"{owner}'s car verifies the update against the ledger's anchors (Uptane full "
                             f"verification), installs brake 2.0 and signs its manifest",
                             bc.receipt(done.manifest_tx, key=key))
@@ -526,11 +527,13 @@ def software_story(bc: Client, keys: KeyStore, story: Story, folder: Path) -> No
         served_file = next((folder / "repo" / "image" / "targets" / "e5").glob("*.brake-2.1.bin"))
         genuine = served_file.read_bytes()
         served_file.write_bytes(genuine.replace(b"brake", b"brakX", 1))
-        _refused_off_ledger(story, "someone swaps the image on the download server: Ben's car refuses it and "
-                                   "installs nothing", lambda: updater(DEMO_VIN).update())
+        with updater(DEMO_VIN) as car:
+            _refused_off_ledger(story, "someone swaps the image on the download server: Ben's car refuses it and "
+                                       "installs nothing", car.update)
         served_file.write_bytes(genuine)
         for vin, (owner, key) in cars.items():
-            done = updater(vin).update()
+            with updater(vin) as car:
+                done = car.update()
             story.committed(f"{owner}'s car installs brake 2.1; its own manifest remedies recall 24V-201",
                             bc.receipt(done.manifest_tx, key=key))
     story.committed("Bavaria Motors tries to declare Dan's car fixed over the air on its own word",

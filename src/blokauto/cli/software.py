@@ -25,8 +25,8 @@ from typing import Any, Optional
 import typer
 from rich.markup import escape
 
-from .common import AsOpt, DataOpt, JsonOpt, NodeOpt, TrustOpt, client, console, group, print_json, say_trust, \
-    signing_key, when
+from .common import AsOpt, DataOpt, JsonOpt, NodeOpt, TrustOpt, client, console, flag, group, print_json, \
+    say_trust, signing_key, when
 from .errors import cli_errors
 from .telemetry import DeviceOpt, VinArg, vehicle_app
 from .tx import WaitOpt, print_receipt
@@ -174,7 +174,8 @@ def release(directory: Path = RepoArg,
 
 @software_app.command("anchor")
 @cli_errors
-def anchor(directory: Path = RepoArg, notes: str = typer.Option("", "--notes", metavar="TEXT"),
+def anchor(directory: Path = RepoArg,
+           notes: str = typer.Option("", "--notes", metavar="TEXT", help="Release notes on the ledger."),
            key: str = MakerKeyOpt, wait: float = WaitOpt, data: Path = DataOpt(), node: str = NodeOpt,
            trust: Optional[Path] = TrustOpt, as_json: bool = JsonOpt) -> None:
     """Anchor the image repository's current release (its targets metadata as served): a release
@@ -241,8 +242,9 @@ def timestamp(directory: Path = RepoArg,
 @software_app.command("serve")
 @cli_errors
 def serve(directory: Path = typer.Argument(..., metavar="DIR", help="The folder to serve (holding the repositories)."),
-          host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
-          port: int = typer.Option(8600, "--port", min=0, max=65535, help="Port (0: any free one).")) -> None:
+          host: str = typer.Option("127.0.0.1", "--host", metavar="ADDRESS", help="Address to listen on."),
+          port: int = typer.Option(8600, "--port", metavar="PORT", min=0, max=65535,
+                                   help="Port (0: any free one).")) -> None:
     """Serve repositories over HTTP (static files; any web server or CDN does too: the files are
     signed, the server is not trusted)."""
     from ..ota.serve import RepositoryServer
@@ -336,7 +338,7 @@ def releases(maker: str = typer.Argument(..., metavar="MAKER", help="The maker's
 
 @software_app.command("running")
 @cli_errors
-def running(maker: str = typer.Argument(..., metavar="MAKER"),
+def running(maker: str = typer.Argument(..., metavar="MAKER", help="The maker's organisation id."),
             sha256: str = typer.Argument(..., metavar="SHA256", help="The image's sha256."),
             as_key: Optional[str] = AsOpt, data: Path = DataOpt(), node: str = NodeOpt,
             trust: Optional[Path] = TrustOpt, as_json: bool = JsonOpt) -> None:
@@ -359,7 +361,7 @@ def update(vin: str = VinArg, key: str = DeviceOpt,
            images: str = typer.Option(..., "--images", metavar="URL", help="The maker's image repository (base URL)."),
            state: Path = typer.Option(..., "--state", metavar="DIR",
                                       help="The primary ECU's own storage (trusted metadata, images, inventory)."),
-           check: bool = typer.Option(False, "--check", help="Verify only: say what would be installed."),
+           check: bool = flag("--check", "Verify only: say what would be installed."),
            wait: float = WaitOpt, data: Path = DataOpt(), node: str = NodeOpt, trust: Optional[Path] = TrustOpt,
            as_json: bool = JsonOpt) -> None:
     """The vehicle's primary ECU: Uptane full verification against the ledger's anchors, every image
@@ -367,8 +369,7 @@ def update(vin: str = VinArg, key: str = DeviceOpt,
     refused with its code (exit 1) and nothing is installed."""
     device = signing_key(data, key)
     sw = _sw(node, data, trust, device)
-    with sw.client:
-        up = sw.updater(vin, device, director_url=director, images_url=images, state_dir=state)
+    with sw.client, sw.updater(vin, device, director_url=director, images_url=images, state_dir=state) as up:
         if check:
             plan = up.check()
             say_trust(sw.client)

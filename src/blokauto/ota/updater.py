@@ -125,7 +125,8 @@ class Updater:
                  state_dir: Path, clock: Callable[[], int] = _now_ms, fetcher: Any = None) -> None:
         if not vin.isalnum() or len(vin) > 40:
             raise ValueError(f"{vin!r} is not a VIN")
-        self.client = client if client.key is device_key else client.as_key(device_key)
+        self._own_client = client.key is not device_key
+        self.client = client.as_key(device_key) if self._own_client else client
         self.vin = vin
         self.key = device_key
         self.director_url = director_url.rstrip("/")
@@ -133,6 +134,18 @@ class Updater:
         self.dir = Path(state_dir)
         self.clock = clock
         self.fetcher = fetcher
+
+    def close(self) -> None:
+        """Close the HTTP connections of the node client made for this updater (not a client passed in
+        that already signs with the device key)."""
+        if self._own_client:
+            self.client.close()
+
+    def __enter__(self) -> "Updater":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     # ---------------------------------------------------------------- the vehicle's own record
 

@@ -31,7 +31,9 @@ def _vehicle_clause(scope: Scope, height: int) -> tuple[str, list[Any]]:
     terms = ["b.height <= ?"]
     args: list[Any] = [height]
     if scope.manufacturer:
-        terms.append("b.manufacturer = ?")
+        # with VIN ranges, "+" keeps SQLite off the (manufacturer, build date) index: a range scan of the
+        # VIN key reads only the range (12 ms instead of 250 ms over 100,000 births, bench ota)
+        terms.append("+b.manufacturer = ?" if scope.vin_ranges else "b.manufacturer = ?")
         args.append(scope.manufacturer)
     if scope.build_dates is not None:
         terms.append("b.build_date BETWEEN ? AND ?")
