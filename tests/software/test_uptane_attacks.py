@@ -527,7 +527,7 @@ def test_unknown_key_cannot_read_the_inventory(world: World, other_vehicle_key: 
     with pytest.raises(BlokautoError) as caught:
         up.update()
     assert caught.value.code == UnknownCaller.code, caught.value
-    assert not up.dir.exists() or not any(up.dir.iterdir())
+    assert not up.dir.exists() or [p.name for p in up.dir.iterdir()] == ["update.lock"]
     assert world.inventory() == inventory
 
 

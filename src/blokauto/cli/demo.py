@@ -479,9 +479,7 @@ def software_story(bc: Client, keys: KeyStore, story: Story, folder: Path) -> No
     brake, gateway = "brake-ctl-e5", "gateway-e5"
     def release(what: str, notes: str, *new: tuple[str, bytes, str, int, str]) -> None:
         """Sign a release, anchor it, and only then publish it to the cars."""
-        targets = images.release(list(new), publish=False)
-        if story.committed(what, sw.anchor_release(bmw, targets, notes=notes)).ok:
-            images.publish(targets)
+        story.committed(what, sw.release(bmw, images, list(new), notes=notes))
 
     release("release 1 (brake controller 1.0, gateway 1.0) anchored: image hashes, hardware ids, counters",
             "factory software of the E5", ("e5/brake-1.0.bin", _firmware("brake", 1), brake, 1, ""),

@@ -4,8 +4,10 @@
     software repo-init DIR --kind image|director [--threshold ROLE=N]   a python-tuf repository, role keys in DIR/keys
     software register DIR --key MAKER                   anchor its root on the ledger
     software rotate-root DIR --key MAKER [--add ROLE] [--remove ROLE=KEYID] [--threshold ROLE=N]
-    software release DIR --image PATH:FILE:HARDWARE:COUNTER[:BUNDLE] ... --key MAKER   publish and anchor
-    software anchor DIR --key MAKER                     anchor the current release (if anchoring failed)
+    software keys DIR                                   roles, thresholds, key ids, which keys are held here
+    software release DIR --image PATH:FILE:HARDWARE:COUNTER[:BUNDLE] ... [--only] --key MAKER   sign, anchor, publish
+    software sync DIR --as MAKER                        publish what the ledger anchored (after an interruption)
+    software anchor DIR --key MAKER                     anchor a release other tooling published
     software assign DIR VIN --images IMAGE_DIR --ecu ECU=PATH ...    the director's next update for a vehicle
     software timestamp DIR [--vin VIN]                  re-sign the timestamp (keeps vehicles fresh)
     software serve DIR [--port N]                       serve repositories over HTTP (127.0.0.1)
@@ -74,8 +76,8 @@ def repo_init(directory: Path = RepoArg,
                                                   help="Keys (and signatures needed) of a role: root, targets, "
                                                        "snapshot or timestamp (default 1 each)."),
               as_json: bool = JsonOpt) -> None:
-    """Create a TUF repository (python-tuf): version-1 root signed, role keys generated in DIR/keys
-    (keep the root keys offline once it is registered)."""
+    """Create a TUF repository (python-tuf): version-1 root signed, role keys generated in DIR-keys/
+    beside it, never in what is served (keep the root keys offline once it is registered)."""
     from ..ota.repository import Director, ImageRepository
 
     cls = {"image": ImageRepository, "director": Director}.get(kind)
@@ -112,13 +114,15 @@ def register(directory: Path = RepoArg, key: str = MakerKeyOpt, wait: float = Wa
 def rotate_root(directory: Path = RepoArg, key: str = MakerKeyOpt,
                 add: list[str] = typer.Option([], "--add", metavar="ROLE", help="Add a new key (generated) to ROLE."),
                 remove: list[str] = typer.Option([], "--remove", metavar="ROLE=KEYID",
-                                                 help="Take a key out of ROLE (its TUF keyid)."),
+                                                 help="Take a key out of ROLE (its TUF keyid: `software keys DIR`)."),
                 threshold: list[str] = typer.Option([], "--threshold", metavar="ROLE=N",
                                                     help="Signatures ROLE needs from now on."),
                 wait: float = WaitOpt, data: Path = DataOpt(), node: str = NodeOpt, trust: Optional[Path] = TrustOpt,
                 as_json: bool = JsonOpt) -> None:
-    """Sign the next root (by the old and the new root keys) and anchor it: a key removed signs
-    nothing for the repository from that block on."""
+    """Sign the next root (by the old and the new root keys), anchor it, then publish it and sign
+    again what vehicles fetch (an image repository's release is anchored again): a key removed signs
+    nothing for the repository from that block on, and no vehicle is left with metadata the new keys
+    do not sign."""
     from ..core.crypto import KeyPair
     from ..ota.repository import open_repository
 
@@ -129,20 +133,47 @@ def rotate_root(directory: Path = RepoArg, key: str = MakerKeyOpt,
     removes: dict[str, list[str]] = {}
     for role, keyid in _pairs(remove, "--remove"):
         removes.setdefault(role, []).append(keyid)
-    data_root = repo.rotate_root(add=adds, remove=removes,
-                                 thresholds={r: int(n) for r, n in _pairs(threshold, "--threshold")})
+    thresholds = {}
+    for r, n in _pairs(threshold, "--threshold"):
+        if not n.isdigit():
+            raise ValueError(f"--threshold {r}={n}: the threshold is a whole number")
+        thresholds[r] = int(n)
     sender = signing_key(data, key)
     sw = _sw(node, data, trust, sender)
-    _send(sw, lambda: sw.rotate_root(sender, repo.kind, data_root, wait=wait), as_json)
+    _send(sw, lambda: sw.rotate(sender, repo, add=adds, remove=removes, thresholds=thresholds, wait=wait), as_json)
+
+
+@software_app.command("keys")
+@cli_errors
+def keys(directory: Path = RepoArg, as_json: bool = JsonOpt) -> None:
+    """The repository's roles: their thresholds and key ids (what `rotate-root --remove` names), and
+    which keys this machine holds."""
+    from ..ota.repository import open_repository, public_key
+
+    repo = open_repository(directory)
+    root = repo.root().signed
+    held = {public_key(repo.keys.load(p.stem)).keyid: p.stem for p in sorted(repo.keys.directory.glob("*.json"))}
+    out = {name: {"threshold": role.threshold, "keys": [{"keyid": k, "held": held.get(k, "")} for k in role.keyids]}
+           for name, role in root.roles.items()}
+    if as_json:
+        print_json({"root_version": root.version, "roles": out})
+        return
+    console.print(f"root version {root.version}")
+    for name, r in out.items():
+        console.print(f"  {name}: {r['threshold']} of {len(r['keys'])}")
+        for k in r["keys"]:
+            console.print(f"    {k['keyid']}" + (f"  ({k['held']} in {escape(str(repo.keys.directory))})"
+                                                  if k["held"] else "  (not held here)"))
 
 
 def _image_spec(spec: str) -> tuple[str, bytes, str, int, str]:
     parts = spec.split(":")
     if len(parts) not in (4, 5):
-        raise ValueError(f"--image {spec!r} is not PATH:FILE:HARDWARE:COUNTER[:BUNDLE]")
+        raise ValueError(f"--image {spec[:120]!r} is not PATH:FILE:HARDWARE:COUNTER[:BUNDLE]")
     path, file, hw, counter = parts[:4]
-    if not counter.isdigit():
-        raise ValueError(f"--image {spec!r}: the release counter {counter!r} is not a whole number")
+    if not counter.isdigit() or int(counter) > 2**53 - 1:
+        raise ValueError(f"--image {spec[:120]!r}: the release counter {counter[:30]!r} is not a whole number from 0 "
+                         f"to 2^53 - 1")
     return path, Path(file).read_bytes(), hw, int(counter), parts[4] if len(parts) == 5 else ""
 
 
@@ -153,11 +184,13 @@ def release(directory: Path = RepoArg,
                                             help="An image: its target path, the file, the ECU hardware id it is "
                                                  "for, its release counter, and a bundle it installs with."),
             notes: str = typer.Option("", "--notes", metavar="TEXT", help="Release notes on the ledger."),
+            only: bool = flag("--only", "List only these images (default: also every image of the previous release "
+                                        "whose path they do not replace)."),
             key: str = MakerKeyOpt, wait: float = WaitOpt, data: Path = DataOpt(), node: str = NodeOpt,
             trust: Optional[Path] = TrustOpt, as_json: bool = JsonOpt) -> None:
-    """Sign the next release of the image repository (the images added to the ones it lists), anchor
-    its targets metadata on the ledger and, once anchored, publish it to vehicles (a release the
-    ledger refuses is never served)."""
+    """Sign the next release of the image repository, anchor its targets metadata on the ledger and,
+    once anchored, publish it to vehicles; a release the ledger refuses is discarded, never served.
+    First the repository catches up with what the ledger anchored (as `software sync`)."""
     from ..ota.repository import ImageRepository, open_repository
 
     repo = open_repository(directory)
@@ -166,10 +199,26 @@ def release(directory: Path = RepoArg,
     specs = [_image_spec(s) for s in image]
     sender = signing_key(data, key)
     sw = _sw(node, data, trust, sender)
-    targets = repo.release(specs, publish=False)
-    info = _send(sw, lambda: sw.anchor_release(sender, targets, notes=notes, wait=wait), as_json)
-    if info.ok:
-        repo.publish(targets)
+    _send(sw, lambda: sw.release(sender, repo, specs, notes=notes, only=only, wait=wait), as_json)
+
+
+@software_app.command("sync")
+@cli_errors
+def sync(directory: Path = RepoArg, as_key: Optional[str] = typer.Option(..., "--as", "-a", metavar="NAME|FILE",
+                                                                     help="A member key of the maker."),
+         data: Path = DataOpt(), node: str = NodeOpt, trust: Optional[Path] = TrustOpt) -> None:
+    """Bring the repository in line with what the ledger anchored, after a release or root rotation
+    that was anchored but not published (the command or the machine stopped in between): the anchored
+    root and release are published from the ledger's own copies (read with their proofs)."""
+    from ..ota.repository import open_repository
+
+    repo = open_repository(directory)
+    sender = signing_key(data, as_key)
+    sw = _sw(node, data, trust, sender)
+    with sw.client:
+        done = sw.sync(repo, sw.maker_of(sender), key=sender)
+        say_trust(sw.client)
+    console.print("\n".join(done) if done else f"{escape(str(directory))} serves what the ledger anchored")
 
 
 @software_app.command("anchor")
@@ -178,8 +227,8 @@ def anchor(directory: Path = RepoArg,
            notes: str = typer.Option("", "--notes", metavar="TEXT", help="Release notes on the ledger."),
            key: str = MakerKeyOpt, wait: float = WaitOpt, data: Path = DataOpt(), node: str = NodeOpt,
            trust: Optional[Path] = TrustOpt, as_json: bool = JsonOpt) -> None:
-    """Anchor the image repository's current release (its targets metadata as served): a release
-    published by other tooling, or one whose anchoring was interrupted."""
+    """Anchor the release the image repository serves, when other tooling published it (a release
+    made with `software release` is anchored already; after an interruption use `software sync`)."""
     from ..ota.repository import ImageRepository, open_repository
 
     repo = open_repository(directory)
@@ -200,6 +249,7 @@ def assign(directory: Path = RepoArg, vin: str = VinArg,
            as_json: bool = JsonOpt) -> None:
     """The director's next update for a vehicle: which image each ECU installs (the image repository's
     own entry for each, so the vehicle can match them)."""
+    from ..modules.software import is_ident
     from ..ota.repository import Director, open_repository
 
     director = open_repository(directory)
@@ -208,6 +258,8 @@ def assign(directory: Path = RepoArg, vin: str = VinArg,
     image_repo = open_repository(images)
     by_path: dict[str, list[str]] = {}
     for ecu_id, path in _pairs(ecu, "--ecu"):
+        if not is_ident(ecu_id):
+            raise ValueError(f"--ecu {ecu_id[:60]!r}={path[:60]}: an ECU id is letters, digits, '.', '_', '-'")
         by_path.setdefault(path, []).append(ecu_id)
     data = director.assign(vin, [(ecus, image_repo.target(path)) for path, ecus in by_path.items()])
     out = {"vin": vin, "targets_sha256": hashlib.sha256(data).hexdigest(),
@@ -374,14 +426,15 @@ def update(vin: str = VinArg, key: str = DeviceOpt,
             plan = up.check()
             say_trust(sw.client)
             out = {"vin": vin, "checkpoint": plan.checkpoint_height, "release": plan.image_release,
-                   "assigned": [{"ecus": a.ecus, "path": a.target.path, "release_counter": a.release_counter}
-                                for a in plan.assignments]}
+                   "assigned": [{"ecus": a.ecus, "path": a.target.path, "release_counter": a.release_counter,
+                                 "installed": a.installed} for a in plan.assignments]}
             if as_json:
                 print_json(out)
             else:
                 console.print(f"verified against release {plan.image_release} (checkpoint {plan.checkpoint_height})")
                 for a in plan.assignments:
-                    console.print(f"  {', '.join(a.ecus)} -> {escape(a.target.path)} (counter {a.release_counter})")
+                    console.print(f"  {', '.join(a.ecus)} -> {escape(a.target.path)} (counter {a.release_counter})"
+                                  + (": already installed" if a.installed else ""))
             return
         result = up.update(wait=wait, progress=None if as_json else lambda m: console.print(f"[dim]{escape(m)}[/]"))
         say_trust(sw.client)

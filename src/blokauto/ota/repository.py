@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -28,13 +29,17 @@ from typing import Any
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from securesystemslib.signer import CryptoSigner, Signer, SSlibKey
+from tuf.api.exceptions import LengthOrHashMismatchError
 from tuf.api.metadata import (Metadata, MetaFile, Role, Root, Snapshot, TargetFile, Targets, Timestamp)
 from tuf.api.serialization.json import JSONSerializer
 
 from ..core.crypto import KeyPair
+from ..modules.software import is_ident, is_target_path
 from ..keystore import KeyStore
 
 ROLES = ("root", "targets", "snapshot", "timestamp")
+#: The largest release counter (the ledger's integers are at most 2^53 - 1).
+MAX_COUNTER = 2**53 - 1
 #: How long each role's metadata stays valid when signed (Uptane: short for online roles).
 DEFAULT_EXPIRY = {"root": timedelta(days=365), "targets": timedelta(days=90), "snapshot": timedelta(days=7),
                   "timestamp": timedelta(days=1)}
@@ -217,32 +222,53 @@ class _Repository:
         return data
 
     def rotate_root(self, *, add: dict[str, list[KeyPair]] | None = None, remove: dict[str, list[str]] | None = None,
-                    thresholds: dict[str, int] | None = None) -> bytes:
-        """The next root: keys added to (saved) or removed from (by keyid) roles, thresholds changed,
-        signed by the old root keys and the new; returns its bytes (what ``software.rotate_root`` anchors)."""
+                    thresholds: dict[str, int] | None = None, publish: bool = True) -> bytes:
+        """The next root: keys added to (saved at once: an anchored root must never name a key this
+        repository lost) or removed from (by keyid) roles, thresholds changed, signed by the old root
+        keys and the new; returns its bytes (what ``software.rotate_root`` anchors). With
+        ``publish=False`` vehicles do not see it until ``publish_root`` (anchor first, then publish)."""
         old = self.root()
-        old_signers = [signer_for(k) for k in self.role_keys("root")]
         new = Metadata[Root].from_bytes(old.to_bytes())
         new.signed.version += 1
         new.signed.expires = self.now() + DEFAULT_EXPIRY["root"]
-        for role, ks in (add or {}).items():
-            taken = len(list(self.keys.directory.glob(f"{role}-*.json")))
-            for i, k in enumerate(ks):
-                self.keys.create(f"{role}-{taken + i + 1}", kind="tuf", key=k)
-                new.signed.add_key(public_key(k), role)
         for role, keyids in (remove or {}).items():
             for keyid in keyids:
-                new.signed.revoke_key(keyid, role)
+                new.signed.revoke_key(keyid, role)  # ValueError naming the key before anything is written
         for role, t in (thresholds or {}).items():
+            if role not in new.signed.roles or t < 1:
+                raise ValueError(f"--threshold {role}={t}: a threshold is a whole number of at least 1 for root, "
+                                 f"targets, snapshot or timestamp")
             new.signed.roles[role].threshold = t
-        new_root_keys = set(new.signed.roles["root"].keyids)
-        signers = list(old_signers) + [signer_for(k) for path in sorted(self.keys.directory.glob("root-*.json"))
-                                       for k in [self.keys.load(path.stem)]
-                                       if public_key(k).keyid in new_root_keys
-                                       and public_key(k).keyid not in set(old.signed.roles["root"].keyids)]
-        for s in signers:
-            new.sign(s, append=True)
-        return self._write_root(new)
+        added: list[tuple[str, KeyPair]] = [(role, k) for role, ks in (add or {}).items() for k in ks]
+        for role, k in added:
+            new.signed.add_key(public_key(k), role)
+        for name in ROLES:
+            role = new.signed.roles[name]
+            if len(role.keyids) < role.threshold:
+                raise ValueError(f"the {name} role would need {role.threshold} signatures from {len(role.keyids)} key(s)")
+        for role, k in added:
+            self.keys.create(f"{role}-{len(list(self.keys.directory.glob(f'{role}-*.json'))) + 1}", kind="tuf", key=k)
+        wanted = set(old.signed.roles["root"].keyids) | set(new.signed.roles["root"].keyids)
+        for path in sorted(self.keys.directory.glob("root-*.json")):
+            k = self.keys.load(path.stem)
+            if public_key(k).keyid in wanted:
+                new.sign(signer_for(k), append=True)
+        data = new.to_bytes(_SERIALIZER)
+        if publish:
+            self.publish_root(data)
+        return data
+
+    def publish_root(self, root_data: bytes) -> None:
+        """Serve an anchored root (the file as anchored: the ledger's copy, say)."""
+        version = Metadata[Root].from_bytes(root_data).signed.version
+        _write(self.metadata_dir / f"{version}.root.json", root_data)
+
+    def resign(self) -> None:
+        """Re-sign what clients fetch after a root rotation changed keys or thresholds: a new snapshot
+        and timestamp (an image repository's targets change only with a release: ``release([])``)."""
+        if (self.metadata_dir / "timestamp.json").exists():
+            data = self.targets_bytes()
+            self._snapshot_and_timestamp(self.metadata_dir, Metadata[Targets].from_bytes(data).signed.version, data)
 
 
 class ImageRepository(_Repository):
@@ -254,6 +280,14 @@ class ImageRepository(_Repository):
                   targets: Targets | None = None) -> TargetFile:
         """Store an image under ``targets/`` (named by its hash) and list it in ``targets`` (the
         unpublished next release); returns its target entry."""
+        if not is_target_path(path):
+            raise ValueError(f"{path[:80]!r} is not a plain relative target path (letters, digits, '.', '_', '-', "
+                             f"'/' between names; no '..')")
+        if not is_ident(hardware_id) or (bundle and not is_ident(bundle)):
+            raise ValueError(f"hardware id {hardware_id[:80]!r} and bundle {bundle[:80]!r} are letters, digits, '.', "
+                             f"'_', '-' (at most 64)")
+        if type(release_counter) is not int or not 0 <= release_counter <= MAX_COUNTER:
+            raise ValueError(f"a release counter is a whole number from 0 to {MAX_COUNTER}, not {release_counter!r}")
         custom: dict[str, Any] = {"hardware_id": hardware_id, "release_counter": release_counter}
         if bundle:
             custom["bundle"] = bundle
@@ -280,10 +314,43 @@ class ImageRepository(_Repository):
         return self.publish_targets(nxt, bump=not first, expires=expires, publish=publish)
 
     def target(self, path: str) -> TargetFile:
-        t = self.targets().signed.targets.get(path)
+        """The published release's entry for ``path`` (ValueError if it lists none)."""
+        t = self.targets().signed.targets.get(path) if (self.metadata_dir / "timestamp.json").exists() else None
         if t is None:
-            raise KeyError(f"the image repository lists no target {path!r}")
+            raise ValueError(f"the image repository's published release lists no target {path!r} "
+                             f"(`blokauto software releases MAKER` lists what was released)")
         return t
+
+    def has_image(self, t: TargetFile) -> bool:
+        """Whether the image file of target ``t`` is in ``targets/`` with its length and hashes."""
+        dirname, _, name = t.path.rpartition("/")
+        f = self.directory / "targets" / dirname / f"{t.hashes.get('sha256')}.{name}"
+        if not f.is_file():
+            return False
+        try:
+            with open(f, "rb") as fh:
+                t.verify_length_and_hashes(fh)
+        except LengthOrHashMismatchError:
+            return False
+        return True
+
+    def published_version(self) -> int:
+        """The targets version vehicles are served (0: none yet)."""
+        return self.targets().signed.version if (self.metadata_dir / "timestamp.json").exists() else 0
+
+    def discard(self, targets_data: bytes) -> None:
+        """Forget a signed release the ledger refused: its targets file, and the images no published
+        release lists."""
+        version = Metadata[Targets].from_bytes(targets_data).signed.version
+        if version > self.published_version():
+            (self.metadata_dir / f"{version}.targets.json").unlink(missing_ok=True)
+        kept = {t.hashes.get("sha256") for t in self.targets().signed.targets.values()} \
+            if self.published_version() else set()
+        for t in Metadata[Targets].from_bytes(targets_data).signed.targets.values():
+            sha = t.hashes.get("sha256")
+            if sha not in kept:
+                dirname, _, name = t.path.rpartition("/")
+                (self.directory / "targets" / dirname / f"{sha}.{name}").unlink(missing_ok=True)
 
 
 class Director(_Repository):
@@ -292,8 +359,8 @@ class Director(_Repository):
     kind = "director"
 
     def vehicle_dir(self, vin: str) -> Path:
-        if not vin.isalnum() or len(vin) > 40:
-            raise ValueError(f"{vin!r} is not a VIN")
+        if not re.fullmatch(r"[A-Za-z0-9]{1,40}", vin):
+            raise ValueError(f"{vin[:60]!r} is not a VIN (letters and digits)")
         return self.directory / "vehicles" / vin / "metadata"
 
     def assign(self, vin: str, assignments: list[tuple[list[str], TargetFile]], *,
@@ -313,12 +380,19 @@ class Director(_Repository):
                                                      unrecognized_fields={"custom": custom})
         return self.publish_targets(targets, metadata_dir=d, bump=not first, expires=expires)
 
-    def rotate_root(self, **kwargs: Any) -> bytes:
-        data = super().rotate_root(**kwargs)
+    def publish_root(self, root_data: bytes) -> None:
+        super().publish_root(root_data)
+        version = Metadata[Root].from_bytes(root_data).signed.version
         for vin_dir in sorted((self.directory / "vehicles").glob("*/metadata")):
-            version = Metadata[Root].from_bytes(data).signed.version
-            _write(vin_dir / f"{version}.root.json", data)
-        return data
+            _write(vin_dir / f"{version}.root.json", root_data)
+
+    def resign(self) -> None:
+        """After a root rotation: every vehicle's targets, snapshot and timestamp signed again by the
+        keys the new root names."""
+        for d in sorted((self.directory / "vehicles").glob("*/metadata")):
+            if (d / "timestamp.json").exists():
+                targets = self.targets(d).signed
+                self.publish_targets(targets, metadata_dir=d)
 
 
 def open_repository(directory: Path, **kw: Any) -> ImageRepository | Director:

@@ -7,6 +7,7 @@ trusted). This one is for a laptop, the demo and the tests: ``blokauto software 
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,10 +27,19 @@ class _Quiet(SimpleHTTPRequestHandler):
     """GET and HEAD of repository files only (``servable``): no directory listings, no logging to stderr."""
 
     def send_head(self) -> Any:
-        if not servable(self.path):
+        if not (servable(self.path) and self._plain_file()):
             self.send_error(404, "Not found")
             return None
         return super().send_head()
+
+    def _plain_file(self) -> bool:
+        """The path names a regular file in the served folder, reached without a symlink."""
+        try:
+            local = os.path.abspath(self.translate_path(self.path))
+            return (os.path.realpath(local) == local and local.startswith(self.directory.rstrip(os.sep) + os.sep)
+                    and os.path.isfile(local))
+        except ValueError:  # a NUL byte and the like in the path
+            return False
 
     def list_directory(self, path: Any) -> None:  # type: ignore[override]
         self.send_error(404, "Not found")
@@ -43,7 +53,7 @@ class RepositoryServer:
     """``directory`` over HTTP on ``host:port`` (port 0: any free port), in a background thread."""
 
     def __init__(self, directory: Path, host: str = "127.0.0.1", port: int = 0) -> None:
-        handler = functools.partial(_Quiet, directory=str(Path(directory).resolve()))
+        handler = functools.partial(_Quiet, directory=os.path.realpath(directory))
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None

@@ -27,13 +27,15 @@ code the ledger gives the same attack):
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import msgspec
 import urllib3
@@ -50,7 +52,7 @@ from ..core.tx import Tx, tx_id
 from ..modules.software import MAX_METADATA_BYTES, errors, inventory_key, is_ident, repository_key, sha256
 from ..modules.software.messages import Installed, ReportManifest
 from ..modules.vehicles import keys as vehicle_keys
-from ..modules.vehicles.errors import NotADeviceOfVehicle
+from ..modules.vehicles.errors import DeviceKeyRevoked, NotADeviceOfVehicle
 from .repository import _write
 
 #: The most metadata the updater downloads per file (the ledger takes no larger file).
@@ -94,6 +96,7 @@ class Assignment:
     hardware_id: str
     release_counter: int
     bundle: str
+    installed: bool = False  # every ECU named already runs it
 
 
 @dataclass
@@ -221,7 +224,9 @@ class Updater:
         ecus = {e.ecu: e for e in st.ecus}
         seen: set[str] = set()
         for path, target in sorted(assigned.items()):
-            plan.assignments.append(self._check_assignment(path, target, image_targets, ecus, seen))
+            a = self._check_assignment(path, target, image_targets, ecus, seen)
+            a.installed = all(ecus[e].image == a.target.hashes["sha256"] for e in a.ecus)
+            plan.assignments.append(a)
         self._check_bundles(plan, image_targets, ecus)
         return plan, images
 
@@ -296,13 +301,31 @@ class Updater:
         """Verify, download every image, install them all at once, and commit the signed manifest.
         A manifest left from an earlier run is committed first."""
         say = progress or (lambda _: None)
+        with self._locked(say):
+            return self._update(wait, say)
+
+    @contextlib.contextmanager
+    def _locked(self, say: Callable[[str], None]) -> Iterator[None]:
+        """One update of a vehicle at a time (a second run waits for the first, then finds it done)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / "update.lock", "a+") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                say("another update of this vehicle is running: waiting for it")
+                fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def _update(self, wait: float, say: Callable[[str], None]) -> UpdateResult:
         st = self.load_state()
         if st.pending_manifest:
             say("committing the manifest of the last install")
             self._commit_pending(st, wait)
         plan, images = self._verify(st)
-        todo = [a for a in plan.assignments
-                if any(next(x for x in st.ecus if x.ecu == e).image != a.target.hashes["sha256"] for e in a.ecus)]
+        todo = [a for a in plan.assignments if not a.installed]
         if not todo:
             return UpdateResult(plan, [])
         self._require_device_key()
@@ -344,9 +367,14 @@ class Updater:
             sv = self.client.state(vehicle_keys.VEHICLE + self.vin)
         except ReadRefused:  # the node shows a vehicle's record to its device keys, not to other keys
             raise NotADeviceOfVehicle(signer=self.key.did, vin=self.vin) from None
-        keys = (sv.value or {}).get("device_keys", [])
-        if self.key.did not in keys:
-            raise NotADeviceOfVehicle(signer=self.key.did, vin=self.vin)
+        record = sv.value or {}
+        if self.key.did in record.get("device_keys", []):
+            return
+        retired = next((k for k in record.get("retired_keys") or [] if k.get("did") == self.key.did), None)
+        if retired is not None:
+            raise DeviceKeyRevoked(signer=self.key.did, vin=self.vin, height=retired["height"],
+                                   reason=retired["reason"])
+        raise NotADeviceOfVehicle(signer=self.key.did, vin=self.vin)
 
     def _commit_pending(self, st: VehicleState, wait: float) -> str:
         """Commit the pending manifest; if the ledger refuses it, the install is undone (the ECUs'
@@ -363,12 +391,23 @@ class Updater:
             self._undo(st)
             raise
         info = self.client.receipt(txid, wait=wait)
-        if not info.ok:
+        # manifest_unchanged: the ledger already records these very images (a vehicle restored from an
+        # older copy of its storage, say): the install stands, nothing is left to report
+        if not info.ok and info.receipt.code != errors.ManifestUnchanged.code:
             self._undo(st)
             info.raise_for_status()
         st.pending_manifest, st.previous = "", []
         self._save(st)
+        self._prune()
         return txid
+
+    def _prune(self) -> None:
+        """Delete downloaded images no ECU runs any more (a pending install keeps its previous ones)."""
+        st = msgspec.json.decode(self.state_file.read_bytes(), type=VehicleState)
+        keep = {e.image for e in st.ecus} | {e.image for e in st.previous}
+        for f in (self.dir / "images").glob("*"):
+            if f.name not in keep:
+                f.unlink(missing_ok=True)
 
     def _undo(self, st: VehicleState) -> None:
         st.ecus, st.pending_manifest, st.previous = list(st.previous), "", []

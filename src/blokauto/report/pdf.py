@@ -182,7 +182,8 @@ def render_pdf(report: dict[str, Any]) -> bytes:
         for sw in s["software"]:
             recall_flow.append(Paragraph(escape(
                 f"{sw['ecu']} ({sw['hardware_id'] or 'hardware not recorded'}): {sw['path'] or 'no image reported'}, "
-                f"release counter {sw['release_counter']}, since {_day(sw['time'])}"), cell))
+                f"release counter {sw['release_counter']}" + (f", sha256 {sw['image'][:16]}..." if sw["image"] else "")
+                + f", since {_day(sw['time'])}"), cell))
     if report.get("insurance_claims") is not None:  # the holder let the report show them
         recall_flow.append(Paragraph("Insurance claims", styles["Heading2"]))
         if not report["insurance_claims"]:

@@ -121,12 +121,13 @@ def summarize(record: dict[str, Any], entries: list[dict[str, Any]],
         if kind == "ecus_fitted":
             for x in d["ecus"]:
                 software[x["ecu"]] = {"ecu": x["ecu"], "hardware_id": x["hardware_id"], "path": x["path"],
-                                      "release_counter": x.get("release_counter", 0), "seq": e["seq"], "time": e["time"]}
+                                      "image": x.get("image", ""), "release_counter": x.get("release_counter", 0),
+                                      "seq": e["seq"], "time": e["time"]}
         if kind == "software_installed":
             for x in d["installed"]:
                 before = software.get(x["ecu"], {"ecu": x["ecu"], "hardware_id": ""})
-                software[x["ecu"]] = {**before, "path": x["path"], "release_counter": x["release_counter"],
-                                      "seq": e["seq"], "time": e["time"]}
+                software[x["ecu"]] = {**before, "path": x["path"], "image": x["image"],
+                                      "release_counter": x["release_counter"], "seq": e["seq"], "time": e["time"]}
         usage = d.get("usage") if kind in ("title_transfer", "registration") else ("private" if kind == "birth" else None)
         if usage and usage not in usages:
             usages.append(usage)

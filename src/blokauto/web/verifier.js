@@ -321,15 +321,15 @@
       const d = e.data, kind = e.type;
       if (kind === "ecus_fitted") {
         for (const x of d.ecus) {
-          software.set(x.ecu, { ecu: x.ecu, hardware_id: x.hardware_id, path: x.path,
+          software.set(x.ecu, { ecu: x.ecu, hardware_id: x.hardware_id, path: x.path, image: "image" in x ? x.image : "",
             release_counter: "release_counter" in x ? x.release_counter : 0, seq: e.seq, time: e.time });
         }
       }
       if (kind === "software_installed") {
         for (const x of d.installed) {
           const before = software.get(x.ecu) || { ecu: x.ecu, hardware_id: "" };
-          software.set(x.ecu, Object.assign({}, before, { path: x.path, release_counter: x.release_counter,
-            seq: e.seq, time: e.time }));
+          software.set(x.ecu, Object.assign({}, before, { path: x.path, image: x.image,
+            release_counter: x.release_counter, seq: e.seq, time: e.time }));
         }
       }
       const usage = (kind === "title_transfer" || kind === "registration") ? d.usage : (kind === "birth" ? "private" : null);

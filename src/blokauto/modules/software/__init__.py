@@ -24,7 +24,7 @@ Decisions (each handler's docstring lists its rules):
 
 from . import handlers, queries  # noqa: F401  (messages and queries declare themselves on the module)
 from .doors import (InstalledImage, SoftwareDoor, SoftwareRecords, SoftwareRemedies, image_key, inventory_key,
-                    repository_key)
+                    release_key, repository_key)
 from .metadata import MAX_METADATA_BYTES, sha256
 from .spec import module
 from .state import is_ident, is_target_path
@@ -32,4 +32,4 @@ from .state import is_ident, is_target_path
 module.provide(SoftwareDoor, SoftwareRecords())
 
 __all__ = ["MAX_METADATA_BYTES", "InstalledImage", "SoftwareDoor", "SoftwareRemedies", "image_key", "inventory_key", "is_ident",
-           "is_target_path", "module", "repository_key", "sha256"]
+           "is_target_path", "module", "release_key", "repository_key", "sha256"]

@@ -10,7 +10,7 @@ import msgspec
 
 from ...core.module import Context
 from ...core.state import Overlay, StateReader
-from .state import IMAGES, REPOSITORIES, VEHICLES, Ecu
+from .state import IMAGES, RELEASES, REPOSITORIES, VEHICLES, Ecu
 
 
 class InstalledImage(msgspec.Struct, frozen=True):
@@ -37,6 +37,11 @@ def repository_key(maker: str, kind: str) -> str:
 
 def image_key(maker: str, sha256: str) -> str:
     return IMAGES.key(maker, sha256).decode()
+
+
+def release_key(maker: str, version: int) -> str:
+    """The state key of an anchored release (its targets file included)."""
+    return RELEASES.key(maker, version).decode()
 
 
 def inventory_key(vin: str) -> str:

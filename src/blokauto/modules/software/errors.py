@@ -5,7 +5,7 @@ same attack on both sides). Each leaves the repositories, releases and inventori
     ├── metadata   InvalidMetadata, MetadataTooLarge, MetadataExpired, MetadataRollback,
     │              ThresholdNotMet, RootNotAnchored, RepositoryExists, UnknownRepository
     ├── releases   InvalidRelease, ReleaseNotAnchored, ImageMismatch
-    ├── vehicles   UnknownEcu, DuplicateEcu, WrongHardwareId, SoftwareRollback, PartialBundle,
+    ├── vehicles   UnknownEcu, DuplicateEcu, TooManyEcus, WrongHardwareId, SoftwareRollback, PartialBundle,
     │              ManifestOutOfOrder, ManifestUnchanged, NotVehicleMaker
     └── updater    EndlessData, ImageHashMismatch, DownloadFailed   (the vehicle's side only)
 
@@ -87,6 +87,11 @@ class UnknownEcu(DomainError):
 class DuplicateEcu(DomainError):
     code = "duplicate_ecu"
     template = "ECU {ecu!r} appears more than once; name each ECU once."
+
+
+class TooManyEcus(DomainError):
+    code = "too_many_ecus"
+    template = "{vin} would have {count} ECUs on the ledger; a vehicle has at most {limit}."
 
 
 class WrongHardwareId(DomainError):

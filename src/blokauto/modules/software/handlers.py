@@ -10,7 +10,7 @@ from tuf.api.metadata import Root, TargetFile, Targets
 from ...core.module import ANYONE, Context
 from ...core.state import Overlay, StateReader
 from . import errors
-from .messages import (AnchorRelease, EcusFitted, FitEcus, RegisterRepository, ReleaseAnchored,
+from .messages import (MAX_ECUS, AnchorRelease, EcusFitted, FitEcus, RegisterRepository, ReleaseAnchored,
                        ReportManifest, RepositoryAnchored, RotateRoot, SoftwareInstalled)
 from .metadata import (check_fresh, check_root_rotation, check_root_shape, check_signed, expires_ms, parse, sha256,
                        target_hash)
@@ -96,7 +96,8 @@ def anchor_release(state: Overlay, ctx: Context, msg: AnchorRelease) -> None:
     metadata is signed by the threshold of targets keys that root names, newer than the last release,
     not expired; every target has
     a sha256, a hardware id and a release counter; an image (by hash) keeps the description it was
-    first released with; a bundle is released once, with at most one image per hardware id."""
+    first released with; a bundle has at most one image per hardware id and keeps its images in every
+    later release that lists it."""
     maker = _maker(ctx)
     repo = repository(state, maker, "image")
     root = parse(repo.root.encode(), Root, "root").signed
@@ -110,33 +111,39 @@ def anchor_release(state: Overlay, ctx: Context, msg: AnchorRelease) -> None:
     check_fresh(md.signed, "targets", ctx.time)
     targets = md.signed.targets
     if not 1 <= len(targets) <= MAX_RELEASE_IMAGES:
-        raise errors.InvalidRelease(reason=f"it lists {len(targets)} targets; a release lists 1 to {MAX_RELEASE_IMAGES}")
+        raise errors.InvalidRelease(reason=f"it lists {len(targets)} targets; a release lists 1 to {MAX_RELEASE_IMAGES} "
+                                           f"(list only the images vehicles still need: `software release --only`)")
     version = md.signed.version
     images = [_image(maker, version, t) for _, t in sorted(targets.items())]
     bundles: dict[str, dict[str, ImageRef]] = {}
+    seen: dict[str, Image] = {}  # this release's own images: one hash, one description here too
     for img in images:
-        known = IMAGES.get(state, maker, img.sha256)
+        known = seen.get(img.sha256) or IMAGES.get(state, maker, img.sha256)
+        seen.setdefault(img.sha256, img)
         if known is not None and (known.path, known.length, known.hardware_id, known.release_counter, known.bundle) != \
                 (img.path, img.length, img.hardware_id, img.release_counter, img.bundle):
             raise errors.ImageMismatch(what=f"target {img.path!r}", reason=f"release {known.release} describes the "
                                        f"image {img.sha256[:16]} as {known.path!r} for {known.hardware_id!r}, counter "
-                                       f"{known.release_counter}")
+                                       f"{known.release_counter}, length {known.length}")
         if img.bundle:
             members = bundles.setdefault(img.bundle, {})
             if img.hardware_id in members:
                 raise errors.InvalidRelease(reason=f"bundle {img.bundle!r} has two images for {img.hardware_id!r}")
             members[img.hardware_id] = ImageRef(img.path, img.sha256)
-    for bundle in sorted(bundles):
-        if BUNDLES.has(state, maker, bundle):
-            raise errors.InvalidRelease(reason=f"bundle {bundle!r} was released before; a bundle is released once")
+    for bundle, members in sorted(bundles.items()):
+        before = BUNDLES.get(state, maker, bundle)
+        if before is not None and before != members:
+            raise errors.InvalidRelease(reason=f"bundle {bundle!r} was released before with other images; a bundle "
+                                               f"keeps its images (name a new bundle)")
     for img in images:
         if not IMAGES.has(state, maker, img.sha256):
             IMAGES.put(state, img, maker, img.sha256)
     for bundle, members in sorted(bundles.items()):
-        BUNDLES.put(state, members, maker, bundle)
+        if not BUNDLES.has(state, maker, bundle):
+            BUNDLES.put(state, members, maker, bundle)
     RELEASES.put(state, Release(maker, version, sha256(data), expires_ms(md.signed),
-                                [ImageRef(i.path, i.sha256) for i in images], ctx.height, ctx.time, msg.notes),
-                 maker, version)
+                                [ImageRef(i.path, i.sha256) for i in images], ctx.height, ctx.time, msg.targets,
+                                msg.notes), maker, version)
     REPOSITORIES.put(state, msgspec.structs.replace(repo, release=version, release_sha256=sha256(data)), maker, "image")
     ctx.emit(ReleaseAnchored(maker=maker, version=version, images=len(images)))
 
@@ -171,15 +178,18 @@ def fit_ecus(state: Overlay, ctx: Context, msg: FitEcus) -> None:
                                              ecu_hardware=spec.hardware_id)
             ecu = msgspec.structs.replace(ecu, path=img.path, image=img.sha256, release_counter=img.release_counter)
         fitted[spec.ecu] = ecu
-    if len(fitted) > 64:
-        raise errors.InvalidRelease(reason=f"a vehicle has at most 64 ECUs on the ledger, not {len(fitted)}")
-    VEHICLES.put(state, msgspec.structs.replace(current, ecus=[fitted[k] for k in sorted(fitted)]), msg.vin)
+    if len(fitted) > MAX_ECUS:
+        raise errors.TooManyEcus(vin=msg.vin, count=len(fitted), limit=MAX_ECUS)
+    n = current.installs
     for spec in msg.ecus:
         e = fitted[spec.ecu]
-        ctx.index_put(INSTALLS, vin=msg.vin, ecu=e.ecu, height=ctx.height, path=e.path, image=e.image,
+        n += 1
+        ctx.index_put(INSTALLS, vin=msg.vin, n=n, ecu=e.ecu, height=ctx.height, path=e.path, image=e.image,
                       counter=e.release_counter, hardware_id=e.hardware_id, maker=maker)
+    VEHICLES.put(state, msgspec.structs.replace(current, ecus=[fitted[k] for k in sorted(fitted)], installs=n),
+                 msg.vin)
     vehicles.record_event(state, ctx, msg.vin, "ecus_fitted", {"ecus": [
-        {"ecu": s.ecu, "hardware_id": s.hardware_id, "path": fitted[s.ecu].path,
+        {"ecu": s.ecu, "hardware_id": s.hardware_id, "path": fitted[s.ecu].path, "image": fitted[s.ecu].image,
          "release_counter": fitted[s.ecu].release_counter} for s in msg.ecus]})
     ctx.emit(EcusFitted(vin=msg.vin, ecus=len(msg.ecus)))
 
@@ -227,11 +237,13 @@ def report_manifest(state: Overlay, ctx: Context, msg: ReportManifest) -> None:
         raise errors.ManifestUnchanged(vin=msg.vin)
     for _, img in changed:
         _check_bundle(state, sw.maker, img, after)
-    VEHICLES.put(state, msgspec.structs.replace(sw, ecus=[after[k] for k in sorted(after)], manifests=sw.manifests + 1,
-                                                last_t=msg.t), msg.vin)
+    n = sw.installs
     for ecu, img in changed:
-        ctx.index_put(INSTALLS, vin=msg.vin, ecu=ecu.ecu, height=ctx.height, path=img.path, image=img.sha256,
+        n += 1
+        ctx.index_put(INSTALLS, vin=msg.vin, n=n, ecu=ecu.ecu, height=ctx.height, path=img.path, image=img.sha256,
                       counter=img.release_counter, hardware_id=img.hardware_id, maker=sw.maker)
+    VEHICLES.put(state, msgspec.structs.replace(sw, ecus=[after[k] for k in sorted(after)], manifests=sw.manifests + 1,
+                                                last_t=msg.t, installs=n), msg.vin)
     vehicles.record_event(state, ctx, msg.vin, "software_installed", {"t": msg.t, "installed": [
         {"ecu": ecu.ecu, "path": img.path, "image": img.sha256, "release_counter": img.release_counter}
         for ecu, img in changed]})

@@ -34,12 +34,44 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+#: The deepest nesting of arrays and objects a metadata file may have (TUF's needs 5). Checked on
+#: the bytes before any parser runs: a parser's own limit depends on the stack it runs on, and a
+#: rule that depends on the machine would let nodes disagree.
+MAX_DEPTH = 16
+
+
+def nesting_depth(data: bytes) -> int:
+    """The deepest nesting of ``[`` and ``{`` in JSON text ``data``, outside strings."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
 def parse(data: bytes, kind: type[T], role: str) -> Metadata[T]:
     """``data`` (one metadata file) as ``Metadata[kind]``; ``InvalidMetadata`` if it is not."""
     if len(data) > MAX_METADATA_BYTES:
         raise errors.MetadataTooLarge(role=role, size=len(data), limit=MAX_METADATA_BYTES)
+    depth = nesting_depth(data)
+    if depth > MAX_DEPTH:
+        raise errors.InvalidMetadata(role=role, reason=f"it nests {depth} levels of arrays and objects; TUF metadata "
+                                                       f"needs at most {MAX_DEPTH}")
     try:
-        msgspec.json.decode(data)  # bounded depth, strict UTF-8: refuse what python's json would recurse into
+        msgspec.json.decode(data)  # strict UTF-8 and JSON before python-tuf's parser sees it
         md = Metadata.from_bytes(data)
         _ = md.signed_bytes  # canonical JSON: refuses floats and other values it cannot sign
     except (RepositoryError, msgspec.DecodeError, ValueError, TypeError) as exc:

@@ -13,7 +13,6 @@ from ...core.encoding import Hex32, Uint, to_builtins
 from ...core.errors import NotFound
 from ...core.module import Page, QueryView
 from ...core.state import KeyPart
-from . import errors
 from .handlers import repository as _repository
 from .spec import INSTALLS, module
 from .state import IMAGES, RELEASES, REPOSITORIES, VEHICLES, Kind
@@ -63,17 +62,19 @@ def repository(view: QueryView, q: RepositoryQuery) -> dict[str, Any]:
 
 @module.query("releases", ReleasesQuery, read=SIGNED)
 def releases(view: QueryView, q: ReleasesQuery) -> dict[str, Any]:
-    """A maker's anchored releases, newest first: version, targets hash, images, block."""
+    """A maker's anchored releases, newest first: version, targets hash, images, block (the targets
+    file itself: the `release` query)."""
     repo = REPOSITORIES.get(view, q.maker, "image")
     latest = repo.release if repo is not None else 0
     versions = range(latest - q.offset, max(0, latest - q.offset - q.size(PAGE_MAX)), -1)
     found = [RELEASES.get(view, q.maker, v) for v in versions]
-    return {"maker": q.maker, "latest": latest, "releases": [to_builtins(r) for r in found if r is not None]}
+    return {"maker": q.maker, "latest": latest,  # each without its targets file (the `release` query has it)
+            "releases": [{k: v for k, v in to_builtins(r).items() if k != "targets"} for r in found if r is not None]}
 
 
 @module.query("release", ReleaseQuery, read=SIGNED, proof_keys=lambda q: [RELEASES.key(q.maker, q.version)])
 def release(view: QueryView, q: ReleaseQuery) -> dict[str, Any]:
-    """One anchored release: the hash of its targets metadata, its expiry, the images it lists."""
+    """One anchored release: its targets metadata file and hash, its expiry, the images it lists."""
     r = RELEASES.get(view, q.maker, q.version)
     if r is None:
         raise NotFound(what="Release", key=f"{q.maker} v{q.version}")
@@ -85,7 +86,7 @@ def image(view: QueryView, q: ImageQuery) -> dict[str, Any]:
     """An anchored image by its sha256: path, length, hardware id, release counter, bundle."""
     img = IMAGES.get(view, q.maker, q.sha256)
     if img is None:
-        raise errors.ReleaseNotAnchored(what=f"image {q.sha256[:16]}", maker=q.maker)
+        raise NotFound(what="Anchored image", key=f"{q.maker} {q.sha256}")
     return to_builtins(img)
 
 
@@ -102,9 +103,9 @@ def inventory(view: QueryView, q: VinQuery) -> dict[str, Any]:
 @module.query("installs", VinPage, read=HISTORY)
 def installs(view: QueryView, q: VinPage) -> dict[str, Any]:
     """Every image a vehicle's ECUs were fitted with or reported installed, oldest first."""
-    rows = view.rows(INSTALLS, {"vin": q.vin}, order=("height", "ecu"), limit=q.size(PAGE_MAX), offset=q.offset)
-    return {"vin": q.vin, "installs": [{k: r[k] for k in ("ecu", "height", "path", "image", "counter", "hardware_id")}
-                                       for r in rows]}
+    rows = view.rows(INSTALLS, {"vin": q.vin}, order=("n",), limit=q.size(PAGE_MAX), offset=q.offset)
+    return {"vin": q.vin, "installs": [{k: r[k] for k in ("n", "ecu", "height", "path", "image", "counter",
+                                                           "hardware_id")} for r in rows]}
 
 
 @module.query("running", RunningQuery, read=OrgOf("maker"))
@@ -112,8 +113,8 @@ def running(view: QueryView, q: RunningQuery) -> dict[str, Any]:
     """The vehicles (and ECUs) of a maker whose last install on an ECU is this image, in VIN order:
     who still runs a release."""
     rows = view.sql(
-        "SELECT i.vin, i.ecu, i.height FROM {installs} i WHERE i.maker = ? AND i.image = ? AND i.height = "
-        "(SELECT MAX(j.height) FROM {installs} j WHERE j.vin = i.vin AND j.ecu = i.ecu) "
+        "SELECT i.vin, i.ecu, i.height FROM {installs} i WHERE i.maker = ? AND i.image = ? AND i.n = "
+        "(SELECT MAX(j.n) FROM {installs} j WHERE j.vin = i.vin AND j.ecu = i.ecu) "
         "ORDER BY i.vin, i.ecu LIMIT ? OFFSET ?", [q.maker, q.sha256, q.size(PAGE_MAX), q.offset], installs=INSTALLS)
     return {"maker": q.maker, "sha256": q.sha256,
             "vehicles": [{"vin": vin, "ecu": ecu, "since": height} for vin, ecu, height in rows]}

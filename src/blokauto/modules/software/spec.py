@@ -19,10 +19,12 @@ MANIFEST_SKEW_MS = module.param(
     doc="How far after the block time a vehicle's install manifest may be dated (vehicle clocks drift).",
 )
 
-INSTALLS = module.index("installs", columns=[("vin", "TEXT"), ("ecu", "TEXT"), ("height", "INTEGER"),
+#: Every image fitted to or installed on a vehicle's ECU, numbered per vehicle (``n``: two installs on
+#: one ECU in one block keep their own rows).
+INSTALLS = module.index("installs", columns=[("vin", "TEXT"), ("n", "INTEGER"), ("ecu", "TEXT"), ("height", "INTEGER"),
                                              ("path", "TEXT"), ("image", "TEXT"), ("counter", "INTEGER"),
                                              ("hardware_id", "TEXT"), ("maker", "TEXT")],
-                        key=["vin", "ecu", "height"], lookups=[["maker", "image"]])
+                        key=["vin", "n"], lookups=[["maker", "image"], ["vin", "ecu"]])
 
 
 @runtime_checkable

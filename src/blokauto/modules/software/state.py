@@ -60,6 +60,7 @@ class Release(msgspec.Struct, frozen=True):
     images: list[ImageRef]
     height: Uint
     time: Uint
+    targets: str  # the targets metadata file itself: a repository that lost it publishes the ledger's copy
     notes: str = ""
 
 
@@ -95,6 +96,7 @@ class VehicleSoftware(msgspec.Struct, frozen=True):
     ecus: list[Ecu]  # by ECU id
     manifests: Uint = 0
     last_t: Uint = 0  # the vehicle's time of its last manifest (ms)
+    installs: Uint = 0  # rows of the vehicle in the installs index (each fitted or installed image)
 
     def ecu(self, ecu_id: str) -> Ecu | None:
         return next((e for e in self.ecus if e.ecu == ecu_id), None)
