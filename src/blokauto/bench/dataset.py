@@ -11,15 +11,13 @@ from typing import Any
 
 import msgspec
 
-from ..core import crypto
-from ..core.encoding import canonical
-from ..core.tx import CheckedTx
 from ..keystore import KeyStore
 from ..modules import default_registry
 from ..node.committer import BlockCommitter
 from ..node.init import OrgSpec, init_chain
 from ..node.node import find_node_key, load_genesis
 from .fleet import ORGS, TxFactory, fleet_keys, signed_lives
+from .harness import BlockFeeder
 
 CHAIN = "fleet-bench"
 
@@ -44,29 +42,16 @@ def build_fleet(path: Path, *, vehicles: int, mean_events: int = 1, block_txs: i
     committer = BlockCommitter(path, registry, find_node_key(path, genesis), genesis=genesis, state_writer_process=True)
     committer.recover()
     keys = fleet_keys(KeyStore(path / "keys").load)
-    codec = registry.codec
-    failed = 0
-    txs = 0
+    feeder = BlockFeeder(committer, registry.codec, block_txs)
     t0 = time.perf_counter()
-
-    def commit(raws: list[bytes]) -> None:
-        nonlocal failed, txs
-        for s in range(0, len(raws), block_txs):
-            batch = []
-            for raw in raws[s:s + block_txs]:
-                tx = codec.decode(raw)
-                batch.append(CheckedTx(tx, crypto.tagged_hash(crypto.TAG_TX_ID, canonical(tx.body)), raw))
-            outcome = committer.produce(batch)
-            failed += sum(1 for r in outcome.receipts if not r.ok)
-            txs += len(batch)
-
     try:
-        commit([TxFactory(CHAIN, keys).assign_wmi()])
+        feeder.commit([TxFactory(CHAIN, keys).assign_wmi()])
         done = 0
         for raws in signed_lives(CHAIN, keys, range(vehicles), mean_events):
-            commit(raws)
+            feeder.commit(raws)
             done = min(vehicles, done + 1_000)
             if not quiet:
+                txs = feeder.txs
                 rate = txs / (time.perf_counter() - t0)
                 print(f"\rbuilding data set: {done:,}/{vehicles:,} vehicles, {txs:,} txs ({rate:,.0f} tx/s)",
                       end="", file=sys.stderr, flush=True)
@@ -76,7 +61,7 @@ def build_fleet(path: Path, *, vehicles: int, mean_events: int = 1, block_txs: i
         committer.close()
     if not quiet:
         print(file=sys.stderr)
-    info = {"params": params, "txs": txs, "failed": failed, "height": height,
+    info = {"params": params, "txs": feeder.txs, "failed": feeder.failed, "height": height,
             "build_s": round(time.perf_counter() - t0, 1)}
     marker.write_bytes(msgspec.json.encode(info))
     return info

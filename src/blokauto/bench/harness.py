@@ -14,9 +14,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable, Iterator
 
 import httpx
 import psutil
@@ -25,6 +26,45 @@ from ..client import signed_http
 from ..core import crypto
 from ..core.crypto import KeyPair
 from ..core.tx import signing_bytes
+
+
+def ordered_pool_map(fn: Callable[[Any], Any], jobs: Iterable[Any], *, initializer: Callable[..., None] | None = None,
+                     initargs: tuple[Any, ...] = (), workers: int | None = None, ahead: int = 4) -> Iterator[Any]:
+    """``fn(job)`` for every job in a process pool, yielded in job order, at most ``ahead`` jobs in
+    flight (data sets are signed in chunks while earlier chunks are committed)."""
+    with ProcessPoolExecutor(workers, initializer=initializer, initargs=initargs) as pool:
+        window: deque = deque()
+        for job in jobs:
+            window.append(pool.submit(fn, job))
+            if len(window) >= ahead:
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()
+
+
+class BlockFeeder:
+    """Signed transactions committed straight through a ``BlockCommitter`` in blocks of ``block_txs``
+    (building a data set without the HTTP path); counts them and keeps the refusals' codes."""
+
+    def __init__(self, committer: Any, codec: Any, block_txs: int) -> None:
+        self.committer, self.codec, self.block_txs = committer, codec, block_txs
+        self.txs = 0
+        self.failed = 0
+        self.first_errors: list[str] = []
+
+    def commit(self, raws: list[bytes]) -> None:
+        from ..core.encoding import canonical
+        from ..core.tx import CheckedTx
+
+        for s in range(0, len(raws), self.block_txs):
+            batch = []
+            for raw in raws[s:s + self.block_txs]:
+                tx = self.codec.decode(raw)
+                batch.append(CheckedTx(tx, crypto.tagged_hash(crypto.TAG_TX_ID, canonical(tx.body)), raw))
+            bad = [r for r in self.committer.produce(batch).receipts if not r.ok]
+            self.failed += len(bad)
+            self.first_errors.extend(f"{r.code}: {r.detail}" for r in bad[:max(0, 3 - len(self.first_errors))])
+            self.txs += len(batch)
 
 
 def free_port() -> int:

@@ -43,8 +43,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections import deque
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -53,11 +51,12 @@ import msgspec
 from ..core import crypto
 from ..core.crypto import KeyPair
 from ..core.encoding import canonical
-from ..core.tx import CheckedTx, Message, make_body, sign
+from ..core.tx import Message, make_body, sign
 from ..keystore import KeyStore
 from .dataset import CHAIN, build_fleet, db_bytes, default_cache
 from .fleet import device_key, vin_of
-from .harness import NodeProcess, RssSampler, node_key, raw_verify_limit, signed_client
+from .harness import (BlockFeeder, NodeProcess, RssSampler, node_key, ordered_pool_map, raw_verify_limit,
+                      signed_client)
 from .throughput import BATCH, _failed_receipts, _rate, _submit_all
 
 OEM = "fleet-oem-admin"  # the maker of every fleet vehicle (its admin key signs the maker's transactions)
@@ -129,17 +128,9 @@ def _sign_manifests(args: tuple[int, int, int, str]) -> list[bytes]:
                 f"manifest-{run}-{i}", exp) for i in range(start, end)]
 
 
-def _signed(fn: Any, jobs: list[Any], chain: str, oem_seed: bytes, workers: int | None = None,
-            ahead: int = 4) -> Iterator[list[bytes]]:
-    """``fn(job)`` for every job in a process pool, in order, at most ``ahead`` jobs ahead."""
-    with ProcessPoolExecutor(workers, initializer=_init_pool, initargs=(chain, oem_seed)) as pool:
-        window: deque = deque()
-        for job in jobs:
-            window.append(pool.submit(fn, job))
-            if len(window) >= ahead:
-                yield window.popleft().result()
-        while window:
-            yield window.popleft().result()
+def _signed(fn: Any, jobs: list[Any], chain: str, oem_seed: bytes, workers: int | None = None) -> Iterator[list[bytes]]:
+    """``fn(job)`` for every job, signed in a process pool holding the maker's key, in order."""
+    return ordered_pool_map(fn, jobs, initializer=_init_pool, initargs=(chain, oem_seed), workers=workers)
 
 
 # ---------------------------------------------------------------- the cached data set
@@ -171,23 +162,13 @@ def build_ota(path: Path, fleet: Path, fleet_info: dict[str, Any], *, vehicles: 
     committer = BlockCommitter(work, registry, find_node_key(work, genesis), genesis=genesis, state_writer_process=True)
     committer.recover()
     oem = KeyStore(work / "keys").load(OEM)
-    codec = registry.codec
-    failed: list[str] = []
-    txs = 0
+    feeder = BlockFeeder(committer, registry.codec, block_txs)
     t0 = time.perf_counter()
 
     def commit(raws: list[bytes]) -> None:
-        nonlocal txs
-        for s in range(0, len(raws), block_txs):
-            batch = []
-            for raw in raws[s:s + block_txs]:
-                tx = codec.decode(raw)
-                batch.append(CheckedTx(tx, crypto.tagged_hash(crypto.TAG_TX_ID, canonical(tx.body)), raw))
-            outcome = committer.produce(batch)
-            failed.extend(f"{r.code}: {r.detail}" for r in outcome.receipts if not r.ok)
-            txs += len(batch)
-        if failed:
-            raise RuntimeError(f"the ota data set's transactions were refused: {failed[:3]}")
+        feeder.commit(raws)
+        if feeder.failed:
+            raise RuntimeError(f"the ota data set's transactions were refused: {feeder.first_errors}")
 
     try:
         images = ImageRepository.create(work / REPOS / "image", keys_dir=work / KEYS / "image")
@@ -209,15 +190,15 @@ def build_ota(path: Path, fleet: Path, fleet_info: dict[str, Any], *, vehicles: 
             done += len(raws)
             if not quiet:
                 print(f"\rota data set: ECUs fitted on {done:,}/{vehicles:,} vehicles "
-                      f"({txs / (time.perf_counter() - t0):,.0f} tx/s)", end="", file=sys.stderr, flush=True)
+                      f"({feeder.txs / (time.perf_counter() - t0):,.0f} tx/s)", end="", file=sys.stderr, flush=True)
         committer.state.flush()
         height = committer.head.height if committer.head else -1
     finally:
         committer.close()
     if not quiet:
         print(file=sys.stderr)
-    info = {"params": params, "txs": fleet_info.get("txs", 0) + txs, "fleet_txs": fleet_info.get("txs", 0),
-            "software_txs": txs, "height": height, "build_s": round(fleet_info.get("build_s", 0) +
+    info = {"params": params, "txs": fleet_info.get("txs", 0) + feeder.txs, "fleet_txs": fleet_info.get("txs", 0),
+            "software_txs": feeder.txs, "height": height, "build_s": round(fleet_info.get("build_s", 0) +
                                                                    time.perf_counter() - t0, 1),
             "software_build_s": round(time.perf_counter() - t0, 1), "built_ms": time.time_ns() // 1_000_000}
     (work / "dataset.json").write_bytes(msgspec.json.encode(info))

@@ -21,24 +21,22 @@ import statistics
 import sys
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator
 
 import httpx
 import msgspec
 
-from ..core import crypto
 from ..core.crypto import KeyPair
 from ..core.encoding import canonical
-from ..core.tx import CheckedTx, Message, make_body, sign
+from ..core.tx import Message, make_body, sign
 from ..keystore import KeyStore
 from ..modules.parts import messages as pm
 from ..modules.recalls.messages import OpenCampaign
 from ..modules.recalls.state import BatchRef, Scope
 from .dataset import db_bytes, default_cache
 from .fleet import ORGS, TxFactory, fleet_keys, vin_of
-from .harness import NodeProcess, RssSampler, node_key, signed_client
+from .harness import BlockFeeder, NodeProcess, RssSampler, node_key, ordered_pool_map, signed_client
 
 CHAIN = "recall-bench"
 SUPPLIER = "fleet-parts"
@@ -129,17 +127,8 @@ def _sign_chunk(args: tuple[int, int, int, int]) -> list[bytes]:
 
 
 def _signed_chunks(seeds: list[bytes], start: int, vehicles: int, k: int, ahead: int = 3) -> Iterator[list[bytes]]:
-    from collections import deque
-
     jobs = [(s, min(s + CHUNK, vehicles), k, vehicles) for s in range(start, vehicles, CHUNK)]
-    with ProcessPoolExecutor(initializer=_init, initargs=(CHAIN, seeds)) as pool:
-        window: deque = deque()
-        for job in jobs:
-            window.append(pool.submit(_sign_chunk, job))
-            if len(window) >= ahead:
-                yield window.popleft().result()
-        while window:
-            yield window.popleft().result()
+    return ordered_pool_map(_sign_chunk, jobs, initializer=_init, initargs=(CHAIN, seeds), ahead=ahead)
 
 
 def build_recall_fleet(path: Path, *, vehicles: int, parts: int, block_txs: int = 1_000,
@@ -172,21 +161,15 @@ def build_recall_fleet(path: Path, *, vehicles: int, parts: int, block_txs: int 
     keys = fleet_keys(KeyStore(path / "keys").load)
     supplier = KeyStore(path / "keys").load(f"{SUPPLIER}-admin")
     seeds = [keys.oem.seed, keys.dealer.seed, keys.shop.seed, keys.insurer.seed, keys.registry.seed, supplier.seed]
-    codec = registry.codec
     t0 = time.perf_counter() - progress["build_s"]
-    first_errors: list[str] = []
+    feeder = BlockFeeder(committer, registry.codec, block_txs)
+    first_errors = feeder.first_errors
 
     def commit(raws: list[bytes]) -> None:
-        for s in range(0, len(raws), block_txs):
-            batch = []
-            for raw in raws[s:s + block_txs]:
-                tx = codec.decode(raw)
-                batch.append(CheckedTx(tx, crypto.tagged_hash(crypto.TAG_TX_ID, canonical(tx.body)), raw))
-            outcome = committer.produce(batch)
-            bad = [r for r in outcome.receipts if not r.ok]
-            progress["failed"] += len(bad)
-            first_errors.extend(f"{r.code}: {r.detail}" for r in bad[:3 - len(first_errors)])
-            progress["txs"] += len(batch)
+        txs, failed = feeder.txs, feeder.failed
+        feeder.commit(raws)
+        progress["txs"] += feeder.txs - txs
+        progress["failed"] += feeder.failed - failed
 
     try:
         if progress["done"] == 0 and progress["txs"] == 0:
