@@ -66,7 +66,7 @@ BRAKE_V1, BRAKE_V2, GATEWAY_V1 = "brake/brake-1.bin", "brake/brake-2.bin", "gate
 REPOS = "ota-repos"  # the maker's repositories, inside the data folder (copied with it); served over HTTP
 KEYS = "ota-keys"  # their role keys, inside the data folder but never under what is served
 CHUNK = 1_000  # vehicles signed together in a pool worker
-FORMAT = 2  # 2: role keys beside the repositories (ota-keys/), as ota.repository keeps them
+FORMAT = 3  # 2: role keys beside the repositories (ota-keys/); 3: releases keep their targets file, installs numbered
 #: A cached data set older than this is rebuilt: its anchored roots expire after 365 days.
 MAX_AGE_MS = 300 * 86_400_000
 #: Vehicles the director assigns the fix to for client verification.
