@@ -16,7 +16,7 @@ import pytest
 
 from blokauto.core.crypto import KeyPair
 from blokauto.modules.parts.messages import AttestLot, ConditionReading, LogConditions, RegisterLogger
-from blokauto.modules.recalls.messages import CloseCampaign, RecordRemedy
+from blokauto.modules.recalls.messages import CloseCampaign, ConfirmSoftwareRemedy, RecordRemedy
 from blokauto.modules.recalls.state import SoftwareFix
 from blokauto.modules.vehicles.messages import Deregister
 
@@ -173,6 +173,9 @@ CASES: list[Case] = [
     # an over-the-air remedy is the vehicle's own manifest (software.report_manifest): nobody attests it
     Case("record_software_remedy", lambda: RecordRemedy(campaign=1, vin=V1, method="software"),
          frozenset({"workshop", "dealer", "manufacturer"}), frozenset(), "remedy_needs_manifest"),
+    # anyone may point at the proof on the ledger; here no vehicle runs the fix, so nobody succeeds
+    Case("confirm_software_remedy", lambda: ConfirmSoftwareRemedy(campaign=1, vin=V1), None, frozenset(),
+         "fix_not_installed"),
 ]
 
 

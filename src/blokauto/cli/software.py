@@ -12,6 +12,7 @@
     software timestamp DIR [--vin VIN]                  re-sign the timestamp (keeps vehicles fresh)
     software serve DIR [--port N]                       serve repositories over HTTP (127.0.0.1)
     software fit-ecus VIN --ecu ECU=HARDWARE[:SHA256] ... --key MAKER
+    software confirm-fix CAMPAIGN VIN --key KEY         a software recall remedied by a fix already on record
     software inventory VIN | installs VIN | releases MAKER | running MAKER SHA256
     vehicle update VIN --key DEVICE --director URL --images URL --state DIR [--check]
 
@@ -331,6 +332,20 @@ def fit_ecus(vin: str = VinArg,
     sender = signing_key(data, key)
     sw = _sw(node, data, trust, sender)
     _send(sw, lambda: sw.fit_ecus(sender, vin, specs, wait=wait), as_json)
+
+
+@software_app.command("confirm-fix")
+@cli_errors
+def confirm_fix(campaign: int = typer.Argument(..., metavar="CAMPAIGN", min=1, help="The recall campaign's id."),
+                vin: str = VinArg,
+                key: str = typer.Option(..., "--key", "-k", metavar="NAME|FILE", help="Any key (it signs the request)."),
+                wait: float = WaitOpt, data: Path = DataOpt(), node: str = NodeOpt, trust: Optional[Path] = TrustOpt,
+                as_json: bool = JsonOpt) -> None:
+    """Remedy a software recall on a vehicle whose inventory on the ledger already shows the fix
+    (installed before the campaign opened); refused `fix_not_installed` otherwise."""
+    sender = signing_key(data, key)
+    sw = _sw(node, data, trust, sender)
+    _send(sw, lambda: sw.confirm_fix(sender, campaign, vin, wait=wait), as_json)
 
 
 @software_app.command("inventory")

@@ -30,6 +30,7 @@ from tuf.api.metadata import Metadata, Targets
 
 from ..core.crypto import KeyPair
 from ..modules.software import inventory_key, release_key, repository_key
+from ..modules.recalls.messages import ConfirmSoftwareRemedy
 from ..modules.software.messages import AnchorRelease, EcuSpec, FitEcus, RegisterRepository, RotateRoot
 from ..ota.repository import Director, ImageRepository
 from ..ota.updater import Updater
@@ -66,6 +67,11 @@ class Software:
         """The maker fits a vehicle's ECUs: (ECU id, hardware id, factory image sha256 or None)."""
         return self.client.send(FitEcus(vin=vin, ecus=[EcuSpec(ecu=e, hardware_id=hw, image=img)
                                                        for e, hw, img in ecus]), by, wait=wait)
+
+    def confirm_fix(self, by: KeyPair, campaign: int, vin: str, *, wait: float = 30.0) -> TxInfo:
+        """Remedy a software recall on a vehicle that already runs its fix on the ledger (installed
+        before the campaign opened): anyone may send it; refused ``fix_not_installed`` otherwise."""
+        return self.client.send(ConfirmSoftwareRemedy(campaign=campaign, vin=vin), by, wait=wait)
 
     # ---------------------------------------------------------------- a repository and its anchors together
 

@@ -54,3 +54,9 @@ class RemedyNeedsManifest(DomainError):
     code = "remedy_needs_manifest"
     template = ("Campaign {campaign} is remedied over the air by the vehicle's own install manifest of an image for "
                 "{hardware_id} with release counter {min_release_counter} or higher, not by an attestation.")
+
+
+class FixNotInstalled(DomainError):
+    code = "fix_not_installed"
+    template = ("{vin} runs no image for {hardware_id} with release counter {min_release_counter} or higher on the "
+                "ledger; it is remedied when its install manifest of one is committed.")

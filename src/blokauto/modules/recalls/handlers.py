@@ -10,10 +10,12 @@ import msgspec
 from ...core.module import Context
 from ...core.state import Overlay, StateReader
 from . import errors
-from .messages import CampaignClosed, CampaignOpened, CloseCampaign, OpenCampaign, RecordRemedy, Remedied
+from ...core.module import ANYONE
+from .messages import (CampaignClosed, CampaignOpened, CloseCampaign, ConfirmSoftwareRemedy, OpenCampaign,
+                       RecordRemedy, Remedied)
 from ..parts.doors import CarriedPart
 from ..vehicles.doors import BirthFacts
-from .spec import REMEDIED, PartsOnBoard, VehicleFacts, module
+from .spec import REMEDIED, PartsOnBoard, SoftwareInventory, VehicleFacts, module
 from .state import BY_HARDWARE, BY_PART_NUMBER, CAMPAIGNS, NEXT, NUMBERS, OPEN, REMEDIES, Campaign, Remedy, Scope
 
 
@@ -168,3 +170,29 @@ def remedy_by_software(state: Overlay, ctx: Context, vin: str, hardware_id: str,
             continue
         if affected_vehicle(state, ctx.need, c, vin):
             remedy(state, ctx, c, vin, ctx.sender, "software", f"image {image} (release counter {release_counter})")
+
+
+@module.message(ConfirmSoftwareRemedy, roles=ANYONE)
+def confirm_software_remedy(state: Overlay, ctx: Context, msg: ConfirmSoftwareRemedy) -> None:
+    """An open campaign with a software fix that covered the vehicle, not yet remedied on it: remedied
+    (method software) if the vehicle's inventory on the ledger shows an ECU of the fix's hardware at
+    the fix's release counter or higher; ``fix_not_installed`` otherwise."""
+    c = _campaign(state, msg.campaign)
+    if c.status != "open":
+        raise errors.CampaignClosed(campaign=c.id)
+    if c.software_fix is msgspec.UNSET:
+        raise errors.NotYourCampaign(reason=f"campaign {c.id} has no software fix")
+    if not msg.vin.isalnum() or not affected_vehicle(state, ctx.need, c, msg.vin):
+        raise errors.NotAffected(vin=msg.vin, campaign=c.id, height=c.opened)
+    done = REMEDIES.get(state, c.id, msg.vin)
+    if done is not None:
+        raise errors.AlreadyRemedied(vin=msg.vin, campaign=c.id, height=done.height)
+    fix = c.software_fix
+    running = next((e for e in ctx.need(SoftwareInventory).inventory(state, msg.vin)
+                    if e.hardware_id == fix.hardware_id and e.image and e.release_counter >= fix.min_release_counter),
+                   None)
+    if running is None:
+        raise errors.FixNotInstalled(vin=msg.vin, hardware_id=fix.hardware_id,
+                                     min_release_counter=fix.min_release_counter)
+    remedy(state, ctx, c, msg.vin, ctx.sender, "software",
+           f"image {running.image} (release counter {running.release_counter}), on record before")

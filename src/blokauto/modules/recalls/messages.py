@@ -46,6 +46,16 @@ class RecordRemedy(Message, tag="recalls.remedy"):
     notes: Text = ""
 
 
+class ConfirmSoftwareRemedy(Message, tag="recalls.confirm_software_remedy"):
+    """Anyone points out that the ledger already proves a vehicle runs a campaign's software fix (it
+    installed the fixing image before the campaign opened, say): the vehicle's software inventory,
+    built from its own signed manifests, shows an ECU of the fix's hardware at the fix's release
+    counter or higher."""
+
+    campaign: Uint
+    vin: Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
+
+
 class CampaignOpened(Event, tag="recalls.campaign_opened"):
     campaign: Uint
     number: str

@@ -42,3 +42,10 @@ class VehicleFacts(Protocol):
 
     def record_event(self, state: Overlay, ctx: Context, vin: str, kind: str, data: dict[str, Any], *,
                      after_scrapping: bool = False) -> None: ...
+
+
+@runtime_checkable
+class SoftwareInventory(Protocol):
+    """What recalls needs from software: what a vehicle's ECUs run, as its manifests put it on the ledger."""
+
+    def inventory(self, state: StateReader, vin: str) -> list[Any]: ...
