@@ -316,11 +316,6 @@ def test_release_with_a_target_path_outside_the_repository_writes_no_file(world:
     escape_attempts(world, tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason="ImageRepository.release (src/blokauto/ota/repository.py, the loop calling "
-                   "add_image) writes each image into targets/ before checking the next one's path, and "
-                   "Software.release does not discard on the ValueError: the good image's file stays in the "
-                   "served folder. Fix: check every image (path, ids, counter) before writing any, or discard "
-                   "what was written when release() raises")
 def test_release_with_a_good_image_then_a_path_outside_the_repository_writes_no_file(world: CliWorld,
                                                                                     tmp_path: Path) -> None:
     escape_attempts(world, tmp_path, world.spec(B3, BRAKE, 3))
@@ -352,11 +347,6 @@ def test_refused_release_of_a_counter_0_image_re_described_leaves_no_targets_fil
     refused_release_leaves_nothing(world, zero, 1)
 
 
-@pytest.mark.xfail(strict=True, reason="ImageRepository.discard (src/blokauto/ota/repository.py, `kept` built from the "
-                   "published release's hashes) keeps every file whose sha256 the published release lists, but "
-                   "image files are named <sha256>.<name of the path>: a released image re-listed under another "
-                   "path leaves targets/brake/<sha256>.brake.bin.again behind. Fix: keep by file path "
-                   "(targets/<dir>/<sha256>.<name> of each published target), not by hash")
 def test_refused_release_of_an_image_under_another_path_leaves_no_image(world: CliWorld) -> None:
     refused_release_leaves_nothing(world, (B1[0] + ".again", B1[1]), 1)
 
@@ -492,13 +482,6 @@ def revoked_car(world: CliWorld) -> Updater:
     return up
 
 
-@pytest.mark.xfail(strict=True, reason="Updater._require_device_key (src/blokauto/ota/updater.py) reads veh/v/VIN "
-                   "with the device key, but the node no longer shows a vehicle's record to a retired device key "
-                   "(VehicleRegistry.relation, src/blokauto/modules/vehicles/doors.py, relates only current "
-                   "device_keys): the read is refused (unknown_caller, a ReadRefused), mapped to "
-                   "not_vehicle_device, and the retired_keys branch never runs. Fix: give a key in the vehicle's "
-                   "retired_keys a relation that may read the vehicle record (or its revocation), so the updater "
-                   "can say device_key_revoked")
 def test_revoked_device_key_is_refused_device_key_revoked_before_downloading(world: CliWorld) -> None:
     up = revoked_car(world)
 

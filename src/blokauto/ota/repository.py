@@ -55,6 +55,24 @@ def public_key(key: KeyPair) -> SSlibKey:
     return SSlibKey.from_crypto(Ed25519PrivateKey.from_private_bytes(key.seed).public_key())
 
 
+def check_image_spec(path: str, hardware_id: str, release_counter: int, bundle: str = "") -> None:
+    """ValueError unless an image's path, hardware id, release counter and bundle are what the ledger takes."""
+    if not is_target_path(path):
+        raise ValueError(f"{path[:80]!r} is not a plain relative target path (letters, digits, '.', '_', '-', "
+                         f"'/' between names; no '..')")
+    if not is_ident(hardware_id) or (bundle and not is_ident(bundle)):
+        raise ValueError(f"hardware id {hardware_id[:80]!r} and bundle {bundle[:80]!r} are letters, digits, '.', "
+                         f"'_', '-' (at most 64)")
+    if type(release_counter) is not int or not 0 <= release_counter <= MAX_COUNTER:
+        raise ValueError(f"a release counter is a whole number from 0 to {MAX_COUNTER}, not {release_counter!r}")
+
+
+def _image_file(directory: Path, t: TargetFile) -> Path:
+    """Where a target's image lies in a repository (named by its hash and the path's last name)."""
+    dirname, _, name = t.path.rpartition("/")
+    return directory / "targets" / dirname / f"{t.hashes.get('sha256')}.{name}"
+
+
 def keys_folder(directory: Path) -> Path:
     """Where a repository's role keys live by default: beside it, never inside what is served."""
     d = Path(directory)
@@ -280,14 +298,7 @@ class ImageRepository(_Repository):
                   targets: Targets | None = None) -> TargetFile:
         """Store an image under ``targets/`` (named by its hash) and list it in ``targets`` (the
         unpublished next release); returns its target entry."""
-        if not is_target_path(path):
-            raise ValueError(f"{path[:80]!r} is not a plain relative target path (letters, digits, '.', '_', '-', "
-                             f"'/' between names; no '..')")
-        if not is_ident(hardware_id) or (bundle and not is_ident(bundle)):
-            raise ValueError(f"hardware id {hardware_id[:80]!r} and bundle {bundle[:80]!r} are letters, digits, '.', "
-                             f"'_', '-' (at most 64)")
-        if type(release_counter) is not int or not 0 <= release_counter <= MAX_COUNTER:
-            raise ValueError(f"a release counter is a whole number from 0 to {MAX_COUNTER}, not {release_counter!r}")
+        check_image_spec(path, hardware_id, release_counter, bundle)
         custom: dict[str, Any] = {"hardware_id": hardware_id, "release_counter": release_counter}
         if bundle:
             custom["bundle"] = bundle
@@ -306,6 +317,8 @@ class ImageRepository(_Repository):
         replace. Returns the targets file to anchor (``software.anchor_release``). With ``publish=False``
         vehicles do not see it until ``publish`` (anchor first, then publish: a release the ledger
         refused is never served)."""
+        for path, _, hw, counter, bundle in images:  # every image checked before any is written
+            check_image_spec(path, hw, counter, bundle)
         first = not (self.metadata_dir / "timestamp.json").exists()
         current = Targets() if first else self.targets().signed
         nxt = Targets(version=current.version, targets=dict(current.targets) if keep else {})
@@ -323,8 +336,7 @@ class ImageRepository(_Repository):
 
     def has_image(self, t: TargetFile) -> bool:
         """Whether the image file of target ``t`` is in ``targets/`` with its length and hashes."""
-        dirname, _, name = t.path.rpartition("/")
-        f = self.directory / "targets" / dirname / f"{t.hashes.get('sha256')}.{name}"
+        f = _image_file(self.directory, t)
         if not f.is_file():
             return False
         try:
@@ -344,13 +356,12 @@ class ImageRepository(_Repository):
         version = Metadata[Targets].from_bytes(targets_data).signed.version
         if version > self.published_version():
             (self.metadata_dir / f"{version}.targets.json").unlink(missing_ok=True)
-        kept = {t.hashes.get("sha256") for t in self.targets().signed.targets.values()} \
+        kept = {_image_file(self.directory, t) for t in self.targets().signed.targets.values()} \
             if self.published_version() else set()
         for t in Metadata[Targets].from_bytes(targets_data).signed.targets.values():
-            sha = t.hashes.get("sha256")
-            if sha not in kept:
-                dirname, _, name = t.path.rpartition("/")
-                (self.directory / "targets" / dirname / f"{sha}.{name}").unlink(missing_ok=True)
+            f = _image_file(self.directory, t)
+            if f not in kept:
+                f.unlink(missing_ok=True)
 
 
 class Director(_Repository):

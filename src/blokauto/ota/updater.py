@@ -365,15 +365,14 @@ class Updater:
         software its record does not show."""
         try:
             sv = self.client.state(vehicle_keys.VEHICLE + self.vin)
-        except ReadRefused:  # the node shows a vehicle's record to its device keys, not to other keys
-            raise NotADeviceOfVehicle(signer=self.key.did, vin=self.vin) from None
-        record = sv.value or {}
-        if self.key.did in record.get("device_keys", []):
-            return
-        retired = next((k for k in record.get("retired_keys") or [] if k.get("did") == self.key.did), None)
-        if retired is not None:
-            raise DeviceKeyRevoked(signer=self.key.did, vin=self.vin, height=retired["height"],
-                                   reason=retired["reason"])
+            if self.key.did in (sv.value or {}).get("device_keys", []):
+                return
+        except ReadRefused:  # the node shows a vehicle's record to its current device keys only
+            pass
+        # a key asks what it is to the vehicle (a revoked key learns its revocation, nothing else)
+        status = self.client.query("vehicles", "device_status", vin=self.vin, key=self.key.did)
+        if status.get("status") == "retired":
+            raise DeviceKeyRevoked(signer=self.key.did, vin=self.vin, height=status["height"], reason=status["reason"])
         raise NotADeviceOfVehicle(signer=self.key.did, vin=self.vin)
 
     def _commit_pending(self, st: VehicleState, wait: float) -> str:

@@ -92,6 +92,27 @@ def devices(view: QueryView, q: VinQuery) -> dict[str, Any]:
     return {"vin": v.vin, "current": list(v.device_keys), "retired": gone}
 
 
+class DeviceStatusQuery(msgspec.Struct):
+    vin: KeyPart
+    key: KeyPart
+
+
+@module.query("device_status", DeviceStatusQuery, read=Own("key"))
+def device_status(view: QueryView, q: DeviceStatusQuery) -> dict[str, Any]:
+    """What a key is to a vehicle, asked by that key itself (a device key that was revoked reads the
+    vehicle's data no more, but learns why its signatures stopped counting): ``current``, ``retired``
+    (with the block and reason) or ``none``."""
+    v = VEHICLES.get(view, q.vin)
+    if v is None:
+        raise NotFound(what="Vehicle", key=q.vin)
+    if q.key in v.device_keys:
+        return {"vin": v.vin, "key": q.key, "status": "current"}
+    gone = next((k for k in ([] if v.retired_keys is msgspec.UNSET else v.retired_keys) if k.did == q.key), None)
+    if gone is not None:
+        return {"vin": v.vin, "key": q.key, "status": "retired", "height": gone.height, "reason": gone.reason}
+    return {"vin": v.vin, "key": q.key, "status": "none"}
+
+
 module.reads(IDENTIFIED, "vehicles.wmi_assigned")
 module.reads(VehicleData("vin", "history"), "vehicles.registered", "vehicles.title_transferred",
              "vehicles.history_appended", "vehicles.odometer_flagged", "vehicles.branded", "vehicles.deregistered", "vehicles.device_key_changed")
