@@ -78,6 +78,26 @@ class _Layer:
 
 
 class StateStore:
+    def _replace_if_outdated(self, table: IndexTable) -> None:
+        """A module index table another version of the code made with other columns or key: recreated
+        when it holds no row; otherwise refused (its rows are derived from blocks: rebuild them)."""
+        have = self._write.execute(f"PRAGMA table_info({table.name})").fetchall()
+        if not have:
+            return
+        want = [*table.column_names, "_height", "_h"]
+        key = [name for _, name, _, _, _, pk in sorted(have, key=lambda r: r[5]) if pk]
+        if [r[1] for r in have] == want and key == list(table.key):
+            return
+        if self._write.execute(f"SELECT 1 FROM {table.name} LIMIT 1").fetchone() is not None:
+            raise RuntimeError(f"{self.path}: the index table {table.name} was made by another version of blokauto "
+                               f"(columns {[r[1] for r in have]}); its rows derive from the blocks: move state.db "
+                               f"aside and start the node, which rebuilds it from the block log")
+        with self._write:
+            for (index,) in self._write.execute("SELECT name FROM sqlite_master WHERE type='index' AND tbl_name=? "
+                                                "AND sql IS NOT NULL", (table.name,)).fetchall():
+                self._write.execute(f"DROP INDEX {index}")
+            self._write.execute(f"DROP TABLE {table.name}")
+
     def __init__(self, path: Path, registry: Registry, *, cache_entries: int = 300_000,
                  max_dirty: int = 600_000, writer_process: bool = False) -> None:
         self.path = path
@@ -85,7 +105,10 @@ class StateStore:
         self._tables = {t.name: t for t in registry.indexes}
         self.set_aside: Path | None = None
         self._write = self._open_current(path)
-        self._write.executescript(BASE_SCHEMA + "".join(index_schema(t) for t in registry.indexes))
+        self._write.executescript(BASE_SCHEMA)
+        for table in registry.indexes:
+            self._replace_if_outdated(table)
+        self._write.executescript("".join(index_schema(t) for t in registry.indexes))
         if self._write.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
             self._write.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._engine = connect(path, durable=False, readonly=True, cache_mb=64)
