@@ -744,3 +744,28 @@ def test_a_preview_with_a_malformed_scope_is_a_clear_400(net: PartsNode, value: 
     assert r.status_code == 400, r.text
     assert r.json()["error"]["code"] == "invalid_query", r.text
     assert "scope" in r.json()["error"]["message"]
+
+
+def test_two_campaigns_on_one_part_number_gate_until_each_closes() -> None:
+    """The part-number index keeps every open campaign naming a part number: closing one leaves the
+    other's gate in place (and the closed one's block is on record); closing both lifts it."""
+    chain = recall_chain()
+    first = opened(chain, campaign("R-1", Scope(serial_ranges=[SerialRange(part_number="BRK", first="S3", last="S3")])))
+    second = opened(chain, campaign("R-2", Scope(serial_ranges=[SerialRange(part_number="BRK", first="S3", last="S4")])))
+    third = opened(chain, campaign("R-3", Scope(part_numbers=["PAD"])))
+    assert chain.run(OEM, install(V2, "BRK:S3")).detail["campaign"] == first
+    ok(chain, OEM, CloseCampaign(campaign=first))
+    assert CAMPAIGNS.get(chain.ledger, first).closed == chain.ledger.head.height  # the block that closed it
+    r = chain.run(OEM, install(V2, "BRK:S3"))
+    assert (r.code, r.detail["campaign"]) == ("recalled_part", second)  # the second still gates it
+    ok(chain, OEM, CloseCampaign(campaign=third))  # closing a campaign on another part number changes nothing
+    assert chain.run(OEM, install(V2, "BRK:S3")).detail["campaign"] == second
+    ok(chain, OEM, CloseCampaign(campaign=second))
+    ok(chain, OEM, install(V2, "BRK:S3"))
+
+
+def test_a_one_day_build_date_range_is_a_scope() -> None:
+    chain = recall_chain()
+    day = "2027-01-15"  # the build date of every vehicle register_msg makes
+    cid = opened(chain, campaign("R-1", Scope(build_dates=DateRange(first=day, last=day))))
+    assert CAMPAIGNS.get(chain.ledger, cid).scope.build_dates == DateRange(first=day, last=day)
