@@ -30,6 +30,7 @@ from tuf.api.metadata import Metadata, Targets
 
 from ..core.crypto import KeyPair
 from ..modules.software import inventory_key, release_key, repository_key
+from ..modules.governance import keys as gov_keys
 from ..modules.recalls.messages import ConfirmSoftwareRemedy
 from ..modules.software.messages import AnchorRelease, EcuSpec, FitEcus, RegisterRepository, RotateRoot
 from ..ota.repository import Director, ImageRepository
@@ -77,7 +78,7 @@ class Software:
 
     def maker_of(self, key: KeyPair) -> str:
         """The organisation a member key belongs to (proven)."""
-        sv = self._as(key).state(f"gov/member/{key.did}")
+        sv = self._as(key).state(gov_keys.MEMBER + key.did)
         if sv.value is None:
             raise ValueError(f"{key.did} is not a member key of any organisation")
         return str(sv.value["org"])

@@ -397,12 +397,11 @@ class Updater:
             info.raise_for_status()
         st.pending_manifest, st.previous = "", []
         self._save(st)
-        self._prune()
+        self._prune(st)
         return txid
 
-    def _prune(self) -> None:
+    def _prune(self, st: VehicleState) -> None:
         """Delete downloaded images no ECU runs any more (a pending install keeps its previous ones)."""
-        st = msgspec.json.decode(self.state_file.read_bytes(), type=VehicleState)
         keep = {e.image for e in st.ecus} | {e.image for e in st.previous}
         for f in (self.dir / "images").glob("*"):
             if f.name not in keep:

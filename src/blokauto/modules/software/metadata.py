@@ -71,10 +71,12 @@ def parse(data: bytes, kind: type[T], role: str) -> Metadata[T]:
         raise errors.InvalidMetadata(role=role, reason=f"it nests {depth} levels of arrays and objects; TUF metadata "
                                                        f"needs at most {MAX_DEPTH}")
     try:
-        msgspec.json.decode(data)  # strict UTF-8 and JSON before python-tuf's parser sees it
-        md = Metadata.from_bytes(data)
+        doc = msgspec.json.decode(data)  # strict UTF-8 and JSON, parsed once
+        if not isinstance(doc, dict):
+            raise ValueError("it is not a JSON object")
+        md = Metadata.from_dict(doc)
         _ = md.signed_bytes  # canonical JSON: refuses floats and other values it cannot sign
-    except (RepositoryError, msgspec.DecodeError, ValueError, TypeError) as exc:
+    except (RepositoryError, msgspec.DecodeError, ValueError, TypeError, KeyError) as exc:
         raise errors.InvalidMetadata(role=role, reason=str(exc)[:300] or type(exc).__name__) from None
     if not isinstance(md.signed, kind):
         raise errors.InvalidMetadata(role=role, reason=f"it is {md.signed.type} metadata, not {kind.type}")
