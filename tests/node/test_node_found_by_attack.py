@@ -227,10 +227,17 @@ def test_a_demo_never_replaces_the_folder_of_a_demo_still_serving_it(tmp_path) -
                 pass
             assert time.monotonic() < deadline
             time.sleep(0.5)
-        before = sorted(p.name for p in data.iterdir())
+        def lasting_files() -> dict[str, int]:
+            # The serving node writes head.json by way of head.json.tmp and a rename: the temporary
+            # name comes and goes on its own, so the folder's lasting files are compared, by inode.
+            return {p.name: p.stat().st_ino for p in data.iterdir() if not p.name.endswith(".tmp")}
+
+        before = lasting_files()
         second = run_cli("demo", "--data", str(data), timeout=120)
         assert second.returncode == 2 and "in use" in second.stderr, second.stdout + second.stderr
-        assert sorted(p.name for p in data.iterdir()) == before
+        after = lasting_files()
+        assert sorted(after) == sorted(before)
+        assert after["chain.db"] == before["chain.db"] and after["keys"] == before["keys"]
         assert httpx.get(f"http://127.0.0.1:{port}/v1/status", timeout=10).json()["healthy"] is True
     finally:
         serving.terminate()
