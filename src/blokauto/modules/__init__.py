@@ -10,6 +10,7 @@ from ..core.registry import Registry
 @lru_cache(maxsize=1)
 def default_registry() -> Registry:
     from .consent import module as consent
+    from .energy import module as energy
     from .governance import module as governance
     from .insurance import module as insurance
     from .parts import module as parts
@@ -21,4 +22,4 @@ def default_registry() -> Registry:
     from .vehicles import module as vehicles
 
     return Registry([governance, vehicles, parts, recalls, consent, privacy, payments, telemetry, insurance,
-                     software])
+                     software, energy])

@@ -15,7 +15,7 @@ from . import keys
 ROLES = frozenset({
     "admin", "manufacturer", "supplier", "dealer", "workshop", "insurer", "lender", "regulator",
     "recycler", "police", "inspector", "mobility", "energy", "auditor", "logistics", "fleet",
-    "issuer", "toll", "parking", "charging", "fuel",
+    "issuer", "toll", "parking", "charging", "fuel", "grid",
 })
 
 

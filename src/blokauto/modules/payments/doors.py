@@ -13,7 +13,7 @@ from ...core.module import Context
 from ...core.state import Overlay, StateReader
 from .handlers import _currency, check_owner, credit, debit
 from .messages import Transferred
-from .state import ACCOUNTS, CURRENCIES, ESCROWS
+from .state import ACCOUNTS, CURRENCIES, ESCROWS, HELD
 from .vouchers import Voucher, check_voucher, make_voucher, voucher_digest  # noqa: F401  (the voucher format: part of the door)
 
 
@@ -37,6 +37,21 @@ class PaymentsDoor(Protocol):
         """Move ``amount`` from ``payer``'s account to ``to``'s, for another module's rule that already
         decided who owes whom (an insurance premium, a claim's payout); refused (unknown_currency,
         insufficient_funds, invalid_account) leaving both accounts as they were."""
+        ...
+
+    def hold(self, state: Overlay, ctx: Context, currency: str, owner: str, amount: int, module: str) -> None:
+        """Move ``amount`` from ``owner``'s account into what ``module``'s rules hold (an energy bid's
+        most it can cost); the module keeps its own record of whose it is and gives it back with
+        ``release``. Refused (unknown_currency, insufficient_funds) moving nothing."""
+        ...
+
+    def release(self, state: Overlay, ctx: Context, currency: str, module: str, to: str, amount: int) -> None:
+        """Move ``amount`` of what ``module`` holds to ``to``'s account (a refund, or the price it
+        settles). Holding less is a bug of the module, raised as such."""
+        ...
+
+    def held(self, state: StateReader, currency: str, module: str) -> int:
+        """What ``module``'s rules hold in ``currency`` in all."""
         ...
 
 
@@ -64,3 +79,25 @@ class PaymentsRecords:
         debit(state, currency, payer, amount)
         credit(state, currency, to, amount)
         ctx.emit(Transferred(currency=currency, payer=payer, to=to, amount=amount, memo=memo))
+
+    def hold(self, state: Overlay, ctx: Context, currency: str, owner: str, amount: int, module: str) -> None:
+        _currency(state, currency)
+        if amount <= 0:
+            return
+        debit(state, currency, owner, amount)
+        HELD.put(state, self.held(state, currency, module) + amount, currency, module)
+
+    def release(self, state: Overlay, ctx: Context, currency: str, module: str, to: str, amount: int) -> None:
+        if amount <= 0:
+            return
+        have = self.held(state, currency, module)
+        if have < amount:
+            raise AssertionError(f"{module} releases {amount} {currency} and holds {have}")
+        if have == amount:
+            HELD.delete(state, currency, module)
+        else:
+            HELD.put(state, have - amount, currency, module)
+        credit(state, currency, check_owner(state, ctx, to), amount)
+
+    def held(self, state: StateReader, currency: str, module: str) -> int:
+        return HELD.get(state, currency, module) or 0

@@ -6,6 +6,7 @@ message moves units between accounts and the deposits and escrows that hold them
 at every height, per currency::
 
     supply == sum(balances) + sum(deposits of channels not closed) + sum(prices of locked escrows)
+              + sum(units other modules hold, ``HELD``: energy's bids until their interval settles)
 
 and no balance is negative (a debit larger than the balance is refused, ``insufficient_funds``).
 """

@@ -8,4 +8,5 @@ TARIFF = "pay/tariff/"  # (merchant organisation, tariff id) -> its published ta
 CHANNEL = "pay/ch/"  # channel id -> a payment channel
 FARE = "pay/fare/"  # fare id -> a journey fare agreed by its operators
 ESCROW = "pay/esc/"  # escrow id -> a vehicle sale's locked price
+HELD = "pay/held/"  # (currency, module) -> units another module's rules hold for a while (energy bids)
 NEXT = "pay/next/"  # "channel", "fare", "escrow" -> the next id

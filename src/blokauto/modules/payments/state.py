@@ -210,4 +210,5 @@ TARIFFS = StateMap(keys.TARIFF, Tariff)  # (merchant, tariff id)
 CHANNELS = StateMap(keys.CHANNEL, Channel)
 FARES = StateMap(keys.FARE, Fare)
 ESCROWS = StateMap(keys.ESCROW, Escrow)
+HELD = StateMap(keys.HELD, int)  # (currency, module) -> units held for that module's rules; absent when zero
 NEXT = StateMap(keys.NEXT, int)  # "channel", "fare", "escrow" -> the next id

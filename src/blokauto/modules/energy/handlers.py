@@ -1,0 +1,446 @@
+"""Energy rules. The framework checked signers and roles; these rules say whose zone, meter, order
+and reading it is, and when an interval takes orders, clears and settles. Every amount is an
+integer (Wh, minor units per kWh, minor units); no clock but the block time."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from typing import Iterator
+
+import msgspec
+
+from ...core.access import ORG_PREFIX
+from ...core.crypto import check_did
+from ...core.errors import InvalidKey
+from ...core.module import ANYONE, Context
+from ...core.state import Overlay, StateReader
+from . import errors
+from .clearing import BUY, SELL, Offer, Result, clear, fill, value
+from .messages import (CancelOrder, ClearInterval, IntervalCleared, IntervalSettled, MeterChanged, MeterRegistered,
+                       OpenZone, OrderCancelled, OrderPlaced, PlaceOrder, ReadingSubmitted, RegisterMeter,
+                       RevokeMeter, RotateMeterKey, SetTerms, SettleInterval, SubmitReading, TermsSet, ZoneOpened)
+from .spec import (BOOK_MAX_ORDERS, METER_LIST, ORDER_HORIZON_MS, ORDER_LIST, POSITION_LIST, ZONE_LIST,
+                   Organisations, Payments, Vehicles, module)
+from .state import (BOOKS, DAY_MS, METERS, ORDERS, POSITIONS, READINGS, TERMS, ZONES, Book, Clearing, Meter, Order,
+                    Position, Reading, Settlement, Terms, Zone, ZoneTerms, gate_closes, interval_end, settle_from)
+
+#: The account name under which payments holds bids' money for this module.
+HOLDER = "energy"
+#: The rank key of the grid's own offers at a marginal price: after every order's (hex) key.
+GRID_KEY = "~grid"
+MS_PER_HOUR = 3_600_000
+
+
+def _org(ctx: Context) -> str | None:
+    return ctx.member.org if ctx.member is not None else None
+
+
+def _acts_for(ctx: Context, owner: str) -> bool:
+    """Whether the sender is the account ``owner``: that key, or a key of the organisation org:<id>."""
+    if owner.startswith(ORG_PREFIX):
+        return _org(ctx) == owner[len(ORG_PREFIX):]
+    return ctx.sender == owner
+
+
+def zone_of(state: StateReader, zone: str) -> Zone:
+    z = ZONES.get(state, zone)
+    if z is None:
+        raise errors.UnknownZone(zone=zone)
+    return z
+
+
+def meter_of(state: StateReader, meter: str) -> Meter:
+    m = METERS.get(state, meter)
+    if m is None:
+        raise errors.UnknownMeter(meter=meter)
+    return m
+
+
+def _in_service(m: Meter) -> Meter:
+    if m.revoked:
+        raise errors.MeterRevoked(meter=m.id, height=m.revoked, reason=m.reason or "no reason given")
+    return m
+
+
+def first_open(zone: Zone, time: int) -> int:
+    """The start of the first interval whose gate is still open at block time ``time``."""
+    return ((time + zone.gate_closure_ms) // zone.interval_ms + 1) * zone.interval_ms
+
+
+def _interval(zone: Zone, start: int, time: int) -> int:
+    if start % zone.interval_ms:
+        raise errors.InvalidInterval(start=start, zone=zone.id, interval_ms=zone.interval_ms,
+                                     next=first_open(zone, time))
+    return start
+
+
+def _gate_open(zone: Zone, start: int, time: int) -> None:
+    if time >= gate_closes(zone, start):
+        raise errors.GateClosed(start=start, zone=zone.id, closed=gate_closes(zone, start), time=time,
+                                gate_closure_ms=zone.gate_closure_ms)
+
+
+def check_terms(t: Terms) -> Terms:
+    """The grid never buys from the zone dearer than it sells into it (it would trade with itself), and
+    a meter long is never paid more than a meter short pays (imbalance would pay)."""
+    if t.import_wh and t.export_wh and t.export_price >= t.import_price:
+        raise errors.InvalidTerms(reason=f"the grid would buy at {t.export_price} and sell at {t.import_price}: "
+                                         f"export_price must be below import_price")
+    if t.long_price > t.short_price:
+        raise errors.InvalidTerms(reason=f"long_price {t.long_price} is above short_price {t.short_price}")
+    return t
+
+
+def terms_for(state: StateReader, zone: Zone, start: int) -> ZoneTerms:
+    """The terms in force for the interval at ``start`` (the latest set from it or before)."""
+    i = bisect_right(zone.terms, start)
+    found = TERMS.get(state, zone.id, zone.terms[max(i - 1, 0)])
+    assert found is not None, f"zone {zone.id} lists terms it does not hold"
+    return found
+
+
+# ---------------------------------------------------------------- zones
+
+
+@module.message(OpenZone, roles={"grid"})
+def open_zone(state: Overlay, ctx: Context, msg: OpenZone) -> None:
+    """A zone id is taken once; its currency is one payments carries; its interval divides a day (so
+    intervals line up with UTC days); its first terms apply from the first interval still open."""
+    org = _org(ctx)
+    assert org is not None
+    existing = ZONES.get(state, msg.zone)
+    if existing is not None:
+        raise errors.ZoneExists(zone=msg.zone, operator=existing.operator, height=existing.created)
+    if ctx.need(Payments).supply(state, msg.currency) is None:
+        raise errors.InvalidTerms(reason=f"no issuer issues {msg.currency} on this ledger (payments.register_currency)")
+    if DAY_MS % msg.interval_ms:
+        raise errors.InvalidTerms(reason=f"interval_ms {msg.interval_ms} does not divide a day ({DAY_MS} ms)")
+    check_terms(msg.terms)
+    zone = Zone(msg.zone, org, msg.currency, msg.interval_ms, msg.gate_closure_ms, msg.reading_window_ms, ctx.height)
+    start = first_open(zone, ctx.time)
+    TERMS.put(state, ZoneTerms(msg.zone, start, msg.terms, ctx.height), msg.zone, start)
+    ZONES.put(state, msgspec.structs.replace(zone, terms=[start]), msg.zone)
+    ctx.index_put(ZONE_LIST, zone=msg.zone, operator=org, currency=msg.currency)
+    ctx.emit(ZoneOpened(zone=msg.zone, operator=org))
+    ctx.emit(TermsSet(zone=msg.zone, start=start))
+
+
+@module.message(SetTerms, roles={"grid"})
+def set_terms(state: Overlay, ctx: Context, msg: SetTerms) -> None:
+    """The zone's operator; from an interval whose gate is still open and no earlier than the latest
+    terms (terms set for the same interval are replaced): participants see them before they bid."""
+    zone = zone_of(state, msg.zone)
+    if _org(ctx) != zone.operator:
+        raise errors.NotZoneOperator(zone=zone.id, operator=zone.operator)
+    start = _interval(zone, msg.start, ctx.time)
+    _gate_open(zone, start, ctx.time)
+    latest = zone.terms[-1]
+    if start < latest:
+        raise errors.InvalidTerms(reason=f"terms are set from interval {latest} on; set new terms from it or later")
+    check_terms(msg.terms)
+    TERMS.put(state, ZoneTerms(zone.id, start, msg.terms, ctx.height), zone.id, start)
+    if start != latest:
+        ZONES.put(state, msgspec.structs.replace(zone, terms=[*zone.terms, start]), zone.id)
+    ctx.emit(TermsSet(zone=zone.id, start=start))
+
+
+# ---------------------------------------------------------------- meters
+
+
+def _check_owner(state: StateReader, ctx: Context, owner: str) -> None:
+    if owner.startswith(ORG_PREFIX):
+        if ctx.need(Organisations).org_roles(state, owner[len(ORG_PREFIX):]) is None:
+            raise errors.InvalidMeterOwner(owner=owner, reason="it names no active organisation")
+        return
+    try:
+        check_did(owner)
+    except InvalidKey as err:
+        raise errors.InvalidMeterOwner(owner=owner, reason=str(err.detail.get("reason", "not a did:key"))) from None
+
+
+@module.message(RegisterMeter, roles={"energy", "charging", "grid"})
+def register_meter(state: Overlay, ctx: Context, msg: RegisterMeter) -> None:
+    """A meter id is registered once, in a zone on the ledger, with a usable device key, an owner that
+    can hold an account, and (if it names one) a vehicle on the ledger."""
+    org = _org(ctx)
+    assert org is not None
+    existing = METERS.get(state, msg.meter)
+    if existing is not None:
+        raise errors.MeterExists(meter=msg.meter, operator=existing.operator)
+    zone_of(state, msg.zone)
+    check_did(msg.key)
+    _check_owner(state, ctx, msg.owner)
+    if msg.vin:
+        ctx.need(Vehicles).require_vehicle(state, msg.vin)
+    METERS.put(state, Meter(msg.meter, org, msg.zone, msg.kind, msg.key, msg.owner, msg.max_power_w, ctx.height,
+                            msg.vin), msg.meter)
+    ctx.index_put(METER_LIST, meter=msg.meter, zone=msg.zone, operator=org, owner=msg.owner, kind=msg.kind, vin=msg.vin)
+    ctx.emit(MeterRegistered(meter=msg.meter, zone=msg.zone, operator=org, owner=msg.owner))
+
+
+def _operated(state: StateReader, ctx: Context, meter: str) -> Meter:
+    m = _in_service(meter_of(state, meter))
+    if _org(ctx) != m.operator:
+        raise errors.NotMeterOperator(meter=m.id, operator=m.operator)
+    return m
+
+
+@module.message(RotateMeterKey, roles={"energy", "charging", "grid"})
+def rotate_meter_key(state: Overlay, ctx: Context, msg: RotateMeterKey) -> None:
+    """The meter's operator, for a meter in service, to a usable key other than the current one."""
+    m = _operated(state, ctx, msg.meter)
+    check_did(msg.key)
+    if msg.key == m.key:
+        raise errors.MeterKeyInUse(key=msg.key, meter=m.id)
+    METERS.put(state, msgspec.structs.replace(m, key=msg.key), m.id)
+    ctx.emit(MeterChanged(meter=m.id, operator=m.operator, owner=m.owner, change="key_rotated"))
+
+
+@module.message(RevokeMeter, roles={"energy", "charging", "grid"})
+def revoke_meter(state: Overlay, ctx: Context, msg: RevokeMeter) -> None:
+    """The meter's operator; its open orders stay in their books (they clear and settle; a position
+    without a reading counts short)."""
+    m = _operated(state, ctx, msg.meter)
+    METERS.put(state, msgspec.structs.replace(m, revoked=ctx.height, reason=msg.reason), m.id)
+    ctx.emit(MeterChanged(meter=m.id, operator=m.operator, owner=m.owner, change="revoked"))
+
+
+# ---------------------------------------------------------------- orders
+
+
+@module.message(PlaceOrder, roles=ANYONE)
+def place_order(state: Overlay, ctx: Context, msg: PlaceOrder) -> None:
+    """For a meter in service, by a key acting for its owner; for an interval of the meter's zone whose
+    gate is open and that starts within ``energy_order_horizon_ms``; while the book holds fewer than
+    ``energy_book_max_orders``. A bid holds its most cost from the owner's account."""
+    m = _in_service(meter_of(state, msg.meter))
+    if not _acts_for(ctx, m.owner):
+        raise errors.NotMeterOwner(meter=m.id, owner=m.owner, sender=ctx.sender)
+    zone = zone_of(state, m.zone)
+    start = _interval(zone, msg.start, ctx.time)
+    _gate_open(zone, start, ctx.time)
+    horizon = ctx.param(ORDER_HORIZON_MS.name)
+    if start > ctx.time + horizon:
+        raise errors.TooFarAhead(start=start, horizon_ms=horizon, time=ctx.time)
+    book = BOOKS.get(state, zone.id, start) or Book(zone.id, start)
+    most = ctx.param(BOOK_MAX_ORDERS.name)
+    if book.orders >= most:
+        raise errors.BookFull(start=start, zone=zone.id, orders=book.orders)
+    held = value(msg.wh, msg.price, up=True) if msg.side == BUY else 0
+    ctx.need(Payments).hold(state, ctx, zone.currency, m.owner, held, HOLDER)
+    seq = book.orders + 1
+    ORDERS.put(state, Order(seq, m.id, m.owner, msg.side, msg.price, msg.wh, ctx.tx_id.hex(), held, ctx.height),
+               zone.id, start, seq)
+    bid = msg.side == BUY
+    BOOKS.put(state, msgspec.structs.replace(
+        book, orders=seq, open_bids=book.open_bids + bid, open_asks=book.open_asks + (not bid),
+        bid_wh=book.bid_wh + msg.wh * bid, ask_wh=book.ask_wh + msg.wh * (not bid)), zone.id, start)
+    ctx.index_put(ORDER_LIST, zone=zone.id, start=start, seq=seq, owner=m.owner, meter=m.id, side=msg.side,
+                  price=msg.price, wh=msg.wh, height=ctx.height)
+    ctx.emit(OrderPlaced(zone=zone.id, start=start, seq=seq, owner=m.owner, side=msg.side))
+
+
+@module.message(CancelOrder, roles=ANYONE)
+def cancel_order(state: Overlay, ctx: Context, msg: CancelOrder) -> None:
+    """An open order, by a key acting for its owner, before its interval's gate closes; a bid's money
+    goes back to the owner in the same transaction."""
+    zone = zone_of(state, msg.zone)
+    start = _interval(zone, msg.start, ctx.time)
+    book = BOOKS.get(state, zone.id, start)
+    order = ORDERS.get(state, zone.id, start, msg.seq) if book is not None and msg.seq else None
+    if book is None or order is None:
+        raise errors.UnknownOrder(seq=msg.seq, start=start, zone=zone.id)
+    if not _acts_for(ctx, order.owner):
+        raise errors.NotOrderOwner(seq=order.seq, owner=order.owner, sender=ctx.sender)
+    if order.status == "cancelled":
+        raise errors.OrderCancelled(seq=order.seq, start=start, zone=zone.id)
+    _gate_open(zone, start, ctx.time)
+    ctx.need(Payments).release(state, ctx, zone.currency, HOLDER, order.owner, order.held)
+    ORDERS.put(state, msgspec.structs.replace(order, status="cancelled"), zone.id, start, order.seq)
+    bid = order.side == BUY
+    BOOKS.put(state, msgspec.structs.replace(
+        book, open_bids=book.open_bids - bid, open_asks=book.open_asks - (not bid),
+        bid_wh=book.bid_wh - order.wh * bid, ask_wh=book.ask_wh - order.wh * (not bid)), zone.id, start)
+    ctx.index_delete(ORDER_LIST, zone=zone.id, start=start, seq=order.seq)
+    ctx.emit(OrderCancelled(zone=zone.id, start=start, seq=order.seq, owner=order.owner))
+
+
+# ---------------------------------------------------------------- readings
+
+
+@module.message(SubmitReading, roles=ANYONE)
+def submit_reading(state: Overlay, ctx: Context, msg: SubmitReading) -> None:
+    """Signed by the meter's current device key, for a meter in service; for an interval of its zone that
+    has ended, before the interval settles and before its reading window closes; once; no more energy
+    either way than the meter's most power gives in one interval."""
+    m = meter_of(state, msg.meter)
+    if ctx.sender != m.key:
+        raise errors.NotMeterKey(meter=m.id, sender=ctx.sender, key=m.key)
+    _in_service(m)
+    zone = zone_of(state, m.zone)
+    start = _interval(zone, msg.start, ctx.time)
+    end = interval_end(zone, start)
+    if ctx.time < end:
+        raise errors.ReadingTooEarly(start=start, end=end, time=ctx.time)
+    book = BOOKS.get(state, zone.id, start)
+    if book is not None and book.settlement is not None:
+        raise errors.ReadingTooLate(start=start, zone=zone.id, why=f"was settled at block {book.settlement.height}",
+                                    until=settle_from(zone, start))
+    if ctx.time >= settle_from(zone, start):
+        raise errors.ReadingTooLate(start=start, zone=zone.id, why="is past its reading window",
+                                    until=settle_from(zone, start))
+    limit = m.max_power_w * zone.interval_ms // MS_PER_HOUR
+    for wh in (msg.imported_wh, msg.exported_wh):
+        if wh > limit:
+            raise errors.ImplausibleReading(meter=m.id, wh=wh, max_power_w=m.max_power_w, limit=limit,
+                                            interval_ms=zone.interval_ms)
+    earlier = READINGS.get(state, m.id, start)
+    if earlier is not None:
+        raise errors.ReadingExists(meter=m.id, start=start, height=earlier.height)
+    READINGS.put(state, Reading(m.id, start, msg.imported_wh, msg.exported_wh, ctx.sender, ctx.height), m.id, start)
+    ctx.emit(ReadingSubmitted(meter=m.id, start=start, operator=m.operator, owner=m.owner))
+
+
+# ---------------------------------------------------------------- clearing and settlement
+
+
+def _book(state: StateReader, zone: Zone, start: int) -> Book:
+    book = BOOKS.get(state, zone.id, start)
+    if book is None:
+        raise errors.UnknownOrder(seq=1, start=start, zone=zone.id)
+    return book
+
+
+def open_orders(state: StateReader, book: Book) -> Iterator[Order]:
+    for seq in range(1, book.orders + 1):
+        order = ORDERS.get(state, book.zone, book.start, seq)
+        assert order is not None, f"book {book.zone}/{book.start} lists order {seq} it does not hold"
+        if order.status == "open":
+            yield order
+
+
+def grid_offers(t: Terms) -> list[Offer]:
+    """The grid's own offers in a zone's auction: it sells up to its import capacity at its import price
+    and buys up to its export capacity at its export price."""
+    return ([Offer(GRID_KEY, SELL, t.import_price, t.import_wh)] if t.import_wh else []) + \
+           ([Offer(GRID_KEY, BUY, t.export_price, t.export_wh)] if t.export_wh else [])
+
+
+def _clear(state: Overlay, ctx: Context, zone: Zone, book: Book, orders: list[Order]) -> Book:
+    terms = terms_for(state, zone, book.start)
+    grid = grid_offers(terms.terms)
+    result = clear([Offer(o.key, o.side, o.price, o.wh) for o in orders] + grid)
+    sold = next((fill(result, o.side, o.price, o.wh, o.key) for o in grid if o.side == SELL), 0)
+    bought = next((fill(result, o.side, o.price, o.wh, o.key) for o in grid if o.side == BUY), 0)
+    book = msgspec.structs.replace(book, status="cleared", clearing=Clearing(
+        result, terms.start, len(orders), sold, bought, ctx.height, ctx.time))
+    ctx.emit(IntervalCleared(zone=zone.id, start=book.start, price=result.price, matched_wh=result.matched_wh))
+    return book
+
+
+@module.message(ClearInterval, roles=ANYONE)
+def clear_interval(state: Overlay, ctx: Context, msg: ClearInterval) -> None:
+    """An interval with orders, once its gate has closed, once: one uniform-price double auction over its
+    open orders and the grid's offers (``clearing``), whoever sends it and whenever."""
+    zone = zone_of(state, msg.zone)
+    start = _interval(zone, msg.start, ctx.time)
+    if ctx.time < gate_closes(zone, start):
+        raise errors.GateNotClosed(start=start, zone=zone.id, closes=gate_closes(zone, start), time=ctx.time)
+    book = _book(state, zone, start)
+    if book.clearing is not None:
+        raise errors.AlreadyCleared(start=start, zone=zone.id, height=book.clearing.height,
+                                    price=book.clearing.result.price, matched_wh=book.clearing.result.matched_wh)
+    BOOKS.put(state, _clear(state, ctx, zone, book, list(open_orders(state, book))), zone.id, start)
+
+
+class _Meter:
+    """One meter's trades of an interval, gathered from its orders."""
+
+    __slots__ = ("owner", "bought", "sold", "held")
+
+    def __init__(self, owner: str) -> None:
+        self.owner, self.bought, self.sold, self.held = owner, 0, 0, 0
+
+
+@module.message(SettleInterval, roles=ANYONE)
+def settle_interval(state: Overlay, ctx: Context, msg: SettleInterval) -> None:
+    """An interval with orders, after it ends, once; when every meter with a position has read it, or
+    from the end of its reading window. Each meter pays what it bought and is paid what it sold at the
+    clearing price (through the zone operator's account); what it measured against its position settles
+    at the imbalance prices: short pays ``short_price``, long is paid ``long_price``; a position without a
+    reading counts short by its whole size. A bid's money beyond its price goes back to its owner."""
+    zone = zone_of(state, msg.zone)
+    start = _interval(zone, msg.start, ctx.time)
+    end = interval_end(zone, start)
+    if ctx.time < end:
+        raise errors.IntervalNotOver(start=start, zone=zone.id, end=end, time=ctx.time)
+    book = _book(state, zone, start)
+    if book.settlement is not None:
+        raise errors.AlreadySettled(start=start, zone=zone.id, height=book.settlement.height)
+    orders = list(open_orders(state, book))
+    if book.clearing is None:
+        book = _clear(state, ctx, zone, book, orders)
+    assert book.clearing is not None
+    result: Result = book.clearing.result
+    meters: dict[str, _Meter] = {}
+    for o in orders:
+        got = fill(result, o.side, o.price, o.wh, o.key)
+        mt = meters.get(o.meter)
+        if mt is None:
+            mt = meters[o.meter] = _Meter(o.owner)
+        mt.held += o.held
+        if o.side == BUY:
+            mt.bought += got
+        else:
+            mt.sold += got
+    readings = {mid: READINGS.get(state, mid, start) for mid, mt in meters.items() if mt.bought or mt.sold}
+    missing = sorted(mid for mid, r in readings.items() if r is None)
+    if missing and ctx.time < settle_from(zone, start):
+        raise errors.SettlementTooEarly(missing=len(missing), start=start, zone=zone.id, meter=missing[0],
+                                        until=settle_from(zone, start))
+    terms = TERMS.get(state, zone.id, book.clearing.terms_start)
+    assert terms is not None
+    t = terms.terms
+    payments = ctx.need(Payments)
+    operator = ORG_PREFIX + zone.operator
+    positions: list[Position] = []
+    for mid in sorted(meters):
+        mt = meters[mid]
+        paid = value(mt.bought, result.price, up=True)
+        received = value(mt.sold, result.price, up=False)
+        net = mt.sold - mt.bought
+        reading = readings.get(mid)
+        measured = reading.exported_wh - reading.imported_wh if reading is not None else 0
+        deviation = measured - net if reading is not None else -abs(net)
+        short_wh, long_wh = max(0, -deviation), max(0, deviation)
+        positions.append(Position(zone.id, start, mid, mt.owner, mt.bought, mt.sold, reading is not None, measured,
+                                  paid, received, short_wh, value(short_wh, t.short_price, up=True), long_wh,
+                                  value(long_wh, t.long_price, up=False), refunded=mt.held - paid, height=ctx.height))
+    # Money comes in before it goes out, so the operator's account pays sellers with what buyers paid.
+    for p in positions:
+        payments.release(state, ctx, zone.currency, HOLDER, operator, p.paid)
+        payments.release(state, ctx, zone.currency, HOLDER, p.owner, p.refunded)
+    settled: list[Position] = []
+    for p in positions:
+        owed = p.short_charge - p.received - p.long_credit
+        if owed > 0:
+            can = min(owed, payments.balance(state, p.owner, zone.currency))
+            payments.pay(state, ctx, zone.currency, p.owner, operator, can, f"energy {zone.id} {start}")
+            p = msgspec.structs.replace(p, unpaid=owed - can)
+        settled.append(p)
+    for p in settled:
+        owed = p.short_charge - p.received - p.long_credit
+        if owed < 0:
+            payments.pay(state, ctx, zone.currency, operator, p.owner, -owed, f"energy {zone.id} {start}")
+        POSITIONS.put(state, p, zone.id, start, p.meter)
+        ctx.index_put(POSITION_LIST, meter=p.meter, start=start, zone=zone.id, owner=p.owner, bought_wh=p.bought_wh,
+                      sold_wh=p.sold_wh, net=p.received + p.long_credit - p.paid - p.short_charge + p.unpaid,
+                      height=ctx.height)
+    positioned = [p for p in settled if p.bought_wh or p.sold_wh]
+    settlement = Settlement(
+        positions=len(positioned), missing_readings=len(missing), bought_paid=sum(p.paid for p in settled),
+        sold_paid=sum(p.received for p in settled),
+        short_paid=sum(p.short_charge - p.unpaid for p in settled), short_unpaid=sum(p.unpaid for p in settled),
+        long_paid=sum(p.long_credit for p in settled), height=ctx.height, time=ctx.time)
+    BOOKS.put(state, msgspec.structs.replace(book, status="settled", settlement=settlement), zone.id, start)
+    ctx.emit(IntervalSettled(zone=zone.id, start=start, positions=len(positioned), missing_readings=len(missing)))
