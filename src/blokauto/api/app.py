@@ -55,6 +55,8 @@ from ..core.encoding import to_builtins
 from ..modules.governance import keys as gov_keys
 from ..modules.insurance import keys as insurance_keys
 from ..modules.insurance import doors as insurance_doors
+from ..modules.energy import doors as energy_doors
+from ..modules.energy import keys as energy_keys
 from ..modules.parts import keys as parts_keys
 from ..modules.recalls import keys as recall_keys
 from ..modules.software import keys as software_keys
@@ -618,11 +620,26 @@ STATE_READS: list[tuple[str, ReadPolicy, str | Callable[[str], dict[str, Any]] |
     (software_keys.REPOSITORY, SIGNED, None), (software_keys.RELEASE, SIGNED, None),
     (software_keys.IMAGE, SIGNED, None), (software_keys.BUNDLE, SIGNED, None),
     (software_keys.VEHICLE, VehicleData("vin", "history"), "vin"),
+    # energy: zones and interval books are the market's (every signed request); a meter's readings and
+    # positions are its owner's, operator's and grid operator's
+    (energy_keys.ZONE, SIGNED, None), (energy_keys.TERMS, SIGNED, None), (energy_keys.BOOK, SIGNED, None),
+    (energy_keys.METER, energy_doors.METER_PARTIES, "meter"),
+    (energy_keys.READING, energy_doors.METER_PARTIES, lambda rest: {"meter": rest.split("/", 1)[0]}),
+    (energy_keys.POSITION, energy_doors.METER_PARTIES, lambda rest: {"meter": rest.split("/", 2)[-1]}),
+    (energy_keys.ORDER, energy_doors.ORDER_PARTIES, lambda rest: _order_key(rest)),
     # insurance: a policy and its statements are its insurer's and holder's, a claim its parties'
     (insurance_keys.POLICY, insurance_doors.POLICY_PARTIES, lambda rest: {"policy": _key_number(rest)}),
     (insurance_keys.STATEMENT, insurance_doors.POLICY_PARTIES, lambda rest: {"policy": _key_number(rest)}),
     (insurance_keys.CLAIM, insurance_doors.CLAIM_PARTIES, lambda rest: {"claim": _key_number(rest)}),
 ]
+
+
+def _order_key(rest: str) -> dict[str, Any]:
+    """zone, start and seq of an energy order's state key remainder (``Z1/<start>/<seq>``)."""
+    parts = rest.split("/")
+    if len(parts) != 3 or not all(p.isdigit() and len(p) <= 16 for p in parts[1:]):
+        return {}
+    return {"zone": parts[0], "start": int(parts[1]), "seq": int(parts[2])}
 
 
 def _key_number(rest: str) -> int:

@@ -31,9 +31,10 @@ Decisions (each handler's docstring lists its rules):
 
 from . import handlers, queries  # noqa: F401  (messages and queries declare themselves on the module)
 from .clearing import Marginal, Offer, Result, clear, fill, value
-from .doors import EnergyDoor, EnergyRecords
+from .doors import EnergyDoor, EnergyRecords, Terms, book_key, position_key
 from .spec import module
 
 module.provide(EnergyDoor, EnergyRecords())
 
-__all__ = ["EnergyDoor", "Marginal", "Offer", "Result", "clear", "fill", "module", "value"]
+__all__ = ["EnergyDoor", "Marginal", "Offer", "Result", "Terms", "book_key", "clear", "fill", "module", "position_key",
+           "value"]

@@ -7,7 +7,17 @@ from typing import Protocol, runtime_checkable
 
 from ...core.state import StateReader
 from .queries import METER_PARTIES, ORDER_PARTIES  # noqa: F401  (who reads a meter's data, an order: the state route too)
-from .state import METERS, Meter
+from .state import BOOKS, METERS, POSITIONS, Meter, Terms  # noqa: F401  (Terms: what a grid operator sets)
+
+
+def book_key(zone: str, start: int) -> str:
+    """The state key of an interval's book (to read it with its proof)."""
+    return BOOKS.key(zone, start).decode()
+
+
+def position_key(zone: str, start: int, meter: str) -> str:
+    """The state key of a meter's settled position in an interval."""
+    return POSITIONS.key(zone, start, meter).decode()
 
 
 @runtime_checkable
@@ -28,4 +38,4 @@ class EnergyRecords:
         return METERS.get(state, meter)
 
 
-__all__ = ["METER_PARTIES", "ORDER_PARTIES", "EnergyDoor", "EnergyRecords"]
+__all__ = ["METER_PARTIES", "ORDER_PARTIES", "EnergyDoor", "EnergyRecords", "Terms", "book_key", "position_key"]
