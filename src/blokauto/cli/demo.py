@@ -25,6 +25,7 @@ from ..modules.recalls import messages as recalls
 from ..modules.recalls import state as recall_state
 from ..modules.vehicles import messages as veh
 from ..node.audit import audit
+from .demo_energy import interval_settles, market_opens
 from ..node.folder_lock import refuse_if_in_use
 from ..node.init import init_chain
 from ..node.network import NETWORK_ORGS
@@ -262,9 +263,13 @@ def tell_story(bc: Client, keys: KeyStore, story: Story, vault_dir: Path, softwa
     recall_story(bc, keys, story)
     software_story(bc, keys, story, software_dir)
     payments_story(bc, keys, story)
+    voters = [(o.name, keys.load(f"{o.id}-admin")) for o in FOUNDERS] + [("City Motors", keys.load("city-motors-admin"))] \
+        + [(name, keys.load(f"{org}-admin")) for org, name, _ in PAYMENT_ORGS]
+    market = market_opens(bc, keys, story, voters)  # the interval is delivered while the rest of the story goes on
     insurance_story(bc, keys, story)
     share_story(bc, keys, story, DEMO_VIN)
     privacy_story(bc, keys, story, vault_dir, DEMO_VIN)
+    interval_settles(bc, keys, story, market)
     print_history(bc, story, DEMO_VIN, keys.load("ben"))
 
 
