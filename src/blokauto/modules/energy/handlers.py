@@ -105,7 +105,8 @@ def terms_for(state: StateReader, zone: Zone, start: int) -> ZoneTerms:
 @module.message(OpenZone, roles={"grid"})
 def open_zone(state: Overlay, ctx: Context, msg: OpenZone) -> None:
     """A zone id is taken once; its currency is one payments carries; its interval divides a day (so
-    intervals line up with UTC days); its first terms apply from the first interval still open."""
+    intervals line up with UTC days); its reading window is not empty (readings are taken from an
+    interval's end until the window closes); its first terms apply from the first interval still open."""
     org = _org(ctx)
     assert org is not None
     existing = ZONES.get(state, msg.zone)
@@ -115,6 +116,9 @@ def open_zone(state: Overlay, ctx: Context, msg: OpenZone) -> None:
         raise errors.InvalidTerms(reason=f"no issuer issues {msg.currency} on this ledger (payments.register_currency)")
     if DAY_MS % msg.interval_ms:
         raise errors.InvalidTerms(reason=f"interval_ms {msg.interval_ms} does not divide a day ({DAY_MS} ms)")
+    if not msg.reading_window_ms:
+        raise errors.InvalidTerms(reason="a reading window of 0 ms takes no reading (meters read an interval from its "
+                                         "end until its window closes): give reading_window_ms of at least 1")
     check_terms(msg.terms)
     zone = Zone(msg.zone, org, msg.currency, msg.interval_ms, msg.gate_closure_ms, msg.reading_window_ms, ctx.height)
     start = first_open(zone, ctx.time)
