@@ -151,3 +151,20 @@ def bench_ota(vehicles: int = typer.Option(100_000, metavar="N", min=1,
     from ..bench.ota import run
 
     print_json(run(vehicles=vehicles, samples=samples, verifies=verifies, cache=cache, workers=workers))
+
+
+@bench_app.command("energy")
+@cli_errors
+def bench_energy(orders: int = typer.Option(100_000, metavar="N", min=1,
+                                            help="Orders placed for one interval of one zone, then cleared."),
+                 meters: int = typer.Option(10_000, metavar="N", min=1,
+                                            help="Meters (each with its own funded owner) the orders are spread over; "
+                                                 "every one reads and settles."),
+                 workers: Optional[int] = WorkersOpt,
+                 block_txs: int = typer.Option(2000, metavar="N", min=1, help="Transactions per block."),
+                 keep: Optional[Path] = typer.Option(None, metavar="DIR", help="Keep the node's data folder here.")) -> None:
+    """Orders committed per second against the raw limit of the same run, the clearing of one interval's
+    orders, and its settlement against every meter's reading."""
+    from ..bench.energy import run
+
+    print_json(run(orders=orders, meters=meters, workers=workers, block_txs=block_txs, keep=keep))
