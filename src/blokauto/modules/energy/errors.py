@@ -9,7 +9,7 @@
     └── intervals  GateNotClosed, AlreadyCleared, IntervalNotOver, SettlementTooEarly, AlreadySettled
 
 A bid its owner's account cannot hold is refused by payments (``insufficient_funds``); a message
-from a revoked member key by the framework (``key_revoked``).
+from a revoked member key by the framework (``revoked_key``).
 """
 
 from ...core.errors import DomainError, NotFound
