@@ -24,9 +24,10 @@ TIMINGS = ("tx_per_s", "raw_verify_tx_per_s", "raw_verifies_per_s", "raw_append_
            "ratio_to_raw", "start_tx_per_s", "end_tx_per_s", "elapsed_s", "generate_s", "peak_rss_mb",
            "node_main_cpu_us_per_tx", "node_workers_cpu_us_per_tx", "node_writer_cpu_us_per_tx", "clear_ms",
            "clear_handler_ms", "clear_warm_ms", "clear_warm_handler_ms", "clear_node_ms", "settle_ms",
-           "settle_handler_ms", "settle_node_ms")
+           "settle_handler_ms", "settle_node_ms", "first_block_ms", "first_block_node_ms")
 HEADLINES = ("tx_per_s", "raw_limit_tx_per_s", "clear_ms", "clear_handler_ms", "clear_warm_ms", "clear_warm_handler_ms",
-             "clear_node_ms", "settle_ms", "settle_handler_ms", "settle_node_ms")
+             "clear_node_ms", "settle_ms", "settle_handler_ms", "settle_node_ms", "first_block_ms",
+             "first_block_node_ms")
 COUNTS = ("orders", "meters", "cores", "verify_workers", "signatures_per_tx", "tx_bytes", "blocks", "setup_txs",
           "committed", "failed", "refused", "orders_ok", "readings", "open_orders", "cleared_orders", "price",
           "matched_wh", "grid_import_wh", "grid_export_wh", "positions", "missing_readings", "bought_paid", "sold_paid",

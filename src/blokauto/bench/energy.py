@@ -28,15 +28,19 @@ at 45, an ask at 5 minor units per kWh) and the rest spread over 10-40, 50-500 W
    of its own, timed as the whole block (execution, state tree, fsynced commit: ``clear_ms``) and as
    the handler's own time (``clear_handler_ms``); then the one ``energy.settle`` of the interval in
    which every meter holds a position and has read, timed the same way (``settle_ms``,
-   ``settle_handler_ms``). On a second copy the clearing again, with every order read once before
-   (``clear_warm_ms``, ``clear_warm_handler_ms``): a node that committed the orders and was not
-   restarted since holds them in its read cache (300,000 entries).
+   ``settle_handler_ms``). Before them the engine makes one block (a refused ``energy.clear`` of the
+   next interval, ``first_block_ms``): an engine's first block after it opens rebuilds its replay
+   filter from every unexpired transaction id, whatever the block holds. On a second copy the
+   clearing again, with every order read once before (``clear_warm_ms``,
+   ``clear_warm_handler_ms``): a node that committed the orders and was not restarted since holds
+   them in its read cache (300,000 entries).
 4. **The same two through the node** (``clear_node_ms``, ``settle_node_ms``). The node restarts on
    the original folder (its read cache empty, as for ``clear_ms``); its next blocks carry the head's
    time (the chain's clock never goes back) until the wall clock passes it. ``energy.clear`` and
    ``energy.settle`` are sent with the SDK's ``Client.send`` (signed, submitted, the receipt and its
    proof checked): the time from building the transaction to its verified receipt, which includes
-   waiting for the block (``--block-ms`` 50). ``results_agree``: the node's clearing and settlement
+   waiting for the block (``--block-ms`` 50), after the same first block (``first_block_node_ms``).
+   ``results_agree``: the node's clearing and settlement
    equal the in-process ones.
 
 ``measured`` in the JSON says for every headline figure where it was measured; ``load_avg`` is the
@@ -311,6 +315,15 @@ def clear_and_settle_in_process(data: Path, genesis: Any, start: int, end: int, 
             book = BOOKS.get(committer.state, ZONE, start)
             for seq in range(1, (book.orders if book else 0) + 1):
                 ORDERS.get(committer.state, ZONE, start, seq)
+        # One block first: the first block an engine makes after it opens rebuilds its replay filter
+        # from every unexpired transaction id (StoredReplayWindow), whatever the block holds. Its
+        # transaction clears the next interval, which has no orders: refused (unknown_order).
+        warmup = _checked(registry.codec, [_tx(anyone, ClearInterval(zone=ZONE, start=end), "warm-up-in-process",
+                                               end + 600_000)])
+        t = time.perf_counter()
+        first = committer.produce(warmup, time=end)
+        out["first_block_ms"] = round((time.perf_counter() - t) * 1000, 1)
+        assert first.receipts[0].code == "unknown_order", first.receipts[0]
         steps = [("clear", ClearInterval(zone=ZONE, start=start), end + 1)]
         if settle:
             steps.append(("settle", SettleInterval(zone=ZONE, start=start), end + 2))
@@ -436,6 +449,12 @@ def clear_and_settle_through_node(data: Path, start: int, workers: int | None, b
         node.wait_ready(timeout=600)
         with Client(node.url, trust=data / "genesis.json", key=nkey) as c:
             anyone = _key("meterco", 0)
+            # the warm-up block, as in-process: the node's first block since it started
+            t = time.perf_counter()
+            first = c.send(ClearInterval(zone=ZONE, start=start + INTERVAL_MS), anyone, wait=600,
+                           ttl_ms=NODE_TX_TTL_MS)
+            out["first_block_node_ms"] = round((time.perf_counter() - t) * 1000, 1)
+            assert not first.ok and first.error.code == "unknown_order", first.receipt
             height = 0
             for name, msg in (("clear", ClearInterval(zone=ZONE, start=start)),
                               ("settle", SettleInterval(zone=ZONE, start=start))):
@@ -535,6 +554,7 @@ def run(*, orders: int = 100_000, meters: int = 10_000, workers: int | None = No
             if warm:
                 hot = clear_and_settle_in_process(inproc, genesis, start, end, warm=True, settle=False)
                 result.update(clear_warm_ms=hot["clear_ms"], clear_warm_handler_ms=hot["clear_handler_ms"])
+                assert hot["book"]["clearing"] == local["book"]["clearing"], (hot["book"], local["book"])
             else:
                 local = clear_and_settle_in_process(inproc, genesis, start, end)
             shutil.rmtree(inproc, ignore_errors=True)
@@ -558,16 +578,20 @@ def run(*, orders: int = 100_000, meters: int = 10_000, workers: int | None = No
             "tx_per_s": "through a node process (HTTP batches, signatures in its workers, fsynced blocks)",
             "raw_limit_tx_per_s": "in the bench process: PyNaCl on all cores and a bare fsynced SQLite append",
             "clear_ms": "in-process: the node's engine (BlockCommitter) just opened on a copy of its data (its read "
-                        "cache empty), one block at an explicit block time: execution, state tree, fsynced commit",
+                        "cache empty), one block at an explicit block time after its first block: execution, state "
+                        "tree, fsynced commit",
             "clear_handler_ms": "in-process: the energy.clear handler alone, as clear_ms",
             "clear_warm_ms": "in-process, as clear_ms on another copy, every order read once before (the read cache "
                              "of a node that committed the orders and was not restarted since)",
             "clear_warm_handler_ms": "in-process: the energy.clear handler alone, as clear_warm_ms",
-            "clear_node_ms": "through the node, restarted just before (its read cache empty): the SDK's "
-                             "Client.send, from signing to the verified receipt",
+            "clear_node_ms": "through the node, restarted just before (its read cache empty), after its first block: "
+                             "the SDK's Client.send, from signing to the verified receipt",
             "settle_ms": "in-process, right after clear_ms's block on the same engine (the orders in its read cache)",
             "settle_handler_ms": "in-process: the energy.settle handler alone, as settle_ms",
             "settle_node_ms": "through the node, as clear_node_ms",
+            "first_block_ms": "in-process: the block before clear_ms's (a refused energy.clear), the engine's first "
+                              "since it opened, which rebuilds the replay filter; clear_ms and settle_ms exclude it",
+            "first_block_node_ms": "through the node: the same, the node's first block since it started",
         }
         result["load_avg"] = {"start": load_start, "end": [round(x, 2) for x in os.getloadavg()]}
         return result
