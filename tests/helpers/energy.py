@@ -209,3 +209,19 @@ def caller_of(chain: Chain, key: KeyPair | None) -> Caller:
             return Caller(did, info.org, frozenset(), known=False, status=f"{info.status}:{info.since}")
         return Caller(did, info.org, frozenset(info.roles))
     return Caller(did, known=chain.registry.provider(VehicleRelations).holds_any(view, did))
+
+
+def remove_org(chain: Chain, org: str) -> None:
+    """The consortium removes organisation ``org`` (a proposal every other organisation votes for
+    until it passes)."""
+    from blokauto.modules.governance.messages import Propose, Vote
+    from blokauto.modules.governance.state import NEXT_PROPOSAL, ORGS as GOV_ORGS, RemoveOrganisation
+
+    voters = [o for o in ALL_ORGS if o != org]
+    pid = NEXT_PROPOSAL.get(chain.ledger)
+    ok(chain, admin(voters[0]), Propose(action=RemoveOrganisation(id=org)))
+    for voter in voters[1:]:
+        if GOV_ORGS.get(chain.ledger, org).status == "removed":
+            break
+        ok(chain, admin(voter), Vote(proposal=pid, approve=True))
+    assert GOV_ORGS.get(chain.ledger, org).status == "removed"
