@@ -31,8 +31,8 @@ from ..core.crypto import KeyPair
 from ..modules.energy import Offer, Result, Terms, book_key, clear, fill, position_key, value
 from ..modules.energy.messages import (CancelOrder, ClearInterval, OpenZone, PlaceOrder, RegisterMeter, RevokeMeter,
                                        RotateMeterKey, SetTerms, SettleInterval, SubmitReading)
-from ._client import Client
-from ._results import TxInfo
+from ._client import Client, now_ms
+from ._results import StateValue, TxInfo
 
 __all__ = ["Energy", "Offer", "Result", "Terms", "clear", "fill", "order_of", "position_key", "book_key", "value"]
 
@@ -55,6 +55,19 @@ class Energy:
 
     def __init__(self, client: Client) -> None:
         self.client = client
+        self._others: dict[str, Client] = {}
+
+    def close(self) -> None:
+        """Close the clients made to read as other keys (``key=``); the caller closes ``client``."""
+        for c in self._others.values():
+            c.close()
+        self._others.clear()
+
+    def __enter__(self) -> "Energy":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     # ---------------------------------------------------------------- the grid operator
 
@@ -120,14 +133,22 @@ class Energy:
     # ---------------------------------------------------------------- reads
 
     def zone(self, zone: str, *, key: KeyPair | None = None, min_height: int = -1) -> dict[str, Any]:
+        """A zone: operator, currency, clock, every terms it has had (``next_open`` is judged at the newest
+        block's time, which on a quiet chain may be long past: see ``next_interval``)."""
         return self._as(key).query("energy", "zone", zone=zone, min_height=min_height)
 
+    def zones(self, *, key: KeyPair | None = None, min_height: int = -1) -> Iterator[dict[str, Any]]:
+        """The zones on the ledger, by id (zone, operator, currency)."""
+        yield from self._pages(self._as(key), "zones", "zones", min_height=min_height)
+
     def next_interval(self, zone: str, *, key: KeyPair | None = None, after_ms: int = 0) -> int:
-        """The start of the first interval of ``zone`` whose gate is open at the newest block's time plus
-        ``after_ms`` (time to get an order into a block)."""
+        """The start of the first interval of ``zone`` whose gate is open ``after_ms`` (time to get an
+        order into a block) after now: the later of the newest block's time and this machine's clock,
+        since the block an order lands in is cut at the node's clock, and a quiet chain's newest block
+        can be hours old."""
         z = self.zone(zone, key=key)
         head = self._as(key).checkpoint("latest").header
-        t = head.time + after_ms
+        t = max(head.time, now_ms()) + after_ms
         return ((t + z["gate_closure_ms"]) // z["interval_ms"] + 1) * z["interval_ms"]
 
     def book(self, zone: str, start: int, *, key: KeyPair | None = None, min_height: int = -1) -> dict[str, Any]:
@@ -138,40 +159,53 @@ class Energy:
         """The interval's book from state, checked against a quorum checkpoint (None when proven absent)."""
         return self._as(key).state(book_key(zone, start), min_height=min_height).value
 
-    def order(self, zone: str, start: int, seq: int, *, key: KeyPair | None = None) -> dict[str, Any]:
-        return self._as(key).query("energy", "order", zone=zone, start=start, seq=seq)
+    def order(self, zone: str, start: int, seq: int, *, key: KeyPair | None = None,
+              min_height: int = -1) -> dict[str, Any]:
+        """One order (its owner's and the zone operator's), with ``filled_wh`` once its interval cleared."""
+        return self._as(key).query("energy", "order", zone=zone, start=start, seq=seq, min_height=min_height)
 
-    def orders(self, owner: str, *, start: int | None = None, key: KeyPair | None = None) -> Iterator[dict[str, Any]]:
+    def orders(self, owner: str, *, start: int | None = None, key: KeyPair | None = None,
+               min_height: int = -1) -> Iterator[dict[str, Any]]:
         """An account's open orders, newest interval first (one interval's with ``start``)."""
         params: dict[str, Any] = {"owner": owner} if start is None else {"owner": owner, "start": start}
-        yield from self._pages(self._as(key), "orders", "orders", **params)
+        yield from self._pages(self._as(key), "orders", "orders", min_height=min_height, **params)
 
-    def meter(self, meter: str, *, key: KeyPair | None = None) -> dict[str, Any]:
-        return self._as(key).query("energy", "meter", meter=meter)
+    def meter(self, meter: str, *, key: KeyPair | None = None, min_height: int = -1) -> dict[str, Any]:
+        """A meter (read by its owner, its operator and its zone's operator)."""
+        return self._as(key).query("energy", "meter", meter=meter, min_height=min_height)
 
-    def meters(self, owner: str, *, key: KeyPair | None = None) -> list[dict[str, Any]]:
-        return list(self._pages(self._as(key), "meters", "meters", owner=owner))
+    def meters(self, owner: str, *, key: KeyPair | None = None, min_height: int = -1) -> list[dict[str, Any]]:
+        return list(self._pages(self._as(key), "meters", "meters", min_height=min_height, owner=owner))
 
-    def reading(self, meter: str, start: int, *, key: KeyPair | None = None) -> dict[str, Any]:
-        return self._as(key).query("energy", "reading", meter=meter, start=start)
+    def reading(self, meter: str, start: int, *, key: KeyPair | None = None, min_height: int = -1) -> dict[str, Any]:
+        return self._as(key).query("energy", "reading", meter=meter, start=start, min_height=min_height)
 
     def position(self, meter: str, start: int, *, key: KeyPair | None = None, min_height: int = -1) -> Any:
         """How the meter's trades of an interval settled, from state with its proof (None when proven
         absent: the interval has not settled, or the meter had no open order in it)."""
-        m = self.meter(meter, key=key)
-        return self._as(key).state(position_key(m["zone"], start, meter), min_height=min_height).value
+        return self.proven_position(meter, start, key=key, min_height=min_height).value
 
-    def positions(self, meter: str, *, key: KeyPair | None = None) -> list[dict[str, Any]]:
-        return list(self._pages(self._as(key), "positions", "positions", meter=meter))
+    def proven_position(self, meter: str, start: int, *, key: KeyPair | None = None, min_height: int = -1) -> StateValue:
+        """The position with its key, height and the checkpoint its proof was checked against."""
+        m = self.meter(meter, key=key, min_height=min_height)
+        return self._as(key).state(position_key(m["zone"], start, meter), min_height=min_height)
+
+    def positions(self, meter: str, *, key: KeyPair | None = None, min_height: int = -1) -> list[dict[str, Any]]:
+        return list(self._pages(self._as(key), "positions", "positions", min_height=min_height, meter=meter))
 
     def _as(self, key: KeyPair | None) -> Client:
-        return self.client if key is None or key is self.client.key else self.client.as_key(key)
+        """The client reading as ``key`` (made once per key, closed by ``close``)."""
+        if key is None or key is self.client.key or (self.client.key is not None and key.did == self.client.key.did):
+            return self.client
+        if key.did not in self._others:
+            self._others[key.did] = self.client.as_key(key)
+        return self._others[key.did]
 
     @staticmethod
-    def _pages(c: Client, query: str, field: str, **params: Any) -> Iterator[dict[str, Any]]:
+    def _pages(c: Client, query: str, field: str, *, min_height: int = -1, **params: Any) -> Iterator[dict[str, Any]]:
         offset = 0
         while True:
-            rows = c.query("energy", query, limit=PAGE, offset=offset, **params)[field]
+            rows = c.query("energy", query, limit=PAGE, offset=offset, min_height=min_height, **params)[field]
             yield from rows
             if len(rows) < PAGE:
                 return
