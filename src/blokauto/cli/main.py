@@ -7,6 +7,7 @@
     privacy ...           privacy.py  personal data in the vault: record, disclose, erase, export
     payments ...          payments.py currencies, accounts, wallet limits, tariffs, channels, journeys, paid sales
     insurance ...         insurance.py products, policies, premium statements (checked to the cent), claims
+    energy ...            energy.py   zones and terms, meters, bids and asks per interval, clearing, settlement
     telemetry ...         telemetry.py a vehicle's batches of samples (kept off the ledger), crashes, erasure
     vehicle ...           telemetry.py a vehicle's device keys: list, add, rotate, revoke
     status, state, query, read.py     read the ledger, verify reports, audit a folder
@@ -32,6 +33,7 @@ from . import read, tx
 from .bench import bench_app
 from .common import DEFAULT_PORT, DataOpt, console, flag
 from .consent import consent_app
+from .energy import energy_app
 from .errors import cli_errors
 from .insurance import insurance_app
 from .keys import init, keys_app
@@ -66,6 +68,7 @@ app.add_typer(consent_app, name="consent")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(payments_app, name="payments")
 app.add_typer(insurance_app, name="insurance")
+app.add_typer(energy_app, name="energy")
 app.add_typer(telemetry_app, name="telemetry")
 app.add_typer(software_app, name="software")
 app.add_typer(vehicle_app, name="vehicle")
