@@ -1,12 +1,13 @@
 """Energy refusals. Each leaves zones, meters, books, accounts and readings as they were.
 
     DomainError
-    ├── zones      ZoneExists, UnknownZone, NotZoneOperator, InvalidTerms, InvalidInterval, GateClosed,
-    │              TooFarAhead
-    ├── meters     MeterExists, UnknownMeter, NotMeterOperator, MeterRevoked, MeterKeyInUse, NotMeterKey,
-    │              NotMeterOwner, InvalidMeterOwner, ImplausibleReading, ReadingExists, ReadingTooEarly, ReadingTooLate
-    ├── orders     BookFull, UnknownOrder, NotOrderOwner, OrderCancelled
-    └── intervals  GateNotClosed, AlreadyCleared, IntervalNotOver, SettlementTooEarly, AlreadySettled
+    ├── zones      ZoneExists, UnknownZone, NotZoneOperator, InvalidTerms, TermsTooLate, InvalidInterval,
+    │              GateClosed, TooFarAhead
+    ├── meters     MeterExists, UnknownMeter, NotMeterOperator, MeterRevoked, MeterKeyInUse, MeterKeyIsOwner,
+    │              NotMeterKey, NotMeterOwner, InvalidMeterOwner, ImplausibleReading, ReadingExists,
+    │              ReadingTooEarly, ReadingTooLate
+    ├── orders     BookFull, OrderBeyondPower, UnknownOrder, NotOrderOwner, OrderCancelled
+    └── intervals  NoOrders, GateNotClosed, AlreadyCleared, IntervalNotOver, SettlementTooEarly, AlreadySettled
 
 A bid its owner's account cannot hold is refused by payments (``insufficient_funds``); a message
 from a revoked member key by the framework (``revoked_key``).
@@ -33,6 +34,12 @@ class NotZoneOperator(DomainError):
 class InvalidTerms(DomainError):
     code = "invalid_terms"
     template = "The zone's terms are not consistent: {reason}."
+
+
+class TermsTooLate(DomainError):
+    code = "terms_too_late"
+    template = ("Terms for interval {start} of zone {zone!r} had to be set by {deadline} ({notice_ms} ms before its "
+                "gate closes, so participants can cancel); the block time is {time}. Set them from a later interval.")
 
 
 class InvalidInterval(DomainError):
@@ -77,6 +84,12 @@ class MeterKeyInUse(DomainError):
     template = "The key {key} already signs for meter {meter!r}; give each meter a key of its own."
 
 
+class MeterKeyIsOwner(DomainError):
+    code = "meter_key_is_owner"
+    template = ("The device key of meter {meter!r} would be its owner's own key {key}; a meter signs its readings "
+                "with a key of its own, never one its owner signs with.")
+
+
 class NotMeterKey(DomainError):
     code = "not_meter_key"
     template = ("The reading of meter {meter!r} is signed by {sender}, not by the meter's device key {key}; only "
@@ -95,8 +108,8 @@ class InvalidMeterOwner(DomainError):
 
 class ImplausibleReading(DomainError):
     code = "implausible_reading"
-    template = ("Meter {meter!r} reports {wh} Wh in one interval; at its most power ({max_power_w} W) it can move "
-                "at most {limit} Wh in {interval_ms} ms.")
+    template = ("Meter {meter!r} reports {wh} Wh in and out in one interval; at its most power ({max_power_w} W) it "
+                "can move at most {limit} Wh in {interval_ms} ms.")
 
 
 class ReadingExists(DomainError):
@@ -118,6 +131,17 @@ class ReadingTooLate(DomainError):
 class BookFull(DomainError):
     code = "book_full"
     template = "Interval {start} of zone {zone!r} holds {orders} orders, the most one interval takes."
+
+
+class OrderBeyondPower(DomainError):
+    code = "order_beyond_power"
+    template = ("Meter {meter!r} would {side} {wanted} Wh in interval {start} (its open orders there: {ordered} Wh); at "
+                "its most power it moves at most {limit} Wh an interval.")
+
+
+class NoOrders(NotFound):
+    code = "no_orders"
+    template = "Interval {start} of zone {zone!r} has no orders: there is nothing to clear or settle."
 
 
 class UnknownOrder(NotFound):

@@ -19,16 +19,16 @@ from .clearing import BUY, SELL, Offer, Result, clear, fill, value
 from .messages import (CancelOrder, ClearInterval, IntervalCleared, IntervalSettled, MeterChanged, MeterRegistered,
                        OpenZone, OrderCancelled, OrderPlaced, PlaceOrder, ReadingSubmitted, RegisterMeter,
                        RevokeMeter, RotateMeterKey, SetTerms, SettleInterval, SubmitReading, TermsSet, ZoneOpened)
-from .spec import (BOOK_MAX_ORDERS, METER_LIST, ORDER_HORIZON_MS, ORDER_LIST, POSITION_LIST, ZONE_LIST,
-                   Organisations, Payments, Vehicles, module)
-from .state import (BOOKS, DAY_MS, METERS, ORDERS, POSITIONS, READINGS, TERMS, ZONES, Book, Clearing, Meter, Order,
-                    Position, Reading, Settlement, Terms, Zone, ZoneTerms, gate_closes, interval_end, settle_from)
+from .spec import (BOOK_MAX_ORDERS, METER_LIST, ORDER_HORIZON_MS, ORDER_LIST, POSITION_LIST, TERMS_NOTICE_MS,
+                   ZONE_LIST, Organisations, Payments, Vehicles, module)
+from .state import (BOOKS, DAY_MS, METER_KEYS, METER_ORDERS, METERS, ORDERS, POSITIONS, READINGS, TERMS, ZONES, Book,
+                    Clearing, Meter, MeterOrders, Order, Position, Reading, Settlement, Terms, Zone, ZoneTerms,
+                    gate_closes, interval_end, power_limit, settle_from)
 
 #: The account name under which payments holds bids' money for this module.
 HOLDER = "energy"
 #: The rank key of the grid's own offers at a marginal price: after every order's (hex) key.
 GRID_KEY = "~grid"
-MS_PER_HOUR = 3_600_000
 
 
 def _org(ctx: Context) -> str | None:
@@ -81,13 +81,20 @@ def _gate_open(zone: Zone, start: int, time: int) -> None:
 
 
 def check_terms(t: Terms) -> Terms:
-    """The grid never buys from the zone dearer than it sells into it (it would trade with itself), and
-    a meter long is never paid more than a meter short pays (imbalance would pay)."""
+    """The grid never buys from the zone dearer than it sells into it (it would trade with itself); a
+    meter short pays at least the grid's import price and a meter long is paid at most its export price
+    (an imbalance never pays better than trading)."""
     if t.import_wh and t.export_wh and t.export_price >= t.import_price:
         raise errors.InvalidTerms(reason=f"the grid would buy at {t.export_price} and sell at {t.import_price}: "
                                          f"export_price must be below import_price")
     if t.long_price > t.short_price:
         raise errors.InvalidTerms(reason=f"long_price {t.long_price} is above short_price {t.short_price}")
+    if t.short_price < t.import_price:
+        raise errors.InvalidTerms(reason=f"short_price {t.short_price} is below import_price {t.import_price}: being "
+                                         f"short would be cheaper than buying")
+    if t.long_price > t.export_price:
+        raise errors.InvalidTerms(reason=f"long_price {t.long_price} is above export_price {t.export_price}: being "
+                                         f"long would pay more than selling")
     return t
 
 
@@ -131,13 +138,17 @@ def open_zone(state: Overlay, ctx: Context, msg: OpenZone) -> None:
 
 @module.message(SetTerms, roles={"grid"})
 def set_terms(state: Overlay, ctx: Context, msg: SetTerms) -> None:
-    """The zone's operator; from an interval whose gate is still open and no earlier than the latest
-    terms (terms set for the same interval are replaced): participants see them before they bid."""
+    """The zone's operator; from an interval whose gate closes at least ``energy_terms_notice_ms`` after
+    the block (participants can still cancel orders placed under the old terms) and no earlier than the
+    latest terms (terms set for the same interval are replaced)."""
     zone = zone_of(state, msg.zone)
     if _org(ctx) != zone.operator:
         raise errors.NotZoneOperator(zone=zone.id, operator=zone.operator)
     start = _interval(zone, msg.start, ctx.time)
-    _gate_open(zone, start, ctx.time)
+    notice = ctx.param(TERMS_NOTICE_MS.name)
+    if ctx.time + notice >= gate_closes(zone, start):
+        raise errors.TermsTooLate(start=start, zone=zone.id, deadline=gate_closes(zone, start) - notice - 1,
+                                  notice_ms=notice, time=ctx.time)
     latest = zone.terms[-1]
     if start < latest:
         raise errors.InvalidTerms(reason=f"terms are set from interval {latest} on; set new terms from it or later")
@@ -162,22 +173,35 @@ def _check_owner(state: StateReader, ctx: Context, owner: str) -> None:
         raise errors.InvalidMeterOwner(owner=owner, reason=str(err.detail.get("reason", "not a did:key"))) from None
 
 
+def _device_key(state: StateReader, meter: str, key: str, owner: str) -> str:
+    """A usable key that signs for no other meter and is not the meter owner's own."""
+    check_did(key)
+    if key == owner:
+        raise errors.MeterKeyIsOwner(meter=meter, key=key)
+    other = METER_KEYS.get(state, key)
+    if other is not None:
+        raise errors.MeterKeyInUse(key=key, meter=other)
+    return key
+
+
 @module.message(RegisterMeter, roles={"energy", "charging", "grid"})
 def register_meter(state: Overlay, ctx: Context, msg: RegisterMeter) -> None:
-    """A meter id is registered once, in a zone on the ledger, with a usable device key, an owner that
-    can hold an account, and (if it names one) a vehicle on the ledger."""
+    """A meter id is registered once, in a zone on the ledger, with a usable device key of its own (no
+    other meter's, not its owner's), an owner that can hold an account, and (if it names one) a vehicle
+    on the ledger."""
     org = _org(ctx)
     assert org is not None
     existing = METERS.get(state, msg.meter)
     if existing is not None:
         raise errors.MeterExists(meter=msg.meter, operator=existing.operator)
     zone_of(state, msg.zone)
-    check_did(msg.key)
     _check_owner(state, ctx, msg.owner)
+    _device_key(state, msg.meter, msg.key, msg.owner)
     if msg.vin:
         ctx.need(Vehicles).require_vehicle(state, msg.vin)
     METERS.put(state, Meter(msg.meter, org, msg.zone, msg.kind, msg.key, msg.owner, msg.max_power_w, ctx.height,
                             msg.vin), msg.meter)
+    METER_KEYS.put(state, msg.meter, msg.key)
     ctx.index_put(METER_LIST, meter=msg.meter, zone=msg.zone, operator=org, owner=msg.owner, kind=msg.kind, vin=msg.vin)
     ctx.emit(MeterRegistered(meter=msg.meter, zone=msg.zone, operator=org, owner=msg.owner))
 
@@ -191,12 +215,13 @@ def _operated(state: StateReader, ctx: Context, meter: str) -> Meter:
 
 @module.message(RotateMeterKey, roles={"energy", "charging", "grid"})
 def rotate_meter_key(state: Overlay, ctx: Context, msg: RotateMeterKey) -> None:
-    """The meter's operator, for a meter in service, to a usable key other than the current one."""
+    """The meter's operator, for a meter in service, to a usable key no meter signs with (this one
+    included) and not its owner's."""
     m = _operated(state, ctx, msg.meter)
-    check_did(msg.key)
-    if msg.key == m.key:
-        raise errors.MeterKeyInUse(key=msg.key, meter=m.id)
+    _device_key(state, m.id, msg.key, m.owner)
     METERS.put(state, msgspec.structs.replace(m, key=msg.key), m.id)
+    METER_KEYS.delete(state, m.key)
+    METER_KEYS.put(state, m.id, msg.key)
     ctx.emit(MeterChanged(meter=m.id, operator=m.operator, owner=m.owner, change="key_rotated"))
 
 
@@ -216,7 +241,8 @@ def revoke_meter(state: Overlay, ctx: Context, msg: RevokeMeter) -> None:
 def place_order(state: Overlay, ctx: Context, msg: PlaceOrder) -> None:
     """For a meter in service, by a key acting for its owner; for an interval of the meter's zone whose
     gate is open and that starts within ``energy_order_horizon_ms``; while the book holds fewer than
-    ``energy_book_max_orders``. A bid holds its most cost from the owner's account."""
+    ``energy_book_max_orders``; the meter's open orders on each side of the interval no more than its
+    power moves in one. A bid holds its most cost from the owner's account."""
     m = _in_service(meter_of(state, msg.meter))
     if not _acts_for(ctx, m.owner):
         raise errors.NotMeterOwner(meter=m.id, owner=m.owner, sender=ctx.sender)
@@ -230,12 +256,19 @@ def place_order(state: Overlay, ctx: Context, msg: PlaceOrder) -> None:
     most = ctx.param(BOOK_MAX_ORDERS.name)
     if book.orders >= most:
         raise errors.BookFull(start=start, zone=zone.id, orders=book.orders)
-    held = value(msg.wh, msg.price, up=True) if msg.side == BUY else 0
+    bid = msg.side == BUY
+    mine = METER_ORDERS.get(state, m.id, start) or MeterOrders()
+    ordered = mine.bid_wh if bid else mine.ask_wh
+    limit = power_limit(m, zone)
+    if ordered + msg.wh > limit:
+        raise errors.OrderBeyondPower(meter=m.id, side=msg.side, wanted=msg.wh, start=start, ordered=ordered,
+                                      limit=limit)
+    held = value(msg.wh, msg.price, up=True) if bid else 0
     ctx.need(Payments).hold(state, ctx, zone.currency, m.owner, held, HOLDER)
     seq = book.orders + 1
     ORDERS.put(state, Order(seq, m.id, m.owner, msg.side, msg.price, msg.wh, ctx.tx_id.hex(), held, ctx.height),
                zone.id, start, seq)
-    bid = msg.side == BUY
+    METER_ORDERS.put(state, MeterOrders(mine.bid_wh + msg.wh * bid, mine.ask_wh + msg.wh * (not bid)), m.id, start)
     BOOKS.put(state, msgspec.structs.replace(
         book, orders=seq, open_bids=book.open_bids + bid, open_asks=book.open_asks + (not bid),
         bid_wh=book.bid_wh + msg.wh * bid, ask_wh=book.ask_wh + msg.wh * (not bid)), zone.id, start)
@@ -262,6 +295,9 @@ def cancel_order(state: Overlay, ctx: Context, msg: CancelOrder) -> None:
     ctx.need(Payments).release(state, ctx, zone.currency, HOLDER, order.owner, order.held)
     ORDERS.put(state, msgspec.structs.replace(order, status="cancelled"), zone.id, start, order.seq)
     bid = order.side == BUY
+    mine = METER_ORDERS.get(state, order.meter, start) or MeterOrders()
+    METER_ORDERS.put(state, MeterOrders(mine.bid_wh - order.wh * bid, mine.ask_wh - order.wh * (not bid)),
+                     order.meter, start)
     BOOKS.put(state, msgspec.structs.replace(
         book, open_bids=book.open_bids - bid, open_asks=book.open_asks - (not bid),
         bid_wh=book.bid_wh - order.wh * bid, ask_wh=book.ask_wh - order.wh * (not bid)), zone.id, start)
@@ -275,8 +311,8 @@ def cancel_order(state: Overlay, ctx: Context, msg: CancelOrder) -> None:
 @module.message(SubmitReading, roles=ANYONE)
 def submit_reading(state: Overlay, ctx: Context, msg: SubmitReading) -> None:
     """Signed by the meter's current device key, for a meter in service; for an interval of its zone that
-    has ended, before the interval settles and before its reading window closes; once; no more energy
-    either way than the meter's most power gives in one interval."""
+    has ended, before the interval settles and before its reading window closes; once; no more energy in
+    and out together than the meter's most power moves in one interval."""
     m = meter_of(state, msg.meter)
     if ctx.sender != m.key:
         raise errors.NotMeterKey(meter=m.id, sender=ctx.sender, key=m.key)
@@ -293,11 +329,10 @@ def submit_reading(state: Overlay, ctx: Context, msg: SubmitReading) -> None:
     if ctx.time >= settle_from(zone, start):
         raise errors.ReadingTooLate(start=start, zone=zone.id, why="is past its reading window",
                                     until=settle_from(zone, start))
-    limit = m.max_power_w * zone.interval_ms // MS_PER_HOUR
-    for wh in (msg.imported_wh, msg.exported_wh):
-        if wh > limit:
-            raise errors.ImplausibleReading(meter=m.id, wh=wh, max_power_w=m.max_power_w, limit=limit,
-                                            interval_ms=zone.interval_ms)
+    limit = power_limit(m, zone)
+    if msg.imported_wh + msg.exported_wh > limit:
+        raise errors.ImplausibleReading(meter=m.id, wh=msg.imported_wh + msg.exported_wh, max_power_w=m.max_power_w,
+                                        limit=limit, interval_ms=zone.interval_ms)
     earlier = READINGS.get(state, m.id, start)
     if earlier is not None:
         raise errors.ReadingExists(meter=m.id, start=start, height=earlier.height)
@@ -311,7 +346,7 @@ def submit_reading(state: Overlay, ctx: Context, msg: SubmitReading) -> None:
 def _book(state: StateReader, zone: Zone, start: int) -> Book:
     book = BOOKS.get(state, zone.id, start)
     if book is None:
-        raise errors.UnknownOrder(seq=1, start=start, zone=zone.id)
+        raise errors.NoOrders(start=start, zone=zone.id)
     return book
 
 
@@ -372,7 +407,9 @@ def settle_interval(state: Overlay, ctx: Context, msg: SettleInterval) -> None:
     from the end of its reading window. Each meter pays what it bought and is paid what it sold at the
     clearing price (through the zone operator's account); what it measured against its position settles
     at the imbalance prices: short pays ``short_price``, long is paid ``long_price``; a position without a
-    reading counts short by its whole size. A bid's money beyond its price goes back to its owner."""
+    reading counts as the worst reading the meter's power allows (its most power drawn from the grid the
+    whole interval), so withholding a reading never pays. A bid's money beyond its price goes back to
+    its owner."""
     zone = zone_of(state, msg.zone)
     start = _interval(zone, msg.start, ctx.time)
     end = interval_end(zone, start)
@@ -397,8 +434,8 @@ def settle_interval(state: Overlay, ctx: Context, msg: SettleInterval) -> None:
             mt.bought += got
         else:
             mt.sold += got
-    readings = {mid: READINGS.get(state, mid, start) for mid, mt in meters.items() if mt.bought or mt.sold}
-    missing = sorted(mid for mid, r in readings.items() if r is None)
+    readings = {mid: READINGS.get(state, mid, start) for mid in meters}
+    missing = sorted(mid for mid, r in readings.items() if r is None and (meters[mid].bought or meters[mid].sold))
     if missing and ctx.time < settle_from(zone, start):
         raise errors.SettlementTooEarly(missing=len(missing), start=start, zone=zone.id, meter=missing[0],
                                         until=settle_from(zone, start))
@@ -414,8 +451,16 @@ def settle_interval(state: Overlay, ctx: Context, msg: SettleInterval) -> None:
         received = value(mt.sold, result.price, up=False)
         net = mt.sold - mt.bought
         reading = readings.get(mid)
-        measured = reading.exported_wh - reading.imported_wh if reading is not None else 0
-        deviation = measured - net if reading is not None else -abs(net)
+        if reading is not None:
+            measured = reading.exported_wh - reading.imported_wh
+        elif mt.bought or mt.sold:
+            meter = METERS.get(state, mid)
+            assert meter is not None
+            measured = -power_limit(meter, zone)  # the worst reading it could have sent
+        else:
+            measured = 0
+        # only a meter that traded answers for its flow (a bid that got nothing is no position)
+        deviation = measured - net if mt.bought or mt.sold else 0
         short_wh, long_wh = max(0, -deviation), max(0, deviation)
         positions.append(Position(zone.id, start, mid, mt.owner, mt.bought, mt.sold, reading is not None, measured,
                                   paid, received, short_wh, value(short_wh, t.short_price, up=True), long_wh,
@@ -429,13 +474,13 @@ def settle_interval(state: Overlay, ctx: Context, msg: SettleInterval) -> None:
         owed = p.short_charge - p.received - p.long_credit
         if owed > 0:
             can = min(owed, payments.balance(state, p.owner, zone.currency))
-            payments.pay(state, ctx, zone.currency, p.owner, operator, can, f"energy {zone.id} {start}")
+            payments.move(state, ctx, zone.currency, p.owner, operator, can)
             p = msgspec.structs.replace(p, unpaid=owed - can)
         settled.append(p)
     for p in settled:
         owed = p.short_charge - p.received - p.long_credit
         if owed < 0:
-            payments.pay(state, ctx, zone.currency, operator, p.owner, -owed, f"energy {zone.id} {start}")
+            payments.move(state, ctx, zone.currency, operator, p.owner, -owed)
         POSITIONS.put(state, p, zone.id, start, p.meter)
         ctx.index_put(POSITION_LIST, meter=p.meter, start=start, zone=zone.id, owner=p.owner, bought_wh=p.bought_wh,
                       sold_wh=p.sold_wh, net=p.received + p.long_credit - p.paid - p.short_charge + p.unpaid,

@@ -25,6 +25,12 @@ BOOK_MAX_ORDERS = module.param(
     doc="Most orders one interval of one zone takes (clearing and settlement read them all in one transaction).",
 )
 
+TERMS_NOTICE_MS = module.param(
+    "energy_terms_notice_ms", 3_600_000, min=0, max=7 * DAY_MS,
+    doc="How long before an interval's gate closes a grid operator must have set the terms that apply to it "
+        "(participants have that long to cancel orders placed under the old terms).",
+)
+
 ZONE_LIST = module.index("zones", columns=[("zone", "TEXT"), ("operator", "TEXT"), ("currency", "TEXT")], key=["zone"])
 METER_LIST = module.index("meters", columns=[("meter", "TEXT"), ("zone", "TEXT"), ("operator", "TEXT"),
                                              ("owner", "TEXT"), ("kind", "TEXT"), ("vin", "TEXT")],
@@ -52,6 +58,8 @@ class Payments(Protocol):
     def hold(self, state: Overlay, ctx: Context, currency: str, owner: str, amount: int, module: str) -> None: ...
 
     def release(self, state: Overlay, ctx: Context, currency: str, module: str, to: str, amount: int) -> None: ...
+
+    def move(self, state: Overlay, ctx: Context, currency: str, payer: str, to: str, amount: int) -> None: ...
 
 
 @runtime_checkable

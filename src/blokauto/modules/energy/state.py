@@ -76,6 +76,14 @@ class Meter(msgspec.Struct, frozen=True):
     reason: str = ""
 
 
+class MeterOrders(msgspec.Struct, frozen=True):
+    """What one meter's open orders of one interval add up to, per side (each at most what its power
+    moves in an interval)."""
+
+    bid_wh: Uint = 0
+    ask_wh: Uint = 0
+
+
 class Order(msgspec.Struct, frozen=True):
     """A bid (buy) or ask (sell) for one interval of one zone, placed for a meter's owner."""
 
@@ -146,7 +154,8 @@ class Reading(msgspec.Struct, frozen=True):
 
 class Position(msgspec.Struct, frozen=True):
     """How one meter's trades of an interval settled: what it bought and sold, what its reading says
-    (``read`` False: no reading, the whole position counted short), and the money: paid for what it
+    (``read`` False: none, and a meter that traded is counted as having drawn its most power from the
+    grid the whole interval), and the money: paid for what it
     bought, paid for what it sold, the imbalance (``short_wh`` at the short price, ``long_wh`` at the
     long price), and any short charge its account could not cover (``unpaid``)."""
 
@@ -157,7 +166,7 @@ class Position(msgspec.Struct, frozen=True):
     bought_wh: Uint
     sold_wh: Uint
     read: bool
-    net_export_wh: int  # exported - imported (0 without a reading)
+    net_export_wh: int  # exported - imported (without a reading: the worst it could have read, or 0 untraded)
     paid: Uint  # for what it bought (rounded up)
     received: Uint  # for what it sold (rounded down)
     short_wh: Uint
@@ -167,6 +176,11 @@ class Position(msgspec.Struct, frozen=True):
     unpaid: Uint = 0
     refunded: Uint = 0  # what its bids held beyond their price
     height: Uint = 0
+
+
+def power_limit(meter: Meter, zone: Zone) -> int:
+    """The most Wh a meter can move in one interval of its zone at its most power."""
+    return meter.max_power_w * zone.interval_ms // 3_600_000
 
 
 def interval_end(zone: Zone, start: int) -> int:
@@ -186,6 +200,8 @@ def settle_from(zone: Zone, start: int) -> int:
 ZONES = StateMap(keys.ZONE, Zone)
 TERMS = StateMap(keys.TERMS, ZoneTerms)
 METERS = StateMap(keys.METER, Meter)
+METER_KEYS = StateMap(keys.METER_KEY, str)
+METER_ORDERS = StateMap(keys.METER_ORDERS, MeterOrders)
 BOOKS = StateMap(keys.BOOK, Book)
 ORDERS = StateMap(keys.ORDER, Order)
 READINGS = StateMap(keys.READING, Reading)

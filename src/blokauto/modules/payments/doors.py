@@ -47,7 +47,14 @@ class PaymentsDoor(Protocol):
 
     def release(self, state: Overlay, ctx: Context, currency: str, module: str, to: str, amount: int) -> None:
         """Move ``amount`` of what ``module`` holds to ``to``'s account (a refund, or the price it
-        settles). Holding less is a bug of the module, raised as such."""
+        settles), even if ``to`` is an organisation removed since: the module named it while it was
+        valid, and the money must not stay held for ever. Holding less is a bug of the module."""
+        ...
+
+    def move(self, state: Overlay, ctx: Context, currency: str, payer: str, to: str, amount: int) -> None:
+        """Move ``amount`` between two accounts another module's records named while they were valid
+        (a settlement's counterparty, an organisation removed since included); refused
+        (insufficient_funds) moving nothing."""
         ...
 
     def held(self, state: StateReader, currency: str, module: str) -> int:
@@ -97,7 +104,13 @@ class PaymentsRecords:
             HELD.delete(state, currency, module)
         else:
             HELD.put(state, have - amount, currency, module)
-        credit(state, currency, check_owner(state, ctx, to), amount)
+        credit(state, currency, to, amount)
+
+    def move(self, state: Overlay, ctx: Context, currency: str, payer: str, to: str, amount: int) -> None:
+        if amount <= 0 or payer == to:
+            return
+        debit(state, currency, payer, amount)
+        credit(state, currency, to, amount)
 
     def held(self, state: StateReader, currency: str, module: str) -> int:
         return HELD.get(state, currency, module) or 0
