@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from blokauto.bench.energy import MAX_POWER_W, INTERVAL_MS, order_terms, reading_of
+from blokauto.bench.energy import INTERVAL_MS, meter_power_w, order_terms, power_limit_wh, reading_of
 from blokauto.modules.energy import Offer, clear
-from blokauto.modules.energy.handlers import GRID_KEY, MS_PER_HOUR
+from blokauto.modules.energy.handlers import GRID_KEY
+from blokauto.modules.energy.state import Meter, Zone, power_limit
 
 from conftest import run_cli
 
@@ -44,18 +45,26 @@ def expected_auction(orders: int, meters: int) -> tuple[int, int]:
     return r.price, r.matched_wh
 
 
-@pytest.mark.parametrize("meters", [1, 2, 7, 24, 10_000])
-def test_every_meter_with_orders_crosses_and_reads_within_its_power(meters: int) -> None:
-    orders = max(ORDERS, meters)
-    limit = MAX_POWER_W * INTERVAL_MS // MS_PER_HOUR
+@pytest.mark.parametrize("orders,meters", [(240, 1), (240, 2), (240, 7), (240, 24), (240, 1_000), (100_000, 1_000),
+                                           (100_000, 10_000)])
+def test_the_bench_orders_fit_every_meters_power_and_every_meter_crosses(orders: int, meters: int) -> None:
+    """What the module enforces (open orders per side, a reading in and out together, within the meter's
+    power: its own ``power_limit``), so no set-up order or reading of the bench is refused."""
+    zone = Zone("BENCH-1", "grid", "EUR", INTERVAL_MS, 300_000, 3_600_000, 1)
+    meter = Meter("m", "meterco", "BENCH-1", "home", "k", "o", meter_power_w(orders, meters), 1)
+    limit = power_limit(meter, zone)
+    assert limit == power_limit_wh(orders, meters)
+    per_side: dict[int, int] = {}
+    for j in range(orders):
+        i, side, price, wh = order_terms(j, meters)
+        assert side == ("buy" if i % 2 == 0 else "sell") and 5 <= price <= 45 and 50 <= wh <= 500
+        per_side[i] = per_side.get(i, 0) + wh
+    assert max(per_side.values()) <= limit
     for i in range(min(meters, orders)):
         first = order_terms(i, meters)
         assert first[0] == i and first[2] == (45 if first[1] == "buy" else 5)  # above every ask, below every bid
         imported, exported = reading_of(i, orders, meters)
         assert 0 < imported + exported <= limit and (imported == 0 or exported == 0)
-    for j in range(orders):
-        _, _, price, wh = order_terms(j, meters)
-        assert 5 <= price <= 45 and 50 <= wh <= 500
 
 
 @pytest.mark.e2e  # starts a real node process, twice
