@@ -454,6 +454,7 @@ def clear_and_settle_through_node(data: Path, start: int, workers: int | None, b
     from ..client import Client
     from ..client.energy import Energy
     from ..modules.energy.messages import ClearInterval, SettleInterval
+    from ..modules.energy.state import Book
 
     node = NodeProcess(data, workers=workers, block_txs=block_txs)
     nkey = node_key(data)
@@ -477,17 +478,12 @@ def clear_and_settle_through_node(data: Path, start: int, workers: int | None, b
                 out[f"{name}_node_ms"] = round((time.perf_counter() - t) * 1000, 1)
                 info.raise_for_status()
                 height = info.height
-            out["book"] = _book_summary(msgspec.convert(Energy(c).book(ZONE, start, min_height=height),
-                                                        _book_type(), strict=False))
+            with Energy(c) as en:
+                book = en.book(ZONE, start, min_height=height)
+            out["book"] = _book_summary(msgspec.convert(book, Book, strict=False))
     finally:
         node.stop()
     return out
-
-
-def _book_type() -> Any:
-    from ..modules.energy.state import Book
-
-    return Book
 
 
 # ---------------------------------------------------------------- the run
