@@ -194,8 +194,8 @@ def test_a_market_round_clears_at_one_price_and_settles_against_the_readings(mar
     assert f"{when}  zone Z1: bought 0 Wh, sold 2,500 Wh, net +0.22 EUR" in \
         cli("energy", "positions", "house-a", "--as", "meterco-admin", *at).stdout
     listed = cli("energy", "orders", "--as", "bob", "--limit", 1, *at).stdout
-    assert f"Z1 {when} #2: buy 2,500 Wh at 0.25 EUR/kWh for meter cp-b, open" in listed
-    assert "cleared: 2,500 Wh at 0.17 EUR/kWh" in listed and "more orders: --offset 1" in listed
+    assert f"Z1 {when} #2: buy 2,500 Wh at 0.25 EUR/kWh for meter cp-b; cleared: 2,500 Wh at 0.17 EUR/kWh" in listed
+    assert "more orders: --offset 1" in listed
     assert "#3" not in listed  # cancelled orders leave the list
     assert "no open orders" in cli("energy", "orders", "--as", "bob", "--offset", 1, *at).stdout
     assert "house-a  home  zone Z1, operated by meterco" in cli("energy", "meters", "--as", "alice", *at).stdout
@@ -265,3 +265,27 @@ def test_a_stranger_reads_neither_the_query_nor_the_state_key_of_anothers_positi
                        "emi-admin": "403 not_a_party", "bob": "401 unknown_caller"}, path
     out = refused("not_a_party", "energy", "position", "house-a", s, "--as", "emi-admin", *market.at)
     assert "is read by the organisations that took part in it" in out
+
+
+def test_operators_change_terms_device_keys_and_service_through_the_cli(market: Market) -> None:
+    at, keys = market.at, market.keys
+    # terms take energy_terms_notice_ms (an hour) before the gate closes: for the interval two hours from now
+    nxt = json.loads(cli("energy", "next-interval", "Z1", "--after", "2h", "--as", "grid-admin", "--json", *at).stdout)
+    r = cli("energy", "set-terms", "Z1", nxt["start_utc"], "--import-price", 35, "--key", "grid-admin", *at)
+    assert "grid sells up to 10,000 Wh at 0.35 EUR/kWh, buys up to 10,000 Wh at 0.08 EUR/kWh" in r.stdout  # the rest kept
+    zone = cli("energy", "zone", "Z1", "--as", "bob", *at).stdout
+    assert zone.count("terms from ") == 2 and "at 0.30 EUR/kWh" in zone and "at 0.35 EUR/kWh" in zone
+
+    spare = keys.create("dev-spare", kind="device").did
+    cli("energy", "register-meter", "spare", "--zone", "Z1", "--kind", "home", "--device-key", spare, "--owner", "bob",
+        "--max-power", "7.4kW", "--key", "meterco-admin", *at)
+    new = keys.create("dev-spare-2", kind="device").did
+    assert f"readings are signed by {new}" in cli("energy", "rotate-meter-key", "spare", "--device-key", "dev-spare-2",
+                                                   "--key", "meterco-admin", *at).stdout
+    cli("energy", "revoke-meter", "spare", "--reason", "replaced", "--key", "meterco-admin", *at)
+    shown = cli("energy", "meter", "spare", "--as", "bob", *at).stdout
+    assert "(home, 7,400 W)" in shown and "out of service since block" in shown and "(replaced)" in shown
+    assert new in shown
+    refused("meter_revoked", "energy", "ask", "spare", nxt["start"], "--price", 1, "--energy", 1, "--key", "bob", *at)
+    refused("role_not_allowed", "energy", "revoke-meter", "house-a", "--key", "emi-admin", *at)
+    refused("unknown_signer", "energy", "revoke-meter", "house-a", "--key", "alice", *at)  # an owner, no member

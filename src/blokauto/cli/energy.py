@@ -47,6 +47,7 @@ energy_app = group("Peer-to-peer energy trading: grid zones and their terms, met
                    "per interval, one uniform-price auction at gate closure, settlement against signed readings.")
 
 MAX_START = 2**53 - 1
+DAY_MS = 86_400_000
 MAX_WH = 1_000_000_000
 PAGE_MAX = 1000
 KINDS = ("home", "charge_point", "v2g_charger")
@@ -341,7 +342,11 @@ def open_zone(zone: str = ZoneArg,
               trust: Optional[Path] = TrustOpt, as_json: bool = JsonOpt) -> None:
     """A grid operator (role `grid`) opens a zone: its currency and clock for good, and its first terms
     (what the options do not name is 0) from the first interval whose gate is still open."""
-    fields = {"zone": zone, "currency": currency, "interval_ms": parse_duration(interval, "--interval"),
+    interval_ms = parse_duration(interval, "--interval")
+    if not 1_000 <= interval_ms <= DAY_MS or DAY_MS % interval_ms:
+        raise ValueError(f"--interval {interval!r} is {interval_ms:,} ms; an interval is 1 s to 1 d and divides a day "
+                         f"(intervals line up with UTC days): e.g. 5s, 1m, 15m, 1h")
+    fields = {"zone": zone, "currency": currency, "interval_ms": interval_ms,
               "gate_closure_ms": parse_duration(gate_closure, "--gate-closure"),
               "reading_window_ms": parse_duration(reading_window, "--reading-window"),
               "terms": _terms(NO_TERMS, import_wh, export_wh, import_price, export_price, short_price, long_price)}
@@ -697,11 +702,12 @@ def book(zone: str = ZoneArg, start: str = StartArg,
 def _order_line(o: dict[str, Any], cur: str | None) -> str:
     verb = "buy" if o["side"] == "buy" else "sell"
     line = (f"{escape(o['zone'])} {at(o['start'])} #{o['seq']}: {verb} {wh(o['wh'])} at "
-            f"{per_kwh(o['price'], cur)} for meter {escape(o['meter'])}, {o['status']}")
-    if o["side"] == "buy" and o.get("held"):
+            f"{per_kwh(o['price'], cur)} for meter {escape(o['meter'])}")
+    if "filled_wh" in o:  # its interval cleared (the order itself stays "open" on the ledger)
+        return line + f"; cleared: {wh(o['filled_wh'])} at {per_kwh(o['price_cleared'], cur)}"
+    line += f", {o['status']}"
+    if o["side"] == "buy" and o.get("held") and o["status"] == "open":
         line += f", holds {money(o['held'], cur)}" if cur else f", holds {o['held']} (minor units)"
-    if "filled_wh" in o:
-        line += f"; cleared: {wh(o['filled_wh'])} at {per_kwh(o['price_cleared'], cur)}"
     return line
 
 
