@@ -1,12 +1,15 @@
 """A consortium for energy tests on a MemoryLedger: a grid operator (``grid``) with zone ``Z1``, a
 meter operator (``meterco``, role energy), a charge-point operator (``chargeco``), an e-money issuer
 (``emi``) with EUR; Alice's house (solar, meter ``house-a``), Bob's charge point (``cp-b``), Carol's
-bidirectional charger (``v2g-c``), each with its own device key, each owner funded.
+bidirectional charger (``v2g-c``), each with its own device key and power (20, 22 and 11 kW: 5,000,
+5,500 and 2,750 Wh an interval, the most a meter's open orders per side and its reading in and out
+together may come to), each owner funded.
 
-Also: a world on a genesis with chain parameters of its own (``world(params)``), a copy of a chain to
-play one case on (``fork``), the same blocks replayed on a fresh ledger (``replay``), an interval's
-clock (``gate``, ``end``, ``settles``), readers of the ledger, and the callers the node's reader
-would see (``caller_of``) for the read policies."""
+Also: a world on a genesis with chain parameters of its own and meters of other power
+(``world(params, power)``), a copy of a chain to play one case on (``fork``), the same blocks
+replayed on a fresh ledger (``replay``), an interval's clock (``gate``, ``end``, ``settles``, and
+``terms_start``, ``terms_deadline`` for the terms' notice), readers of the ledger, and the callers the
+node's reader would see (``caller_of``) for the read policies."""
 
 from __future__ import annotations
 
@@ -35,13 +38,18 @@ HOUSE_KEY, CP_KEY, V2G_KEY = K("en-meter-house"), K("en-meter-cp"), K("en-meter-
 INTERVAL = 900_000
 GATE = 300_000
 WINDOW = 3_600_000
+NOTICE = 3_600_000  # energy_terms_notice_ms by default
 #: Zone Z1's terms: the grid sells up to 50 kWh an interval at 30 c/kWh and buys up to 20 kWh at 8 c;
 #: short 40 c, long 5 c.
 TERMS = Terms(import_wh=50_000, export_wh=20_000, import_price=30, export_price=8, short_price=40, long_price=5)
-#: Each meter's device key and owner, and the most Wh it reads in one interval (max power x 15 minutes).
+#: Each meter's device key, owner and most power (W), and the most Wh it moves in one interval (max
+#: power x 15 minutes): what its open orders per side add up to at most, its reading in and out together
+#: at most, and what it counts as having imported when it traded and did not read.
 METER_KEYS = {"house-a": HOUSE_KEY, "cp-b": CP_KEY, "v2g-c": V2G_KEY}
 OWNERS = {"house-a": ALICE, "cp-b": BOB, "v2g-c": CAROL}
-LIMIT_WH = {"house-a": 5_000, "cp-b": 5_500, "v2g-c": 2_750}
+POWER_W = {"house-a": 20_000, "cp-b": 22_000, "v2g-c": 11_000}
+LIMIT_WH = {m: w * INTERVAL // 3_600_000 for m, w in POWER_W.items()}
+assert LIMIT_WH == {"house-a": 5_000, "cp-b": 5_500, "v2g-c": 2_750}
 START = {ALICE.did: 100_000, BOB.did: 100_000, CAROL.did: 100_000, DAVE.did: 100_000, "org:grid": 1_000_000}
 
 
@@ -88,8 +96,10 @@ def next_start(chain: Chain) -> int:
     return ((t + GATE) // INTERVAL + 1) * INTERVAL
 
 
-def world(params: dict[str, int] | None = None) -> Chain:
-    """The world on a genesis with chain parameters ``params`` (the defaults without)."""
+def world(params: dict[str, int] | None = None, power: dict[str, int] | None = None) -> Chain:
+    """The world on a genesis with chain parameters ``params`` (the defaults without), its meters of
+    ``power`` W (meter -> W; ``POWER_W`` for the others)."""
+    watts = {**POWER_W, **(power or {})}
     chain = Chain(genesis(params))
     chain.nonces = itertools.count(1)
     ok(chain, EMI, RegisterCurrency(currency="EUR", exponent=2))
@@ -99,11 +109,11 @@ def world(params: dict[str, int] | None = None) -> Chain:
     ok(chain, GRID, OpenZone(zone="Z1", currency="EUR", interval_ms=INTERVAL, gate_closure_ms=GATE,
                              reading_window_ms=WINDOW, terms=TERMS))
     ok(chain, METERCO, RegisterMeter(meter="house-a", zone="Z1", kind="home", key=HOUSE_KEY.did, owner=ALICE.did,
-                                     max_power_w=20_000))
+                                     max_power_w=watts["house-a"]))
     ok(chain, CHARGECO, RegisterMeter(meter="cp-b", zone="Z1", kind="charge_point", key=CP_KEY.did, owner=BOB.did,
-                                      max_power_w=22_000))
+                                      max_power_w=watts["cp-b"]))
     ok(chain, METERCO, RegisterMeter(meter="v2g-c", zone="Z1", kind="v2g_charger", key=V2G_KEY.did, owner=CAROL.did,
-                                     max_power_w=11_000))
+                                     max_power_w=watts["v2g-c"]))
     return chain
 
 
@@ -151,6 +161,19 @@ def end(start: int) -> int:
 def settles(start: int) -> int:
     """The block time from which interval ``start`` settles with readings missing (and takes none)."""
     return start + INTERVAL + WINDOW
+
+
+def terms_deadline(start: int, notice: int = NOTICE) -> int:
+    """The last block time at which terms for interval ``start`` are taken: block time + notice must be
+    before its gate closes."""
+    return gate(start) - notice - 1
+
+
+def terms_start(chain: Chain, notice: int = NOTICE, slack: int = 60_000) -> int:
+    """The first interval whose terms are still taken ``slack`` ms after the head (set-ups after it
+    may add a few blocks of 1 ms each)."""
+    t = now(chain) + slack
+    return ((t + notice + GATE) // INTERVAL + 1) * INTERVAL
 
 
 # ---------------------------------------------------------------- reading the ledger

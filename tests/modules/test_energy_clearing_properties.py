@@ -13,7 +13,9 @@ The pure auction (``clear``, ``fill``, ``value``):
 - the result does not depend on the order the offers are given in;
 - ``value`` rounds a buyer's cost up and a seller's proceeds down, by less than one unit.
 
-On the ledger (``helpers.energy``): the grid never trades beyond its capacities (``import_wh``,
+On the ledger (``helpers.energy``, its meters of 1 MW so that no random book goes beyond what a
+meter's power moves in an interval, and terms set from the first interval they may still be set
+for): the grid never trades beyond its capacities (``import_wh``,
 ``export_wh``), the book's clearing is the pure auction of its open orders and the grid's offers, the
 orders' ``filled_wh`` adds up; replaying the same blocks on a fresh ledger gives the same state root;
 and the same orders submitted in another order (other transactions, so other ids) clear at the same
@@ -35,8 +37,8 @@ from blokauto.modules.energy.handlers import GRID_KEY, grid_offers
 from blokauto.modules.energy.messages import ClearInterval, PlaceOrder, SetTerms, SettleInterval
 from blokauto.modules.energy.state import Terms
 
-from helpers.energy import (ALICE, BOB, CAROL, DAVE, GRID, book, end, gate, next_start, now, ok, order, query,
-                            replay, settles, world)
+from helpers.energy import (ALICE, BOB, CAROL, DAVE, GRID, book, end, gate, now, ok, order, query, replay, settles,
+                            terms_start, world)
 
 PURE = settings(max_examples=400, deadline=None)
 LEDGER = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -165,19 +167,23 @@ def test_the_grid_ranks_after_every_order_at_a_marginal_price() -> None:
 # ---------------------------------------------------------------- on the ledger
 
 METERS = [("house-a", ALICE), ("cp-b", BOB), ("v2g-c", CAROL)]
+#: 1 MW each: 250,000 Wh an interval, beyond any random book's orders on one meter's side (10 x 20,000 Wh).
+POWER = {meter: 1_000_000 for meter, _ in METERS}
 
 ledger_orders = st.lists(st.tuples(st.integers(0, 2), st.sampled_from(["buy", "sell"]), st.integers(0, 60),
                                    st.integers(1, 20_000)), min_size=1, max_size=10)
+#: Consistent terms: export_price < import_price <= short_price, long_price <= export_price.
 ledger_terms = st.builds(
-    lambda imp, exp, ip, gap, sp, lp: Terms(imp, exp, ip, max(ip - gap, 0), sp, min(lp, sp)),
+    lambda imp, exp, ip, gap, above, lp: Terms(imp, exp, ip, max(ip - gap, 0), ip + above, min(lp, max(ip - gap, 0))),
     st.sampled_from([0, 1, 5_000, 50_000]), st.sampled_from([0, 1, 5_000, 20_000]), st.integers(1, 60),
-    st.integers(1, 60), st.integers(0, 80), st.integers(0, 80))
+    st.integers(1, 60), st.integers(0, 40), st.integers(0, 80))
 
 
 def play(terms: Terms, rows: list[tuple[int, str, int, int]], *, settle: bool = False) -> Any:
-    """A world with ``terms`` from interval S, ``rows`` placed on S (one block each), cleared at gate."""
-    w = world()
-    s = next_start(w)
+    """A world of 1 MW meters with ``terms`` from interval S (the first whose terms may still be set),
+    ``rows`` placed on S (one block each), cleared at gate."""
+    w = world(power=POWER)
+    s = terms_start(w)
     ok(w, GRID, SetTerms(zone="Z1", start=s, terms=terms))
     for who, side, price, wh in rows:
         meter, owner = METERS[who]
@@ -253,7 +259,7 @@ def test_a_permuted_book_with_one_owner_at_the_margin_gets_the_same_wh() -> None
     """An example where rounding matters: 3 bids of 1 Wh at 20 (Alice twice, Bob once) for Carol's 2 Wh;
     whoever's keys rank first gets them, but the price and volume never change."""
     rows = [(0, "buy", 20, 1), (0, "buy", 20, 1), (1, "buy", 20, 1), (2, "sell", 10, 2)]
-    terms = Terms(0, 0, 0, 0, 40, 5)
+    terms = Terms(0, 0, 0, 0, 40, 0)
     w1, s = play(terms, rows)
     w2, _ = play(terms, rows[::-1])
     assert book(w1, s).clearing.result.price == book(w2, s).clearing.result.price == 15

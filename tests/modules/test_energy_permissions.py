@@ -42,7 +42,7 @@ from blokauto.modules.payments.messages import Issue
 from conftest import Chain, K
 from helpers.energy import (ALICE, ALL_ORGS, BOB, CHARGECO, CP_KEY, DAVE, EMI, GRID, HOUSE_KEY, INTERVAL, METERCO,
                             TERMS, EnergyView, caller_of, end, fork, gate, next_start, now, ok, send, snapshot,
-                            world)
+                            terms_start, world)
 from helpers.permissions import expected_code as permission_code
 from helpers.vehicles import admin
 
@@ -78,10 +78,12 @@ METER_OPS = frozenset({"energy", "charging", "grid"})
 
 class Times:
     """The base world's intervals: ``a`` has ended (orders of house-a, cp-b and the depot, all read);
-    ``b`` is open (Alice's bid seq 1, the depot's bid seq 2)."""
+    ``b`` is open (Alice's bid seq 1, the depot's bid seq 2); ``terms`` is the first whose terms may
+    still be set (its gate closes more than energy_terms_notice_ms after the head)."""
 
     a = 0
     b = 0
+    terms = 0
 
 
 def base() -> Chain:
@@ -104,6 +106,7 @@ def base() -> Chain:
     b = Times.b = next_start(w)
     ok(w, ALICE, PlaceOrder(meter="house-a", start=b, side="buy", price=20, wh=1_000))
     ok(w, CHARGECO_CLERK, PlaceOrder(meter="depot", start=b, side="buy", price=20, wh=1_000))
+    Times.terms = terms_start(w)
     return w
 
 
@@ -136,7 +139,7 @@ def c(name: str, msg: Callable[[Chain], Any], roles: Any, allowed: set[str], ref
 CASES: list[Case] = [
     # a grid operator opens zones, and sets the terms of its own
     c("open_zone", lambda w: OpenZone(zone="Z9", currency="EUR", terms=TERMS), {"grid"}, {"grid", "grid2"}),
-    c("set_terms", lambda w: SetTerms(zone="Z1", start=Times.b + INTERVAL, terms=TERMS), {"grid"}, {"grid"},
+    c("set_terms", lambda w: SetTerms(zone="Z1", start=Times.terms, terms=TERMS), {"grid"}, {"grid"},
       "not_zone_operator"),
     # a meter operator registers meters, and rotates and revokes its own
     c("register_meter", lambda w: RegisterMeter(meter="m-new", zone="Z1", kind="home", key=K("en-m-new").did,
@@ -200,6 +203,7 @@ def test_the_base_world_is_what_the_cases_assume(world_a: Chain) -> None:
     """Interval a has ended with every position read and nobody cleared it; b's gate is open."""
     t = now(world_a)
     assert end(Times.a) <= t < gate(Times.b)
+    assert t + 3_600_000 < gate(Times.terms) - 60_000  # the terms' notice (with room for a block or two)
     assert t < Times.a + INTERVAL + 3_600_000  # a's reading window is open (and so is the one before)
 
 

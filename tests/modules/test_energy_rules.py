@@ -10,7 +10,8 @@ consumed). Then the accepted edge of each rule (an order 1 ms before its gate cl
 the meter's most power, a cancellation that gives the money back at once...).
 
 Interval ``S`` is the first whose gate is open in the world; ``orders`` puts Alice's ask (seq 1,
-3 kWh at 10) and Bob's bid (seq 2, 4 kWh at 35, holding 140) on it.
+3 kWh at 10) and Bob's bid (seq 2, 4 kWh at 35, holding 140) on it. Interval ``TS`` is the first whose
+terms may still be set (its gate closes more than ``energy_terms_notice_ms`` after the block).
 """
 
 from __future__ import annotations
@@ -23,18 +24,21 @@ import pytest
 from blokauto.core.crypto import KeyPair
 from blokauto.modules.energy.messages import (CancelOrder, ClearInterval, OpenZone, PlaceOrder, RegisterMeter,
                                               RevokeMeter, RotateMeterKey, SetTerms, SettleInterval, SubmitReading)
-from blokauto.modules.energy.state import METERS, TERMS as TERMS_MAP, ZONES, Terms
+from blokauto.modules.energy.state import (METER_KEYS, METER_ORDERS, METERS, TERMS as TERMS_MAP, ZONES, MeterOrders,
+                                           Terms)
 from blokauto.modules.governance.messages import AddMember
 from blokauto.modules.payments.messages import Issue, Redeem
 
 from conftest import Chain, K
-from helpers.energy import (ALICE, BOB, CAROL, CHARGECO, CP_KEY, DAVE, EMI, GATE, GRID, GRID2, HOUSE_KEY, INTERVAL,
-                            LIMIT_WH, METERCO, TERMS, V2G_KEY, WINDOW, bal, book, end, gate, held, next_start, now,
-                            ok, order, reading, send, settles, snapshot, tx, world)
+from helpers.energy import (ALICE, BOB, CAROL, CHARGECO, CP_KEY, DAVE, EMI, GRID, GRID2, HOUSE_KEY, INTERVAL,
+                            LIMIT_WH, METERCO, NOTICE, TERMS, V2G_KEY, bal, book, end, fork, gate, held,
+                            next_start, now, ok, order, reading, send, settles, snapshot, terms_deadline, terms_start,
+                            tx, world)
 
 DAY = 86_400_000
 HORIZON = 7 * DAY  # energy_order_horizon_ms by default
 S = next_start(world())  # the first interval whose gate is open in the world
+TS = terms_start(world())  # the first interval whose terms may still be set in the world
 NEW_HOUSE_KEY = K("en-meter-house-2")
 DEPOT_KEY = K("en-meter-depot")
 CHARGECO_CLERK = K("chargeco-clerk")  # a chargeco key with no role
@@ -86,8 +90,8 @@ def depot(w: Chain) -> None:
 
 
 def later_terms(w: Chain) -> None:
-    """Z1's next terms apply from interval S + 2 intervals."""
-    ok(w, GRID, SetTerms(zone="Z1", start=S + 2 * INTERVAL, terms=TERMS))
+    """Z1's next terms apply from interval TS + 1 interval."""
+    ok(w, GRID, SetTerms(zone="Z1", start=TS + INTERVAL, terms=TERMS))
 
 
 def cancelled(w: Chain) -> None:
@@ -117,9 +121,9 @@ def reading_msg(meter: str = "house-a", start: int = S, imported: int = 0, expor
 
 
 def full_book(w: Chain) -> None:
-    """Ten orders on S (the book takes at most ten: energy_book_max_orders in genesis)."""
+    """Ten asks of 100 Wh on S (the book takes at most ten: energy_book_max_orders in genesis)."""
     for i in range(10):
-        ok(w, ALICE, bid(side="sell", price=10 + i))
+        ok(w, ALICE, bid(side="sell", price=10 + i, wh=100))
 
 
 def low_book() -> Chain:
@@ -189,27 +193,60 @@ REFUSALS = [
     r("zone_where_the_grid_buys_dearer_than_it_sells", GRID, zone(terms=terms(export_price=31)), "invalid_terms"),
     r("zone_paying_long_more_than_short_pays", GRID, zone(terms=terms(long_price=41)), "invalid_terms",
       reason="long_price 41 is above short_price 40"),
-    r("terms_of_an_unknown_zone", GRID, SetTerms(zone="Z9", start=S, terms=TERMS), "unknown_zone", zone="Z9"),
-    r("terms_set_by_another_grid", GRID2, SetTerms(zone="Z1", start=S, terms=TERMS), "not_zone_operator",
+    r("zone_where_being_short_is_cheaper_than_buying", GRID, zone(terms=terms(short_price=29)), "invalid_terms",
+      reason="short_price 29 is below import_price 30"),
+    r("zone_where_being_long_pays_more_than_selling", GRID, zone(terms=terms(long_price=9)), "invalid_terms",
+      reason="long_price 9 is above export_price 8"),
+    r("terms_of_an_unknown_zone", GRID, SetTerms(zone="Z9", start=TS, terms=TERMS), "unknown_zone", zone="Z9"),
+    r("terms_set_by_another_grid", GRID2, SetTerms(zone="Z1", start=TS, terms=TERMS), "not_zone_operator",
       zone="Z1", operator="grid"),
     r("terms_where_the_grid_buys_at_its_selling_price", GRID,
-      SetTerms(zone="Z1", start=S, terms=terms(export_price=30)), "invalid_terms"),
-    r("terms_paying_long_more_than_short_pays", GRID, SetTerms(zone="Z1", start=S, terms=terms(long_price=50)),
-      "invalid_terms"),
-    r("terms_from_an_interval_whose_gate_closed", GRID, SetTerms(zone="Z1", start=S, terms=TERMS), "gate_closed",
-      at=gate(S), start=S, closed=gate(S)),
-    r("terms_from_an_interval_under_way", GRID, SetTerms(zone="Z1", start=S, terms=TERMS), "gate_closed",
+      SetTerms(zone="Z1", start=TS, terms=terms(export_price=30)), "invalid_terms",
+      reason="export_price must be below import_price"),
+    r("terms_paying_long_more_than_short_pays", GRID, SetTerms(zone="Z1", start=TS, terms=terms(long_price=50)),
+      "invalid_terms", reason="long_price 50 is above short_price 40"),
+    r("terms_where_being_short_is_cheaper_than_buying", GRID,
+      SetTerms(zone="Z1", start=TS, terms=terms(short_price=29)), "invalid_terms",
+      reason="short_price 29 is below import_price 30"),
+    r("terms_where_being_short_is_cheaper_than_buying_though_the_grid_sells_nothing", GRID,
+      SetTerms(zone="Z1", start=TS, terms=terms(import_wh=0, short_price=29)), "invalid_terms",
+      reason="short_price 29 is below import_price 30"),
+    r("terms_where_being_long_pays_more_than_selling", GRID,
+      SetTerms(zone="Z1", start=TS, terms=terms(long_price=9)), "invalid_terms",
+      reason="long_price 9 is above export_price 8"),
+    r("terms_where_being_long_pays_more_than_selling_though_the_grid_buys_nothing", GRID,
+      SetTerms(zone="Z1", start=TS, terms=terms(export_wh=0, export_price=0)), "invalid_terms",
+      reason="long_price 5 is above export_price 0"),
+    r("terms_1_ms_inside_the_notice", GRID, SetTerms(zone="Z1", start=TS, terms=TERMS), "terms_too_late",
+      at=terms_deadline(TS) + 1, start=TS, zone="Z1", deadline=terms_deadline(TS), notice_ms=NOTICE,
+      time=terms_deadline(TS) + 1),
+    r("terms_inside_a_longer_notice_of_the_chain", GRID, SetTerms(zone="Z1", start=TS, terms=TERMS), "terms_too_late",
+      world=lambda: world({"energy_terms_notice_ms": 2 * NOTICE}), deadline=terms_deadline(TS, 2 * NOTICE),
+      notice_ms=2 * NOTICE),
+    r("terms_for_the_first_open_interval_whose_notice_has_passed", GRID, SetTerms(zone="Z1", start=S, terms=TERMS),
+      "terms_too_late", start=S, deadline=terms_deadline(S)),
+    r("terms_from_an_interval_whose_gate_closed", GRID, SetTerms(zone="Z1", start=S, terms=TERMS),
+      "terms_too_late", at=gate(S), start=S, deadline=terms_deadline(S), time=gate(S)),
+    r("terms_from_an_interval_under_way", GRID, SetTerms(zone="Z1", start=S, terms=TERMS), "terms_too_late",
       at=S + 1),
-    r("terms_earlier_than_the_latest_terms", GRID, SetTerms(zone="Z1", start=S + INTERVAL, terms=TERMS),
-      "invalid_terms", later_terms, reason=f"terms are set from interval {S + 2 * INTERVAL} on"),
-    r("terms_from_a_time_that_starts_no_interval", GRID, SetTerms(zone="Z1", start=S + 1, terms=TERMS),
-      "invalid_interval", start=S + 1, interval_ms=INTERVAL),
+    r("terms_earlier_than_the_latest_terms", GRID, SetTerms(zone="Z1", start=TS, terms=TERMS),
+      "invalid_terms", later_terms, reason=f"terms are set from interval {TS + INTERVAL} on"),
+    r("terms_from_a_time_that_starts_no_interval", GRID, SetTerms(zone="Z1", start=TS + 1, terms=TERMS),
+      "invalid_interval", start=TS + 1, interval_ms=INTERVAL),
     # ------------------------------------------------ meters
     r("meter_registered_twice", METERCO, meter(meter="house-a"), "meter_exists", meter="house-a",
       operator="meterco"),
     r("meter_id_of_another_operator", CHARGECO, meter(meter="house-a"), "meter_exists"),
     r("meter_in_an_unknown_zone", METERCO, meter(zone="Z9"), "unknown_zone", zone="Z9"),
     r("meter_with_a_key_that_is_no_did", METERCO, meter(key="did:key:z6Mk" + "1" * 44), "invalid_key"),
+    r("meter_with_another_meters_key", METERCO, meter(key=HOUSE_KEY.did), "meter_key_in_use", key=HOUSE_KEY.did,
+      meter="house-a"),
+    r("meter_with_the_key_of_a_meter_of_another_operator", METERCO, meter(key=CP_KEY.did), "meter_key_in_use",
+      meter="cp-b"),
+    r("meter_with_the_key_of_a_revoked_meter", CHARGECO, meter(key=HOUSE_KEY.did), "meter_key_in_use",
+      revoked("house-a"), meter="house-a"),
+    r("meter_whose_key_is_its_owners", METERCO, meter(key=DAVE.did), "meter_key_is_owner", meter="m-new",
+      key=DAVE.did),
     r("meter_owned_by_an_organisation_that_does_not_exist", METERCO, meter(owner="org:nobody"),
       "invalid_meter_owner", owner="org:nobody"),
     r("meter_owned_by_no_did", METERCO, meter(owner="mallory"), "invalid_meter_owner"),
@@ -221,6 +258,14 @@ REFUSALS = [
       "not_meter_operator", meter="house-a", operator="meterco"),
     r("rotate_to_the_key_in_use", METERCO, RotateMeterKey(meter="house-a", key=HOUSE_KEY.did), "meter_key_in_use",
       meter="house-a", key=HOUSE_KEY.did),
+    r("rotate_to_another_meters_key", METERCO, RotateMeterKey(meter="house-a", key=V2G_KEY.did), "meter_key_in_use",
+      meter="v2g-c", key=V2G_KEY.did),
+    r("rotate_to_the_key_of_a_meter_of_another_operator", METERCO, RotateMeterKey(meter="house-a", key=CP_KEY.did),
+      "meter_key_in_use", meter="cp-b"),
+    r("rotate_to_a_key_just_given_to_a_new_meter", METERCO, RotateMeterKey(meter="house-a", key=NEW_HOUSE_KEY.did),
+      "meter_key_in_use", lambda w: ok(w, CHARGECO, meter(key=NEW_HOUSE_KEY.did)), meter="m-new"),
+    r("rotate_to_the_owners_key", METERCO, RotateMeterKey(meter="house-a", key=ALICE.did), "meter_key_is_owner",
+      meter="house-a", key=ALICE.did),
     r("rotate_to_a_key_that_is_no_did", METERCO, RotateMeterKey(meter="house-a", key="did:key:z6Mk" + "1" * 44),
       "invalid_key"),
     r("rotate_a_revoked_meter", METERCO, RotateMeterKey(meter="house-a", key=NEW_HOUSE_KEY.did), "meter_revoked",
@@ -249,8 +294,26 @@ REFUSALS = [
     r("order_too_far_ahead", ALICE, lambda w: bid(start=(now(w) + 1 + HORIZON) // INTERVAL * INTERVAL + INTERVAL),
       "too_far_ahead", horizon_ms=HORIZON),
     r("order_on_a_full_book", ALICE, bid(side="sell"), "book_full", full_book, world=low_book, orders=10),
-    r("bid_the_account_cannot_hold", ALICE, bid(wh=100_001, price=1_000), "insufficient_funds", balance=100_000,
+    r("bid_the_account_cannot_hold", ALICE, bid(wh=1_000, price=100_001), "insufficient_funds", balance=100_000,
       amount=100_001),
+    r("bid_beyond_the_meters_power", ALICE, bid(wh=5_001), "order_beyond_power", meter="house-a", side="buy",
+      wanted=5_001, ordered=0, limit=5_000, start=S),
+    r("ask_beyond_the_meters_power", CAROL, bid(meter="v2g-c", side="sell", wh=2_751), "order_beyond_power",
+      meter="v2g-c", side="sell", wanted=2_751, ordered=0, limit=2_750),
+    r("ask_of_the_most_wh_an_order_may_carry", ALICE, bid(side="sell", wh=1_000_000_000, price=1_000_000),
+      "order_beyond_power", wanted=1_000_000_000, limit=5_000),
+    r("bid_1_wh_beyond_what_the_open_bids_leave", ALICE, bid(wh=1), "order_beyond_power",
+      lambda w: ok(w, ALICE, bid(wh=5_000)), side="buy", wanted=1, ordered=5_000, limit=5_000),
+    r("ask_beyond_what_two_open_asks_leave", ALICE, bid(side="sell", wh=1_001), "order_beyond_power",
+      lambda w: [ok(w, ALICE, bid(side="sell", wh=2_000)) for _ in range(2)], side="sell", wanted=1_001,
+      ordered=4_000),
+    r("bid_beyond_power_again_after_a_cancelled_bid_was_replaced", ALICE, bid(wh=1), "order_beyond_power",
+      lambda w: (ok(w, ALICE, bid(wh=5_000)), ok(w, ALICE, CancelOrder(zone="Z1", start=S, seq=1)),
+                 ok(w, ALICE, bid(wh=5_000))), ordered=5_000),
+    r("bid_for_an_org_meter_beyond_its_power", CHARGECO_CLERK, bid(meter="depot", wh=12_501), "order_beyond_power",
+      depot, meter="depot", limit=12_500),
+    r("bid_beyond_power_that_the_account_cannot_hold_either", DRY, bid(meter="m-dry", price=1, wh=10_001),
+      "order_beyond_power", lambda w: ok(w, METERCO, meter(meter="m-dry", owner=DRY.did)), limit=2_500),
     r("bid_of_an_owner_with_no_account", DRY, bid(meter="m-dry", price=1, wh=1), "insufficient_funds",
       lambda w: ok(w, METERCO, meter(meter="m-dry", owner=DRY.did)), balance=0, amount=1),
     r("replayed_order", ALICE, sent_again, "replayed_tx", one_order_kept),
@@ -278,8 +341,14 @@ REFUSALS = [
       lambda w: (orders(w), rotated(w)), at=end(S), key=NEW_HOUSE_KEY.did),
     r("reading_of_a_revoked_meter", HOUSE_KEY, reading_msg(), "meter_revoked",
       lambda w: (orders(w), revoked("house-a")(w)), at=end(S)),
-    r("reading_importing_above_the_meters_power", HOUSE_KEY, reading_msg(imported=LIMIT_WH["house-a"] + 1),
-      "implausible_reading", orders, at=end(S), wh=5_001, limit=5_000, max_power_w=20_000),
+    r("reading_importing_above_the_meters_power", HOUSE_KEY, reading_msg(imported=LIMIT_WH["house-a"] + 1, exported=0),
+      "implausible_reading", orders, at=end(S), meter="house-a", wh=5_001, limit=5_000, max_power_w=20_000,
+      interval_ms=INTERVAL),
+    r("reading_in_and_out_together_1_wh_above_the_meters_power", HOUSE_KEY, reading_msg(imported=2_000, exported=3_001),
+      "implausible_reading", orders, at=end(S), wh=5_001, limit=5_000),
+    r("reading_of_each_way_within_power_but_not_together", CP_KEY, reading_msg(meter="cp-b", imported=2_751,
+                                                                              exported=2_750),
+      "implausible_reading", orders, at=end(S), meter="cp-b", wh=5_501, limit=5_500, max_power_w=22_000),
     r("reading_exporting_above_the_meters_power", CP_KEY, reading_msg(meter="cp-b", exported=LIMIT_WH["cp-b"] + 1),
       "implausible_reading", orders, at=end(S), limit=5_500),
     r("reading_of_the_most_a_meter_may_carry", V2G_KEY, reading_msg(meter="v2g-c", exported=1_000_000_000),
@@ -299,12 +368,18 @@ REFUSALS = [
       at=gate(S) - 1, closes=gate(S), time=gate(S) - 1),
     r("clear_twice", DAVE, ClearInterval(zone="Z1", start=S), "already_cleared", cleared, start=S),
     r("clear_after_settlement", DAVE, ClearInterval(zone="Z1", start=S), "already_cleared", settled),
-    r("clear_an_interval_with_no_orders", DAVE, ClearInterval(zone="Z1", start=S), "unknown_order", at=gate(S)),
+    r("clear_an_interval_with_no_orders", DAVE, ClearInterval(zone="Z1", start=S), "no_orders", at=gate(S), start=S,
+      zone="Z1"),
+    r("clear_an_interval_whose_orders_are_on_another", DAVE, ClearInterval(zone="Z1", start=S + INTERVAL),
+      "no_orders", orders, at=gate(S + INTERVAL), start=S + INTERVAL),
     r("clear_in_an_unknown_zone", DAVE, ClearInterval(zone="Z9", start=S), "unknown_zone", at=gate(S)),
     r("clear_at_a_time_that_starts_no_interval", DAVE, ClearInterval(zone="Z1", start=S - 1), "invalid_interval",
       orders, at=gate(S)),
     # ------------------------------------------------ settlement
-    r("settle_an_interval_with_no_orders", DAVE, SettleInterval(zone="Z1", start=S), "unknown_order", at=end(S)),
+    r("settle_an_interval_with_no_orders", DAVE, SettleInterval(zone="Z1", start=S), "no_orders", at=end(S), start=S,
+      zone="Z1"),
+    r("settle_an_interval_with_no_orders_after_its_window", DAVE, SettleInterval(zone="Z1", start=S), "no_orders",
+      lambda w: ok(w, V2G_KEY, reading_msg(meter="v2g-c"), at=end(S)), at=settles(S)),
     r("settle_before_the_interval_ends", DAVE, SettleInterval(zone="Z1", start=S), "interval_not_over", cleared,
       at=end(S) - 1, end=end(S), time=end(S) - 1),
     r("settle_early_with_readings_missing", DAVE, SettleInterval(zone="Z1", start=S), "settlement_too_early", orders,
@@ -371,25 +446,44 @@ def test_every_interval_that_divides_a_day_is_taken(interval_ms: int) -> None:
     ok(world(), GRID, zone(interval_ms=interval_ms))
 
 
-@pytest.mark.parametrize("t", [terms(export_price=29), terms(import_wh=0, export_price=31),
-                               terms(export_wh=0, export_price=31), terms(long_price=40),
-                               Terms(0, 0, 0, 0, 0, 0)], ids=["export_just_below_import", "no_import_any_export_price",
-                                                              "no_export_any_export_price", "long_equal_short",
-                                                              "all_zero"])
-def test_consistent_terms_at_the_edge_are_taken(t: Terms) -> None:
-    ok(world(), GRID, SetTerms(zone="Z1", start=S, terms=t))
+CONSISTENT_AT_THE_EDGE = {
+    "export_just_below_import": terms(export_price=29),
+    "no_import_any_export_price": terms(import_wh=0, export_price=31),
+    "no_export_any_export_price": terms(export_wh=0, export_price=31),
+    "short_equal_import": terms(short_price=30),
+    "long_equal_export": terms(long_price=8),
+    "short_equal_import_and_long_equal_export": terms(short_price=30, long_price=8),
+    # with both capacities long <= export < import <= short; without import one price may serve for all four
+    "long_equal_short_with_no_import": Terms(0, 20_000, 30, 30, 30, 30),
+    "all_zero": Terms(0, 0, 0, 0, 0, 0),
+}
 
 
-def test_terms_are_set_up_to_1_ms_before_the_gate_closes_and_set_again_replace_them() -> None:
-    w = world()
-    ok(w, GRID, SetTerms(zone="Z1", start=S + INTERVAL, terms=terms(import_price=31)))
-    r = ok(w, GRID, SetTerms(zone="Z1", start=S + INTERVAL, terms=terms(import_price=32)),
-           at=gate(S + INTERVAL) - 1)
-    assert r.events == [{"type": "energy.terms_set", "zone": "Z1", "start": S + INTERVAL}]
+@pytest.mark.parametrize("how", ["open_zone", "set_terms"])
+@pytest.mark.parametrize("t", list(CONSISTENT_AT_THE_EDGE.values()), ids=list(CONSISTENT_AT_THE_EDGE))
+def test_consistent_terms_at_the_edge_are_taken(t: Terms, how: str) -> None:
+    ok(world(), GRID, zone(terms=t) if how == "open_zone" else SetTerms(zone="Z1", start=TS, terms=t))
+
+
+@pytest.mark.parametrize("notice", [0, 1, NOTICE, 2 * NOTICE])
+def test_terms_are_set_up_to_the_notice_before_the_gate_closes_and_set_again_replace_them(notice: int) -> None:
+    """Block time + ``energy_terms_notice_ms`` must be before the gate closes: the last block time taken
+    is gate - notice - 1 (with no notice, 1 ms before the gate closes, as orders), 1 ms later is too late."""
+    w = world({"energy_terms_notice_ms": notice})
+    start = terms_start(w, notice) + INTERVAL  # after the zone's first terms (S)
+    ok(w, GRID, SetTerms(zone="Z1", start=start, terms=terms(import_price=31)))
+    late = send(fork(w), GRID, SetTerms(zone="Z1", start=start, terms=terms(import_price=32)),
+                at=terms_deadline(start, notice) + 1)
+    assert (late.ok, late.code, late.detail["deadline"], late.detail["notice_ms"]) == (
+        False, "terms_too_late", terms_deadline(start, notice), notice)
+    r = ok(w, GRID, SetTerms(zone="Z1", start=start, terms=terms(import_price=32)), at=terms_deadline(start, notice))
+    assert r.events == [{"type": "energy.terms_set", "zone": "Z1", "start": start}]
     z = ZONES.get(w.ledger, "Z1")
-    assert z.terms == [S, S + INTERVAL]  # replaced, not listed twice
-    assert TERMS_MAP.get(w.ledger, "Z1", S + INTERVAL).terms.import_price == 32
+    assert z.terms == [S, start]  # replaced, not listed twice
+    assert TERMS_MAP.get(w.ledger, "Z1", start).terms.import_price == 32
     assert TERMS_MAP.get(w.ledger, "Z1", S).terms == TERMS
+    if notice == 0:
+        assert terms_deadline(start, notice) == gate(start) - 1
 
 
 # ---------------------------------------------------------------- meters
@@ -413,6 +507,42 @@ def test_a_rotated_meter_reads_with_its_new_key_from_the_rotation_on() -> None:
                          "owner": ALICE.did, "change": "key_rotated"}]
     ok(w, NEW_HOUSE_KEY, reading_msg(exported=3_000), at=end(S))
     assert reading(w, "house-a", S).key == NEW_HOUSE_KEY.did
+
+
+def test_a_key_rotated_out_is_free_for_another_meter_and_for_its_own_meter_again() -> None:
+    """A device key signs for one meter at a time: the rotation frees the old key (a revoked meter's key
+    stays its own: ``meter_with_the_key_of_a_revoked_meter``)."""
+    w = world()
+    rotated(w)
+    assert (METER_KEYS.get(w.ledger, HOUSE_KEY.did), METER_KEYS.get(w.ledger, NEW_HOUSE_KEY.did)) == (None, "house-a")
+    ok(w, CHARGECO, meter(meter="cp-d", kind="charge_point", key=HOUSE_KEY.did))
+    assert METER_KEYS.get(w.ledger, HOUSE_KEY.did) == "cp-d"
+    ok(w, METERCO, RotateMeterKey(meter="house-a", key=K("en-meter-house-3").did))
+    ok(w, METERCO, RotateMeterKey(meter="house-a", key=NEW_HOUSE_KEY.did))  # its own key of two rotations ago
+    assert METERS.get(w.ledger, "house-a").key == NEW_HOUSE_KEY.did
+
+
+@pytest.mark.parametrize("meter_id,owner", [("m-org", "org:chargeco"), ("m-dave", DAVE.did)])
+def test_a_device_key_may_be_another_meters_owner(meter_id: str, owner: str) -> None:
+    """The accepted edge of ``meter_key_is_owner``: the rule is about the meter's own owner, so Bob's key
+    (cp-b's owner) may sign for Dave's meter or for one of org:chargeco."""
+    w = world()
+    ok(w, CHARGECO, meter(meter=meter_id, kind="charge_point", owner=owner, key=BOB.did))
+    assert METERS.get(w.ledger, meter_id).key == BOB.did
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="found: a meter owned by org:<id> takes a key of that organisation as its device key (only "
+                          "key == owner is checked), so one key both orders for the meter and signs its readings; "
+                          "meter_key_is_owner says a meter never signs with a key its owner signs with")
+@pytest.mark.parametrize("how", ["register", "rotate"])
+def test_a_key_of_the_owning_organisation_is_refused_as_the_meters_device_key(how: str) -> None:
+    w = world()
+    depot(w)
+    msg = (meter(meter="depot-2", kind="charge_point", owner="org:chargeco", key=CHARGECO_CLERK.did)
+           if how == "register" else RotateMeterKey(meter="depot", key=CHARGECO_CLERK.did))
+    receipt = send(w, CHARGECO, msg)
+    assert (receipt.ok, receipt.code) == (False, "meter_key_is_owner"), receipt
 
 
 def test_a_revoked_meters_orders_stay_in_the_book_and_its_owner_may_still_cancel_them() -> None:
@@ -458,22 +588,23 @@ def test_an_order_is_written_with_its_transaction_id_and_a_bid_holds_its_most_co
     assert w.ledger.index["ix_energy_orders"][("Z1", S, 1)]["owner"] == ALICE.did
 
 
-def test_an_ask_holds_nothing() -> None:
+def test_an_ask_holds_nothing_even_worth_more_than_the_account() -> None:
+    """Alice's most power (5 kWh) at the highest price: 5,000.00, fifty times her account."""
     w = world()
-    ok(w, ALICE, bid(side="sell", wh=1_000_000_000, price=1_000_000))
+    ok(w, ALICE, bid(side="sell", wh=LIMIT_WH["house-a"], price=1_000_000))
     assert (bal(w, ALICE), held(w), order(w, S, 1).held) == (100_000, 0, 0)
 
 
 def test_a_bid_of_exactly_the_balance_is_taken_and_empties_the_account() -> None:
     w = world()
-    ok(w, ALICE, bid(wh=100_000, price=1_000))
+    ok(w, ALICE, bid(wh=1_000, price=100_000))
     assert (bal(w, ALICE), held(w)) == (0, 100_000)
 
 
 def test_a_book_takes_its_last_order() -> None:
     w = low_book()
     for i in range(9):
-        ok(w, ALICE, bid(side="sell", price=10 + i))
+        ok(w, ALICE, bid(side="sell", price=10 + i, wh=100))
     ok(w, BOB, bid(meter="cp-b"))
     assert book(w, S).orders == 10
     ok(w, BOB, bid(meter="cp-b", start=S + INTERVAL))  # another interval's book is its own
@@ -509,6 +640,55 @@ def test_cancelling_a_bid_gives_its_money_back_at_once() -> None:
     assert ("Z1", S, 2) not in w.ledger.index["ix_energy_orders"]
 
 
+@pytest.mark.parametrize("meter_id,owner,power", [("house-a", ALICE, 20_000), ("m-odd", DAVE, 1_001)],
+                         ids=["house_a", "a_meter_whose_power_rounds_down"])
+def test_orders_up_to_the_meters_power_are_taken_on_each_side_and_in_each_interval(meter_id: str, owner: KeyPair,
+                                                                                   power: int) -> None:
+    """Bids adding up to exactly what the meter's power moves in an interval (power x 15 min, rounded
+    down: 1,001 W -> 250 Wh), asks likewise beside them, and as much again in the next interval; 1 Wh
+    more on a side is refused."""
+    w = world()
+    if meter_id == "m-odd":
+        ok(w, METERCO, meter(meter=meter_id, max_power_w=power))
+    limit = power * INTERVAL // 3_600_000
+    ok(w, owner, bid(meter=meter_id, wh=limit - limit // 3))
+    ok(w, owner, bid(meter=meter_id, wh=limit // 3))
+    ok(w, owner, bid(meter=meter_id, side="sell", wh=limit))
+    ok(w, owner, bid(meter=meter_id, wh=limit, start=S + INTERVAL))
+    assert METER_ORDERS.get(w.ledger, meter_id, S) == MeterOrders(bid_wh=limit, ask_wh=limit)
+    for side in ("buy", "sell"):
+        r = send(w, owner, bid(meter=meter_id, side=side, wh=1))
+        assert (r.code, r.detail["ordered"], r.detail["limit"]) == ("order_beyond_power", limit, limit), r
+    ok(w, BOB, bid(meter="cp-b", wh=LIMIT_WH["cp-b"]))  # another meter's room is its own
+
+
+def test_cancelling_an_order_frees_its_room_on_its_side() -> None:
+    """Alice bids 3 and 2 kWh (her 5 kWh), asks 5 kWh; cancelling the 2 kWh bid frees 2 kWh of bids
+    (not of asks, not more)."""
+    w = world()
+    ok(w, ALICE, bid(wh=3_000))
+    ok(w, ALICE, bid(wh=2_000))
+    ok(w, ALICE, bid(side="sell", wh=5_000))
+    assert send(w, ALICE, bid(wh=1)).code == "order_beyond_power"
+    ok(w, ALICE, CancelOrder(zone="Z1", start=S, seq=2))
+    assert METER_ORDERS.get(w.ledger, "house-a", S) == MeterOrders(bid_wh=3_000, ask_wh=5_000)
+    assert send(w, ALICE, bid(side="sell", wh=1)).code == "order_beyond_power"
+    assert send(w, ALICE, bid(wh=2_001)).code == "order_beyond_power"
+    ok(w, ALICE, bid(wh=2_000))
+    ok(w, ALICE, CancelOrder(zone="Z1", start=S, seq=3))
+    ok(w, ALICE, bid(side="sell", wh=5_000))
+    assert METER_ORDERS.get(w.ledger, "house-a", S) == MeterOrders(bid_wh=5_000, ask_wh=5_000)
+
+
+def test_a_revoked_meters_cancelled_order_frees_its_room_but_it_orders_no_more() -> None:
+    w = world()
+    ok(w, ALICE, bid(wh=5_000))
+    revoked("house-a")(w)
+    ok(w, ALICE, CancelOrder(zone="Z1", start=S, seq=1))
+    assert METER_ORDERS.get(w.ledger, "house-a", S) == MeterOrders(bid_wh=0, ask_wh=0)
+    assert send(w, ALICE, bid(wh=1)).code == "meter_revoked"
+
+
 def test_cancelling_an_ask_moves_no_money() -> None:
     w = world()
     orders(w)
@@ -520,15 +700,20 @@ def test_cancelling_an_ask_moves_no_money() -> None:
 # ---------------------------------------------------------------- readings: the accepted edges
 
 
+@pytest.mark.parametrize("imported,exported", [(5_000, 0), (0, 5_000), (2_000, 3_000), (4_999, 1)],
+                         ids=["all_in", "all_out", "in_and_out", "in_and_1_wh_out"])
 @pytest.mark.parametrize("at", [end(S), settles(S) - 1], ids=["as_the_interval_ends", "1_ms_before_the_window_closes"])
-def test_a_reading_at_the_meters_most_power_is_taken_from_the_interval_end_to_the_window_close(at: int) -> None:
+def test_a_reading_at_the_meters_most_power_is_taken_from_the_interval_end_to_the_window_close(
+        at: int, imported: int, exported: int) -> None:
+    """In and out together exactly what the meter's power moves in an interval (5 kWh for house-a)."""
     w = world()
     orders(w)
-    r = ok(w, HOUSE_KEY, reading_msg(imported=LIMIT_WH["house-a"], exported=LIMIT_WH["house-a"]), at=at)
+    assert imported + exported == LIMIT_WH["house-a"]
+    r = ok(w, HOUSE_KEY, reading_msg(imported=imported, exported=exported), at=at)
     assert r.events == [{"type": "energy.reading_submitted", "meter": "house-a", "start": S, "operator": "meterco",
                          "owner": ALICE.did}]
     got = reading(w, "house-a", S)
-    assert (got.imported_wh, got.exported_wh, got.key, got.height) == (5_000, 5_000, HOUSE_KEY.did,
+    assert (got.imported_wh, got.exported_wh, got.key, got.height) == (imported, exported, HOUSE_KEY.did,
                                                                       w.ledger.head.height)
 
 
