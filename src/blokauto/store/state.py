@@ -519,6 +519,7 @@ class StoredReplayWindow:
         for txid in ids:
             f.add(txid)
         self._filter = f
+        self._time = time  # the next block's prune need not rebuild it again
 
 
 class IndexRowDamaged(DamagedData):

@@ -351,28 +351,39 @@ def _book(state: StateReader, zone: Zone, start: int) -> Book:
 
 
 def open_orders(state: StateReader, book: Book) -> Iterator[Order]:
+    base = ORDERS.key(book.zone, book.start, 0)[:-16]  # the interval's orders: this, then seq in 16 digits
+    get, decode = state.get, ORDERS.decode
     for seq in range(1, book.orders + 1):
-        order = ORDERS.get(state, book.zone, book.start, seq)
-        assert order is not None, f"book {book.zone}/{book.start} lists order {seq} it does not hold"
+        raw = get(base + b"%016d" % seq)
+        assert raw is not None, f"book {book.zone}/{book.start} lists order {seq} it does not hold"
+        order = decode(raw)
         if order.status == "open":
             yield order
 
 
-def grid_offers(t: Terms) -> list[Offer]:
+def grid_offers(t: Terms, funds: int) -> list[Offer]:
     """The grid's own offers in a zone's auction: it sells up to its import capacity at its import price
-    and buys up to its export capacity at its export price."""
+    and buys up to its export capacity at its export price, as far as ``funds`` (its operator's account)
+    pay for at that price."""
+    export_wh = t.export_wh if not t.export_price else min(t.export_wh, funds * 1000 // t.export_price)
     return ([Offer(GRID_KEY, SELL, t.import_price, t.import_wh)] if t.import_wh else []) + \
-           ([Offer(GRID_KEY, BUY, t.export_price, t.export_wh)] if t.export_wh else [])
+           ([Offer(GRID_KEY, BUY, t.export_price, export_wh)] if export_wh else [])
 
 
 def _clear(state: Overlay, ctx: Context, zone: Zone, book: Book, orders: list[Order]) -> Book:
+    """Clear the book; what the grid bought is held from its operator's account until settlement, so a
+    settlement always has the money to pay every seller."""
     terms = terms_for(state, zone, book.start)
-    grid = grid_offers(terms.terms)
+    payments = ctx.need(Payments)
+    operator = ORG_PREFIX + zone.operator
+    grid = grid_offers(terms.terms, payments.balance(state, operator, zone.currency))
     result = clear([Offer(o.key, o.side, o.price, o.wh) for o in orders] + grid)
     sold = next((fill(result, o.side, o.price, o.wh, o.key) for o in grid if o.side == SELL), 0)
     bought = next((fill(result, o.side, o.price, o.wh, o.key) for o in grid if o.side == BUY), 0)
+    held = value(bought, result.price, up=True)
+    payments.hold(state, ctx, zone.currency, operator, held, HOLDER)
     book = msgspec.structs.replace(book, status="cleared", clearing=Clearing(
-        result, terms.start, len(orders), sold, bought, ctx.height, ctx.time))
+        result, terms.start, len(orders), sold, bought, ctx.height, ctx.time, held))
     ctx.emit(IntervalCleared(zone=zone.id, start=book.start, price=result.price, matched_wh=result.matched_wh))
     return book
 
@@ -405,8 +416,10 @@ class _Meter:
 def settle_interval(state: Overlay, ctx: Context, msg: SettleInterval) -> None:
     """An interval with orders, after it ends, once; when every meter with a position has read it, or
     from the end of its reading window. Each meter pays what it bought and is paid what it sold at the
-    clearing price (through the zone operator's account); what it measured against its position settles
-    at the imbalance prices: short pays ``short_price``, long is paid ``long_price``; a position without a
+    clearing price (through the zone operator's account, which the clearing made hold what the grid
+    bought); what it measured against its position settles at the imbalance prices: short pays
+    ``short_price``, long is paid ``long_price``, each as far as the paying account goes (the rest is
+    recorded unpaid: a settlement is never refused for money); a position without a
     reading counts as the worst reading the meter's power allows (its most power drawn from the grid the
     whole interval), so withholding a reading never pays. A bid's money beyond its price goes back to
     its owner."""
@@ -465,31 +478,35 @@ def settle_interval(state: Overlay, ctx: Context, msg: SettleInterval) -> None:
         positions.append(Position(zone.id, start, mid, mt.owner, mt.bought, mt.sold, reading is not None, measured,
                                   paid, received, short_wh, value(short_wh, t.short_price, up=True), long_wh,
                                   value(long_wh, t.long_price, up=False), refunded=mt.held - paid, height=ctx.height))
-    # Money comes in before it goes out, so the operator's account pays sellers with what buyers paid.
+    # Money comes in before it goes out: what buyers paid and what the grid's purchase held reach the
+    # operator's account, which pays every seller with it (it always covers them: buyers' sums round up,
+    # sellers' down); then short charges (from the sellers' proceeds too) and, with them, long credits.
+    # A charge an account cannot cover is taken as far as it goes and recorded unpaid.
+    payments.release(state, ctx, zone.currency, HOLDER, operator, book.clearing.grid_held)
     for p in positions:
         payments.release(state, ctx, zone.currency, HOLDER, operator, p.paid)
         payments.release(state, ctx, zone.currency, HOLDER, p.owner, p.refunded)
+    for p in positions:
+        payments.move(state, ctx, zone.currency, operator, p.owner, p.received)
     settled: list[Position] = []
     for p in positions:
-        owed = p.short_charge - p.received - p.long_credit
-        if owed > 0:
-            can = min(owed, payments.balance(state, p.owner, zone.currency))
-            payments.move(state, ctx, zone.currency, p.owner, operator, can)
-            p = msgspec.structs.replace(p, unpaid=owed - can)
-        settled.append(p)
-    for p in settled:
-        owed = p.short_charge - p.received - p.long_credit
-        if owed < 0:
-            payments.move(state, ctx, zone.currency, operator, p.owner, -owed)
+        can = min(p.short_charge, payments.balance(state, p.owner, zone.currency))
+        payments.move(state, ctx, zone.currency, p.owner, operator, can)
+        settled.append(msgspec.structs.replace(p, unpaid=p.short_charge - can))
+    for i, p in enumerate(settled):
+        can = min(p.long_credit, payments.balance(state, operator, zone.currency))
+        payments.move(state, ctx, zone.currency, operator, p.owner, can)
+        settled[i] = p = msgspec.structs.replace(p, long_unpaid=p.long_credit - can)
         POSITIONS.put(state, p, zone.id, start, p.meter)
         ctx.index_put(POSITION_LIST, meter=p.meter, start=start, zone=zone.id, owner=p.owner, bought_wh=p.bought_wh,
-                      sold_wh=p.sold_wh, net=p.received + p.long_credit - p.paid - p.short_charge + p.unpaid,
+                      sold_wh=p.sold_wh, net=p.received + p.long_credit - p.long_unpaid - p.paid - p.short_charge + p.unpaid,
                       height=ctx.height)
     positioned = [p for p in settled if p.bought_wh or p.sold_wh]
     settlement = Settlement(
         positions=len(positioned), missing_readings=len(missing), bought_paid=sum(p.paid for p in settled),
         sold_paid=sum(p.received for p in settled),
         short_paid=sum(p.short_charge - p.unpaid for p in settled), short_unpaid=sum(p.unpaid for p in settled),
-        long_paid=sum(p.long_credit for p in settled), height=ctx.height, time=ctx.time)
+        long_paid=sum(p.long_credit - p.long_unpaid for p in settled), height=ctx.height, time=ctx.time,
+        long_unpaid=sum(p.long_unpaid for p in settled))
     BOOKS.put(state, msgspec.structs.replace(book, status="settled", settlement=settlement), zone.id, start)
     ctx.emit(IntervalSettled(zone=zone.id, start=start, positions=len(positioned), missing_readings=len(missing)))

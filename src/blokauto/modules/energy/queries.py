@@ -30,13 +30,13 @@ def _org_party(owner: str) -> str:
 
 
 def meter_parties(view: Any, obj: Any) -> set[str]:
-    """The meter's owner, its operator and its zone's operator."""
+    """The meter's owner, its operator, its zone's operator and its own device key."""
     name = obj.get("meter") if isinstance(obj, dict) else getattr(obj, "meter", None)
     m = METERS.get(view, name) if isinstance(name, str) and name and "/" not in name and len(name) <= 200 else None
     if m is None:
         return set()
     z = ZONES.get(view, m.zone)
-    return {_org_party(m.owner), m.operator} | ({z.operator} if z is not None else set())
+    return {_org_party(m.owner), m.operator, m.key} | ({z.operator} if z is not None else set())
 
 
 def order_parties(view: Any, obj: Any) -> set[str]:
@@ -50,7 +50,7 @@ def order_parties(view: Any, obj: Any) -> set[str]:
     return ({_org_party(o.owner)} if o is not None else set()) | ({z.operator} if z is not None else set())
 
 
-METER_PARTIES = Party(meter_parties, "the meter's owner, its operator and its zone's grid operator")
+METER_PARTIES = Party(meter_parties, "the meter's owner, its operator, its zone's grid operator and its device key")
 ORDER_PARTIES = Party(order_parties, "the order's owner and the zone's grid operator")
 
 
@@ -98,7 +98,7 @@ def zone(view: QueryView, q: ZoneQuery) -> dict[str, Any]:
     z = zone_of(view, q.zone)
     terms = [TERMS.get(view, z.id, s) for s in z.terms]
     return {**to_builtins(z), "terms": [to_builtins(t) for t in terms if t is not None],
-            "next_open": first_open(z, max(view.time, 0))}
+            "next_open": first_open(z, max(getattr(view, "read_time", view.time), 0))}
 
 
 @module.query("zones", Page, read=SIGNED)
@@ -126,7 +126,7 @@ def _order_view(view: QueryView, zone: str, start: int, seq: int) -> dict[str, A
     if o is None:
         return None
     b = BOOKS.get(view, zone, start)
-    out = {"zone": zone, "start": start, **to_builtins(o)}
+    out = {"zone": zone, "start": start, **to_builtins(o), "interval": b.status if b is not None else "open"}
     if b is not None and b.clearing is not None and o.status == "open":
         out["filled_wh"] = fill(b.clearing.result, o.side, o.price, o.wh, o.key)
         out["price_cleared"] = b.clearing.result.price
@@ -197,5 +197,5 @@ def positions(view: QueryView, q: MeterPage) -> dict[str, Any]:
 
 
 module.reads(SIGNED, "energy.zone_opened", "energy.terms_set", "energy.cleared", "energy.settled")
-module.reads(Own("owner"), "energy.order_placed", "energy.order_cancelled")
+module.reads(ORDER_PARTIES, "energy.order_placed", "energy.order_cancelled")
 module.reads(METER_PARTIES, "energy.meter_registered", "energy.meter_changed", "energy.reading_submitted")

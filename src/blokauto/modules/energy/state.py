@@ -113,6 +113,7 @@ class Settlement(msgspec.Struct, frozen=True):
     long_paid: Uint
     height: Uint
     time: Uint
+    long_unpaid: Uint = 0  # long credits the operator's account could not pay
 
 
 class Clearing(msgspec.Struct, frozen=True):
@@ -123,6 +124,7 @@ class Clearing(msgspec.Struct, frozen=True):
     grid_export_wh: Uint  # what the grid bought from it
     height: Uint
     time: Uint
+    grid_held: Uint = 0  # what the operator's account holds for the grid's purchase until settlement
 
 
 class Book(msgspec.Struct, frozen=True):
@@ -157,7 +159,8 @@ class Position(msgspec.Struct, frozen=True):
     (``read`` False: none, and a meter that traded is counted as having drawn its most power from the
     grid the whole interval), and the money: paid for what it
     bought, paid for what it sold, the imbalance (``short_wh`` at the short price, ``long_wh`` at the
-    long price), and any short charge its account could not cover (``unpaid``)."""
+    long price), any short charge its account could not cover (``unpaid``) and any long credit the
+    operator's could not (``long_unpaid``)."""
 
     zone: str
     start: Uint
@@ -173,9 +176,10 @@ class Position(msgspec.Struct, frozen=True):
     short_charge: Uint
     long_wh: Uint
     long_credit: Uint
-    unpaid: Uint = 0
+    unpaid: Uint = 0  # of its short charge
     refunded: Uint = 0  # what its bids held beyond their price
     height: Uint = 0
+    long_unpaid: Uint = 0  # of its long credit: what the operator's account could not pay
 
 
 def power_limit(meter: Meter, zone: Zone) -> int:
