@@ -459,9 +459,10 @@ def test_an_interval_settles_after_an_owning_organisation_was_removed() -> None:
     assert (d.sold_wh, d.received, d.refunded, d.short_wh, d.long_wh) == (1_000, 27, 1, 0, 0)
 
 
-def test_an_interval_settles_after_the_zone_operator_was_removed() -> None:
-    """The consortium removes grid, the zone's operator and the market's counterparty: buyers' money
-    still reaches org:grid, and sellers are still paid from it; nothing stays held."""
+def test_bids_are_given_back_after_the_zone_operator_was_removed() -> None:
+    """The consortium removes grid, the zone's operator and the market's counterparty: Bob's 0.12 beyond
+    the price comes back, his 1.28 still reaches org:grid and Alice's 0.96 is paid from it; nothing
+    stays held."""
     w = world()
     s = reference(w)
     remove_org(w, "grid")
