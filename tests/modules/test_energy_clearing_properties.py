@@ -16,8 +16,10 @@ The pure auction (``clear``, ``fill``, ``value``):
 On the ledger (``helpers.energy``, its meters of 1 MW so that no random book goes beyond what a
 meter's power moves in an interval, and terms set from the first interval they may still be set
 for): the grid never trades beyond its capacities (``import_wh``,
-``export_wh``), the book's clearing is the pure auction of its open orders and the grid's offers, the
-orders' ``filled_wh`` adds up; replaying the same blocks on a fresh ledger gives the same state root;
+``export_wh``) nor buys more than its operator's account pays for at its export price, and the
+clearing holds what it bought (at the clearing price, rounded up) from that account; the book's
+clearing is the pure auction of its open orders and the grid's offers, the orders' ``filled_wh`` adds
+up; replaying the same blocks on a fresh ledger gives the same state root;
 and the same orders submitted in another order (other transactions, so other ids) clear at the same
 price and volume, each owner getting the same energy but for the Wh left by rounding at a marginal
 price (at most one per order of the owner at that price).
@@ -36,9 +38,10 @@ from blokauto.modules.energy.clearing import NOTHING, Offer, Result, clear, fill
 from blokauto.modules.energy.handlers import GRID_KEY, grid_offers
 from blokauto.modules.energy.messages import ClearInterval, PlaceOrder, SetTerms, SettleInterval
 from blokauto.modules.energy.state import Terms
+from blokauto.modules.payments.messages import Redeem
 
-from helpers.energy import (ALICE, BOB, CAROL, DAVE, GRID, book, end, gate, now, ok, order, query, replay, settles,
-                            terms_start, world)
+from helpers.energy import (ALICE, BOB, CAROL, DAVE, GRID, bal, book, end, gate, held, now, ok, order, query, replay,
+                            settles, terms_start, world)
 
 PURE = settings(max_examples=400, deadline=None)
 LEDGER = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -159,7 +162,7 @@ def test_three_equal_bids_share_two_wh_by_key() -> None:
 def test_the_grid_ranks_after_every_order_at_a_marginal_price() -> None:
     """At the grid's import price, an order and the grid share pro rata; the Wh left goes to the order."""
     terms = Terms(import_wh=3, export_wh=0, import_price=30, export_price=0, short_price=40, long_price=5)
-    book = [Offer("ee" * 32, "sell", 30, 3), Offer("11" * 32, "buy", 35, 3), *grid_offers(terms)]
+    book = [Offer("ee" * 32, "sell", 30, 3), Offer("11" * 32, "buy", 35, 3), *grid_offers(terms, 0)]
     result = clear(book)
     assert fills(result, book) == {"ee" * 32: 2, "11" * 32: 3, GRID_KEY: 1}
 
@@ -177,14 +180,20 @@ ledger_terms = st.builds(
     lambda imp, exp, ip, gap, above, lp: Terms(imp, exp, ip, max(ip - gap, 0), ip + above, min(lp, max(ip - gap, 0))),
     st.sampled_from([0, 1, 5_000, 50_000]), st.sampled_from([0, 1, 5_000, 20_000]), st.integers(1, 60),
     st.integers(1, 60), st.integers(0, 40), st.integers(0, 80))
+#: What the grid operator's account holds when the interval clears (None: its 10,000.00).
+grid_funds = st.sampled_from([None, 0, 1, 40, 2_000])
 
 
-def play(terms: Terms, rows: list[tuple[int, str, int, int]], *, settle: bool = False) -> Any:
+def play(terms: Terms, rows: list[tuple[int, str, int, int]], *, settle: bool = False,
+         funds: int | None = None) -> Any:
     """A world of 1 MW meters with ``terms`` from interval S (the first whose terms may still be set),
-    ``rows`` placed on S (one block each), cleared at gate."""
+    the grid operator's account brought down to ``funds``, ``rows`` placed on S (one block each),
+    cleared at gate."""
     w = world(power=POWER)
     s = terms_start(w)
     ok(w, GRID, SetTerms(zone="Z1", start=s, terms=terms))
+    if funds is not None:
+        ok(w, GRID, Redeem(currency="EUR", amount=bal(w, "org:grid") - funds, payer="org:grid"))
     for who, side, price, wh in rows:
         meter, owner = METERS[who]
         ok(w, owner, PlaceOrder(meter=meter, start=s, side=side, price=price, wh=wh))
@@ -205,15 +214,22 @@ def owner_energy(w: Any, s: int) -> Counter:
 
 
 @LEDGER
-@given(ledger_terms, ledger_orders)
-def test_the_grid_trades_within_its_capacities_and_the_ledger_clears_as_the_pure_auction(
-        terms: Terms, rows: list[tuple[int, str, int, int]]) -> None:
-    w, s = play(terms, rows)
+@given(ledger_terms, ledger_orders, grid_funds)
+def test_the_grid_trades_within_its_capacities_and_its_funds_and_the_ledger_clears_as_the_pure_auction(
+        terms: Terms, rows: list[tuple[int, str, int, int]], funds: int | None) -> None:
+    w, s = play(terms, rows, funds=funds)
     b = book(w, s)
     c = b.clearing
+    had = 1_000_000 if funds is None else funds
     assert c.grid_import_wh <= terms.import_wh and c.grid_export_wh <= terms.export_wh
+    if terms.export_price:
+        assert c.grid_export_wh <= had * 1000 // terms.export_price
+    # what the grid bought is held from its operator's account until settlement
+    assert c.grid_held == value(c.grid_export_wh, c.result.price, up=True) <= had
+    assert bal(w, "org:grid") == had - c.grid_held
     placed = [order(w, s, seq) for seq in range(1, b.orders + 1)]
-    assert c.result == clear([Offer(o.key, o.side, o.price, o.wh) for o in placed] + grid_offers(terms))
+    assert held(w) == sum(o.held for o in placed) + c.grid_held
+    assert c.result == clear([Offer(o.key, o.side, o.price, o.wh) for o in placed] + grid_offers(terms, had))
     got = [query(w, "order", eq.OrderQuery(zone="Z1", start=s, seq=o.seq)) for o in placed]
     assert all(g["price_cleared"] == c.result.price and 0 <= g["filled_wh"] <= g["wh"] for g in got)
     bought = sum(g["filled_wh"] for g in got if g["side"] == "buy") + c.grid_export_wh
@@ -222,22 +238,22 @@ def test_the_grid_trades_within_its_capacities_and_the_ledger_clears_as_the_pure
 
 
 @LEDGER
-@given(ledger_terms, ledger_orders)
+@given(ledger_terms, ledger_orders, grid_funds)
 def test_replaying_the_same_blocks_on_a_fresh_ledger_gives_the_same_state_root(
-        terms: Terms, rows: list[tuple[int, str, int, int]]) -> None:
-    w, _ = play(terms, rows, settle=True)
+        terms: Terms, rows: list[tuple[int, str, int, int]], funds: int | None) -> None:
+    w, _ = play(terms, rows, settle=True, funds=funds)
     again = replay(w)
     assert again.root == w.root
     assert again.ledger.index == w.ledger.index
 
 
 @LEDGER
-@given(ledger_terms, ledger_orders.flatmap(lambda rows: st.tuples(st.just(rows), st.permutations(rows))))
+@given(ledger_terms, ledger_orders.flatmap(lambda rows: st.tuples(st.just(rows), st.permutations(rows))), grid_funds)
 def test_the_same_orders_in_another_order_clear_at_the_same_price_volume_and_energy_per_owner(
-        terms: Terms, books: tuple[list, list]) -> None:
+        terms: Terms, books: tuple[list, list], funds: int | None) -> None:
     rows, shuffled = books
-    w1, s = play(terms, rows)
-    w2, _ = play(terms, shuffled)
+    w1, s = play(terms, rows, funds=funds)
+    w2, _ = play(terms, shuffled, funds=funds)
     r1, r2 = book(w1, s).clearing.result, book(w2, s).clearing.result
     assert (r1.price, r1.matched_wh) == (r2.price, r2.matched_wh)
     # the grid ranks after every order at a marginal price, so it never gets a Wh left by rounding

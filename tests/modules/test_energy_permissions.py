@@ -17,9 +17,9 @@ Reading: each query and event type's read policy is called with the callers the 
 would see (``helpers.energy.caller_of``: a person's key holding no vehicle is an unknown key, a
 revoked member key carries its status and is refused by the API before any policy) on a view of the
 ledger (``check_read``): zones, books and clearing are for any signed request; a meter, its readings
-and positions for its owner, its operator and its zone's grid operator; an order for its owner and
-the zone's grid operator; an account's orders and meters for that account; regulators and nodes read
-everything.
+and positions (and its events) for its owner, its operator, its zone's grid operator and its own
+device key; an order (and its events) for its owner and the zone's grid operator; an account's orders
+and meters for that account; regulators and nodes read everything.
 """
 
 from __future__ import annotations
@@ -253,8 +253,8 @@ def reads(readers: set[str], refusal: str) -> dict[str, str]:
 
 #: Any signed request (zones, books, clearing: public to the consortium's participants).
 ANY_SIGNED = {**{label: "" for label in LABELS}, "unsigned": "read_refused", "meterco_retired": "revoked_caller"}
-#: house-a's data: its owner, its operator, its zone's grid operator.
-HOUSE = reads({"owner", "meterco", "meterco_tech", "grid", "grid_clerk"}, "not_a_party")
+#: house-a's data: its owner, its operator, its zone's grid operator, and its own device key (not cp-b's).
+HOUSE = reads({"owner", "meterco", "meterco_tech", "grid", "grid_clerk", "device"}, "not_a_party")
 #: Alice's order: its owner and the zone's grid operator (not the meter operator).
 ALICES_ORDER = reads({"owner", "grid", "grid_clerk"}, "not_a_party")
 #: The depot's order (org:chargeco): any chargeco key, and the zone's grid operator.
@@ -351,17 +351,25 @@ EVENTS = {
 
 def test_each_event_type_is_read_by_its_parties(settled_world: Chain) -> None:
     """Each type's newest event about house-a or Alice (the rotation of house-a's key and Alice's
-    cancellation added): a meter's events are its parties', an order's its owner's."""
+    cancellation added): a meter's events are its parties' (its device key: the current one, so after
+    the rotation the old key reads them no more and the new one does), an order's its owner's and the
+    zone's grid operator's."""
     w = fork(settled_world)
-    ok(w, METERCO, RotateMeterKey(meter="house-a", key=K("en-house-new").did))
+    new_key = K("en-house-new")
+    ok(w, METERCO, RotateMeterKey(meter="house-a", key=new_key.did))
     ok(w, ALICE, CancelOrder(zone="Z1", start=Times.b, seq=1))
-    expected = {**EVENTS, "energy.meter_registered": HOUSE, "energy.meter_changed": HOUSE,
-                "energy.reading_submitted": HOUSE, "energy.order_placed": ALICES, "energy.order_cancelled": ALICES}
+    rotated_out = {**HOUSE, "device": "unknown_caller"}
+    expected = {**EVENTS, "energy.meter_registered": rotated_out, "energy.meter_changed": rotated_out,
+                "energy.reading_submitted": rotated_out, "energy.order_placed": ALICES_ORDER,
+                "energy.order_cancelled": ALICES_ORDER}
     ours = {"energy.meter_registered", "energy.reading_submitted", "energy.order_placed"}
     seen = events_of(w)
+    view = EnergyView(w)
     for etype, want in expected.items():
         ev = [e for e in seen[etype] if etype not in ours or e.get("meter") == "house-a" or e.get("owner") == ALICE.did]
         assert codes(w, w.registry.event_reads[etype], ev[-1]) == want, etype
+        if want is rotated_out:
+            check_read(w.registry.event_reads[etype], view, caller_of(w, new_key), ev[-1], "it")
 
 
 def test_the_depots_events_are_read_by_any_key_of_its_organisation(settled_world: Chain) -> None:
@@ -370,7 +378,7 @@ def test_the_depots_events_are_read_by_any_key_of_its_organisation(settled_world
     placed = [e for e in seen["energy.order_placed"] if e["owner"] == "org:chargeco"][-1]
     assert codes(settled_world, settled_world.registry.event_reads["energy.meter_registered"], registered) == reads(
         {"chargeco", "chargeco_clerk", "grid", "grid_clerk"}, "not_a_party")
-    assert codes(settled_world, settled_world.registry.event_reads["energy.order_placed"], placed) == CHARGECOS
+    assert codes(settled_world, settled_world.registry.event_reads["energy.order_placed"], placed) == DEPOT_ORDER
 
 
 def test_every_energy_event_type_has_a_row() -> None:

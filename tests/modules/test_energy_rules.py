@@ -27,7 +27,7 @@ from blokauto.modules.energy.messages import (CancelOrder, ClearInterval, OpenZo
 from blokauto.modules.energy.state import (METER_KEYS, METER_ORDERS, METERS, TERMS as TERMS_MAP, ZONES, MeterOrders,
                                            Terms)
 from blokauto.modules.governance.messages import AddMember
-from blokauto.modules.payments.messages import Issue, Redeem
+from blokauto.modules.payments.messages import Issue
 
 from conftest import Chain, K
 from helpers.energy import (ALICE, BOB, CAROL, CHARGECO, CP_KEY, DAVE, EMI, GRID, GRID2, HOUSE_KEY, INTERVAL,
@@ -128,19 +128,6 @@ def full_book(w: Chain) -> None:
 
 def low_book() -> Chain:
     return world({"energy_book_max_orders": 10})
-
-
-def grid_drained(w: Chain) -> None:
-    """The grid buys Alice's 5 kWh at 8 (it exports; no one bids), Alice reads them, and the grid's
-    account is empty."""
-    ok(w, ALICE, bid(side="sell", price=0, wh=5_000))
-    drain_grid(w)
-    ok(w, HOUSE_KEY, reading_msg(exported=5_000), at=end(S))
-
-
-def drain_grid(w: Chain) -> None:
-    """The grid hands all its money back to the issuer."""
-    ok(w, GRID, Redeem(currency="EUR", amount=bal(w, "org:grid"), payer="org:grid"))
 
 
 # ---------------------------------------------------------------- refusals: one row per rule
@@ -389,8 +376,6 @@ REFUSALS = [
       missing=1, meter="cp-b"),
     r("settle_twice", DAVE, SettleInterval(zone="Z1", start=S), "already_settled", settled, start=S),
     r("settle_in_an_unknown_zone", DAVE, SettleInterval(zone="Z9", start=S), "unknown_zone", at=end(S)),
-    r("settle_when_the_grid_cannot_pay_the_seller", DAVE, SettleInterval(zone="Z1", start=S), "insufficient_funds",
-      grid_drained, owner="org:grid"),
 ]
 
 

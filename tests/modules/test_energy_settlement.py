@@ -10,18 +10,21 @@ The reference book: Alice's house asks 3 kWh at 10, Bob's charge point bids 4 kW
 
 Scenarios: budget balance (every account's change and the money held add up to nothing, the supply
 does not move, nothing stays held, buyers pay at most their bids and sellers get at least their
-asks); short and long imbalances at the terms' prices, rounded against the meter; a meter that traded
+asks); short and long imbalances at the terms' prices, rounded against the meter (sellers paid first,
+then short charges, then long credits); a meter that traded
 and sent no reading counting as having read the worst it could (its whole power imported all the
 interval: short by its power's Wh + what it sold - what it bought), a seller and a buyer, one that
 bought all its power takes, one whose bought and sold energy cancel; a meter whose bids got nothing
 owing no imbalance, read or not (and ``read`` saying whether it read); a short charge an account cannot
 cover recorded as unpaid (and the rest taken); unfilled bids refunded in full; a meter revoked after
-ordering settling as unread; a grid operator unable to pay its sellers making settlement fail
-(changing nothing) until funded; settlement clearing first; terms changed for later intervals not
-touching this one; the queries answering what settled; organisations removed since (an owner, the
-zone operator) paid and charged all the same, nothing left held. Then properties over random books
-and readings: money is conserved and each position's arithmetic is the rule's; withholding a reading
-never beats sending any reading the meter could have sent.
+ordering settling as unread; a settlement never refused for money: the grid buying only what its
+operator's account pays for (held from the clearing to the settlement), a long credit that account
+cannot pay recorded ``long_unpaid`` (credits paid by meter id), short charges collected before long
+credits are paid; settlement clearing first; terms changed for later intervals not touching this one;
+the queries answering what settled; organisations removed since (an owner, the zone operator) paid
+and charged all the same, nothing left held. Then properties over random books, readings and grid
+funds: money is conserved and each position's arithmetic is the rule's; withholding a reading never
+beats sending any reading the meter could have sent.
 """
 
 from __future__ import annotations
@@ -152,15 +155,17 @@ def test_a_seller_that_took_energy_instead_pays_its_short_beyond_what_it_sold() 
 @bug("settlement's moves between an owner and the zone operator are no longer on record as payments.transferred "
      "events: since 7fbffa8 energy settles through payments.move, which emits nothing (payments.pay emitted each "
      "move with memo 'energy <zone> <start>'), so an owner's event stream no longer shows what settlement paid or "
-     "charged it")
+     "charged it (ee949b0 kept payments.move)")
 def test_settlement_puts_what_it_moves_between_accounts_on_record_as_transfers() -> None:
     w = world()
     s = reference(w)
     read(w, "house-a", s, 0, 3_000 - 1_234, at=end(s))
     read(w, "cp-b", s, 4_000 - 777, 0)
     r = settle(w, s)
-    memo = f"energy Z1 {s}"
-    assert transfers(r) == [(GRID_ACCOUNT, BOB.did, 3, memo), (GRID_ACCOUNT, ALICE.did, 46, memo)]  # by meter id
+    # sellers paid, then short charges, then long credits (each by meter id)
+    assert [t[:3] for t in transfers(r)] == [(GRID_ACCOUNT, ALICE.did, 96), (ALICE.did, GRID_ACCOUNT, 50),
+                                             (GRID_ACCOUNT, BOB.did, 3)]
+    assert all(f"{s}" in memo for *_, memo in transfers(r))
 
 
 # ---------------------------------------------------------------- a meter that traded and did not read
@@ -307,25 +312,32 @@ def test_a_meter_revoked_after_ordering_settles_as_unread() -> None:
 # ---------------------------------------------------------------- the zone operator's account
 
 
-def test_a_grid_that_cannot_pay_its_sellers_blocks_settlement_until_it_is_funded() -> None:
-    """Alice sells 5 kWh at 0 and only the grid buys (at 8): the price is 4, the grid owes her 0.20
-    and has handed all its money back to the issuer."""
+@pytest.mark.parametrize("funds,bought,price,grid_held,alice_paid", [
+    (None, 5_000, 4, 20, 20),  # its 10,000.00 buys all 5 kWh
+    (20, 2_500, 4, 10, 10),  # 0.20 pays for 20 x 1000 // 8 = 2,500 Wh at its export price
+    (7, 875, 4, 4, 3),  # 875 Wh at the clearing price of 4: 3.5 held up to 4, paid down to 3
+    (0, 0, 0, 0, 0),  # an empty account buys nothing
+], ids=["funded", "pays_for_half", "rounding", "empty"])
+def test_the_grid_buys_only_what_its_operators_account_pays_for_and_holds_it_until_settlement(
+        funds: int | None, bought: int, price: int, grid_held: int, alice_paid: int) -> None:
+    """Alice sells 5 kWh at 0 and only the grid buys (at 8): it bids as much as its operator's account
+    pays for at 8, the clearing holds what it bought at the clearing price, and the settlement pays
+    Alice with it (a settlement is never refused for money: nobody has to fund the grid first)."""
     w = world()
     s = next_start(w)
     ok(w, ALICE, PlaceOrder(meter="house-a", start=s, side="sell", price=0, wh=5_000))
-    ok(w, GRID, Redeem(currency="EUR", amount=bal(w, GRID_ACCOUNT), payer=GRID_ACCOUNT))
-    read(w, "house-a", s, 0, 5_000, at=end(s))
-    before = snapshot(w)
-    r = send(w, DAVE, SettleInterval(zone="Z1", start=s))
-    assert (r.ok, r.code, r.detail["owner"], r.detail["amount"]) == (False, "insufficient_funds", GRID_ACCOUNT, 20)
-    assert r.events == [] and snapshot(w) == before
-    assert book(w, s).clearing is None  # the clearing it began went with it
-    ok(w, EMI, Issue(currency="EUR", to=GRID_ACCOUNT, amount=20))
-    money = accounts(w)
+    had = bal(w, GRID_ACCOUNT) if funds is None else funds
+    if funds is not None:
+        ok(w, GRID, Redeem(currency="EUR", amount=bal(w, GRID_ACCOUNT) - funds, payer=GRID_ACCOUNT))
+    ok(w, DAVE, ClearInterval(zone="Z1", start=s), at=gate(s))
+    c = book(w, s).clearing
+    assert (c.grid_export_wh, c.result.matched_wh, c.result.price, c.grid_held) == (bought, bought, price, grid_held)
+    assert (bal(w, GRID_ACCOUNT), held(w)) == (had - grid_held, grid_held)
+    read(w, "house-a", s, 0, bought, at=end(s))
     settle(w, s)
-    assert book(w, s).clearing.result.price == 4 and book(w, s).clearing.grid_export_wh == 5_000
-    assert changes(w, money) == {GRID_ACCOUNT: -20, ALICE.did: 20}
-    assert (bal(w, ALICE), bal(w, GRID_ACCOUNT)) == (100_020, 0)
+    a = position(w, "house-a", s)
+    assert (a.sold_wh, a.received, a.short_wh, a.long_wh) == (bought, alice_paid, 0, 0)
+    assert (bal(w, ALICE), bal(w, GRID_ACCOUNT), held(w)) == (100_000 + alice_paid, had - alice_paid, 0)
 
 
 def test_a_long_credit_is_paid_with_what_buyers_paid_in_the_same_settlement() -> None:
@@ -342,26 +354,65 @@ def test_a_long_credit_is_paid_with_what_buyers_paid_in_the_same_settlement() ->
     assert bal(w, GRID_ACCOUNT) == 30 - 5
 
 
-def test_a_grid_that_cannot_pay_a_long_credit_blocks_settlement_until_it_is_funded() -> None:
+@pytest.mark.parametrize("funds,long_paid", [(0, 0), (3, 3), (5, 5)], ids=["empty", "short_of_it", "enough"])
+def test_a_long_credit_the_operators_account_cannot_pay_is_recorded_unpaid(funds: int, long_paid: int) -> None:
     """With no grid export (terms from the first interval they may still be set for), Alice sells Bob
-    1 kWh at 0 and Bob takes nothing: long 1 kWh, 0.05 the grid owes and cannot pay."""
+    1 kWh at 0 and Bob takes nothing: long 1 kWh, 0.05 the grid owes; its account pays what it holds and
+    the rest is recorded ``long_unpaid`` (the settlement goes through)."""
     w = world()
     s = terms_start(w)
     ok(w, GRID, SetTerms(zone="Z1", start=s, terms=Terms(50_000, 0, 30, 8, 40, 5)))
     ok(w, ALICE, PlaceOrder(meter="house-a", start=s, side="sell", price=0, wh=1_000))
     ok(w, BOB, PlaceOrder(meter="cp-b", start=s, side="buy", price=0, wh=1_000))
-    ok(w, GRID, Redeem(currency="EUR", amount=bal(w, GRID_ACCOUNT), payer=GRID_ACCOUNT))
+    ok(w, GRID, Redeem(currency="EUR", amount=bal(w, GRID_ACCOUNT) - funds, payer=GRID_ACCOUNT))
     read(w, "house-a", s, 0, 1_000, at=end(s))
     read(w, "cp-b", s, 0, 0)
-    before = snapshot(w)
-    r = send(w, DAVE, SettleInterval(zone="Z1", start=s))
-    assert (r.ok, r.code, r.detail["owner"], r.detail["amount"]) == (False, "insufficient_funds", GRID_ACCOUNT, 5)
-    assert snapshot(w) == before
-    ok(w, EMI, Issue(currency="EUR", to=GRID_ACCOUNT, amount=5))
-    money = accounts(w)
+    before = accounts(w)
     settle(w, s)
-    assert changes(w, money) == {GRID_ACCOUNT: -5, BOB.did: 5}
-    assert position(w, "cp-b", s).long_credit == 5
+    b = position(w, "cp-b", s)
+    assert (b.long_wh, b.long_credit, b.long_unpaid, b.unpaid) == (1_000, 5, 5 - long_paid, 0)
+    assert changes(w, before) == {k: v for k, v in {GRID_ACCOUNT: -long_paid, BOB.did: long_paid}.items() if v}
+    st_ = book(w, s).settlement
+    assert (st_.long_paid, st_.long_unpaid, st_.short_unpaid) == (long_paid, 5 - long_paid, 0)
+    assert query(w, "positions", eq.MeterPage(meter="cp-b"))["positions"][0]["net"] == long_paid
+
+
+def test_long_credits_the_operators_account_cannot_all_pay_go_by_meter_id() -> None:
+    """Alice sells 2 kWh at 0, Bob (cp-b) and Carol (v2g-c) buy 1 kWh each and take nothing: 0.05 long
+    each; with 0.07 the operator's account pays cp-b's 0.05, then 0.02 of v2g-c's (in meter id order,
+    not pro rata)."""
+    w = world()
+    s = terms_start(w)
+    ok(w, GRID, SetTerms(zone="Z1", start=s, terms=Terms(50_000, 0, 30, 8, 40, 5)))
+    ok(w, ALICE, PlaceOrder(meter="house-a", start=s, side="sell", price=0, wh=2_000))
+    ok(w, CAROL, PlaceOrder(meter="v2g-c", start=s, side="buy", price=0, wh=1_000))
+    ok(w, BOB, PlaceOrder(meter="cp-b", start=s, side="buy", price=0, wh=1_000))
+    ok(w, GRID, Redeem(currency="EUR", amount=bal(w, GRID_ACCOUNT) - 7, payer=GRID_ACCOUNT))
+    read(w, "house-a", s, 0, 2_000, at=end(s))
+    read(w, "cp-b", s, 0, 0)
+    read(w, "v2g-c", s, 0, 0)
+    settle(w, s)
+    b, c = position(w, "cp-b", s), position(w, "v2g-c", s)
+    assert (b.long_credit, b.long_unpaid, c.long_credit, c.long_unpaid) == (5, 0, 5, 3)
+    assert (bal(w, BOB), bal(w, CAROL), bal(w, GRID_ACCOUNT)) == (100_005, 100_002, 0)
+
+
+def test_short_charges_are_collected_before_long_credits_are_paid() -> None:
+    """With an empty operator's account, Alice delivers 1 kWh less than she sold Bob (short: 0.40 at
+    40 c) and Bob takes 1 kWh less than he bought (long: 0.05): Alice's charge pays Bob's credit."""
+    w = world()
+    s = terms_start(w)
+    ok(w, GRID, SetTerms(zone="Z1", start=s, terms=Terms(50_000, 0, 30, 8, 40, 5)))
+    ok(w, ALICE, PlaceOrder(meter="house-a", start=s, side="sell", price=0, wh=2_000))
+    ok(w, BOB, PlaceOrder(meter="cp-b", start=s, side="buy", price=0, wh=2_000))
+    ok(w, GRID, Redeem(currency="EUR", amount=bal(w, GRID_ACCOUNT), payer=GRID_ACCOUNT))
+    read(w, "house-a", s, 0, 1_000, at=end(s))
+    read(w, "cp-b", s, 1_000, 0)
+    before = accounts(w)
+    settle(w, s)
+    a, b = position(w, "house-a", s), position(w, "cp-b", s)
+    assert (a.short_charge, a.unpaid, b.long_credit, b.long_unpaid) == (40, 0, 5, 0)
+    assert changes(w, before) == {ALICE.did: -40, BOB.did: 5, GRID_ACCOUNT: 35}
 
 
 def test_settlement_clears_first_when_nobody_cleared() -> None:
@@ -505,6 +556,7 @@ def a_reading(meter: str) -> Any:
 
 readings = st.tuples(*[st.one_of(st.none(), a_reading(m)) for m in METERS])
 poor = st.sets(st.integers(0, 2), max_size=2)  # owners who spend everything but their bids' money
+grid_funds = st.sampled_from([None, 0, 25, 300])  # what the operator's account keeps (None: its 10,000.00)
 
 
 def place(w: Chain, s: int, rows: list) -> None:
@@ -527,13 +579,20 @@ def spend_all(w: Chain, who: set[int]) -> None:
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(book_rows, readings, poor)
-def test_settlement_conserves_money_and_each_position_follows_the_rule(rows: list, reads: tuple, spend: set) -> None:
+@given(book_rows, readings, poor, grid_funds)
+def test_settlement_conserves_money_and_each_position_follows_the_rule(rows: list, reads: tuple, spend: set,
+                                                                     funds: int | None) -> None:
     w = world()
     s = next_start(w)
     start_total, start_supply = total(w), supply(w)
     place(w, s, rows)
     spend_all(w, spend)
+    if funds is not None:
+        ok(w, GRID, Redeem(currency="EUR", amount=bal(w, GRID_ACCOUNT) - funds, payer=GRID_ACCOUNT))
+        start_total, start_supply = total(w), supply(w)
+    if book(w, s) is None:  # every order was beyond its meter's power: nothing to settle
+        assert send(w, DAVE, SettleInterval(zone="Z1", start=s), at=settles(s)).code == "no_orders"
+        return
     first = True
     for meter, got in zip(METERS, reads):
         if got is not None:
@@ -543,7 +602,7 @@ def test_settlement_conserves_money_and_each_position_follows_the_rule(rows: lis
     held_before = held(w)
     early = send(w, DAVE, SettleInterval(zone="Z1", start=s), at=max(now(w) + 1, end(s)))
     r = early if early.ok else send(w, DAVE, SettleInterval(zone="Z1", start=s), at=settles(s))
-    assert r.ok, r
+    assert r.ok, r  # never refused for money
     after = accounts(w)
     change = defaultdict(int, {k: after.get(k, 0) - before.get(k, 0) for k in set(after) | set(before)})
     # conservation: nothing made or lost, nothing left held, the supply unmoved
@@ -581,38 +640,50 @@ def test_settlement_conserves_money_and_each_position_follows_the_rule(rows: lis
                                    if o.side == "buy"), 1, up=True)
         assert p.received >= sum(fill(result, o.side, o.price, o.wh, o.key) * o.price for o in mine
                                  if o.side == "sell") // 1000
-        owed = p.short_charge - p.received - p.long_credit
-        assert 0 <= p.unpaid <= max(owed, 0)
+        # the short charge as far as the account goes (what it was paid for its sales included), the long
+        # credit as far as the operator's account goes; the rest recorded unpaid
+        assert 0 <= p.unpaid <= p.short_charge and 0 <= p.long_unpaid <= p.long_credit
         if p.unpaid:
             assert after.get(p.owner, 0) == 0, "an unpaid short while the account still holds money"
-        assert change[p.owner] == p.refunded - owed + p.unpaid
-        grid_in += p.paid + owed - p.unpaid
-    assert change["org:grid"] == grid_in
+        if p.long_unpaid:
+            assert after.get(GRID_ACCOUNT, 0) == 0, "an unpaid long credit while the operator still holds money"
+        assert change[p.owner] == (p.refunded + p.received - (p.short_charge - p.unpaid)
+                                   + (p.long_credit - p.long_unpaid))
+        grid_in += p.paid - p.received + (p.short_charge - p.unpaid) - (p.long_credit - p.long_unpaid)
+    # the grid's own purchase, held from its account at the clearing (here, within the settlement), came
+    # back to it to pay the sellers with the buyers' money
+    assert change[GRID_ACCOUNT] == grid_in
     st_ = book(w, s).settlement
     positions = [position(w, m, s) for m in METERS if position(w, m, s) is not None]
-    assert (st_.bought_paid, st_.sold_paid, st_.long_paid, st_.short_unpaid) == (
-        sum(p.paid for p in positions), sum(p.received for p in positions), sum(p.long_credit for p in positions),
-        sum(p.unpaid for p in positions))
+    assert (st_.bought_paid, st_.sold_paid, st_.long_paid, st_.short_unpaid, st_.long_unpaid) == (
+        sum(p.paid for p in positions), sum(p.received for p in positions),
+        sum(p.long_credit - p.long_unpaid for p in positions), sum(p.unpaid for p in positions),
+        sum(p.long_unpaid for p in positions))
     assert st_.positions == sum(1 for p in positions if p.bought_wh or p.sold_wh)
     # settled as the interval ended unless a meter that traded had not read: then from the window's close
     assert st_.missing_readings == missing and early.ok == (missing == 0)
     event(f"matched: {result.matched_wh > 0}, unpaid: {st_.short_unpaid > 0}, missing: {missing > 0}, "
-          f"long: {st_.long_paid > 0}")
+          f"long: {st_.long_paid > 0}, long unpaid: {st_.long_unpaid > 0}, "
+          f"grid bought: {book(w, s).clearing.grid_held > 0}")
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.integers(0, 2).flatmap(lambda i: st.tuples(st.just(i), a_reading(METERS[i]))), book_rows, readings, poor)
+@given(st.integers(0, 2).flatmap(lambda i: st.tuples(st.just(i), a_reading(METERS[i]))), book_rows, readings, poor,
+       grid_funds)
 def test_withholding_a_reading_never_beats_sending_any_reading(sent: tuple, rows: list, others: tuple,
-                                                               spend: set) -> None:
+                                                               spend: set, funds: int | None) -> None:
     """One meter's owner, after the same random book and the other meters' same readings, settles once
     with the meter's reading withheld and once with any reading it could have sent: withheld, it never
-    ends with more money, nor owes less (short charge less long credit, unpaid included)."""
+    ends with more money, nor owes less (short charge less long credit, unpaid included); and nobody else
+    is worse off for it."""
     who, (imported, exported) = sent
     meter, owner = METERS[who], OWNERS[METERS[who]].did
     w = world()
     s = next_start(w)
     place(w, s, [(who, "buy" if imported >= exported else "sell", 30, 1 + (who + len(rows)) % 3 * 1_000), *rows])
     spend_all(w, spend)
+    if funds is not None:
+        ok(w, GRID, Redeem(currency="EUR", amount=bal(w, GRID_ACCOUNT) - funds, payer=GRID_ACCOUNT))
     for i, got in enumerate(others):
         if i != who and got is not None:
             read(w, METERS[i], s, *got, at=max(now(w) + 1, end(s)))
@@ -630,8 +701,11 @@ def test_withholding_a_reading_never_beats_sending_any_reading(sent: tuple, rows
     assert bal(withheld, owner) - q.unpaid <= bal(w, owner) - p.unpaid
     if not (p.bought_wh or p.sold_wh):  # nothing traded: no imbalance either way
         assert (p.short_wh, p.long_wh, q.short_wh, q.long_wh) == (0, 0, 0, 0)
-    # the others settle alike whatever this meter did
+    # the others settle alike whatever this meter did, but that its larger short charge (or smaller long
+    # credit) withheld may leave the operator's account more to pay their long credits with
     for m in METERS:
         if m != meter and position(w, m, s) is not None:
-            assert replace(position(w, m, s), height=0) == replace(position(withheld, m, s), height=0)
+            po, qo = position(w, m, s), position(withheld, m, s)
+            assert replace(po, height=0, long_unpaid=0) == replace(qo, height=0, long_unpaid=0)
+            assert qo.long_unpaid <= po.long_unpaid
     event(f"traded: {bool(p.bought_wh or p.sold_wh)}, withheld costs more: {bal(withheld, owner) < bal(w, owner)}")
