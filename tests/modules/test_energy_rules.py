@@ -516,10 +516,6 @@ def test_a_device_key_may_be_another_meters_owner(meter_id: str, owner: str) -> 
     assert METERS.get(w.ledger, meter_id).key == BOB.did
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="found: a meter owned by org:<id> takes a key of that organisation as its device key (only "
-                          "key == owner is checked), so one key both orders for the meter and signs its readings; "
-                          "meter_key_is_owner says a meter never signs with a key its owner signs with")
 @pytest.mark.parametrize("how", ["register", "rotate"])
 def test_a_key_of_the_owning_organisation_is_refused_as_the_meters_device_key(how: str) -> None:
     w = world()

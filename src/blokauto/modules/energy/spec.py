@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from ...core.module import Context, Module
+from ...core.module import Context, Module, SignerInfo
 from ...core.state import Overlay, StateReader
 
 module = Module(
@@ -71,6 +71,9 @@ class Vehicles(Protocol):
 
 @runtime_checkable
 class Organisations(Protocol):
-    """What energy needs from governance: an organisation's roles (None unless it is active)."""
+    """What energy needs from governance: an organisation's roles (None unless it is active), and
+    whose member key a key is."""
 
     def org_roles(self, state: StateReader, org: str) -> frozenset[str] | None: ...
+
+    def signer(self, state: StateReader, did: str) -> SignerInfo | None: ...
