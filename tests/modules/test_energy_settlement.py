@@ -341,13 +341,13 @@ def test_a_long_credit_is_paid_with_what_buyers_paid_in_the_same_settlement() ->
 @pytest.mark.parametrize("funds,long_paid", [(0, 0), (3, 3), (5, 5)], ids=["empty", "short_of_it", "enough"])
 def test_a_long_credit_the_operators_account_cannot_pay_is_recorded_unpaid(funds: int, long_paid: int) -> None:
     """With no grid export (terms from the first interval they may still be set for), Alice sells Bob
-    1 kWh at 0 and Bob takes nothing: long 1 kWh, 0.05 the grid owes; its account pays what it holds and
-    the rest is recorded ``long_unpaid`` (the settlement goes through)."""
+    1 kWh at 0.10 and Bob takes nothing: long 1 kWh, 0.05 the grid owes; its account pays what it holds
+    beyond what passed through it and the rest is recorded ``long_unpaid`` (the settlement goes through)."""
     w = world()
     s = terms_start(w)
     ok(w, GRID, SetTerms(zone="Z1", start=s, terms=Terms(50_000, 0, 30, 8, 40, 5)))
-    ok(w, ALICE, PlaceOrder(meter="house-a", start=s, side="sell", price=0, wh=1_000))
-    ok(w, BOB, PlaceOrder(meter="cp-b", start=s, side="buy", price=0, wh=1_000))
+    ok(w, ALICE, PlaceOrder(meter="house-a", start=s, side="sell", price=10, wh=1_000))
+    ok(w, BOB, PlaceOrder(meter="cp-b", start=s, side="buy", price=10, wh=1_000))
     ok(w, GRID, Redeem(currency="EUR", amount=bal(w, GRID_ACCOUNT) - funds, payer=GRID_ACCOUNT))
     read(w, "house-a", s, 0, 1_000, at=end(s))
     read(w, "cp-b", s, 0, 0)
@@ -355,22 +355,23 @@ def test_a_long_credit_the_operators_account_cannot_pay_is_recorded_unpaid(funds
     settle(w, s)
     b = position(w, "cp-b", s)
     assert (b.long_wh, b.long_credit, b.long_unpaid, b.unpaid) == (1_000, 5, 5 - long_paid, 0)
-    assert changes(w, before) == {k: v for k, v in {GRID_ACCOUNT: -long_paid, BOB.did: long_paid}.items() if v}
+    assert changes(w, before) == {k: v for k, v in {GRID_ACCOUNT: -long_paid, BOB.did: long_paid,
+                                                    ALICE.did: 10}.items() if v}
     st_ = book(w, s).settlement
     assert (st_.long_paid, st_.long_unpaid, st_.short_unpaid) == (long_paid, 5 - long_paid, 0)
-    assert query(w, "positions", eq.MeterPage(meter="cp-b"))["positions"][0]["net"] == long_paid
+    assert query(w, "positions", eq.MeterPage(meter="cp-b"))["positions"][0]["net"] == long_paid - 10
 
 
 def test_long_credits_the_operators_account_cannot_all_pay_go_by_meter_id() -> None:
-    """Alice sells 2 kWh at 0, Bob (cp-b) and Carol (v2g-c) buy 1 kWh each and take nothing: 0.05 long
-    each; with 0.07 the operator's account pays cp-b's 0.05, then 0.02 of v2g-c's (in meter id order,
-    not pro rata)."""
+    """Alice sells 2 kWh at 0.10, Bob (cp-b) and Carol (v2g-c) buy 1 kWh each and take nothing: 0.05
+    long each; with 0.07 of its own the operator's account pays cp-b's 0.05, then 0.02 of v2g-c's (in
+    meter id order, not pro rata)."""
     w = world()
     s = terms_start(w)
     ok(w, GRID, SetTerms(zone="Z1", start=s, terms=Terms(50_000, 0, 30, 8, 40, 5)))
-    ok(w, ALICE, PlaceOrder(meter="house-a", start=s, side="sell", price=0, wh=2_000))
-    ok(w, CAROL, PlaceOrder(meter="v2g-c", start=s, side="buy", price=0, wh=1_000))
-    ok(w, BOB, PlaceOrder(meter="cp-b", start=s, side="buy", price=0, wh=1_000))
+    ok(w, ALICE, PlaceOrder(meter="house-a", start=s, side="sell", price=10, wh=2_000))
+    ok(w, CAROL, PlaceOrder(meter="v2g-c", start=s, side="buy", price=10, wh=1_000))
+    ok(w, BOB, PlaceOrder(meter="cp-b", start=s, side="buy", price=10, wh=1_000))
     ok(w, GRID, Redeem(currency="EUR", amount=bal(w, GRID_ACCOUNT) - 7, payer=GRID_ACCOUNT))
     read(w, "house-a", s, 0, 2_000, at=end(s))
     read(w, "cp-b", s, 0, 0)
@@ -378,17 +379,18 @@ def test_long_credits_the_operators_account_cannot_all_pay_go_by_meter_id() -> N
     settle(w, s)
     b, c = position(w, "cp-b", s), position(w, "v2g-c", s)
     assert (b.long_credit, b.long_unpaid, c.long_credit, c.long_unpaid) == (5, 0, 5, 3)
-    assert (bal(w, BOB), bal(w, CAROL), bal(w, GRID_ACCOUNT)) == (100_005, 100_002, 0)
+    assert (bal(w, BOB), bal(w, CAROL), bal(w, GRID_ACCOUNT)) == (100_000 - 10 + 5, 100_000 - 10 + 2, 0)
 
 
 def test_short_charges_are_collected_before_long_credits_are_paid() -> None:
-    """With an empty operator's account, Alice delivers 1 kWh less than she sold Bob (short: 0.40 at
-    40 c) and Bob takes 1 kWh less than he bought (long: 0.05): Alice's charge pays Bob's credit."""
+    """With an empty operator's account, Alice delivers 1 kWh less than the 2 she sold Bob at 0.10
+    (short: 0.40 at 40 c, from her 0.20 and her account) and Bob takes 1 kWh less than he bought (long:
+    0.05): Alice's charge pays Bob's credit."""
     w = world()
     s = terms_start(w)
     ok(w, GRID, SetTerms(zone="Z1", start=s, terms=Terms(50_000, 0, 30, 8, 40, 5)))
-    ok(w, ALICE, PlaceOrder(meter="house-a", start=s, side="sell", price=0, wh=2_000))
-    ok(w, BOB, PlaceOrder(meter="cp-b", start=s, side="buy", price=0, wh=2_000))
+    ok(w, ALICE, PlaceOrder(meter="house-a", start=s, side="sell", price=10, wh=2_000))
+    ok(w, BOB, PlaceOrder(meter="cp-b", start=s, side="buy", price=10, wh=2_000))
     ok(w, GRID, Redeem(currency="EUR", amount=bal(w, GRID_ACCOUNT), payer=GRID_ACCOUNT))
     read(w, "house-a", s, 0, 1_000, at=end(s))
     read(w, "cp-b", s, 1_000, 0)
@@ -396,7 +398,7 @@ def test_short_charges_are_collected_before_long_credits_are_paid() -> None:
     settle(w, s)
     a, b = position(w, "house-a", s), position(w, "cp-b", s)
     assert (a.short_charge, a.unpaid, b.long_credit, b.long_unpaid) == (40, 0, 5, 0)
-    assert changes(w, before) == {ALICE.did: -40, BOB.did: 5, GRID_ACCOUNT: 35}
+    assert changes(w, before) == {ALICE.did: 20 - 40, BOB.did: 5, GRID_ACCOUNT: 35}
 
 
 def test_settlement_clears_first_when_nobody_cleared() -> None:

@@ -139,12 +139,16 @@ def open_zone(state: Overlay, ctx: Context, msg: OpenZone) -> None:
 @module.message(SetTerms, roles={"grid"})
 def set_terms(state: Overlay, ctx: Context, msg: SetTerms) -> None:
     """The zone's operator; from an interval whose gate closes at least ``energy_terms_notice_ms`` after
-    the block (participants can still cancel orders placed under the old terms) and no earlier than the
-    latest terms (terms set for the same interval are replaced)."""
+    the block (participants can still cancel orders placed under the old terms), no later than orders can
+    be placed (``energy_order_horizon_ms``) and no earlier than the latest terms (terms set for the same
+    interval are replaced)."""
     zone = zone_of(state, msg.zone)
     if _org(ctx) != zone.operator:
         raise errors.NotZoneOperator(zone=zone.id, operator=zone.operator)
     start = _interval(zone, msg.start, ctx.time)
+    horizon = ctx.param(ORDER_HORIZON_MS.name)
+    if start > ctx.time + horizon:  # terms for intervals nobody can order yet would block every change till then
+        raise errors.TooFarAhead(start=start, horizon_ms=horizon, time=ctx.time)
     notice = ctx.param(TERMS_NOTICE_MS.name)
     if ctx.time + notice >= gate_closes(zone, start):
         raise errors.TermsTooLate(start=start, zone=zone.id, deadline=gate_closes(zone, start) - notice - 1,
@@ -420,7 +424,8 @@ def settle_interval(state: Overlay, ctx: Context, msg: SettleInterval) -> None:
     from the end of its reading window. Each meter pays what it bought and is paid what it sold at the
     clearing price (through the zone operator's account, which the clearing made hold what the grid
     bought); what it measured against its position settles at the imbalance prices: short pays
-    ``short_price``, long is paid ``long_price``, each as far as the paying account goes (the rest is
+    ``short_price`` (at least the clearing price), long is paid ``long_price`` (at most the clearing
+    price), each as far as the paying account goes (the rest is
     recorded unpaid: a settlement is never refused for money); a position without a
     reading counts as the worst reading the meter's power allows (its most power drawn from the grid the
     whole interval), so withholding a reading never pays. A bid's money beyond its price goes back to
@@ -457,6 +462,9 @@ def settle_interval(state: Overlay, ctx: Context, msg: SettleInterval) -> None:
     terms = TERMS.get(state, zone.id, book.clearing.terms_start)
     assert terms is not None
     t = terms.terms
+    # Short never pays less than the clearing price, long is never paid more: selling energy not
+    # delivered, or buying energy not taken, never earns anything.
+    short_price, long_price = max(t.short_price, result.price), min(t.long_price, result.price)
     payments = ctx.need(Payments)
     operator = ORG_PREFIX + zone.operator
     positions: list[Position] = []
@@ -478,8 +486,8 @@ def settle_interval(state: Overlay, ctx: Context, msg: SettleInterval) -> None:
         deviation = measured - net if mt.bought or mt.sold else 0
         short_wh, long_wh = max(0, -deviation), max(0, deviation)
         positions.append(Position(zone.id, start, mid, mt.owner, mt.bought, mt.sold, reading is not None, measured,
-                                  paid, received, short_wh, value(short_wh, t.short_price, up=True), long_wh,
-                                  value(long_wh, t.long_price, up=False), refunded=mt.held - paid, height=ctx.height))
+                                  paid, received, short_wh, value(short_wh, short_price, up=True), long_wh,
+                                  value(long_wh, long_price, up=False), refunded=mt.held - paid, height=ctx.height))
     # Money comes in before it goes out: what buyers paid and what the grid's purchase held reach the
     # operator's account, which pays every seller with it (it always covers them: buyers' sums round up,
     # sellers' down); then short charges (from the sellers' proceeds too) and, with them, long credits.

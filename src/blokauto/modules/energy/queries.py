@@ -36,7 +36,8 @@ def meter_parties(view: Any, obj: Any) -> set[str]:
     if m is None:
         return set()
     z = ZONES.get(view, m.zone)
-    return {_org_party(m.owner), m.operator, m.key} | ({z.operator} if z is not None else set())
+    device = set() if m.revoked else {m.key}  # a revoked meter's key reads nothing more
+    return {_org_party(m.owner), m.operator} | device | ({z.operator} if z is not None else set())
 
 
 def order_parties(view: Any, obj: Any) -> set[str]:
