@@ -54,7 +54,6 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -67,8 +66,8 @@ from ..core.crypto import KeyPair
 from ..core.encoding import canonical
 from ..core.tx import CheckedTx, Message, make_body, sign
 from ..node.init import OrgSpec, init_chain
-from .harness import NodeProcess, RssSampler, node_key, ordered_pool_map, raw_verify_limit, signed_client
-from .throughput import BATCH, _rate, _submit_all
+from .harness import NodeProcess, node_key, ordered_pool_map, raw_verify_limit, signed_client
+from .throughput import BATCH, _rate, _submit_all, submit_and_follow
 
 CHAIN = "bench-energy"
 ORGS = ["grid:grid:Grid Operator", "meterco:energy:Meter Operator", "emi:issuer:E-Money Issuer"]
@@ -414,27 +413,10 @@ def orders_through_node(data: Path, setup: list[bytes], bodies: list[bytes], ord
                 raise RuntimeError(f"{bad} set-up transactions failed: {codes}")
 
             print(f"orders: {orders:,} through the node", file=sys.stderr, flush=True)
-            sampler = RssSampler(node.pid)
-            errors = []
-            progress: list[tuple[float, int]] = []
-            t0 = time.perf_counter()
-            sender = threading.Thread(target=_submit_all, args=(node.url, nkey, bodies, errors))
-            sender.start()
-            committed = 0
-            while committed < orders:
-                time.sleep(0.1)
-                st = http.get("/v1/status").json()
-                committed = st["committed_txs"] - base["committed_txs"]
-                progress.append((time.perf_counter() - t0, committed))
-                if not st["healthy"] or (not sender.is_alive() and errors and committed + len(errors) >= orders):
-                    break
-                print(f"\rorders: {committed:,}/{orders:,} committed", end="", file=sys.stderr, flush=True)
-            print(file=sys.stderr)
-            final = http.get("/v1/status").json()
-            sender.join()
-            elapsed = progress[-1][0]
-            peak = sampler.stop()
-            done = final["committed_txs"] - base["committed_txs"]
+            followed = submit_and_follow(http, node, nkey, bodies, orders, base, "orders")
+            progress, final, peak, done, errors = (followed.progress, followed.final, followed.peak_mb,
+                                                   followed.committed, followed.errors)
+            elapsed = followed.elapsed
             failed, first_failures = _failures(http, base["height"] + 1, final["height"])
     finally:
         node.stop()
@@ -443,9 +425,9 @@ def orders_through_node(data: Path, setup: list[bytes], bodies: list[bytes], ord
             "first_errors": (errors + first_failures)[:3], "orders_ok": ok, "elapsed_s": round(elapsed, 2),
             "start_tx_per_s": _rate(progress, 0.0, 0.2, orders), "end_tx_per_s": _rate(progress, 0.8, 1.0, orders),
             "blocks": final["height"] - base["height"], "peak_rss_mb": round(peak / 2**20, 1),
-            "node_main_cpu_us_per_tx": round(sampler.cpu[0] / max(1, done) * 1e6),
-            "node_workers_cpu_us_per_tx": round(sampler.cpu[1] / max(1, done) * 1e6),
-            "node_writer_cpu_us_per_tx": round(sampler.cpu[2] / max(1, done) * 1e6),
+            "node_main_cpu_us_per_tx": round(followed.cpu[0] / max(1, done) * 1e6),
+            "node_workers_cpu_us_per_tx": round(followed.cpu[1] / max(1, done) * 1e6),
+            "node_writer_cpu_us_per_tx": round(followed.cpu[2] / max(1, done) * 1e6),
             "setup_txs": len(setup) + 3}
 
 

@@ -41,7 +41,6 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -55,9 +54,9 @@ from ..core.tx import Message, make_body, sign
 from ..keystore import KeyStore
 from .dataset import CHAIN, build_fleet, db_bytes, default_cache
 from .fleet import device_key, vin_of
-from .harness import (BlockFeeder, NodeProcess, RssSampler, node_key, ordered_pool_map, raw_verify_limit,
+from .harness import (BlockFeeder, NodeProcess, node_key, ordered_pool_map, raw_verify_limit,
                       signed_client)
-from .throughput import BATCH, _failed_receipts, _rate, _submit_all
+from .throughput import BATCH, _failed_receipts, _rate, submit_and_follow
 
 OEM = "fleet-oem-admin"  # the maker of every fleet vehicle (its admin key signs the maker's transactions)
 BRAKE_HW, GATEWAY_HW = "brake-ecu-v2", "gateway-v1"
@@ -342,27 +341,10 @@ def _run_on(data: Path, *, vehicles: int, samples: int, verifies: int, workers: 
 
         with signed_client(node.url, nkey, timeout=120) as http:
             base = http.get("/v1/status").json()
-            sampler = RssSampler(node.pid)
-            errors: list[str] = []
-            progress: list[tuple[float, int]] = []
-            t0 = time.perf_counter()
-            sender = threading.Thread(target=_submit_all, args=(node.url, nkey, bodies, errors))
-            sender.start()
-            committed = 0
-            while committed < vehicles:
-                time.sleep(0.1)
-                st = http.get("/v1/status").json()
-                committed = st["committed_txs"] - base["committed_txs"]
-                progress.append((time.perf_counter() - t0, committed))
-                if not st["healthy"] or (not sender.is_alive() and errors and committed + len(errors) >= vehicles):
-                    break
-                print(f"\rmanifests: {committed:,}/{vehicles:,} committed", end="", file=sys.stderr, flush=True)
-            print(file=sys.stderr)
-            final = http.get("/v1/status").json()
-            sender.join()
-            elapsed = progress[-1][0]
-            peak = sampler.stop()
-            done = final["committed_txs"] - base["committed_txs"]
+            followed = submit_and_follow(http, node, nkey, bodies, vehicles, base, "manifests")
+            progress, final, peak, done, errors = (followed.progress, followed.final, followed.peak_mb,
+                                                   followed.committed, followed.errors)
+            elapsed = followed.elapsed
             failed = _failed_receipts(http, base["height"] + 1, final["height"])
             ok = done - failed
             rate = round(ok / elapsed)
@@ -374,9 +356,9 @@ def _run_on(data: Path, *, vehicles: int, samples: int, verifies: int, workers: 
                        start_manifests_per_s=_rate(progress, 0.0, 0.2, vehicles),
                        end_manifests_per_s=_rate(progress, 0.8, 1.0, vehicles),
                        blocks=final["height"] - base["height"], peak_rss_mb=round(peak / 2**20, 1),
-                       node_main_cpu_us_per_tx=round(sampler.cpu[0] / max(1, done) * 1e6),
-                       node_workers_cpu_us_per_tx=round(sampler.cpu[1] / max(1, done) * 1e6),
-                       node_writer_cpu_us_per_tx=round(sampler.cpu[2] / max(1, done) * 1e6))
+                       node_main_cpu_us_per_tx=round(followed.cpu[0] / max(1, done) * 1e6),
+                       node_workers_cpu_us_per_tx=round(followed.cpu[1] / max(1, done) * 1e6),
+                       node_writer_cpu_us_per_tx=round(followed.cpu[2] / max(1, done) * 1e6))
 
             print(f"campaign progress: {samples} queries over {vehicles:,} vehicles", file=sys.stderr, flush=True)
             params = {"id": campaign}

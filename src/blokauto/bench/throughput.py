@@ -111,6 +111,48 @@ def _submit_all(url: str, key: KeyPair, bodies: list[bytes], errors: list[str],
         t.join()
 
 
+class Followed:
+    """What ``submit_and_follow`` saw: (seconds, committed) samples, the node's last status, its peak
+    RSS (MB), how many transactions it committed, the submissions refused, and the CPU seconds of the
+    node's main process, verifier workers and state writer."""
+
+    def __init__(self, progress: list[tuple[float, int]], final: dict[str, Any], peak_mb: float, committed: int,
+                 errors: list[str], cpu: tuple[float, float, float]) -> None:
+        self.progress, self.final, self.peak_mb, self.committed, self.errors = progress, final, peak_mb, committed, errors
+        self.cpu = cpu
+
+    @property
+    def elapsed(self) -> float:
+        return self.progress[-1][0]
+
+
+def submit_and_follow(http: httpx.Client, node: NodeProcess, key: KeyPair, bodies: list[bytes], total: int,
+                      base: dict[str, Any], label: str) -> Followed:
+    """Post ``bodies`` from a thread (``_submit_all``) and follow the node's committed count (from
+    ``base``, its status before) until ``total`` are in, it is unhealthy, or every failure is counted,
+    printing ``label: n/total committed``."""
+    sampler = RssSampler(node.pid)
+    errors: list[str] = []
+    progress: list[tuple[float, int]] = []
+    t0 = time.perf_counter()
+    sender = threading.Thread(target=_submit_all, args=(node.url, key, bodies, errors))
+    sender.start()
+    committed = 0
+    while committed < total:
+        time.sleep(0.1)
+        st = http.get("/v1/status").json()
+        committed = st["committed_txs"] - base["committed_txs"]
+        progress.append((time.perf_counter() - t0, committed))
+        if not st["healthy"] or (not sender.is_alive() and errors and committed + len(errors) >= total):
+            break
+        print(f"\r{label}: {committed:,}/{total:,} committed", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    final = http.get("/v1/status").json()
+    sender.join()
+    peak = sampler.stop()
+    return Followed(progress, final, peak, final["committed_txs"] - base["committed_txs"], errors, sampler.cpu)
+
+
 def run(*, txs: int = 200_000, workload: str = "vehicles", workers: int | None = None, block_txs: int = 2000,
         keep: Path | None = None, compare_journal: bool = True) -> dict[str, Any]:
     """Commit ``txs`` transactions on a node; with ``compare_journal``, the same transactions again on a
