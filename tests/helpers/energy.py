@@ -27,6 +27,7 @@ from blokauto.modules.payments.messages import AttestReserves, Issue, RegisterCu
 from blokauto.modules.payments.state import ACCOUNTS, CURRENCIES, HELD
 
 from conftest import CHAIN, T0, Chain, K, build_tx
+from helpers.insurance import now, ok, send  # noqa: F401  (one block per transaction, as the insurance tests send them)
 from helpers.vehicles import ORGS, MemoryView, admin, snapshot  # noqa: F401  (snapshot: for the test files)
 
 ENERGY_ORGS: dict[str, list[str]] = {"grid": ["grid"], "grid2": ["grid"], "meterco": ["energy"],
@@ -58,23 +59,6 @@ def genesis(params: dict[str, int] | None = None) -> Genesis:
     orgs = [GenesisOrganisation(org, org.upper(), roles, [admin(org).did], [K("reg-node").did] if org == "reg" else [])
             for org, roles in ALL_ORGS.items()]
     return Genesis(chain=CHAIN, time=T0, organisations=orgs, quorum=1, params=dict(params or {}))
-
-
-def now(chain: Chain) -> int:
-    return chain.ledger.head.time
-
-
-def send(chain: Chain, sender: KeyPair, msg: Any, *cosigners: KeyPair, at: int | None = None) -> Any:
-    """One transaction in its own block at block time ``at`` (default: 1 ms after the last)."""
-    t = now(chain) + 1 if at is None else at
-    raw = build_tx(sender, msg, *cosigners, expires=t + 600_000, nonce=f"{next(chain.nonces):032x}")
-    return chain.block(raw, time=t).receipts[0]
-
-
-def ok(chain: Chain, sender: KeyPair, msg: Any, *cosigners: KeyPair, at: int | None = None) -> Any:
-    r = send(chain, sender, msg, *cosigners, at=at)
-    assert r.ok, r
-    return r
 
 
 def bal(chain: Chain, owner: str | KeyPair, currency: str = "EUR") -> int:
