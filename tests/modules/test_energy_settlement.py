@@ -618,8 +618,8 @@ def test_settlement_conserves_money_and_each_position_follows_the_rule(rows: lis
         assert (p.bought_wh, p.sold_wh, p.read, p.net_export_wh) == (bought, sold, got is not None, measured)
         assert p.paid == value(bought, result.price, up=True) and p.received == value(sold, result.price, up=False)
         assert (p.short_wh, p.long_wh) == (max(0, -deviation), max(0, deviation))
-        assert p.short_charge == value(p.short_wh, t.short_price, up=True)
-        assert p.long_credit == value(p.long_wh, t.long_price, up=False)
+        assert p.short_charge == value(p.short_wh, max(t.short_price, result.price), up=True)  # never below the clearing price
+        assert p.long_credit == value(p.long_wh, min(t.long_price, result.price), up=False)  # never above it
         assert p.refunded == sum(o.held for o in mine) - p.paid >= 0
         # buyers pay at most their bids, sellers get at least their asks
         assert p.paid <= value(sum(fill(result, o.side, o.price, o.wh, o.key) * o.price for o in mine
