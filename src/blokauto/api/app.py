@@ -75,6 +75,7 @@ from ..share_tokens import ShareGrant, ShareRefused, read_token
 from .auth import Authenticator, RevokedCaller, SignatureRequired, WrongAuthority
 from ..telemetry_intake import BatchWithoutSamples, is_batch_without_samples
 from .telemetry_routes import ROUTES as TELEMETRY_ROUTES
+from .console_routes import ROUTES as CONSOLE_ROUTES
 from .openapi import BATCH_ITEMS, HTTP_DATE, TX_ID_PATTERN, documented, json_body, query_parameters, signed_tx_schema
 
 log = logging.getLogger("blokauto.api")
@@ -879,7 +880,8 @@ def create_app(node: Node, *, authorities: frozenset[str] | None = None) -> Lite
     assert node.reader is not None, "start the node before serving it"
     api = Api(node, heights, EventFeed(node.reader, head=lambda: node.head_height, heights=heights,
                                        subscribe=node.subscribe), Snapshots(), authorities=authorities)
-    handlers = [submit_tx_route(signed_tx_schema(node.registry.codec.tx_type, node.chain)), *ROUTES, *TELEMETRY_ROUTES]
+    handlers = [submit_tx_route(signed_tx_schema(node.registry.codec.tx_type, node.chain)), *ROUTES, *TELEMETRY_ROUTES,
+                *CONSOLE_ROUTES]
     handlers += [query_route(m, n, spec.doc, spec.params, spec.read)
                  for (m, n), spec in sorted(node.registry.queries.items())]
     for h in handlers:  # every route of the API refuses query parameters it does not take

@@ -107,6 +107,11 @@ class NoRoute(NotFound):
     template = "There is nothing at {path}; GET /schema lists the API."
 
 
+class UnknownAsset(NotFound):
+    code = "unknown_asset"
+    template = "The console has no file {name!r}; open /console and let the page load what it needs."
+
+
 class BadTxId(RequestError):
     code = "bad_tx_id"
     template = "{value!r} is not a transaction id (64 lowercase hex digits)."
