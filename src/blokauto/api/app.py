@@ -62,6 +62,7 @@ from ..modules.recalls import keys as recall_keys
 from ..modules.software import keys as software_keys
 from ..modules.vehicles import keys as vehicle_keys
 from ..core.errors import BlokautoError, MalformedTx, RequestError, TxTooLarge, Unavailable
+from ..core.errors import render as render_failure
 from ..node.event_feed import EventFeed, FeedEnds, HeightWaiter
 from ..node.node import Node
 from ..node.reader import AFTER_BLOCK, ChainReader, QueryParamsInvalid, event_id, parse_event_id
@@ -410,7 +411,11 @@ class Api:
                 pass
             finally:
                 self.node.forget_receipt_future(txid, fut)
-        return await asyncio.to_thread(self.node.tx, txid)
+        ev = await asyncio.to_thread(self.node.tx, txid)
+        receipt = ev["receipt"]
+        if not receipt.get("ok", True):  # the sentence its code and detail stand for (the receipt holds those)
+            ev["message"] = render_failure(receipt.get("code", ""), receipt.get("detail") or {})
+        return ev
 
     async def report(self, vin: str, min_height: int, caller: Caller, share: str | None) -> dict[str, Any]:
         """The report of ``vin`` for a caller who may read it, or for anyone with a valid share link."""
@@ -549,7 +554,9 @@ async def submit_batch(request: Request, api: ApiDep, caller: CallerDep) -> dict
 @get("/v1/txs/{tx_id:str}", summary="A transaction's receipt with inclusion proofs", opt={"read": SIGNED},
      operation_class=documented(errors=(400, 401, 403, 404), path_patterns={"tx_id": TX_ID_PATTERN}))
 async def get_tx(api: ApiDep, caller: CallerDep, tx_id: FromPath[str], wait: WaitSeconds = 0.0) -> dict[str, Any]:
-    """Read by the transaction's signers and their organisations, nodes, regulators and police."""
+    """Read by the transaction's signers and their organisations, nodes, regulators and police. A
+    failed receipt comes with ``message``: the sentence its code and detail stand for (rendered by the
+    node; the proven receipt holds the code and detail)."""
     ev = await api.receipt(_txid(tx_id), _wait_s(wait))
     await api.may_read_tx(caller, ev)
     return ev

@@ -43,8 +43,8 @@ CONSOLE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-
                "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 _TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".html": MediaType.HTML,
           ".txt": "text/plain; charset=utf-8", ".svg": "image/svg+xml"}
-#: The browser verifier the report page also uses, served beside the console's own files.
-_SHARED = ("state_keys.js", "verifier.js")
+#: The browser verifier and request signing the other pages also use, served beside the console's own files.
+_SHARED = ("state_keys.js", "verifier.js", "signing.js")
 
 
 def _assets() -> dict[str, tuple[bytes, str]]:

@@ -19,6 +19,7 @@
     header: "blokauto/header/v1\0", attest: "blokauto/attest/v1\0", genesis: "blokauto/genesis/v1\0",
     stateKey: "blokauto/state-key/v1\0", stateValue: "blokauto/state-value/v1\0",
     smtLeaf: "blokauto/smt-leaf/v1\0", smtNode: "blokauto/smt-node/v1\0", history: "blokauto/history/v1\0",
+    txId: "blokauto/tx/v1\0",
   };
   const FORMAT = "blokauto-report/1";
   const KEYS = root.BlokautoStateKeys ||
@@ -476,8 +477,132 @@
     }
   }
 
+  // ---------------------------------------------------------------- consensus changes (blokauto.verify._anchor)
+
+  // An anchor judges checkpoints above its height; each proven change of node keys or quorum gives the next.
+  async function advanceAnchor(anchor, checkpoint, consensusRaw, proof) {
+    const header = checkpoint.header;
+    if (header.height <= (anchor.height || 0)) fail(`the consensus change at block ${header.height} is not after the anchor's height ${anchor.height || 0}`);
+    const known = checkpoint.attestations.filter((a) => a && a.node in anchor.nodes); // others' keys are set aside
+    await verifyCheckpoint(canonical(header), known, anchor);
+    await verifyState(header, KEYS.consensus, consensusRaw, proof);
+    let record;
+    try { record = JSON.parse(consensusRaw); } catch (e) { fail("the proven consensus record cannot be read"); }
+    if (!record || !Array.isArray(record.nodes)) fail("the proven consensus record cannot be read");
+    const nodes = {};
+    for (const n of record.nodes) nodes[n.did] = n.org;
+    if (!Number.isSafeInteger(record.version) || record.version <= (anchor.version || 0)) fail("the consensus record is not newer than the anchor");
+    if (!Number.isSafeInteger(record.quorum) || record.quorum < 1 || record.quorum > Object.keys(nodes).length) {
+      fail(`the consensus record's quorum ${record.quorum} is not between 1 and its ${Object.keys(nodes).length} node keys`);
+    }
+    return { chain: anchor.chain, genesisHash: anchor.genesisHash, nodes, quorum: record.quorum, height: header.height,
+      version: record.version };
+  }
+
+  /** The anchors in force over the chain's life: ``anchor`` (from genesis) then one per proven change
+   * (a GET /v1/consensus/changes answer's ``changes``), each proven with the keys before it. */
+  async function followConsensus(anchor, changes) {
+    const out = [Object.assign({ height: 0, version: 0 }, anchor)];
+    const sorted = (changes || []).slice().sort((a, b) => a.height - b.height);
+    for (const change of sorted) {
+      const last = out[out.length - 1];
+      if (change.height <= last.height) continue;
+      if (!change.checkpoint || !change.checkpoint.header || change.checkpoint.header.height !== change.height) {
+        fail(`the consensus change listed at block ${change.height} does not carry that block's checkpoint`);
+      }
+      out.push(await advanceAnchor(last, change.checkpoint, change.raw, change.proof));
+    }
+    return out;
+  }
+
+  /** Of the anchors (genesis first), the one that judges a checkpoint at ``height``. */
+  function anchorFor(anchors, height) {
+    let chosen = anchors[0];
+    for (const a of anchors.slice(1)) if (a.height < height) chosen = a;
+    return chosen;
+  }
+
+  /** A checkpoint as the API serves it ({header, attestations}), judged by the anchor in force at its height. */
+  async function verifyCheckpointObject(checkpoint, anchors) {
+    if (!checkpoint || typeof checkpoint !== "object") fail("the answer carries no checkpoint");
+    exactKeys(checkpoint, ["header", "attestations"], [], "checkpoint");
+    exactKeys(checkpoint.header, HEADER_FIELDS, [], "checkpoint header");
+    return verifyCheckpoint(canonical(checkpoint.header), checkpoint.attestations, anchorFor(anchors, checkpoint.header.height));
+  }
+
+  // ---------------------------------------------------------------- Merkle inclusion (RFC 9162 2.1.3.2)
+
+  async function rootFromInclusion(index, size, leafData, proofHex) {
+    if (!Number.isSafeInteger(index) || !Number.isSafeInteger(size) || index < 0 || index >= size) fail(`leaf ${index} is outside a tree of ${size}`);
+    let fn = index, sn = size - 1;
+    let r = await sha256(concat(new Uint8Array([0]), leafData));
+    for (const p of proofHex) {
+      const h = unhex(p);
+      if (h.length !== 32) fail("a proof hash is not 32 bytes");
+      if (sn === 0) fail("the proof is longer than the tree is deep");
+      if (fn % 2 === 1 || fn === sn) {
+        r = await sha256(concat(new Uint8Array([1]), h, r));
+        while (fn % 2 === 0 && fn !== 0) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); }
+      } else {
+        r = await sha256(concat(new Uint8Array([1]), r, h));
+      }
+      fn = Math.floor(fn / 2); sn = Math.floor(sn / 2);
+    }
+    if (sn !== 0) fail("the proof is shorter than the tree is deep");
+    return hex(r);
+  }
+
+  async function verifyInclusion(rootHex, size, leafData, index, proofHex, what) {
+    if (!Array.isArray(proofHex)) fail(`the ${what} proof is not a list`);
+    if (await rootFromInclusion(index, size, leafData, proofHex) !== rootHex) fail(`the ${what} is not in the block: its proof leads to another root than the header's`);
+  }
+
+  // A decoded convenience field must say exactly what the proven bytes say.
+  function agrees(evidence, field, proven) {
+    if (field in evidence && canonical(evidence[field]) !== canonical(proven)) fail(`the answer's '${field}' is not what its proven bytes say`);
+  }
+
+  /** A GET /v1/txs/{id} answer: checkpoint, transaction and receipt inclusion, id and receipt match.
+   * Returns {header, tx, receipt}. */
+  async function verifyTxEvidence(evidence, anchors) {
+    try {
+      const header = await verifyCheckpointObject(evidence.checkpoint, anchors);
+      if (typeof evidence.tx_raw !== "string" || typeof evidence.receipt_raw !== "string") fail("the answer lacks the transaction's bytes");
+      const index = evidence.index;
+      await verifyInclusion(header.tx_root, header.tx_count, utf8(evidence.tx_raw), index, evidence.proof && evidence.proof.tx, "transaction");
+      await verifyInclusion(header.receipt_root, header.tx_count, utf8(evidence.receipt_raw), index, evidence.proof && evidence.proof.receipt, "receipt");
+      const tx = JSON.parse(evidence.tx_raw), receipt = JSON.parse(evidence.receipt_raw);
+      const id = hex(await tagged(TAG.txId, utf8(canonical(tx.body))));
+      if (id !== evidence.id) fail("the transaction does not have the claimed id");
+      if (receipt.tx !== id) fail("the receipt belongs to another transaction");
+      agrees(evidence, "tx", tx); agrees(evidence, "receipt", receipt); agrees(evidence, "height", header.height);
+      return { header, tx, receipt };
+    } catch (e) {
+      if (e instanceof VerificationError) throw e;
+      throw new VerificationError("the answer is malformed: " + (e && e.message ? e.message : String(e)));
+    }
+  }
+
+  /** A GET /v1/state/{key} answer: the value (or its absence) proven against a verified checkpoint.
+   * Returns {header, value}. */
+  async function verifyStateEvidence(evidence, anchors) {
+    try {
+      const header = await verifyCheckpointObject(evidence.checkpoint, anchors);
+      const raw = evidence.raw === undefined ? null : evidence.raw;
+      if (raw !== null && typeof raw !== "string") fail("the value's bytes are not a string");
+      await verifyState(header, evidence.key, raw, evidence.proof);
+      const value = raw === null ? null : JSON.parse(raw);
+      agrees(evidence, "value", value); agrees(evidence, "height", header.height);
+      return { header, value };
+    } catch (e) {
+      if (e instanceof VerificationError) throw e;
+      throw new VerificationError("the answer is malformed: " + (e && e.message ? e.message : String(e)));
+    }
+  }
+
   const api = { VerificationError, anchorFromGenesis, verifyReport, verifyCheckpoint, stateRoot, summarize, openRecalls,
-    canonical, ed25519Verify, keyOfDid, sha256, hex, unhex };
+    canonical, ed25519Verify, keyOfDid, sha256, hex, unhex, followConsensus, anchorFor, verifyCheckpointObject,
+    rootFromInclusion, verifyTxEvidence, verifyStateEvidence };
   root.BlokautoVerifier = api;
   if (typeof module !== "undefined" && module.exports) module.exports = api;
 })(typeof window !== "undefined" ? window : globalThis);
