@@ -8,6 +8,7 @@ from ..modules.governance import keys as governance
 from ..modules.insurance import keys as insurance
 from ..modules.parts import keys as parts
 from ..modules.recalls import keys as recalls
+from ..modules.software import keys as software
 from ..modules.vehicles import keys as vehicles
 
 #: Digits of a number in a state key (numbers are zero-padded so keys sort numerically).
@@ -24,6 +25,7 @@ STATE_KEYS: dict[str, str | int] = {
     "consensus": governance.CONSENSUS,
     "vehicleClaims": insurance.VEHICLE_CLAIMS,
     "claim": insurance.CLAIM,
+    "software": software.VEHICLE,
     "numberDigits": NUMBER_DIGITS,
 }
 

@@ -12,6 +12,7 @@
     consensus: "gov/consensus",
     vehicleClaims: "ins/veh-claims/",
     claim: "ins/claim/",
+    software: "sw/veh/",
     numberDigits: 16,
   });
   root.BlokautoStateKeys = keys;

@@ -100,7 +100,7 @@
 
   /** "block 12, 3 of 4 attestations" for a verified header. */
   C.proofText = function (header, checkpoint) {
-    const a = V.anchorFor(C.anchors, header.height);
+    const a = C.anchorAt(header.height);
     const n = checkpoint && Array.isArray(checkpoint.attestations) ? checkpoint.attestations.length : a.quorum;
     return `block ${header.height} · ${n} of ${Object.keys(a.nodes).length} node${Object.keys(a.nodes).length === 1 ? "" : "s"} (quorum ${a.quorum})`;
   };
@@ -134,17 +134,27 @@
   C.query = (module, name, params) => C.api(`/v1/q/${module}/${name}${q(params)}`);
   C.qs = q;
 
+  /** The anchors, or a VerificationError saying why there are none (nothing verifies without one). */
+  C.trusted = function () {
+    if (!C.anchors) throw new V.VerificationError("no trust anchor: this node's genesis is not the one pinned in this browser; load your genesis.json");
+    return C.anchors;
+  };
+  /** The anchor that judges a checkpoint at ``height``. */
+  C.anchorAt = (height) => V.anchorFor(C.trusted(), height);
+  /** A checkpoint ({header, attestations}) verified against the anchor: its header. */
+  C.verifyCheckpoint = async (checkpoint) => V.verifyCheckpointObject(checkpoint, C.trusted());
+
   /** A state value proven against the anchor: {header, value, evidence}. */
   C.provenState = async function (key, minHeight) {
     const evidence = await C.api("/v1/state/" + key.split("/").map(encodeURIComponent).join("/") + q({ min_height: minHeight }));
-    const out = await V.verifyStateEvidence(evidence, C.anchors);
+    const out = await V.verifyStateEvidence(evidence, C.trusted());
     return Object.assign(out, { evidence });
   };
 
   /** A transaction with its receipt, proven: {header, tx, receipt, evidence}. */
   C.provenTx = async function (id, wait) {
     const evidence = await C.api(`/v1/txs/${encodeURIComponent(id)}${q({ wait })}`);
-    const out = await V.verifyTxEvidence(evidence, C.anchors);
+    const out = await V.verifyTxEvidence(evidence, C.trusted());
     return Object.assign(out, { evidence });
   };
 
@@ -154,7 +164,7 @@
     const ttl = 10 * 60 * 1000;
     const signed = await S.signTx(C.signer, C.genesis.chain, msg, Date.now() + ttl);
     const receipt = await C.api("/v1/txs?wait=15", { body: signed.tx });
-    return Object.assign(await V.verifyTxEvidence(receipt, C.anchors), { id: signed.id, evidence: receipt });
+    return Object.assign(await V.verifyTxEvidence(receipt, C.trusted()), { id: signed.id, evidence: receipt });
   };
 
   // ---------------------------------------------------------------- the trust anchor
@@ -230,7 +240,8 @@
     const spec = C.pages[name] || C.pages.explorer;
     const turn = ++rendering;
     const view = document.getElementById("view");
-    view.replaceChildren();
+    const pane = el("div", { class: "pane" }); // each render writes to its own pane: one overtaken writes to a detached one
+    view.replaceChildren(pane);
     C.problem("");
     for (const a of document.querySelectorAll("nav a")) {
       if (a.dataset.nav === (spec.nav || name)) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
@@ -239,9 +250,9 @@
     view.dataset.page = name;
     view.dataset.ready = "false";
     try {
-      await spec.render(view, args, () => turn !== rendering);
+      await spec.render(pane, args, () => turn !== rendering);
     } catch (e) {
-      if (turn === rendering) view.append(C.refusal(e));
+      pane.append(C.refusal(e));
     }
     if (turn === rendering) view.dataset.ready = "true";
   };

@@ -27,7 +27,7 @@
     const rows = page.blocks.map((b) => {
       const badge = C.badge(`block ${b.height}`);
       badge.follow((async () => {
-        const header = await V.verifyCheckpointObject({ header: b.header, attestations: b.attestations }, C.anchors);
+        const header = await C.verifyCheckpoint({ header: b.header, attestations: b.attestations });
         if (header.height !== b.height) throw new V.VerificationError(`the header is of block ${header.height}, listed as ${b.height}`);
         return header;
       })(), (h) => C.proofText(h, b));
@@ -49,7 +49,7 @@
     const b = await C.api(`/v1/blocks/${height}`);
     const badge = C.badge(`block ${height}`);
     view.append(el("h1", {}, `Block ${height} `, badge.el));
-    const header = await badge.follow(V.verifyCheckpointObject({ header: b.header, attestations: b.attestations }, C.anchors),
+    const header = await badge.follow(C.verifyCheckpoint({ header: b.header, attestations: b.attestations }),
       (h) => C.proofText(h, b));
     const h = b.header;
     view.append(el("div", { class: "box" }, C.kv([
