@@ -227,9 +227,19 @@ class Client:
              ttl_ms: int = DEFAULT_TTL_MS) -> TxInfo:
         """Build, sign (sender first, then co-signers), submit and wait for the receipt. The submission
         is signed with the client's key (a gateway's), or the sender's; the receipt is read as the
-        sender, who may always read its own transaction."""
+        sender, who may always read its own transaction, unless the transaction itself retired the
+        sender's key (a rotation, a member revoking its own key) and was committed before the read:
+        then as a co-signer, or the client's own key."""
         tx = self.sign(self.build(msg, sender, ttl_ms=ttl_ms), sender, *cosigners)
-        return self.receipt(self.submit(tx, key=self.key or sender), wait=wait, key=sender)
+        txid = self.submit(tx, key=self.key or sender)
+        readers = [sender, *cosigners, *([self.key] if self.key is not None else [])]
+        for i, reader in enumerate(readers):
+            try:
+                return self.receipt(txid, wait=wait, key=reader)
+            except BlokautoError as err:
+                if err.code != "revoked_caller" or i == len(readers) - 1:
+                    raise
+        raise AssertionError("unreachable: the last reader's refusal is raised")
 
     # ---------------------------------------------------------------- reading
 
