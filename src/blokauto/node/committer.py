@@ -18,6 +18,7 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from time import perf_counter
 from typing import Any, Callable
 
 import msgspec
@@ -57,6 +58,8 @@ class CommittedBlock:
     header: Header
     tx_ids: list[bytes]
     receipts: list[Receipt]
+    #: How long producing it took: execution, the durable append and applying its changes (0: not produced here).
+    seconds: float = 0.0
 
 
 def now_ms() -> int:
@@ -253,18 +256,20 @@ class BlockCommitter:
         """Execute and durably commit one block of ``txs``. Solo ordering stamps it with the clock;
         a networked ordering passes the time and stream position it agreed on."""
         assert self.head is not None
+        started = perf_counter()
         t = max(self.head.time, now_ms() if time is None else time)
         try:
             outcome = make_block(self.registry, self.state, self.window, prev=self.head, time=t, txs=txs,  # type: ignore[arg-type]
                                  signer_cache=self.signers)
-            self.commit(outcome, stream_seq)
+            self.commit(outcome, stream_seq, started=started)
         except BaseException:
             self.signers.clear()  # it may hold answers read from a block that was not committed
             raise
         return outcome
 
-    def commit(self, outcome: BlockOutcome, stream_seq: int | None = None) -> None:
-        """Append an executed block durably, make it the newest state and tell who waits."""
+    def commit(self, outcome: BlockOutcome, stream_seq: int | None = None, *, started: float | None = None) -> None:
+        """Append an executed block durably, make it the newest state and tell who waits (``started``:
+        when ``produce`` began it, for the time its subscribers are told it took)."""
         expect = self.expect_head
         if expect is not None and outcome.header.height == expect.height:
             if outcome.header.hash().hex() != expect.hash:
@@ -280,9 +285,9 @@ class BlockCommitter:
         if self.governance.consensus_key in outcome.writes:
             self._note_consensus()
         self.committed_txs += len(outcome.tx_ids)
-        self._notify(outcome)
+        self._notify(outcome, 0.0 if started is None else perf_counter() - started)
 
-    def _notify(self, outcome: BlockOutcome) -> None:
+    def _notify(self, outcome: BlockOutcome, seconds: float) -> None:
         h = outcome.header.height
         with self._notify_lock:
             for i, txid in enumerate(outcome.tx_ids):
@@ -291,7 +296,7 @@ class BlockCommitter:
                     result = TxResult(h, i, outcome.receipts[i])
                     for fut in waiters:
                         fut.set_result(result)
-        event = CommittedBlock(outcome.header, outcome.tx_ids, outcome.receipts)
+        event = CommittedBlock(outcome.header, outcome.tx_ids, outcome.receipts, seconds)
         for listener in list(self._listeners):
             listener(event)
 

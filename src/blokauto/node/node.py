@@ -140,6 +140,7 @@ class Node:
         self.intake = IntakePool(workers)  # processes checking batches of samples (started on the first)
         self._inflight = 0
         self._lock = threading.Lock()
+        self._refused: dict[str, int] = {}  # transactions refused before ordering, by code (for monitoring)
 
     def _open_committer(self) -> BlockCommitter:
         return BlockCommitter(self.data_dir, self.registry, self._key, genesis=self._genesis,
@@ -424,6 +425,7 @@ class Node:
         assert self.verifier is not None
         params = self.committer.params
         sub = Submission(len(raws))
+        sub.future.add_done_callback(self._count_refused)
         verified = self.verifier.check(raws, now_ms=now_ms(), max_bytes=params["max_tx_bytes"],
                                        max_ttl_ms=params["max_tx_ttl_ms"])
 
@@ -441,6 +443,12 @@ class Node:
 
         verified.add_done_callback(on_verified)
         return sub
+
+    def _count_refused(self, f: Future) -> None:
+        for r in f.result():
+            if r.__class__ is not bytes:
+                with self._lock:
+                    self._refused[r.code] = self._refused.get(r.code, 0) + 1
 
     def submit_one(self, raw: bytes) -> Future:
         """A future of one transaction's id (or its refusal, raised)."""
@@ -475,6 +483,33 @@ class Node:
             "integrity": {**self.health.status(), "rebuilt_state": self.rebuilt_state, "repaired": self.repaired,
                           "recovered_from_journal": recovered},
             **(self.ordering.status() if self.ordering is not None else {"ordering": "solo" if self.network is None else "jetstream"}),
+        }
+
+    #: Heights below the head searched for the newest one a quorum attested (a lag beyond shows as this).
+    QUORUM_LAG_SEARCHED = 10_000
+
+    def monitoring(self) -> dict[str, Any]:
+        """What ``/metrics`` reads beside ``status()``, cheap enough for every scrape: transactions in
+        the signature checks (and how long the oldest has waited), waiting to be ordered, refused
+        before ordering (by code), the newest block a quorum attested (None: unreadable), and why the engine stopped."""
+        verifying, oldest = self.verifier.backlog() if self.verifier is not None else (0, 0.0)
+        c = self.committer
+        head = c.head.height if c.head is not None else -1
+        quorum = c.checkpoints.quorum
+        try:
+            attested = c.blocks.highest_attested(quorum, max(-1, head - self.QUORUM_LAG_SEARCHED))
+        except sqlite3.Error:  # the block log cannot be read: the node's own checks report it
+            attested = None
+        with self._lock:
+            refused = dict(self._refused)
+        return {
+            "verifying": verifying,
+            "verifying_oldest_s": oldest,
+            "ordering_pending": self.ordering.pending if self.ordering is not None else 0,
+            "refused": refused,
+            "quorum": quorum,
+            "quorum_height": attested,
+            "failure": None if self.failure is None else type(self.failure).__name__,
         }
 
 

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from typing import Any
@@ -67,12 +68,13 @@ def _worker_main(rfd: int, wfd: int, chain: str, factory: str) -> None:
 
 
 class _Batch:
-    __slots__ = ("future", "results", "remaining")
+    __slots__ = ("future", "results", "remaining", "started")
 
     def __init__(self, n_chunks: int, size: int) -> None:
         self.future: Future[list[CheckedTx | BlokautoError]] = Future()
         self.results: list[Any] = [None] * size
         self.remaining = n_chunks
+        self.started = time.monotonic()
 
 
 class VerifierPool:
@@ -120,6 +122,14 @@ class VerifierPool:
     @property
     def pids(self) -> list[int]:
         return [p.pid for p in self._procs]
+
+    def backlog(self) -> tuple[int, float]:
+        """Transactions sent to the workers and not answered yet, and how long the oldest has waited (s)."""
+        with self._lock:
+            pending = list(self._pending.values())
+        if not pending:
+            return 0, 0.0
+        return sum(size for _, _, size, _ in pending), time.monotonic() - min(b.started for b, _, _, _ in pending)
 
     def check(self, raws: list[bytes], *, now_ms: int | None, max_bytes: int, max_ttl_ms: int | None) -> Future:
         chunks = [raws[i:i + CHUNK] for i in range(0, len(raws), CHUNK)] or [[]]

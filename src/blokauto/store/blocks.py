@@ -196,6 +196,13 @@ class BlockLog:
     def attestation_count(self, height: int) -> int:
         return self._read().execute("SELECT count(*) FROM attestations WHERE height=?", (height,)).fetchone()[0]
 
+    def highest_attested(self, quorum: int, above: int) -> int:
+        """The highest height above ``above`` that holds ``quorum`` attestations (``above`` if none does);
+        read from the newest height down, so it costs what the lag is, not the heights searched."""
+        row = self._read().execute("SELECT height FROM attestations WHERE height > ? GROUP BY height "
+                                   "HAVING count(*) >= ? ORDER BY height DESC LIMIT 1", (above, quorum)).fetchone()
+        return above if row is None else row[0]
+
     # ---------------------------------------------------------------- reading
 
     def height(self) -> int:
