@@ -77,6 +77,7 @@ from .auth import Authenticator, RevokedCaller, SignatureRequired, WrongAuthorit
 from ..telemetry_intake import BatchWithoutSamples, is_batch_without_samples
 from .telemetry_routes import ROUTES as TELEMETRY_ROUTES
 from .console_routes import ROUTES as CONSOLE_ROUTES
+from .metrics import ROUTES as METRICS_ROUTES, instrument
 from .openapi import BATCH_ITEMS, HTTP_DATE, TX_ID_PATTERN, documented, json_body, query_parameters, signed_tx_schema
 
 log = logging.getLogger("blokauto.api")
@@ -890,7 +891,7 @@ def create_app(node: Node, *, authorities: frozenset[str] | None = None) -> Lite
     handlers = [submit_tx_route(signed_tx_schema(node.registry.codec.tx_type, node.chain)), *ROUTES, *TELEMETRY_ROUTES,
                 *CONSOLE_ROUTES]
     handlers += [query_route(m, n, spec.doc, spec.params, spec.read)
-                 for (m, n), spec in sorted(node.registry.queries.items())]
+                 for (m, n), spec in sorted(node.registry.queries.items())] + METRICS_ROUTES
     for h in handlers:  # every route of the API refuses query parameters it does not take
         h.opt.setdefault("query", _FROM_SIGNATURE)
         if "read" not in h.opt:
@@ -912,4 +913,5 @@ def create_app(node: Node, *, authorities: frozenset[str] | None = None) -> Lite
     )
     app.state.node = node
     app.state.api = api
+    instrument(app, node)  # GET /metrics and the timing of every request (api/metrics.py)
     return app

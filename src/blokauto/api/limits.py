@@ -22,6 +22,7 @@ class ClientLimits:
         self.app = app
         self.limit = limit
         self.in_flight: dict[str, int] = {}
+        self.refused = 0  # requests answered 429 (read by /metrics)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -29,6 +30,7 @@ class ClientLimits:
             return
         client = (scope.get("client") or ("?", 0))[0]
         if self.in_flight.get(client, 0) >= self.limit:
+            self.refused += 1
             await _too_many(send, self.limit)
             return
         self.in_flight[client] = self.in_flight.get(client, 0) + 1

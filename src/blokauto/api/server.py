@@ -16,6 +16,7 @@ from typing import Any
 
 import uvicorn
 
+from ..logs import uvicorn_log_config
 from ..node.node import Node
 from .app import create_app
 from .auth import own_authorities
@@ -56,8 +57,10 @@ class ApiServer:
         self.host, self.port = self.sock.getsockname()[:2]
         self.app_authorities = own_authorities(host, self.port, public_urls)
         app = create_app(node, authorities=self.app_authorities)
-        config = uvicorn.Config(ClientLimits(app), log_level=log_level, access_log=False, lifespan="on",
-                                timeout_graceful_shutdown=2,
+        limits = ClientLimits(app)
+        app.state.metrics.serve_through(self.guard, limits)
+        config = uvicorn.Config(limits, log_level=log_level, access_log=False, lifespan="on",
+                                log_config=uvicorn_log_config(), timeout_graceful_shutdown=2,
                                 http=functools.partial(GuardedH11Protocol, guard=self.guard))  # type: ignore[arg-type]
         self.server = _Server(config, app)
         self._thread: threading.Thread | None = None

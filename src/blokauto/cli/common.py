@@ -26,6 +26,11 @@ DEFAULT_DATA = Path("blokauto-data")
 DEFAULT_NODE = "http://127.0.0.1:8545"
 DEFAULT_PORT = 8545
 
+#: How a command that runs a node logs: today's text, or one JSON object per line on stderr (blokauto.logs).
+LogFormatOpt = typer.Option("text", "--log-format", metavar="text|json",
+                            help="How the node logs: text (the default), or json: every line one JSON object on "
+                                 "stderr, with an access line per HTTP request (docs/operations.md).")
+
 
 def group(help: str) -> typer.Typer:
     return typer.Typer(help=help, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,

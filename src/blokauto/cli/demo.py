@@ -166,14 +166,14 @@ def run_demo(data: Path, *, serve: bool, port: int, console: Console) -> None:
 DEMO_PARAMS = {"odometer_jump_slack_km": 20_000}
 
 
-def run_network_demo(base: Path, *, serve: bool, orgs: int, console: Console) -> None:
+def run_network_demo(base: Path, *, serve: bool, orgs: int, console: Console, log_format: str = "text") -> None:
     """The same story on a local consortium: NATS JetStream servers and one node per organisation."""
     from ..node.network import network_down, network_status, network_up
 
     prepare_folder(base, console)
     console.print(f"[bold]blokauto demo --network[/] — a consortium in {base}/")
     state = network_up(base, orgs=orgs, founders=len(FOUNDERS), chain="blokauto-demo-net", params=DEMO_PARAMS,
-                       say=lambda s: console.print(f"  {s}", soft_wrap=True))
+                       say=lambda s: console.print(f"  {s}", soft_wrap=True), log_format=log_format)
     keys = KeyStore(base / "consortium" / "keys")
     url = state.nodes[0].url
     try:

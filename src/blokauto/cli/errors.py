@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import sqlite3
 from typing import Any, Callable
 
@@ -21,6 +22,7 @@ import typer
 from rich.markup import escape
 
 from ..core.errors import BlokautoError
+from ..logs import json_logs
 from ..node.backup import BackupError
 from ..node.faults import NodeFault
 from ..store.damage import DamagedData
@@ -38,7 +40,10 @@ def os_error_sentence(exc: OSError) -> str:
 
 
 def fail(message: str, code: int = 1) -> None:
-    err_console.print(f"[bold red]error[/]: {escape(message)}")
+    if json_logs():  # a command that logs JSON (--log-format json) says this as one JSON line too
+        logging.getLogger("blokauto.cli").error(message, extra={"exit_code": code})
+    else:
+        err_console.print(f"[bold red]error[/]: {escape(message)}")
     raise typer.Exit(code)
 
 

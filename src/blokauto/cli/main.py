@@ -31,7 +31,7 @@ from typer.core import TyperGroup
 
 from . import read, tx
 from .bench import bench_app
-from .common import DEFAULT_PORT, DataOpt, console, flag
+from .common import DEFAULT_PORT, DataOpt, LogFormatOpt, console, flag
 from .consent import consent_app
 from .energy import energy_app
 from .errors import cli_errors
@@ -87,13 +87,17 @@ def demo(data: Path = DataOpt("Folder for the demo chain (an earlier demo's fold
          port: int = typer.Option(DEFAULT_PORT, metavar="PORT", min=0, max=65535,
                                   help="API port with --serve (0: any free port; if it is taken, the demo says which it used)."),
          network: bool = flag("--network", "Run the story on a local NATS JetStream consortium instead."),
-         orgs: int = typer.Option(4, metavar="N", min=1, help="With --network: organisations running nodes.")) -> None:
-    """Start a one-node chain in DATA and tell a car's story through real signed transactions."""
+         orgs: int = typer.Option(4, metavar="N", min=1, help="With --network: organisations running nodes."),
+         log_format: str = LogFormatOpt) -> None:
+    """Start a one-node chain in DATA and tell a car's story through real signed transactions (the
+    story on stdout; with --log-format json, the node's log lines as JSON on stderr)."""
+    from ..logs import check, configure
     from .demo import run_demo, run_network_demo
 
-    if network:
-        run_network_demo(data, serve=serve, orgs=orgs, console=console)
+    if network:  # the nodes log, each into its node.log
+        run_network_demo(data, serve=serve, orgs=orgs, console=console, log_format=check(log_format))
     else:
+        configure(log_format)
         run_demo(data, serve=serve, port=port, console=console)
 
 

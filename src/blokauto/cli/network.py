@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .common import group
+from .common import LogFormatOpt, group
 from .errors import cli_errors
 
 network_app = group("A local consortium network on NATS JetStream.")
@@ -29,12 +29,15 @@ def up(base: Path = BaseOpt,
        quorum: Optional[int] = typer.Option(None, metavar="N", min=1, help="Attestations per checkpoint (default: more than 2/3)."),
        nats_server: Optional[str] = typer.Option(None, metavar="FILE",
                                                  help="Path of a nats-server binary (default: the pinned one)."),
-       workers: Optional[int] = typer.Option(None, metavar="N", min=1, help="Signature-checking processes per node.")) -> None:
-    """Start 3 NATS servers and one node per organisation on 127.0.0.1 (or resume a stopped network)."""
+       workers: Optional[int] = typer.Option(None, metavar="N", min=1, help="Signature-checking processes per node."),
+       log_format: str = LogFormatOpt) -> None:
+    """Start 3 NATS servers and one node per organisation on 127.0.0.1 (or resume a stopped network);
+    each node logs into its data folder's node.log."""
+    from ..logs import check
     from ..node.network import network_up
 
     network_up(base, orgs=orgs, chain=chain, quorum=quorum, nats_server=nats_server, workers=workers,
-                           say=lambda s: console.print(s, soft_wrap=True))
+               say=lambda s: console.print(s, soft_wrap=True), log_format=check(log_format))
     console.print(f"[green]network up[/] — `blokauto network status --base {base}`; "
                   f"`blokauto network down --base {base}` stops it", soft_wrap=True)
 

@@ -13,7 +13,7 @@ import msgspec
 import typer
 from rich.markup import escape
 
-from .common import DEFAULT_PORT, DataOpt, JsonOpt, console, err_console, group, print_json
+from .common import DEFAULT_PORT, DataOpt, JsonOpt, LogFormatOpt, console, err_console, group, print_json
 from .errors import cli_errors, fail
 from .progress import progress_bar
 
@@ -42,16 +42,26 @@ def node_start(
                                              "process (0: never; the first runs 30 s after start)."),
     unsafe_acks: bool = typer.Option(False, "--unsafe-acks-before-journal", hidden=True, metavar="",
                                      help="Benchmarks only: answer ids before they are durable (a crash can lose them)."),
+    log_format: str = LogFormatOpt,
 ) -> None:
     """Run a node and its HTTP API until Ctrl-C or SIGTERM (it keeps the terminal: use another one
     for the other commands)."""
+    import logging
+
     from ..api.server import ApiServer
+    from ..logs import configure
     from ..keystore import KeyStore
     from ..node.ordering import NodeConfig
     from ..node.faults import NodeFault
     from ..node.netconfig import NETWORK_FILE
     from ..node.node import Node, load_genesis, node_keys_of, tune_gc_for_serving
     from ..store.damage import DamagedData
+
+    json_logs = configure(log_format)
+    log = logging.getLogger("blokauto.cli")
+
+    def warn(message: str) -> None:  # a warning as today's yellow line, or a log record
+        log.warning(message) if json_logs else err_console.print(f"[yellow]{escape(message)}[/]")
 
     # Everything that can refuse the start is checked before the node writes anything into DATA.
     genesis = load_genesis(data)
@@ -67,9 +77,9 @@ def node_start(
     if node_key is None:
         candidates = node_keys_of(data, genesis)
         if len(candidates) > 1:
-            err_console.print(f"[yellow]{len(candidates)} node keys of this chain in {data / 'keys'} "
-                              f"({', '.join(candidates)}); attesting with {candidates[0]}. Choose with --node-key NAME.[/]")
-    with progress_bar("replaying blocks") as advance:
+            warn(f"{len(candidates)} node keys of this chain in {data / 'keys'} ({', '.join(candidates)}); "
+                 f"attesting with {candidates[0]}. Choose with --node-key NAME.")
+    with progress_bar("replaying blocks", quiet=json_logs) as advance:
         replayed = node.start(progress=advance)
     try:
         try:
@@ -77,21 +87,30 @@ def node_start(
         except OSError as exc:  # taken since check_can_listen: another process was quicker
             fail(listen_problem(host, port, exc), 2)
         if server.app_authorities is None:
-            err_console.print(f"[yellow]listening on every address ({host}) with no --public-url: signed requests "
-                              f"are accepted for any host name with port {server.port}; name the addresses clients "
-                              f"use with --public-url so a request signed for another node is refused here[/]")
+            warn(f"listening on every address ({host}) with no --public-url: signed requests are accepted for any "
+                 f"host name with port {server.port}; name the addresses clients use with --public-url so a request "
+                 f"signed for another node is refused here")
         st = node.status()
         integrity = st["integrity"]
-        console.print(f"node {st['node']} of chain {st['chain']!r} at height {st['height']}"
-                      + (f" (replayed {replayed} blocks)" if replayed else "") + ", ordering "
-                      + (f"on NATS JetStream as {st['org']}" if st["ordering"] == "jetstream" else "solo"))
-        if integrity["recovered_from_journal"]:
-            console.print(f"ordered {integrity['recovered_from_journal']} acknowledged transactions from the intake "
-                          f"journal that no block held yet")
+        started = (f"node {st['node']} of chain {st['chain']!r} at height {st['height']}"
+                   + (f" (replayed {replayed} blocks)" if replayed else "") + ", ordering "
+                   + (f"on NATS JetStream as {st['org']}" if st["ordering"] == "jetstream" else "solo"))
+        recovered = integrity["recovered_from_journal"]
+        if json_logs:
+            log.info(started, extra={"node": st["node"], "chain": st["chain"], "height": st["height"],
+                                     "replayed": replayed, "ordering": st["ordering"]})
+        else:
+            console.print(started)
+        if recovered:
+            message = f"ordered {recovered} acknowledged transactions from the intake journal that no block held yet"
+            log.info(message) if json_logs else console.print(message)
         for note in (integrity["rebuilt_state"], integrity["repaired"]):
             if note:
-                err_console.print(f"[yellow]{escape(note)}[/]")
-        console.print(f"API on {server.url}  (OpenAPI: {server.url}/schema)  pid {os.getpid()}  — Ctrl-C stops it")
+                warn(note)
+        if json_logs:
+            log.info(f"API on {server.url}", extra={"url": server.url, "pid": os.getpid()})
+        else:
+            console.print(f"API on {server.url}  (OpenAPI: {server.url}/schema)  pid {os.getpid()}  — Ctrl-C stops it")
         sys.stdout.flush()
         tune_gc_for_serving()
         server.run()
@@ -101,7 +120,7 @@ def node_start(
     if failure is not None:  # the API was served, but ordering and execution had stopped
         damaged = isinstance(failure, (NodeFault, DamagedData))
         fail(f"node stopped; its engine had stopped earlier: {failure}", 4 if damaged else 1)
-    console.print("node stopped cleanly")
+    log.info("node stopped cleanly") if json_logs else console.print("node stopped cleanly")
 
 
 def consortium_node_keys(data: Path, genesis: Any) -> dict[str, str]:

@@ -292,13 +292,15 @@ def start_server(state: NetworkState, server: NatsServer) -> None:
     server.pid = _spawn([state.nats_binary, "-c", str(base / f"{server.name}.conf")], base / f"{server.name}.log")
 
 
-def start_node(state: NetworkState, node: OrgNode, *, workers: int | None = None) -> None:
+def start_node(state: NetworkState, node: OrgNode, *, workers: int | None = None, log_format: str = "text") -> None:
     data = Path(node.data)
     cmd = [sys.executable, "-m", "blokauto.cli", "node", "start", "--data", str(data), "--port", str(node.port)]
     if state.block_ms:
         cmd += ["--block-ms", str(state.block_ms)]
     if workers:
         cmd += ["--workers", str(workers)]
+    if log_format != "text":
+        cmd += ["--log-format", log_format]
     node.pid = _spawn(cmd, data / "node.log")
 
 
@@ -367,15 +369,16 @@ def node_status(node: OrgNode, timeout: float = 2.0) -> dict[str, Any] | None:
 def network_up(base: Path, *, orgs: int = 4, chain: str = "blokauto-net", quorum: int | None = None,
                nats_server: str | None = None, workers: int | None = None, timeout: float = 60.0,
                say: Callable[[str], None] = lambda s: None, key_factory: Any = None,
-               founders: int | None = None, block_ms: int = 0, params: dict[str, int] | None = None) -> NetworkState:
+               founders: int | None = None, block_ms: int = 0, params: dict[str, int] | None = None,
+               log_format: str = "text") -> NetworkState:
     """Create and start a network of ``orgs`` organisations' nodes. ``founders`` (at least ``orgs``)
     founding organisations enter the genesis; the first ``orgs`` of them run nodes. An existing
-    network in ``base`` is resumed instead."""
+    network in ``base`` is resumed instead. ``log_format``: the nodes' ``--log-format``."""
     if orgs < 1:
         raise ValueError("a network needs at least one organisation")
     base = base.resolve()
     if (base / STATE_FILE).exists():
-        return network_resume(base, workers=workers, timeout=timeout, say=say)
+        return network_resume(base, workers=workers, timeout=timeout, say=say, log_format=log_format)
     binary = nats_binary(nats_server)
     specs = org_specs(max(orgs, founders or orgs))
     q = quorum or default_quorum(orgs)
@@ -394,16 +397,16 @@ def network_up(base: Path, *, orgs: int = 4, chain: str = "blokauto-net", quorum
     _write_org_folders(staging, genesis, state)
     write_server_configs(state)
     state.save()
-    _start_all(state, workers=workers, timeout=timeout, say=say, new=True)
+    _start_all(state, workers=workers, timeout=timeout, say=say, new=True, log_format=log_format)
     return state
 
 
 def network_resume(base: Path, *, workers: int | None = None, timeout: float = 60.0,
-                   say: Callable[[str], None] = lambda s: None) -> NetworkState:
+                   say: Callable[[str], None] = lambda s: None, log_format: str = "text") -> NetworkState:
     """Start again whatever process of an existing network is not running (its data is kept)."""
     state = load_state(base)
     say(f"resuming network of chain {state.chain!r} in {base}")
-    _start_all(state, workers=workers, timeout=timeout, say=say, new=False)
+    _start_all(state, workers=workers, timeout=timeout, say=say, new=False, log_format=log_format)
     return state
 
 
@@ -484,7 +487,7 @@ def _start_servers(state: NetworkState, *, timeout: float, new: bool) -> None:
 
 
 def _start_nodes(state: NetworkState, *, workers: int | None, timeout: float, new: bool,
-                 say: Callable[[str], None]) -> None:
+                 say: Callable[[str], None], log_format: str = "text") -> None:
     """Start every node that is not running, all at once, and wait until each serves its API; on a
     new network, a node whose port was taken meanwhile starts again on another one."""
     pending = [n for n in state.nodes if not alive(n.pid)]
@@ -492,7 +495,7 @@ def _start_nodes(state: NetworkState, *, workers: int | None, timeout: float, ne
         offsets = {}
         for node in pending:
             offsets[node.org] = _log_size(Path(node.data) / "node.log")
-            start_node(state, node, workers=workers)
+            start_node(state, node, workers=workers, log_format=log_format)
         state.save()
         retry = []
         for node in pending:
@@ -515,13 +518,13 @@ def _start_nodes(state: NetworkState, *, workers: int | None, timeout: float, ne
 
 
 def _start_all(state: NetworkState, *, workers: int | None, timeout: float, say: Callable[[str], None],
-               new: bool) -> None:
+               new: bool, log_format: str = "text") -> None:
     try:
         _start_servers(state, timeout=timeout, new=new)
         asyncio.run(_create_streams(state, timeout))
         say(f"NATS JetStream: {', '.join(state.server_urls)} (streams replicated on {SERVERS} servers, fsync always"
             + (", TLS" if state.ca_file else "") + ")")
-        _start_nodes(state, workers=workers, timeout=timeout, new=new, say=say)
+        _start_nodes(state, workers=workers, timeout=timeout, new=new, say=say, log_format=log_format)
         state.save()
     except BaseException:
         network_down(Path(state.base))
