@@ -345,9 +345,6 @@ def test_a_node_answering_a_grant_with_another_transactions_receipt_is_caught(co
     assert got["outcome"] == "unverified" and got["badge"] == "failed", got
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: console.js C.send verifies the receipt the node answers with, but not that "
-                                       "it is the receipt of the transaction it signed (evidence.id is never compared "
-                                       "with the signed id): a node can answer any submission with another proven receipt")
 def test_the_frameworks_send_refuses_a_receipt_of_another_transaction(console: Any, world: Any, granted: Holding) -> None:
     with sdk(world, granted.key) as c:
         [earlier] = c.query("consent", "grants_of", vin=granted.vin)["grants"]

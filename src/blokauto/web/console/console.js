@@ -164,7 +164,13 @@
     const ttl = 10 * 60 * 1000;
     const signed = await S.signTx(C.signer, C.genesis.chain, msg, Date.now() + ttl);
     const receipt = await C.api("/v1/txs?wait=15", { body: signed.tx });
-    return Object.assign(await V.verifyTxEvidence(receipt, C.trusted()), { id: signed.id, evidence: receipt });
+    const proven = await V.verifyTxEvidence(receipt, C.trusted());
+    if (receipt.id !== signed.id || V.canonical(proven.tx.body) !== V.canonical(signed.tx.body)) {
+      // a genuine receipt, but of another transaction: the node did not answer for the one signed here
+      throw new V.VerificationError(`the node answered with the receipt of transaction ${String(receipt.id).slice(0, 16)}…, ` +
+        `not of the one signed here (${signed.id.slice(0, 16)}…)`);
+    }
+    return Object.assign(proven, { id: signed.id, evidence: receipt });
   };
 
   // ---------------------------------------------------------------- the trust anchor
