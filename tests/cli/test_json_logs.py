@@ -156,3 +156,18 @@ def test_an_unknown_log_format_is_refused_naming_the_formats(tmp_path):
     r = run_cli("node", "start", "--data", str(tmp_path / "data"), "--port", "0", "--log-format", "xml")
     assert r.returncode == 2
     assert "text, json" in r.stderr and not (tmp_path / "data" / "chain.db").exists()
+
+
+@pytest.mark.parametrize("log_format,passed", [("text", []), ("json", ["--log-format", "json"])])
+def test_network_up_starts_each_node_with_its_log_format(tmp_path, monkeypatch, log_format, passed):
+    """``blokauto network up --log-format json`` hands the format to every node it starts (each logs
+    into its node.log); the text default adds nothing to the command."""
+    from blokauto.node import network
+
+    started: list[list[str]] = []
+    monkeypatch.setattr(network, "_spawn", lambda cmd, log, cwd=None: started.append(cmd) or 4242)
+    state = network.NetworkState("c", str(tmp_path), "", "", [], [], "nats-server")
+    network.start_node(state, network.OrgNode("org-a", str(tmp_path / "a"), 8545), log_format=log_format)
+    (cmd,) = started
+    assert cmd[cmd.index("start"):] == ["start", "--data", str(tmp_path / "a"), "--port", "8545", *passed]
+
