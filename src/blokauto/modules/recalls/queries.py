@@ -14,12 +14,16 @@ from ...core.state import KeyPart
 from .doors import RecallsDoor
 from .resolve import affected, affected_count
 from .spec import REMEDIED, module
-from .state import CAMPAIGNS, OPEN, Campaign, Scope
+from .state import CAMPAIGNS, OPEN, REMEDIES, Campaign, Scope
 
 #: Most vehicles one page of ``affected`` returns.
 AFFECTED_PAGE_MAX = 10_000
 #: Most vehicles ``preview`` lists (it counts them all).
 PREVIEW_MAX = 1000
+#: Most points ``progress`` returns; a campaign remedied at more heights is downsampled to this many.
+PROGRESS_POINTS_MAX = 200
+#: Most remedies one page of ``remedies`` returns.
+REMEDIES_PAGE_MAX = 1000
 
 
 class CampaignQuery(msgspec.Struct):
@@ -27,6 +31,14 @@ class CampaignQuery(msgspec.Struct):
 
 
 class AffectedQuery(Page, kw_only=True):
+    campaign: Uint
+
+
+class ProgressQuery(msgspec.Struct):
+    campaign: Uint
+
+
+class RemediesQuery(Page, kw_only=True):
     campaign: Uint
 
 
@@ -86,6 +98,44 @@ def affected_vehicles(view: QueryView, q: AffectedQuery) -> dict[str, Any]:
                                            [c.id, rows[0][0], rows[-1][0]], remedied=REMEDIED)} if rows else set()
     return {"campaign": c.id, "number": c.number, "progress": progress_of(view, c),
             "vehicles": [{"vin": vin, "holder": holder, "remedied": vin in remedied} for vin, holder in rows]}
+
+
+def downsample(points: list[tuple[int, int]], limit: int) -> list[tuple[int, int]]:
+    """At most ``limit`` (at least 2) of ``points``, evenly spaced by position, always the first and
+    the last: integer arithmetic only, so every node answers the same."""
+    n = len(points)
+    if n <= limit:
+        return list(points)
+    return [points[i * (n - 1) // (limit - 1)] for i in range(limit)]
+
+
+@module.query("progress", ProgressQuery, read=CAMPAIGN_PARTIES)
+def progress(view: QueryView, q: ProgressQuery) -> dict[str, Any]:
+    """A campaign's remedies over time: the number remedied so far at each block height where it
+    changed (at most 200 points, evenly spaced when there are more, always the last), with the
+    vehicles it affected and the height it opened at."""
+    c = _campaign(view, q.campaign)
+    steps: list[tuple[int, int]] = []
+    total = 0
+    for height, n in view.sql("SELECT height, COUNT(*) FROM {remedied} WHERE campaign = ? GROUP BY height "
+                              "ORDER BY height", [c.id], remedied=REMEDIED):
+        total += n
+        steps.append((height, total))
+    return {"campaign": c.id, "number": c.number, "opened": c.opened, "closed": c.closed,
+            "affected": affected_count(view, c.scope, c.opened), "remedied": total, "changes": len(steps),
+            "points": [{"height": h, "remedied": r} for h, r in downsample(steps, PROGRESS_POINTS_MAX)]}
+
+
+@module.query("remedies", RemediesQuery, read=CAMPAIGN_PARTIES)
+def remedies(view: QueryView, q: RemediesQuery) -> dict[str, Any]:
+    """A campaign's remedies in the order they were recorded: which vehicle, by whom (an organisation,
+    or the device key whose install manifest fixed it), how, at which block, with the notes."""
+    c = _campaign(view, q.campaign)
+    rows = view.sql("SELECT vin FROM {remedied} WHERE campaign = ? ORDER BY height, vin LIMIT ? OFFSET ?",
+                    [c.id, q.size(REMEDIES_PAGE_MAX), q.offset], remedied=REMEDIED)
+    found = [REMEDIES.get(view, c.id, vin) for (vin,) in rows]
+    return {"campaign": c.id, "number": c.number, "remedied": c.remedied,
+            "remedies": [to_builtins(r) for r in found if r is not None]}
 
 
 @module.query("preview", PreviewQuery, read=Roles("manufacturer"))
