@@ -160,6 +160,8 @@ TABLE: list[tuple[str, str, dict[str, str]]] = [
     ("/v1/consensus/changes", "public", PUBLIC_ROUTE),
     ("/schema/openapi.json", "public", PUBLIC_ROUTE),
     ("/v1/blocks/latest", "headers: known keys", KNOWN_ONLY),
+    ("/v1/blocks?limit=3", "the explorer's list of headers: known keys", KNOWN_ONLY),
+    ("/v1/network", "this node's and its peers' status and checkpoints: known keys", KNOWN_ONLY),
     ("/v1/blocks/1?full=true", "whole blocks: nodes", {**{w: NODE_ONLY for w in CALLERS}, "node": OK, "none": SIG,
                                                        "outsider": UNKNOWN, "revoked": REVOKED_, "device": UNKNOWN}),
     ("/v1/snapshot/chain", "block log: nodes", {**{w: NODE_ONLY for w in CALLERS}, "node": OK, "none": SIG,

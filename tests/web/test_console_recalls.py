@@ -238,9 +238,6 @@ def test_progress_the_node_inflated_disagrees_with_the_proven_record(console: An
     assert by_id(console)[f"campaign {cid}"]["state"] == "verified"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (console.js): C.provenState checks the proof the node sent, but not that "
-                                       "it is about the key the page asked for, so a node answers for one state key "
-                                       "with another key's proven value (blokauto.client.Client.state checks it)")
 def test_the_framework_refuses_a_proof_of_another_key_than_the_one_asked(console: Any, world: Any) -> None:
     cid = campaign_id(world, "24V-117")
     rewrite_json(console, lambda u: f"/v1/state/recall/c/{cid:016d}" in u, other_campaign(world))

@@ -72,7 +72,7 @@
 
   /** A badge that starts "verifying…" and ends verified, failed (with the reason) or unreadable. */
   C.badge = function (what) {
-    const b = el("span", { class: "badge", role: "status", dataset: { state: "pending" }, title: what || "" }, "verifying…");
+    const b = el("span", { class: "badge", role: "status", dataset: { state: "pending", what: what || "" }, title: what || "" }, "verifying…");
     const set = (state, text, reason) => {
       b.dataset.state = state; b.textContent = text;
       if (reason) { b.title = reason; b.dataset.reason = reason; }
@@ -147,6 +147,9 @@
   /** A state value proven against the anchor: {header, value, evidence}. */
   C.provenState = async function (key, minHeight) {
     const evidence = await C.api("/v1/state/" + key.split("/").map(encodeURIComponent).join("/") + q({ min_height: minHeight }));
+    if (!evidence || evidence.key !== key) {  // a genuine proof of another key proves nothing about this one
+      throw new V.VerificationError(`asked for '${key}', the node proved '${evidence && evidence.key}'`);
+    }
     const out = await V.verifyStateEvidence(evidence, C.trusted());
     return Object.assign(out, { evidence });
   };
