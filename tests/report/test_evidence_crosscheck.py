@@ -51,13 +51,14 @@ def test_inclusion_roots_agree_with_python_for_every_leaf_of_small_trees(js: Any
     assert got == [c[4] for c in cases]
 
 
-BAD_PROOFS: dict[str, Callable[[int, int, list[str]], tuple[int, int, list[str]]]] = {
-    "a hash too many": lambda i, n, p: (i, n, p + ["00" * 32]),
-    "a hash missing": lambda i, n, p: (i, n, p[:-1]),
-    "a hash changed": lambda i, n, p: (i, n, [("11" * 32)] + p[1:]),
-    "index beyond the tree": lambda i, n, p: (n, n, p),
-    "another index": lambda i, n, p: ((i + 1) % n, n, p),
-    "a short hash": lambda i, n, p: (i, n, ["00" * 31] + p[1:]),
+#: A bad proof: how it is made, and whether its shape alone is refused (else it only leads to another root).
+BAD_PROOFS: dict[str, tuple[Callable[[int, int, list[str]], tuple[int, int, list[str]]], bool]] = {
+    "a hash too many": (lambda i, n, p: (i, n, p + ["00" * 32]), True),
+    "a hash missing": (lambda i, n, p: (i, n, p[:-1]), True),
+    "a hash changed": (lambda i, n, p: (i, n, [("11" * 32)] + p[1:]), False),
+    "index beyond the tree": (lambda i, n, p: (n, n, p), True),
+    "another index": (lambda i, n, p: ((i + 1) % n, n, p), False),
+    "a short hash": (lambda i, n, p: (i, n, ["00" * 31] + p[1:]), True),
 }
 
 
@@ -66,7 +67,8 @@ def test_a_bad_inclusion_proof_fails_in_both_verifiers(js: Any, what: str) -> No
     n, i = 13, 6
     data = leaves(n)
     proof = [h.hex() for h in merkle.inclusion_proof([merkle.leaf_hash(d) for d in data], i)]
-    index, size, bad = BAD_PROOFS[what](i, n, proof)
+    make, refused_by_shape = BAD_PROOFS[what]
+    index, size, bad = make(i, n, proof)
     root = merkle.root(data).hex()
     with pytest.raises((merkle.ProofError, ValueError)):
         merkle.verify_inclusion(index, size, merkle.leaf_hash(data[i]), [bytes.fromhex(h) for h in bad],
@@ -75,6 +77,8 @@ def test_a_bad_inclusion_proof_fails_in_both_verifiers(js: Any, what: str) -> No
         try { return await window.BlokautoVerifier.rootFromInclusion(i, n, new TextEncoder().encode(leaf), proof); }
         catch (e) { return 'refused: ' + e.message; } }""", [index, size, data[i].decode(), bad])
     assert js_root != root
+    if refused_by_shape:  # not merely another root: refused as a proof that cannot be one of this tree
+        assert js_root.startswith("refused: "), js_root
 
 
 def evidence_samples(world: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -96,6 +100,13 @@ ALTER: dict[str, Callable[[str, dict[str, Any]], None]] = {
     "decoded field": lambda kind, ev: ev.__setitem__(*(("receipt", {**ev["receipt"], "ok": not ev["receipt"]["ok"]})
                                                        if kind == "tx" else ("value", {"forged": 1}))),
     "height": lambda kind, ev: ev.__setitem__("height", ev["height"] + 1),
+    # what only one check catches: bytes altered with their decoded copy kept in step, a claimed id
+    "proven bytes with their copy": lambda kind, ev: (
+        ev.update(receipt_raw=ev["receipt_raw"].replace('"ok":', '"ok":!').replace('"ok":!true', '"ok":false')
+                  .replace('"ok":!false', '"ok":true'))
+        or ev.update(receipt=json.loads(ev["receipt_raw"]))) if kind == "tx" else (
+        ev.update(raw=json.dumps({"forged": 1}, separators=(",", ":"))) or ev.update(value={"forged": 1})),
+    "claimed id or key": lambda kind, ev: ev.__setitem__(*(("id", "ab" * 32) if kind == "tx" else ("key", "veh/v/X"))),
 }
 
 
@@ -119,3 +130,13 @@ def test_tx_and_state_evidence_get_the_same_verdict_in_python_and_javascript(js:
                             [kind, ev, to_builtins(world.genesis)])
         assert js_ok == py, (alteration, kind, ev.get("key") or ev.get("id"), py, js_ok)
         assert py is (alteration == "genuine"), (alteration, kind)
+
+
+def test_a_leaf_just_past_the_end_of_a_one_leaf_tree_is_refused(js: Any) -> None:
+    """Index 1 of a tree of 1 with an empty proof would hash to the tree's root if the bound were off by one."""
+    got = js.evaluate("""async () => {
+        try { return await window.BlokautoVerifier.rootFromInclusion(1, 1, new TextEncoder().encode('only'), []); }
+        catch (e) { return 'refused: ' + e.message; } }""")
+    assert got.startswith("refused: "), got
+    with pytest.raises(merkle.ProofError):
+        merkle.verify_inclusion(1, 1, merkle.leaf_hash(b"only"), [], merkle.root([b"only"]))
