@@ -72,9 +72,6 @@ def badge_states(page: Any) -> list[str]:
 # ---------------------------------------------------------------- a malicious node: genuine data that is not what was asked
 
 
-@pytest.mark.xfail(strict=True, reason="C.provenTx (console.js) never compares the proven transaction's id with the id "
-                                       "asked: a node answers #/tx/A with B's genuine evidence and the page shows B's "
-                                       "message under A's id, verified")
 def test_a_transaction_page_refuses_the_proof_of_another_transaction(console: Any, world: Any) -> None:
     _, accident = tx_of_type(world, "vehicles.record_accident")
     _, service = tx_of_type(world, "vehicles.record_service")
@@ -85,8 +82,6 @@ def test_a_transaction_page_refuses_the_proof_of_another_transaction(console: An
         "the accident's transaction page shows a service record, verified"
 
 
-@pytest.mark.xfail(strict=True, reason="the block page (pages/explorer.js) never checks that the verified header is of "
-                                       "the height asked: #/block/H shows block H-1's header under 'Block H ✓ verified'")
 def test_a_block_page_refuses_the_header_of_another_block(console: Any, world: Any) -> None:
     h, _ = tx_of_type(world, "vehicles.record_accident")
     answer_with(console, lambda url: url.endswith(f"/v1/blocks/{h}"), genuine(world, f"/v1/blocks/{h - 1}"))
@@ -94,8 +89,6 @@ def test_a_block_page_refuses_the_header_of_another_block(console: Any, world: A
     assert badge_states(console)[0] != "verified", badges(console)
 
 
-@pytest.mark.xfail(strict=True, reason="the block page shows the node's 'hash' field beside a verified header without "
-                                       "checking it is that header's hash")
 def test_a_block_page_shows_no_hash_its_header_does_not_have(console: Any, world: Any) -> None:
     h, _ = tx_of_type(world, "vehicles.record_accident")
     block = json.loads(genuine(world, f"/v1/blocks/{h}"))
@@ -105,9 +98,6 @@ def test_a_block_page_shows_no_hash_its_header_does_not_have(console: Any, world
     assert badge_states(console)[0] != "verified" or "ab" * 32 not in console.inner_text("#view"), badges(console)
 
 
-@pytest.mark.xfail(strict=True, reason="the block page checks only the count of tx_ids against the header: a node lists "
-                                       "another block's transaction and its row says 'verified · in block H-1' in block "
-                                       "H's list (consent.js's findTx refuses this; the explorer does not)")
 def test_a_block_page_refuses_the_transactions_of_another_block(console: Any, world: Any) -> None:
     h, _ = tx_of_type(world, "vehicles.record_accident")
     block = json.loads(genuine(world, f"/v1/blocks/{h}"))
@@ -149,9 +139,6 @@ def test_an_organisation_page_refuses_a_member_key_proven_by_another_keys_record
     assert row != "verified"
 
 
-@pytest.mark.xfail(strict=True, reason="the network page never checks that each checkpoint is at the common height: two "
-                                       "genuine checkpoints of consecutive blocks are announced as 'Divergence at block "
-                                       "N ... the nodes committed different histories'")
 def test_a_peer_checkpoint_of_another_height_is_not_a_divergence(console: Any, world: Any) -> None:
     def rewrite(route: Any) -> None:
         answer = route.fetch()
@@ -167,9 +154,6 @@ def test_a_peer_checkpoint_of_another_height_is_not_a_divergence(console: Any, w
     assert not console.inner_text("#agreement").startswith("Divergence"), console.inner_text("#agreement")
 
 
-@pytest.mark.xfail(strict=True, reason="the vehicle page verifies a report with no freshness rule: a node replays an old "
-                                       "genuine report (fewer entries) after the page verified newer checkpoints, and the "
-                                       "badge says verified, though console.md calls a verified history complete")
 def test_an_old_report_is_not_verified_once_the_page_verified_a_newer_checkpoint(console: Any, world: Any) -> None:
     vin = world.old["vin"]
     current = json.loads(genuine(world, f"/v1/reports/{vin}"))
@@ -245,23 +229,16 @@ def ask_peers(world: Any, peers: list[str], timeout: float) -> dict[str, Any]:
         return pool.submit(asyncio.run, asyncio.wait_for(_ask_peers(api), timeout)).result()
 
 
-@pytest.mark.xfail(strict=True, reason="the relay has a timeout per read, not per answer: a peer that trickles its "
-                                       "/v1/status holds /v1/network, for every reader, for ever (seen live: > 2 min on "
-                                       "a 3-node network; every other route kept answering)")
 def test_the_relay_gives_up_on_a_peer_that_trickles_its_answer(world: Any, peer: Any) -> None:
     view = ask_peers(world, [peer("trickle")], timeout=30)
     assert "error" in view["peers"][0]
 
 
-@pytest.mark.xfail(strict=True, reason="a peer whose /v1/status is JSON but not an object makes /v1/network answer 500 "
-                                       "internal_error to every reader (AttributeError in the relay)")
 def test_the_relay_lists_a_peer_whose_status_is_not_an_object_as_a_bad_answer(world: Any, peer: Any) -> None:
     view = ask_peers(world, [peer("list")], timeout=30)
     assert "error" in view["peers"][0]
 
 
-@pytest.mark.xfail(strict=True, reason="a peer claiming height -3 sets common_height to -3: the network page then says "
-                                       "'No node has committed a block yet.' and checks no checkpoint at all")
 def test_a_peers_negative_height_does_not_become_the_common_height(world: Any, peer: Any) -> None:
     view = ask_peers(world, [peer("negative")], timeout=30)
     assert view["common_height"] >= 0, view
@@ -271,8 +248,6 @@ def test_a_peers_negative_height_does_not_become_the_common_height(world: Any, p
 
 
 @pytest.mark.parametrize("params", [{"limit": "1e2"}, {"limit": "2.0"}, {"before": "1e1"}])
-@pytest.mark.xfail(strict=True, reason="/v1/blocks takes '1e2', '2.0' and '1e1' as integers while it refuses '05' and "
-                                       "'+5' (api.md: integer parameters)")
 def test_blocks_refuses_a_number_that_is_not_an_integer(world: Any, params: dict[str, str]) -> None:
     r = world.node.http.get("/v1/blocks", params=params)
     assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request", r.text[:200]
@@ -281,8 +256,6 @@ def test_blocks_refuses_a_number_that_is_not_an_integer(world: Any, params: dict
 # ---------------------------------------------------------------- accessibility
 
 
-@pytest.mark.xfail(strict=True, reason="'Skip to content' links to #view, which the hash router reads as a route: Enter "
-                                       "on it replaces the page being read with the Explorer")
 def test_skip_to_content_stays_on_the_page(console: Any, world: Any) -> None:
     vin = world.old["vin"]
     open_console(console, world.node.url, f"#/vehicle/{vin}", data=world.data, name="kba-admin")
@@ -365,8 +338,6 @@ def test_every_line_of_the_demos_json_log_is_json(demo_json_log: str) -> None:
 # ---------------------------------------------------------------- console assets
 
 
-@pytest.mark.xfail(strict=True, reason="the console's assets are served with 'charset=utf-8; charset=utf-8' (the "
-                                       "parameter twice) in their Content-Type")
 def test_an_asset_names_its_charset_once(world: Any) -> None:
     import httpx
 

@@ -173,7 +173,7 @@ def _utf8(raw: bytes, where: str) -> str:
 
 
 #: Integer query parameters of the API's own routes (module queries check theirs themselves).
-INTEGER_QUERY = frozenset({b"from_height", b"after", b"min_height"})
+INTEGER_QUERY = frozenset({b"from_height", b"after", b"min_height", b"before", b"limit"})
 _INTEGER = re.compile(rb"-?(0|[1-9][0-9]{0,18})")
 ANY_PARAMETER: frozenset[str] = frozenset({"*"})  # a route that refuses for another reason whatever it is given
 _FROM_SIGNATURE = frozenset({"(from the signature)"})  # the handler's own parameters, read at its first request

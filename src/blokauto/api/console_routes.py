@@ -41,8 +41,9 @@ PEER_TIMEOUT_S = 2.0
 #: No script but the console's own files; no inline script; requests only to this node.
 CONSOLE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
                "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".html": MediaType.HTML,
-          ".txt": "text/plain; charset=utf-8", ".svg": "image/svg+xml"}
+#: Media types by file ending (Litestar adds "; charset=utf-8" to text types itself).
+_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": MediaType.HTML, ".txt": "text/plain",
+          ".svg": "image/svg+xml"}
 #: The browser verifier and request signing the other pages also use, served beside the console's own files.
 _SHARED = ("state_keys.js", "verifier.js", "signing.js")
 
@@ -126,33 +127,51 @@ class _PeerView:
             return self._view
 
 
+class BadPeerAnswer(Exception):
+    """A peer answered with something that is not what a blokauto node answers."""
+
+
+async def _get_json(client: httpx.AsyncClient, url: str) -> Any:
+    """GET ``url`` as JSON, the whole answer within ``PEER_TIMEOUT_S`` (a peer trickling bytes is cut off)."""
+    async def fetch() -> Any:
+        r = await client.get(url)
+        r.raise_for_status()
+        return r.json()
+
+    return await asyncio.wait_for(fetch(), PEER_TIMEOUT_S)
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return f"no whole answer within {PEER_TIMEOUT_S:g} s"
+    return f"{type(exc).__name__}: {str(exc)[:200] or 'no answer'}"
+
+
 async def _ask_peers(api: Any) -> dict[str, Any]:
     node = api.node
     peers = list(node.network.peers) if node.network is not None else []
     own = node.status()
-    async with httpx.AsyncClient(timeout=PEER_TIMEOUT_S) as client:
+    async with httpx.AsyncClient(timeout=PEER_TIMEOUT_S, follow_redirects=False) as client:
         async def status_of(url: str) -> dict[str, Any]:
             try:
-                r = await client.get(url.rstrip("/") + "/v1/status")
-                r.raise_for_status()
-                return {"url": url, "status": r.json()}
-            except (httpx.HTTPError, ValueError) as exc:
-                return {"url": url, "error": f"{type(exc).__name__}: {str(exc)[:200] or 'no answer'}"}
+                status = await _get_json(client, url.rstrip("/") + "/v1/status")
+                height = status.get("height") if isinstance(status, dict) else None
+                if not isinstance(height, int) or isinstance(height, bool) or not 0 <= height <= MAX_HEIGHT:
+                    raise BadPeerAnswer(f"its /v1/status is not a node's status (height {str(height)[:40]})")
+                return {"url": url, "status": status}
+            except (httpx.HTTPError, ValueError, asyncio.TimeoutError, BadPeerAnswer) as exc:
+                return {"url": url, "error": _why(exc)}
 
         answers = await asyncio.gather(*(status_of(u) for u in peers))
-        heights = [own["height"]] + [a["status"].get("height", -1) for a in answers if "status" in a
-                                     and isinstance(a["status"].get("height"), int)]
-        common = min(heights)
+        common = min([own["height"]] + [a["status"]["height"] for a in answers if "status" in a])
 
         async def checkpoint_of(answer: dict[str, Any]) -> None:
             if "status" not in answer or common < 0:
                 return
             try:
-                r = await client.get(answer["url"].rstrip("/") + f"/v1/checkpoints/{common}")
-                r.raise_for_status()
-                answer["checkpoint"] = r.json()
-            except (httpx.HTTPError, ValueError) as exc:
-                answer["checkpoint_error"] = f"{type(exc).__name__}: {str(exc)[:200] or 'no answer'}"
+                answer["checkpoint"] = await _get_json(client, answer["url"].rstrip("/") + f"/v1/checkpoints/{common}")
+            except (httpx.HTTPError, ValueError, asyncio.TimeoutError) as exc:
+                answer["checkpoint_error"] = _why(exc)
 
         await asyncio.gather(*(checkpoint_of(a) for a in answers))
     mine = to_builtins(api.reader.checkpoint(common)) if common >= 0 else None

@@ -530,6 +530,9 @@
     return verifyCheckpoint(canonical(checkpoint.header), checkpoint.attestations, anchorFor(anchors, checkpoint.header.height));
   }
 
+  /** A header's hash (hex), as attestations sign it. */
+  async function headerHash(header) { return hex(await tagged(TAG.header, utf8(canonical(header)))); }
+
   // ---------------------------------------------------------------- Merkle inclusion (RFC 9162 2.1.3.2)
 
   async function rootFromInclusion(index, size, leafData, proofHex) {
@@ -602,7 +605,7 @@
 
   const api = { VerificationError, anchorFromGenesis, verifyReport, verifyCheckpoint, stateRoot, summarize, openRecalls,
     canonical, ed25519Verify, keyOfDid, sha256, hex, unhex, followConsensus, anchorFor, verifyCheckpointObject,
-    rootFromInclusion, verifyTxEvidence, verifyStateEvidence };
+    rootFromInclusion, verifyTxEvidence, verifyStateEvidence, headerHash };
   root.BlokautoVerifier = api;
   if (typeof module !== "undefined" && module.exports) module.exports = api;
 })(typeof window !== "undefined" ? window : globalThis);

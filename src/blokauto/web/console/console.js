@@ -142,7 +142,15 @@
   /** The anchor that judges a checkpoint at ``height``. */
   C.anchorAt = (height) => V.anchorFor(C.trusted(), height);
   /** A checkpoint ({header, attestations}) verified against the anchor: its header. */
-  C.verifyCheckpoint = async (checkpoint) => V.verifyCheckpointObject(checkpoint, C.trusted());
+  C.verifyCheckpoint = async (checkpoint) => C.saw(await V.verifyCheckpointObject(checkpoint, C.trusted()));
+
+  /** The newest block this page verified: an answer proven at an older one may hide what came since
+   * (a report is then asked for at least this height and refused as stale below it). */
+  C.seenHeight = -1;
+  C.saw = function (header) {
+    if (header && Number.isSafeInteger(header.height) && header.height > C.seenHeight) C.seenHeight = header.height;
+    return header;
+  };
 
   /** A state value proven against the anchor: {header, value, evidence}. */
   C.provenState = async function (key, minHeight) {
@@ -151,6 +159,7 @@
       throw new V.VerificationError(`asked for '${key}', the node proved '${evidence && evidence.key}'`);
     }
     const out = await V.verifyStateEvidence(evidence, C.trusted());
+    C.saw(out.header);
     return Object.assign(out, { evidence });
   };
 
@@ -158,6 +167,10 @@
   C.provenTx = async function (id, wait) {
     const evidence = await C.api(`/v1/txs/${encodeURIComponent(id)}${q({ wait })}`);
     const out = await V.verifyTxEvidence(evidence, C.trusted());
+    if (evidence.id !== id) {  // a genuine proof of another transaction proves nothing about this one
+      throw new V.VerificationError(`asked for transaction ${id.slice(0, 16)}…, the node proved ${String(evidence.id).slice(0, 16)}…`);
+    }
+    C.saw(out.header);
     return Object.assign(out, { evidence });
   };
 
@@ -238,7 +251,7 @@
   C.page = function (name, spec) { C.pages[name] = spec; };
 
   C.route = function () {
-    const raw = location.hash.replace(/^#\/?/, "");
+    const raw = location.hash.startsWith("#/") ? location.hash.slice(2) : "";
     const [name, ...args] = raw.split("/").map((s) => { try { return decodeURIComponent(s); } catch (e) { return s; } });
     return { name: name || "explorer", args };
   };

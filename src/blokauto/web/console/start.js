@@ -30,7 +30,12 @@
     e.target.value = "";
   });
   window.addEventListener("hashchange", () => {
+    if (!location.hash.startsWith("#/")) return;  // not a route (an in-page anchor)
     C.render().then(() => document.getElementById("view").focus({ preventScroll: true }));
+  });
+  document.querySelector(".skip").addEventListener("click", (e) => {  // to the content, not to another page
+    e.preventDefault();
+    document.getElementById("view").focus();
   });
 
   C.setSigner(null);

@@ -49,17 +49,24 @@
     const b = await C.api(`/v1/blocks/${height}`);
     const badge = C.badge(`block ${height}`);
     view.append(el("h1", {}, `Block ${height} `, badge.el));
-    const header = await badge.follow(C.verifyCheckpoint({ header: b.header, attestations: b.attestations }),
-      (h) => C.proofText(h, b));
-    const h = b.header;
+    const header = await badge.follow((async () => {
+      const proven = await C.verifyCheckpoint({ header: b.header, attestations: b.attestations });
+      if (proven.height !== height) throw new V.VerificationError(`the node answered with block ${proven.height}, not block ${height}`);
+      return proven;
+    })(), (h) => C.proofText(h, b));
+    if (!header) {
+      view.append(el("p", { class: "bad-text", id: "unverified" }, "This block did not verify, so nothing of it is shown."));
+      return;
+    }
+    const h = header;
     view.append(el("div", { class: "box" }, C.kv([
-      ["Time", C.time(h.time)], ["Chain", h.chain], ["Hash", el("code", {}, b.hash)],
+      ["Time", C.time(h.time)], ["Chain", h.chain], ["Hash", el("code", { id: "block-hash" }, await V.headerHash(h))],
       ["Previous", height > 0 ? C.link(`#/block/${height - 1}`, C.short(h.prev, 16)) : el("code", {}, h.prev)],
       ["State root", el("code", {}, h.state_root)], ["Transactions root", el("code", {}, h.tx_root)],
       ["Receipts root", el("code", {}, h.receipt_root)],
       ["Attested by", el("span", {}, b.attestations.map((a) => el("code", { title: a.node }, C.short(a.node, 28) + " ")))],
     ])));
-    if (header && b.tx_ids.length !== header.tx_count) {
+    if (b.tx_ids.length !== header.tx_count) {
       badge.failed(`the block lists ${b.tx_ids.length} transactions; its header counts ${header.tx_count}`);
     }
     const nav = el("div", { class: "pager" });
@@ -70,6 +77,7 @@
     const rows = shown.map((id) => {
       const status = el("span", { class: "muted" }, "…"), type = el("span", {}, ""), badgeTx = C.badge(`transaction ${id}`);
       badgeTx.follow(C.provenTx(id).then((p) => {
+        if (p.header.height !== height) throw new V.VerificationError(`listed in block ${height}, proven in block ${p.header.height}`);
         type.textContent = p.tx.body.msg && p.tx.body.msg.type ? p.tx.body.msg.type : "";
         status.replaceWith(receiptStatus(p.receipt));
         return p;
@@ -106,7 +114,8 @@
       ["Time", C.time(proven.header.time)], ["Type", el("code", {}, t.body.msg && t.body.msg.type)],
       ["Sender", el("code", {}, t.body.sender)], ["Signed by", el("span", {}, t.sigs.map((s) => el("code", {}, C.short(s.signer, 28) + " ")))],
       ["Receipt", receiptStatus(r)],
-      r.ok ? null : ["Why", el("span", { id: "failure" }, proven.evidence.message || "")],
+      r.ok ? null : ["Why", el("span", {}, el("span", { id: "failure" }, proven.evidence.message || ""),
+        el("span", { class: "muted" }, ` (the node's words for the proven code ${r.code})`))],
     ])));
     view.append(el("h2", {}, "Message"), el("pre", { class: "box mono", id: "message" }, JSON.stringify(t.body.msg, null, 2)));
     if (Array.isArray(r.events) && r.events.length) {

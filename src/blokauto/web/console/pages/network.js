@@ -19,7 +19,13 @@
         badge.unreadable(n.error || n.checkpoint_error || "no checkpoint at the common height");
         return { badge, header: null };
       }
-      const header = await badge.follow(C.verifyCheckpoint(n.checkpoint), (h) => C.proofText(h, n.checkpoint));
+      const header = await badge.follow((async () => {
+        const proven = await C.verifyCheckpoint(n.checkpoint);
+        if (proven.height !== net.common_height) {
+          throw new V.VerificationError(`a checkpoint of block ${proven.height}, not of the common height ${net.common_height}`);
+        }
+        return proven;
+      })(), (h) => C.proofText(h, n.checkpoint));
       return { badge, header };
     }));
     const hashes = new Set();

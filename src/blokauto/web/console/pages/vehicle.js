@@ -46,14 +46,17 @@
     const heading = el("h2", {}, `${vin} `, badge.el);
     view.append(heading);
     let report;
-    try { report = await C.api(`/v1/reports/${encodeURIComponent(vin)}`); } catch (e) {
+    const seen = C.seenHeight;  // the node answers as of at least the newest block this page verified
+    try { report = await C.api(`/v1/reports/${encodeURIComponent(vin)}${C.qs({ min_height: seen >= 0 ? seen : undefined })}`); } catch (e) {
       badge.unreadable(e.message);
       throw e;
     }
     let anchor = null;
     const verdict = await badge.follow((async () => {
       anchor = C.anchorAt(report && report.as_of ? report.as_of.height : 0);
-      return V.verifyReport(report, anchor);
+      const verdict = await V.verifyReport(report, anchor, { minHeight: seen >= 0 ? seen : null });
+      C.saw({ height: verdict.height });
+      return verdict;
     })(),
       (v) => `${v.entries} entries · block ${v.height} · ${v.attestations} of ${Object.keys(anchor.nodes).length} node(s)`);
     if (!verdict) {
