@@ -147,7 +147,8 @@ def run_demo(data: Path, *, serve: bool, port: int, console: Console) -> None:
         for f in report.findings:
             console.print(f"  [red]✗[/] {f}")
         if serve:
-            console.print(f"\nserving on {url} — try:\n  curl {url}/v1/status\n"
+            console.print(f"\nserving on {url} — try:\n  {url}/console in a browser (load a key file of "
+                          f"{data}/keys, e.g. ben.json: Ben holds the demo's car)\n  curl {url}/v1/status\n"
                           f"  blokauto --help   |  blokauto status --node {url}\n"
                           f"  blokauto query governance organisations --node {url} --data {data} --as kba-admin\n"
                           f"Ctrl-C stops the node.")
