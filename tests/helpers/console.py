@@ -84,6 +84,31 @@ def open_console(page: Any, url: str, hash: str = "#/explorer", *, key: Path | N
     go(page, hash)
 
 
+#: Every line of text in the view, and every control, that leaves the screen's width (tables, charts and
+#: graphs scroll inside their ``.box``): measured per line with a DOM Range, so text spilling out of its
+#: element counts too. ``page.evaluate(TEXT_OUTSIDE_SCREEN)`` is ``[]`` when nothing is cut off.
+TEXT_OUTSIDE_SCREEN = """() => {
+    const width = document.documentElement.clientWidth, out = [], range = document.createRange();
+    const outside = (r) => r.width > 0 && (r.right > width + 1 || r.left < -1);
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+        if (!n.textContent.trim() || n.parentElement.closest('.box, .skip, script, style')) continue;
+        range.selectNodeContents(n);
+        if ([...range.getClientRects()].some(outside)) out.push(n.parentElement.tagName + ': ' + n.textContent.slice(0, 40));
+    }
+    for (const e of document.querySelectorAll('input, select, button, .box, fieldset, details, .chart, .graph, canvas')) {
+        const inBox = e.parentElement && e.parentElement.closest('.box');
+        if (!inBox && outside(e.getBoundingClientRect())) out.push(e.tagName + '#' + e.id);
+    }
+    return out;
+}"""
+
+
+def zoomed(browser: Any) -> Any:
+    """A browser context as a 1280-pixel screen shows pages at 200 % zoom: 640×450 CSS pixels at scale 2."""
+    return browser.new_context(viewport={"width": 640, "height": 450}, device_scale_factor=2)
+
+
 def badges(page: Any) -> list[dict[str, str]]:
     return page.eval_on_selector_all("#view .badge", "(bs) => bs.map((b) => ({state: b.dataset.state, "
                                                      "text: b.textContent, reason: b.dataset.reason || ''}))")

@@ -30,7 +30,7 @@ from blokauto.modules.consent.messages import GrantConsent
 from blokauto.modules.consent.state import CATEGORIES
 from blokauto.modules.vehicles import messages as veh
 
-from helpers.console import badges, key_file, open_console, settle, wait_until
+from helpers.console import TEXT_OUTSIDE_SCREEN, badges, key_file, open_console, settle, wait_until, zoomed
 
 pytest_plugins = ["helpers.reports", "helpers.console"]
 
@@ -523,34 +523,18 @@ def test_the_grant_form_is_filled_and_sent_and_a_grant_revoked_with_the_keyboard
         ctx.close()
 
 
-WIDE_TEXT = """() => {
-    // every line of text in the view, and every control, inside the screen's width (tables scroll inside their .box)
-    const width = document.documentElement.clientWidth, out = [], range = document.createRange();
-    const outside = (r) => r.width > 0 && (r.right > width + 1 || r.left < -1);
-    const walker = document.createTreeWalker(document.getElementById('view'), NodeFilter.SHOW_TEXT);
-    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
-        if (!n.textContent.trim() || n.parentElement.closest('.box')) continue;
-        range.selectNodeContents(n);
-        if ([...range.getClientRects()].some(outside)) out.push(n.parentElement.tagName + ': ' + n.textContent.slice(0, 40));
-    }
-    for (const e of document.querySelectorAll('#view input, #view select, #view button, #view .box, #view fieldset')) {
-        const inBox = e.parentElement && e.parentElement.closest('.box');
-        if (!inBox && outside(e.getBoundingClientRect())) out.push(e.tagName + '#' + e.id);
-    }
-    return out;
-}"""
 
 
 def test_at_200_percent_zoom_no_text_leaves_the_screen(browser: Any, world: Any, granted: Holding) -> None:
-    ctx = browser.new_context(viewport={"width": 640, "height": 450}, device_scale_factor=2)
+    ctx = zoomed(browser)
     page = ctx.new_page()
     try:
         for hash in ["#/consent", f"#/consent/{granted.vin}"]:
             open_console(page, world.node.url, hash, key=granted.path)
             assert page.query_selector("#grant-form") is not None
-            assert page.evaluate(WIDE_TEXT) == [], hash
+            assert page.evaluate(TEXT_OUTSIDE_SCREEN) == [], hash
         open_console(page, world.node.url, "#/consent", data=world.data, name="dan")  # two vehicles, a grant
-        assert page.evaluate(WIDE_TEXT) == []
+        assert page.evaluate(TEXT_OUTSIDE_SCREEN) == []
     finally:
         ctx.close()
 

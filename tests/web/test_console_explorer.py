@@ -18,7 +18,7 @@ import pytest
 from blokauto.core.block import Header, attest
 from blokauto.core.encoding import to_builtins
 
-from helpers.console import KEY_LOADED, badges, go, open_console, settle, wait_until
+from helpers.console import KEY_LOADED, TEXT_OUTSIDE_SCREEN, badges, go, open_console, settle, wait_until, zoomed
 
 pytest_plugins = ["helpers.reports", "helpers.console"]
 
@@ -226,16 +226,12 @@ def test_the_console_runs_under_its_content_security_policy(console: Any, world:
 
 
 def test_at_200_percent_zoom_no_text_leaves_the_screen(browser: Any, world: Any) -> None:
-    ctx = browser.new_context(viewport={"width": 640, "height": 450}, device_scale_factor=2)
+    ctx = zoomed(browser)
     page = ctx.new_page()
     try:
         for hash in ["#/explorer", "#/block/5", "#/network", f"#/vehicle/{world.old['vin']}"]:
             open_console(page, world.node.url, hash, data=world.data, name="kba-admin")
-            wide = page.evaluate("""() => [...document.querySelectorAll('body *')].filter((e) => {
-                if (e.closest('.box') || e.closest('.chart')) return false;  // tables and charts scroll inside their box
-                const r = e.getBoundingClientRect();
-                return r.width > 0 && r.right > document.documentElement.clientWidth + 1;
-            }).map((e) => e.tagName + '#' + e.id + '.' + e.className)""")
+            wide = page.evaluate(TEXT_OUTSIDE_SCREEN)
             assert wide == [], (hash, wide)
     finally:
         ctx.close()

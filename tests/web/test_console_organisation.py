@@ -27,7 +27,7 @@ from blokauto.keystore import KeyStore
 from blokauto.modules.governance import messages as gov
 from blokauto.modules.governance.state import SetParameter
 
-from helpers.console import badges, key_file, open_console, settle, wait_until
+from helpers.console import TEXT_OUTSIDE_SCREEN, badges, key_file, open_console, settle, wait_until, zoomed
 
 pytest_plugins = ["helpers.reports", "helpers.console"]
 
@@ -300,31 +300,15 @@ def test_an_organisation_is_opened_from_the_directory_with_the_keyboard_alone(co
     assert console.evaluate("document.getElementById('decided').open") is True
 
 
-WIDE_TEXT = """() => {
-    // every line of text in the view, and every control, inside the screen's width (tables scroll inside their .box)
-    const width = document.documentElement.clientWidth, out = [], range = document.createRange();
-    const outside = (r) => r.width > 0 && (r.right > width + 1 || r.left < -1);
-    const walker = document.createTreeWalker(document.getElementById('view'), NodeFilter.SHOW_TEXT);
-    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
-        if (!n.textContent.trim() || n.parentElement.closest('.box')) continue;
-        range.selectNodeContents(n);
-        if ([...range.getClientRects()].some(outside)) out.push(n.parentElement.tagName + ': ' + n.textContent.slice(0, 40));
-    }
-    for (const e of document.querySelectorAll('#view input, #view select, #view button, #view .box, #view details')) {
-        const inBox = e.parentElement && e.parentElement.closest('.box');
-        if (!inBox && outside(e.getBoundingClientRect())) out.push(e.tagName + '#' + e.id);
-    }
-    return out;
-}"""
 
 
 def test_at_200_percent_zoom_no_text_leaves_the_screen(browser: Any, world: Any) -> None:
-    ctx = browser.new_context(viewport={"width": 640, "height": 450}, device_scale_factor=2)
+    ctx = zoomed(browser)
     page = ctx.new_page()
     try:
         for hash in ["#/organisation", "#/organisation/kba", f"#/organisation/{ORG}"]:
             open_console(page, world.node.url, hash, data=world.data, name="kba-admin")
             page.evaluate("document.querySelectorAll('#view details').forEach((d) => { d.open = true; })")
-            assert page.evaluate(WIDE_TEXT) == [], hash
+            assert page.evaluate(TEXT_OUTSIDE_SCREEN) == [], hash
     finally:
         ctx.close()

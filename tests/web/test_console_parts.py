@@ -21,7 +21,7 @@ import pytest
 from blokauto.keystore import KeyStore
 
 from conftest import signed
-from helpers.console import badges, go, open_console, settle
+from helpers.console import TEXT_OUTSIDE_SCREEN, badges, go, open_console, settle, wait_until, zoomed
 
 pytest_plugins = ["helpers.reports", "helpers.console"]
 
@@ -303,10 +303,12 @@ def test_the_parts_pages_work_with_the_keyboard_alone(console: Any, world: Any) 
     assert unquote(console.evaluate("location.hash")) == f"#/part/{PACK}"
     tab_to(console, f"#/batch/{quote(BATCH, safe='')}")  # the batch, in the graph's table
     console.keyboard.press("Enter")
+    wait_until(console, "document.getElementById('view').dataset.page === 'batch'")
     settle(console)
     assert unquote(console.evaluate("location.hash")) == f"#/batch/{BATCH}"
     tab_to(console, f"#/lot/{quote(LOT, safe='')}")
     console.keyboard.press("Enter")
+    wait_until(console, "document.getElementById('view').dataset.page === 'lot'")  # the link's page, not the one left
     settle(console)
     assert console.inner_text("h1") == f"Material lot {LOT}"
     go(console, "#/parts")
@@ -324,16 +326,12 @@ def test_the_parts_pages_work_with_the_keyboard_alone(console: Any, world: Any) 
 
 
 def test_at_200_percent_zoom_no_parts_text_leaves_the_screen(browser: Any, world: Any) -> None:
-    ctx = browser.new_context(viewport={"width": 640, "height": 450}, device_scale_factor=2)
+    ctx = zoomed(browser)
     page = ctx.new_page()
     try:
         for hash in ["#/parts", f"#/part/{quote(PACK)}", f"#/batch/{quote(BATCH)}", f"#/lot/{quote(LOT)}"]:
             open_console(page, world.node.url, hash, data=world.data, name="kba-admin")
-            wide = page.evaluate("""() => [...document.querySelectorAll('body *')].filter((e) => {
-                if (e.closest('.box')) return false;  // tables and the graph stay inside their box
-                const r = e.getBoundingClientRect();
-                return r.width > 0 && r.right > document.documentElement.clientWidth + 1;
-            }).map((e) => e.tagName + '#' + e.id + '.' + e.className)""")
+            wide = page.evaluate(TEXT_OUTSIDE_SCREEN)
             assert wide == [], (hash, wide)
             graph = page.evaluate("() => [...document.querySelectorAll('#graph, #graph canvas')]"
                                   ".every((g) => g.getBoundingClientRect().right <= document.documentElement.clientWidth)")

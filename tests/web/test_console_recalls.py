@@ -19,7 +19,7 @@ import pytest
 from blokauto.keystore import KeyStore
 
 from conftest import run_cli, signed
-from helpers.console import badges, go, open_console, settle
+from helpers.console import TEXT_OUTSIDE_SCREEN, badges, go, open_console, settle, zoomed
 
 pytest_plugins = ["helpers.reports", "helpers.console"]
 
@@ -282,16 +282,12 @@ def test_the_recalls_pages_work_with_the_keyboard_alone(console: Any, world: Any
 
 
 def test_at_200_percent_zoom_no_recall_text_leaves_the_screen(browser: Any, world: Any) -> None:
-    ctx = browser.new_context(viewport={"width": 640, "height": 450}, device_scale_factor=2)
+    ctx = zoomed(browser)
     page = ctx.new_page()
     try:
         for hash in ["#/recalls", f"#/recall/{campaign_id(world, '24V-117')}", f"#/recall/{campaign_id(world, '24V-201')}"]:
             open_console(page, world.node.url, hash, data=world.data, name="kba-admin")
-            wide = page.evaluate("""() => [...document.querySelectorAll('body *')].filter((e) => {
-                if (e.closest('.box')) return false;  // tables and the chart scroll inside their box
-                const r = e.getBoundingClientRect();
-                return r.width > 0 && r.right > document.documentElement.clientWidth + 1;
-            }).map((e) => e.tagName + '#' + e.id + '.' + e.className)""")
+            wide = page.evaluate(TEXT_OUTSIDE_SCREEN)
             assert wide == [], (hash, wide)
             chart = page.evaluate("() => [...document.querySelectorAll('#progress-chart .uplot, #progress-chart canvas')]"
                                   ".every((c) => c.getBoundingClientRect().right <= document.documentElement.clientWidth)")

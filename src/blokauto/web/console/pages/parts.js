@@ -15,20 +15,7 @@
   const HISTORY_TAG = "blokauto/history/v1\0";
   const te = new TextEncoder();
 
-  /** C.badge, with what it checks kept in data-what (C.badge replaces its title with the reason when it settles).
-   * TODO(console.js): keep it there. */
-  function badgeOf(what) {
-    const b = C.badge(what);
-    b.el.dataset.what = what;
-    return b;
-  }
 
-  /** C.provenState, refused unless the proof is about ``key`` itself. TODO(console.js): check it there. */
-  async function provenKey(key) {
-    const out = await C.provenState(key);
-    if (out.evidence.key !== key) throw new V.VerificationError(`the node proved '${out.evidence.key}', not '${key}'`);
-    return out;
-  }
 
   function concat(...parts) {
     const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
@@ -224,7 +211,7 @@
   async function part(view, args, stale) {
     const id = (args[0] || "").trim();
     if (!id) throw new Error("a part is named by its id, <part number>:<serial>, e.g. #/part/VP-83:VP83-0001");
-    const badge = badgeOf(`part ${id}`);
+    const badge = C.badge(`part ${id}`);
     view.append(el("h1", {}, "Part ", el("code", {}, id), " ", badge.el), finder({ part: id }));
     let t;
     try { t = await trace(id); } catch (e) {
@@ -233,7 +220,7 @@
     }
     if (stale()) return;
     const proven = await badge.follow((async () => {
-      const p = await provenKey(K.part + id);
+      const p = await C.provenState(K.part + id);
       if (p.value === null) throw new V.VerificationError(`part ${id} is proven absent`);
       if (p.value.id !== id) throw new V.VerificationError(`the proven record is part ${p.value.id}, not ${id}`);
       const field = differs(t.part, p.value);
@@ -262,9 +249,9 @@
 
     if (p.location.startsWith("vin:")) {
       const vin = p.location.slice(4);
-      const fitted = badgeOf(`${id} in ${vin}`);
+      const fitted = C.badge(`${id} in ${vin}`);
       view.append(el("p", { id: "installed-in" }, `Installed in vehicle `, C.link(`#/vehicle/${vin}`, vin), ", by its bill of parts: ", fitted.el));
-      fitted.follow(provenKey(K.bom + vin).then((b) => {
+      fitted.follow(C.provenState(K.bom + vin).then((b) => {
         const items = b.value ? b.value.items : [];
         if (!items.some((it) => it.kind === "part" && it.ref === id)) throw new V.VerificationError(`the proven bill of parts of ${vin} does not list ${id}`);
         return b;

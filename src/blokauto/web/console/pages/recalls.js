@@ -16,21 +16,7 @@
   const campaignKey = (id) => K.campaign + number(id);
   const remedyKey = (id, vin) => `${K.remedy}${number(id)}/${vin}`;
 
-  /** C.badge, with what it checks kept in data-what (C.badge replaces its title with the reason when it settles).
-   * TODO(console.js): keep it there. */
-  function badgeOf(what) {
-    const b = C.badge(what);
-    b.el.dataset.what = what;
-    return b;
-  }
 
-  /** C.provenState, refused unless the proof is about ``key`` itself (a node could prove another key).
-   * TODO(console.js): C.provenState should check this for every page. */
-  async function provenKey(key) {
-    const out = await C.provenState(key);
-    if (out.evidence.key !== key) throw new V.VerificationError(`the node proved '${out.evidence.key}', not '${key}'`);
-    return out;
-  }
 
   /** The first field where the node's answer differs from the proven record, or "". */
   function differs(shown, proven) {
@@ -61,10 +47,10 @@
     const answer = await C.query("recalls", "open");
     if (stale()) return;
     const open = answer.result;
-    const listBadge = badgeOf("the list of open campaigns");
+    const listBadge = C.badge("the list of open campaigns");
     const rows = open.map((c) => {
-      const badge = badgeOf(`campaign ${c.id}`);
-      badge.follow(provenKey(campaignKey(c.id)).then((p) => {
+      const badge = C.badge(`campaign ${c.id}`);
+      badge.follow(C.provenState(campaignKey(c.id)).then((p) => {
         if (p.value === null) throw new V.VerificationError(`campaign ${c.id} is proven absent`);
         const field = differs(c, p.value);
         if (field) throw new V.VerificationError(`the list's '${field}' of campaign ${c.id} is not what its proven record says`);
@@ -77,7 +63,7 @@
     view.append(el("p", {}, `${open.length} open campaign${open.length === 1 ? "" : "s"} at block ${answer.height}. `,
       "Each row is checked against its proven campaign record; the list itself against the proven set of open campaigns: ", listBadge.el),
     C.table(["Campaign", "Component", "Manufacturer", "Opened", "Remedied", "", "Verified"], rows, { id: "campaigns" }));
-    listBadge.follow(provenKey(K.openCampaigns).then((p) => {
+    listBadge.follow(C.provenState(K.openCampaigns).then((p) => {
       const ids = p.value || [];
       if (V.canonical(ids) !== V.canonical(open.map((c) => c.id))) {
         throw new V.VerificationError(`the proven open campaigns are ${ids.join(", ") || "none"}, the list shows ${open.map((c) => c.id).join(", ") || "none"}`);
@@ -144,7 +130,7 @@
     let answer;
     try { answer = await C.query("recalls", "progress", { campaign: id }); } catch (e) { box.append(C.refusal(e)); return; }
     const p = answer.result;
-    const check = badgeOf("the progress against the proven record");
+    const check = C.badge("the progress against the proven record");
     box.append(el("p", {}, "Remedies over time, as the node's index lists them; its count is checked against the proven campaign record: ", check.el));
     chart(box, p, answer.height);
     if (!proven) check.unreadable("the campaign record is not proven");
@@ -171,7 +157,7 @@
     let answer;
     try { answer = await C.query("recalls", "remedies", { campaign: id, limit: PAGE, offset }); } catch (e) { box.append(C.refusal(e)); return; }
     const list = answer.result.remedies;
-    const badges = list.map((r) => badgeOf(`remedy of ${r.vin}`));
+    const badges = list.map((r) => C.badge(`remedy of ${r.vin}`));
     box.append(C.table(["VIN", "By", "How", "Block", "Notes", "Verified"], list.map((r, i) => [
       C.link(`#/vehicle/${r.vin}`, r.vin), who(r.by), r.method, block(r.height), r.notes || "", badges[i].el]), { id: "remedies" }));
     const pager = el("div", { class: "pager" });
@@ -180,7 +166,7 @@
     box.append(pager);
     // Each remedy record is proven (recall/remedy/ID/VIN): the first alone, since a node that refuses this reader
     // one of these keys refuses them all; then the rest at once.
-    const prove = (i) => badges[i].follow(provenKey(remedyKey(id, list[i].vin)).then((p) => {
+    const prove = (i) => badges[i].follow(C.provenState(remedyKey(id, list[i].vin)).then((p) => {
       if (p.value === null) throw new V.VerificationError(`no remedy of ${list[i].vin} is on record (proven absent)`);
       const field = differs(list[i], p.value);
       if (field) throw new V.VerificationError(`the listed '${field}' is not what the proven remedy says`);
@@ -201,12 +187,12 @@
     const id = Number(args[0]);
     const offset = /^\d+$/.test(args[1] || "") ? Number(args[1]) : 0;
     const remedyOffset = /^\d+$/.test(args[2] || "") ? Number(args[2]) : 0;
-    const badge = badgeOf(`campaign ${id}`);
+    const badge = C.badge(`campaign ${id}`);
     const title = el("span", {}, `Campaign ${id}`);
     view.append(el("h1", {}, "Recall ", title, " ", badge.el), el("p", {}, C.link("#/recalls", "← open campaigns")));
     const [answer, proven] = await Promise.all([
       C.query("recalls", "campaign", { id }),
-      badge.follow(provenKey(campaignKey(id)).then((p) => {
+      badge.follow(C.provenState(campaignKey(id)).then((p) => {
         if (p.value !== null && p.value.id !== id) throw new V.VerificationError(`the proven record is campaign ${p.value.id}, not ${id}`);
         return p;
       }), (p) => `${p.value === null ? `no campaign ${id} (proven absent)` : "campaign record"} · ${C.proofText(p.header, p.evidence.checkpoint)}`),
