@@ -1,5 +1,5 @@
 """Shared benchmark plumbing: a node in its own process, signed clients, memory sampling, the raw
-verify limit.
+verify limit, Chromium driven by Playwright.
 
 Every route of a node but the public ones answers only signed requests (RFC 9421, see
 ``blokauto.http_signatures``), so the benches talk to a node through ``signed_client`` with a key
@@ -16,6 +16,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -26,6 +27,31 @@ from ..client import signed_http
 from ..core import crypto
 from ..core.crypto import KeyPair
 from ..core.tx import signing_bytes
+
+
+#: Debian's Chromium (never a downloaded one) and the switches the benches run it with (as tests/helpers/reports.py).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """A headless Chromium driven by Playwright (a ``playwright.sync_api.Browser``), closed on exit."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile of ``values`` (nearest rank, as every bench reports p95 and p99)."""
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
 
 
 def ordered_pool_map(fn: Callable[[Any], Any], jobs: Iterable[Any], *, initializer: Callable[..., None] | None = None,

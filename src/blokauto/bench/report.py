@@ -29,9 +29,7 @@ from ..verify import TrustAnchor
 from ..verify.report import verify_report
 from .dataset import build_fleet, default_cache
 from .fleet import LONG_100, LONG_200, vin_of
-
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from .harness import chromium
 
 
 def _median_ms(fn: Any, n: int) -> float:
@@ -61,33 +59,27 @@ def _crypto_floor_ms(report: dict[str, Any], n: int) -> float:
 
 
 def _browser_verify_ms(report: dict[str, Any], genesis: dict[str, Any], n: int) -> tuple[float, bool]:
-    from playwright.sync_api import sync_playwright
-
     import tempfile
 
-    with sync_playwright() as p, tempfile.TemporaryDirectory() as tmp:
+    with chromium() as browser, tempfile.TemporaryDirectory() as tmp:
         # WebCrypto needs a secure context: a file:// page is one, about:blank is not.
         page_file = Path(tmp) / "verify.html"
         page_file.write_text("<!doctype html><title>bench</title><script>" + verifier_script() + "</script>")
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(page_file.as_uri())
-            result = page.evaluate(
-                """async ([report, genesis, n]) => {
-                    const anchor = await BlokautoVerifier.anchorFromGenesis(genesis);
-                    await BlokautoVerifier.verifyReport(report, anchor);          // warm-up
-                    const times = [];
-                    for (let i = 0; i < n; i++) {
-                        const t = performance.now();
-                        await BlokautoVerifier.verifyReport(report, anchor);
-                        times.push(performance.now() - t);
-                    }
-                    times.sort((a, b) => a - b);
-                    return {median: times[Math.floor(times.length / 2)], ok: true};
-                }""", [report, genesis, n])
-        finally:
-            browser.close()
+        page = browser.new_page()
+        page.goto(page_file.as_uri())
+        result = page.evaluate(
+            """async ([report, genesis, n]) => {
+                const anchor = await BlokautoVerifier.anchorFromGenesis(genesis);
+                await BlokautoVerifier.verifyReport(report, anchor);          // warm-up
+                const times = [];
+                for (let i = 0; i < n; i++) {
+                    const t = performance.now();
+                    await BlokautoVerifier.verifyReport(report, anchor);
+                    times.push(performance.now() - t);
+                }
+                times.sort((a, b) => a - b);
+                return {median: times[Math.floor(times.length / 2)], ok: true};
+            }""", [report, genesis, n])
     return result["median"], result["ok"]
 
 

@@ -60,6 +60,22 @@ def bench_report(vehicles: int = VehiclesOpt,
     print_json(run(vehicles=vehicles, samples=samples, cache=cache, browser=browser))
 
 
+@bench_app.command("console")
+@cli_errors
+def bench_console(vehicles: int = typer.Option(1_000_000, metavar="N", min=10,
+                                               help="Vehicles in the data set (cached between runs)."),
+                  entries: int = typer.Option(200, metavar="N", min=3,
+                                              help="History entries of the vehicle whose page is timed."),
+                  samples: int = typer.Option(20, metavar="N", min=1, help="Fresh page loads per page."),
+                  cache: Optional[Path] = CacheOpt) -> None:
+    """The web console's time to a verified first render in Chromium: a vehicle's page (its report
+    verified in the page) and the explorer's newest blocks, with the node's answers and the in-page
+    verification alone in the same run."""
+    from ..bench.console import run
+
+    print_json(run(vehicles=vehicles, entries=entries, samples=samples, cache=cache))
+
+
 @bench_app.command("recall")
 @cli_errors
 def bench_recall(vehicles: int = VehiclesOpt,
