@@ -78,3 +78,13 @@ def test_blocks_need_a_known_key(live_node: Any) -> None:
     with signed(live_node.url, KeyPair.from_label("nobody-at-all")) as http:
         r = http.get("/v1/blocks")
     assert r.status_code == 401 and r.json()["error"]["code"] == "unknown_caller"
+
+
+def test_a_returning_browser_gets_304_for_the_files_it_holds(live_node: Any) -> None:
+    first = httpx.get(f"{live_node.url}/console/assets/console.js")
+    etag = first.headers["etag"]
+    again = httpx.get(f"{live_node.url}/console/assets/console.js", headers={"if-none-match": etag})
+    assert again.status_code == 304 and again.content == b""
+    other = httpx.get(f"{live_node.url}/console/assets/console.js", headers={"if-none-match": '"0000"'})
+    assert other.status_code == 200 and other.content == first.content
+    assert httpx.get(f"{live_node.url}/console/assets/verifier.js").headers["etag"] != etag

@@ -81,7 +81,7 @@ def test_a_report_rewritten_in_flight_is_not_shown(console: Any, world: Any, vin
         REPORT_TAMPER[what](report)
         route.fulfill(response=answer, body=json.dumps(report))
 
-    console.route(f"**/v1/reports/{vin}", rewrite)
+    console.route(f"**/v1/reports/{vin}*", rewrite)
     open_console(console, world.node.url, f"#/vehicle/{vin}", data=world.data, name="ben")
     assert badges(console)[0]["state"] == "failed", badges(console)
     assert console.query_selector("#unverified") is not None

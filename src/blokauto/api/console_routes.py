@@ -15,12 +15,13 @@ so the page judges it as if it had fetched it itself.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from importlib import resources
 from typing import Annotated, Any
 
 import httpx
-from litestar import MediaType, Response, get
+from litestar import MediaType, Request, Response, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
@@ -87,9 +88,15 @@ async def console_page() -> Response:
 
 
 @get("/console/assets/{name:path}", include_in_schema=False, opt={"read": PUBLIC})
-async def console_asset(name: FromPath[str]) -> Response:
+async def console_asset(request: Request, name: FromPath[str]) -> Response:
+    """A console file; ``no-cache`` with an ETag (its SHA-256), so a returning browser asks and gets
+    304 Not Modified for what it holds, and a node upgraded to other files is never served stale."""
     body, kind = asset(name.lstrip("/"))
-    return Response(body, media_type=kind, headers={"cache-control": "no-cache", "x-content-type-options": "nosniff"})
+    etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+    headers = {"cache-control": "no-cache", "etag": etag, "x-content-type-options": "nosniff"}
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(b"", status_code=304, headers=headers)
+    return Response(body, media_type=kind, headers=headers)
 
 
 @get("/v1/blocks", sync_to_thread=True, summary="The newest blocks: headers and attestations, newest first",

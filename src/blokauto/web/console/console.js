@@ -193,9 +193,9 @@
 
   const PIN = (chain) => "blokauto.anchor." + chain;
 
-  async function setAnchor(genesis, source) {
+  async function setAnchor(genesis, source, changesRead) {
     const anchor = await V.anchorFromGenesis(genesis);
-    const changes = await C.api("/v1/consensus/changes?after=0");
+    const changes = await (changesRead || C.api("/v1/consensus/changes?after=0"));
     C.anchors = await V.followConsensus(anchor, changes.changes);
     C.genesis = genesis; C.anchorSource = source;
     const a = C.anchors[C.anchors.length - 1];
@@ -210,6 +210,8 @@
 
   /** The anchor this node serves, refused if it is not the one this browser pinned for the chain. */
   C.loadServedAnchor = async function () {
+    const changes = C.api("/v1/consensus/changes?after=0");  // asked at once, beside the genesis
+    changes.catch(() => {});  // (judged once the genesis is: a refusal there comes first)
     const genesis = await C.api("/v1/genesis");
     const anchor = await V.anchorFromGenesis(genesis);
     const pinned = localStorage.getItem(PIN(anchor.chain));
@@ -221,7 +223,7 @@
       throw new V.VerificationError("the node's trust anchor is not the one pinned in this browser");
     }
     localStorage.setItem(PIN(anchor.chain), anchor.genesisHash);
-    await setAnchor(genesis, pinned ? "pinned" : "first-seen");
+    await setAnchor(genesis, pinned ? "pinned" : "first-seen", changes);
   };
 
   C.loadAnchorFile = async function (text) {
@@ -249,6 +251,20 @@
   // ---------------------------------------------------------------- pages and the router
 
   C.page = function (name, spec) { C.pages[name] = spec; };
+
+  /** Load one of the console's scripts (``vendor/cytoscape.min.js``) the first time a page needs it. */
+  const loading = {};
+  C.needScript = function (name) {
+    if (!loading[name]) {
+      loading[name] = new Promise((resolve, reject) => {
+        const s = el("script", { src: "/console/assets/" + name });
+        s.addEventListener("load", resolve);
+        s.addEventListener("error", () => { delete loading[name]; reject(new Error(`the console's ${name} did not load`)); });
+        document.head.append(s);
+      });
+    }
+    return loading[name];
+  };
 
   C.route = function () {
     const raw = location.hash.startsWith("#/") ? location.hash.slice(2) : "";

@@ -63,10 +63,11 @@
   const COLOURS = { part: "#f79009", holder: "#475467", vehicle: "#067647", batch: "#7a5af8", lot: "#93370d", auditor: "#0e7090" };
   const SHAPES = { part: "round-rectangle", holder: "ellipse", vehicle: "rectangle", batch: "diamond", lot: "hexagon", auditor: "ellipse" };
 
-  function drawGraph(box, facts, root, what) {
+  async function drawGraph(box, facts, root, what) {
     const holder = el("div", { class: "graph", id: "graph", role: "img",
       "aria-label": `${what}: ${facts.nodes.size} nodes, ${facts.edges.length} links. The same facts are in the table below the graph.` });
     box.append(holder);
+    await C.needScript("vendor/cytoscape.min.js");  // 440 KB the other pages never load
     const cy = window.cytoscape({
       container: holder,
       elements: [
@@ -261,7 +262,7 @@
     const { facts: graph, me } = partFacts(p, t);
     const box = el("div", { class: "box" });
     view.append(el("h2", {}, "Custody and assembly"), box);
-    drawGraph(box, graph, me, `Custody and assembly graph of part ${id}`);
+    await drawGraph(box, graph, me, `Custody and assembly graph of part ${id}`);
     box.append(el("p", { class: "muted" }, "Select a node to open it. The graph as a table, for keyboard and screen-reader use:"), factsTable(graph));
 
     if (t.materials && t.materials.length) {
@@ -296,7 +297,7 @@
     materialFacts(facts, { id: me }, b.materials);
     const box = el("div", { class: "box" });
     view.append(el("h2", {}, "Materials"), box);
-    drawGraph(box, facts, me, `Materials of batch ${id}`);
+    await drawGraph(box, facts, me, `Materials of batch ${id}`);
     box.append(factsTable(facts));
     if (b.materials.length) view.append(el("h3", {}, "Attestations"), attestationTable(b.materials.flatMap((m) => m.attestations.map((a) => [m.lot, a]))));
   }
@@ -318,7 +319,7 @@
     for (const u of l.used_by) facts.edge({ id: me }, { id: `batch:${u.batch}`, label: `batch ${u.batch}`, kind: "batch", href: batchHash(u.batch) }, `${kg(u.mass_g)} used by`, 0);
     const box = el("div", { class: "box" });
     view.append(el("h2", {}, "Attestations and use"), box);
-    drawGraph(box, facts, me, `Attestations and use of lot ${id}`);
+    await drawGraph(box, facts, me, `Attestations and use of lot ${id}`);
     box.append(factsTable(facts));
     view.append(el("h3", {}, "Attestations"), attestationTable(l.attestations.map((a) => [l.id, a])));
   }

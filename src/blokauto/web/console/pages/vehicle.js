@@ -47,6 +47,9 @@
     view.append(heading);
     let report;
     const seen = C.seenHeight;  // the node answers as of at least the newest block this page verified
+    const partsRead = C.provenState(window.BlokautoStateKeys.bom + vin);  // asked beside the report, shown after it
+    const softwareRead = C.provenState(window.BlokautoStateKeys.software + vin);
+    partsRead.catch(() => {}); softwareRead.catch(() => {});  // (their badges settle from them below)
     try { report = await C.api(`/v1/reports/${encodeURIComponent(vin)}${C.qs({ min_height: seen >= 0 ? seen : undefined })}`); } catch (e) {
       badge.unreadable(e.message);
       throw e;
@@ -90,9 +93,9 @@
     ]), { id: "recalls" }));
 
     view.append(el("h2", {}, "Parts fitted"));
-    view.append(await parts(vin));
+    view.append(await parts(vin, partsRead));
     view.append(el("h2", {}, "Software"));
-    view.append(await software(vin));
+    view.append(await software(vin, softwareRead));
 
     view.append(el("h2", {}, `History (${report.timeline.length} entries)`));
     view.append(el("div", { class: "box" }, el("ol", { class: "timeline", id: "timeline" }, report.timeline.map((e) =>
@@ -141,10 +144,10 @@
         { id: "odometer-table" })));
   }
 
-  async function parts(vin) {
+  async function parts(vin, read) {
     const box = el("div", {});
     const badge = C.badge(`parts of ${vin}`);
-    const proven = await badge.follow(C.provenState(window.BlokautoStateKeys.bom + vin), (p) => C.proofText(p.header));
+    const proven = await badge.follow(read, (p) => C.proofText(p.header));
     box.append(el("p", {}, badge.el));
     if (!proven) return box;
     const bom = proven.value || { items: [], removed: [] };
@@ -159,10 +162,10 @@
     return box;
   }
 
-  async function software(vin) {
+  async function software(vin, read) {
     const box = el("div", {});
     const badge = C.badge(`software of ${vin}`);
-    const proven = await badge.follow(C.provenState(window.BlokautoStateKeys.software + vin), (p) => C.proofText(p.header));
+    const proven = await badge.follow(read, (p) => C.proofText(p.header));
     box.append(el("p", {}, badge.el));
     if (!proven) return box;
     if (!proven.value) { box.append(el("p", { class: "muted" }, "No ECUs on record (proven absent).")); return box; }
