@@ -39,8 +39,7 @@ from prometheus_client.registry import Collector
 
 from ..core.access import PUBLIC
 from ..logs import ACCESS_LOGGER
-from ..node.committer import CommittedBlock
-from ..node.node import Node
+from ..node.node import CommittedBlock, Node
 
 disable_created_metrics()  # no ``*_created`` series beside every counter and histogram
 
