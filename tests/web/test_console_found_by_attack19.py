@@ -273,8 +273,6 @@ def test_skip_to_content_stays_on_the_page(console: Any, world: Any) -> None:
 
 @pytest.mark.parametrize("option", [["--port", "70000"], ["--block-txs", "0"], ["--block-ms", "-1"],
                                     ["--scrub-minutes", "-1"]], ids=lambda o: o[0])
-@pytest.mark.xfail(strict=True, reason="with --log-format json, a start refused for a value out of range "
-                                       "(operations.md lists them) is printed as a boxed usage text, not a JSON line")
 def test_a_start_refused_for_a_value_out_of_range_is_a_json_line(tmp_path: Path, option: list[str]) -> None:
     write_chain(tmp_path / "data")
     r = run_cli("node", "start", "--data", str(tmp_path / "data"), "--log-format", "json", *option)
@@ -327,9 +325,6 @@ def test_the_demos_json_log_holds_no_share_token_nor_query_string(demo_json_log:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="demo --serve --log-format json, stopped with SIGTERM, ends its log with "
-                                       "multiprocessing's resource_tracker warning about leaked semaphores, two lines "
-                                       "that are not JSON")
 def test_every_line_of_the_demos_json_log_is_json(demo_json_log: str) -> None:
     for line in demo_json_log.splitlines():
         assert line.startswith("{") and json.loads(line), f"not a JSON line: {line!r}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import signal
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -152,6 +153,7 @@ def run_demo(data: Path, *, serve: bool, port: int, console: Console) -> None:
                           f"  blokauto --help   |  blokauto status --node {url}\n"
                           f"  blokauto query governance organisations --node {url} --data {data} --as kba-admin\n"
                           f"Ctrl-C stops the node.")
+            stop_on_sigterm()
             while True:
                 time.sleep(3600)
     except KeyboardInterrupt:
@@ -165,6 +167,16 @@ def run_demo(data: Path, *, serve: bool, port: int, console: Console) -> None:
 # The story compresses years of a car's life into seconds of block time: readings thousands of km
 # apart arrive moments apart, so the demo chains allow larger jumps between trusted readings.
 DEMO_PARAMS = {"odometer_jump_slack_km": 20_000}
+
+
+def _interrupted(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def stop_on_sigterm() -> None:
+    """A serving demo stopped with SIGTERM (kill PID, a service manager) stops as with Ctrl-C: its node,
+    workers and servers shut down in order, nothing left behind."""
+    signal.signal(signal.SIGTERM, _interrupted)
 
 
 def run_network_demo(base: Path, *, serve: bool, orgs: int, console: Console, log_format: str = "text") -> None:
@@ -198,6 +210,7 @@ def run_network_demo(base: Path, *, serve: bool, orgs: int, console: Console, lo
                       + f"; checkpoint {height} carries {len(cp.attestations)} verified node attestations")
         if serve:
             console.print(f"\nserving — `blokauto network status --base {base}`; Ctrl-C stops the network.")
+            stop_on_sigterm()
             while True:
                 time.sleep(3600)
     except KeyboardInterrupt:

@@ -23,14 +23,18 @@ file, a bad value, an unreachable node), 3 verification failed, 4 the data folde
 
 from __future__ import annotations
 
+import logging
+import sys
 from pathlib import Path
 from typing import Any
 
 import typer
+from typer._click.exceptions import ClickException  # Typer's own Click (as cli/common.py reads it)
 from typer.core import TyperGroup
 
 from . import read, tx
 from .bench import bench_app
+from ..logs import configure
 from .common import DEFAULT_PORT, DataOpt, LogFormatOpt, console, flag
 from .consent import consent_app
 from .energy import energy_app
@@ -46,12 +50,28 @@ from .telemetry import telemetry_app, vehicle_app
 
 
 class _Commands(TyperGroup):
-    """``blokauto report share VIN`` runs the command report-share (``report`` itself takes a VIN)."""
+    """``blokauto report share VIN`` runs the command report-share (``report`` itself takes a VIN). A
+    command asked for JSON logs (``--log-format json``) that Click refuses before it runs (a value out
+    of range, an unknown option) says so as one JSON line too, with the exit code."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if args[:2] == ["report", "share"]:
             args = ["report-share", *args[2:]]
         return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ClickException as exc:
+            if not _asks_json_logs(sys.argv[1:]):
+                raise
+            configure("json")
+            logging.getLogger("blokauto.cli").error(exc.format_message(), extra={"exit_code": exc.exit_code})
+            raise SystemExit(exc.exit_code) from None
+
+
+def _asks_json_logs(argv: list[str]) -> bool:
+    return "--log-format=json" in argv or any(a == "--log-format" and b == "json" for a, b in zip(argv, argv[1:]))
 
 
 app = typer.Typer(
