@@ -58,10 +58,10 @@ from ..modules.insurance import keys as insurance_keys
 from ..modules.insurance import doors as insurance_doors
 from ..modules.energy import doors as energy_doors
 from ..modules.energy import keys as energy_keys
-from ..modules.parts import access as parts_access
+from ..modules.parts import doors as parts_doors
 from ..modules.parts import keys as parts_keys
 from ..modules.recalls import keys as recall_keys
-from ..modules.recalls import queries as recall_queries
+from ..modules.recalls import doors as recall_doors
 from ..modules.software import keys as software_keys
 from ..modules.vehicles import keys as vehicle_keys
 from ..core.errors import BlokautoError, MalformedTx, RequestError, TxTooLarge, Unavailable
@@ -628,11 +628,11 @@ STATE_READS: list[tuple[str, ReadPolicy, str | Callable[[str], dict[str, Any]] |
     (vehicle_keys.VEHICLE, VehicleData("vin", "history"), "vin"),
     (parts_keys.BOM, VehicleData("vin", "history"), "vin"),
     # parts, batches and lots: their parties, as the parts queries that answer from them
-    (parts_keys.PART, parts_access.PART_PARTIES, lambda rest: SimpleNamespace(id=rest)),
-    (parts_keys.BATCH, parts_access.BATCH_PARTIES, lambda rest: SimpleNamespace(id=rest)),
-    (parts_keys.LOT, parts_access.LOT_PARTIES, lambda rest: SimpleNamespace(id=rest)),
+    (parts_keys.PART, parts_doors.PART_PARTIES, lambda rest: SimpleNamespace(id=rest)),
+    (parts_keys.BATCH, parts_doors.BATCH_PARTIES, lambda rest: SimpleNamespace(id=rest)),
+    (parts_keys.LOT, parts_doors.LOT_PARTIES, lambda rest: SimpleNamespace(id=rest)),
     (recall_keys.CAMPAIGN, IDENTIFIED, None), (recall_keys.OPEN, IDENTIFIED, None),
-    (recall_keys.REMEDY, recall_queries.CAMPAIGN_PARTIES, lambda rest: SimpleNamespace(campaign=_key_number(rest))),
+    (recall_keys.REMEDY, recall_doors.CAMPAIGN_PARTIES, lambda rest: SimpleNamespace(campaign=_key_number(rest))),
     # software: what every vehicle checks an update against (its device key reads it); its inventory is its history
     (software_keys.REPOSITORY, SIGNED, None), (software_keys.RELEASE, SIGNED, None),
     (software_keys.IMAGE, SIGNED, None), (software_keys.BUNDLE, SIGNED, None),

@@ -12,6 +12,7 @@ import msgspec
 
 from ...core.module import IndexTable
 from ...core.state import StateReader
+from .access import BATCH_PARTIES, LOT_PARTIES, PART_PARTIES  # who reads a part, batch or lot (the API's state route too)
 from .handlers import _nested
 from .spec import INSTALLATIONS
 from .state import BATCHES, BOMS, PART_TYPES, PARTS, Part

@@ -11,6 +11,7 @@ from typing import Any, Callable, Protocol, runtime_checkable
 
 import msgspec
 
+from ...core.access import Party
 from ...core.module import Context
 from ...core.state import Overlay, StateReader
 from .handlers import affected_vehicle, remedy_by_software
@@ -102,3 +103,12 @@ class CampaignRecords:
                 out.append(OpenRecall(c.id, c.number, c.component, c.summary, c.remedy, c.do_not_drive,
                                       REMEDIES.has(state, c.id, vin)))
         return out
+
+
+def _campaign_parties(view: Any, q: Any) -> set[str]:
+    """Who reads a campaign's affected vehicles: its manufacturer and the key or organisation that opened it."""
+    c = CAMPAIGNS.get(view, q.campaign)
+    return set() if c is None else {c.manufacturer, c.opened_by} - {""}
+
+
+CAMPAIGN_PARTIES = Party(_campaign_parties, "the campaign's manufacturer and opener")

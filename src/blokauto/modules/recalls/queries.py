@@ -11,7 +11,7 @@ from ...core.errors import NotFound
 from ...core.access import IDENTIFIED, Party, Roles, VehicleData
 from ...core.module import Page, QueryView
 from ...core.state import KeyPart
-from .doors import RecallsDoor
+from .doors import CAMPAIGN_PARTIES, RecallsDoor
 from .resolve import affected, affected_count
 from .spec import REMEDIED, module
 from .state import CAMPAIGNS, OPEN, REMEDIES, Campaign, Scope
@@ -55,13 +55,6 @@ class HolderQuery(msgspec.Struct):
     holder: KeyPart
 
 
-def _campaign_parties(view: QueryView, q: Any) -> set[str]:
-    """Who reads a campaign's affected vehicles: its manufacturer and the key or organisation that opened it."""
-    c = CAMPAIGNS.get(view, q.campaign)
-    return set() if c is None else {c.manufacturer, c.opened_by} - {""}
-
-
-CAMPAIGN_PARTIES = Party(_campaign_parties, "the campaign's manufacturer and opener")
 
 
 def _campaign(view: QueryView, cid: int) -> Campaign:
