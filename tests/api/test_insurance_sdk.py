@@ -31,7 +31,7 @@ from blokauto.modules.payments.messages import AttestReserves, Issue, RegisterCu
 from blokauto.modules.vehicles.messages import AssignWmi, TransferTitle
 
 from conftest import K, Served, write_chain
-from helpers.insurance import ALL_ORGS, trip
+from helpers.insurance import ALL_ORGS, trip, daytime_offset
 from helpers.vehicles import WMI, admin, register_msg, vin_for
 
 INS, SHOP, EMI, OEM = admin("ins"), admin("shop"), admin("emi"), admin("oem")
@@ -113,8 +113,8 @@ def test_a_policy_from_binding_to_a_paid_claim_and_a_checked_statement(node) -> 
     assert ins.policy(pid, key=INS)["pricing"] == ins.product("ins", "payd", key=alice)["pricing"]
 
     # Two trips through the node's sample route: 12 km with a harsh brake, then 6 km.
-    ok(tel.send_batch(vin, trip(start + 10, 31, every_ms=5, step_m=400, brake_at=(7,)), device))
-    ok(tel.send_batch(vin, trip(start + 200, 31, every_ms=5, odo_m=12_000, step_m=200), device))
+    ok(tel.send_batch(vin, trip(start + 10, 31, every_ms=5, step_m=400, brake_at=(7,)), device, utc_offset_min=daytime_offset(start)))
+    ok(tel.send_batch(vin, trip(start + 200, 31, every_ms=5, odo_m=12_000, step_m=200), device, utc_offset_min=daytime_offset(start)))
     wait_past(start + 400)
     crash = tel.report_crash(vin, device, decel_mms2=52_000, odometer_m=18_000, airbag=True)
     cid = claim_id(crash)  # opened in the crash report's own transaction
@@ -160,7 +160,7 @@ def test_check_statement_catches_a_premium_not_priced_by_the_agreed_terms(node) 
     vin, device = insured_car(node, bob)
     ins = Insurance(node.bc)
     pid, start = bind(ins, bob, vin)
-    ok(Telemetry(node.bc).send_batch(vin, trip(start + 10, 21, every_ms=5, step_m=500), device))  # 10 km
+    ok(Telemetry(node.bc).send_batch(vin, trip(start + 10, 21, every_ms=5, step_m=500), device, utc_offset_min=daytime_offset(start)))  # 10 km
     wait_past(start + 200)
     ok(ins.cancel_policy(INS, pid))  # the insurer may end it too
     ok(ins.issue_statements(INS, [pid])[0])
@@ -191,7 +191,7 @@ def test_without_consent_the_statement_is_the_cap_pro_rata(node) -> None:
     vin, device = insured_car(node, carol, consent=False)
     ins = Insurance(node.bc)
     pid, start = bind(ins, carol, vin)
-    ok(Telemetry(node.bc).send_batch(vin, trip(start + 10, 21, every_ms=5, step_m=500), device))
+    ok(Telemetry(node.bc).send_batch(vin, trip(start + 10, 21, every_ms=5, step_m=500), device, utc_offset_min=daytime_offset(start)))
     wait_past(start + 200)
     ok(ins.cancel_policy(carol, pid))
     ok(ins.issue_statements(INS, [pid])[0])
@@ -227,7 +227,7 @@ def test_a_sale_ends_the_policy_and_its_last_period_is_still_priced_on_usage(nod
     vin, device = insured_car(node, frank)
     ins = Insurance(node.bc)
     pid, start = bind(ins, frank, vin)
-    ok(Telemetry(node.bc).send_batch(vin, trip(start + 10, 41, every_ms=5, step_m=250), device))  # 10 km
+    ok(Telemetry(node.bc).send_batch(vin, trip(start + 10, 41, every_ms=5, step_m=250), device, utc_offset_min=daytime_offset(start)))  # 10 km
     wait_past(start + 300)
     sale = ok(node.bc.send(TransferTitle(vin=vin, to=grace.did), frank, grace))
     assert ins.policy(pid, key=frank, min_height=sale.height)["sold"] == sale.checkpoint.header.time

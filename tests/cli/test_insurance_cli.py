@@ -21,6 +21,7 @@ import pytest
 
 from blokauto.keystore import KeyStore
 
+from helpers.insurance import daytime_offset
 from conftest import NodeProcess, run_cli
 
 pytestmark = pytest.mark.e2e  # starts a real node process
@@ -53,13 +54,6 @@ def now_ms() -> int:
 def wait_past(t: int) -> None:
     while now_ms() <= t:
         time.sleep(max(0.0, (t - now_ms() + 5) / 1000))
-
-
-def daytime_offset(t: int) -> str:
-    """A UTC offset (minutes) that puts ``t`` in daytime where the car drives, so the trips' night km
-    are 0 whatever hour the suite runs at (22:00-06:00 UTC made this test fail)."""
-    hour = t // 3_600_000 % 24
-    return str(0 if 6 <= hour < 22 else (-360 if hour >= 22 else 480))
 
 
 def samples(path: Path, start: int, n: int, *, step_m: int, odo_m: int = 0, brake_at: tuple[int, ...] = ()) -> Path:
@@ -135,11 +129,11 @@ def test_a_policy_from_binding_to_a_paid_claim_and_a_checked_statement(chain, tm
     # Two trips through the node's sample route: 12 km with a harsh brake, then 6 km.
     r = cli("telemetry", "send", "--vin", VIN, "--samples", samples(tmp_path / "t1.json", start + 10, 31, step_m=400,
                                                                     brake_at=(7,)),
-            "--utc-offset", daytime_offset(start), "--key", "car", *at)
+            "--utc-offset", str(daytime_offset(start)), "--key", "car", *at)
     assert "batch 1 of" in r.stdout
     cli("telemetry", "send", "--vin", VIN, "--samples", samples(tmp_path / "t2.json", start + 200, 31, step_m=200,
                                                                 odo_m=12_000),
-        "--utc-offset", daytime_offset(start), "--key", "car", *at)
+        "--utc-offset", str(daytime_offset(start)), "--key", "car", *at)
     wait_past(start + 400)
     r = cli("telemetry", "crash", VIN, "--decel", 52_000, "--airbag", "--odometer-m", 18_000, "--key", "car",
             "--json", *at)
