@@ -16,12 +16,12 @@ import time
 from pathlib import Path
 
 import httpx
-from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "console"
 sys.path.insert(0, str(ROOT / "tests"))
 from helpers.console import open_console  # noqa: E402  (the tests' way of opening a page and waiting for it)
+from blokauto.bench.harness import chromium  # noqa: E402  (Debian's Chromium, launched as the benches launch it)
 
 VIN = "WZZ3E5C22NM400117"
 #: file name -> (route, key name in the demo's keys/)
@@ -35,8 +35,6 @@ PAGES = {
     "organisation": ("#/organisation/bavaria-motors", "kba-admin"),
     "network": ("#/network", "kba-admin"),
 }
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def free_port() -> int:
@@ -64,15 +62,13 @@ def main() -> None:
                         break
                 except httpx.HTTPError:
                     time.sleep(0.1)
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            with chromium() as browser:
                 for name, (route, key) in PAGES.items():
                     page = browser.new_page(viewport={"width": 1280, "height": 900})
                     open_console(page, url, route, data=data, name=key)
                     page.screenshot(path=str(OUT / f"{name}.png"), full_page=True)
                     print(f"wrote docs/console/{name}.png", file=sys.stderr)
                     page.close()
-                browser.close()
         finally:
             os.kill(node.pid, signal.SIGTERM)
             node.wait(30)

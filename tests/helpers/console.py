@@ -41,6 +41,20 @@ def console(browser: Any) -> Iterator[Any]:
         ctx.close()
 
 
+def sdk(world: Any, key: KeyPair | None = None) -> Any:
+    """A Python SDK client of the world's node, pinned to its genesis, signing with ``key`` (the node key by default)."""
+    from blokauto.client import Client
+
+    return Client(world.node.url, trust=world.data / "genesis.json", key=key or world.node_key)
+
+
+def demo_key(world: Any, name: str) -> KeyPair:
+    """A key of the demo's ``keys/`` folder."""
+    from blokauto.keystore import KeyStore
+
+    return KeyStore(world.data / "keys").load(name)
+
+
 def key_file(folder: Path, key: KeyPair, name: str) -> Path:
     """A key file as ``blokauto keys new`` writes it."""
     path = folder / f"{name}.json"

@@ -41,9 +41,7 @@ VIN = DEMO_VIN
 RICH_VIN = "WZZ3E5C27NM400200"
 DAY_MS = 86_400_000
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from blokauto.bench.harness import CHROMIUM, CHROMIUM_ARGS, chromium  # noqa: E402,F401  (one Chromium setup)
 BADGE_SETTLED = "document.getElementById('badge').dataset.state !== 'pending'"
 
 
@@ -262,14 +260,8 @@ def sign_pages(context: Any, url: str, key: KeyPair) -> None:
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:  # Debian's Chromium, launched as the benches launch it
+        yield b
 
 
 # ---------------------------------------------------------------- report surgery

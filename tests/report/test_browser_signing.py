@@ -22,6 +22,7 @@ from blokauto.core.crypto import KeyPair
 from blokauto.modules.vehicles.messages import AssignWmi, TransferTitle
 
 from conftest import K, Served, consortium, write_chain
+from helpers.console import key_file
 from helpers.reports import BADGE_SETTLED
 from helpers.vehicles import register_msg, vin_for
 
@@ -46,12 +47,6 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield served
     finally:
         served.stop()
-
-
-def key_file(tmp_path: Path, key: KeyPair, name: str) -> Path:
-    path = tmp_path / f"{name}.json"
-    path.write_text(json.dumps({"name": name, "did": key.did, "seed": key.seed.hex()}))
-    return path
 
 
 @pytest.fixture

@@ -24,13 +24,12 @@ import pytest
 
 from blokauto.client import Client
 from blokauto.core.crypto import KeyPair
-from blokauto.keystore import KeyStore
 from blokauto.modules.consent import errors as consent_errors
 from blokauto.modules.consent.messages import GrantConsent
 from blokauto.modules.consent.state import CATEGORIES
 from blokauto.modules.vehicles import messages as veh
 
-from helpers.console import TEXT_OUTSIDE_SCREEN, badges, key_file, open_console, settle, wait_until, zoomed
+from helpers.console import TEXT_OUTSIDE_SCREEN, badges, demo_key, key_file, open_console, sdk, settle, wait_until, zoomed
 
 pytest_plugins = ["helpers.reports", "helpers.console"]
 
@@ -46,14 +45,6 @@ class Holding:
     vin: str
     key: KeyPair
     path: Path  # the holder's key file, for the browser
-
-
-def sdk(world: Any, key: KeyPair | None = None) -> Client:
-    return Client(world.node.url, trust=world.data / "genesis.json", key=key or world.node_key)
-
-
-def demo_key(world: Any, name: str) -> KeyPair:
-    return KeyStore(world.data / "keys").load(name)
 
 
 def ok(info: Any) -> Any:

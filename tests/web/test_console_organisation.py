@@ -27,19 +27,11 @@ from blokauto.keystore import KeyStore
 from blokauto.modules.governance import messages as gov
 from blokauto.modules.governance.state import SetParameter
 
-from helpers.console import TEXT_OUTSIDE_SCREEN, badges, key_file, open_console, settle, wait_until, zoomed
+from helpers.console import TEXT_OUTSIDE_SCREEN, badges, demo_key, key_file, open_console, sdk, settle, wait_until, zoomed
 
 pytest_plugins = ["helpers.reports", "helpers.console"]
 
 ORG = "fairmine-audit"  # the organisation whose keys the test changes
-
-
-def sdk(world: Any, key: KeyPair | None = None) -> Client:
-    return Client(world.node.url, trust=world.data / "genesis.json", key=key or world.node_key)
-
-
-def demo_key(world: Any, name: str) -> KeyPair:
-    return KeyStore(world.data / "keys").load(name)
 
 
 def ok(info: Any) -> Any:
