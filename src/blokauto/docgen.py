@@ -88,7 +88,8 @@ def params_md(registry: Registry) -> str:
            "the next block. Generated from the declarations.", "",
            "| name | default | min | max | meaning |", "|---|---|---|---|---|"]
     for p in registry.params.values():
-        out.append(f"| `{p.name}` | {p.default} | {p.min} | {p.max} | {_cell(p.doc)} |")
+        name = f"{p.name}:<{p.keyed}>" if p.keyed else p.name
+        out.append(f"| `{name}` | {p.default} | {p.min} | {p.max} | {_cell(p.doc)} |")
     return "\n".join(out) + "\n"
 
 

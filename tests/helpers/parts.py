@@ -51,11 +51,14 @@ OUTSIDER = K("outsider")
 LOGGER_SUP, LOGGER_OEM = K("logger-sup"), K("logger-oem")  # condition-logger devices of sup and oem
 
 PRODUCED = "2027-01-05"
+#: An attestation's expiry a year after the tests' block times (a MemoryLedger's start at
+#: 1,800,000,000,000 ms; a live node's are the wall clock's).
+VALID_UNTIL = max(1_800_000_000_000, now_ms()) + 365 * 86_400_000
 V1, V2, V3 = vin_for(WMI["oem"], 1), vin_for(WMI["oem"], 2), vin_for(WMI["oem"], 3)
 W1 = vin_for(WMI["oem2"], 1)  # a vehicle of the other manufacturer
 
 __all__ = [
-    "ALL_ORGS", "PARTS_EXTRA", "SUP", "SUP2", "AUDIT", "OEM", "OEM2", "SHOP", "SCRAP", "REG", "INS", "DEALER",
+    "ALL_ORGS", "PARTS_EXTRA", "VALID_UNTIL", "SUP", "SUP2", "AUDIT", "OEM", "OEM2", "SHOP", "SCRAP", "REG", "INS", "DEALER",
     "OUTSIDER", "LOGGER_SUP", "LOGGER_OEM", "parts_genesis", "parts_chain", "ok", "part_type", "mint", "mint_batch",
     "lot", "ship", "receive", "P", "B", "install", "remove", "assemble", "part", "batch", "ptype", "bom",
     "material_lot", "part_history", "installations", "supplied", "campaign", "PartsNode", "BatchRef", "DateRange",

@@ -15,7 +15,9 @@ from typing import Any, Callable
 import pytest
 
 from blokauto.core.crypto import KeyPair
-from blokauto.modules.parts.messages import AttestLot, ConditionReading, LogConditions, RegisterLogger
+from blokauto.modules.parts.messages import (AttestLot, ConditionReading, IssuePassport, LogConditions, LotOutput,
+                                             LotPortion, MergeLots, RecoverMaterial, RegisterLogger, RegisterPartType,
+                                             SplitLot, TransformLots)
 from blokauto.modules.recalls.messages import CloseCampaign, ConfirmSoftwareRemedy, RecordRemedy
 from blokauto.modules.recalls.state import SoftwareFix
 from blokauto.modules.vehicles.messages import Deregister
@@ -23,6 +25,7 @@ from blokauto.modules.vehicles.messages import Deregister
 from conftest import Chain, K
 from helpers.permissions import expected_code as permission_code
 from helpers.parts import (
+    VALID_UNTIL,
     ALL_ORGS,
     B,
     LOGGER_SUP,
@@ -122,8 +125,30 @@ CASES: list[Case] = [
     # catalogue and raw materials
     Case("register_part_type", lambda: part_type("NEW-1"), MAKERS, frozenset({"sup", "sup2", "oem", "oem2"})),
     Case("register_material_lot", lambda: lot("L-NEW", 500), frozenset({"supplier"}), frozenset({"sup", "sup2"})),
-    Case("attest_material_lot", lambda: AttestLot(lot="L1", standard="RMAP", result="conformant", report="R-1"),
+    Case("attest_material_lot", lambda: AttestLot(lot="L1", standard="RMAP", result="conformant", report="R-1", valid_until=VALID_UNTIL),
          frozenset({"auditor"}), frozenset({"audit"})),
+    # lots from lots: only the lot's custodian splits, merges or transforms it
+    Case("split_lot", lambda: SplitLot(lot="L1", into=[LotPortion(lot="L1-A", mass_g=100)]), MAKERS,
+         frozenset({"sup"}), "not_custodian"),
+    Case("merge_lots", lambda: MergeLots(lots=[LotPortion(lot="L1", mass_g=100), LotPortion(lot="L2", mass_g=50)],
+                                         into="L-MERGED"), MAKERS, frozenset({"sup"}), "not_custodian",
+         setup=lambda c: ok(c, SUP, lot("L2", 100))),
+    Case("transform_lots", lambda: TransformLots(inputs=[LotPortion(lot="L1", mass_g=100)],
+                                                 outputs=[LotOutput(lot="L-SO4", material="cobalt-sulfate", mass_g=50)],
+                                                 process="refining", yield_ppm=600_000),
+         MAKERS, frozenset({"sup"}), "not_custodian"),
+    # a recycler recovers material from parts it harvested (BRK:S3 out of the deregistered V3)
+    Case("recover_material", lambda: RecoverMaterial(parts=["BRK:S3"], lot="L-REC", material="steel", mass_g=900,
+                                                     country="DE"),
+         frozenset({"recycler"}), frozenset({"scrap"}), setup=lambda c: ok(c, SCRAP, remove(V3, "BRK:S3"))),
+    # a battery pack's passport: only the pack's maker
+    Case("issue_passport", lambda: IssuePassport(pack="BAT:P1", category="ev", chemistry="NMC811", capacity_wh=83_000,
+                                                 nominal_voltage_mv=400_000, mass_g=480_000,
+                                                 carbon_footprint_g_per_kwh=61_000, carbon_footprint_report="CF-1",
+                                                 due_diligence_report="DD-1"),
+         MAKERS, frozenset({"sup"}), "not_the_maker",
+         setup=lambda c: (ok(c, SUP, RegisterPartType(part_number="BAT", name="pack", category="battery",
+                                                      serialized=True)), ok(c, SUP, mint("BAT", "P1")))),
     # twins: only the organisation that owns the part number mints
     Case("mint_serialized_parts", lambda: mint("BRK", "S9"), MAKERS, frozenset({"sup"}), "not_the_supplier"),
     Case("mint_batch", lambda: mint_batch("PAD", "B9", 5), MAKERS, frozenset({"sup"}), "not_the_supplier"),

@@ -23,6 +23,7 @@ from blokauto.modules.vehicles.messages import Deregister
 
 from conftest import Chain, K, build_tx
 from helpers.parts import (
+    VALID_UNTIL,
     AUDIT,
     LOGGER_OEM,
     LOGGER_SUP,
@@ -126,7 +127,7 @@ CATALOGUE = [
     r("mint_a_serial_named_like_a_batch_of_its_part_number", None, SUP, mint("CELL", "C1"), "id_taken"),
     r("mint_a_batch_named_like_a_serial_of_its_part_number", None, SUP, mint_batch("BRK", "S1", 2), "id_taken"),
     r("register_a_lot_twice", None, SUP2, lot("L1", 5), "lot_exists"),
-    r("attest_an_unknown_lot", None, AUDIT, AttestLot(lot="L9", standard="RMAP", result="conformant", report="x"),
+    r("attest_an_unknown_lot", None, AUDIT, AttestLot(lot="L9", standard="RMAP", result="conformant", report="x", valid_until=VALID_UNTIL),
       "unknown_lot"),
 ]
 
@@ -362,8 +363,8 @@ def test_a_manufacturer_mints_the_parts_it_makes_itself() -> None:
 def test_lot_consumption_is_exact_to_the_gram_and_attested_by_auditors() -> None:
     chain = rules_chain()
     assert material_lot(chain, "L1").consumed_g == 300
-    ok(chain, AUDIT, AttestLot(lot="L1", standard="RMAP", result="conformant", report="FMA-1"))
-    ok(chain, AUDIT, AttestLot(lot="L1", standard="OECD-DDG", result="non_conformant", report="FMA-2"))
+    ok(chain, AUDIT, AttestLot(lot="L1", standard="RMAP", result="conformant", report="FMA-1", valid_until=VALID_UNTIL))
+    ok(chain, AUDIT, AttestLot(lot="L1", standard="OECD-DDG", result="non_conformant", report="FMA-2", valid_until=VALID_UNTIL))
     ok(chain, SUP, mint_batch("PAD", "B7", 5, ("L1", 700)))  # exactly what is left
     lot_ = material_lot(chain, "L1")
     assert (lot_.mass_g, lot_.consumed_g) == (1000, 1000)
@@ -385,7 +386,7 @@ def test_lot_used_by_adds_up_to_consumed_when_a_batch_lists_a_lot_twice() -> Non
 
 def cobalt_battery(chain: Chain) -> None:
     """Cells of batch C2 (50 g of lot L1's cobalt) in module MOD:M1 in pack PACK:K1, installed in V1."""
-    ok(chain, AUDIT, AttestLot(lot="L1", standard="RMAP", result="conformant", report="FMA-2027-1"))
+    ok(chain, AUDIT, AttestLot(lot="L1", standard="RMAP", result="conformant", report="FMA-2027-1", valid_until=VALID_UNTIL))
     ok(chain, SUP, part_type("MOD", assembly=True))
     ok(chain, SUP, mint_batch("CELL", "C2", 2, ("L1", 50)))
     ok(chain, SUP, mint("CELL", "C2-1", "C2-2", batch="C2"))
@@ -426,8 +427,10 @@ def test_ship_then_receive_passes_custody_and_transit_is_visible() -> None:
                                "status": "in_stock"}]
     p = part(chain, "BRK:S4")
     assert (p.status, p.custodian, p.transit_to) == ("in_stock", "org:shop", "")
-    assert [(e["type"], e["data"]) for e in part_history(chain, "BRK:S4")[1:]] == [
-        ("shipped", {"from": "org:sup", "to": "org:shop"}), ("received", {"from": "org:sup", "by": "org:shop"})]
+    shipped, received = part_history(chain, "BRK:S4")[1:]
+    assert [(e["type"], e["data"]) for e in (shipped, received)] == [  # no place given; at the block's time
+        ("shipped", {"from": "org:sup", "to": "org:shop", "location": "", "at": shipped["time"]}),
+        ("received", {"from": "org:sup", "by": "org:shop", "location": "", "at": received["time"]})]
 
 
 def test_a_batch_in_transit_is_visible_and_received_whole() -> None:

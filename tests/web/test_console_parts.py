@@ -12,6 +12,7 @@ refusal with its code; the pages work with the keyboard alone and at 200 % zoom.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote, unquote
@@ -140,7 +141,8 @@ def assembly(world: Any) -> dict[str, Any]:
     volt = "voltcell-admin"
     send_all(world, [
         (parts.RegisterLot(lot="CT-LI-1", material="lithium", mass_g=50_000, mine="Greenbushes", country="AU"), volt),
-        (parts.AttestLot(lot="CT-LI-1", standard="IRMA", result="non_conformant", report="CT-2025-7"),
+        (parts.AttestLot(lot="CT-LI-1", standard="IRMA", result="non_conformant", report="CT-2025-7",
+                         valid_until=int(time.time() * 1000) + 365 * 86_400_000),
          "fairmine-audit-admin"),
         (parts.RegisterPartType(part_number="CT-PACK", name="test pack", category="battery", serialized=True,
                                 assembly=True), volt),

@@ -725,8 +725,18 @@ async def messages(api: ApiDep) -> list[dict[str, Any]]:
      opt={"read": PUBLIC})
 async def params(api: ApiDep) -> list[dict[str, Any]]:
     values = api.node.params
-    return [{"name": p.name, "value": values.get(p.name, p.default), "default": p.default,
-             "min": p.min, "max": p.max, "doc": p.doc} for p in api.node.registry.params.values()]
+    out = []
+    for p in api.node.registry.params.values():
+        if not p.keyed:
+            out.append({"name": p.name, "value": values.get(p.name, p.default), "default": p.default,
+                        "min": p.min, "max": p.max, "doc": p.doc})
+            continue
+        # a keyed family: its pattern, then each key set by a vote
+        out.append({"name": f"{p.name}:<{p.keyed}>", "value": p.default, "default": p.default,
+                    "min": p.min, "max": p.max, "doc": p.doc})
+        out += [{"name": n, "value": v, "default": p.default, "min": p.min, "max": p.max, "doc": p.doc}
+                for n, v in sorted(values.items()) if n.partition(":")[0] == p.name and ":" in n]
+    return out
 
 
 @get("/v1/queries", summary="Module queries, their parameters and who may read them", operation_class=documented(),

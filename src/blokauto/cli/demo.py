@@ -15,6 +15,7 @@ from rich.markup import escape
 
 from ..api.server import ApiServer
 from ..client import Client, TxInfo
+from ..client._client import now_ms
 from ..core.crypto import KeyPair
 from ..core.errors import BlokautoError
 from ..keystore import KeyStore
@@ -307,6 +308,9 @@ def vote_until_decided(bc: Client, story: Story, opened: TxInfo, voters: list[tu
     raise AssertionError(f"proposal {proposal} did not pass ({org_of.get(opener)})")
 
 
+YEAR_MS = 365 * 86_400_000
+
+
 def supply_story(bc: Client, keys: KeyStore, story: Story) -> dict[str, str]:
     """Raw material to parts: a cobalt lot attested, battery packs and brake pads minted and shipped."""
     volt, stop = keys.load("voltcell-admin"), keys.load("stopwell-brakes-admin")
@@ -317,7 +321,7 @@ def supply_story(bc: Client, keys: KeyStore, story: Story) -> dict[str, str]:
                                               country="CD"), volt))
     story.committed("Fairmine Audit attests its responsible sourcing (RMAP, conformant)",
                     bc.send(parts.AttestLot(lot="CO-KAM-0042", standard="RMAP", result="conformant",
-                                            report="FMA-2024-118"), audit))
+                                            report="FMA-2024-118", valid_until=now_ms() + YEAR_MS), audit))
     story.committed("Voltcell registers battery pack VP-83 and makes batch P1 (36 kg of that cobalt)", _all(
         bc.send(parts.RegisterPartType(part_number="VP-83", name="83 kWh battery pack", category="battery",
                                        serialized=True), volt),

@@ -143,6 +143,9 @@ class ParamSpec:
     min: int
     max: int
     doc: str
+    #: A keyed parameter is a family: ``<name>:<key>`` (say ``attestation_required:cobalt``) is set
+    #: per key; a key never set reads ``default``. ``keyed`` describes what the key names.
+    keyed: str = ""
 
 
 @dataclass(frozen=True)
@@ -313,8 +316,10 @@ class Module:
         self.chains.append(chain)
         return chain
 
-    def param(self, name: str, default: int, *, min: int, max: int, doc: str) -> ParamSpec:
-        spec = ParamSpec(name, default, min, max, doc)
+    def param(self, name: str, default: int, *, min: int, max: int, doc: str, keyed: str = "") -> ParamSpec:
+        """Declare a chain parameter; ``keyed`` (what the key names) makes it a family set per key,
+        ``<name>:<key>`` (a key never set reads ``default``)."""
+        spec = ParamSpec(name, default, min, max, doc, keyed)
         self.params.append(spec)
         return spec
 
@@ -374,8 +379,11 @@ class Context:
         """The implementation of ``protocol`` another module provides."""
         return self._registry.provider(protocol)
 
-    def param(self, name: str) -> int:
-        return self.params[name]
+    def param(self, name: str, key: str | None = None) -> int:
+        """A parameter's value; for a keyed one, ``key``'s value (its default when never set)."""
+        if key is None:
+            return self.params[name]
+        return self.params.get(f"{name}:{key}", self._registry.params[name].default)
 
     def check_param(self, name: str, value: int) -> None:
         self._registry.check_param(name, value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable, TypeVar
 
 from .block import Genesis
@@ -20,6 +21,8 @@ CORE_PARAMS = (
 )
 
 PARAMS: Item[dict[str, int]] = Item("chain/params", dict[str, int], default=dict)
+#: The key of a keyed parameter (``<name>:<key>``): what a material or other identifier may be.
+PARAM_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class Registry:
@@ -70,14 +73,21 @@ class Registry:
         return impl
 
     def read_params(self, state: StateReader) -> dict[str, int]:
-        values = {name: p.default for name, p in self.params.items()}
+        """Every parameter's value: the unkeyed ones with their defaults, and each key of a keyed
+        family that was ever set (``Context.param(name, key)`` reads the others as the default)."""
+        values = {name: p.default for name, p in self.params.items() if not p.keyed}
         values.update(PARAMS.get(state))
         return values
 
     def check_param(self, name: str, value: int) -> None:
-        spec = self.params.get(name)
-        if spec is None:
-            raise InvalidParameter(name=name, reason=f"is unknown; known: {', '.join(sorted(self.params))}")
+        base, keyed, key = name.partition(":")
+        spec = self.params.get(base)
+        if spec is None or bool(keyed) != bool(spec.keyed):
+            known = ", ".join(sorted(f"{n}:<{p.keyed}>" if p.keyed else n for n, p in self.params.items()))
+            raise InvalidParameter(name=name[:120], reason=f"is unknown; known: {known}")
+        if keyed and not PARAM_KEY.fullmatch(key):
+            raise InvalidParameter(name=name[:120], reason=f"needs a {spec.keyed} after the colon: letters, digits, "
+                                                           "'.', '_' or '-', at most 64")
         if not spec.min <= value <= spec.max:
             raise InvalidParameter(name=name, reason=f"must be between {spec.min} and {spec.max}, not {value}")
 

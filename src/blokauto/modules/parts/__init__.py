@@ -5,7 +5,7 @@ The module's definition: its messages and queries (declared in ``handlers`` and 
 its door, wired here: ``PartsDoor``, what recalls and the history report may ask.
 """
 
-from . import handlers, queries  # noqa: F401  (messages and queries declare themselves on the module)
+from . import handlers, logistics_queries, materials, queries  # noqa: F401  (messages and queries declare themselves)
 from .doors import CarriedPart, InstalledParts, PartsDoor, PartsEvidence
 from .spec import module
 

@@ -121,3 +121,52 @@ class AssemblyRule(DomainError):
 class UnknownPart(DomainError):
     code = "unknown_part"
     template = "{part} was never minted."
+
+
+class LotNotConformant(DomainError):
+    code = "lot_not_conformant"
+    template = ("Lot {lot!r} cannot be {use}: {reason} (rule: {rule}; auditor: {auditor}). An auditor attests the "
+                "lot with parts.attest_lot.")
+
+
+class MassBalance(DomainError):
+    code = "mass_balance"
+    template = "{what}: {reason}. Inputs must cover outputs within the declared yield."
+
+
+class LotInTransit(DomainError):
+    code = "lot_in_transit"
+    template = "Lot {lot!r} is in transit to {to}; its receiver takes custody first."
+
+
+class WrongMaterial(DomainError):
+    code = "wrong_material"
+    template = "{reason}."
+
+
+class TooManyOrigins(DomainError):
+    code = "too_many_origins"
+    template = ("{what} would carry {count} origins (material and origin lot pairs); at most {limit} are kept. "
+                "Merge fewer lots into one.")
+
+
+class BadHandoffTime(DomainError):
+    code = "bad_handoff_time"
+    template = ("{item}: the handoff time {at} is {reason}; give the time it happened (ms), at most {backdate_ms} ms "
+                "before the block and not before its previous handoff at {since}, or 0 for the block's time.")
+
+
+class NotRecoverable(DomainError):
+    code = "not_recoverable"
+    template = ("{part} is {status} in the custody of {custodian}; a recycler recovers material from parts it "
+                "harvested or received (removed, in its custody).")
+
+
+class NotABatteryPack(DomainError):
+    code = "not_a_battery_pack"
+    template = "{part} is a {category!r} part; a passport is issued for a battery pack (part type category 'battery')."
+
+
+class NotTheMaker(DomainError):
+    code = "not_the_maker"
+    template = "{part} was made by {maker!r}; only its maker issues its passport."

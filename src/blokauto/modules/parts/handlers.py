@@ -18,60 +18,54 @@ from ...core.state import Overlay, StateReader
 from . import errors
 from .messages import (
     Assemble,
-    AttestLot,
     ConditionBreach,
     CustodyChanged,
     Install,
     InstallItem,
+    IssuePassport,
     LogConditions,
     MintBatch,
     MintParts,
     PartInstalled,
     PartMinted,
     PartRemoved,
+    PassportIssued,
     Receive,
+    RecoverMaterial,
     RegisterLogger,
-    RegisterLot,
     RegisterPartType,
     Remove,
     Ship,
 )
-from .spec import INSTALLATIONS, LOT_USES, PART_HISTORY, RecallGate, Vehicles, module
+from . import logistics
+from .materials import consume_lot, recovered_lot, ship_or_receive_lot
+from .provenance import origins_of
+from .spec import INSTALLATIONS, PART_HISTORY, RecallGate, Vehicles, module
 from .state import (
     BATCHES,
     BOMS,
-    RemovedItem,
     LOGGERS,
-    LOTS,
     PART_TYPES,
     PARTS,
-    Attestation,
+    PASSPORTS,
     Batch,
     Bom,
     BomItem,
     History,
-    MaterialLot,
     Part,
     PartType,
+    Passport,
+    RecycledShare,
+    MaterialShare,
+    RemovedItem,
 )
+from .util import org_of as _org, speaks_for as _speaks_for
 
 MAKERS = {"supplier", "manufacturer"}
 INSTALLERS = {"manufacturer", "workshop"}
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def _org(ctx: Context) -> str:
-    assert ctx.member is not None
-    return ctx.member.org
-
-
-def _speaks_for(ctx: Context, holder: str) -> bool:
-    """The sender may act for ``holder``: its own key, or an active key of that organisation."""
-    if holder == ctx.sender:
-        return True
-    return ctx.member is not None and ctx.member.active and holder == "org:" + ctx.member.org
 
 
 def _split(ref: str) -> tuple[str, str]:
@@ -143,24 +137,6 @@ def register_type(state: Overlay, ctx: Context, msg: RegisterPartType) -> None:
                                    msg.limits, ctx.height), msg.part_number)
 
 
-@module.message(RegisterLot, roles={"supplier"})
-def register_lot(state: Overlay, ctx: Context, msg: RegisterLot) -> None:
-    """A raw-material lot enters the ledger with its origin."""
-    if LOTS.has(state, msg.lot):
-        raise errors.LotExists(lot=msg.lot)
-    LOTS.put(state, MaterialLot(msg.lot, msg.material, msg.mass_g, 0, msg.mine, msg.country, _org(ctx)), msg.lot)
-
-
-@module.message(AttestLot, roles={"auditor"})
-def attest_lot(state: Overlay, ctx: Context, msg: AttestLot) -> None:
-    """An auditor attests (or refuses to attest) a lot's responsible sourcing."""
-    lot = LOTS.get(state, msg.lot)
-    if lot is None:
-        raise errors.UnknownLot(lot=msg.lot)
-    att = Attestation(_org(ctx), msg.standard, msg.result, msg.report, ctx.height)
-    LOTS.put(state, msgspec.structs.replace(lot, attestations=lot.attestations + [att]), msg.lot)
-
-
 def _own_type(state: StateReader, ctx: Context, part_number: str) -> PartType:
     t = _type(state, part_number)
     if t.supplier != _org(ctx):
@@ -181,17 +157,10 @@ def mint_batch(state: Overlay, ctx: Context, msg: MintBatch) -> None:
     for use in msg.materials:
         wanted[use.lot] = wanted.get(use.lot, 0) + use.mass_g
     for lot_id, mass_g in wanted.items():
-        lot = LOTS.get(state, lot_id)
-        if lot is None:
-            raise errors.UnknownLot(lot=lot_id)
-        remaining = lot.mass_g - lot.consumed_g
-        if mass_g > remaining:
-            raise errors.MaterialOverconsumed(lot=lot_id, remaining=remaining, material=lot.material, wanted=mass_g)
-        LOTS.put(state, msgspec.structs.replace(lot, consumed_g=lot.consumed_g + mass_g), lot_id)
-        ctx.index_put(LOT_USES, lot=lot_id, batch=bid, mass_g=mass_g, height=ctx.height)
+        consume_lot(state, ctx, lot_id, mass_g, consumer=bid, use=f"consumed into batch {bid}")
     org = "org:" + _org(ctx)
     BATCHES.put(state, Batch(bid, msg.part_number, msg.batch, _org(ctx), msg.quantity, msg.produced, msg.plant, org,
-                             msg.quantity, 0, list(msg.materials)), bid)
+                             msg.quantity, 0, list(msg.materials), logistics.made(ctx, bid, org, msg.location)), bid)
     ctx.emit(PartMinted(part_number=msg.part_number, count=msg.quantity, batch=msg.batch))
 
 
@@ -213,7 +182,8 @@ def mint(state: Overlay, ctx: Context, msg: MintParts) -> None:
             raise errors.PartExists(part=pid)
         if BATCHES.has(state, pid):
             raise errors.IdTaken(ref=pid, other="batch", what="serial")
-        p = Part(pid, msg.part_number, serial, _org(ctx), msg.produced, msg.plant, org, batch=msg.batch or "")
+        p = Part(pid, msg.part_number, serial, _org(ctx), msg.produced, msg.plant, org, batch=msg.batch or "",
+                 handoff=logistics.made(ctx, pid, org, msg.location))
         part_history_append(state, ctx, p, "minted", {"produced": msg.produced, "plant": msg.plant,
                                                       "batch": msg.batch or "", "custodian": org})
     ctx.emit(PartMinted(part_number=msg.part_number, count=len(msg.serials), batch=msg.batch or ""))
@@ -243,20 +213,26 @@ def assemble(state: Overlay, ctx: Context, msg: Assemble) -> None:
 # ---------------------------------------------------------------- custody
 
 
-def _ship_or_receive(state: Overlay, ctx: Context, ref: str, *, ship_to: str | None) -> None:
+def _ship_or_receive(state: Overlay, ctx: Context, ref: str, *, ship_to: str | None, location: str, at: int) -> None:
     if PARTS.has(state, ref):
         p = _part(state, ref)
         if ship_to is not None:
             if not _speaks_for(ctx, p.custodian) or p.status not in ("in_stock", "removed"):
                 raise errors.NotCustodian(item=ref, custodian=p.custodian, action="ship")
-            part_history_append(state, ctx, p, "shipped", {"from": p.custodian, "to": ship_to},
-                                status="in_transit", transit_to=ship_to)
+            h = logistics.shipped(ctx, ref, "part", p.part_number, p.supplier, p.custodian, ship_to, location, at,
+                                  p.handoff, 1)
+            part_history_append(state, ctx, p, "shipped", {"from": p.custodian, "to": ship_to, "location": h.location,
+                                                           "at": h.since},
+                                status="in_transit", transit_to=ship_to, handoff=h)
             ctx.emit(CustodyChanged(item=ref, custodian=p.custodian, status="in_transit"))
         else:
             if p.status != "in_transit" or not _speaks_for(ctx, p.transit_to):
                 raise errors.NotInTransit(item=ref, receiver=ctx.sender, status=p.status)
-            part_history_append(state, ctx, p, "received", {"from": p.custodian, "by": p.transit_to},
-                                status="in_stock", custodian=p.transit_to, transit_to="")
+            h = logistics.received(ctx, ref, "part", p.part_number, p.supplier, p.custodian, p.transit_to, location, at,
+                                   p.handoff)
+            part_history_append(state, ctx, p, "received", {"from": p.custodian, "by": p.transit_to,
+                                                            "location": location, "at": h.since},
+                                status="in_stock", custodian=p.transit_to, transit_to="", handoff=h)
             ctx.emit(CustodyChanged(item=ref, custodian=p.transit_to, status="in_stock"))
         return
     b = BATCHES.get(state, ref)
@@ -265,29 +241,42 @@ def _ship_or_receive(state: Overlay, ctx: Context, ref: str, *, ship_to: str | N
     if ship_to is not None:
         if not _speaks_for(ctx, b.custodian) or b.custodian.startswith("transit:"):
             raise errors.NotCustodian(item=ref, custodian=b.custodian, action="ship")
-        BATCHES.put(state, msgspec.structs.replace(b, custodian="transit:" + ship_to), ref)
+        h = logistics.shipped(ctx, ref, "batch", b.part_number, b.supplier, b.custodian, ship_to, location, at,
+                              b.handoff, b.in_stock)
+        BATCHES.put(state, msgspec.structs.replace(b, custodian="transit:" + ship_to, shipped_by=b.custodian, handoff=h),
+                    ref)
         ctx.emit(CustodyChanged(item=ref, custodian=b.custodian, status="in_transit"))
     else:
         to = b.custodian.removeprefix("transit:")
         if not b.custodian.startswith("transit:") or not _speaks_for(ctx, to):
             raise errors.NotInTransit(item=ref, receiver=ctx.sender, status=b.custodian)
-        BATCHES.put(state, msgspec.structs.replace(b, custodian=to), ref)
+        h = logistics.received(ctx, ref, "batch", b.part_number, b.supplier, b.shipped_by or "org:" + b.supplier, to,
+                               location, at, b.handoff)
+        BATCHES.put(state, msgspec.structs.replace(b, custodian=to, shipped_by="", handoff=h), ref)
         ctx.emit(CustodyChanged(item=ref, custodian=to, status="in_stock"))
 
 
 @module.message(Ship, roles=ANYONE)
 def ship(state: Overlay, ctx: Context, msg: Ship) -> None:
-    """The custodian sends parts or batches to a receiver; they are in transit until received."""
+    """The custodian sends parts, batches or lots to a receiver; they are in transit until received."""
     _check_holder(msg.to)
+    if not msg.items and not msg.lots:
+        raise errors.AssemblyRule(reason="a shipment names at least one item or lot")
     for ref in msg.items:
-        _ship_or_receive(state, ctx, ref, ship_to=msg.to)
+        _ship_or_receive(state, ctx, ref, ship_to=msg.to, location=msg.location, at=msg.at)
+    for lot_id in msg.lots:
+        ship_or_receive_lot(state, ctx, lot_id, ship_to=msg.to, location=msg.location, at=msg.at)
 
 
 @module.message(Receive, roles=ANYONE)
 def receive(state: Overlay, ctx: Context, msg: Receive) -> None:
     """The receiver named in the shipment takes custody."""
+    if not msg.items and not msg.lots:
+        raise errors.AssemblyRule(reason="a receipt names at least one item or lot")
     for ref in msg.items:
-        _ship_or_receive(state, ctx, ref, ship_to=None)
+        _ship_or_receive(state, ctx, ref, ship_to=None, location=msg.location, at=msg.at)
+    for lot_id in msg.lots:
+        ship_or_receive_lot(state, ctx, lot_id, ship_to=None, location=msg.location, at=msg.at)
 
 
 @module.message(RegisterLogger, roles=MEMBER, new_keys=lambda m: [m.logger],
@@ -468,3 +457,51 @@ def remove(state: Overlay, ctx: Context, msg: Remove) -> None:
     BOMS.put(state, Bom(msg.vin, items, removed), msg.vin)
     _vehicles(ctx).record_event(state, ctx, msg.vin, "parts_removed", {"items": [to_builtins(i) for i in msg.items]},
                                 after_scrapping=True)
+
+
+# ---------------------------------------------------------------- recycling and passports
+
+
+@module.message(RecoverMaterial, roles={"recycler"})
+def recover_material(state: Overlay, ctx: Context, msg: RecoverMaterial) -> None:
+    """A recycler recovers material from parts it harvested or received (removed, in its custody):
+    they are scrapped, and the new lot's origin is recycled from them."""
+    org = "org:" + _org(ctx)
+    if len(set(msg.parts)) != len(msg.parts):
+        raise errors.AssemblyRule(reason="a part is listed twice")
+    parts = [_part(state, ref) for ref in msg.parts]
+    for p in parts:
+        if p.status != "removed" or p.custodian != org:
+            raise errors.NotRecoverable(part=p.id, status=p.status, custodian=p.custodian)
+    recovered_lot(state, ctx, msg.lot, msg.material, msg.mass_g, msg.country, list(msg.parts), msg.location)
+    for p in parts:
+        part_history_append(state, ctx, p, "recycled", {"lot": msg.lot, "material": msg.material}, status="scrapped")
+
+
+@module.message(IssuePassport, roles=MAKERS)
+def issue_passport(state: Overlay, ctx: Context, msg: IssuePassport) -> None:
+    """The pack's maker (its part number's supplier) issues its battery passport, or a new version
+    of it: the declared fields, and the material origins, recycled content and origin attestations
+    the ledger computes from the pack's cells at this block."""
+    p = _part(state, msg.pack)
+    t = _type(state, p.part_number)
+    if t.category.lower() != "battery":
+        raise errors.NotABatteryPack(part=p.id, category=t.category)
+    if t.supplier != _org(ctx):
+        raise errors.NotTheMaker(part=p.id, maker=t.supplier)
+    prov = origins_of(state, p.id)
+    shares = [MaterialShare(o.material, o.lot, o.mine, o.country, o.ppm, o.recycled) for o in prov.origins]
+    recycled: dict[str, int] = {}
+    for o in prov.origins:
+        recycled[o.material] = recycled.get(o.material, 0) + (o.ppm if o.recycled else 0)
+    attestations = [msgspec.structs.replace(a, lot=lot_id) for lot_id, root in prov.roots.items()
+                    for a in root.attestations]
+    old = PASSPORTS.get(state, p.id)
+    version = old.version + 1 if old is not None else 1
+    PASSPORTS.put(state, Passport(
+        p.id, t.supplier, ctx.sender, p.part_number, p.serial, p.produced, p.plant, msg.category, msg.chemistry,
+        msg.capacity_wh, msg.nominal_voltage_mv, msg.mass_g, msg.carbon_footprint_g_per_kwh, msg.carbon_footprint_report,
+        msg.due_diligence_report, shares, [RecycledShare(m, v) for m, v in sorted(recycled.items())], attestations,
+        ctx.height, ctx.time, version), p.id)
+    part_history_append(state, ctx, p, "passport_issued", {"version": version})
+    ctx.emit(PassportIssued(pack=p.id, version=version))

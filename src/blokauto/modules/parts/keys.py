@@ -7,3 +7,4 @@ BATCH = "parts/b/"
 LOT = "parts/lot/"
 LOGGER = "parts/logger/"
 BOM = "parts/bom/"  # a vehicle's bill of installed parts, by VIN
+PASSPORT = "parts/passport/"  # a battery pack's passport, by its part id

@@ -9,9 +9,13 @@ import msgspec
 from ...core.encoding import Uint
 from ...core.module import Event
 from ...core.tx import Message
-from .state import Country, Date, Ident, Limits, MaterialUse, Text
+from .state import Country, Date, Ident, Limits, Location, MaterialUse, Text
 
 Ref = Annotated[str, msgspec.Meta(min_length=3, max_length=130, description="<part_number>:<serial or batch>")]
+Mass = Annotated[int, msgspec.Meta(ge=1, le=10**13)]  # grams
+#: When a handoff happened (ms): 0 means the block's time; otherwise at most ``handoff_backdate_ms``
+#: before it, and not before the item's previous handoff.
+At = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
 
 
 class RegisterPartType(Message, tag="parts.register_type"):
@@ -26,13 +30,15 @@ class RegisterPartType(Message, tag="parts.register_type"):
 
 
 class RegisterLot(Message, tag="parts.register_lot"):
-    """A raw-material lot (e.g. cobalt) with its origin and mass in grams."""
+    """A raw-material lot (e.g. cobalt ore) with its mine, country and mass in grams, in the
+    registering supplier's custody at ``location`` (the mine's UN/LOCODE or coarse coordinates)."""
 
     lot: Ident
     material: Ident
-    mass_g: Annotated[int, msgspec.Meta(ge=1, le=10**13)]
+    mass_g: Mass
     mine: Text
     country: Country
+    location: Location = ""
 
 
 class AttestLot(Message, tag="parts.attest_lot"):
@@ -42,6 +48,76 @@ class AttestLot(Message, tag="parts.attest_lot"):
     standard: Text
     result: Literal["conformant", "non_conformant"]
     report: Text
+    valid_until: Annotated[int, msgspec.Meta(ge=1, le=2**53)]  # ms: after the block, at most 5 years on
+
+
+class LotPortion(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    lot: Ident
+    mass_g: Mass
+
+
+class LotOutput(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    lot: Ident
+    material: Ident
+    mass_g: Mass
+
+
+class SplitLot(Message, tag="parts.split_lot"):
+    """Split part of a lot into new lots of the same material (a shipment divided, say); they
+    carry its origins and its standing attestation. Their masses come out of the lot."""
+
+    lot: Ident
+    into: Annotated[list[LotPortion], msgspec.Meta(min_length=1, max_length=100)]
+    location: Location = ""
+
+
+class MergeLots(Message, tag="parts.merge_lots"):
+    """Merge portions of lots of one material into a new lot; its mass is theirs together, its
+    origins their mass-weighted mix, its attestations their standing ones."""
+
+    lots: Annotated[list[LotPortion], msgspec.Meta(min_length=2, max_length=100)]
+    into: Ident
+    location: Location = ""
+
+
+class TransformLots(Message, tag="parts.transform_lots"):
+    """A process step (concentration, smelting, refining, precursor or cathode making, cell
+    production ...) consumes input lots and makes output lots of other materials: the outputs
+    together weigh at most the inputs times the declared yield, and carry the inputs' origins."""
+
+    inputs: Annotated[list[LotPortion], msgspec.Meta(min_length=1, max_length=50)]
+    outputs: Annotated[list[LotOutput], msgspec.Meta(min_length=1, max_length=20)]
+    process: Ident
+    yield_ppm: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
+    location: Location = ""
+
+
+class RecoverMaterial(Message, tag="parts.recover_material"):
+    """A recycler recovers material from parts it harvested (removed, in its custody): a new lot
+    whose origin is recycled, so recycled content downstream is computed, not declared. The parts
+    are scrapped."""
+
+    parts: Annotated[list[Ref], msgspec.Meta(min_length=1, max_length=1000)]
+    lot: Ident
+    material: Ident
+    mass_g: Mass
+    country: Country
+    location: Location = ""
+
+
+class IssuePassport(Message, tag="parts.issue_passport"):
+    """The pack's maker issues (or reissues) its battery passport: what it declares, with the
+    material origins and recycled content the ledger computes from the pack's cells."""
+
+    pack: Ref
+    category: Literal["ev", "lmt", "industrial", "sli"]
+    chemistry: Text
+    capacity_wh: Annotated[int, msgspec.Meta(ge=1, le=10**9)]
+    nominal_voltage_mv: Annotated[int, msgspec.Meta(ge=1, le=10**7)]
+    mass_g: Mass
+    carbon_footprint_g_per_kwh: Annotated[int, msgspec.Meta(ge=0, le=10**7)]
+    carbon_footprint_report: Text
+    due_diligence_report: Text
 
 
 class MintParts(Message, tag="parts.mint"):
@@ -52,6 +128,7 @@ class MintParts(Message, tag="parts.mint"):
     produced: Date
     plant: Text
     batch: Ident | None = None
+    location: Location = ""
 
 
 class MintBatch(Message, tag="parts.mint_batch"):
@@ -63,6 +140,7 @@ class MintBatch(Message, tag="parts.mint_batch"):
     produced: Date
     plant: Text
     materials: Annotated[list[MaterialUse], msgspec.Meta(max_length=50)] = []
+    location: Location = ""
 
 
 class Assemble(Message, tag="parts.assemble"):
@@ -73,16 +151,23 @@ class Assemble(Message, tag="parts.assemble"):
 
 
 class Ship(Message, tag="parts.ship"):
-    """The custodian hands parts or whole batches over; they are in transit until received."""
+    """The custodian hands parts, whole batches or material lots over at ``location``; they are in
+    transit until received."""
 
-    items: Annotated[list[Ref], msgspec.Meta(min_length=1, max_length=1000)]
     to: str
+    items: Annotated[list[Ref], msgspec.Meta(max_length=1000)] = []
+    lots: Annotated[list[Ident], msgspec.Meta(max_length=1000)] = []
+    location: Location = ""
+    at: At = 0
 
 
 class Receive(Message, tag="parts.receive"):
-    """The receiver takes custody of what was shipped to it."""
+    """The receiver takes custody of what was shipped to it, at ``location``."""
 
-    items: Annotated[list[Ref], msgspec.Meta(min_length=1, max_length=1000)]
+    items: Annotated[list[Ref], msgspec.Meta(max_length=1000)] = []
+    lots: Annotated[list[Ident], msgspec.Meta(max_length=1000)] = []
+    location: Location = ""
+    at: At = 0
 
 
 class RegisterLogger(Message, tag="parts.register_logger"):
@@ -149,6 +234,18 @@ class PartInstalled(Event, tag="parts.installed"):
     vin: str
     ref: str
     qty: Uint
+
+
+class LotMade(Event, tag="parts.lot_made"):
+    lot: str
+    material: str
+    mass_g: Uint
+    process: str
+
+
+class PassportIssued(Event, tag="parts.passport_issued"):
+    pack: str
+    version: Uint
 
 
 class PartRemoved(Event, tag="parts.removed"):

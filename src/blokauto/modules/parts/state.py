@@ -19,6 +19,11 @@ Ident = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 Text = Annotated[str, msgspec.Meta(max_length=200)]
 Date = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")]
 Country = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")]
+#: Where a handoff happened: a UN/LOCODE (country and place, ``DEHAM``, ``CDKWZ``) or coarse
+#: coordinates ``geo:<lat>,<lon>`` with at most two decimals (about a kilometre); "" when not given.
+Location = Annotated[str, msgspec.Meta(
+    pattern=r"^([A-Z]{2}[A-Z2-9]{3}|geo:-?(90(\.00?)?|[1-8]?\d(\.\d\d?)?),-?(180(\.00?)?|(1[0-7]\d|[1-9]?\d)(\.\d\d?)?))?$",
+    max_length=20)]
 PartStatus = Literal["in_stock", "in_transit", "installed", "removed", "scrapped"]
 
 
@@ -49,6 +54,16 @@ class History(msgspec.Struct, frozen=True):
     head: str = "00" * 32
 
 
+class Handoff(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Where an item (part, batch or lot) is and since when: held by its custodian since ``since``
+    at ``location``, or, while in transit, shipped at ``since`` from ``location``. ``count`` numbers
+    its handoffs (the rows of the ``handoffs`` index)."""
+
+    since: Uint = 0  # ms (block time, or the handoff time its sender declared)
+    location: str = ""
+    count: Uint = 0
+
+
 class Part(msgspec.Struct, frozen=True):
     """A serialized part's digital twin."""
 
@@ -66,6 +81,7 @@ class Part(msgspec.Struct, frozen=True):
     components: list[str] = []  # for an assembly: the parts inside it
     breaches: Uint = 0  # condition readings beyond the part type's limits
     history: History = History()
+    handoff: Handoff = Handoff()
 
 
 class MaterialUse(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -85,6 +101,8 @@ class Batch(msgspec.Struct, frozen=True):
     in_stock: Uint
     installed: Uint = 0
     materials: list[MaterialUse] = []
+    handoff: Handoff = Handoff()
+    shipped_by: str = ""  # while in transit: the custodian that shipped it
 
 
 class Attestation(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -93,9 +111,34 @@ class Attestation(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     result: Literal["conformant", "non_conformant"]
     report: str
     height: Uint
+    valid_until: Uint = 0  # ms, block time; 0 on attestations recorded before expiries existed (never valid for a rule)
+    lot: str = ""  # set on an attestation a lot inherited: the lot it was made for
+
+
+class Origin(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Where a share of a lot's ``material`` came from: the lot it entered the ledger as (a mine's
+    lot, or a recycler's recovered lot), with the mine and country, and the share in parts per
+    million of this lot's content of that material (shares of one material sum to 1,000,000)."""
+
+    material: str
+    lot: str
+    mine: str
+    country: str
+    ppm: Uint
+    recycled: bool = False
+
+
+class LotInput(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    lot: str
+    mass_g: Uint
 
 
 class MaterialLot(msgspec.Struct, frozen=True):
+    """A material lot: mined (registered with its mine), split from one lot, merged from lots of one
+    material, transformed from lots (ore to concentrate to refined metal to precursor ...), or
+    recovered by a recycler from scrapped parts. ``origins`` carry the mines and recycled sources
+    forward through every step; ``made_from`` says what it consumed."""
+
     id: str
     material: str
     mass_g: Uint
@@ -104,6 +147,19 @@ class MaterialLot(msgspec.Struct, frozen=True):
     country: str
     producer: str
     attestations: list[Attestation] = []
+    custodian: str = ""  # "org:<id>"; "" on lots registered before custody of lots existed: the producer's
+    transit_to: str = ""
+    origins: list[Origin] = []
+    made_from: list[LotInput] = []
+    process: str = "mined"  # mined | split | merge | transform:<process> | recovered
+    step: Uint = 0  # transformation steps from the mine
+    inherited: list[Attestation] = []  # the standing attestations of the lots it was split or merged from
+    recovered_from: list[str] = []  # for a recovered lot: the scrapped parts it came from
+    handoff: Handoff = Handoff()
+
+    @property
+    def holder(self) -> str:
+        return self.custodian or "org:" + self.producer
 
 
 class BomItem(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -142,3 +198,50 @@ BATCHES = StateMap(keys.BATCH, Batch)
 LOTS = StateMap(keys.LOT, MaterialLot)
 LOGGERS = StateMap(keys.LOGGER, str)  # logger device did -> organisation that registered it
 BOMS = StateMap(keys.BOM, Bom)
+
+
+class MaterialShare(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One origin's share of a material in a product (ppm of that material's content)."""
+
+    material: str
+    lot: str
+    mine: str
+    country: str
+    ppm: Uint
+    recycled: bool = False
+
+
+class RecycledShare(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    material: str
+    ppm: Uint  # of that material's content, recovered from waste
+
+
+class Passport(msgspec.Struct, frozen=True):
+    """A battery pack's passport (EU Battery Regulation 2023/1542, Annex XIII, the fields the ledger
+    knows): declared by its maker, with the material origins and recycled content computed by the
+    ledger from the pack's cells, their batches and lots at the height it was issued."""
+
+    id: str  # the pack's part id
+    manufacturer: str  # organisation id
+    issuer: str  # the did:key of the member that issued it
+    part_number: str
+    serial: str
+    produced: str
+    plant: str
+    category: str  # ev | lmt | industrial | sli
+    chemistry: str
+    capacity_wh: Uint
+    nominal_voltage_mv: Uint
+    mass_g: Uint
+    carbon_footprint_g_per_kwh: Uint  # g CO2e per kWh of capacity over the life cycle
+    carbon_footprint_report: str
+    due_diligence_report: str
+    materials: list[MaterialShare]
+    recycled: list[RecycledShare]
+    attestations: list[Attestation]  # each origin lot's attestations when issued
+    height: Uint
+    time: Uint
+    version: Uint = 1
+
+
+PASSPORTS = StateMap(keys.PASSPORT, Passport)
