@@ -631,6 +631,7 @@ STATE_READS: list[tuple[str, ReadPolicy, str | Callable[[str], dict[str, Any]] |
     (parts_keys.PART, parts_doors.PART_PARTIES, lambda rest: SimpleNamespace(id=rest)),
     (parts_keys.BATCH, parts_doors.BATCH_PARTIES, lambda rest: SimpleNamespace(id=rest)),
     (parts_keys.LOT, parts_doors.LOT_PARTIES, lambda rest: SimpleNamespace(id=rest)),
+    (parts_keys.PASSPORT, SIGNED, None),  # a battery passport: anyone who signs, as the parts/passport query
     (recall_keys.CAMPAIGN, IDENTIFIED, None), (recall_keys.OPEN, IDENTIFIED, None),
     (recall_keys.REMEDY, recall_doors.CAMPAIGN_PARTIES, lambda rest: SimpleNamespace(campaign=_key_number(rest))),
     # software: what every vehicle checks an update against (its device key reads it); its inventory is its history

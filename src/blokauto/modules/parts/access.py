@@ -9,11 +9,13 @@ import msgspec
 
 from ...core.access import Party
 from ...core.module import QueryView
-from .spec import LOT_USES, PART_HISTORY
+from .spec import HANDOFFS, LOT_USES, PART_HISTORY
 from .state import BATCHES, LOTS, PARTS
 
 #: History entries read to find a part's parties (a part with more is read by those named in these).
 PARTY_ENTRIES_MAX = 5000
+#: How ``lot_uses`` names a lot made from a lot (logistics.LOT_ITEM; "/" is never in a batch id).
+LOT_CONSUMER = "lot/"
 #: Batches read to find who used a material lot.
 LOT_USERS_MAX = 10_000
 
@@ -37,19 +39,38 @@ def part_parties(view: QueryView, q: Any) -> set[str]:
     return found
 
 
+def _handoff_parties(view: QueryView, item: str) -> set[str]:
+    """Everyone who held an item or was shipped it (the handoffs index)."""
+    found: set[str] = set()
+    for row in view.rows(HANDOFFS, {"item": item}, order=("seq",), limit=PARTY_ENTRIES_MAX):
+        found |= _ids(row["party"], row["receiver"])
+    return found
+
+
 def batch_parties(view: QueryView, q: Any) -> set[str]:
+    """The batch's supplier, its custodians (and receiver on the way)."""
     b = BATCHES.get(view, q.id) if "/" not in q.id else None
-    return set() if b is None else _ids(b.supplier, b.custodian)
+    if b is None:
+        return set()
+    return _ids(b.supplier, b.custodian.removeprefix("transit:"), b.shipped_by) | _handoff_parties(view, q.id)
 
 
 def lot_parties(view: QueryView, q: Any) -> set[str]:
-    """The lot's producer, its auditors, and the suppliers of the batches that consumed it."""
+    """The lot's producer, custodian (and receiver on the way), its auditors, the suppliers of the
+    batches that consumed it and the makers of the lots made from it."""
     lot = LOTS.get(view, q.id) if "/" not in q.id else None
     if lot is None:
         return set()
-    found = _ids(lot.producer, *(a.auditor for a in lot.attestations))
+    found = _ids(lot.producer, lot.custodian, lot.transit_to, *(a.auditor for a in lot.attestations))
+    found |= _handoff_parties(view, LOT_CONSUMER + q.id)
     for use in view.rows(LOT_USES, {"lot": q.id}, order=("batch",), limit=LOT_USERS_MAX):
-        b = BATCHES.get(view, use["batch"])
+        consumer = use["batch"]
+        if consumer.startswith(LOT_CONSUMER):  # a lot split, merged or transformed from it
+            made = LOTS.get(view, consumer.removeprefix(LOT_CONSUMER))
+            if made is not None:
+                found |= _ids(made.producer, made.custodian)
+            continue
+        b = BATCHES.get(view, consumer)
         if b is not None:
             found |= _ids(b.supplier, b.custodian)
     return found
