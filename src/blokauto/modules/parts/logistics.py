@@ -37,7 +37,8 @@ def handoff_time(ctx: Context, item: str, at: int, since: int) -> int:
         reason = "before its previous handoff"
     else:
         return at
-    raise errors.BadHandoffTime(item=item, at=at, reason=reason, backdate_ms=backdate, since=since)
+    label = "lot " + item.removeprefix(LOT_ITEM) if item.startswith(LOT_ITEM) else item
+    raise errors.BadHandoffTime(item=label, at=at, reason=reason, backdate_ms=backdate, since=since)
 
 
 def made(ctx: Context, item: str, party: str, location: str) -> Handoff:
