@@ -30,10 +30,11 @@ from __future__ import annotations
 
 import time
 from fractions import Fraction
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
+from blokauto.core.errors import NotFound, QueryParamsInvalid
 from blokauto.modules.parts import logistics_queries as lq
 from blokauto.modules.parts import queries
 from blokauto.modules.parts.messages import Assemble, RegisterPartType
@@ -307,6 +308,25 @@ def test_materials_of_a_lot_consumed_by_its_made_lots_are_listed(sourced: Chain)
     res = queries.lot(view(sourced), queries.RefQuery(id="LIOH-1"))
     assert sorted((u["batch"], u["mass_g"]) for u in res["used_by"]) == [("lot/CAT-1", 1_000), ("lot/CAT-2", 250)]
     assert res["consumed_g"] == 1_250
+
+
+@pytest.mark.parametrize("query,params,error", [
+    pytest.param(lq.origin, lq.ItemQuery(id="NOPE"), NotFound, id="origin_of_an_unknown_lot"),
+    pytest.param(lq.origin, lq.ItemQuery(id="PACK:P9"), NotFound, id="origin_of_an_unknown_part"),
+    pytest.param(lq.origin, lq.ItemQuery(id="lot/CAT-1"), NotFound, id="origin_of_an_index_item_id"),
+    pytest.param(lq.route, lq.ItemQuery(id="NOPE"), NotFound, id="route_of_an_unknown_lot"),
+    pytest.param(lq.passport, lq.ItemQuery(id="PACK:P2"), NotFound, id="passport_never_issued"),
+    pytest.param(lq.passport, lq.ItemQuery(id="PACK/P1"), NotFound, id="passport_of_a_malformed_id"),
+    pytest.param(lq.legs, lq.ProductQuery(part_number="PACK", supplier="sup"), QueryParamsInvalid,
+                 id="legs_by_part_number_and_supplier"),
+    pytest.param(lq.lanes, lq.ProductQuery(), QueryParamsInvalid, id="lanes_by_nothing"),
+    pytest.param(lq.in_transit, lq.ProductQuery(part_number="PACK", supplier="sup"), QueryParamsInvalid,
+                 id="in_transit_by_part_number_and_supplier"),
+])
+def test_sourcing_queries_refuse_what_they_cannot_answer(sourced: Chain, query: Any, params: Any,
+                                                         error: type) -> None:
+    with pytest.raises(error):
+        query(view(sourced), params)
 
 
 # ---------------------------------------------------------------- the same queries over a live node

@@ -32,17 +32,17 @@ from typing import Any, Callable
 import pytest
 
 from blokauto.core.crypto import KeyPair
-from blokauto.modules.governance.messages import Propose
-from blokauto.modules.governance.state import SetParameter
+from blokauto.modules.governance.messages import Propose, Vote
+from blokauto.modules.governance.state import NEXT_PROPOSAL, SetParameter
 from blokauto.modules.parts.messages import RegisterPartType, Ship
 from blokauto.modules.vehicles.messages import Deregister
 
 from conftest import T0, Chain, build_tx
-from helpers.parts import (AUDIT, OEM, REG, SCRAP, SHOP, SUP, SUP2, V1, VALID_UNTIL, install, mint, mint_batch, ok,
-                           part, part_type, parts_chain, receive, register_msg, remove, ship)
+from helpers.parts import (ALL_ORGS, AUDIT, OEM, REG, SCRAP, SHOP, SUP, SUP2, V1, VALID_UNTIL, install, mint,
+                           mint_batch, ok, part, part_type, parts_chain, receive, register_msg, remove, ship)
 from helpers.sourcing import (DAY, HOUR, all_ok, attest, lot_of, merge, passport, receive_lots, recover, registered,
-                              require, sentence, set_param, ship_lots, split, transform)
-from helpers.vehicles import snapshot
+                              require, run_at, sentence, set_param, ship_lots, split, transform)
+from helpers.vehicles import admin, snapshot
 
 SHORT = T0 + 600_000  # an attestation's expiry ten minutes after genesis (the world's blocks are at T0 + n ms)
 LATER = T0 + 8 * DAY  # a block more than the default backdate window (7 days) after the world's handoffs
@@ -645,3 +645,49 @@ def test_a_lot_cannot_be_shipped_to_an_organisation_that_does_not_exist() -> Non
     stuck = lot_of(chain, "ORE").transit_to
     assert (receipt.ok, stuck) == (False, ""), "ORE is in transit to org:nosuch for ever"
     assert snapshot(chain) == before
+
+
+@pytest.mark.xfail(strict=True, reason="bug: split children copy and merges concatenate inherited attestations with "
+                                        "no dedupe or bound: each split+merge round multiplies them (DoS)")
+def test_inherited_attestations_do_not_multiply_through_splits_and_merges() -> None:
+    """One attested lot split into 20 and merged back, twice: every lot in it stands on the same
+    single attestation, yet the merged lot carries 400 copies of it (20 x 20). With 100-way rounds
+    (a 64 KB transaction each) the copies go 100, 10,000 (a 1.3 MB state value), 1,000,000: one
+    split of that lot writes about 126 MB of state on every node. Origins are capped (256) and
+    deduplicated by origin lot; inherited attestations are neither."""
+    chain = world()
+    attested("ORE")(chain)
+    lot_id = "ORE"
+    for n in range(2):
+        ok(chain, SUP, split(lot_id, *((f"R{n}-{i}", 10) for i in range(20))))
+        ok(chain, SUP, merge(f"M{n}", *((f"R{n}-{i}", 10) for i in range(20))))
+        lot_id = f"M{n}"
+    inherited = lot_of(chain, lot_id).inherited
+    assert len(lot_of(chain, lot_id).origins) == 1
+    assert len(inherited) <= 256, f"{len(inherited)} inherited attestations, {len(set(inherited))} distinct"
+
+
+@pytest.mark.xfail(strict=True, reason="bug: a shipment's declared time may precede the sender's own later use of "
+                                        "the lot (a split, merge, transformation or batch), rewriting the past")
+def test_a_lot_is_not_shipped_before_its_sender_last_used_it() -> None:
+    """sup splits ORE at hour 20, then records its shipment as made at hour 15: the ledger would say
+    ORE was on the way to sup2 when sup split it. Only handoffs bound ``at`` (made, shipped,
+    received); a split, merge, transformation or batch by the holder does not."""
+    chain = world()
+    all_ok(chain, (SUP, split("ORE", ("S", 500))), time=T0 + 20 * HOUR)
+    receipt = run_at(chain, T0 + 21 * HOUR, SUP, ship_lots("sup2", "ORE", at=T0 + 15 * HOUR))
+    assert (receipt.ok, receipt.code) == (False, "bad_handoff_time")
+
+
+def test_the_rule_voted_is_in_force_from_the_next_block() -> None:
+    """A merge in the same block as the vote that turns attestation_required:cobalt on still runs
+    under the block's parameters (off); the next block's merge is refused."""
+    chain = world()
+    pid = NEXT_PROPOSAL.get(chain.ledger)
+    raws = [build_tx(REG, Propose(action=SetParameter(name="attestation_required:cobalt", value=1)))]
+    raws += [build_tx(admin(o), Vote(proposal=pid, approve=True)) for o in ALL_ORGS if o != "reg"]
+    receipts = chain.block(*raws, build_tx(SUP, merge("M1", ("ORE", 10), ("ORE2", 10)))).receipts
+    assert any(e["type"] == "governance.parameter_changed" for r in receipts for e in r.events)
+    assert receipts[-1].ok, receipts[-1]
+    late = chain.run(SUP, merge("M2", ("ORE", 10), ("ORE2", 10)))
+    assert (late.ok, late.code, late.detail["lot"]) == (False, "lot_not_conformant", "ORE")
