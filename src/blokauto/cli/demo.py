@@ -167,7 +167,7 @@ def run_demo(data: Path, *, serve: bool, port: int, console: Console) -> None:
 
 # The story compresses years of a car's life into seconds of block time: readings thousands of km
 # apart arrive moments apart, so the demo chains allow larger jumps between trusted readings.
-DEMO_PARAMS = {"odometer_jump_slack_km": 20_000}
+DEMO_PARAMS = {"odometer_jump_slack_km": 20_000, "attestation_required:cobalt": 1, "attestation_required:cobalt-metal": 1}
 
 
 def _interrupted(signum: int, frame: Any) -> None:
@@ -311,29 +311,92 @@ def vote_until_decided(bc: Client, story: Story, opened: TxInfo, voters: list[tu
 YEAR_MS = 365 * 86_400_000
 
 
+def sourcing_orgs(bc: Client, keys: KeyStore, story: Story, voters: list[tuple[str, KeyPair]]) -> None:
+    """The consortium admits the mine and the refinery the cobalt story needs."""
+    kba = keys.load("kba-admin")
+    for org, name, roles in SOURCING_ORGS:
+        admin = keys.create(f"{org}-admin", org=org)
+        info = bc.send(gov.Propose(action=gov_state.AdmitOrganisation(id=org, name=name, roles=roles,
+                                                                      admins=[admin.did])), kba).raise_for_status()
+        vote_until_decided(bc, story, info, voters, f"{name} joins ({', '.join(roles)})")
+
+
+#: Organisations admitted for the cobalt story: (id, name, roles).
+SOURCING_ORGS = [
+    ("kamoto-mining", "Kamoto Mining SA", ["supplier"]),
+    ("nordic-refining", "Nordic Cobalt Refining Oy", ["supplier"]),
+]
+
+
 def supply_story(bc: Client, keys: KeyStore, story: Story) -> dict[str, str]:
-    """Raw material to parts: a cobalt lot attested, battery packs and brake pads minted and shipped."""
+    """Cobalt from mine to pack: two ore lots audited at the mine (one non-conformant and refused), the
+    good one concentrated, shipped, refined and audited at the refinery, its cobalt made into battery
+    packs whose passport carries the mine it came from; brake pads minted and shipped."""
     volt, stop = keys.load("voltcell-admin"), keys.load("stopwell-brakes-admin")
     audit, bmw, shop = keys.load("fairmine-audit-admin"), keys.load("bavaria-motors-admin"), keys.load("meister-werkstatt-admin")
-    story.say("\n[bold]Supply chain[/]")
-    story.committed("Voltcell registers cobalt lot CO-KAM-0042: 1.2 t from the Kamoto mine, DR Congo",
-                    bc.send(parts.RegisterLot(lot="CO-KAM-0042", material="cobalt", mass_g=1_200_000, mine="Kamoto",
-                                              country="CD"), volt))
-    story.committed("Fairmine Audit attests its responsible sourcing (RMAP, conformant)",
-                    bc.send(parts.AttestLot(lot="CO-KAM-0042", standard="RMAP", result="conformant",
-                                            report="FMA-2024-118", valid_until=now_ms() + YEAR_MS), audit))
+    story.say("\n[bold]Supply chain: cobalt from mine to pack[/] (the consortium requires a conformant, unexpired "
+              "audit before cobalt ore or refined cobalt is used: parameters attestation_required:cobalt and "
+              ":cobalt-metal, set at genesis)")
+    voters = [(o.name, keys.load(f"{o.id}-admin")) for o in FOUNDERS] + [("City Motors", keys.load("city-motors-admin"))]
+    sourcing_orgs(bc, keys, story, voters)
+    mine, refinery = keys.load("kamoto-mining-admin"), keys.load("nordic-refining-admin")
+    until = now_ms() + YEAR_MS
+    story.committed("Kamoto Mining registers ore lots KAM-ORE-7 (60 t, Kamoto pit) and KAM-ORE-8 (20 t, Mashamba pit)", _all(
+        bc.send(parts.RegisterLot(lot="KAM-ORE-7", material="cobalt", mass_g=60_000_000, mine="Kamoto", country="CD",
+                                  location="CDKWZ"), mine),
+        bc.send(parts.RegisterLot(lot="KAM-ORE-8", material="cobalt", mass_g=20_000_000, mine="Mashamba", country="CD",
+                                  location="CDKWZ"), mine)))
+    story.committed("Fairmine Audit finds KAM-ORE-7 conformant (OECD due diligence) and KAM-ORE-8 not: child labour "
+                    "at the pit", _all(
+                        bc.send(parts.AttestLot(lot="KAM-ORE-7", standard="OECD-DDG", result="conformant",
+                                                report="FMA-2024-101", valid_until=until), audit),
+                        bc.send(parts.AttestLot(lot="KAM-ORE-8", standard="OECD-DDG", result="non_conformant",
+                                                report="FMA-2024-102", valid_until=until), audit)))
+    story.committed("Kamoto tries to concentrate the non-conformant ore", bc.send(parts.TransformLots(
+        inputs=[parts.LotPortion(lot="KAM-ORE-8", mass_g=20_000_000)],
+        outputs=[parts.LotOutput(lot="KAM-CONC-8", material="cobalt-hydroxide", mass_g=600_000)],
+        process="concentration", yield_ppm=30_000, location="CDKWZ"), mine))
+    story.committed("Kamoto concentrates KAM-ORE-7 into 1.8 t of cobalt hydroxide (a 3 % yield)", bc.send(
+        parts.TransformLots(inputs=[parts.LotPortion(lot="KAM-ORE-7", mass_g=60_000_000)],
+                            outputs=[parts.LotOutput(lot="KAM-CONC-7", material="cobalt-hydroxide", mass_g=1_800_000)],
+                            process="concentration", yield_ppm=30_000, location="CDKWZ"), mine))
+    story.committed("it trucks the concentrate out of Kolwezi to Nordic Refining, which signs for it in Kokkola", _all(
+        bc.send(parts.Ship(to="org:nordic-refining", lots=["KAM-CONC-7"], location="CDKWZ"), mine),
+        bc.send(parts.Receive(lots=["KAM-CONC-7"], location="FIKOK"), refinery)))
+    story.committed("Nordic Refining refines it into 990 kg of cobalt metal, lot CO-KAM-0042; Fairmine audits the "
+                    "refinery (RMAP, conformant)", _all(
+                        bc.send(parts.TransformLots(inputs=[parts.LotPortion(lot="KAM-CONC-7", mass_g=1_800_000)],
+                                                    outputs=[parts.LotOutput(lot="CO-KAM-0042", material="cobalt-metal",
+                                                                             mass_g=990_000)],
+                                                    process="refining", yield_ppm=550_000, location="FIKOK"), refinery),
+                        bc.send(parts.AttestLot(lot="CO-KAM-0042", standard="RMAP", result="conformant",
+                                                report="FMA-2024-118", valid_until=until), audit)))
+    story.committed("the refined cobalt ships to Voltcell in Pécs", _all(
+        bc.send(parts.Ship(to="org:voltcell", lots=["CO-KAM-0042"], location="FIKOK"), refinery),
+        bc.send(parts.Receive(lots=["CO-KAM-0042"], location="HUPEC"), volt)))
     story.committed("Voltcell registers battery pack VP-83 and makes batch P1 (36 kg of that cobalt)", _all(
         bc.send(parts.RegisterPartType(part_number="VP-83", name="83 kWh battery pack", category="battery",
                                        serialized=True), volt),
         bc.send(parts.MintBatch(part_number="VP-83", batch="P1", quantity=3, produced="2022-05-02", plant="Pecs",
-                                materials=[parts.MaterialUse(lot="CO-KAM-0042", mass_g=36_000)]), volt),
+                                materials=[parts.MaterialUse(lot="CO-KAM-0042", mass_g=36_000)], location="HUPEC"), volt),
         bc.send(parts.MintParts(part_number="VP-83", serials=["VP83-0001", "VP83-0002", "VP83-0003"],
-                                produced="2022-05-02", plant="Pecs", batch="P1"), volt)))
+                                produced="2022-05-02", plant="Pecs", batch="P1", location="HUPEC"), volt)))
     story.refused("Voltcell tries to draw 1.3 t more cobalt from the same lot",
                   lambda: bc.send(parts.MintBatch(part_number="VP-83", batch="P2", quantity=30, produced="2022-05-09",
                                                   plant="Pecs", materials=[parts.MaterialUse(lot="CO-KAM-0042",
                                                                                              mass_g=1_300_000)]),
                                   volt).raise_for_status())
+    info = story.committed("Voltcell issues the battery passport of pack VP83-0001 (EU Battery Regulation fields; "
+                           "origins and recycled content computed by the ledger)", bc.send(parts.IssuePassport(
+                               pack="VP-83:VP83-0001", category="ev", chemistry="NMC811", capacity_wh=83_000,
+                               nominal_voltage_mv=400_000, mass_g=480_000, carbon_footprint_g_per_kwh=61_000,
+                               carbon_footprint_report="VC-CFP-2022-05", due_diligence_report="VC-DD-2022"), volt))
+    passport = bc.as_key(bmw).state("parts/passport/VP-83:VP83-0001", min_height=info.height)
+    origin = ", ".join(f"{m['material']} {m['ppm'] // 10_000} % from {m['mine']} ({m['country']})"
+                       for m in passport.value["materials"])
+    recycled = ", ".join(f"{r['material']} {r['ppm'] // 10_000} %" for r in passport.value["recycled"])
+    story.say(f"[green]✓[/] Bavaria Motors reads the passport, proven at block {passport.height}: {origin}; "
+              f"recycled content {recycled}; audits {', '.join(a['standard'] + ' ' + a['result'] for a in passport.value['attestations'])}")
     story.committed("Stopwell registers brake pad SW-PAD-44 and makes batches B2024-07, -08 and -09", _all(
         bc.send(parts.RegisterPartType(part_number="SW-PAD-44", name="front brake pad set", category="brakes",
                                        serialized=False), stop),

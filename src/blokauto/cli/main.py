@@ -4,6 +4,7 @@
     node ...              node.py     run a node, join from a snapshot, back up, restore, scrub
     tx ..., messages      tx.py       build, sign, submit and look up transactions
     consent ...           consent.py  the holder grants, revokes and lists consent to a vehicle's data
+    sourcing ...          sourcing.py material lots mine to pack, handoffs, slow legs, battery passports
     privacy ...           privacy.py  personal data in the vault: record, disclose, erase, export
     payments ...          payments.py currencies, accounts, wallet limits, tariffs, channels, journeys, paid sales
     insurance ...         insurance.py products, policies, premium statements (checked to the cent), claims
@@ -37,6 +38,7 @@ from .bench import bench_app
 from ..logs import configure
 from .common import DEFAULT_PORT, DataOpt, LogFormatOpt, console, flag
 from .consent import consent_app
+from .sourcing import sourcing_app
 from .energy import energy_app
 from .errors import cli_errors
 from .insurance import insurance_app
@@ -85,6 +87,7 @@ app.add_typer(node_app, name="node")
 app.add_typer(tx.tx_app, name="tx")
 app.command()(tx.messages)
 app.add_typer(consent_app, name="consent")
+app.add_typer(sourcing_app, name="sourcing")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(payments_app, name="payments")
 app.add_typer(insurance_app, name="insurance")

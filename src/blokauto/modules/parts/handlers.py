@@ -481,8 +481,8 @@ def recover_material(state: Overlay, ctx: Context, msg: RecoverMaterial) -> None
 @module.message(IssuePassport, roles=MAKERS)
 def issue_passport(state: Overlay, ctx: Context, msg: IssuePassport) -> None:
     """The pack's maker (its part number's supplier) issues its battery passport, or a new version
-    of it: the declared fields, and the material origins, recycled content and origin attestations
-    the ledger computes from the pack's cells at this block."""
+    of it: the declared fields, and the material origins, recycled content and the attestations of
+    the origin lots and of the lots its cells consumed, as the ledger computes them at this block."""
     p = _part(state, msg.pack)
     t = _type(state, p.part_number)
     if t.category.lower() != "battery":
@@ -494,8 +494,9 @@ def issue_passport(state: Overlay, ctx: Context, msg: IssuePassport) -> None:
     recycled: dict[str, int] = {}
     for o in prov.origins:
         recycled[o.material] = recycled.get(o.material, 0) + (o.ppm if o.recycled else 0)
-    attestations = [msgspec.structs.replace(a, lot=lot_id) for lot_id, root in prov.roots.items()
-                    for a in root.attestations]
+    audited = {**prov.roots, **prov.lots}  # the mines' lots and the lots its cells consumed (a refinery's)
+    attestations = [msgspec.structs.replace(a, lot=lot_id) for lot_id, lot in sorted(audited.items())
+                    for a in lot.attestations]
     old = PASSPORTS.get(state, p.id)
     version = old.version + 1 if old is not None else 1
     PASSPORTS.put(state, Passport(
