@@ -21,6 +21,7 @@ from .api import app as _api  # noqa: F401
 from .api.errors import http_status
 from .node import reader as _reader  # noqa: F401
 from . import share_tokens as _share  # noqa: F401
+from .credentials import _errors as _credentials  # noqa: F401
 from .vault import _errors as _vault  # noqa: F401
 
 
