@@ -401,12 +401,16 @@ def cobalt_battery(chain: Chain) -> None:
 def test_materials_of_finds_the_mine_and_auditor_of_the_cobalt_in_a_battery() -> None:
     chain = rules_chain()
     cobalt_battery(chain)
-    res = queries.materials_of(MemoryView(chain), queries.VinQuery(vin=V1))
+    res = queries.materials_of(MemoryView(chain), queries.MaterialsQuery(vin=V1))
     (l1,) = res["lots"]
     assert (l1["lot"], l1["material"], l1["mine"], l1["country"], l1["producer"]) == ("L1", "cobalt", "Kamoto", "CD",
                                                                                       "sup")
     assert sorted(l1["via"]) == ["CELL:C2", "PAD:B1"]  # through the cells two levels down, and the pads
     assert [(a["auditor"], a["result"], a["standard"]) for a in l1["attestations"]] == [("audit", "conformant", "RMAP")]
+    (cobalt,) = res["materials"]  # the vehicle's cobalt, all from one mine
+    assert [(o["lot"], o["mine"], o["ppm"]) for o in cobalt["origins"]] == [("L1", "Kamoto", 1_000_000)]
+    pack = queries.materials_of(MemoryView(chain), queries.MaterialsQuery(id="PACK:K1"))  # the same for a pack
+    assert pack["kind"] == "part" and pack["materials"][0]["origins"][0]["mine"] == "Kamoto"
     trace = queries.trace(MemoryView(chain), queries.TraceQuery(id="CELL:C2-1"))
     assert [m["lot"] for m in trace["materials"]] == ["L1"]
     assert [e["type"] for e in trace["history"]] == ["minted", "assembled"]

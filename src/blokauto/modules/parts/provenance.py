@@ -45,46 +45,58 @@ class _Reading:
 
 def origins_of(state: StateReader, item: str) -> Provenance:
     """Origins of ``item``: a part or batch id (``<part number>:<serial or batch>``) or a lot id."""
-    r = _Reading(state)
-    weights: dict[str, Fraction] = {}
-    kind = "lot"
     if ":" not in item:
-        lot = r.get(LOTS, item) if "/" not in item else None
-        if lot is None:
+        r = _Reading(state)
+        if "/" in item or r.get(LOTS, item) is None:
             raise NotFound(what="Part, batch or lot", key=item)
-        weights[item] = Fraction(1)
-    else:
-        part = r.get(PARTS, item) if "/" not in item else None
-        batches: dict[str, int] = {}  # batch id -> units
-        if part is not None:
-            kind = "part"
-            stack, seen = [part], 0
-            while stack:
-                p = stack.pop()
-                seen += 1
-                if seen > MAX_PARTS:
-                    raise NotFound(what=f"Origins of an assembly of more than {MAX_PARTS} parts", key=item)
-                if p.batch:
-                    bid = f"{p.part_number}:{p.batch}"
-                    batches[bid] = batches.get(bid, 0) + 1
-                for c in p.components:
-                    child = r.get(PARTS, c)
-                    if child is not None:
-                        stack.append(child)
-        else:
-            b = r.get(BATCHES, item) if "/" not in item else None
-            if b is None:
-                raise NotFound(what="Part, batch or lot", key=item)
-            kind = "batch"
-            batches[item] = b.quantity
-        for bid in sorted(batches):
-            b = r.get(BATCHES, bid)
-            if b is None:
-                continue
-            for use in b.materials:
-                weights[use.lot] = weights.get(use.lot, Fraction(0)) + Fraction(use.mass_g * batches[bid], b.quantity)
+        return _mixed(r, {item: Fraction(1)}, "lot")
+    if "/" not in item and PARTS.has(state, item):
+        return origins_of_items(state, [(item, 1)], kind="part")
+    b = BATCHES.get(state, item) if "/" not in item else None
+    if b is None:
+        _Reading(state).get(PARTS, item)  # the key read, so a client proving the answer proves the absence
+        raise NotFound(what="Part, batch or lot", key=item)
+    return origins_of_items(state, [(item, b.quantity)], kind="batch")
+
+
+def origins_of_items(state: StateReader, items: list[tuple[str, int]], *, kind: str = "items") -> Provenance:
+    """Origins of what ``items`` hold together: (serialized part id, 1) or (batch id, units). A part
+    brings its own batch and the batches of every component inside it, at any depth."""
+    r = _Reading(state)
+    batches: dict[str, int] = {}  # batch id -> units
+    seen = 0
+    for ref, units in items:
+        part = r.get(PARTS, ref) if "/" not in ref else None
+        if part is None:
+            if r.get(BATCHES, ref) if "/" not in ref else None:
+                batches[ref] = batches.get(ref, 0) + units
+            continue
+        stack = [part]
+        while stack:
+            p = stack.pop()
+            seen += 1
+            if seen > MAX_PARTS:
+                raise NotFound(what=f"Origins of more than {MAX_PARTS} parts", key=ref)
+            if p.batch:
+                bid = f"{p.part_number}:{p.batch}"
+                batches[bid] = batches.get(bid, 0) + 1
+            for c in p.components:
+                child = r.get(PARTS, c)
+                if child is not None:
+                    stack.append(child)
+    weights: dict[str, Fraction] = {}
+    for bid in sorted(batches):
+        b = r.get(BATCHES, bid)
+        if b is None:
+            continue
+        for use in b.materials:
+            weights[use.lot] = weights.get(use.lot, Fraction(0)) + Fraction(use.mass_g * batches[bid], b.quantity)
+    return _mixed(r, weights, kind)
+
+
+def _mixed(r: _Reading, weights: dict[str, Fraction], kind: str) -> Provenance:
     if len(weights) > MAX_LOTS:
-        raise NotFound(what=f"Origins through more than {MAX_LOTS} lots", key=item)
+        raise NotFound(what=f"Origins through more than {MAX_LOTS} lots", key=kind)
     lots = {lot_id: lot for lot_id in sorted(weights) if (lot := r.get(LOTS, lot_id)) is not None}
     origins = mix((weights[i], lot_origins(lot)) for i, lot in lots.items())
     roots = {o.lot: root for o in origins if (root := r.get(LOTS, o.lot)) is not None}

@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 
 from ...core.encoding import Uint, to_builtins
-from ...core.errors import NotFound
+from ...core.errors import NotFound, QueryParamsInvalid
 from ...core.access import Party, VehicleData
 from .access import BATCH_PARTIES, LOT_PARTIES, PART_PARTIES, batch_parties, part_parties
 from ...core.module import Page, QueryView
@@ -113,11 +113,40 @@ def bom(view: QueryView, q: VinQuery) -> dict[str, Any]:
     return {"vin": q.vin, "items": items, "removed": to_builtins(b.removed)}
 
 
-@module.query("materials_of", VinQuery, read=VehicleData("vin", "history"))
-def materials_of(view: QueryView, q: VinQuery) -> dict[str, Any]:
-    """Where the raw materials in a vehicle came from (e.g. the cobalt in its battery cells) and who
-    attested their sourcing, through every installed part, its components and their batches."""
-    b = BOMS.get(view, q.vin) if q.vin.isalnum() else None
+class MaterialsQuery(msgspec.Struct, kw_only=True):
+    vin: KeyPart | None = None  # a vehicle, or
+    id: KeyPart | None = None  # a part (a battery pack), batch or lot
+
+
+class _VehicleOrItem:
+    """A vehicle's data (``vin``: its readers and consented organisations), or an item's (``id``: its parties)."""
+
+    def check(self, view: Any, caller: Any, obj: Any, what: str) -> None:
+        from .logistics_queries import ITEM_PARTIES
+
+        if obj.id is not None:
+            ITEM_PARTIES.check(view, caller, obj, what)
+        else:
+            VehicleData("vin", "history").check(view, caller, obj, what)
+
+    def describe(self) -> str:
+        return ("with vin: the vehicle's holder, devices, maker and lenders, consented organisations (history); "
+                "with id: the item's parties")
+
+
+@module.query("materials_of", MaterialsQuery, read=_VehicleOrItem())
+def materials_of(view: QueryView, q: MaterialsQuery) -> dict[str, Any]:
+    """Where the raw materials in a vehicle (``vin``) or a part such as a battery pack (``id``) came
+    from: for a vehicle, each lot its parts drew from with its audits (``lots``); for both, per
+    material every mine's share by mass balance and the recycled share (``materials``, as
+    ``parts/origin``)."""
+    from .provenance import describe, origins_of, origins_of_items
+
+    if (q.vin is None) == (q.id is None):
+        raise QueryParamsInvalid(reason="give exactly one of vin and id")
+    if q.id is not None:
+        return describe(origins_of(view, q.id), q.id)
+    b = BOMS.get(view, q.vin) if q.vin.isalnum() else None  # type: ignore[union-attr]
     found: dict[str, dict[str, Any]] = {}
     for item in b.items if b else []:
         batch_ids = [item.ref] if item.kind == "batch" else []
@@ -131,7 +160,10 @@ def materials_of(view: QueryView, q: VinQuery) -> dict[str, Any]:
                 entry = found.setdefault(lot_["lot"], {**lot_, "via": []})
                 if bid not in entry["via"]:
                     entry["via"].append(bid)
-    return {"vin": q.vin, "lots": sorted(found.values(), key=lambda x: (x["material"], x["lot"]))}
+    carried = [(i.ref, i.qty if i.kind == "batch" else 1) for i in (b.items if b else [])]
+    origins = describe(origins_of_items(view, carried, kind="vehicle"), q.vin)  # type: ignore[arg-type]
+    return {"vin": q.vin, "lots": sorted(found.values(), key=lambda x: (x["material"], x["lot"])),
+            "materials": origins["materials"]}
 
 
 def _item_parties(view: QueryView, ev: dict[str, Any]) -> set[str]:
