@@ -16,6 +16,8 @@ from rich.markup import escape
 from ..api.server import ApiServer
 from ..client import Client, TxInfo
 from ..client._client import now_ms
+from ..client.sourcing import Sourcing
+from ..core.encoding import canonical
 from ..core.crypto import KeyPair
 from ..core.errors import BlokautoError
 from ..keystore import KeyStore
@@ -32,6 +34,8 @@ from ..node.folder_lock import refuse_if_in_use
 from ..node.init import init_chain
 from ..node.network import NETWORK_ORGS
 from ..node.node import Node
+from ..verify import TrustAnchor
+from ..verify.passport import verify_passport_credential
 
 MARKER = ".blokauto-demo"
 
@@ -397,6 +401,13 @@ def supply_story(bc: Client, keys: KeyStore, story: Story) -> dict[str, str]:
     recycled = ", ".join(f"{r['material']} {r['ppm'] // 10_000} %" for r in passport.value["recycled"])
     story.say(f"[green]✓[/] Bavaria Motors reads the passport, proven at block {passport.height}: {origin}; "
               f"recycled content {recycled}; audits {', '.join(a['standard'] + ' ' + a['result'] for a in passport.value['attestations'])}")
+    vc = Sourcing(bc.as_key(volt)).export_passport("VP-83:VP83-0001", volt)
+    path = keys.directory.parent / "passport-VP83-0001.json"
+    path.write_bytes(canonical(vc) + b"\n")
+    proven = verify_passport_credential(path.read_bytes(), TrustAnchor.from_genesis(bc.genesis))
+    story.say(f"[green]✓[/] Voltcell exports it as a W3C Verifiable Credential ({path.name}, signed by its key); checked "
+              f"offline against the genesis alone: passport v{proven['version']} proven at block {proven['proven_at']} "
+              f"(`blokauto sourcing passport verify {path} --trust {path.parent / 'genesis.json'}`)")
     story.committed("Stopwell registers brake pad SW-PAD-44 and makes batches B2024-07, -08 and -09", _all(
         bc.send(parts.RegisterPartType(part_number="SW-PAD-44", name="front brake pad set", category="brakes",
                                        serialized=False), stop),

@@ -426,3 +426,66 @@ def passport_show(pack: str = typer.Argument(..., metavar="PACK", help="The pack
     for m in p["materials"]:
         console.print(f"  {escape(m['material'])} {_pct(m['ppm'])} {_bar(m['ppm'])} "
                       f"{'recycled' if m['recycled'] else escape(m['mine'])} ({m['country']}, lot {escape(m['lot'])})")
+
+
+@passport_app.command("export")
+@cli_errors
+def passport_export(pack: str = typer.Argument(..., metavar="PACK", help="The pack's part id."),
+                    out: Path = typer.Option(..., "--out", "-o", metavar="FILE", help="Where to write the credential."),
+                    key: str = typer.Option(..., "--key", "-k", metavar="NAME|FILE",
+                                            help="The key that issued the passport (its name in DATA/keys, or a key "
+                                                 "file)."),
+                    data: Path = DataOpt(), node: str = NodeOpt, trust: Optional[Path] = TrustOpt) -> None:
+    """Export the passport as a W3C Verifiable Credential signed with the key that issued it, carrying
+    the ledger evidence (state proof and quorum checkpoint) so anyone verifies it offline."""
+    from ..client.sourcing import Sourcing
+    from ..core.encoding import canonical
+
+    signer = signing_key(data, key)
+    with client(node, data, trust, key=signer) as c:
+        vc = Sourcing(c).export_passport(pack, signer)
+        say_trust(c)
+    out.write_bytes(canonical(vc) + b"\n")
+    subject = vc["credentialSubject"]
+    console.print(f"wrote {out}: BatteryPassportCredential of {escape(subject['passport']['id'])} "
+                  f"v{subject['passport']['version']}, signed by {escape(vc['issuer'][:32])}…, with the ledger's proof "
+                  f"at block {subject['ledgerEvidence']['state']['checkpoint']['header']['height']}")
+
+
+@passport_app.command("verify")
+@cli_errors
+def passport_verify(credential: Path = typer.Argument(..., metavar="FILE", help="A passport credential (JSON)."),
+                    trust: Path = typer.Option(..., "--trust", metavar="FILE",
+                                               help="The consortium's genesis.json (the trust anchor)."),
+                    as_json: bool = JsonOpt) -> None:
+    """Verify a passport credential offline: no node, no network. Exits 0 and says what it proved, 3 and
+    says what failed, 2 when a file cannot be read."""
+    from ..credentials import CredentialInvalid, CredentialNotAccepted
+    from ..verify import TrustAnchor, VerificationError
+    from ..verify.passport import verify_passport_credential
+    from .errors import fail
+
+    for path, what in ((credential, "credential"), (trust, "trust anchor")):
+        if not path.is_file():
+            fail(f"the {what} file {path} does not exist", 2)
+    try:
+        anchor = TrustAnchor.load(trust.read_bytes())
+    except (VerificationError, RecursionError, ValueError) as exc:
+        fail(f"{trust} is not a genesis.json trust anchor ({exc})", 2)
+    try:
+        p = verify_passport_credential(credential.read_bytes(), anchor)
+    except (CredentialInvalid, CredentialNotAccepted) as exc:
+        fail(f"{credential}: not a valid passport credential: {exc}", 3)
+    except VerificationError as exc:
+        fail(f"{credential}: not proven by the ledger: {exc}", 3)
+    if as_json:
+        print_json(p)
+        return
+    console.print(f"[green]verified[/]: the battery passport of {escape(p['id'])} v{p['version']}, signed by its maker "
+                  f"{escape(p['manufacturer'])}'s key {escape(p['issuer'][:32])}…, proven by chain {escape(p['chain'])} "
+                  f"at block {p['proven_at']} ({when(p['checkpoint_time'])})")
+    for m in p["materials"]:
+        console.print(f"  {escape(m['material'])} {_pct(m['ppm'])} {'recycled' if m['recycled'] else escape(m['mine'])} "
+                      f"({m['country']})")
+    for r in p["recycled"]:
+        console.print(f"  recycled {escape(r['material'])}: {_pct(r['ppm'])}")

@@ -153,6 +153,31 @@ class Sourcing:
             raise LookupError(f"no passport was issued for {pack} (proven absent at block {sv.height})")
         return {**sv.value, "proven_at": sv.height}
 
+    def export_passport(self, pack: str, key: KeyPair, *, created: str | None = None) -> dict[str, Any]:
+        """The pack's passport as a W3C Verifiable Credential signed by ``key``, the key that issued it
+        on the ledger, carrying the ledger evidence (state proof, quorum checkpoint, consensus
+        changes) so anyone can verify it offline (``blokauto.verify.passport``)."""
+        from datetime import datetime, timezone
+
+        from ..credentials import issue
+        from ..verify import verify_state_evidence
+        from ..verify.passport import passport_credential
+
+        name = parts_keys.PASSPORT + pack
+        ev = self.client._request("GET", f"/v1/state/{name}")
+        if ev.get("key") != name:
+            raise VerificationError(f"the node answered about {ev.get('key')!r}, not {name!r}")
+        self.client._verified(int(ev["checkpoint"]["header"]["height"]), lambda a: verify_state_evidence(ev, a))
+        if ev.get("raw") is None:
+            raise LookupError(f"no passport was issued for {pack} (proven absent)")
+        issuer = msgspec.json.decode(ev["raw"])["issuer"]
+        if issuer != key.did:
+            raise ValueError(f"the passport of {pack} was issued on the ledger by {issuer}; export it with that key "
+                             f"(a credential's signer must be the passport's issuer)")
+        changes = self.client._request("GET", "/v1/consensus/changes", params={"after": 0}).get("changes", [])
+        when = created or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return issue(passport_credential(ev, changes, self.client.chain), key, created=when)
+
     # ---------------------------------------------------------------- reading
 
     def origin(self, item: str, *, prove: bool = True) -> ProvenOrigin:
