@@ -305,10 +305,18 @@ def route(item: str = typer.Argument(..., metavar="ID", help="A part, batch or l
         console.print(f"in transit to {escape(now['receiver'])} for {_duration(now['for_ms'])}")
 
 
-def _which(part_number: Optional[str], supplier: Optional[str]) -> dict[str, str]:
+def _product_query(query: str, part_number: Optional[str], supplier: Optional[str], limit: int, key: Optional[str],
+                   data: Path, node: str, trust: Optional[Path], as_json: bool) -> dict[str, Any] | None:
+    """A part number's or a supplier's ``legs``, ``lanes`` or ``in_transit``; None once printed as JSON."""
     if bool(part_number) == bool(supplier):
         raise ValueError("give one of --part-number and --supplier")
-    return {"part_number": part_number} if part_number else {"supplier": supplier}  # type: ignore[dict-item]
+    which = {"part_number": part_number} if part_number else {"supplier": supplier}
+    with client(node, data, trust, key=signing_key(data, key)) as c:
+        r = c.query("parts", query, limit=limit, **which)
+    if as_json:
+        print_json(r)
+        return None
+    return r
 
 
 PartNumberOpt = typer.Option(None, "--part-number", "-p", metavar="PN", help="A part number (its supplier reads it).")
@@ -322,10 +330,8 @@ def legs(part_number: Optional[str] = PartNumberOpt, supplier: Optional[str] = S
          key: Optional[str] = AsOpt, data: Path = DataOpt(), node: str = NodeOpt,
          trust: Optional[Path] = TrustOpt, as_json: bool = JsonOpt) -> None:
     """The slowest legs (shipment to receipt), longest first."""
-    with client(node, data, trust, key=signing_key(data, key)) as c:
-        r = c.query("parts", "legs", limit=limit, **_which(part_number, supplier))
-    if as_json:
-        print_json(r)
+    r = _product_query("legs", part_number, supplier, limit, key, data, node, trust, as_json)
+    if r is None:
         return
     table = Table("item", "sender → receiver", "from", "to", "took")
     for leg in r["legs"]:
@@ -340,10 +346,8 @@ def lanes(part_number: Optional[str] = PartNumberOpt, supplier: Optional[str] = 
           key: Optional[str] = AsOpt, data: Path = DataOpt(), node: str = NodeOpt,
           trust: Optional[Path] = TrustOpt, as_json: bool = JsonOpt) -> None:
     """Where the supply chain waits: lanes (sender to receiver, place to place) by mean duration, with a bar."""
-    with client(node, data, trust, key=signing_key(data, key)) as c:
-        r = c.query("parts", "lanes", limit=limit, **_which(part_number, supplier))
-    if as_json:
-        print_json(r)
+    r = _product_query("lanes", part_number, supplier, limit, key, data, node, trust, as_json)
+    if r is None:
         return
     longest = max((x["mean_ms"] for x in r["lanes"]), default=1) or 1
     table = Table("lane", "from → to", "legs", "mean", "", "max")
@@ -360,10 +364,8 @@ def in_transit(part_number: Optional[str] = PartNumberOpt, supplier: Optional[st
                limit: int = LimitOpt, key: Optional[str] = AsOpt, data: Path = DataOpt(), node: str = NodeOpt,
                trust: Optional[Path] = TrustOpt, as_json: bool = JsonOpt) -> None:
     """What is on the way now, longest on the way first."""
-    with client(node, data, trust, key=signing_key(data, key)) as c:
-        r = c.query("parts", "in_transit", limit=limit, **_which(part_number, supplier))
-    if as_json:
-        print_json(r)
+    r = _product_query("in_transit", part_number, supplier, limit, key, data, node, trust, as_json)
+    if r is None:
         return
     console.print(f"{r['items']} item(s), {r['units']} unit(s) in transit")
     table = Table("item", "sender → receiver", "from", "on the way")

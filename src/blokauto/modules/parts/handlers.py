@@ -56,7 +56,6 @@ from .state import (
     PartType,
     Passport,
     RecycledShare,
-    MaterialShare,
     RemovedItem,
 )
 from .util import org_of as _org, speaks_for as _speaks_for
@@ -490,7 +489,6 @@ def issue_passport(state: Overlay, ctx: Context, msg: IssuePassport) -> None:
     if t.supplier != _org(ctx):
         raise errors.NotTheMaker(part=p.id, maker=t.supplier)
     prov = origins_of(state, p.id)
-    shares = [MaterialShare(o.material, o.lot, o.mine, o.country, o.ppm, o.recycled) for o in prov.origins]
     recycled: dict[str, int] = {}
     for o in prov.origins:
         recycled[o.material] = recycled.get(o.material, 0) + (o.ppm if o.recycled else 0)
@@ -502,7 +500,7 @@ def issue_passport(state: Overlay, ctx: Context, msg: IssuePassport) -> None:
     PASSPORTS.put(state, Passport(
         p.id, t.supplier, ctx.sender, p.part_number, p.serial, p.produced, p.plant, msg.category, msg.chemistry,
         msg.capacity_wh, msg.nominal_voltage_mv, msg.mass_g, msg.carbon_footprint_g_per_kwh, msg.carbon_footprint_report,
-        msg.due_diligence_report, shares, [RecycledShare(m, v) for m, v in sorted(recycled.items())], attestations,
+        msg.due_diligence_report, prov.origins, [RecycledShare(m, v) for m, v in sorted(recycled.items())], attestations,
         ctx.height, ctx.time, version), p.id)
     part_history_append(state, ctx, p, "passport_issued", {"version": version})
     ctx.emit(PassportIssued(pack=p.id, version=version))

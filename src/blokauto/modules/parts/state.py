@@ -200,17 +200,6 @@ LOGGERS = StateMap(keys.LOGGER, str)  # logger device did -> organisation that r
 BOMS = StateMap(keys.BOM, Bom)
 
 
-class MaterialShare(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """One origin's share of a material in a product (ppm of that material's content)."""
-
-    material: str
-    lot: str
-    mine: str
-    country: str
-    ppm: Uint
-    recycled: bool = False
-
-
 class RecycledShare(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     material: str
     ppm: Uint  # of that material's content, recovered from waste
@@ -236,7 +225,7 @@ class Passport(msgspec.Struct, frozen=True):
     carbon_footprint_g_per_kwh: Uint  # g CO2e per kWh of capacity over the life cycle
     carbon_footprint_report: str
     due_diligence_report: str
-    materials: list[MaterialShare]
+    materials: list[Origin]  # each origin's share of a material in the pack
     recycled: list[RecycledShare]
     attestations: list[Attestation]  # each origin lot's attestations when issued
     height: Uint
