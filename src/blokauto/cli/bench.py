@@ -184,3 +184,22 @@ def bench_energy(orders: int = typer.Option(100_000, metavar="N", min=1,
     from ..bench.energy import run
 
     print_json(run(orders=orders, meters=meters, workers=workers, block_txs=block_txs, keep=keep))
+
+
+@bench_app.command("sourcing")
+@cli_errors
+def bench_sourcing(lots: int = typer.Option(100_000, metavar="N", min=1_000,
+                                            help="Material lots, mine to battery pack, in the origins data set "
+                                                 "(cached between runs)."),
+                   handoffs: int = typer.Option(1_000_000, metavar="N", min=1_000,
+                                                help="Shipments and receipts (per item) in the logistics data set "
+                                                     "(cached between runs)."),
+                   samples: int = typer.Option(200, metavar="N", min=1,
+                                               help="Timed queries per measurement (origins: of different packs)."),
+                   fresh: bool = typer.Option(False, "--fresh", metavar="", help="Rebuild both data sets even if cached."),
+                   cache: Optional[Path] = CacheOpt, workers: Optional[int] = WorkersOpt) -> None:
+    """A battery pack's material origins (cobalt six steps from the mine) and the slowest legs, lanes and
+    stock in transit over a million handoffs, through a node, with the raw limits of the same run."""
+    from ..bench.sourcing import run
+
+    print_json(run(lots=lots, handoffs=handoffs, samples=samples, fresh=fresh, cache=cache, workers=workers))
