@@ -53,6 +53,16 @@ def badge_of(page: Any, what: str) -> dict[str, str]:
                                  "(b) => ({state: b.dataset.state, text: b.textContent})")
 
 
+def lot_source(m: dict[str, Any]) -> str:
+    """Where the graph says a batch's lot came from: its mine, recovered in a country, or made from other lots."""
+    return f"{m['mine']}, {m['country']}" if m["mine"] else f"recovered, {m['country']}" if m["country"] else "made from other lots"
+
+
+def utc_day(ms: int) -> str:
+    """The day (UTC) the page shows an attestation valid until."""
+    return time.strftime("%Y-%m-%d", time.gmtime(ms // 1000))
+
+
 def holder_label(h: str) -> str:
     if h.startswith("vin:"):
         return f"vehicle {h[4:]}"
@@ -84,7 +94,8 @@ def test_a_part_page_draws_its_custody_batch_lots_and_attestations(console: Any,
     rows = facts(console)
     custody = [r for r in rows if "(custodian " in r[1]]
     assert [r[2] for r in custody] == [f"{i + 1}. {holder_label(h)}" for i, h in enumerate(chain)]
-    assert [r[3] for r in custody] == [f"block {e['height']}" for e in t["history"] if e["type"] != "shipped"]
+    assert [r[3] for r in custody] == [f"block {e['height']}" for e in t["history"]
+                                       if e["type"] in ("minted", "received", "assembled", "installed", "removed")]
     assert (f"{PACK} {t['type']['name']}", "made in", f"batch {BATCH}", "—") in rows
     for m in t["materials"]:
         assert any(r[1] == f"made with {m['mass_g'] // 1000} kg of" and r[2].startswith(f"lot {m['lot']}") for r in rows)
@@ -96,7 +107,7 @@ def test_a_part_page_draws_its_custody_batch_lots_and_attestations(console: Any,
     assert console.locator("#graph canvas").count() >= 1  # drawn by Cytoscape
     assert "the same facts are in the table" in console.get_attribute("#graph", "aria-label").lower()
     history = console.eval_on_selector_all("#history tbody tr", "(rs) => rs.map((r) => r.cells[1].textContent)")
-    assert history == [e["type"] for e in t["history"]]
+    assert history == [e["type"].replace("_", " ") for e in t["history"]]
     assert console.errors == []
 
 
@@ -106,17 +117,19 @@ def test_a_batch_and_a_lot_show_their_materials_attestations_and_uses(console: A
     text = console.inner_text("#batch")
     assert f"Quantity\t{b['quantity']}" in text or f"Quantity\n{b['quantity']}" in text
     assert [r[2] for r in facts(console) if r[1].startswith("made with")] == [
-        f"lot {m['lot']} {m['material']} · {m['mine']}, {m['country']}" for m in b["materials"]]
+        f"lot {m['lot']} {m['material']} · {lot_source(m)}" for m in b["materials"]]
     attested = console.eval_on_selector_all("#attestations tbody tr",
                                             "(rs) => rs.map((r) => [...r.cells].map((c) => c.textContent))")
     assert [(r[0], r[1], r[3]) for r in attested] == [
         (m["lot"], a["auditor"], a["result"].replace("_", " ").replace("non conformant", "not conformant"))
         for m in b["materials"] for a in m["attestations"]]
-    assert all(r[6] == "no expiry on record" for r in attested)
+    assert all(r[6] == f"valid until {utc_day(a['valid_until'])}" for m in b["materials"] for a in m["attestations"]
+               for r in attested if r[4] == a["report"])
     go(console, f"#/lot/{quote(LOT)}")
     uses = [r[2] for r in facts(console) if r[1].endswith("used by")]
     assert uses == [f"batch {u['batch']}" for u in lot["used_by"]]
-    assert f"{lot['mine']} ({lot['country']})" in console.inner_text("#lot")
+    assert (f"{lot['mine']} ({lot['country']})" if lot["process"] == "mined"
+            else f"transformation: {lot['process'].removeprefix('transform:')}") in console.inner_text("#lot")
     assert console.locator("#graph canvas").count() >= 1
 
 
@@ -169,7 +182,8 @@ def test_an_assembly_shows_its_components_and_a_cell_the_assembly_it_went_into(c
     rows = facts(console)
     assert any(r[1].startswith("assembled into") and r[2] == f"2. assembly {assembly['pack']}" for r in rows), rows
     bad = console.eval_on_selector_all("#facts tbody td .bad-text", "(es) => es.map((e) => e.textContent)")
-    assert bad == ["attested NOT conformant (IRMA, report CT-2025-7; no expiry on record)"]
+    until = q(world, "lot", id="CT-LI-1")["attestations"][0]["valid_until"]
+    assert bad == [f"attested NOT conformant (IRMA, report CT-2025-7; valid until {utc_day(until)})"]
     assert console.inner_text("#attestations").count("not conformant") == 1
 
 
@@ -312,7 +326,7 @@ def test_the_parts_pages_work_with_the_keyboard_alone(console: Any, world: Any) 
     console.keyboard.press("Enter")
     wait_until(console, "document.getElementById('view').dataset.page === 'lot'")  # the link's page, not the one left
     settle(console)
-    assert console.inner_text("h1") == f"Material lot {LOT}"
+    assert console.inner_text("h1").startswith(f"Material lot {LOT}")  # and its badge
     go(console, "#/parts")
     console.focus("#find-part")
     console.keyboard.press("Tab")

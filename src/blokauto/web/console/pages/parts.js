@@ -1,12 +1,14 @@
 /* Parts: find a part, a batch or a material lot; a part's custody and assembly graph (Cytoscape) down to its
- * batch's material lots and their attestations, with the same facts as a table (the canvas is not accessible).
+ * batch's material lots and their attestations, with the same facts as a table (the canvas is not accessible);
+ * each page's route and material origins (pages/sourcing.js, Console.sourcing), a pack's battery passport.
  *
  * A part's badge proves its record (parts/p/ID) and checks that the history the node lists hashes to the head
  * the record commits to, so the custody, assembly and installations drawn are the ledger's; a vehicle the part
- * sits in is checked against that vehicle's proven bill of parts. The batch and lot answers (materials,
- * attestations) are the node's: no state key for them is known to the console. Who may read what: the part's
- * supplier, custodians and everyone its history names; a batch's supplier and custodian; a lot's producer,
- * auditors and the suppliers that used it (and regulators, police): others see the refusal with its code. */
+ * sits in is checked against that vehicle's proven bill of parts. A batch's and a lot's badge proves its record
+ * (parts/b/ID, parts/lot/ID) and checks the node's answer against it (the lots' mines and attestations a batch
+ * page lists are the node's). Who may read what: the part's supplier, custodians and everyone its history names;
+ * a batch's supplier and custodians; a lot's producer, custodians, auditors and the suppliers that used it (and
+ * regulators, police): others see the refusal with its code. */
 (function () {
   "use strict";
   const C = window.Console, V = window.BlokautoVerifier, K = window.BlokautoStateKeys, el = C.el;
@@ -39,6 +41,7 @@
   }
 
   const enc = encodeURIComponent;
+  const sourcingKey = (kind) => C.sourcing.KEY[kind];
   const partHash = (id) => `#/part/${enc(id)}`, batchHash = (id) => `#/batch/${enc(id)}`, lotHash = (id) => `#/lot/${enc(id)}`;
   const block = (h) => C.link(`#/block/${h}`, `block ${h}`);
   const kg = (g) => (g >= 1000 ? `${(g / 1000).toLocaleString("en")} kg` : `${g} g`);
@@ -100,20 +103,26 @@
       cell(e.from), e.bad ? el("span", { class: "bad-text" }, e.label) : e.label, cell(e.to), e.height ? block(e.height) : "—"]), { id: "facts" });
   }
 
+  /** Where a lot came from, in a few words: its mine, or recovered (recycled) in a country, or made from other lots. */
+  const lotSource = (m) => (m.mine ? `${m.mine}, ${m.country}` : m.country ? `recovered, ${m.country}` : "made from other lots");
+
   /** A batch and its material lots with their attestations, into ``facts``. */
   function materialFacts(facts, batchNode, materials) {
     for (const m of materials || []) {
-      const lot = facts.node({ id: `lot:${m.lot}`, label: `lot ${m.lot}\n${m.material} · ${m.mine}, ${m.country}`, kind: "lot", href: lotHash(m.lot) });
+      const lot = facts.node({ id: `lot:${m.lot}`, label: `lot ${m.lot}\n${m.material} · ${lotSource(m)}`, kind: "lot", href: lotHash(m.lot) });
       facts.edge(batchNode, { id: lot }, `made with ${kg(m.mass_g)} of`, 0);
       attestationFacts(facts, lot, m.attestations);
     }
   }
 
+  /** An attestation's expiry: "valid until 2027-12-08" (the day, UTC), or none on record (made before expiries existed). */
+  const expiry = (a) => (a.valid_until ? `valid until ${C.time(a.valid_until).slice(0, 10)}` : "no expiry on record");
+
   function attestationFacts(facts, lotId, attestations) {
     for (const a of attestations || []) {
       const ok = a.result === "conformant";
       facts.edge({ id: `auditor:${a.auditor}`, label: `auditor ${a.auditor}`, kind: "auditor" }, { id: lotId },
-        `attested ${ok ? "conformant" : "NOT conformant"} (${a.standard}, report ${a.report}; no expiry on record)`, a.height,
+        `attested ${ok ? "conformant" : "NOT conformant"} (${a.standard}, report ${a.report}; ${expiry(a)})`, a.height,
         { bad: !ok, short: `${ok ? "conformant" : "NOT conformant"} · ${a.standard}` });
     }
   }
@@ -122,7 +131,7 @@
     return C.table(["Lot", "Auditor", "Standard", "Result", "Report", "Attested", "Expires"], rows.map(([lot, a]) => [
       C.link(lotHash(lot), lot), a.auditor, a.standard,
       a.result === "conformant" ? el("span", { class: "status-ok" }, "conformant") : el("span", { class: "status-failed" }, "not conformant"),
-      a.report, block(a.height), el("span", { class: "muted" }, "no expiry on record")]), { id: "attestations" });
+      a.report, block(a.height), a.valid_until ? expiry(a) : el("span", { class: "muted" }, expiry(a))]), { id: "attestations" });
   }
 
   // ---------------------------------------------------------------- the search form
@@ -244,6 +253,8 @@
       ["Batch", p.batch ? C.link(batchHash(`${p.part_number}:${p.batch}`), `${p.part_number}:${p.batch}`) : "—"],
       ["Components", p.components.length ? el("span", {}, p.components.map((c, i) => [i ? ", " : "", C.link(partHash(c), c)])) : "—"],
       ["Condition breaches", p.breaches ? el("strong", { class: "bad-text" }, String(p.breaches)) : "0"],
+      passportRow(id, t),
+      ["Supply chain", C.link(`#/supply/part_number/${enc(p.part_number)}`, `lanes, legs and stock in transit of ${p.part_number}`)],
     ]));
     if (!proven) facts.prepend(el("p", { class: "warn-text", role: "note" }, "Not verified: the part and its history are shown as the node answered."));
     view.append(facts);
@@ -268,9 +279,11 @@
     if (t.materials && t.materials.length) {
       view.append(el("h2", {}, "Material lots of its batch"),
         C.table(["Lot", "Material", "Used", "Mine", "Country", "Producer"], t.materials.map((m) => [
-          C.link(lotHash(m.lot), m.lot), m.material, kg(m.mass_g), m.mine, m.country, m.producer]), { id: "lots" }),
+          C.link(lotHash(m.lot), m.lot), m.material, kg(m.mass_g), m.mine || "—", m.country || "—", m.producer]), { id: "lots" }),
         el("h3", {}, "Attestations"), attestationTable(t.materials.flatMap((m) => m.attestations.map((a) => [m.lot, a]))));
     }
+
+    await sections(view, "part", id, proven, proven ? t.history : null);
 
     view.append(el("h2", {}, `History (${t.history.length})`), C.table(["#", "What", "Block", "By", "Details"], t.history.map((e) => [
       String(e.seq), e.type.replace(/_/g, " "), block(e.height), e.org || C.short(e.by, 20),
@@ -278,15 +291,56 @@
     if (t.history.length < p.history.count) view.append(el("p", { class: "warn-text" }, `The first ${t.history.length} of ${p.history.count} entries are shown.`));
   }
 
+  /** A battery pack's passport, when its history says one was issued (the passport page proves it). */
+  function passportRow(id, t) {
+    const issued = t.history.filter((e) => e.type === "passport_issued");
+    if (issued.length) {
+      const last = issued[issued.length - 1];
+      return ["Battery passport", el("span", { id: "passport-link" }, C.link(`#/passport/${enc(id)}`, `version ${(last.data || {}).version || issued.length}`),
+        ` · issued at block ${last.height}`)];
+    }
+    return t.type && t.type.category.toLowerCase() === "battery" && t.type.assembly ? ["Battery passport", el("span", { class: "muted" }, "none issued")] : null;
+  }
+
+  /** The Route and Origins sections (pages/sourcing.js), one after the other, filled at once. */
+  async function sections(view, kind, id, proven, history) {
+    const routeBox = el("section", { id: "route", "aria-labelledby": "route-heading" });
+    const originBox = el("section", { id: "origins", "aria-labelledby": "origins-heading" });
+    view.append(routeBox, originBox);
+    await Promise.all([C.sourcing.route(routeBox, kind, id, proven, history), C.sourcing.origins(originBox, id)]);
+  }
+
+  /** A batch's or lot's record proven, and the node's answer checked against it (``compare`` names the first field that differs). */
+  async function provenRecord(badge, key, answer, compare) {
+    return badge.follow((async () => {
+      const r = await C.provenState(key);
+      if (r.value === null) throw new V.VerificationError(`${key} is proven absent`);
+      const field = compare(answer, r.value);
+      if (field) throw new V.VerificationError(`the node's '${field}' is not what the proven record says`);
+      return r;
+    })(), (r) => `record · ${C.proofText(r.header, r.evidence.checkpoint)}`);
+  }
+
+  const without = (o, ...keys) => Object.fromEntries(Object.entries(o || {}).filter(([k]) => !keys.includes(k)));
+
   // ---------------------------------------------------------------- a batch and a lot
 
   async function batch(view, args, stale) {
     const id = (args[0] || "").trim();
     if (!id) throw new Error("a batch is named by its id, <part number>:<batch>, e.g. #/batch/VP-83:P1");
-    view.append(el("h1", {}, "Batch ", el("code", {}, id)), finder({ batch: id }));
-    const b = (await C.query("parts", "batch", { id })).result;
+    const badge = C.badge(`batch ${id}`);
+    view.append(el("h1", {}, "Batch ", el("code", {}, id), " ", badge.el), finder({ batch: id }));
+    let b;
+    try { b = (await C.query("parts", "batch", { id })).result; } catch (e) {
+      badge.unreadable(e instanceof C.ApiError ? `the node refused the batch (${e.code})` : String(e.message || e));
+      throw e;
+    }
     if (stale()) return;
-    view.append(el("p", { class: "muted", role: "note" }, "As the node answered: batch records are not proven in this page."),
+    const proven = await provenRecord(badge, sourcingKey("batch") + id, b, (shown, rec) => differs(without(shown, "materials"), without(rec, "materials")) ||
+      (V.canonical((shown.materials || []).map((m) => [m.lot, m.mass_g])) !== V.canonical((rec.materials || []).map((m) => [m.lot, m.mass_g])) ? "materials" : ""));
+    if (stale()) return;
+    view.append(proven ? el("p", { class: "muted", role: "note" }, "The record is proven; the mines and attestations of its lots are the node's (each lot's page proves its own).")
+      : el("p", { class: "warn-text", role: "note" }, "Not verified: the batch is shown as the node answered."),
       el("div", { class: "box", id: "batch" }, C.kv([
         ["Part number", b.part_number], ["Batch", b.batch], ["Supplier", b.supplier], ["Produced", `${b.produced} at ${b.plant}`],
         ["Quantity", String(b.quantity)], ["In stock", String(b.in_stock)], ["Installed", String(b.installed)], ["Custodian", b.custodian],
@@ -300,17 +354,32 @@
     await drawGraph(box, facts, me, `Materials of batch ${id}`);
     box.append(factsTable(facts));
     if (b.materials.length) view.append(el("h3", {}, "Attestations"), attestationTable(b.materials.flatMap((m) => m.attestations.map((a) => [m.lot, a]))));
+    await sections(view, "batch", id, proven, null);
   }
 
   async function lot(view, args, stale) {
     const id = (args[0] || "").trim();
     if (!id) throw new Error("a material lot is named by its id, e.g. #/lot/CO-KAM-0042");
-    view.append(el("h1", {}, "Material lot ", el("code", {}, id)), finder({ lot: id }));
-    const l = (await C.query("parts", "lot", { id })).result;
+    const badge = C.badge(`lot ${id}`);
+    view.append(el("h1", {}, "Material lot ", el("code", {}, id), " ", badge.el), finder({ lot: id }));
+    let l;
+    try { l = (await C.query("parts", "lot", { id })).result; } catch (e) {
+      badge.unreadable(e instanceof C.ApiError ? `the node refused the lot (${e.code})` : String(e.message || e));
+      throw e;
+    }
     if (stale()) return;
-    view.append(el("p", { class: "muted", role: "note" }, "As the node answered: lot records are not proven in this page."),
+    const proven = await provenRecord(badge, sourcingKey("lot") + id, l, (shown, rec) => differs(without(shown, "used_by"), rec));
+    if (stale()) return;
+    const made = l.process && l.process !== "mined";
+    view.append(proven ? el("p", { class: "muted", role: "note" }, "The record is proven; the batches and lots that used it are the node's index.")
+      : el("p", { class: "warn-text", role: "note" }, "Not verified: the lot is shown as the node answered."),
       el("div", { class: "box", id: "lot" }, C.kv([
-        ["Material", l.material], ["Mass", kg(l.mass_g)], ["Consumed", kg(l.consumed_g)], ["Mine", `${l.mine} (${l.country})`], ["Producer", l.producer],
+        ["Material", l.material], ["Mass", kg(l.mass_g)], ["Consumed", kg(l.consumed_g)],
+        made ? ["Made by", (l.process || "").replace(/^transform:/, "transformation: ")] : ["Mine", `${l.mine} (${l.country})`],
+        made && l.made_from && l.made_from.length ? ["Made from", el("span", {}, l.made_from.map((m, i) => [i ? ", " : "", C.link(lotHash(m.lot), m.lot), ` (${kg(m.mass_g)})`]))] : null,
+        l.recovered_from && l.recovered_from.length ? ["Recovered from", el("span", {}, l.recovered_from.map((r, i) => [i ? ", " : "", C.link(partHash(r), r)]))] : null,
+        ["Producer", l.producer], l.custodian ? ["Custodian", l.custodian] : null, l.transit_to ? ["In transit to", l.transit_to] : null,
+        ["Supply chain", C.link(`#/supply/supplier/${enc(l.producer)}`, `lanes, legs and stock in transit of ${l.producer}`)],
       ])));
     const facts = new Facts();
     const me = facts.node({ id: `lot:${l.id}`, label: `lot ${l.id} (${l.material})`, kind: "lot" });
@@ -322,6 +391,7 @@
     await drawGraph(box, facts, me, `Attestations and use of lot ${id}`);
     box.append(factsTable(facts));
     view.append(el("h3", {}, "Attestations"), attestationTable(l.attestations.map((a) => [l.id, a])));
+    await sections(view, "lot", id, proven, null);
   }
 
   C.page("parts", { title: "Parts", render: search });
