@@ -2,6 +2,7 @@
 
 The demo's chain in a temporary folder, a node on it (stopped by its PID), Debian's Chromium, and for
 each page the key of a reader who may see it; each page is captured once every badge on it settled.
+Names given as arguments (``scripts/console-screenshots passport supply-chain``) take only those pages.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ PAGES = {
     "vehicle": (f"#/vehicle/{VIN}", "ben"),
     "recalls": ("#/recall/1", "bavaria-motors-admin"),
     "parts": ("#/part/VP-83:VP83-0001", "bavaria-motors-admin"),
+    "passport": ("#/passport/VP-83:VP83-0001", "bavaria-motors-admin"),
+    "supply-chain": ("#/supply/supplier/voltcell", "voltcell-admin"),
     "consent": ("#/consent", "ben"),
     "organisation": ("#/organisation/bavaria-motors", "kba-admin"),
     "network": ("#/network", "kba-admin"),
@@ -44,6 +47,10 @@ def free_port() -> int:
 
 
 def main() -> None:
+    unknown = [n for n in sys.argv[1:] if n not in PAGES]
+    if unknown:
+        sys.exit(f"no such page: {', '.join(unknown)} (the pages: {', '.join(PAGES)})")
+    pages = {n: PAGES[n] for n in sys.argv[1:]} or PAGES
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "demo"
@@ -63,7 +70,7 @@ def main() -> None:
                 except httpx.HTTPError:
                     time.sleep(0.1)
             with chromium() as browser:
-                for name, (route, key) in PAGES.items():
+                for name, (route, key) in pages.items():
                     page = browser.new_page(viewport={"width": 1280, "height": 900})
                     open_console(page, url, route, data=data, name=key)
                     page.screenshot(path=str(OUT / f"{name}.png"), full_page=True)
