@@ -26,12 +26,14 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Self
+from typing import Any, Callable, Iterator, Self
 
 import pytest
 
@@ -368,10 +370,70 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 120, env: dict
 
 
 def make_demo(data: Path) -> str:
-    """The demo chain in ``data``, built by the real ``blokauto demo``; returns what it printed."""
+    """The demo chain in ``data``, built by the real ``blokauto demo``; returns what it printed.
+    A test that only needs a stopped demo chain takes ``copy_demo`` instead (a copy of one built once)."""
     r = run_cli("demo", "--data", str(data), timeout=180)
     assert r.returncode == 0, r.stdout + r.stderr
     return r.stdout
+
+
+# ---------------------------------------------------------------- one run, several processes
+#
+# The suite may run in pytest-xdist workers (one process each). What the workers of one run share
+# lives under ``shared_tmp`` and is made under a lock (``locked``); a test that needs something of
+# the whole machine (a fixed port) holds a machine-wide lock while it runs.
+
+
+def shared_tmp(factory: pytest.TempPathFactory) -> Path:
+    """A folder shared by every worker of this run (the run's own temp folder when there are none)."""
+    base = factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on the file ``path`` (created if missing), across processes; released when the
+    block ends or the process dies."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="session")
+def copy_demo(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], str]:
+    """``copy_demo(data)`` puts a stopped demo chain in ``data`` and returns what the demo printed: a
+    copy of one chain built by the real ``blokauto demo`` once per run (by the first worker that needs
+    it; the others wait for it), so each test or module still gets a folder of its own to change."""
+    shared = shared_tmp(tmp_path_factory)
+    built, printed = shared / "demo-template" / "demo", shared / "demo-template" / "printed.txt"
+    with locked(shared / "demo-template.lock"):
+        if not printed.exists():  # written last: the chain is complete
+            shutil.rmtree(built.parent, ignore_errors=True)
+            printed.parent.mkdir(parents=True)
+            printed.write_text(make_demo(built))
+    story = printed.read_text()
+
+    def copy(data: Path) -> str:
+        shutil.copytree(built, data, symlinks=True)
+        return story
+
+    return copy
+
+
+@pytest.fixture
+def default_ports() -> Iterator[None]:
+    """For a test whose commands use the default ports as written (the node's 8545, a software server's
+    8600): held while it runs, so that no other test of this machine's runs does the same meanwhile."""
+    import tempfile
+
+    with locked(Path(tempfile.gettempdir()) / "blokauto-tests-default-ports.lock"):
+        yield
 
 
 def change_one_index_row(state_db: Path) -> str:

@@ -18,7 +18,7 @@ import pytest
 from blokauto.cli.demo import MARKER_TEXT
 from blokauto.keystore import KeyStore
 
-from conftest import NodeProcess, free_port, make_demo, run_cli
+from conftest import NodeProcess, free_port, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -46,10 +46,10 @@ def listing(folder: Path) -> dict[str, tuple[int, int]]:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Path:
+def demo(tmp_path_factory, copy_demo) -> Path:
     """A stopped demo chain (height > 40, the car's report)."""
     data = tmp_path_factory.mktemp("attack") / "demo"
-    make_demo(data)
+    copy_demo(data)
     return data
 
 

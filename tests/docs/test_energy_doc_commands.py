@@ -30,6 +30,7 @@ def test_the_doc_marks_its_round():
     assert len(reads) == 2 and all("--as " in line for line in reads), reads
 
 
+@pytest.mark.usefixtures("default_ports")  # the node on 8545 as written: one such test at a time
 def test_the_round_works_as_written_after_the_demo(tmp_path):
     (tmp_path / ".venv").symlink_to(Path(sys.executable).parent.parent)
     bash("blokauto demo > demo.log", tmp_path)

@@ -45,6 +45,7 @@ def test_the_readmes_reads_are_signed():
     assert "key=" in blocks["python"][1]  # Client(..., key=...) signs the SDK's reads
 
 
+@pytest.mark.usefixtures("default_ports")  # the node on 8545 as written: one such test at a time
 def test_the_readmes_own_chain_commands_work_as_written(tmp_path):
     blocks = readme_blocks()
     (tmp_path / ".venv").symlink_to(Path(sys.executable).parent.parent)  # what the scripts made

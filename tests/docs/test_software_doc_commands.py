@@ -69,6 +69,7 @@ def test_the_doc_marks_its_quick_start():
     assert reads and all("--as " in line or line.rstrip().endswith("\\") for line in reads), reads
 
 
+@pytest.mark.usefixtures("default_ports")  # the node on 8545 as written: one such test at a time
 def test_the_quick_start_works_as_written_after_the_demo(tmp_path):
     blocks = doc_blocks()
     (tmp_path / ".venv").symlink_to(Path(sys.executable).parent.parent)

@@ -35,7 +35,7 @@ from blokauto.core.encoding import canonical, decode
 from blokauto.verify import TrustAnchor, VerificationError
 from blokauto.verify.report import summarize, verify_report
 
-from conftest import ROOT, NodeProcess, consortium, run_cli
+from conftest import ROOT, NodeProcess, consortium
 
 VIN = DEMO_VIN
 RICH_VIN = "WZZ3E5C27NM400200"
@@ -213,10 +213,9 @@ def _live_recalls(node: NodeProcess, data: Path) -> tuple[dict[str, dict[str, An
 
 
 @pytest.fixture(scope="session")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(tmp_path_factory: pytest.TempPathFactory, copy_demo: Callable[[Path], str]) -> Iterator[World]:
     data = tmp_path_factory.mktemp("reports") / "demo"
-    r = run_cli("demo", "--data", str(data), env={"NO_COLOR": "1"})
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    copy_demo(data)
     old = _build_local_report(data, VIN)
     genesis = decode((data / "genesis.json").read_bytes(), Genesis)
     from blokauto.keystore import KeyStore

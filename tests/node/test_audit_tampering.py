@@ -23,7 +23,7 @@ from blokauto.core.block import Header
 from blokauto.core.encoding import canonical
 from blokauto.keystore import KeyStore
 
-from conftest import make_demo, run_cli
+from conftest import run_cli
 
 pytestmark = pytest.mark.e2e  # starts real node processes
 
@@ -32,9 +32,9 @@ pack = msgspec.msgpack.encode
 
 
 @pytest.fixture(scope="module")
-def demo_chain(tmp_path_factory) -> Path:
+def demo_chain(tmp_path_factory, copy_demo) -> Path:
     data = tmp_path_factory.mktemp("audit") / "demo"
-    out = make_demo(data)
+    out = copy_demo(data)
     assert "audit: OK" in out, out
     return data
 

@@ -13,15 +13,15 @@ import httpx
 import pytest
 
 
-from conftest import Served, make_demo, run_cli
+from conftest import Served, run_cli
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Path:
+def demo(tmp_path_factory, copy_demo) -> Path:
     data = tmp_path_factory.mktemp("attack") / "demo"
-    make_demo(data)
+    copy_demo(data)
     return data
 
 

@@ -77,11 +77,9 @@ def test_answered_ids_survive_bytes_added_after_the_journal_and_audit_sees_a_los
 
 
 @pytest.mark.timeout(240)
-def test_a_report_from_a_folder_whose_log_is_older_than_its_state_is_refused_not_a_traceback(tmp_path):
-    from conftest import make_demo
-
+def test_a_report_from_a_folder_whose_log_is_older_than_its_state_is_refused_not_a_traceback(tmp_path, copy_demo):
     data = tmp_path / "demo"
-    make_demo(data)
+    copy_demo(data)
     early = tmp_path / "early"
     shutil.copytree(data, early)
     import sqlite3

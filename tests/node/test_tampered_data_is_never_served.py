@@ -32,7 +32,7 @@ from blokauto.node.audit import audit
 from blokauto.node.faults import NodeFault
 from blokauto.store.damage import DamagedData
 
-from conftest import Served, make_demo, node_key_of, signed
+from conftest import Served, node_key_of, signed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -81,9 +81,9 @@ def answer(http: httpx.Client, path: str) -> tuple[int, Any]:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> tuple[Path, list[str], dict[str, tuple[int, Any]]]:
+def demo(tmp_path_factory, copy_demo) -> tuple[Path, list[str], dict[str, tuple[int, Any]]]:
     data = tmp_path_factory.mktemp("tamper") / "demo"
-    make_demo(data)
+    copy_demo(data)
     served = Served(data)
     try:
         paths = probes(served.url, data)
