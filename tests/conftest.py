@@ -379,9 +379,10 @@ def make_demo(data: Path) -> str:
 
 # ---------------------------------------------------------------- one run, several processes
 #
-# The suite may run in pytest-xdist workers (one process each). What the workers of one run share
-# lives under ``shared_tmp`` and is made under a lock (``locked``); a test that needs something of
-# the whole machine (a fixed port) holds a machine-wide lock while it runs.
+# ``./scripts/test`` runs the suite in pytest-xdist workers (one process each, ``--dist loadfile``:
+# a file's tests run in one worker, in order). What the workers of one run share lives under
+# ``shared_tmp`` and is made under a lock (``locked``); a test that needs something of the whole
+# machine (a fixed port) holds a machine-wide lock while it runs.
 
 
 def shared_tmp(factory: pytest.TempPathFactory) -> Path:
@@ -403,6 +404,39 @@ def locked(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+#: Tests whose parametrized cases the parallel run may give to different workers (every other
+#: file's tests run in one worker, in order): long sweeps split in parts, each part a test.
+SPREAD = ("tests/node/test_tampered_data_is_never_served.py::test_one_changed_value_anywhere_is_never_served_as_genuine[",)
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: unknown when it is not loaded (-p no:xdist)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With ``--dist loadfile``: a file's tests go to one worker (its module fixtures built once),
+    except the cases of a ``SPREAD`` test, each of which may go to any worker; files are handed out
+    in the order collected (``pytest_collection_modifyitems``: the longest first), not by size."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return nodeid if nodeid.startswith(SPREAD) else nodeid.split("::", 1)[0]
+
+    config.option.loadscopereorder = False
+    return FileScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Files holding ``slow`` tests first, then those holding ``e2e`` tests, then the rest (each in
+    the order collected): the workers start on the longest files, so that no long file is left to
+    run alone at the end (``pytest_xdist_make_scheduler`` hands out files in this order)."""
+    weight: dict[str, int] = {}
+    for item in items:
+        w = 2 if item.get_closest_marker("slow") else 1 if item.get_closest_marker("e2e") else 0
+        weight[item.nodeid.split("::")[0]] = max(w, weight.get(item.nodeid.split("::")[0], 0))
+    items.sort(key=lambda item: -weight[item.nodeid.split("::")[0]])
 
 
 @pytest.fixture(scope="session")
