@@ -600,11 +600,9 @@ def test_accepted_at_the_boundary(case: Accepted) -> None:
         case.check(chain)
 
 
-# ---------------------------------------------------------------- refusals the rules should give, and do not
+# ---------------------------------------------------------------- found by these tests (were bugs; fixed)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: recover_material refuses a removed part the recycler received "
-                                        "(status in_stock again), though its rule says 'harvested or received'")
 def test_a_recycler_recovers_material_from_a_part_it_received() -> None:
     """recover_material's rule, message and refusal sentence say "parts it harvested or received
     (removed, in its custody)"; a removed part shipped by a workshop and received by the recycler is
@@ -620,8 +618,6 @@ def test_a_recycler_recovers_material_from_a_part_it_received() -> None:
     assert part(chain, "GEAR:G2").status == "scrapped" and lot_of(chain, "REC").recovered_from == ["GEAR:G2"]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a merged lot inherits only its attested inputs' attestations, so an "
-                                        "unattested input passes attestation_required through the merge")
 def test_a_merge_does_not_launder_an_unattested_input() -> None:
     """A merged lot stands on every input's attestation: merged while the rule was off, an attested
     lot and an unattested one make a lot that must not pass the rule once voted, as the unattested lot
@@ -636,8 +632,6 @@ def test_a_merge_does_not_launder_an_unattested_input() -> None:
     assert (receipt.ok, receipt.code) == (False, "lot_not_conformant"), [a.lot for a in lot_of(chain, "M").inherited]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: ship takes any org:<id> as receiver, one that is no organisation too; "
-                                        "the lot is then in transit for ever (no one can receive it, no recall)")
 def test_a_lot_cannot_be_shipped_to_an_organisation_that_does_not_exist() -> None:
     chain = world()
     before = snapshot(chain)
@@ -647,8 +641,6 @@ def test_a_lot_cannot_be_shipped_to_an_organisation_that_does_not_exist() -> Non
     assert snapshot(chain) == before
 
 
-@pytest.mark.xfail(strict=True, reason="bug: split children copy and merges concatenate inherited attestations with "
-                                        "no dedupe or bound: each split+merge round multiplies them (DoS)")
 def test_inherited_attestations_do_not_multiply_through_splits_and_merges() -> None:
     """One attested lot split into 20 and merged back, twice: every lot in it stands on the same
     single attestation, yet the merged lot carries 400 copies of it (20 x 20). With 100-way rounds
@@ -667,8 +659,6 @@ def test_inherited_attestations_do_not_multiply_through_splits_and_merges() -> N
     assert len(inherited) <= 256, f"{len(inherited)} inherited attestations, {len(set(inherited))} distinct"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a shipment's declared time may precede the sender's own later use of "
-                                        "the lot (a split, merge, transformation or batch), rewriting the past")
 def test_a_lot_is_not_shipped_before_its_sender_last_used_it() -> None:
     """sup splits ORE at hour 20, then records its shipment as made at hour 15: the ledger would say
     ORE was on the way to sup2 when sup split it. Only handoffs bound ``at`` (made, shipped,

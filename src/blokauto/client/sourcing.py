@@ -31,7 +31,7 @@ from ..core.errors import BlokautoError, NotFound
 from ..modules.parts import keys as parts_keys
 from ..modules.parts.messages import (AttestLot, IssuePassport, LotOutput, LotPortion, MergeLots, Receive,
                                       RecoverMaterial, RegisterLot, Ship, SplitLot, TransformLots)
-from ..modules.parts.provenance import describe, origins_of
+from ..modules.parts.doors import describe, origins_of
 from ..verify import VerificationError
 from ._client import Client
 from ._results import TxInfo

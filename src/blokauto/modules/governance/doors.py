@@ -12,7 +12,7 @@ import msgspec
 
 from ...core.state import StateReader
 from . import keys
-from .state import CONSENSUS
+from .state import CONSENSUS, ORGS
 
 
 class ConsensusRecord(msgspec.Struct, frozen=True):
@@ -39,6 +39,10 @@ class GovernanceReader(Protocol):
         """The consensus record in ``state`` (None before genesis wrote one)."""
         ...
 
+    def organisation_active(self, state: StateReader, org: str) -> bool:
+        """Whether ``org`` is an organisation of the consortium, not removed."""
+        ...
+
 
 class GovernanceRecords:
     """The implementation of ``GovernanceReader`` wired in the module's definition."""
@@ -50,3 +54,7 @@ class GovernanceRecords:
         if c is None:
             return None
         return ConsensusRecord({n.did: n.org for n in c.nodes}, c.quorum, c.version, c.since)
+
+    def organisation_active(self, state: StateReader, org: str) -> bool:
+        o = ORGS.get(state, org) if org and "/" not in org else None
+        return o is not None and o.status == "active"

@@ -14,6 +14,7 @@ from ...core.module import IndexTable
 from ...core.state import StateReader
 from .access import BATCH_PARTIES, LOT_PARTIES, PART_PARTIES  # who reads a part, batch or lot (the API's state route too)
 from .handlers import _nested
+from .provenance import Provenance, describe, origins_of  # noqa: F401  (the SDK recomputes origins from proven state)
 from .spec import INSTALLATIONS
 from .state import BATCHES, BOMS, PART_TYPES, PARTS, Part
 

@@ -146,8 +146,7 @@ class WrongMaterial(DomainError):
 
 class TooManyOrigins(DomainError):
     code = "too_many_origins"
-    template = ("{what} would carry {count} origins (material and origin lot pairs); at most {limit} are kept. "
-                "Merge fewer lots into one.")
+    template = ("{what} would carry {count} {kind}; at most {limit} are kept. Merge fewer lots into one.")
 
 
 class BadHandoffTime(DomainError):
@@ -158,8 +157,8 @@ class BadHandoffTime(DomainError):
 
 class NotRecoverable(DomainError):
     code = "not_recoverable"
-    template = ("{part} is {status} in the custody of {custodian}; a recycler recovers material from parts it "
-                "harvested or received (removed, in its custody).")
+    template = ("{part} is {status} in the custody of {custodian}; a recycler recovers material from parts in its "
+                "custody that it harvested or received (not installed, not in transit, not scrapped).")
 
 
 class NotABatteryPack(DomainError):

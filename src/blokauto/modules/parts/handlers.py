@@ -40,7 +40,7 @@ from .messages import (
 from . import logistics
 from .materials import consume_lot, recovered_lot, ship_or_receive_lot
 from .provenance import origins_of
-from .spec import INSTALLATIONS, PART_HISTORY, RecallGate, Vehicles, module
+from .spec import INSTALLATIONS, PART_HISTORY, Organisations, RecallGate, Vehicles, module
 from .state import (
     BATCHES,
     BOMS,
@@ -257,8 +257,12 @@ def _ship_or_receive(state: Overlay, ctx: Context, ref: str, *, ship_to: str | N
 
 @module.message(Ship, roles=ANYONE)
 def ship(state: Overlay, ctx: Context, msg: Ship) -> None:
-    """The custodian sends parts, batches or lots to a receiver; they are in transit until received."""
+    """The custodian sends parts, batches or lots to a receiver (an active organisation, or a did:key);
+    they are in transit until received."""
     _check_holder(msg.to)
+    if msg.to.startswith("org:") and not ctx.need(Organisations).organisation_active(state, msg.to[4:]):
+        raise errors.AssemblyRule(reason=f"{msg.to} is no active organisation of the consortium: nobody could receive "
+                                         "the shipment")
     if not msg.items and not msg.lots:
         raise errors.AssemblyRule(reason="a shipment names at least one item or lot")
     for ref in msg.items:
@@ -463,14 +467,15 @@ def remove(state: Overlay, ctx: Context, msg: Remove) -> None:
 
 @module.message(RecoverMaterial, roles={"recycler"})
 def recover_material(state: Overlay, ctx: Context, msg: RecoverMaterial) -> None:
-    """A recycler recovers material from parts it harvested or received (removed, in its custody):
-    they are scrapped, and the new lot's origin is recycled from them."""
+    """A recycler recovers material from parts in its custody, harvested or received (removed, or in
+    stock again after a receipt; not installed, not in transit): they are scrapped, and the new lot's
+    origin is recycled from them."""
     org = "org:" + _org(ctx)
     if len(set(msg.parts)) != len(msg.parts):
         raise errors.AssemblyRule(reason="a part is listed twice")
     parts = [_part(state, ref) for ref in msg.parts]
     for p in parts:
-        if p.status != "removed" or p.custodian != org:
+        if p.status not in ("removed", "in_stock") or p.custodian != org:
             raise errors.NotRecoverable(part=p.id, status=p.status, custodian=p.custodian)
     recovered_lot(state, ctx, msg.lot, msg.material, msg.mass_g, msg.country, list(msg.parts), msg.location)
     for p in parts:

@@ -110,7 +110,7 @@ def route(view: QueryView, q: ItemQuery) -> dict[str, Any]:
     now = ({"in_transit": True, **transit, "for_ms": max(0, view.time - transit["shipped"])} if transit is not None
            else {"in_transit": False, "custodian": stays[-1]["custodian"], "location": stays[-1]["location"]}
            if stays else None)
-    return {"id": q.id, "handoffs": [{k: r[k] for k in ("seq", "kind", "party", "receiver", "location", "time", "held_ms",
+    return {"id": q.id, "as_of": view.time, "handoffs": [{k: r[k] for k in ("seq", "kind", "party", "receiver", "location", "time", "held_ms",
                                                         "height")} for r in rows],
             "stays": stays, "legs": legs, "now": now}
 
@@ -155,7 +155,7 @@ def in_transit(view: QueryView, q: ProductQuery) -> dict[str, Any]:
     ((count, units),) = view.sql(f"SELECT COUNT(*), COALESCE(SUM(qty), 0) FROM {{transit}} WHERE {col} = ?",
                                  (value,), transit=TRANSIT)
     rows = view.rows(TRANSIT, {col: value}, order=("since",), limit=q.size(TRANSIT_MAX), offset=q.offset)
-    return {col: value, "items": count, "units": units,
+    return {col: value, "as_of": view.time, "items": count, "units": units,
             "in_transit": [{**{k: r[k] for k in ("kind", "product", "sender", "receiver", "origin", "since", "qty")},
                             "item": _public_item(r["item"]), "for_ms": max(0, view.time - r["since"])} for r in rows]}
 

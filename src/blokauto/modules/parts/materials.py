@@ -48,6 +48,16 @@ def standing_attestations(lot: MaterialLot) -> list[Attestation]:
     return list(lot.inherited)
 
 
+def unattested_sources(lot: MaterialLot) -> list[str]:
+    """The lots without any attestation a lot stands on: none once it has its own attestation; else
+    those it was split or merged from that had none, or itself if nothing vouches for it at all."""
+    if lot.attestations:
+        return []
+    if lot.unattested or lot.inherited:
+        return list(lot.unattested)
+    return [lot.id]
+
+
 def check_conformant(ctx: Context, lot: MaterialLot, use: str) -> None:
     """Refuse consuming ``lot`` if its material needs an attestation it does not have."""
     if not ctx.param(ATTESTATION_REQUIRED.name, lot.material):
@@ -56,6 +66,11 @@ def check_conformant(ctx: Context, lot: MaterialLot, use: str) -> None:
     standing = standing_attestations(lot)
     if not standing:
         raise errors.LotNotConformant(lot=lot.id, use=use, reason="it has no attestation", rule=rule, auditor="none")
+    bare = [x for x in unattested_sources(lot) if x != lot.id]
+    if bare:
+        raise errors.LotNotConformant(lot=lot.id, use=use, rule=rule, auditor="none",
+                                      reason=f"it was split or merged from lot {bare[0]!r}, which had no attestation, "
+                                             f"and has none of its own")
     for a in standing:
         via = f" (inherited from lot {a.lot!r})" if a.lot else ""
         if a.result != "conformant":
@@ -85,7 +100,7 @@ def consume_lot(state: Overlay, ctx: Context, lot_id: str, mass_g: int, *, consu
     remaining = lot.mass_g - lot.consumed_g
     if mass_g > remaining:
         raise errors.MaterialOverconsumed(lot=lot_id, remaining=remaining, material=lot.material, wanted=mass_g)
-    LOTS.put(state, msgspec.structs.replace(lot, consumed_g=lot.consumed_g + mass_g), lot_id)
+    LOTS.put(state, msgspec.structs.replace(lot, consumed_g=lot.consumed_g + mass_g, used=ctx.time), lot_id)
     ctx.index_put(LOT_USES, lot=lot_id, batch=consumer, mass_g=mass_g, height=ctx.height)
     return lot
 
@@ -96,8 +111,10 @@ def _new_lot(state: StateReader, lot_id: str) -> None:
 
 
 def _store(state: Overlay, ctx: Context, lot: MaterialLot, location: str) -> None:
-    if len(lot.origins) > MAX_ORIGINS:
-        raise errors.TooManyOrigins(what=f"Lot {lot.id!r}", count=len(lot.origins), limit=MAX_ORIGINS)
+    for kind, count in (("origins (material and origin lot pairs)", len(lot.origins)),
+                        ("inherited attestations", len(lot.inherited)), ("unattested source lots", len(lot.unattested))):
+        if count > MAX_ORIGINS:
+            raise errors.TooManyOrigins(what=f"Lot {lot.id!r}", count=count, kind=kind, limit=MAX_ORIGINS)
     org = "org:" + org_of(ctx)
     LOTS.put(state, msgspec.structs.replace(lot, custodian=org,
                                             handoff=logistics.made(ctx, logistics.lot_item(lot.id), org, location)),
@@ -142,8 +159,17 @@ def attest_lot(state: Overlay, ctx: Context, msg: AttestLot) -> None:
 # ---------------------------------------------------------------- lots from lots
 
 
-def _inherited(lot: MaterialLot) -> list[Attestation]:
-    return [a if a.lot else msgspec.structs.replace(a, lot=lot.id) for a in standing_attestations(lot)]
+def _inherited(lots: Iterable[MaterialLot]) -> tuple[list[Attestation], list[str]]:
+    """What lots made from ``lots`` stand on: their standing attestations (each once, tagged with the
+    lot it was made for) and the source lots that stood on none."""
+    atts: dict[Attestation, None] = {}
+    bare: dict[str, None] = {}
+    for lot in lots:
+        for a in standing_attestations(lot):
+            atts.setdefault(a if a.lot else msgspec.structs.replace(a, lot=lot.id))
+        for x in unattested_sources(lot):
+            bare.setdefault(x)
+    return list(atts), list(bare)
 
 
 @module.message(SplitLot, roles=MAKERS)
@@ -160,12 +186,14 @@ def split_lot(state: Overlay, ctx: Context, msg: SplitLot) -> None:
                                  reason=f"the new lots weigh {total} g, the lot has {remaining} g left")
     for p in msg.into:
         _new_lot(state, p.lot)
-    LOTS.put(state, msgspec.structs.replace(lot, consumed_g=lot.consumed_g + total), lot.id)
+    LOTS.put(state, msgspec.structs.replace(lot, consumed_g=lot.consumed_g + total, used=ctx.time), lot.id)
+    inherited, unattested = _inherited([lot])
     for p in msg.into:
         ctx.index_put(LOT_USES, lot=lot.id, batch=logistics.lot_item(p.lot), mass_g=p.mass_g, height=ctx.height)
         _store(state, ctx, MaterialLot(p.lot, lot.material, p.mass_g, 0, lot.mine, lot.country, org_of(ctx),
                                        origins=lot_origins(lot), made_from=[LotInput(lot.id, p.mass_g)],
-                                       process="split", step=lot.step, inherited=_inherited(lot)), msg.location)
+                                       process="split", step=lot.step, inherited=inherited,
+                                       unattested=unattested), msg.location)
 
 
 def _consume_portions(state: Overlay, ctx: Context, portions: list[LotPortion], consumer: str,
@@ -189,11 +217,11 @@ def merge_lots(state: Overlay, ctx: Context, msg: MergeLots) -> None:
         raise errors.WrongMaterial(reason=f"a merge takes lots of one material, not {', '.join(materials)}; "
                                           "a process that combines materials is a transformation (parts.transform_lots)")
     origins = mix((p.mass_g, lot_origins(lot)) for p, lot in used)
-    inherited = [a for _, lot in used for a in _inherited(lot)]
+    inherited, unattested = _inherited(lot for _, lot in used)
     _store(state, ctx, MaterialLot(msg.into, materials[0], sum(p.mass_g for p, _ in used), 0, "", "", org_of(ctx),
                                    origins=origins, made_from=[LotInput(p.lot, p.mass_g) for p, _ in used],
-                                   process="merge", step=max(lot.step for _, lot in used), inherited=inherited),
-           msg.location)
+                                   process="merge", step=max(lot.step for _, lot in used), inherited=inherited,
+                                   unattested=unattested), msg.location)
 
 
 @module.message(TransformLots, roles=MAKERS)
@@ -250,8 +278,8 @@ def ship_or_receive_lot(state: Overlay, ctx: Context, lot_id: str, *, ship_to: s
             raise errors.NotCustodian(item=f"lot {lot_id}", custodian=lot.holder, action="ship")
         if lot.consumed_g >= lot.mass_g:
             raise errors.MaterialOverconsumed(lot=lot_id, remaining=0, material=lot.material, wanted=1)
-        h = logistics.shipped(ctx, item, "lot", lot.material, lot.producer, lot.holder, ship_to, location, at, h,
-                              lot.mass_g - lot.consumed_g)
+        h = logistics.shipped(ctx, item, "lot", lot.material, lot.producer, lot.holder, ship_to, location, at,
+                              msgspec.structs.replace(h, since=max(h.since, lot.used)), lot.mass_g - lot.consumed_g)
         LOTS.put(state, msgspec.structs.replace(lot, custodian=lot.holder, transit_to=ship_to, handoff=h), lot_id)
         return
     if not lot.transit_to or not speaks_for(ctx, lot.transit_to):

@@ -118,7 +118,10 @@ def describe(p: Provenance, item: str) -> dict[str, Any]:
         if o.recycled:
             m["recycled_ppm"] += o.ppm
     return {"id": item, "kind": p.kind, "materials": list(materials.values()),
-            "lots": [{"lot": lot.id, "material": lot.material, "process": lot.process, "step": lot.step}
+            "lots": [{"lot": lot.id, "material": lot.material, "process": lot.process, "step": lot.step,
+                      "attestations": [{"auditor": a.auditor, "standard": a.standard, "result": a.result,
+                                        "report": a.report, "valid_until": a.valid_until, "height": a.height}
+                                       for a in lot.attestations]}
                      for lot in p.lots.values()],
             "steps": max((lot.step for lot in p.lots.values()), default=0),
             "keys": [k.decode() for k in p.keys]}

@@ -78,6 +78,13 @@ class Vehicles(Protocol):
 
 
 @runtime_checkable
+class Organisations(Protocol):
+    """What parts needs from governance: whether a receiver ``org:<id>`` exists."""
+
+    def organisation_active(self, state: StateReader, org: str) -> bool: ...
+
+
+@runtime_checkable
 class RecallGate(Protocol):
     """Whether a part may be installed: the open recall covering it, if any (and not remedied)."""
 

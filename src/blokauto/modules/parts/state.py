@@ -154,8 +154,10 @@ class MaterialLot(msgspec.Struct, frozen=True):
     process: str = "mined"  # mined | split | merge | transform:<process> | recovered
     step: Uint = 0  # transformation steps from the mine
     inherited: list[Attestation] = []  # the standing attestations of the lots it was split or merged from
+    unattested: list[str] = []  # lots it was split or merged from that stood on no attestation then
     recovered_from: list[str] = []  # for a recovered lot: the scrapped parts it came from
     handoff: Handoff = Handoff()
+    used: Uint = 0  # when its custodian last split or consumed it (ms): no handoff is dated before
 
     @property
     def holder(self) -> str:

@@ -342,7 +342,9 @@
       if (o.recycled) m.recycled_ppm += o.ppm;
     }
     return { id: item, kind, materials: [...materials.values()],
-      lots: lots.map((l) => ({ lot: l.id, material: l.material, process: l.process || "mined", step: l.step || 0 })),
+      lots: lots.map((l) => ({ lot: l.id, material: l.material, process: l.process || "mined", step: l.step || 0,
+        attestations: (l.attestations || []).map((a) => ({ auditor: a.auditor, standard: a.standard, result: a.result,
+          report: a.report, valid_until: a.valid_until || 0, height: a.height })) })),
       steps: Math.max(0, ...lots.map((l) => l.step || 0)) };
   }
 
