@@ -117,7 +117,7 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Market]:
             out[f"register {meter}"] = cli("energy", "register-meter", meter, "--zone", "Z1", "--kind", kind,
                                            "--device-key", device, "--owner", owner, "--max-power", "10MW",
                                            "--key", "meterco-admin", *at)
-        nxt = json.loads(cli("energy", "next-interval", "Z1", "--after", "6s", "--as", "alice", "--json", *at).stdout)
+        nxt = json.loads(cli("energy", "next-interval", "Z1", "--after", "20s", "--as", "alice", "--json", *at).stdout)
         m.start = s = nxt["start"]
         assert nxt["gate_closes"] == s - GATE and nxt["end"] == s + INTERVAL
 
