@@ -4,7 +4,9 @@ mass balance, origins, handoffs with place and time, battery passports).
 Builds on ``helpers.parts`` (its consortium: sup, sup2 and oem make things, audit attests, scrap
 recycles). Adds message builders that read like the domain (``split``, ``merge``, ``transform``,
 ``attest``, ``recover``, ``passport``, ``ship_lots``/``receive_lots``), a governance vote that sets a
-chain parameter (``set_param``, ``require``: ``attestation_required:<material>`` = 1), a clock
+chain parameter (``set_param``, ``require``: ``attestation_required:<material>`` = 1), a small world
+of lots and parts with the set-ups the rules start from (``world``, ``installed``, ``harvested``
+...), a clock
 (``run_at``: a transaction in a block at a chosen time, its expiry after it), and ``SourcingView``:
 a ``QueryView`` over a MemoryLedger that also answers ``view.time`` and ``view.sql`` (the index
 rows copied into an in-memory SQLite database), so the sourcing queries run without a node.
@@ -13,7 +15,7 @@ rows copied into an in-memory SQLite database), so the sourcing queries run with
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+from typing import Any, Callable
 
 from blokauto.core.crypto import KeyPair
 from blokauto.core.errors import render
@@ -21,11 +23,14 @@ from blokauto.core.tx import Message
 from blokauto.modules.governance.messages import Propose, Vote
 from blokauto.modules.governance.state import NEXT_PROPOSAL, SetParameter
 from blokauto.modules.parts.messages import (AttestLot, IssuePassport, LotOutput, LotPortion, MergeLots, Receive,
-                                             RecoverMaterial, RegisterLot, Ship, SplitLot, TransformLots)
+                                             RecoverMaterial, RegisterLot, RegisterPartType, Ship, SplitLot,
+                                             TransformLots)
 from blokauto.modules.parts.state import LOTS, MaterialLot
+from blokauto.modules.vehicles.messages import Deregister
 
 from conftest import Chain, build_tx
-from helpers.parts import ALL_ORGS, VALID_UNTIL
+from helpers.parts import (ALL_ORGS, AUDIT, OEM, SCRAP, SUP, SUP2, V1, VALID_UNTIL, install, mint, ok, part_type,
+                           parts_chain, receive, register_msg, remove, ship)
 from helpers.vehicles import MemoryView, admin
 
 HOUR = 3_600_000
@@ -33,8 +38,8 @@ DAY = 24 * HOUR
 PPM = 1_000_000
 
 __all__ = ["HOUR", "DAY", "PPM", "registered", "split", "merge", "transform", "attest", "recover", "passport",
-           "ship_lots", "receive_lots", "set_param", "require", "all_ok", "run_at", "lot_of", "sentence",
-           "SourcingView", "shares"]
+           "ship_lots", "receive_lots", "set_param", "require", "required", "all_ok", "run_at", "lot_of", "sentence",
+           "SourcingView", "shares", "world", "then", "does", "installed", "harvested", "ore_in_transit", "attested"]
 
 
 # ---------------------------------------------------------------- message builders
@@ -118,10 +123,68 @@ def all_ok(chain: Chain, *steps: tuple, time: int | None = None) -> list[Any]:
     return receipts
 
 
+required = require  # as a set-up: the consortium votes attestation_required:cobalt = 1
+
+
 def run_at(chain: Chain, t: int, sender: KeyPair, msg: Message, *cosigners: KeyPair) -> Any:
     """One transaction in its own block at time ``t`` (ms); returns its receipt."""
     return chain.block(build_tx(sender, msg, *cosigners, chain=chain.genesis.chain, expires=t + HOUR // 2),
                        time=t).receipts[0]
+
+
+# ---------------------------------------------------------------- a world and its set-ups
+
+
+def world() -> Chain:
+    """sup holds cobalt lots ORE (10 kg, Kamoto, registered at CDKWZ) and ORE2 (5 kg) and nickel lot NI
+    (4 kg); sup2 holds cobalt lot OREB (3 kg, Bou Azzer). sup makes ELEC (in batches), GEAR (serialized,
+    G1 and G2 minted) and PACK (a battery pack type: category "battery", assembly; K1 minted). No
+    attestation, no rule voted."""
+    chain = parts_chain()
+    all_ok(chain,
+           (SUP, part_type("ELEC", serialized=False)),
+           (SUP, part_type("GEAR")),
+           (SUP, RegisterPartType(part_number="PACK", name="pack", category="battery", serialized=True, assembly=True)),
+           (SUP, mint("GEAR", "G1", "G2")),
+           (SUP, mint("PACK", "K1")),
+           (SUP, registered("ORE", 10_000, location="CDKWZ")),
+           (SUP, registered("ORE2", 5_000)),
+           (SUP, registered("NI", 4_000, material="nickel", mine="Sorowako", country="ID")),
+           (SUP2, registered("OREB", 3_000, mine="Bou Azzer", country="MA")))
+    return chain
+
+
+def then(*steps: Callable[[Chain], Any]) -> Callable[[Chain], None]:
+    def setup(chain: Chain) -> None:
+        for step in steps:
+            step(chain)
+
+    return setup
+
+
+def does(sender: KeyPair, msg: Any, *co: KeyPair) -> Callable[[Chain], Any]:
+    return lambda chain: ok(chain, sender, msg, *co)
+
+
+def installed(chain: Chain) -> None:
+    """GEAR:G2 shipped to oem and installed in V1."""
+    all_ok(chain, (SUP, ship("oem", "GEAR:G2")), (OEM, receive("GEAR:G2")), (OEM, register_msg(V1)),
+           (OEM, install(V1, "GEAR:G2")))
+
+
+def harvested(chain: Chain) -> None:
+    """GEAR:G2 installed in V1, V1 deregistered, and scrap harvested the gear (removed, its custody)."""
+    installed(chain)
+    all_ok(chain, (SCRAP, Deregister(vin=V1, certificate="COD-1"), OEM), (SCRAP, remove(V1, "GEAR:G2")))
+
+
+def ore_in_transit(chain: Chain) -> None:
+    ok(chain, SUP, ship_lots("sup2", "ORE"))
+
+
+def attested(lot_id: str, result: str = "conformant", valid_until: int = VALID_UNTIL,
+             report: str = "FMA-1") -> Callable[[Chain], Any]:
+    return does(AUDIT, attest(lot_id, result, valid_until, report=report))
 
 
 # ---------------------------------------------------------------- reading

@@ -3,7 +3,7 @@ recover, attest, consume into a batch, ship and receive, the declared handoff ti
 place ``location``), and of the keyed parameter ``attestation_required:<material>`` a vote would set;
 then the accepted side of each boundary.
 
-Each refusal row starts from ``world`` (below), runs its own set-up, sends one transaction and names
+Each refusal row starts from ``world`` (helpers.sourcing), runs its own set-up, sends one transaction and names
 the stable code it must fail with and what its sentence must name (the lot, the rule, the auditor
 ...). Every row also checks that the failed transaction emitted nothing and changed nothing (state,
 index rows, state root) and consumed its id (the same bytes are then a replay); a message refused
@@ -34,14 +34,14 @@ import pytest
 from blokauto.core.crypto import KeyPair
 from blokauto.modules.governance.messages import Propose, Vote
 from blokauto.modules.governance.state import NEXT_PROPOSAL, SetParameter
-from blokauto.modules.parts.messages import RegisterPartType, Ship
-from blokauto.modules.vehicles.messages import Deregister
+from blokauto.modules.parts.messages import Ship
 
 from conftest import T0, Chain, build_tx
-from helpers.parts import (ALL_ORGS, AUDIT, OEM, REG, SCRAP, SHOP, SUP, SUP2, V1, VALID_UNTIL, install, mint,
-                           mint_batch, ok, part, part_type, parts_chain, receive, register_msg, remove, ship)
-from helpers.sourcing import (DAY, HOUR, all_ok, attest, lot_of, merge, passport, receive_lots, recover, registered,
-                              require, run_at, sentence, set_param, ship_lots, split, transform)
+from helpers.parts import (ALL_ORGS, AUDIT, OEM, REG, SCRAP, SHOP, SUP, SUP2, V1, mint_batch, ok, part, receive,
+                           remove, ship)
+from helpers.sourcing import (DAY, HOUR, all_ok, attest, attested, does, harvested, installed, lot_of, merge,
+                              ore_in_transit, passport, receive_lots, recover, registered, require, required, run_at,
+                              sentence, set_param, ship_lots, split, then, transform, world)
 from helpers.vehicles import admin, snapshot
 
 SHORT = T0 + 600_000  # an attestation's expiry ten minutes after genesis (the world's blocks are at T0 + n ms)
@@ -49,64 +49,6 @@ LATER = T0 + 8 * DAY  # a block more than the default backdate window (7 days) a
 LONGEST = 5 * 366 * DAY  # attestation_max_ms by default
 BACKDATE = 7 * DAY  # handoff_backdate_ms by default
 RULE = "attestation_required:cobalt is 1"
-
-
-def world() -> Chain:
-    """sup holds cobalt lots ORE (10 kg, Kamoto, registered at CDKWZ) and ORE2 (5 kg) and nickel lot NI
-    (4 kg); sup2 holds cobalt lot OREB (3 kg, Bou Azzer). sup makes ELEC (in batches), GEAR (serialized,
-    G1 and G2 minted) and PACK (a battery pack type: category "battery", assembly; K1 minted). No
-    attestation, no rule voted."""
-    chain = parts_chain()
-    all_ok(chain,
-           (SUP, part_type("ELEC", serialized=False)),
-           (SUP, part_type("GEAR")),
-           (SUP, RegisterPartType(part_number="PACK", name="pack", category="battery", serialized=True, assembly=True)),
-           (SUP, mint("GEAR", "G1", "G2")),
-           (SUP, mint("PACK", "K1")),
-           (SUP, registered("ORE", 10_000, location="CDKWZ")),
-           (SUP, registered("ORE2", 5_000)),
-           (SUP, registered("NI", 4_000, material="nickel", mine="Sorowako", country="ID")),
-           (SUP2, registered("OREB", 3_000, mine="Bou Azzer", country="MA")))
-    return chain
-
-
-# ---------------------------------------------------------------- set-ups
-
-
-def then(*steps: Callable[[Chain], Any]) -> Callable[[Chain], None]:
-    def setup(chain: Chain) -> None:
-        for step in steps:
-            step(chain)
-
-    return setup
-
-
-def does(sender: KeyPair, msg: Any, *co: KeyPair) -> Callable[[Chain], Any]:
-    return lambda chain: ok(chain, sender, msg, *co)
-
-
-required = require  # the consortium votes attestation_required:cobalt = 1
-
-
-def installed(chain: Chain) -> None:
-    """GEAR:G2 shipped to oem and installed in V1."""
-    all_ok(chain, (SUP, ship("oem", "GEAR:G2")), (OEM, receive("GEAR:G2")), (OEM, register_msg(V1)),
-           (OEM, install(V1, "GEAR:G2")))
-
-
-def harvested(chain: Chain) -> None:
-    """GEAR:G2 installed in V1, V1 deregistered, and scrap harvested the gear (removed, its custody)."""
-    installed(chain)
-    all_ok(chain, (SCRAP, Deregister(vin=V1, certificate="COD-1"), OEM), (SCRAP, remove(V1, "GEAR:G2")))
-
-
-def ore_in_transit(chain: Chain) -> None:
-    ok(chain, SUP, ship_lots("sup2", "ORE"))
-
-
-def attested(lot_id: str, result: str = "conformant", valid_until: int = VALID_UNTIL,
-             report: str = "FMA-1") -> Callable[[Chain], Any]:
-    return does(AUDIT, attest(lot_id, result, valid_until, report=report))
 
 
 def many_origins(chain: Chain) -> None:
