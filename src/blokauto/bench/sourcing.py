@@ -881,7 +881,8 @@ def _origin_phase(cached: Path, info: dict[str, Any], samples: int, workers: int
                     Snapshot._proven.clear()  # a new block's root: nothing proven yet (as the cold samples)
                     ms, result = _timed(lambda: local.query("origin", {"id": pack}))
                     if result["result"] != answers[i]:
-                        raise RuntimeError(f"the origin of {pack} in-process differs from the node's answer")
+                        raise RuntimeError(f"the origin of {pack} in-process differs from the node's answer (was the "
+                                           "parts module's code changed while the bench ran?)")
                     query.append(ms)
                     with local.state.snapshot() as snap:
                         ms, _ = _timed(lambda: describe(origins_of(snap, pack), pack))
