@@ -102,3 +102,31 @@ def test_bad_input_gets_a_clear_error(world: dict[str, Any], args: list[str], co
 def test_exporting_a_passport_never_issued_says_so(world: dict[str, Any]) -> None:
     r = run(world, *on_node(world, "passport", "export", "PACK:P9", "--out", "x.json", "--key", world["sup"]))
     assert r.returncode != 0 and "no passport was issued" in r.stderr
+
+
+def test_an_expired_credential_is_refused_by_verify(world: dict[str, Any]) -> None:
+    """Found by the attack: the CLI passed no time, so a credential past its expirationDate verified."""
+    from blokauto.credentials import issue
+
+    out = world["folder"] / "passport-for-expiry.json"
+    assert run(world, "passport", "export", "PACK:P1", "--out", str(out), "--key", world["sup"],
+               "--node", world["url"], "--trust", str(world["genesis"])).returncode == 0
+    doc = json.loads(out.read_text())
+    body = {k: v for k, v in doc.items() if k != "proof"}
+    body["expirationDate"] = "2020-01-01T00:00:00Z"
+    expired = world["folder"] / "expired.json"
+    expired.write_text(json.dumps(issue(body, SUP, created=doc["proof"]["created"])))
+    r = run(world, "passport", "verify", str(expired), "--trust", str(world["genesis"]))
+    assert r.returncode == 3 and "expired" in r.stderr
+
+
+def test_show_or_export_of_a_pack_without_a_passport_is_a_sentence_not_a_traceback(world: dict[str, Any]) -> None:
+    for args in (["passport", "show", "PACK:P9", "--as", world["sup"]],
+                 ["passport", "export", "PACK:P9", "--out", "x.json", "--key", world["sup"]]):
+        r = run(world, *on_node(world, *args))
+        assert r.returncode == 1 and "no passport was issued" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_an_empty_shipment_is_stopped_before_it_is_sent(world: dict[str, Any]) -> None:
+    r = run(world, *on_node(world, "ship", "--to", "org:oem", "--key", world["sup"]))
+    assert r.returncode == 2 and "name what you ship" in r.stderr

@@ -90,9 +90,10 @@ def ok(chain: Chain, sender: KeyPair, msg: Message, *cosigners: KeyPair) -> Any:
 # ---------------------------------------------------------------- message builders
 
 
-def part_type(pn: str, *, serialized: bool = True, assembly: bool = False, **limits: int) -> RegisterPartType:
+def part_type(pn: str, *, serialized: bool = True, assembly: bool = False, mass_g: int = 0,
+              **limits: int) -> RegisterPartType:
     return RegisterPartType(part_number=pn, name=f"part {pn}", category="test", serialized=serialized,
-                            assembly=assembly, limits=Limits(**limits))
+                            assembly=assembly, limits=Limits(**limits), mass_g=mass_g)
 
 
 def mint(pn: str, *serials: str, batch: str | None = None, produced: str = PRODUCED) -> MintParts:
@@ -197,7 +198,7 @@ def supplied(chain: Chain) -> None:
       shop and received; PACK:K1 with CELL:C-1..C-3 at sup;
     - logger-sup registered by sup; vehicle V1 (oem) registered.
     """
-    ok(chain, SUP, part_type("BRK", max_temp_dc=400, max_shock_mg=5000, max_humidity_pct=80))
+    ok(chain, SUP, part_type("BRK", max_temp_dc=400, max_shock_mg=5000, max_humidity_pct=80, mass_g=2_500))
     ok(chain, SUP, part_type("PAD", serialized=False))
     ok(chain, SUP, part_type("PACK", assembly=True))
     ok(chain, SUP, part_type("CELL"))

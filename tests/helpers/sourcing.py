@@ -114,9 +114,9 @@ def require(chain: Chain, material: str = "cobalt") -> None:
 
 def all_ok(chain: Chain, *steps: tuple, time: int | None = None) -> list[Any]:
     """Several transactions, each (sender, message, *cosigners), in one block in this order; all must
-    pass. Returns their receipts."""
-    expires = {} if time is None else {"expires": time + HOUR // 2}
-    receipts = chain.block(*(build_tx(s[0], s[1], *s[2:], chain=chain.genesis.chain, **expires) for s in steps),
+    pass (in a block at ``time``, or 1 ms after the head's). Returns their receipts."""
+    expires = (chain.ledger.head.time + 1 if time is None else time) + HOUR // 2
+    receipts = chain.block(*(build_tx(s[0], s[1], *s[2:], chain=chain.genesis.chain, expires=expires) for s in steps),
                            time=time).receipts
     for step, r in zip(steps, receipts):
         assert r.ok, (type(step[1]).__name__, r)
@@ -143,7 +143,7 @@ def world() -> Chain:
     chain = parts_chain()
     all_ok(chain,
            (SUP, part_type("ELEC", serialized=False)),
-           (SUP, part_type("GEAR")),
+           (SUP, part_type("GEAR", mass_g=5_000)),
            (SUP, RegisterPartType(part_number="PACK", name="pack", category="battery", serialized=True, assembly=True)),
            (SUP, mint("GEAR", "G1", "G2")),
            (SUP, mint("PACK", "K1")),

@@ -55,8 +55,9 @@ def at(hours: float) -> int:
     return T0 + int(hours * HOUR)
 
 
-def battery_type(pn: str, category: str = "battery", assembly: bool = True) -> RegisterPartType:
-    return RegisterPartType(part_number=pn, name=pn.lower(), category=category, serialized=True, assembly=assembly)
+def battery_type(pn: str, category: str = "battery", assembly: bool = True, mass_g: int = 480_000) -> RegisterPartType:
+    return RegisterPartType(part_number=pn, name=pn.lower(), category=category, serialized=True, assembly=assembly,
+                            mass_g=mass_g)
 
 
 def build() -> Chain:

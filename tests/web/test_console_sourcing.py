@@ -121,7 +121,8 @@ def build(c: Client) -> None:
     send(pm.Ship(lots=[REFINED, "LI-GRB-1"], to="org:sup", location="FIKOK", at=refined.checkpoint.header.time + 1), SUP2)
     send(pm.Receive(lots=[REFINED, "LI-GRB-1"], location="HUPEC"), SUP)
     # a recycled source: a pack harvested from a deregistered car
-    send(pm.RegisterPartType(part_number="OLD", name="old pack", category="battery", serialized=True), SUP)
+    send(pm.RegisterPartType(part_number="OLD", name="old pack", category="battery", serialized=True,
+                               mass_g=450_000), SUP)
     send(pm.MintParts(part_number="OLD", serials=["R1"], produced="2020-01-02", plant="Pecs", location="HUPEC"), SUP)
     send(pm.Ship(items=["OLD:R1"], to="org:oem", location="HUPEC"), SUP)
     send(pm.Receive(items=["OLD:R1"], location="DEDGF"), OEM)

@@ -81,8 +81,9 @@ MARKER_TEXT = "created by `blokauto demo`; the next demo run replaces this folde
 
 #: What a demo writes at the top of its folder: a one-node chain's files, or a local network's
 #: (servers' and organisations' folders). A folder holding anything else is not replaced.
+PASSPORT_FILE = "passport-VP83-0001.json"  # the pack's passport credential the story exports
 DEMO_NAMES = frozenset({
-    MARKER, "genesis.json", "keys", "chain.db", "chain.db-wal", "chain.db-shm", "chain.db-journal", "state.db",
+    MARKER, PASSPORT_FILE, "genesis.json", "keys", "chain.db", "chain.db-wal", "chain.db-shm", "chain.db-journal", "state.db",
     "state.db-wal", "state.db-shm", "state.db-journal", "head.json", "intake.journal", "integrity.json", "node.lock",
     "node.log", "consortium", "orgs", "nats", "tls", "operator.nk", "network.json", "vault",
     "samples.db", "samples.db-wal", "samples.db-shm", "samples.db-journal",  # the node's sample store (telemetry)
@@ -402,7 +403,7 @@ def supply_story(bc: Client, keys: KeyStore, story: Story) -> dict[str, str]:
     story.say(f"[green]✓[/] Bavaria Motors reads the passport, proven at block {passport.height}: {origin}; "
               f"recycled content {recycled}; audits {', '.join(a['standard'] + ' ' + a['result'] for a in passport.value['attestations'])}")
     vc = Sourcing(bc.as_key(volt)).export_passport("VP-83:VP83-0001", volt)
-    path = keys.directory.parent / "passport-VP83-0001.json"
+    path = keys.directory.parent / PASSPORT_FILE
     path.write_bytes(canonical(vc) + b"\n")
     proven = verify_passport_credential(path.read_bytes(), TrustAnchor.from_genesis(bc.genesis))
     story.say(f"[green]✓[/] Voltcell exports it as a W3C Verifiable Credential ({path.name}, signed by its key); checked "

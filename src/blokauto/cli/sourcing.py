@@ -22,7 +22,7 @@ from rich.table import Table
 from ..keystore import KeyStore
 from .common import AsOpt, DataOpt, JsonOpt, NodeOpt, TrustOpt, client, console, group, print_json, say_trust, \
     signing_key, when
-from .errors import cli_errors
+from .errors import cli_errors, fail
 from .tx import WaitOpt, submit_and_report
 
 sourcing_app = group("Responsible sourcing: material lots from mine to pack (split, merge, transform, recover), "
@@ -54,12 +54,16 @@ def grams(text: str) -> int:
 def ppm(text: str) -> int:
     """``4%``, ``0.5%`` or ``40000ppm`` as parts per million."""
     t = text.strip().lower()
+    if not t.endswith(("%", "ppm")):
+        raise ValueError(f"{text!r}: give the yield with its unit, a percentage (4%) or parts per million (40000ppm)")
     try:
         value = Decimal(t[:-1]) * 10_000 if t.endswith("%") else Decimal(t.removesuffix("ppm"))
     except InvalidOperation:
         raise ValueError(f"{text!r} is not a yield: give a percentage (4%) or parts per million (40000ppm)") from None
-    if value != value.to_integral_value() or not 1 <= value <= 1_000_000:
+    if not 1 <= value <= 1_000_000:
         raise ValueError(f"{text!r} is not a yield between 1 ppm and 100%")
+    if value != value.to_integral_value():
+        raise ValueError(f"{text!r} is not a whole number of parts per million (a yield is kept in ppm: 3.3333%)")
     return int(value)
 
 
@@ -205,6 +209,8 @@ def ship(to: str = typer.Option(..., "--to", metavar="ORG|DID", help="The receiv
          location: str = LocationOpt, at: str = AtOpt, key: str = KeyOpt, wait: float = WaitOpt,
          data: Path = DataOpt(), node: str = NodeOpt, trust: Optional[Path] = TrustOpt, as_json: bool = JsonOpt) -> None:
     """Hand parts, batches or lots over; they are in transit until the receiver signs for them."""
+    if not items and not lots:
+        raise ValueError("name what you ship: --item ID or --lot LOT (repeat)")
     _send(key, data, node, trust, "parts.ship", {"to": to, "items": items or [], "lots": lots or [],
                                                   "location": location, "at": at_ms(at, _now()) if at != "0" else 0},
           wait, as_json)
@@ -218,6 +224,8 @@ def receive(items: list[str] = typer.Option(None, "--item", metavar="ID", help="
             data: Path = DataOpt(), node: str = NodeOpt, trust: Optional[Path] = TrustOpt,
             as_json: bool = JsonOpt) -> None:
     """Take custody of what was shipped to you."""
+    if not items and not lots:
+        raise ValueError("name what you receive: --item ID or --lot LOT (repeat)")
     _send(key, data, node, trust, "parts.receive", {"items": items or [], "lots": lots or [], "location": location,
                                                      "at": at_ms(at, _now()) if at != "0" else 0}, wait, as_json)
 
@@ -367,7 +375,8 @@ def in_transit(part_number: Optional[str] = PartNumberOpt, supplier: Optional[st
     r = _product_query("in_transit", part_number, supplier, limit, key, data, node, trust, as_json)
     if r is None:
         return
-    console.print(f"{r['items']} item(s), {r['units']} unit(s) in transit")
+    units = ", ".join(f"{q} {'g of lots' if k == 'lot' else k + ' unit(s)'}" for k, q in r["units"].items())
+    console.print(f"{r['items']} item(s) in transit" + (f": {units}" if units else ""))
     table = Table("item", "sender → receiver", "from", "on the way")
     for x in r["in_transit"]:
         table.add_row(escape(x["item"]), f"{escape(x['sender'])} → {escape(x['receiver'])}", x["origin"] or "-",
@@ -413,7 +422,10 @@ def passport_show(pack: str = typer.Argument(..., metavar="PACK", help="The pack
     from ..client.sourcing import Sourcing
 
     with client(node, data, trust, key=signing_key(data, key)) as c:
-        p = Sourcing(c).passport(pack)
+        try:
+            p = Sourcing(c).passport(pack)
+        except LookupError as exc:  # proven absent
+            fail(str(exc), 1)
         say_trust(c)
     if as_json:
         print_json(p)
@@ -445,7 +457,10 @@ def passport_export(pack: str = typer.Argument(..., metavar="PACK", help="The pa
 
     signer = signing_key(data, key)
     with client(node, data, trust, key=signer) as c:
-        vc = Sourcing(c).export_passport(pack, signer)
+        try:
+            vc = Sourcing(c).export_passport(pack, signer)
+        except LookupError as exc:  # proven absent
+            fail(str(exc), 1)
         say_trust(c)
     out.write_bytes(canonical(vc) + b"\n")
     subject = vc["credentialSubject"]
@@ -465,17 +480,18 @@ def passport_verify(credential: Path = typer.Argument(..., metavar="FILE", help=
     from ..credentials import CredentialInvalid, CredentialNotAccepted
     from ..verify import TrustAnchor, VerificationError
     from ..verify.passport import verify_passport_credential
-    from .errors import fail
+    from datetime import datetime, timezone
 
     for path, what in ((credential, "credential"), (trust, "trust anchor")):
         if not path.is_file():
-            fail(f"the {what} file {path} does not exist", 2)
+            fail(f"the {what} file {path} does not exist" if not path.exists() else f"the {what} {path} is not a file", 2)
     try:
         anchor = TrustAnchor.load(trust.read_bytes())
     except (VerificationError, RecursionError, ValueError) as exc:
         fail(f"{trust} is not a genesis.json trust anchor ({exc})", 2)
     try:
-        p = verify_passport_credential(credential.read_bytes(), anchor)
+        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")  # an expired credential is refused
+        p = verify_passport_credential(credential.read_bytes(), anchor, at=now)
     except (CredentialInvalid, CredentialNotAccepted) as exc:
         fail(f"{credential}: not a valid passport credential: {exc}", 3)
     except VerificationError as exc:

@@ -48,6 +48,7 @@ def passport_credential(evidence: dict[str, Any], changes: list[dict[str, Any]],
     if raw is None or not str(evidence.get("key", "")).startswith(PASSPORT):
         raise VerificationError("the evidence holds no battery passport")
     p = msgspec.json.decode(raw)
+    evidence = {k: v for k, v in evidence.items() if k != "value"}  # the raw bytes are what the proof covers
     return {"@context": [CREDENTIALS_V1, PASSPORT_CONTEXT], "type": ["VerifiableCredential", CREDENTIAL_TYPE],
             "issuer": p["issuer"],
             "credentialSubject": {"id": subject_id(chain, p["id"]), **{k: p[f] for k, f in HEADLINE.items()},

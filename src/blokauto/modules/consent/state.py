@@ -16,7 +16,7 @@ from . import keys
 #: The data categories a grant may name (a closed set).
 CATEGORIES = ("history", "odometer", "location", "driving", "identity")
 
-Ident = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+Ident = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z",
                                     description="an organisation id")]
 Purpose = Annotated[str, msgspec.Meta(min_length=1, max_length=200, description="why the data is shared")]
 Status = Literal["active", "expired", "revoked", "holder_changed"]

@@ -16,7 +16,7 @@ from .state import Ident, MeterKind, Price, Terms, Wh
 Did = Annotated[str, msgspec.Meta(min_length=8, max_length=120, pattern="^[^/]+$", description="a did:key")]
 Owner = Annotated[str, msgspec.Meta(min_length=5, max_length=120, pattern="^[^/]+$",
                                     description="an account owner: a did:key, or org:<id>")]
-Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code")]
+Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}\Z", description="ISO 4217 currency code")]
 Vin = Annotated[str, msgspec.Meta(max_length=40, description="the VIN of the vehicle a V2G charger serves")]
 Start = Annotated[int, msgspec.Meta(ge=0, le=2**53 - 1, description="an interval's start (block-time ms)")]
 Quantity = Annotated[int, msgspec.Meta(ge=1, le=1_000_000_000, description="energy in Wh")]

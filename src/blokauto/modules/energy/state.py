@@ -12,7 +12,7 @@ from ...core.state import StateMap
 from . import keys
 from .clearing import Result
 
-Ident = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="an identifier")]
+Ident = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z", description="an identifier")]
 #: Most Wh one order or one reading may carry (1 GWh), and most minor units a kWh may cost.
 MAX_WH = 1_000_000_000
 MAX_PRICE = 1_000_000

@@ -14,8 +14,8 @@ from .pricing import Money, Pricing
 from .state import ApproveReason, DenyReason, Ident
 
 Vin = Annotated[str, msgspec.Meta(min_length=1, max_length=40, description="17-character ISO 3779 VIN")]
-Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code")]
-Ref = Annotated[str, msgspec.Meta(max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*$",
+Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}\Z", description="ISO 4217 currency code")]
+Ref = Annotated[str, msgspec.Meta(max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]*\Z",
                                   description="a reference (no personal data; no control characters)")]
 PolicyIds = Annotated[list[Uint], msgspec.Meta(min_length=1, max_length=1000)]
 

@@ -11,7 +11,7 @@ from ...core.state import StateMap
 from . import keys
 from .pricing import Pricing
 
-Ident = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="an identifier")]
+Ident = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z", description="an identifier")]
 ClaimStatus = Literal["opened", "assessed", "approved", "denied", "paid"]
 ApproveReason = Literal["covered"]
 DenyReason = Literal["not_covered", "policy_exclusion", "fraud_suspected", "under_deductible", "duplicate",

@@ -105,7 +105,7 @@ class LotExists(DomainError):
 class MaterialOverconsumed(DomainError):
     code = "material_overconsumed"
     template = ("Lot {lot!r} holds {remaining} g of {material} not yet consumed; {wanted} g cannot come from it "
-                "(a batch cannot consume more than a lot holds).")
+                "(nothing draws more from a lot than it holds).")
 
 
 class NotALogger(DomainError):

@@ -39,6 +39,7 @@ from .messages import (
 )
 from . import logistics
 from .materials import consume_lot, recovered_lot, ship_or_receive_lot
+from .origins import MAX_ORIGINS
 from .provenance import origins_of
 from .spec import INSTALLATIONS, PART_HISTORY, Organisations, RecallGate, Vehicles, module
 from .state import (
@@ -133,7 +134,7 @@ def register_type(state: Overlay, ctx: Context, msg: RegisterPartType) -> None:
     if existing is not None:
         raise errors.PartNumberTaken(part_number=msg.part_number, supplier=existing.supplier)
     PART_TYPES.put(state, PartType(msg.part_number, _org(ctx), msg.name, msg.category, msg.serialized, msg.assembly,
-                                   msg.limits, ctx.height), msg.part_number)
+                                   msg.limits, ctx.height, mass_g=msg.mass_g), msg.part_number)
 
 
 def _own_type(state: StateReader, ctx: Context, part_number: str) -> PartType:
@@ -154,6 +155,9 @@ def mint_batch(state: Overlay, ctx: Context, msg: MintBatch) -> None:
         raise errors.IdTaken(ref=bid, other="serialized part", what="batch name")
     wanted: dict[str, int] = {}  # a lot listed twice consumes both masses
     for use in msg.materials:
+        if use.mass_g == 0:  # naming a lot it took nothing from would borrow the lot's audit
+            raise errors.MassBalance(what=f"Batch {bid}", reason=f"it lists lot {use.lot!r} with 0 g; list only what "
+                                                                   "it consumed")
         wanted[use.lot] = wanted.get(use.lot, 0) + use.mass_g
     for lot_id, mass_g in wanted.items():
         consume_lot(state, ctx, lot_id, mass_g, consumer=bid, use=f"consumed into batch {bid}")
@@ -260,6 +264,8 @@ def ship(state: Overlay, ctx: Context, msg: Ship) -> None:
     """The custodian sends parts, batches or lots to a receiver (an active organisation, or a did:key);
     they are in transit until received."""
     _check_holder(msg.to)
+    if msg.to == ctx.sender or (ctx.member is not None and msg.to == "org:" + ctx.member.org):
+        raise errors.AssemblyRule(reason=f"a shipment goes to another custodian, not to {msg.to} itself")
     if msg.to.startswith("org:") and not ctx.need(Organisations).organisation_active(state, msg.to[4:]):
         raise errors.AssemblyRule(reason=f"{msg.to} is no active organisation of the consortium: nobody could receive "
                                          "the shipment")
@@ -468,8 +474,8 @@ def remove(state: Overlay, ctx: Context, msg: Remove) -> None:
 @module.message(RecoverMaterial, roles={"recycler"})
 def recover_material(state: Overlay, ctx: Context, msg: RecoverMaterial) -> None:
     """A recycler recovers material from parts in its custody, harvested or received (removed, or in
-    stock again after a receipt; not installed, not in transit): they are scrapped, and the new lot's
-    origin is recycled from them."""
+    stock again after a receipt; not installed, not in transit), at most the mass their part types
+    declare (with what is inside them): they are scrapped, and the new lot's origin is recycled."""
     org = "org:" + _org(ctx)
     if len(set(msg.parts)) != len(msg.parts):
         raise errors.AssemblyRule(reason="a part is listed twice")
@@ -477,6 +483,11 @@ def recover_material(state: Overlay, ctx: Context, msg: RecoverMaterial) -> None
     for p in parts:
         if p.status not in ("removed", "in_stock") or p.custodian != org:
             raise errors.NotRecoverable(part=p.id, status=p.status, custodian=p.custodian)
+    declared = sum(_type(state, c.part_number).mass_g for p in parts for c in [p] + _nested(state, p))
+    if msg.mass_g > declared:
+        raise errors.MassBalance(what=f"Recovering lot {msg.lot!r}",
+                                 reason=f"{msg.mass_g} g cannot come from parts whose types declare {declared} g "
+                                        f"(a part type's supplier declares its mass_g; undeclared counts 0 g)")
     recovered_lot(state, ctx, msg.lot, msg.material, msg.mass_g, msg.country, list(msg.parts), msg.location)
     for p in parts:
         part_history_append(state, ctx, p, "recycled", {"lot": msg.lot, "material": msg.material}, status="scrapped")
@@ -494,6 +505,9 @@ def issue_passport(state: Overlay, ctx: Context, msg: IssuePassport) -> None:
     if t.supplier != _org(ctx):
         raise errors.NotTheMaker(part=p.id, maker=t.supplier)
     prov = origins_of(state, p.id)
+    if len(prov.origins) > MAX_ORIGINS:  # as a lot: a passport stays a document a credential can carry
+        raise errors.TooManyOrigins(what=f"The passport of {p.id}", count=len(prov.origins),
+                                    kind="origins (material and origin lot pairs)", limit=MAX_ORIGINS)
     recycled: dict[str, int] = {}
     for o in prov.origins:
         recycled[o.material] = recycled.get(o.material, 0) + (o.ppm if o.recycled else 0)

@@ -150,10 +150,12 @@ def lanes(view: QueryView, q: ProductQuery) -> dict[str, Any]:
 @module.query("in_transit", ProductQuery, read=PRODUCT_PARTIES)
 def in_transit(view: QueryView, q: ProductQuery) -> dict[str, Any]:
     """What of a part number (or of a supplier's products) is on the way now, longest on the way
-    first, with the totals: items and units (parts, batch units, grams of a lot)."""
+    first, with the totals: items, and per kind the units (parts, batch units, grams of lots)."""
     col, value = _where(q)
-    ((count, units),) = view.sql(f"SELECT COUNT(*), COALESCE(SUM(qty), 0) FROM {{transit}} WHERE {col} = ?",
-                                 (value,), transit=TRANSIT)
+    by_kind = view.sql(f"SELECT kind, COUNT(*), COALESCE(SUM(qty), 0) FROM {{transit}} WHERE {col} = ? GROUP BY kind "
+                       f"ORDER BY kind", (value,), transit=TRANSIT)
+    count = sum(n for _, n, _ in by_kind)
+    units = {kind: qty for kind, _, qty in by_kind}  # parts, batch units, grams of lots: never added together
     rows = view.rows(TRANSIT, {col: value}, order=("since",), limit=q.size(TRANSIT_MAX), offset=q.offset)
     return {col: value, "as_of": view.time, "items": count, "units": units,
             "in_transit": [{**{k: r[k] for k in ("kind", "product", "sender", "receiver", "origin", "since", "qty")},

@@ -10,9 +10,9 @@ Rules (each handler's docstring says its own):
   is left; a merge makes exactly what its portions weigh; a transformation's outputs weigh at most
   its inputs times the declared yield (``yield_ppm``, parts per million).
 - **Conformance.** Where the consortium sets ``attestation_required:<material>`` to 1, a lot of that
-  material is consumed (into a batch, a merge or a transformation) only if its standing attestation
-  is conformant and unexpired: its latest own attestation, or else every attestation it inherited
-  from the lots it was split or merged from. A transformation's outputs are new materials and
+  material is consumed (into a batch, a merge or a transformation) only if what vouches for it now
+  is conformant and unexpired: its latest own attestation, or else, read live, what vouches now for
+  each lot it was split or merged from (a later finding against a source reaches every piece). A transformation's outputs are new materials and
   inherit none (the consortium names which materials need their own).
 - **Origins.** Every lot carries the origin lots of each raw material in it, with shares by mass
   balance (``origins.mix``); a recycler's recovered lot is a recycled origin.
@@ -48,29 +48,43 @@ def standing_attestations(lot: MaterialLot) -> list[Attestation]:
     return list(lot.inherited)
 
 
-def unattested_sources(lot: MaterialLot) -> list[str]:
-    """The lots without any attestation a lot stands on: none once it has its own attestation; else
-    those it was split or merged from that had none, or itself if nothing vouches for it at all."""
-    if lot.attestations:
-        return []
-    if lot.unattested or lot.inherited:
-        return list(lot.unattested)
-    return [lot.id]
+#: Most lots a conformance check walks back through splits and merges (a refusal beyond).
+MAX_STANDING_LOTS = 1000
 
 
-def check_conformant(ctx: Context, lot: MaterialLot, use: str) -> None:
-    """Refuse consuming ``lot`` if its material needs an attestation it does not have."""
+def live_standing(state: StateReader, lot: MaterialLot) -> tuple[list[Attestation], list[str]]:
+    """What vouches for ``lot`` now, read live: its latest own attestation; else, for a lot split or
+    merged from others, what vouches for each of them now (so a finding against a source after the
+    split reaches every piece); else nothing. Returns (attestations, lots standing on none)."""
+    atts: dict[Attestation, None] = {}
+    bare: dict[str, None] = {}
+    stack, seen = [lot], 0
+    while stack:
+        x = stack.pop()
+        seen += 1
+        if seen > MAX_STANDING_LOTS:
+            raise errors.TooManyOrigins(what=f"Lot {lot.id!r}'s audit trail", count=seen, kind="split and merged lots",
+                                        limit=MAX_STANDING_LOTS)
+        if x.attestations:
+            a = x.attestations[-1]
+            atts.setdefault(a if x is lot else msgspec.structs.replace(a, lot=x.id))
+        elif x.process in ("split", "merge") and x.made_from:
+            stack.extend(src for i in reversed(x.made_from) if (src := LOTS.get(state, i.lot)) is not None)
+        else:
+            bare.setdefault(x.id)
+    return list(atts), list(bare)
+
+
+def check_conformant(state: StateReader, ctx: Context, lot: MaterialLot, use: str) -> None:
+    """Refuse consuming ``lot`` if its material needs an attestation it does not have now."""
     if not ctx.param(ATTESTATION_REQUIRED.name, lot.material):
         return
     rule = f"attestation_required:{lot.material} is 1"
-    standing = standing_attestations(lot)
-    if not standing:
-        raise errors.LotNotConformant(lot=lot.id, use=use, reason="it has no attestation", rule=rule, auditor="none")
-    bare = [x for x in unattested_sources(lot) if x != lot.id]
+    standing, bare = live_standing(state, lot)
     if bare:
-        raise errors.LotNotConformant(lot=lot.id, use=use, rule=rule, auditor="none",
-                                      reason=f"it was split or merged from lot {bare[0]!r}, which had no attestation, "
-                                             f"and has none of its own")
+        reason = ("it has no attestation" if bare == [lot.id] else
+                  f"it was split or merged from lot {bare[0]!r}, which has no attestation, and has none of its own")
+        raise errors.LotNotConformant(lot=lot.id, use=use, reason=reason, rule=rule, auditor="none")
     for a in standing:
         via = f" (inherited from lot {a.lot!r})" if a.lot else ""
         if a.result != "conformant":
@@ -96,7 +110,7 @@ def _held_lot(state: StateReader, ctx: Context, lot_id: str, action: str) -> Mat
 def consume_lot(state: Overlay, ctx: Context, lot_id: str, mass_g: int, *, consumer: str, use: str) -> MaterialLot:
     """Take ``mass_g`` from a lot the sender holds, for ``consumer`` (a batch id or ``lot/<id>``)."""
     lot = _held_lot(state, ctx, lot_id, "consume")
-    check_conformant(ctx, lot, use)
+    check_conformant(state, ctx, lot, use)
     remaining = lot.mass_g - lot.consumed_g
     if mass_g > remaining:
         raise errors.MaterialOverconsumed(lot=lot_id, remaining=remaining, material=lot.material, wanted=mass_g)
@@ -112,7 +126,7 @@ def _new_lot(state: StateReader, lot_id: str) -> None:
 
 def _store(state: Overlay, ctx: Context, lot: MaterialLot, location: str) -> None:
     for kind, count in (("origins (material and origin lot pairs)", len(lot.origins)),
-                        ("inherited attestations", len(lot.inherited)), ("unattested source lots", len(lot.unattested))):
+                        ("inherited attestations", len(lot.inherited))):
         if count > MAX_ORIGINS:
             raise errors.TooManyOrigins(what=f"Lot {lot.id!r}", count=count, kind=kind, limit=MAX_ORIGINS)
     org = "org:" + org_of(ctx)
@@ -159,17 +173,14 @@ def attest_lot(state: Overlay, ctx: Context, msg: AttestLot) -> None:
 # ---------------------------------------------------------------- lots from lots
 
 
-def _inherited(lots: Iterable[MaterialLot]) -> tuple[list[Attestation], list[str]]:
-    """What lots made from ``lots`` stand on: their standing attestations (each once, tagged with the
-    lot it was made for) and the source lots that stood on none."""
+def _inherited(lots: Iterable[MaterialLot]) -> list[Attestation]:
+    """The attestations lots made from ``lots`` stand on when made (each once, tagged with the lot it
+    was made for): a record for readers; conformance is judged live (``live_standing``)."""
     atts: dict[Attestation, None] = {}
-    bare: dict[str, None] = {}
     for lot in lots:
         for a in standing_attestations(lot):
             atts.setdefault(a if a.lot else msgspec.structs.replace(a, lot=lot.id))
-        for x in unattested_sources(lot):
-            bare.setdefault(x)
-    return list(atts), list(bare)
+    return list(atts)
 
 
 @module.message(SplitLot, roles=MAKERS)
@@ -187,13 +198,12 @@ def split_lot(state: Overlay, ctx: Context, msg: SplitLot) -> None:
     for p in msg.into:
         _new_lot(state, p.lot)
     LOTS.put(state, msgspec.structs.replace(lot, consumed_g=lot.consumed_g + total, used=ctx.time), lot.id)
-    inherited, unattested = _inherited([lot])
+    inherited = _inherited([lot])
     for p in msg.into:
         ctx.index_put(LOT_USES, lot=lot.id, batch=logistics.lot_item(p.lot), mass_g=p.mass_g, height=ctx.height)
         _store(state, ctx, MaterialLot(p.lot, lot.material, p.mass_g, 0, lot.mine, lot.country, org_of(ctx),
                                        origins=lot_origins(lot), made_from=[LotInput(lot.id, p.mass_g)],
-                                       process="split", step=lot.step, inherited=inherited,
-                                       unattested=unattested), msg.location)
+                                       process="split", step=lot.step, inherited=inherited), msg.location)
 
 
 def _consume_portions(state: Overlay, ctx: Context, portions: list[LotPortion], consumer: str,
@@ -217,11 +227,11 @@ def merge_lots(state: Overlay, ctx: Context, msg: MergeLots) -> None:
         raise errors.WrongMaterial(reason=f"a merge takes lots of one material, not {', '.join(materials)}; "
                                           "a process that combines materials is a transformation (parts.transform_lots)")
     origins = mix((p.mass_g, lot_origins(lot)) for p, lot in used)
-    inherited, unattested = _inherited(lot for _, lot in used)
+    inherited = _inherited(lot for _, lot in used)
     _store(state, ctx, MaterialLot(msg.into, materials[0], sum(p.mass_g for p, _ in used), 0, "", "", org_of(ctx),
                                    origins=origins, made_from=[LotInput(p.lot, p.mass_g) for p, _ in used],
-                                   process="merge", step=max(lot.step for _, lot in used), inherited=inherited,
-                                   unattested=unattested), msg.location)
+                                   process="merge", step=max(lot.step for _, lot in used), inherited=inherited),
+           msg.location)
 
 
 @module.message(TransformLots, roles=MAKERS)

@@ -27,6 +27,7 @@ class RegisterPartType(Message, tag="parts.register_type"):
     serialized: bool
     assembly: bool = False
     limits: Limits = Limits()
+    mass_g: Annotated[int, msgspec.Meta(ge=0, le=10**9)] = 0  # one unit's mass, g (0: not declared)
 
 
 class RegisterLot(Message, tag="parts.register_lot"):

@@ -15,14 +15,14 @@ from ...core.encoding import Uint
 from ...core.state import StateMap
 from . import keys
 
-Ident = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+Ident = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")]
 Text = Annotated[str, msgspec.Meta(max_length=200)]
-Date = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")]
-Country = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")]
+Date = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])\Z")]
+Country = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}\Z")]
 #: Where a handoff happened: a UN/LOCODE (country and place, ``DEHAM``, ``CDKWZ``) or coarse
 #: coordinates ``geo:<lat>,<lon>`` with at most two decimals (about a kilometre); "" when not given.
 Location = Annotated[str, msgspec.Meta(
-    pattern=r"^([A-Z]{2}[A-Z2-9]{3}|geo:-?(90(\.00?)?|[1-8]?\d(\.\d\d?)?),-?(180(\.00?)?|(1[0-7]\d|[1-9]?\d)(\.\d\d?)?))?$",
+    pattern=r"^([A-Z]{2}[A-Z2-9]{3}|geo:-?(90(\.00?)?|[1-8]?\d(\.\d\d?)?),-?(180(\.00?)?|(1[0-7]\d|[1-9]?\d)(\.\d\d?)?))?\Z",
     max_length=20)]
 PartStatus = Literal["in_stock", "in_transit", "installed", "removed", "scrapped"]
 
@@ -47,6 +47,7 @@ class PartType(msgspec.Struct, frozen=True):
     limits: Limits
     registered: Uint
     installed: Uint = 0  # units of this part number installed in vehicles right now
+    mass_g: Uint = 0  # one unit's mass as its supplier declared it (0: not declared)
 
 
 class History(msgspec.Struct, frozen=True):
@@ -153,8 +154,7 @@ class MaterialLot(msgspec.Struct, frozen=True):
     made_from: list[LotInput] = []
     process: str = "mined"  # mined | split | merge | transform:<process> | recovered
     step: Uint = 0  # transformation steps from the mine
-    inherited: list[Attestation] = []  # the standing attestations of the lots it was split or merged from
-    unattested: list[str] = []  # lots it was split or merged from that stood on no attestation then
+    inherited: list[Attestation] = []  # what its sources stood on when it was made (conformance is judged live)
     recovered_from: list[str] = []  # for a recovered lot: the scrapped parts it came from
     handoff: Handoff = Handoff()
     used: Uint = 0  # when its custodian last split or consumed it (ms): no handoff is dated before

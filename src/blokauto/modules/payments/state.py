@@ -17,11 +17,11 @@ from ...core.encoding import MAX_SAFE_INT, Uint
 from ...core.state import StateMap
 from . import keys
 
-Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code")]
+Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}\Z", description="ISO 4217 currency code")]
 Amount = Annotated[int, msgspec.Meta(ge=1, le=MAX_SAFE_INT, description="minor units of the currency")]
 Owner = Annotated[str, msgspec.Meta(min_length=5, max_length=120, pattern="^[^/]+$",
                                     description="an account owner: a did:key, or org:<id>")]
-Ident = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="an identifier")]
+Ident = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z", description="an identifier")]
 Category = Literal["toll", "parking", "charging", "fuel", "ride", "insurance"]
 TariffUnit = Literal["km", "minute", "kwh", "wh", "entry"]
 ChannelStatus = Literal["open", "closing", "closed"]

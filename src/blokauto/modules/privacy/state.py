@@ -16,11 +16,11 @@ from ...core.encoding import Uint
 from ...core.state import StateMap
 from . import keys
 
-Subject = Annotated[str, msgspec.Meta(pattern=r"^subj-[a-z2-7]{26}$",
+Subject = Annotated[str, msgspec.Meta(pattern=r"^subj-[a-z2-7]{26}\Z",
                                       description="an opaque subject id a vault assigned: subj- and 26 base32 digits")]
-Field = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,31}$",
+Field = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,31}\Z",
                                     description="what the value is (name, postal_address): lowercase, digits, _")]
-Digest = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$", description="a salted commitment, 64 lowercase hex")]
+Digest = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}\Z", description="a salted commitment, 64 lowercase hex")]
 Status = Literal["live", "replaced", "erased"]
 
 

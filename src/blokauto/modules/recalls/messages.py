@@ -16,7 +16,7 @@ class OpenCampaign(Message, tag="recalls.open"):
     """A manufacturer (for its own vehicles) or a regulator opens a recall campaign. The ledger
     resolves the affected vehicles from what they carried at this block, assemblies included."""
 
-    number: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")]
+    number: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}\Z")]
     component: Text
     summary: Text
     consequence: Text

@@ -10,10 +10,10 @@ from ...core.encoding import Uint
 from ...core.state import Item, StateMap
 from . import keys
 
-Ident = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+Ident = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")]
 Text = Annotated[str, msgspec.Meta(max_length=2000)]
-Date = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")]
-Vin = Annotated[str, msgspec.Meta(pattern=r"^[A-HJ-NPR-Z0-9]{1,17}$")]
+Date = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])\Z")]
+Vin = Annotated[str, msgspec.Meta(pattern=r"^[A-HJ-NPR-Z0-9]{1,17}\Z")]
 
 
 class BatchRef(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

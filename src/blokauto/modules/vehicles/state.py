@@ -14,9 +14,9 @@ from ...core.encoding import Uint
 from ...core.state import StateMap
 from . import keys
 
-Date = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$", description="YYYY-MM-DD")]
-Country = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")]
-Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217")]
+Date = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])\Z", description="YYYY-MM-DD")]
+Country = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}\Z", description="ISO 3166-1 alpha-2")]
+Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}\Z", description="ISO 4217")]
 Text = Annotated[str, msgspec.Meta(max_length=200)]
 Usage = Literal["private", "fleet", "rental", "taxi", "ride_share"]
 Powertrain = Literal["ice", "hev", "phev", "bev", "fcev"]

@@ -641,7 +641,7 @@
     };
     view.append(el("h2", {}, "In transit now"), el("p", { id: "transit-total" },
       `${T.items} item${T.items === 1 ? "" : "s"} on the way` + (T.in_transit.length < T.items
-        ? `; the ${T.in_transit.length} longest on the way are listed (all together ${T.units.toLocaleString("en")} units, parts, batch units and grams of lots counted alike).`
+        ? `; the ${T.in_transit.length} longest on the way are listed (all together: ${Object.entries(T.units).map(([k, q]) => unitsText(k, q)).join(", ")}).`
         : T.items ? `: ${byKind(T.in_transit)}.` : ".")));
     if (T.in_transit.length) {
       const buckets = AGES.map(([label, short]) => ({ label, short, list: [] }));
