@@ -19,6 +19,7 @@ HERE = Path(__file__).parent
 CONFIG = HERE / "schemathesis.toml"
 
 
+@pytest.mark.timeout(900)  # 180 s alone on CI's 2 cores; over 300 s beside another test worker or a loaded machine
 def test_schemathesis_with_every_check_finds_nothing(tmp_path, copy_demo):
     data = tmp_path / "demo"
     copy_demo(data)
