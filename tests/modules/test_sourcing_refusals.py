@@ -623,3 +623,22 @@ def test_the_rule_voted_is_in_force_from_the_next_block() -> None:
     assert receipts[-1].ok, receipts[-1]
     late = chain.run(SUP, merge("M2", ("ORE", 10), ("ORE2", 10)))
     assert (late.ok, late.code, late.detail["lot"]) == (False, "lot_not_conformant", "ORE")
+
+
+@pytest.mark.xfail(strict=True, reason="bug: the live conformance walk counts paths through splits and merges, not "
+                                        "lots: a lot with 612 lots behind it is refused as having 1001")
+def test_a_lot_split_into_sacks_and_merged_back_stays_consumable() -> None:
+    """An attested lot split into 600 sacks, merged back ten at a time in 10 lots of 60, those 10 merged
+    into one: 612 lots, one origin, one attestation. ``live_standing`` walks every path back (600 sacks
+    reach ORE 600 times) and stops at 1000 visits, so the merged lot cannot be consumed: "Lot 'M''s audit
+    trail would carry 1001 split and merged lots". A set of the lots already seen would walk 612."""
+    chain = world()
+    attested("ORE")(chain)
+    required(chain)
+    sacks = [f"S{i:03d}" for i in range(600)]
+    for lo in range(0, 600, 100):
+        ok(chain, SUP, split("ORE", *((s, 10) for s in sacks[lo:lo + 100])))
+    all_ok(chain, *((SUP, merge(f"G{n}", *((s, 10) for s in sacks[n * 60:(n + 1) * 60]))) for n in range(10)))
+    ok(chain, SUP, merge("M", *((f"G{n}", 600) for n in range(10))))
+    receipt = chain.run(SUP, mint_batch("ELEC", "E1", 10, ("M", 100)))
+    assert receipt.ok, sentence(receipt)
