@@ -257,8 +257,11 @@ def sign_pages(context: Any, url: str, key: KeyPair) -> None:
     context.route(url, sign)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Per module, not per session: while Playwright's sync API runs, its event loop is this thread's
+    running loop and ``asyncio.run`` fails, so a browser kept open would break the tests a worker runs
+    after this module (``network_up`` and helpers.network use ``asyncio.run``)."""
     with chromium() as b:  # Debian's Chromium, launched as the benches launch it
         yield b
 
