@@ -219,9 +219,6 @@ TABLE: list[tuple[str, str, dict[str, str]]] = [
      {w: ("404 not_found" if v == OK else v) for w, v in KNOWN_ONLY.items()}),
     (f"/v1/q/vehicles/wmi?wmi={WMI['oem']}", "known keys", KNOWN_ONLY),
     (f"/v1/q/parts/materials_of?vin={VIN}", "vehicle data", VEHICLE_READERS),
-    ("/v1/q/parts/materials_of?id=PN-2:B1", "an item's parties (with id)",
-     {**{w: "403 not_a_party" for w in CALLERS}, "node": OK, "regulator": OK, "supplier": OK,
-      "none": SIG, "outsider": UNKNOWN, "revoked": REVOKED_, "device": UNKNOWN}),
     # sourcing: an item's origins and route read by its parties; a product's legs, lanes and stock in
     # transit by its supplier; a battery passport by anyone (none exists here: 404 to all)
     ("/v1/q/parts/origin?id=PN-2:B1", "a batch's parties",

@@ -409,7 +409,9 @@ def test_materials_of_finds_the_mine_and_auditor_of_the_cobalt_in_a_battery() ->
     assert [(a["auditor"], a["result"], a["standard"]) for a in l1["attestations"]] == [("audit", "conformant", "RMAP")]
     (cobalt,) = res["materials"]  # the vehicle's cobalt, all from one mine
     assert [(o["lot"], o["mine"], o["ppm"]) for o in cobalt["origins"]] == [("L1", "Kamoto", 1_000_000)]
-    pack = queries.materials_of(MemoryView(chain), queries.MaterialsQuery(id="PACK:K1"))  # the same for a pack
+    from blokauto.modules.parts import logistics_queries
+
+    pack = logistics_queries.origin(MemoryView(chain), logistics_queries.ItemQuery(id="PACK:K1"))  # for one pack
     assert pack["kind"] == "part" and pack["materials"][0]["origins"][0]["mine"] == "Kamoto"
     trace = queries.trace(MemoryView(chain), queries.TraceQuery(id="CELL:C2-1"))
     assert [m["lot"] for m in trace["materials"]] == ["L1"]

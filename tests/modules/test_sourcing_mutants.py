@@ -196,9 +196,9 @@ EXACT = [
     x("batch_names_a_lot_with_0_g", None, SUP, mint_batch("ELEC", "E0", 1, ("ORE2", 5), ("ORE", 0)), "mass_balance",
       what="Batch ELEC:E0", reason="it lists lot 'ORE' with 0 g; list only what it consumed"),
     x("ship_to_itself", None, SUP, ship_lots("sup", "ORE"), "assembly_rule",
-      reason="a shipment goes to another custodian, not to org:sup itself"),
+      reason="lot ORE is held by org:sup: a shipment goes to another custodian"),
     x("ship_to_its_own_key", None, SUP, ship_lots(SUP.did, "ORE"), "assembly_rule",
-      reason=f"a shipment goes to another custodian, not to {SUP.did} itself"),
+      reason="lot ORE is held by org:sup: a shipment goes to another custodian"),
     x("passport_of_no_battery", None, SUP, passport("GEAR:G1"), "not_a_battery_pack", part="GEAR:G1",
       category="test"),
     x("passport_by_another", None, SUP2, passport("PACK:K1"), "not_the_maker", part="PACK:K1", maker="sup"),
@@ -524,7 +524,8 @@ def test_a_conformance_walk_stops_past_1000_lots_and_says_so() -> None:
                               (groups[-1][0], 5))))
     receipt = chain.run(SUP, mint_batch("ELEC", "E1", 1, ("M", 5)))
     assert (receipt.ok, receipt.code, receipt.detail) == (False, "too_many_origins", {
-        "what": "Lot 'M''s audit trail", "count": 1_001, "kind": "split and merged lots", "limit": 1_000})
+        "what": "The audit trail of lot 'M'", "count": 1_001, "kind": "distinct split and merged lots behind it",
+        "limit": 1_000})
 
 
 # ---------------------------------------------------------------- origins.mix's rounding

@@ -625,8 +625,6 @@ def test_the_rule_voted_is_in_force_from_the_next_block() -> None:
     assert (late.ok, late.code, late.detail["lot"]) == (False, "lot_not_conformant", "ORE")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the live conformance walk counts paths through splits and merges, not "
-                                        "lots: a lot with 612 lots behind it is refused as having 1001")
 def test_a_lot_split_into_sacks_and_merged_back_stays_consumable() -> None:
     """An attested lot split into 600 sacks, merged back ten at a time in 10 lots of 60, those 10 merged
     into one: 612 lots, one origin, one attestation. ``live_standing`` walks every path back (600 sacks

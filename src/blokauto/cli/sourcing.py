@@ -315,10 +315,9 @@ def route(item: str = typer.Argument(..., metavar="ID", help="A part, batch or l
 
 def _product_query(query: str, part_number: Optional[str], supplier: Optional[str], limit: int, key: Optional[str],
                    data: Path, node: str, trust: Optional[Path], as_json: bool) -> dict[str, Any] | None:
-    """A part number's or a supplier's ``legs``, ``lanes`` or ``in_transit``; None once printed as JSON."""
-    if bool(part_number) == bool(supplier):
-        raise ValueError("give one of --part-number and --supplier")
-    which = {"part_number": part_number} if part_number else {"supplier": supplier}
+    """A part number's and/or a supplier's ``legs``, ``lanes`` or ``in_transit`` (neither: everything, for
+    regulators); None once printed as JSON."""
+    which = {k: v for k, v in (("part_number", part_number), ("supplier", supplier)) if v}
     with client(node, data, trust, key=signing_key(data, key)) as c:
         r = c.query("parts", query, limit=limit, **which)
     if as_json:

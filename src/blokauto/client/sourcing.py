@@ -201,7 +201,7 @@ class Sourcing:
         return ProvenOrigin(answer, not reader.unreadable, reader.proven, reader.unreadable, reader.height)
 
     def _product(self, query: str, part_number: str, supplier: str, limit: int) -> dict[str, Any]:
-        which = {"part_number": part_number} if part_number else {"supplier": supplier}
+        which = {k: v for k, v in (("part_number", part_number), ("supplier", supplier)) if v}
         return self.client.query("parts", query, limit=limit, **which)
 
     def route(self, item: str) -> dict[str, Any]:

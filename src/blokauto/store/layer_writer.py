@@ -117,7 +117,10 @@ def _write_index_ops(c: sqlite3.Connection, tables: dict[str, IndexTable], ops: 
         if dels:
             where = " AND ".join(f"{k}=?" for k in table.key)
             c.executemany(f"DELETE FROM {name} WHERE {where}", dels)
-        c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (digest_key(name), pack_digest(count, total)))
+        if (count, total) == (0, 0):  # an empty table's digest is its absence: nothing to tamper with unseen
+            c.execute("DELETE FROM meta WHERE k=?", (digest_key(name),))
+        else:
+            c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (digest_key(name), pack_digest(count, total)))
 
 
 def _existing_row_hashes(c: sqlite3.Connection, table: IndexTable, keys: list[tuple]) -> list[bytes]:

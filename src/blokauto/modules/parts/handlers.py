@@ -216,12 +216,18 @@ def assemble(state: Overlay, ctx: Context, msg: Assemble) -> None:
 # ---------------------------------------------------------------- custody
 
 
+def _not_to_itself(item: str, custodian: str, to: str) -> None:
+    if to == custodian:
+        raise errors.AssemblyRule(reason=f"{item} is held by {custodian}: a shipment goes to another custodian")
+
+
 def _ship_or_receive(state: Overlay, ctx: Context, ref: str, *, ship_to: str | None, location: str, at: int) -> None:
     if PARTS.has(state, ref):
         p = _part(state, ref)
         if ship_to is not None:
             if not _speaks_for(ctx, p.custodian) or p.status not in ("in_stock", "removed"):
                 raise errors.NotCustodian(item=ref, custodian=p.custodian, action="ship")
+            _not_to_itself(ref, p.custodian, ship_to)
             h = logistics.shipped(ctx, ref, "part", p.part_number, p.supplier, p.custodian, ship_to, location, at,
                                   p.handoff, 1)
             part_history_append(state, ctx, p, "shipped", {"from": p.custodian, "to": ship_to, "location": h.location,
@@ -244,6 +250,7 @@ def _ship_or_receive(state: Overlay, ctx: Context, ref: str, *, ship_to: str | N
     if ship_to is not None:
         if not _speaks_for(ctx, b.custodian) or b.custodian.startswith("transit:"):
             raise errors.NotCustodian(item=ref, custodian=b.custodian, action="ship")
+        _not_to_itself(ref, b.custodian, ship_to)
         h = logistics.shipped(ctx, ref, "batch", b.part_number, b.supplier, b.custodian, ship_to, location, at,
                               b.handoff, b.in_stock)
         BATCHES.put(state, msgspec.structs.replace(b, custodian="transit:" + ship_to, shipped_by=b.custodian, handoff=h),
@@ -264,8 +271,6 @@ def ship(state: Overlay, ctx: Context, msg: Ship) -> None:
     """The custodian sends parts, batches or lots to a receiver (an active organisation, or a did:key);
     they are in transit until received."""
     _check_holder(msg.to)
-    if msg.to == ctx.sender or (ctx.member is not None and msg.to == "org:" + ctx.member.org):
-        raise errors.AssemblyRule(reason=f"a shipment goes to another custodian, not to {msg.to} itself")
     if msg.to.startswith("org:") and not ctx.need(Organisations).organisation_active(state, msg.to[4:]):
         raise errors.AssemblyRule(reason=f"{msg.to} is no active organisation of the consortium: nobody could receive "
                                          "the shipment")

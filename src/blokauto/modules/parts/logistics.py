@@ -49,8 +49,9 @@ def made(ctx: Context, item: str, party: str, location: str) -> Handoff:
 
 
 def shipped(ctx: Context, item: str, kind: str, product: str, supplier: str, sender: str, to: str,
-            location: str, at: int, h: Handoff, qty: int) -> Handoff:
-    t = handoff_time(ctx, item, at, h.since)
+            location: str, at: int, h: Handoff, qty: int, not_before: int = 0) -> Handoff:
+    """A shipment; ``not_before``: the sender's last use of the item (a shipment is not dated before it)."""
+    t = handoff_time(ctx, item, at, max(h.since, not_before))
     seq = h.count + 1
     ctx.index_put(HANDOFFS, item=item, seq=seq, kind="shipped", party=sender, receiver=to, location=location or h.location,
                   time=t, held_ms=t - h.since if h.since else 0, height=ctx.height)

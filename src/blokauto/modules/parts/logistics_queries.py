@@ -10,7 +10,7 @@ import msgspec
 
 from ...core.access import PUBLIC, Party
 from ...core.encoding import Uint, to_builtins
-from ...core.errors import NotFound, QueryParamsInvalid
+from ...core.errors import NotFound
 from ...core.module import Page, QueryView
 from ...core.state import KeyPart
 from .access import batch_parties, lot_parties, part_parties
@@ -42,7 +42,8 @@ def item_parties(view: QueryView, q: Any) -> set[str]:
 
 
 def product_parties(view: QueryView, q: Any) -> set[str]:
-    """A part number's supplier, or the supplier asked about itself."""
+    """A part number's supplier, or the supplier asked about itself (with both, the part number's
+    supplier); with neither, nobody but regulators, police and nodes."""
     if q.part_number:
         t = PART_TYPES.get(view, q.part_number)
         return set() if t is None else {t.supplier}
@@ -50,13 +51,18 @@ def product_parties(view: QueryView, q: Any) -> set[str]:
 
 
 ITEM_PARTIES = Party(item_parties, "the item's supplier or producer, custodians and everyone its story names")
-PRODUCT_PARTIES = Party(product_parties, "the part number's supplier (or the supplier asked about)")
+PRODUCT_PARTIES = Party(product_parties, "the part number's supplier (or the supplier asked about); with neither "
+                                         "(everything), regulators")
 
 
-def _where(q: ProductQuery) -> tuple[str, str]:
-    if bool(q.part_number) == bool(q.supplier):
-        raise QueryParamsInvalid(reason="give exactly one of part_number and supplier")
-    return ("product", q.part_number) if q.part_number else ("supplier", q.supplier)
+def _where(q: ProductQuery) -> tuple[str, list[str], dict[str, str]]:
+    """The SQL condition for a part number and/or a supplier (neither: everything, which only
+    regulators, police and nodes may read), its arguments, and what the answer names."""
+    named = {k: v for k, v in (("part_number", q.part_number), ("supplier", q.supplier)) if v}
+    cols = {"part_number": "product", "supplier": "supplier"}
+    if not named:
+        return "1", [], {}
+    return " AND ".join(f"{cols[k]} = ?" for k in named), list(named.values()), named
 
 
 @module.query("origin", ItemQuery, read=ITEM_PARTIES)
@@ -122,13 +128,14 @@ def _public_item(item: str) -> str:
 @module.query("legs", ProductQuery, read=PRODUCT_PARTIES)
 def legs(view: QueryView, q: ProductQuery) -> dict[str, Any]:
     """The slowest legs (shipment to receipt) of a part number's parts and batches, or of everything a
-    supplier makes (its lots too), longest first."""
-    col, value = _where(q)
-    rows = view.rows(LEGS, {col: value}, order=("duration_ms",), descending=True, limit=q.size(LEGS_MAX),
-                     offset=q.offset)
-    return {col: value, "legs": [{**{k: r[k] for k in ("kind", "product", "sender", "receiver", "origin", "destination",
-                                                       "shipped", "received", "duration_ms", "height")},
-                                  "item": _public_item(r["item"])} for r in rows]}
+    supplier makes (its lots too), longest first; with neither, of everything (regulators)."""
+    cond, args, named = _where(q)
+    rows = view.sql(f"SELECT item, kind, product, sender, receiver, origin, destination, shipped, received, duration_ms, "
+                    f"height FROM {{legs}} WHERE {cond} ORDER BY duration_ms DESC, item, seq LIMIT ? OFFSET ?",
+                    (*args, q.size(LEGS_MAX), q.offset), legs=LEGS)
+    keys = ("item", "kind", "product", "sender", "receiver", "origin", "destination", "shipped", "received",
+            "duration_ms", "height")
+    return {**named, "legs": [{**dict(zip(keys, r)), "item": _public_item(r[0])} for r in rows]}
 
 
 @module.query("lanes", ProductQuery, read=PRODUCT_PARTIES)
@@ -136,32 +143,34 @@ def lanes(view: QueryView, q: ProductQuery) -> dict[str, Any]:
     """The lanes a part number's (or a supplier's) shipments took, each sender to receiver and place
     to place, with how many legs, their mean, shortest and longest duration, slowest mean first:
     where the supply chain waits."""
-    col, value = _where(q)
+    cond, args, named = _where(q)
     rows = view.sql(
         f"SELECT sender, receiver, origin, destination, COUNT(*), SUM(duration_ms), MIN(duration_ms), MAX(duration_ms) "
-        f"FROM {{legs}} WHERE {col} = ? GROUP BY sender, receiver, origin, destination "
+        f"FROM {{legs}} WHERE {cond} GROUP BY sender, receiver, origin, destination "
         f"ORDER BY SUM(duration_ms) / COUNT(*) DESC, sender, receiver, origin, destination LIMIT ? OFFSET ?",
-        (value, q.size(LANES_MAX), q.offset), legs=LEGS)
-    return {col: value, "lanes": [{"sender": s, "receiver": r, "origin": o, "destination": d, "legs": n,
-                                   "mean_ms": total // n, "min_ms": lo, "max_ms": hi}
-                                  for s, r, o, d, n, total, lo, hi in rows]}
+        (*args, q.size(LANES_MAX), q.offset), legs=LEGS)
+    return {**named, "lanes": [{"sender": s, "receiver": r, "origin": o, "destination": d, "legs": n,
+                                "mean_ms": total // n, "min_ms": lo, "max_ms": hi}
+                               for s, r, o, d, n, total, lo, hi in rows]}
 
 
 @module.query("in_transit", ProductQuery, read=PRODUCT_PARTIES)
 def in_transit(view: QueryView, q: ProductQuery) -> dict[str, Any]:
     """What of a part number (or of a supplier's products) is on the way now, longest on the way
     first, with the totals: items, and per kind the units (parts, batch units, grams of lots)."""
-    col, value = _where(q)
-    by_kind = view.sql(f"SELECT kind, COUNT(*), COALESCE(SUM(qty), 0) FROM {{transit}} WHERE {col} = ? GROUP BY kind "
-                       f"ORDER BY kind", (value,), transit=TRANSIT)
+    cond, args, named = _where(q)
+    by_kind = view.sql(f"SELECT kind, COUNT(*), COALESCE(SUM(qty), 0) FROM {{transit}} WHERE {cond} GROUP BY kind "
+                       f"ORDER BY kind", tuple(args), transit=TRANSIT)
     count = sum(n for _, n, _ in by_kind)
     units = {kind: qty for kind, _, qty in by_kind}  # parts, batch units, grams of lots: never added together
-    rows = view.rows(TRANSIT, {col: value}, order=("since",), limit=q.size(TRANSIT_MAX), offset=q.offset)
-    return {col: value, "as_of": view.time, "items": count, "units": units,
-            "in_transit": [{**{k: r[k] for k in ("kind", "product", "sender", "receiver", "origin", "since", "qty")},
-                            "item": _public_item(r["item"]), "for_ms": max(0, view.time - r["since"])} for r in rows]}
+    keys = ("item", "kind", "product", "sender", "receiver", "origin", "since", "qty")
+    rows = view.sql(f"SELECT {', '.join(keys)} FROM {{transit}} WHERE {cond} ORDER BY since, item LIMIT ? OFFSET ?",
+                    (*args, q.size(TRANSIT_MAX), q.offset), transit=TRANSIT)
+    return {**named, "as_of": view.time, "items": count, "units": units,
+            "in_transit": [{**dict(zip(keys, r)), "item": _public_item(r[0]), "for_ms": max(0, view.time - r[6])}
+                           for r in rows]}
 
 
-module.reads(Party(lambda view, ev: lot_parties(view, ItemQuery(id=str(ev.get("lot", "")))),
-                   "the lot's parties"), "parts.lot_made")
+module.reads(Party(lambda view, ev: lot_parties(view, ItemQuery(id=str(ev.get("lot", "")))), "the lot's parties"),
+             "parts.lot_made")
 module.reads(PUBLIC, "parts.passport_issued")

@@ -58,18 +58,22 @@ def live_standing(state: StateReader, lot: MaterialLot) -> tuple[list[Attestatio
     split reaches every piece); else nothing. Returns (attestations, lots standing on none)."""
     atts: dict[Attestation, None] = {}
     bare: dict[str, None] = {}
-    stack, seen = [lot], 0
+    stack, visited = [lot], {lot.id}
+    seen = 0
     while stack:
         x = stack.pop()
         seen += 1
         if seen > MAX_STANDING_LOTS:
-            raise errors.TooManyOrigins(what=f"Lot {lot.id!r}'s audit trail", count=seen, kind="split and merged lots",
-                                        limit=MAX_STANDING_LOTS)
+            raise errors.TooManyOrigins(what=f"The audit trail of lot {lot.id!r}", count=seen,
+                                        kind="distinct split and merged lots behind it", limit=MAX_STANDING_LOTS)
         if x.attestations:
             a = x.attestations[-1]
             atts.setdefault(a if x is lot else msgspec.structs.replace(a, lot=x.id))
         elif x.process in ("split", "merge") and x.made_from:
-            stack.extend(src for i in reversed(x.made_from) if (src := LOTS.get(state, i.lot)) is not None)
+            for i in reversed(x.made_from):
+                if i.lot not in visited and (src := LOTS.get(state, i.lot)) is not None:
+                    visited.add(i.lot)
+                    stack.append(src)
         else:
             bare.setdefault(x.id)
     return list(atts), list(bare)
@@ -286,10 +290,13 @@ def ship_or_receive_lot(state: Overlay, ctx: Context, lot_id: str, *, ship_to: s
             raise errors.LotInTransit(lot=lot_id, to=lot.transit_to)
         if not speaks_for(ctx, lot.holder):
             raise errors.NotCustodian(item=f"lot {lot_id}", custodian=lot.holder, action="ship")
+        if ship_to in (lot.holder, ctx.sender):
+            raise errors.AssemblyRule(reason=f"lot {lot_id} is held by {lot.holder}: a shipment goes to another "
+                                             "custodian")
         if lot.consumed_g >= lot.mass_g:
             raise errors.MaterialOverconsumed(lot=lot_id, remaining=0, material=lot.material, wanted=1)
-        h = logistics.shipped(ctx, item, "lot", lot.material, lot.producer, lot.holder, ship_to, location, at,
-                              msgspec.structs.replace(h, since=max(h.since, lot.used)), lot.mass_g - lot.consumed_g)
+        h = logistics.shipped(ctx, item, "lot", lot.material, lot.producer, lot.holder, ship_to, location, at, h,
+                              lot.mass_g - lot.consumed_g, not_before=lot.used)
         LOTS.put(state, msgspec.structs.replace(lot, custodian=lot.holder, transit_to=ship_to, handoff=h), lot_id)
         return
     if not lot.transit_to or not speaks_for(ctx, lot.transit_to):

@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 
 from ...core.encoding import Uint, to_builtins
-from ...core.errors import NotFound, QueryParamsInvalid
+from ...core.errors import NotFound
 from ...core.access import Party, VehicleData
 from .access import BATCH_PARTIES, LOT_PARTIES, PART_PARTIES, batch_parties, part_parties
 from ...core.module import Page, QueryView
@@ -114,39 +114,17 @@ def bom(view: QueryView, q: VinQuery) -> dict[str, Any]:
 
 
 class MaterialsQuery(msgspec.Struct, kw_only=True):
-    vin: KeyPart | None = None  # a vehicle, or
-    id: KeyPart | None = None  # a part (a battery pack), batch or lot
+    vin: KeyPart
 
 
-class _VehicleOrItem:
-    """A vehicle's data (``vin``: its readers and consented organisations), or an item's (``id``: its parties)."""
-
-    def check(self, view: Any, caller: Any, obj: Any, what: str) -> None:
-        from .logistics_queries import ITEM_PARTIES
-
-        if obj.id is not None:
-            ITEM_PARTIES.check(view, caller, obj, what)
-        else:
-            VehicleData("vin", "history").check(view, caller, obj, what)
-
-    def describe(self) -> str:
-        return ("with vin: the vehicle's holder, devices, maker and lenders, consented organisations (history); "
-                "with id: the item's parties")
-
-
-@module.query("materials_of", MaterialsQuery, read=_VehicleOrItem())
+@module.query("materials_of", MaterialsQuery, read=VehicleData("vin", "history"))
 def materials_of(view: QueryView, q: MaterialsQuery) -> dict[str, Any]:
-    """Where the raw materials in a vehicle (``vin``) or a part such as a battery pack (``id``) came
-    from: for a vehicle, each lot its parts drew from with its audits (``lots``); for both, per
-    material every mine's share by mass balance and the recycled share (``materials``, as
-    ``parts/origin``)."""
-    from .provenance import describe, origins_of, origins_of_items
+    """Where the raw materials in a vehicle came from: each lot its parts drew from with its audits
+    (``lots``), and per material every mine's share by mass balance and the recycled share
+    (``materials``). For one part, such as a battery pack, ask ``parts/origin``."""
+    from .provenance import describe, origins_of_items
 
-    if (q.vin is None) == (q.id is None):
-        raise QueryParamsInvalid(reason="give exactly one of vin and id")
-    if q.id is not None:
-        return describe(origins_of(view, q.id), q.id)
-    b = BOMS.get(view, q.vin) if q.vin.isalnum() else None  # type: ignore[union-attr]
+    b = BOMS.get(view, q.vin) if q.vin.isalnum() else None
     found: dict[str, dict[str, Any]] = {}
     for item in b.items if b else []:
         batch_ids = [item.ref] if item.kind == "batch" else []
@@ -161,7 +139,7 @@ def materials_of(view: QueryView, q: MaterialsQuery) -> dict[str, Any]:
                 if bid not in entry["via"]:
                     entry["via"].append(bid)
     carried = [(i.ref, i.qty if i.kind == "batch" else 1) for i in (b.items if b else [])]
-    origins = describe(origins_of_items(view, carried, kind="vehicle"), q.vin)  # type: ignore[arg-type]
+    origins = describe(origins_of_items(view, carried, kind="vehicle"), q.vin)
     return {"vin": q.vin, "lots": sorted(found.values(), key=lambda x: (x["material"], x["lot"])),
             "materials": origins["materials"]}
 

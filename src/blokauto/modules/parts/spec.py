@@ -27,11 +27,11 @@ INSTALLATIONS = module.index(
     # covering: a recall's resolution reads only the index, never the rows
     lookups=[["part_number", "batch", "vin", "installed", "removed"], ["part_number", "serial", "vin", "installed", "removed"],
              ["vin"]])
-# What consumed each lot: a batch (its id), or a lot made from it ("lot:<id>").
+# What consumed each lot: a batch (its id), or a lot made from it ("lot/<id>").
 LOT_USES = module.index("lot_uses", columns=[("lot", "TEXT"), ("batch", "TEXT"), ("mass_g", "INTEGER"),
                                              ("height", "INTEGER")], key=["lot", "batch"])
 # Every handoff of a part, batch or lot, in order: made, shipped, received (where, when, and for a
-# shipment how long the sender held it). ``item`` is a part or batch id, or "lot:<id>".
+# shipment how long the sender held it). ``item`` is a part or batch id, or "lot/<id>".
 HANDOFFS = module.index(
     "handoffs", columns=[("item", "TEXT"), ("seq", "INTEGER"), ("kind", "TEXT"), ("party", "TEXT"), ("receiver", "TEXT"),
                          ("location", "TEXT"), ("time", "INTEGER"), ("held_ms", "INTEGER"), ("height", "INTEGER")],
@@ -43,13 +43,13 @@ LEGS = module.index(
                      ("sender", "TEXT"), ("receiver", "TEXT"), ("origin", "TEXT"), ("destination", "TEXT"),
                      ("shipped", "INTEGER"), ("received", "INTEGER"), ("duration_ms", "INTEGER"), ("height", "INTEGER")],
     key=["item", "seq"],
-    lookups=[["product", "duration_ms"], ["supplier", "duration_ms"]])
+    lookups=[["product", "duration_ms"], ["supplier", "duration_ms"], ["duration_ms"]])
 # What is in transit right now (a row from shipment until receipt).
 TRANSIT = module.index(
     "transit", columns=[("item", "TEXT"), ("kind", "TEXT"), ("product", "TEXT"), ("supplier", "TEXT"),
                         ("sender", "TEXT"), ("receiver", "TEXT"), ("origin", "TEXT"), ("since", "INTEGER"),
                         ("qty", "INTEGER")],
-    key=["item"], lookups=[["product", "since"], ["supplier", "since"]])
+    key=["item"], lookups=[["product", "since"], ["supplier", "since"], ["since"]])
 
 DAY_MS = 86_400_000
 ATTESTATION_REQUIRED = module.param(
